@@ -1,0 +1,4 @@
+//! healgrid trader: the exchange loop, the pure pair engine and the
+//! self-healing machinery (repricing, churner), calling the ledger service.
+
+pub mod pair;
