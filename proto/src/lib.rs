@@ -1,1 +1,21 @@
-//! placeholder
+//! gRPC contracts of healgrid.
+//!
+//! One crate owns the generated code so every service and test speaks exactly
+//! the same wire types, and one module ([`convert`]) owns the translation of
+//! decimal strings and timestamps, so parsing rules cannot drift between
+//! callers.
+
+pub mod convert;
+
+/// Encoded `FileDescriptorSet` of every healgrid contract, for gRPC reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/healgrid_descriptor.bin"));
+
+/// `healgrid.ledger.v1`: the position ledger and subsidy journal.
+pub mod ledger {
+    /// Version 1 of the ledger contract.
+    pub mod v1 {
+        #![allow(missing_docs, clippy::all, clippy::pedantic)]
+        tonic::include_proto!("healgrid.ledger.v1");
+    }
+}

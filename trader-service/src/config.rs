@@ -1,0 +1,694 @@
+//! Trader configuration: command-line flags and environment variables (flags
+//! win), with every default of SPEC §10 in `--help`.
+//!
+//! Two kinds of bad value are told apart on purpose:
+//! - nonsense that cannot be traded safely (zero slots, a negative order size,
+//!   an unparsable URL, an empty pair) is a [`ConfigError`]: the process says
+//!   what is wrong and exits non-zero before touching the exchange;
+//! - a tunable outside its safe range (a 2 s poll interval, a band threshold
+//!   below 60 s) is clamped to the nearest safe value and reported as a
+//!   [`ConfigWarning`], so a typo never takes a running bot down.
+//!
+//! Feature flags come only from here (and explicit operator overrides at run
+//! time), never from persisted state.
+
+use std::fmt;
+
+use clap::{Args, ValueEnum};
+use rust_decimal::Decimal;
+use thiserror::Error;
+
+/// A configuration value that cannot be used at all.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ConfigError {
+    /// A value is outside the range that makes sense (zero slots, negative sizes).
+    #[error("{name}: {reason} (got {value})")]
+    OutOfRange {
+        /// Environment variable name of the setting.
+        name: &'static str,
+        /// The offending value as given.
+        value: String,
+        /// What a valid value looks like.
+        reason: &'static str,
+    },
+    /// A URL setting does not parse as an http(s) URL.
+    #[error("{name}: not an http(s) URL: {value:?}")]
+    BadUrl {
+        /// Environment variable name of the setting.
+        name: &'static str,
+        /// The offending value as given.
+        value: String,
+    },
+}
+
+/// A value that was clamped to its safe range; logged at start-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigWarning {
+    /// Environment variable name of the setting.
+    pub name: &'static str,
+    /// The value as given.
+    pub given: String,
+    /// The value in force.
+    pub used: String,
+    /// The rule that was applied.
+    pub rule: &'static str,
+}
+
+impl fmt::Display for ConfigWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}={} clamped to {} ({})",
+            self.name, self.given, self.used, self.rule
+        )
+    }
+}
+
+/// Grid settings: what every slot trades and how often the loop runs.
+#[derive(Debug, Clone, Args)]
+pub struct TradingArgs {
+    /// Exchange pair symbol; its precision and minimums are read from the exchange.
+    #[arg(long, env = "PAIR", default_value = "XDGUSD")]
+    pub pair: String,
+    /// Number of independent grid slots.
+    #[arg(long, env = "SLOTS", default_value_t = 3)]
+    pub slots: u32,
+    /// Order size of every entry, in USD.
+    #[arg(long, env = "ORDER_SIZE_USD", default_value = "2.00")]
+    pub order_size_usd: Decimal,
+    /// Entry distance from the market, percent.
+    #[arg(long, env = "ENTRY_PCT", default_value = "0.2")]
+    pub entry_pct: Decimal,
+    /// Profit target of an exit, percent.
+    #[arg(long, env = "PROFIT_PCT", default_value = "1.0")]
+    pub profit_pct: Decimal,
+    /// An entry further than this from the market (percent) is refreshed.
+    #[arg(long, env = "REFRESH_PCT", default_value = "1.0")]
+    pub refresh_pct: Decimal,
+    /// Seconds between two loops (>= 5).
+    #[arg(long, env = "POLL_INTERVAL_SEC", default_value_t = 30)]
+    pub poll_interval_sec: u64,
+}
+
+/// The band at or above which subsidized repricing runs automatically.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum AutoRepriceBand {
+    /// Stale and worse.
+    Stale,
+    /// Stuck and worse (the default: the full flywheel).
+    Stuck,
+    /// Only write-off positions.
+    WriteOff,
+}
+
+/// Self-healing settings (SPEC §10), each with its documented default.
+#[derive(Debug, Clone, Args)]
+pub struct HealingArgs {
+    /// Journal positions in the ledger (forced on when churner or subsidy is enabled).
+    #[arg(long, env = "POSITION_LEDGER_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
+    pub position_ledger_enabled: bool,
+    /// Size of the trader's local journal window (>= 50).
+    #[arg(long, env = "POSITION_JOURNAL_LOCAL_LIMIT", default_value_t = 500)]
+    pub position_journal_local_limit: u32,
+    /// Effective age (s) below which a position is fresh.
+    #[arg(long, env = "AGE_BAND_FRESH_SEC", default_value_t = 21_600)]
+    pub age_band_fresh_sec: u64,
+    /// Effective age (s) below which a position is aging.
+    #[arg(long, env = "AGE_BAND_AGING_SEC", default_value_t = 86_400)]
+    pub age_band_aging_sec: u64,
+    /// Effective age (s) below which a position is stale.
+    #[arg(long, env = "AGE_BAND_STALE_SEC", default_value_t = 259_200)]
+    pub age_band_stale_sec: u64,
+    /// Effective age (s) below which a position is stuck; above it, write-off.
+    #[arg(long, env = "AGE_BAND_STUCK_SEC", default_value_t = 604_800)]
+    pub age_band_stuck_sec: u64,
+    /// Distance weight of the effective age (> 0).
+    #[arg(long, env = "AGE_DISTANCE_WEIGHT", default_value = "5.0")]
+    pub age_distance_weight: Decimal,
+    /// Master switch for tighten and subsidized reprices.
+    #[arg(long, env = "SUBSIDY_ENABLED", default_value_t = false, action = clap::ArgAction::Set)]
+    pub subsidy_enabled: bool,
+    /// Minimum seconds between two subsidized reprices of one position (>= 60).
+    #[arg(long, env = "SUBSIDY_REPRICE_INTERVAL_SEC", default_value_t = 3600)]
+    pub subsidy_reprice_interval_sec: u64,
+    /// Band from which subsidized repricing runs.
+    #[arg(
+        long,
+        env = "SUBSIDY_AUTO_REPRICE_BAND",
+        value_enum,
+        default_value = "stuck"
+    )]
+    pub subsidy_auto_reprice_band: AutoRepriceBand,
+    /// Close write-off positions automatically when holding costs more than healing.
+    #[arg(long, env = "SUBSIDY_WRITE_OFF_AUTO", default_value_t = false, action = clap::ArgAction::Set)]
+    pub subsidy_write_off_auto: bool,
+    /// Let subsidy pay a real loss to free an underwater position.
+    #[arg(long, env = "SUBSIDY_ALLOW_LOSS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub subsidy_allow_loss: bool,
+    /// Run churners on stuck slots while the market ranges (requires the ledger).
+    #[arg(long, env = "CHURNER_ENABLED", default_value_t = false, action = clap::ArgAction::Set)]
+    pub churner_enabled: bool,
+    /// Churner entry distance from the market, percent (> 0).
+    #[arg(long, env = "CHURNER_ENTRY_PCT", default_value = "0.15")]
+    pub churner_entry_pct: Decimal,
+    /// Churner profit target, percent (default: round-trip fee + 0.10).
+    #[arg(long, env = "CHURNER_PROFIT_PCT")]
+    pub churner_profit_pct: Option<Decimal>,
+    /// Churner order size in USD (default: ORDER_SIZE_USD).
+    #[arg(long, env = "CHURNER_ORDER_SIZE_USD")]
+    pub churner_order_size_usd: Option<Decimal>,
+    /// Seconds before an unfilled churner entry is re-placed (>= 60).
+    #[arg(long, env = "CHURNER_TIMEOUT_SEC", default_value_t = 300)]
+    pub churner_timeout_sec: u64,
+    /// Seconds before an unfilled churner exit is handed over to the slot (>= entry timeout).
+    #[arg(long, env = "CHURNER_EXIT_TIMEOUT_SEC", default_value_t = 600)]
+    pub churner_exit_timeout_sec: u64,
+    /// Open-order headroom a churner needs.
+    #[arg(long, env = "CHURNER_MIN_HEADROOM", default_value_t = 10)]
+    pub churner_min_headroom: u32,
+    /// Shared USD reserve lent to churners of slots without idle capital.
+    #[arg(long, env = "CHURNER_RESERVE_USD", default_value = "5.00")]
+    pub churner_reserve_usd: Decimal,
+    /// Maximum simultaneously active churners (>= 1).
+    #[arg(long, env = "CHURNER_MAX_ACTIVE", default_value_t = 5)]
+    pub churner_max_active: u32,
+}
+
+/// Validated grid settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TradingSettings {
+    /// Exchange pair symbol.
+    pub pair: String,
+    /// Number of slots (>= 1).
+    pub slots: u32,
+    /// Entry order size in USD (> 0).
+    pub order_size_usd: Decimal,
+    /// Entry distance, percent (> 0).
+    pub entry_pct: Decimal,
+    /// Profit target, percent (> 0).
+    pub profit_pct: Decimal,
+    /// Refresh distance, percent (> 0).
+    pub refresh_pct: Decimal,
+    /// Loop interval in seconds (>= 5).
+    pub poll_interval_sec: u64,
+}
+
+/// Age band thresholds in seconds of effective age; strictly increasing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BandThresholds {
+    /// Upper bound of `fresh`.
+    pub fresh: u64,
+    /// Upper bound of `aging`.
+    pub aging: u64,
+    /// Upper bound of `stale`.
+    pub stale: u64,
+    /// Upper bound of `stuck`.
+    pub stuck: u64,
+}
+
+/// Validated self-healing settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealingSettings {
+    /// Ledger journaling on (forced when churner or subsidy is on).
+    pub ledger_enabled: bool,
+    /// Local journal window.
+    pub journal_local_limit: u32,
+    /// Age band thresholds.
+    pub bands: BandThresholds,
+    /// Distance weight of the effective age.
+    pub distance_weight: Decimal,
+    /// Tighten and subsidized reprices on.
+    pub subsidy_enabled: bool,
+    /// Seconds between two subsidized reprices of a position.
+    pub subsidy_reprice_interval_sec: u64,
+    /// Band from which subsidized repricing runs.
+    pub subsidy_auto_reprice_band: AutoRepriceBand,
+    /// Automatic write-off by policy.
+    pub subsidy_write_off_auto: bool,
+    /// Below-breakeven healing.
+    pub subsidy_allow_loss: bool,
+    /// Churner on.
+    pub churner_enabled: bool,
+    /// Churner entry distance, percent.
+    pub churner_entry_pct: Decimal,
+    /// Churner profit target as configured; `None` means round-trip fee + 0.10.
+    pub churner_profit_pct: Option<Decimal>,
+    /// Churner order size in USD.
+    pub churner_order_size_usd: Decimal,
+    /// Churner entry timeout, seconds.
+    pub churner_timeout_sec: u64,
+    /// Churner exit hand-over timeout, seconds.
+    pub churner_exit_timeout_sec: u64,
+    /// Open-order headroom a churner needs.
+    pub churner_min_headroom: u32,
+    /// Shared churner reserve in USD.
+    pub churner_reserve_usd: Decimal,
+    /// Maximum active churners.
+    pub churner_max_active: u32,
+}
+
+/// Rollout stage of SPEC §10, derived from the flags in force.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum RolloutStage {
+    /// Ledger only.
+    A,
+    /// Ledger + tighten.
+    B,
+    /// + churner.
+    C,
+    /// + subsidized repricing from band stuck: the full flywheel.
+    D,
+    /// + automatic write-off by policy.
+    E,
+}
+
+/// Collects clamp warnings while validating.
+#[derive(Default)]
+struct Clamp {
+    warnings: Vec<ConfigWarning>,
+}
+
+impl Clamp {
+    fn at_least_u64(&mut self, name: &'static str, value: u64, min: u64) -> u64 {
+        if value < min {
+            self.warnings.push(ConfigWarning {
+                name,
+                given: value.to_string(),
+                used: min.to_string(),
+                rule: "below the safe minimum",
+            });
+            min
+        } else {
+            value
+        }
+    }
+
+    fn positive_dec(&mut self, name: &'static str, value: Decimal, default: Decimal) -> Decimal {
+        if value <= Decimal::ZERO {
+            self.warnings.push(ConfigWarning {
+                name,
+                given: value.to_string(),
+                used: default.to_string(),
+                rule: "must be > 0; default used",
+            });
+            default
+        } else {
+            value
+        }
+    }
+}
+
+fn positive(name: &'static str, value: Decimal) -> Result<Decimal, ConfigError> {
+    if value <= Decimal::ZERO {
+        return Err(ConfigError::OutOfRange {
+            name,
+            value: value.to_string(),
+            reason: "must be greater than zero",
+        });
+    }
+    Ok(value)
+}
+
+impl TradingArgs {
+    /// Validates the grid settings; see the module docs for error vs clamp.
+    pub fn resolve(&self) -> Result<(TradingSettings, Vec<ConfigWarning>), ConfigError> {
+        let pair = self.pair.trim().to_ascii_uppercase();
+        if pair.is_empty() || pair.len() > 32 || !pair.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(ConfigError::OutOfRange {
+                name: "PAIR",
+                value: self.pair.clone(),
+                reason: "an exchange symbol of 1-32 letters or digits, e.g. XDGUSD",
+            });
+        }
+        if self.slots == 0 || self.slots > 1000 {
+            return Err(ConfigError::OutOfRange {
+                name: "SLOTS",
+                value: self.slots.to_string(),
+                reason: "between 1 and 1000",
+            });
+        }
+        let mut clamp = Clamp::default();
+        let settings = TradingSettings {
+            pair,
+            slots: self.slots,
+            order_size_usd: positive("ORDER_SIZE_USD", self.order_size_usd)?,
+            entry_pct: positive("ENTRY_PCT", self.entry_pct)?,
+            profit_pct: positive("PROFIT_PCT", self.profit_pct)?,
+            refresh_pct: positive("REFRESH_PCT", self.refresh_pct)?,
+            poll_interval_sec: clamp.at_least_u64("POLL_INTERVAL_SEC", self.poll_interval_sec, 5),
+        };
+        Ok((settings, clamp.warnings))
+    }
+}
+
+impl HealingArgs {
+    /// Validates the self-healing settings against the grid's order size.
+    pub fn resolve(
+        &self,
+        trading: &TradingSettings,
+    ) -> Result<(HealingSettings, Vec<ConfigWarning>), ConfigError> {
+        let mut clamp = Clamp::default();
+        for (name, value) in [
+            ("CHURNER_RESERVE_USD", self.churner_reserve_usd),
+            ("AGE_DISTANCE_WEIGHT", self.age_distance_weight),
+        ] {
+            if value < Decimal::ZERO {
+                return Err(ConfigError::OutOfRange {
+                    name,
+                    value: value.to_string(),
+                    reason: "must not be negative",
+                });
+            }
+        }
+        let churner_order_size_usd = match self.churner_order_size_usd {
+            Some(size) => positive("CHURNER_ORDER_SIZE_USD", size)?,
+            None => trading.order_size_usd,
+        };
+        if let Some(pct) = self.churner_profit_pct {
+            positive("CHURNER_PROFIT_PCT", pct)?;
+        }
+
+        let bands = self.bands(&mut clamp);
+        let churner_timeout_sec =
+            clamp.at_least_u64("CHURNER_TIMEOUT_SEC", self.churner_timeout_sec, 60);
+        let churner_exit_timeout_sec = clamp.at_least_u64(
+            "CHURNER_EXIT_TIMEOUT_SEC",
+            self.churner_exit_timeout_sec,
+            churner_timeout_sec,
+        );
+        let churner_max_active = if self.churner_max_active == 0 {
+            clamp.warnings.push(ConfigWarning {
+                name: "CHURNER_MAX_ACTIVE",
+                given: "0".into(),
+                used: "1".into(),
+                rule: "below the safe minimum",
+            });
+            1
+        } else {
+            self.churner_max_active
+        };
+        let journal_local_limit = if self.position_journal_local_limit < 50 {
+            clamp.warnings.push(ConfigWarning {
+                name: "POSITION_JOURNAL_LOCAL_LIMIT",
+                given: self.position_journal_local_limit.to_string(),
+                used: "50".into(),
+                rule: "below the safe minimum",
+            });
+            50
+        } else {
+            self.position_journal_local_limit
+        };
+        let needs_ledger = self.churner_enabled || self.subsidy_enabled;
+        if needs_ledger && !self.position_ledger_enabled {
+            clamp.warnings.push(ConfigWarning {
+                name: "POSITION_LEDGER_ENABLED",
+                given: "false".into(),
+                used: "true".into(),
+                rule: "forced on: churner and subsidy need the ledger",
+            });
+        }
+        let settings = HealingSettings {
+            ledger_enabled: self.position_ledger_enabled || needs_ledger,
+            journal_local_limit,
+            bands,
+            distance_weight: clamp.positive_dec(
+                "AGE_DISTANCE_WEIGHT",
+                self.age_distance_weight,
+                Decimal::new(5, 0),
+            ),
+            subsidy_enabled: self.subsidy_enabled,
+            subsidy_reprice_interval_sec: clamp.at_least_u64(
+                "SUBSIDY_REPRICE_INTERVAL_SEC",
+                self.subsidy_reprice_interval_sec,
+                60,
+            ),
+            subsidy_auto_reprice_band: self.subsidy_auto_reprice_band,
+            subsidy_write_off_auto: self.subsidy_write_off_auto,
+            subsidy_allow_loss: self.subsidy_allow_loss,
+            churner_enabled: self.churner_enabled,
+            churner_entry_pct: clamp.positive_dec(
+                "CHURNER_ENTRY_PCT",
+                self.churner_entry_pct,
+                Decimal::new(15, 2),
+            ),
+            churner_profit_pct: self.churner_profit_pct,
+            churner_order_size_usd,
+            churner_timeout_sec,
+            churner_exit_timeout_sec,
+            churner_min_headroom: self.churner_min_headroom,
+            churner_reserve_usd: self.churner_reserve_usd,
+            churner_max_active,
+        };
+        Ok((settings, clamp.warnings))
+    }
+
+    /// Band thresholds clamped to >= 60 s and strictly increasing.
+    fn bands(&self, clamp: &mut Clamp) -> BandThresholds {
+        let fresh = clamp.at_least_u64("AGE_BAND_FRESH_SEC", self.age_band_fresh_sec, 60);
+        let aging = clamp.at_least_u64("AGE_BAND_AGING_SEC", self.age_band_aging_sec, fresh + 1);
+        let stale = clamp.at_least_u64("AGE_BAND_STALE_SEC", self.age_band_stale_sec, aging + 1);
+        let stuck = clamp.at_least_u64("AGE_BAND_STUCK_SEC", self.age_band_stuck_sec, stale + 1);
+        BandThresholds {
+            fresh,
+            aging,
+            stale,
+            stuck,
+        }
+    }
+}
+
+impl HealingSettings {
+    /// The churner profit target in force: the configured value if it beats the
+    /// round-trip fee, else round-trip fee + 0.10 (with a warning when a
+    /// configured value had to be replaced).
+    #[must_use]
+    pub fn churner_profit_pct(
+        &self,
+        round_trip_fee_pct: Decimal,
+    ) -> (Decimal, Option<ConfigWarning>) {
+        let default = round_trip_fee_pct + Decimal::new(10, 2);
+        match self.churner_profit_pct {
+            None => (default, None),
+            Some(pct) if pct > round_trip_fee_pct => (pct, None),
+            Some(pct) => (
+                default,
+                Some(ConfigWarning {
+                    name: "CHURNER_PROFIT_PCT",
+                    given: pct.to_string(),
+                    used: default.to_string(),
+                    rule: "must exceed the round-trip fee",
+                }),
+            ),
+        }
+    }
+
+    /// The rollout stage the flags amount to.
+    #[must_use]
+    pub fn stage(&self) -> RolloutStage {
+        let full_flywheel = self.subsidy_enabled
+            && self.churner_enabled
+            && self.subsidy_auto_reprice_band != AutoRepriceBand::WriteOff;
+        match (self.subsidy_enabled, self.churner_enabled) {
+            _ if full_flywheel && self.subsidy_write_off_auto => RolloutStage::E,
+            _ if full_flywheel && self.subsidy_auto_reprice_band == AutoRepriceBand::Stuck => {
+                RolloutStage::D
+            }
+            (_, true) => RolloutStage::C,
+            (true, false) => RolloutStage::B,
+            (false, false) => RolloutStage::A,
+        }
+    }
+
+    /// One line per effective value, for the start-up log.
+    #[must_use]
+    pub fn profile(&self) -> Vec<String> {
+        let b = &self.bands;
+        vec![
+            format!("self-healing stage {:?}", self.stage()),
+            format!("POSITION_LEDGER_ENABLED={}", self.ledger_enabled),
+            format!("POSITION_JOURNAL_LOCAL_LIMIT={}", self.journal_local_limit),
+            format!(
+                "AGE_BAND_FRESH/AGING/STALE/STUCK_SEC={}/{}/{}/{}",
+                b.fresh, b.aging, b.stale, b.stuck
+            ),
+            format!("AGE_DISTANCE_WEIGHT={}", self.distance_weight),
+            format!("SUBSIDY_ENABLED={}", self.subsidy_enabled),
+            format!(
+                "SUBSIDY_REPRICE_INTERVAL_SEC={}",
+                self.subsidy_reprice_interval_sec
+            ),
+            format!(
+                "SUBSIDY_AUTO_REPRICE_BAND={:?}",
+                self.subsidy_auto_reprice_band
+            ),
+            format!("SUBSIDY_WRITE_OFF_AUTO={}", self.subsidy_write_off_auto),
+            format!("SUBSIDY_ALLOW_LOSS={}", self.subsidy_allow_loss),
+            format!("CHURNER_ENABLED={}", self.churner_enabled),
+            format!("CHURNER_ENTRY_PCT={}", self.churner_entry_pct),
+            format!(
+                "CHURNER_PROFIT_PCT={}",
+                self.churner_profit_pct
+                    .map_or_else(|| "round-trip fee + 0.10".to_string(), |p| p.to_string())
+            ),
+            format!("CHURNER_ORDER_SIZE_USD={}", self.churner_order_size_usd),
+            format!(
+                "CHURNER_TIMEOUT_SEC/CHURNER_EXIT_TIMEOUT_SEC={}/{}",
+                self.churner_timeout_sec, self.churner_exit_timeout_sec
+            ),
+            format!("CHURNER_MIN_HEADROOM={}", self.churner_min_headroom),
+            format!("CHURNER_RESERVE_USD={}", self.churner_reserve_usd),
+            format!("CHURNER_MAX_ACTIVE={}", self.churner_max_active),
+        ]
+    }
+}
+
+/// Checks that a URL setting is an absolute http(s) URL with a host.
+pub fn check_http_url(name: &'static str, value: &str) -> Result<(), ConfigError> {
+    let bad = || ConfigError::BadUrl {
+        name,
+        value: value.to_string(),
+    };
+    let rest = value
+        .strip_prefix("http://")
+        .or_else(|| value.strip_prefix("https://"))
+        .ok_or_else(bad)?;
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if host.is_empty() || host.starts_with(':') || host.chars().any(char::is_whitespace) {
+        return Err(bad());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use rust_decimal_macros::dec;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        trading: TradingArgs,
+        #[command(flatten)]
+        healing: HealingArgs,
+    }
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("trader").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn defaults_match_the_spec() {
+        let cli = parse(&[]);
+        let (t, tw) = cli.trading.resolve().unwrap();
+        let (h, hw) = cli.healing.resolve(&t).unwrap();
+        assert!(tw.is_empty() && hw.is_empty());
+        assert_eq!(t.slots, 3);
+        assert_eq!(t.order_size_usd, dec!(2.00));
+        assert_eq!(t.entry_pct, dec!(0.2));
+        assert_eq!(t.poll_interval_sec, 30);
+        assert_eq!(
+            h.bands,
+            BandThresholds {
+                fresh: 21_600,
+                aging: 86_400,
+                stale: 259_200,
+                stuck: 604_800
+            }
+        );
+        assert_eq!(h.churner_order_size_usd, dec!(2.00));
+        assert_eq!(h.stage(), RolloutStage::A);
+        assert_eq!(h.churner_profit_pct(dec!(0.50)).0, dec!(0.60));
+    }
+
+    #[test]
+    fn nonsense_is_an_error_naming_the_setting() {
+        for (args, name) in [
+            (&["--slots", "0"][..], "SLOTS"),
+            (&["--order-size-usd=-1"][..], "ORDER_SIZE_USD"),
+            (&["--pair", ""][..], "PAIR"),
+            (&["--pair", "XDG/USD"][..], "PAIR"),
+        ] {
+            let err = parse(args).trading.resolve().unwrap_err();
+            assert!(err.to_string().starts_with(name), "{err}");
+        }
+        let cli = parse(&["--churner-reserve-usd=-5"]);
+        let t = cli.trading.resolve().unwrap().0;
+        assert!(
+            cli.healing
+                .resolve(&t)
+                .unwrap_err()
+                .to_string()
+                .starts_with("CHURNER_RESERVE_USD")
+        );
+    }
+
+    #[test]
+    fn tunables_are_clamped_with_warnings() {
+        let cli = parse(&[
+            "--poll-interval-sec",
+            "1",
+            "--age-band-fresh-sec",
+            "10",
+            "--age-band-aging-sec",
+            "10",
+            "--churner-timeout-sec",
+            "5",
+            "--churner-exit-timeout-sec",
+            "30",
+            "--position-journal-local-limit",
+            "3",
+        ]);
+        let (t, tw) = cli.trading.resolve().unwrap();
+        assert_eq!(t.poll_interval_sec, 5);
+        assert_eq!(tw.len(), 1);
+        let (h, hw) = cli.healing.resolve(&t).unwrap();
+        assert_eq!(h.bands.fresh, 60);
+        assert_eq!(h.bands.aging, 61);
+        assert_eq!(h.churner_timeout_sec, 60);
+        assert_eq!(h.churner_exit_timeout_sec, 60);
+        assert_eq!(h.journal_local_limit, 50);
+        assert_eq!(hw.len(), 5, "{hw:?}");
+    }
+
+    #[test]
+    fn churner_or_subsidy_force_the_ledger_and_set_the_stage() {
+        let cli = parse(&[
+            "--position-ledger-enabled",
+            "false",
+            "--subsidy-enabled",
+            "true",
+            "--churner-enabled",
+            "true",
+        ]);
+        let t = cli.trading.resolve().unwrap().0;
+        let (h, w) = cli.healing.resolve(&t).unwrap();
+        assert!(h.ledger_enabled);
+        assert_eq!(w[0].name, "POSITION_LEDGER_ENABLED");
+        assert_eq!(h.stage(), RolloutStage::D);
+        let (pct, warn) = HealingSettings {
+            churner_profit_pct: Some(dec!(0.3)),
+            ..h
+        }
+        .churner_profit_pct(dec!(0.5));
+        assert_eq!(pct, dec!(0.60));
+        assert!(warn.is_some());
+    }
+
+    #[test]
+    fn urls_are_checked() {
+        assert!(check_http_url("LEDGER_URL", "http://127.0.0.1:50051").is_ok());
+        assert!(check_http_url("KRAKEN_API_URL", "https://api.kraken.com").is_ok());
+        for bad in [
+            "",
+            "127.0.0.1:50051",
+            "ftp://x",
+            "http://",
+            "http://:80",
+            "http://a b",
+        ] {
+            assert!(check_http_url("LEDGER_URL", bad).is_err(), "{bad}");
+        }
+    }
+}

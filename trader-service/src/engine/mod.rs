@@ -1,0 +1,44 @@
+//! The pure pair engine (SPEC §2) and the age bands of open positions
+//! (SPEC §4).
+//!
+//! Everything here is a pure function of its inputs: no I/O, no async, no
+//! clock and no database. The runtime feeds [`Event`]s into [`transition`]
+//! and carries out the returned [`Action`]s; it persists the serde-serialisable
+//! [`EngineState`] every loop. Keeping the reducer pure is what makes the
+//! grid logic testable exhaustively (property tests replay random event
+//! sequences) and lets a backtest drive it as fast as the CPU allows.
+//!
+//! Module map:
+//! - [`types`]: slots, trades, orders, phases (state that makes wrong shapes
+//!   unrepresentable);
+//! - [`config`]: tunables with SPEC §10 clamping;
+//! - [`events`]: the reducer's inputs and outputs;
+//! - [`pricing`]: entry/exit prices on the tick grid, volumes on the lot grid,
+//!   loss back-off;
+//! - [`reducer`]: [`transition`] itself; [`refresh`]: entry refresh with
+//!   anti-chase; [`invariants`]: the per-slot shape checks;
+//! - [`bands`]: age, distance and effective age of open positions.
+
+pub mod bands;
+pub mod config;
+pub mod events;
+pub mod invariants;
+pub mod pricing;
+pub mod reducer;
+pub mod refresh;
+pub mod types;
+
+#[cfg(test)]
+mod proptests;
+#[cfg(test)]
+mod test_support;
+
+pub use bands::{AgeBand, BandConfig, BandThresholds, PositionAge};
+pub use config::{ConfigWarning, EngineConfig};
+pub use events::{Action, CycleBooking, Event, GoneReason, Notice, OrderRequest, PlaceFailReason, PositionIntent};
+pub use invariants::Violation;
+pub use reducer::transition;
+pub use types::{
+    EngineState, EntryOrder, ExitOrder, FillTotals, IdleReason, OrderId, OrderRole, Phase, SlotId,
+    SlotState, SlotStatus, TradeId, TradeState, TradeWork,
+};
