@@ -1,4 +1,8 @@
 //! healgrid trader: the exchange loop, the pure pair engine and the
 //! self-healing machinery (repricing, churner), calling the ledger service.
 
+pub mod config;
+pub mod engine;
+pub mod exchange;
 pub mod pair;
+pub mod runtime;

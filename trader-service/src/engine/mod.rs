@@ -33,12 +33,17 @@ mod proptests;
 #[cfg(test)]
 mod test_support;
 
-pub use bands::{AgeBand, BandConfig, BandThresholds, PositionAge};
+pub use bands::{
+    AgeBand, BandConfig, BandThresholds, PositionAge, PositionBand, classify, classify_all,
+};
 pub use config::{ConfigWarning, EngineConfig};
-pub use events::{Action, CycleBooking, Event, GoneReason, Notice, OrderRequest, PlaceFailReason, PositionIntent};
+pub use events::{
+    Action, CycleBooking, Event, EventKind, GoneReason, InvalidReason, Notice, OrderRequest,
+    PlaceFailReason, PositionIntent,
+};
 pub use invariants::Violation;
 pub use reducer::transition;
 pub use types::{
-    EngineState, EntryOrder, ExitOrder, FillTotals, IdleReason, OrderId, OrderRole, Phase, SlotId,
-    SlotState, SlotStatus, TradeId, TradeState, TradeWork,
+    EngineState, EntryFacts, EntryOrder, ExitOrder, ExitPlacement, FillTotals, IdleReason, OrderId,
+    OrderRole, Phase, RefreshStreak, SlotId, SlotState, SlotStatus, TradeId, TradeState, TradeWork,
 };

@@ -1,1 +1,21 @@
-//! placeholder
+//! The trader's durable runtime pieces: a local SQLite store for the engine
+//! snapshot and runtime metadata, and the ordered outbox that carries every
+//! ledger write to the ledger service.
+//!
+//! The store is what lets the trader survive restarts and ledger outages
+//! without losing or duplicating anything: each engine step commits its new
+//! state *and* the ledger writes it implies in one transaction
+//! ([`store::TraderStore::commit_step`]), and the outbox
+//! ([`outbox::Outbox`]) delivers those writes strictly in commit order, at
+//! least once, with idempotency keys the ledger deduplicates on.
+
+pub mod entry;
+pub mod outbox;
+mod queue;
+pub mod store;
+pub mod time;
+
+#[cfg(test)]
+mod durability_tests;
+#[cfg(test)]
+mod test_support;

@@ -1,0 +1,19 @@
+//! Pure ledger rules: types, invariants and validation, with no I/O.
+//!
+//! Everything here is deterministic so the same rules hold whether the
+//! ledger runs behind gRPC, inside a backtest, or in a unit test.
+
+pub mod error;
+pub mod idempotency;
+pub mod journal;
+pub mod position;
+pub mod subsidy;
+pub mod validate;
+
+pub use error::LedgerError;
+pub use journal::{EventDetails, EventType, JournalEntry, RepriceReason};
+pub use position::{
+    CloseCommand, CloseReason, OpenCommand, Outcome, Position, PositionStatus, Regime,
+    RepriceCommand, SlotMode, TradeId,
+};
+pub use subsidy::{SlotSubsidy, SubsidyDelta, SubsidyTotals};

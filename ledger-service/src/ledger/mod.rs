@@ -1,0 +1,252 @@
+//! The in-process ledger API.
+//!
+//! [`Ledger`] applies the domain rules over any [`Store`]. The gRPC service
+//! is a thin adapter over it, and the trader's backtest calls it directly
+//! (e.g. over `sqlite::memory:`), so both get exactly the same invariants.
+
+mod compact;
+mod writes;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+pub use compact::CompactReport;
+pub use writes::{CloseOutcome, EventOutcome, OpenOutcome, RepriceOutcome};
+
+use crate::{
+    domain::{
+        JournalEntry, LedgerError, Position, SlotSubsidy, SubsidyTotals,
+        position::require_id,
+        subsidy::current_totals,
+        validate,
+    },
+    store::{PgStore, SqliteStore, Store, StoreError},
+};
+
+/// Default page size of [`Ledger::position_history`].
+pub const DEFAULT_HISTORY_LIMIT: u32 = 50;
+/// Default page size of [`Ledger::journal`].
+pub const DEFAULT_JOURNAL_LIMIT: u32 = 100;
+
+/// The position ledger over a store.
+#[derive(Debug)]
+pub struct Ledger<S> {
+    store: Arc<S>,
+    clock: fn() -> DateTime<Utc>,
+}
+
+impl<S> Clone for Ledger<S> {
+    fn clone(&self) -> Self {
+        Self {
+            store: Arc::clone(&self.store),
+            clock: self.clock,
+        }
+    }
+}
+
+/// Which journal rows to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JournalScope {
+    /// Rows of one position.
+    Position(u64),
+    /// Rows of every position of one slot.
+    Slot {
+        /// Bot of the slot.
+        bot_id: String,
+        /// The slot.
+        slot_id: u32,
+    },
+}
+
+/// One page of journal rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalPage {
+    /// Rows in journal order.
+    pub entries: Vec<JournalEntry>,
+    /// Cursor for the next page; `None` when this page was the last.
+    pub next_after_journal_id: Option<u64>,
+}
+
+/// Subsidy of every slot of a bot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubsidySummary {
+    /// One entry per slot that has ever been written, by slot id.
+    pub slots: Vec<SlotSubsidy>,
+    /// Sums over all slots.
+    pub total: SubsidyTotals,
+}
+
+/// Both sides of the SPEC §3.3 formula for one slot, for verification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubsidyAudit {
+    /// The fast path: cumulative totals of the newest row (or snapshot).
+    pub cumulative: SubsidyTotals,
+    /// Sums of all rows folded by compaction.
+    pub watermark: SubsidyTotals,
+    /// Sums of the contributions of the surviving journal rows.
+    pub remaining: SubsidyTotals,
+}
+
+impl SubsidyAudit {
+    /// Whether `watermark + sum(remaining) == cumulative`.
+    pub fn is_consistent(&self) -> bool {
+        self.watermark.plus(&self.remaining) == self.cumulative
+    }
+}
+
+impl Ledger<SqliteStore> {
+    /// Opens an SQLite ledger (`sqlite://path.db`, created if missing).
+    pub async fn open_sqlite(url: &str) -> Result<Self, StoreError> {
+        Ok(Self::new(SqliteStore::connect(url).await?))
+    }
+
+    /// A private in-memory ledger, for tests and backtests.
+    pub async fn in_memory() -> Result<Self, StoreError> {
+        Self::open_sqlite("sqlite::memory:").await
+    }
+}
+
+impl Ledger<PgStore> {
+    /// Opens a PostgreSQL ledger (`postgres://...`).
+    pub async fn open_postgres(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        Ok(Self::new(PgStore::connect_with(url, max_connections).await?))
+    }
+}
+
+impl<S: Store> Ledger<S> {
+    /// A ledger over an already migrated store.
+    pub fn new(store: S) -> Self {
+        Self {
+            store: Arc::new(store),
+            clock: Utc::now,
+        }
+    }
+
+    /// Replaces the clock used to reject far-future times (for backtests
+    /// that replay history, or tests).
+    pub fn with_clock(mut self, clock: fn() -> DateTime<Utc>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The underlying store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        (self.clock)()
+    }
+
+    /// One position.
+    pub async fn position(&self, position_id: u64) -> Result<Position, LedgerError> {
+        require_id(position_id)?;
+        self.store
+            .position(position_id)
+            .await?
+            .ok_or(LedgerError::PositionNotFound { position_id })
+    }
+
+    /// Open positions of a bot, optionally of one slot.
+    pub async fn open_positions(
+        &self,
+        bot_id: &str,
+        slot_id: Option<u32>,
+    ) -> Result<Vec<Position>, LedgerError> {
+        validate::id("bot_id", bot_id)?;
+        Ok(self.store.open_positions(bot_id, slot_id).await?)
+    }
+
+    /// Closed positions, most recently closed first; `limit` 0 means the default.
+    pub async fn position_history(
+        &self,
+        bot_id: &str,
+        slot_id: Option<u32>,
+        limit: u32,
+    ) -> Result<Vec<Position>, LedgerError> {
+        validate::id("bot_id", bot_id)?;
+        let limit = validate::page_limit("limit", limit, DEFAULT_HISTORY_LIMIT)?;
+        Ok(self.store.position_history(bot_id, slot_id, limit).await?)
+    }
+
+    /// A page of journal rows after `after_journal_id`.
+    pub async fn journal(
+        &self,
+        scope: &JournalScope,
+        after_journal_id: u64,
+        limit: u32,
+    ) -> Result<JournalPage, LedgerError> {
+        let limit = validate::page_limit("limit", limit, DEFAULT_JOURNAL_LIMIT)?;
+        let entries = match scope {
+            JournalScope::Position(position_id) => {
+                self.position(*position_id).await?;
+                self.store
+                    .journal_of_position(*position_id, after_journal_id, limit)
+                    .await?
+            }
+            JournalScope::Slot { bot_id, slot_id } => {
+                validate::id("slot.bot_id", bot_id)?;
+                self.store
+                    .journal_of_slot(bot_id, *slot_id, after_journal_id, limit)
+                    .await?
+            }
+        };
+        let full = entries.len() == limit as usize;
+        let next_after_journal_id = entries.last().filter(|_| full).map(|e| e.journal_id);
+        Ok(JournalPage {
+            entries,
+            next_after_journal_id,
+        })
+    }
+
+    /// Subsidy of one slot; a slot never written has zero subsidy.
+    pub async fn subsidy_balance(
+        &self,
+        bot_id: &str,
+        slot_id: u32,
+    ) -> Result<SlotSubsidy, LedgerError> {
+        validate::id("bot_id", bot_id)?;
+        let states = self.store.subsidy_states(bot_id, Some(slot_id)).await?;
+        let totals = states
+            .first()
+            .map(|s| current_totals(s.snapshot, s.newest))
+            .unwrap_or_default();
+        Ok(SlotSubsidy {
+            bot_id: bot_id.to_owned(),
+            slot_id,
+            totals,
+        })
+    }
+
+    /// Subsidy of every slot of a bot, plus totals.
+    pub async fn subsidy_summary(&self, bot_id: &str) -> Result<SubsidySummary, LedgerError> {
+        validate::id("bot_id", bot_id)?;
+        let slots: Vec<SlotSubsidy> = self
+            .store
+            .subsidy_states(bot_id, None)
+            .await?
+            .into_iter()
+            .map(|s| SlotSubsidy {
+                bot_id: bot_id.to_owned(),
+                slot_id: s.slot_id,
+                totals: current_totals(s.snapshot, s.newest),
+            })
+            .collect();
+        let total = slots
+            .iter()
+            .fold(SubsidyTotals::default(), |acc, s| acc.plus(&s.totals));
+        Ok(SubsidySummary { slots, total })
+    }
+
+    /// Both sides of the subsidy formula for one slot, for verification.
+    pub async fn subsidy_audit(&self, bot_id: &str, slot_id: u32) -> Result<SubsidyAudit, LedgerError> {
+        let cumulative = self.subsidy_balance(bot_id, slot_id).await?.totals;
+        let (watermark, remaining) = self.store.subsidy_audit(bot_id, slot_id).await?;
+        Ok(SubsidyAudit {
+            cumulative,
+            watermark,
+            remaining,
+        })
+    }
+}

@@ -1,0 +1,462 @@
+//! The four write operations. Each runs in one transaction that starts by
+//! locking the slot, then checks the idempotency key, then the rules, then
+//! writes the position change and its journal row together.
+//!
+//! A unique violation on an idempotency key means a concurrent writer (on
+//! another slot, so not serialized by our lock) used the same key first; the
+//! transaction is rolled back and the request is answered as a replay.
+
+use tracing::{debug, info};
+
+use super::Ledger;
+use crate::{
+    domain::{
+        EventDetails, JournalEntry, LedgerError, Position, SlotSubsidy, SubsidyTotals,
+        idempotency,
+        journal::{CreatedDetails, EventCommand, RepricedDetails},
+        position::{CloseCommand, OpenCommand, PositionStatus, RepriceCommand},
+        subsidy::current_totals,
+    },
+    store::{EventKeyRecord, NewJournalRow, SlotHead, Store, StoreError, StoreTx},
+};
+
+/// Result of [`Ledger::open_position`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenOutcome {
+    /// The position (its current state on a replay).
+    pub position: Position,
+    /// The `created` journal row; 0 if a replay finds it compacted.
+    pub journal_id: u64,
+    /// True when the open key had already been applied.
+    pub replayed: bool,
+}
+
+/// Result of [`Ledger::journal_event`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventOutcome {
+    /// The appended (or originally appended) row.
+    pub entry: JournalEntry,
+    /// The slot's subsidy after the write (current on a replay).
+    pub subsidy: SlotSubsidy,
+    /// True when the event key had already been applied.
+    pub replayed: bool,
+}
+
+/// Result of [`Ledger::close_position`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloseOutcome {
+    /// The closed position.
+    pub position: Position,
+    /// The close event.
+    pub entry: JournalEntry,
+    /// True when the event key had already been applied.
+    pub replayed: bool,
+}
+
+/// Result of [`Ledger::reprice_position`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepriceOutcome {
+    /// The position after the move (current state on a replay).
+    pub position: Position,
+    /// The `repriced` row.
+    pub entry: JournalEntry,
+    /// The slot's subsidy after the move (current on a replay).
+    pub subsidy: SlotSubsidy,
+    /// True when the event key had already been applied.
+    pub replayed: bool,
+}
+
+/// Either the fresh result of a write or the key record to replay.
+enum Attempt<T> {
+    Done(T),
+    Replay(EventKeyRecord),
+}
+
+fn is_duplicate(e: &LedgerError) -> bool {
+    matches!(e, LedgerError::Store(StoreError::Duplicate { .. }))
+}
+
+impl<S: Store> Ledger<S> {
+    /// Records a filled entry as an open position and journals `created`.
+    pub async fn open_position(&self, cmd: OpenCommand) -> Result<OpenOutcome, LedgerError> {
+        let cmd = cmd.validated(self.now())?;
+        let hash = idempotency::open_hash(&cmd);
+        match self.try_open(&cmd, &hash).await {
+            Err(e) if is_duplicate(&e) => self.replay_open(&cmd, &hash).await,
+            other => other,
+        }
+    }
+
+    async fn try_open(&self, cmd: &OpenCommand, hash: &str) -> Result<OpenOutcome, LedgerError> {
+        let mut tx = self.store.begin().await?;
+        let head = tx.lock_slot(&cmd.bot_id, cmd.slot_id).await?;
+        if tx.open_key(&cmd.bot_id, &cmd.open_key).await?.is_some() {
+            drop(tx);
+            return self.replay_open(cmd, hash).await;
+        }
+        let position_id = tx.insert_position(cmd, hash).await?;
+        let details = EventDetails::Created(CreatedDetails {
+            entry_price: cmd.entry.price,
+            exit_price: cmd.original_exit_price,
+            regime: cmd.entry.regime,
+            slot_mode: cmd.slot_mode,
+            migration: cmd.migration,
+        });
+        let journal_id = tx
+            .insert_journal(NewJournalRow {
+                position_id,
+                bot_id: &cmd.bot_id,
+                slot_id: cmd.slot_id,
+                slot_seq: head.seq,
+                at: cmd.entry.time,
+                details: &details,
+                event_key: &cmd.open_key,
+                subsidy: None,
+            })
+            .await?;
+        tx.commit().await?;
+        info!(position_id, bot_id = %cmd.bot_id, slot_id = cmd.slot_id, open_key = %cmd.open_key, "position opened");
+        Ok(OpenOutcome {
+            position: cmd.to_position(position_id),
+            journal_id,
+            replayed: false,
+        })
+    }
+
+    async fn replay_open(&self, cmd: &OpenCommand, hash: &str) -> Result<OpenOutcome, LedgerError> {
+        let record = self
+            .store
+            .open_key(&cmd.bot_id, &cmd.open_key)
+            .await?
+            .ok_or_else(|| {
+                StoreError::corrupt("position_ledger", "open key vanished after a unique violation")
+            })?;
+        if record.request_hash != hash {
+            return Err(LedgerError::KeyConflict {
+                field: "open_key",
+                key: cmd.open_key.clone(),
+            });
+        }
+        let position = self.position(record.position_id).await?;
+        let journal_id = self
+            .store
+            .created_journal_id(record.position_id)
+            .await?
+            .unwrap_or(0);
+        debug!(position_id = position.position_id, open_key = %cmd.open_key, "open replayed");
+        Ok(OpenOutcome {
+            position,
+            journal_id,
+            replayed: true,
+        })
+    }
+
+    /// Appends a credit, operator note, hold or hand-over to a position.
+    pub async fn journal_event(&self, cmd: EventCommand) -> Result<EventOutcome, LedgerError> {
+        let cmd = cmd.validated(self.now())?;
+        let hash = idempotency::event_hash(&cmd);
+        let target = self.position(cmd.position_id).await?;
+        let attempt = self.try_event(&cmd, &target, &hash).await;
+        let record = match attempt {
+            Ok(Attempt::Done(outcome)) => return Ok(outcome),
+            Ok(Attempt::Replay(record)) => record,
+            Err(e) if is_duplicate(&e) => self.recorded_key(&target.bot_id, &cmd.event_key).await?,
+            Err(e) => return Err(e),
+        };
+        let entry = self.replayed_entry(&record, &hash, &cmd.event_key).await?;
+        let subsidy = self.subsidy_balance(&entry.bot_id, entry.slot_id).await?;
+        Ok(EventOutcome {
+            entry,
+            subsidy,
+            replayed: true,
+        })
+    }
+
+    async fn try_event(
+        &self,
+        cmd: &EventCommand,
+        target: &Position,
+        hash: &str,
+    ) -> Result<Attempt<EventOutcome>, LedgerError> {
+        let (bot_id, slot_id) = (target.bot_id.as_str(), target.slot_id);
+        let mut tx = self.store.begin().await?;
+        let head = tx.lock_slot(bot_id, slot_id).await?;
+        if let Some(record) = tx.event_key(bot_id, &cmd.event_key).await? {
+            return Ok(Attempt::Replay(record));
+        }
+        let position = locked_position(&mut tx, cmd.position_id).await?;
+        cmd.check_position(&position)?;
+        let (subsidy_row, totals) =
+            subsidy_after(&mut tx, &head, bot_id, slot_id, &cmd.details).await?;
+        let journal_id = tx
+            .insert_journal(NewJournalRow {
+                position_id: cmd.position_id,
+                bot_id,
+                slot_id,
+                slot_seq: head.seq,
+                at: cmd.at,
+                details: &cmd.details,
+                event_key: &cmd.event_key,
+                subsidy: subsidy_row,
+            })
+            .await?;
+        insert_key(&mut tx, bot_id, &cmd.event_key, hash, cmd.position_id, journal_id).await?;
+        tx.commit().await?;
+        info!(journal_id, position_id = cmd.position_id, bot_id, slot_id, event_type = %cmd.details.event_type(), event_key = %cmd.event_key, balance = %totals.balance(), "event journaled");
+        Ok(Attempt::Done(EventOutcome {
+            entry: JournalEntry {
+                journal_id,
+                position_id: cmd.position_id,
+                bot_id: bot_id.to_owned(),
+                slot_id,
+                at: cmd.at,
+                details: cmd.details.clone(),
+                event_key: cmd.event_key.clone(),
+            },
+            subsidy: SlotSubsidy {
+                bot_id: bot_id.to_owned(),
+                slot_id,
+                totals,
+            },
+            replayed: false,
+        }))
+    }
+
+    /// Moves a position's exit, journals `repriced` and debits subsidy, all
+    /// or nothing. A debit beyond the balance is refused.
+    pub async fn reprice_position(&self, cmd: RepriceCommand) -> Result<RepriceOutcome, LedgerError> {
+        let cmd = cmd.validated(self.now())?;
+        let hash = idempotency::reprice_hash(&cmd);
+        let target = self.position(cmd.position_id).await?;
+        let record = match self.try_reprice(&cmd, &target, &hash).await {
+            Ok(Attempt::Done(outcome)) => return Ok(outcome),
+            Ok(Attempt::Replay(record)) => record,
+            Err(e) if is_duplicate(&e) => self.recorded_key(&target.bot_id, &cmd.event_key).await?,
+            Err(e) => return Err(e),
+        };
+        let entry = self.replayed_entry(&record, &hash, &cmd.event_key).await?;
+        let position = self.position(cmd.position_id).await?;
+        let subsidy = self.subsidy_balance(&position.bot_id, position.slot_id).await?;
+        Ok(RepriceOutcome {
+            position,
+            entry,
+            subsidy,
+            replayed: true,
+        })
+    }
+
+    async fn try_reprice(
+        &self,
+        cmd: &RepriceCommand,
+        target: &Position,
+        hash: &str,
+    ) -> Result<Attempt<RepriceOutcome>, LedgerError> {
+        let (bot_id, slot_id) = (target.bot_id.as_str(), target.slot_id);
+        let mut tx = self.store.begin().await?;
+        let head = tx.lock_slot(bot_id, slot_id).await?;
+        if let Some(record) = tx.event_key(bot_id, &cmd.event_key).await? {
+            return Ok(Attempt::Replay(record));
+        }
+        let mut position = locked_position(&mut tx, cmd.position_id).await?;
+        position.ensure_open("reprice")?;
+        let details = EventDetails::Repriced(RepricedDetails {
+            old_price: position.current_exit_price,
+            new_price: cmd.new_price,
+            old_txid: position.exit_txid.clone(),
+            new_txid: cmd.new_txid.clone(),
+            reason: cmd.reason,
+            subsidy_consumed: cmd.subsidy_consumed,
+        });
+        let (subsidy_row, totals) = subsidy_after(&mut tx, &head, bot_id, slot_id, &details).await?;
+        let journal_id = tx
+            .insert_journal(NewJournalRow {
+                position_id: cmd.position_id,
+                bot_id,
+                slot_id,
+                slot_seq: head.seq,
+                at: cmd.at,
+                details: &details,
+                event_key: &cmd.event_key,
+                subsidy: subsidy_row,
+            })
+            .await?;
+        position.current_exit_price = cmd.new_price;
+        position.exit_txid.clone_from(&cmd.new_txid);
+        position.times_repriced = position.times_repriced.saturating_add(1);
+        tx.update_exit_intent(
+            position.position_id,
+            position.current_exit_price,
+            &position.exit_txid,
+            position.times_repriced,
+        )
+        .await?;
+        insert_key(&mut tx, bot_id, &cmd.event_key, hash, cmd.position_id, journal_id).await?;
+        tx.commit().await?;
+        info!(journal_id, position_id = cmd.position_id, bot_id, slot_id, reason = %cmd.reason, subsidy_consumed = %cmd.subsidy_consumed, balance = %totals.balance(), "position repriced");
+        Ok(Attempt::Done(RepriceOutcome {
+            position,
+            entry: JournalEntry {
+                journal_id,
+                position_id: cmd.position_id,
+                bot_id: bot_id.to_owned(),
+                slot_id,
+                at: cmd.at,
+                details,
+                event_key: cmd.event_key.clone(),
+            },
+            subsidy: SlotSubsidy {
+                bot_id: bot_id.to_owned(),
+                slot_id,
+                totals,
+            },
+            replayed: false,
+        }))
+    }
+
+    /// Writes the outcome once and journals the matching close event.
+    pub async fn close_position(&self, cmd: CloseCommand) -> Result<CloseOutcome, LedgerError> {
+        let cmd = cmd.validated(self.now())?;
+        let hash = idempotency::close_hash(&cmd);
+        let target = self.position(cmd.position_id).await?;
+        let record = match self.try_close(&cmd, &target, &hash).await {
+            Ok(Attempt::Done(outcome)) => return Ok(outcome),
+            Ok(Attempt::Replay(record)) => record,
+            Err(e) if is_duplicate(&e) => self.recorded_key(&target.bot_id, &cmd.event_key).await?,
+            Err(e) => return Err(e),
+        };
+        let entry = self.replayed_entry(&record, &hash, &cmd.event_key).await?;
+        let position = self.position(cmd.position_id).await?;
+        Ok(CloseOutcome {
+            position,
+            entry,
+            replayed: true,
+        })
+    }
+
+    async fn try_close(
+        &self,
+        cmd: &CloseCommand,
+        target: &Position,
+        hash: &str,
+    ) -> Result<Attempt<CloseOutcome>, LedgerError> {
+        let (bot_id, slot_id) = (target.bot_id.as_str(), target.slot_id);
+        let mut tx = self.store.begin().await?;
+        let head = tx.lock_slot(bot_id, slot_id).await?;
+        if let Some(record) = tx.event_key(bot_id, &cmd.event_key).await? {
+            return Ok(Attempt::Replay(record));
+        }
+        let mut position = locked_position(&mut tx, cmd.position_id).await?;
+        let details = cmd.close_details(&position)?;
+        let journal_id = tx
+            .insert_journal(NewJournalRow {
+                position_id: cmd.position_id,
+                bot_id,
+                slot_id,
+                slot_seq: head.seq,
+                at: cmd.outcome.exit_time,
+                details: &details,
+                event_key: &cmd.event_key,
+                subsidy: None,
+            })
+            .await?;
+        tx.close_position(cmd.position_id, &cmd.outcome).await?;
+        insert_key(&mut tx, bot_id, &cmd.event_key, hash, cmd.position_id, journal_id).await?;
+        tx.commit().await?;
+        info!(journal_id, position_id = cmd.position_id, bot_id, slot_id, close_reason = %cmd.outcome.close_reason, "position closed");
+        position.status = PositionStatus::Closed;
+        position.outcome = Some(cmd.outcome.clone());
+        Ok(Attempt::Done(CloseOutcome {
+            position,
+            entry: JournalEntry {
+                journal_id,
+                position_id: cmd.position_id,
+                bot_id: bot_id.to_owned(),
+                slot_id,
+                at: cmd.outcome.exit_time,
+                details,
+                event_key: cmd.event_key.clone(),
+            },
+            replayed: false,
+        }))
+    }
+
+    /// The key record a concurrent writer committed first.
+    async fn recorded_key(&self, bot_id: &str, event_key: &str) -> Result<EventKeyRecord, LedgerError> {
+        Ok(self
+            .store
+            .event_key(bot_id, event_key)
+            .await?
+            .ok_or_else(|| {
+                StoreError::corrupt("ledger_event_keys", "event key vanished after a unique violation")
+            })?)
+    }
+
+    /// The original row of a retried key, or why it cannot be replayed.
+    async fn replayed_entry(
+        &self,
+        record: &EventKeyRecord,
+        hash: &str,
+        event_key: &str,
+    ) -> Result<JournalEntry, LedgerError> {
+        if record.request_hash != hash {
+            return Err(LedgerError::KeyConflict {
+                field: "event_key",
+                key: event_key.to_owned(),
+            });
+        }
+        debug!(journal_id = record.journal_id, event_key, "write replayed");
+        self.store
+            .journal_entry(record.journal_id)
+            .await?
+            .ok_or_else(|| LedgerError::KeyCompacted {
+                key: event_key.to_owned(),
+                journal_id: record.journal_id,
+            })
+    }
+}
+
+/// Reads the position under the slot lock.
+async fn locked_position<T: StoreTx>(tx: &mut T, position_id: u64) -> Result<Position, LedgerError> {
+    tx.position(position_id)
+        .await?
+        .ok_or(LedgerError::PositionNotFound { position_id })
+}
+
+/// The subsidy row to store for `details` (if it moves subsidy) and the
+/// slot's totals after it. Refuses an overdraft.
+async fn subsidy_after<T: StoreTx>(
+    tx: &mut T,
+    head: &SlotHead,
+    bot_id: &str,
+    slot_id: u32,
+    details: &EventDetails,
+) -> Result<(Option<(SubsidyTotals, SubsidyTotals)>, SubsidyTotals), LedgerError> {
+    let current = current_totals(head.snapshot, tx.newest_cumulative(bot_id, slot_id).await?);
+    let delta = details.subsidy_delta();
+    if delta.is_zero() {
+        return Ok((None, current));
+    }
+    let next = current.apply(&delta, bot_id, slot_id)?;
+    Ok((Some((delta, next)), next))
+}
+
+async fn insert_key<T: StoreTx>(
+    tx: &mut T,
+    bot_id: &str,
+    event_key: &str,
+    hash: &str,
+    position_id: u64,
+    journal_id: u64,
+) -> Result<(), LedgerError> {
+    tx.insert_event_key(
+        bot_id,
+        event_key,
+        &EventKeyRecord {
+            request_hash: hash.to_owned(),
+            position_id,
+            journal_id,
+        },
+    )
+    .await?;
+    Ok(())
+}

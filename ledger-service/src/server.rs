@@ -1,0 +1,114 @@
+//! The gRPC server: the ledger service plus `grpc.health.v1` and server
+//! reflection (v1 and v1alpha, covering the health service too), so
+//! `grpcurl list`, `describe` and calls work without `.proto` files.
+
+use std::future::Future;
+
+use healgrid_proto::ledger::v1::ledger_service_server::LedgerServiceServer;
+use tokio::net::TcpListener;
+use tonic::transport::{Server, server::TcpIncoming};
+use tracing::info;
+
+use crate::{
+    Ledger,
+    grpc::LedgerGrpc,
+    store::{PgStore, SqliteStore, Store, StoreError},
+};
+
+/// Largest request accepted; ledger messages are small, anything bigger is
+/// refused before it is decoded.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// Opening or migrating the database failed.
+    #[error("opening the ledger database failed: {0}")]
+    Store(#[from] StoreError),
+    /// The reflection service could not be built from the descriptors.
+    #[error("building the reflection service failed: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// The transport failed.
+    #[error("gRPC transport failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// A ledger on whichever backend a database URL names.
+#[derive(Debug, Clone)]
+pub enum AnyLedger {
+    /// `sqlite:...`
+    Sqlite(Ledger<SqliteStore>),
+    /// `postgres://...` or `postgresql://...`
+    Postgres(Ledger<PgStore>),
+}
+
+impl AnyLedger {
+    /// Opens the backend named by `url` and runs its migrations.
+    pub async fn open(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        if url.starts_with("sqlite:") {
+            Ok(Self::Sqlite(Ledger::open_sqlite(url).await?))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Self::Postgres(
+                Ledger::open_postgres(url, max_connections).await?,
+            ))
+        } else {
+            Err(StoreError::UnsupportedUrl(url.to_owned()))
+        }
+    }
+
+    /// Short backend name for logs.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "sqlite",
+            Self::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Serves this ledger; see [`serve`].
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), ServerError> {
+        match self {
+            Self::Sqlite(l) => serve(l, listener, shutdown).await,
+            Self::Postgres(l) => serve(l, listener, shutdown).await,
+        }
+    }
+}
+
+/// Serves `ledger` on `listener` until `shutdown` resolves, then finishes
+/// in-flight requests and returns. Tests pass a listener bound to port 0.
+pub async fn serve<S: Store>(
+    ledger: Ledger<S>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServerError> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<LedgerServiceServer<LedgerGrpc<S>>>()
+        .await;
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(healgrid_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection().build_v1()?;
+    let reflection_v1alpha = reflection().build_v1alpha()?;
+    let ledger_service = LedgerServiceServer::new(LedgerGrpc::new(ledger))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let addr = listener.local_addr().ok();
+    info!(?addr, "ledger gRPC server listening");
+    Server::builder()
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(ledger_service)
+        .serve_with_incoming_shutdown(
+            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            shutdown,
+        )
+        .await?;
+    info!("ledger gRPC server stopped");
+    Ok(())
+}

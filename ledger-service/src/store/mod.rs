@@ -1,0 +1,369 @@
+//! Storage: one trait, two backends (SQLite and PostgreSQL).
+//!
+//! The trait exposes small primitives inside a transaction; the ledger's
+//! rules (idempotency, write-once fields, subsidy arithmetic) live once in
+//! [`crate::Ledger`] and run unchanged on either backend. Every write
+//! transaction first takes the slot lock ([`StoreTx::lock_slot`]), which
+//! serializes all writes to one slot across connections and processes.
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::{
+    JournalEntry, Outcome, Position, SubsidyTotals,
+    journal::EventDetails,
+    position::OpenCommand,
+    subsidy::{CumulativeAt, SubsidyDelta},
+};
+
+mod postgres;
+mod sqlite;
+
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+/// Failures of the storage layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A query failed.
+    #[error("database error during {op}: {source}")]
+    Database {
+        /// What the store was doing.
+        op: &'static str,
+        /// The driver error.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// A unique constraint rejected an insert: a concurrent writer used the
+    /// same idempotency key first.
+    #[error("unique key taken during {op}")]
+    Duplicate {
+        /// What the store was doing.
+        op: &'static str,
+    },
+    /// Running the embedded migrations failed.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored value could not be read back.
+    #[error("corrupt row in {table}: {reason}")]
+    Corrupt {
+        /// Table of the row.
+        table: &'static str,
+        /// What was wrong.
+        reason: String,
+    },
+    /// The database URL names no supported backend.
+    #[error("unsupported database url {0:?}: expected sqlite:... or postgres://...")]
+    UnsupportedUrl(String),
+}
+
+impl StoreError {
+    /// Wraps a driver error, recognising unique violations.
+    pub(crate) fn db(op: &'static str) -> impl FnOnce(sqlx::Error) -> Self {
+        move |source| match &source {
+            sqlx::Error::Database(e) if e.is_unique_violation() => Self::Duplicate { op },
+            _ => Self::Database { op, source },
+        }
+    }
+
+    /// A value that could not be decoded.
+    pub(crate) fn corrupt(table: &'static str, reason: impl Into<String>) -> Self {
+        Self::Corrupt {
+            table,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Shorthand for store results.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The slot row as locked at the start of a write transaction.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SlotHead {
+    /// Sequence number reserved for this transaction's journal row.
+    pub seq: i64,
+    /// Sums of all rows folded by compaction.
+    pub watermark: SubsidyTotals,
+    /// Lifetime totals when the slot was last compacted.
+    pub snapshot: CumulativeAt,
+}
+
+/// Subsidy state of a slot as read in one consistent statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotSubsidyState {
+    /// The slot.
+    pub slot_id: u32,
+    /// Compaction snapshot.
+    pub snapshot: CumulativeAt,
+    /// Cumulative totals of the newest surviving subsidy row.
+    pub newest: Option<CumulativeAt>,
+}
+
+/// Recorded idempotency key of a journal write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventKeyRecord {
+    /// Hash of the request content that used the key first.
+    pub request_hash: String,
+    /// Position written.
+    pub position_id: u64,
+    /// Journal row appended.
+    pub journal_id: u64,
+}
+
+/// Recorded idempotency key of an open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenKeyRecord {
+    /// Hash of the open request that created the position.
+    pub request_hash: String,
+    /// The position created.
+    pub position_id: u64,
+}
+
+/// A journal row to append.
+#[derive(Debug, Clone)]
+pub struct NewJournalRow<'a> {
+    /// Position of the row.
+    pub position_id: u64,
+    /// Bot of the position.
+    pub bot_id: &'a str,
+    /// Slot of the position.
+    pub slot_id: u32,
+    /// Sequence number reserved by [`StoreTx::lock_slot`].
+    pub slot_seq: i64,
+    /// When the event happened.
+    pub at: DateTime<Utc>,
+    /// Typed details.
+    pub details: &'a EventDetails,
+    /// Idempotency key (the open key for `created`).
+    pub event_key: &'a str,
+    /// Contribution and cumulative totals after it, for subsidy rows.
+    pub subsidy: Option<(SubsidyDelta, SubsidyTotals)>,
+}
+
+/// What compaction folded for one slot.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FoldSums {
+    /// Sum of the folded rows' contributions.
+    pub totals: SubsidyTotals,
+    /// Rows folded.
+    pub rows: u64,
+    /// Distinct positions whose rows were folded.
+    pub positions: u64,
+}
+
+/// Reads and transactions of a backend.
+pub trait Store: Send + Sync + 'static {
+    /// A write transaction; dropped without commit means rolled back.
+    type Tx: StoreTx;
+
+    /// Starts a write transaction.
+    fn begin(&self) -> impl Future<Output = StoreResult<Self::Tx>> + Send;
+
+    /// One position.
+    fn position(&self, position_id: u64)
+    -> impl Future<Output = StoreResult<Option<Position>>> + Send;
+
+    /// Open positions of a bot (optionally one slot), oldest first.
+    fn open_positions(
+        &self,
+        bot_id: &str,
+        slot_id: Option<u32>,
+    ) -> impl Future<Output = StoreResult<Vec<Position>>> + Send;
+
+    /// Closed positions, most recently closed first.
+    fn position_history(
+        &self,
+        bot_id: &str,
+        slot_id: Option<u32>,
+        limit: u32,
+    ) -> impl Future<Output = StoreResult<Vec<Position>>> + Send;
+
+    /// Journal rows of a position after a cursor.
+    fn journal_of_position(
+        &self,
+        position_id: u64,
+        after_journal_id: u64,
+        limit: u32,
+    ) -> impl Future<Output = StoreResult<Vec<JournalEntry>>> + Send;
+
+    /// Journal rows of a slot after a cursor.
+    fn journal_of_slot(
+        &self,
+        bot_id: &str,
+        slot_id: u32,
+        after_journal_id: u64,
+        limit: u32,
+    ) -> impl Future<Output = StoreResult<Vec<JournalEntry>>> + Send;
+
+    /// One journal row.
+    fn journal_entry(
+        &self,
+        journal_id: u64,
+    ) -> impl Future<Output = StoreResult<Option<JournalEntry>>> + Send;
+
+    /// The `created` row of a position, if not compacted.
+    fn created_journal_id(
+        &self,
+        position_id: u64,
+    ) -> impl Future<Output = StoreResult<Option<u64>>> + Send;
+
+    /// Subsidy state of one slot or of every slot of a bot, each read in a
+    /// single statement so compaction cannot interleave.
+    fn subsidy_states(
+        &self,
+        bot_id: &str,
+        slot_id: Option<u32>,
+    ) -> impl Future<Output = StoreResult<Vec<SlotSubsidyState>>> + Send;
+
+    /// Recorded journal-write key.
+    fn event_key(
+        &self,
+        bot_id: &str,
+        event_key: &str,
+    ) -> impl Future<Output = StoreResult<Option<EventKeyRecord>>> + Send;
+
+    /// Recorded open key.
+    fn open_key(
+        &self,
+        bot_id: &str,
+        open_key: &str,
+    ) -> impl Future<Output = StoreResult<Option<OpenKeyRecord>>> + Send;
+
+    /// Audit of the SPEC §3.3 formula: the slot watermark and the sum of
+    /// the contributions of the surviving rows.
+    fn subsidy_audit(
+        &self,
+        bot_id: &str,
+        slot_id: u32,
+    ) -> impl Future<Output = StoreResult<(SubsidyTotals, SubsidyTotals)>> + Send;
+}
+
+/// Primitives inside a write transaction.
+pub trait StoreTx: Send {
+    /// Locks the slot (creating its row), reserves the next sequence number
+    /// and returns the slot's watermark and snapshot. Blocks while another
+    /// transaction, in any process, holds the same slot.
+    fn lock_slot(
+        &mut self,
+        bot_id: &str,
+        slot_id: u32,
+    ) -> impl Future<Output = StoreResult<SlotHead>> + Send;
+
+    /// Recorded journal-write key, as seen under the lock.
+    fn event_key(
+        &mut self,
+        bot_id: &str,
+        event_key: &str,
+    ) -> impl Future<Output = StoreResult<Option<EventKeyRecord>>> + Send;
+
+    /// Recorded open key, as seen under the lock.
+    fn open_key(
+        &mut self,
+        bot_id: &str,
+        open_key: &str,
+    ) -> impl Future<Output = StoreResult<Option<OpenKeyRecord>>> + Send;
+
+    /// One position, as seen under the lock.
+    fn position(
+        &mut self,
+        position_id: u64,
+    ) -> impl Future<Output = StoreResult<Option<Position>>> + Send;
+
+    /// Cumulative totals of the newest subsidy row of the slot.
+    fn newest_cumulative(
+        &mut self,
+        bot_id: &str,
+        slot_id: u32,
+    ) -> impl Future<Output = StoreResult<Option<CumulativeAt>>> + Send;
+
+    /// Inserts an open position; returns its id. [`StoreError::Duplicate`]
+    /// when the open key is taken.
+    fn insert_position(
+        &mut self,
+        cmd: &OpenCommand,
+        request_hash: &str,
+    ) -> impl Future<Output = StoreResult<u64>> + Send;
+
+    /// Appends a journal row; returns its id.
+    fn insert_journal(
+        &mut self,
+        row: NewJournalRow<'_>,
+    ) -> impl Future<Output = StoreResult<u64>> + Send;
+
+    /// Records a journal-write key. [`StoreError::Duplicate`] when taken.
+    fn insert_event_key(
+        &mut self,
+        bot_id: &str,
+        event_key: &str,
+        record: &EventKeyRecord,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Moves the exit intent of an open position.
+    fn update_exit_intent(
+        &mut self,
+        position_id: u64,
+        current_exit_price: rust_decimal::Decimal,
+        exit_txid: &str,
+        times_repriced: u32,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Writes the outcome of an open position and marks it closed.
+    fn close_position(
+        &mut self,
+        position_id: u64,
+        outcome: &Outcome,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Slots of a bot with journal rows of positions closed before `cutoff`,
+    /// in ascending order (the lock order).
+    fn compactable_slots(
+        &mut self,
+        bot_id: &str,
+        cutoff: DateTime<Utc>,
+    ) -> impl Future<Output = StoreResult<Vec<u32>>> + Send;
+
+    /// Sums the rows compaction would fold for a slot.
+    fn fold_sums(
+        &mut self,
+        bot_id: &str,
+        slot_id: u32,
+        cutoff: DateTime<Utc>,
+    ) -> impl Future<Output = StoreResult<FoldSums>> + Send;
+
+    /// Deletes the folded rows; returns how many.
+    fn delete_folded(
+        &mut self,
+        bot_id: &str,
+        slot_id: u32,
+        cutoff: DateTime<Utc>,
+    ) -> impl Future<Output = StoreResult<u64>> + Send;
+
+    /// Stores a new watermark and snapshot for a slot.
+    fn set_watermark(
+        &mut self,
+        bot_id: &str,
+        slot_id: u32,
+        watermark: &SubsidyTotals,
+        snapshot: &CumulativeAt,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Commits.
+    fn commit(self) -> impl Future<Output = StoreResult<()>> + Send;
+}
+
+/// Converts a stored non-negative integer id.
+pub(crate) fn to_u64(table: &'static str, v: i64) -> StoreResult<u64> {
+    u64::try_from(v).map_err(|_| StoreError::corrupt(table, format!("negative id {v}")))
+}
+
+/// Converts a stored slot id.
+pub(crate) fn to_u32(table: &'static str, v: i64) -> StoreResult<u32> {
+    u32::try_from(v).map_err(|_| StoreError::corrupt(table, format!("slot id {v} out of range")))
+}
+
+/// Converts an id for binding (ids never exceed i64 in either backend).
+pub(crate) fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}

@@ -1,0 +1,190 @@
+//! Shared fixtures of the ledger-service integration tests: a ledger on
+//! either backend, a real gRPC server on an ephemeral port, and request
+//! builders.
+
+#![allow(dead_code, missing_docs)]
+
+use std::future::Future;
+
+use healgrid_proto::ledger::v1::{self as pb, ledger_service_client::LedgerServiceClient};
+use healgrid_tests::pg::TestSchema;
+use ledger_service::{Ledger, server::AnyLedger};
+use prost_types::Timestamp;
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use tonic::transport::Channel;
+
+/// Entry time used by the fixtures (2023-11-14).
+pub const T0: i64 = 1_700_000_000;
+
+pub fn ts(seconds: i64) -> Option<Timestamp> {
+    Some(Timestamp { seconds, nanos: 0 })
+}
+
+/// A ledger plus whatever keeps its database alive.
+pub struct Fixture {
+    pub ledger: AnyLedger,
+    _schema: Option<TestSchema>,
+}
+
+/// An in-memory SQLite ledger.
+pub async fn sqlite() -> Fixture {
+    Fixture {
+        ledger: AnyLedger::Sqlite(Ledger::in_memory().await.expect("in-memory sqlite")),
+        _schema: None,
+    }
+}
+
+/// A PostgreSQL ledger in a fresh schema, or `None` when skipped.
+pub async fn postgres(test: &str) -> Option<Fixture> {
+    let schema = TestSchema::create(test).await?;
+    let ledger = AnyLedger::open(&schema.url, 8).await.expect("open postgres ledger");
+    Some(Fixture {
+        ledger,
+        _schema: Some(schema),
+    })
+}
+
+/// A gRPC server running a fixture's ledger, stopped when dropped.
+pub struct Server {
+    pub client: LedgerServiceClient<Channel>,
+    pub channel: Channel,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+    _fixture: Fixture,
+}
+
+impl Server {
+    pub async fn start(fixture: Fixture) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let ledger = fixture.ledger.clone();
+        let task = tokio::spawn(async move {
+            ledger
+                .serve(listener, async {
+                    let _ = stopped.await;
+                })
+                .await
+                .expect("server failed");
+        });
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect()
+            .await
+            .expect("connect to test server");
+        Self {
+            client: LedgerServiceClient::new(channel.clone()),
+            channel,
+            stop: Some(stop),
+            task: Some(task),
+            _fixture: fixture,
+        }
+    }
+
+    /// Stops gracefully and waits for the server task.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("server task panicked");
+        }
+    }
+}
+
+/// Runs `scenario` against a gRPC server on SQLite.
+pub async fn on_sqlite<F, Fut>(scenario: F)
+where
+    F: FnOnce(Server) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    scenario(Server::start(sqlite().await).await).await;
+}
+
+/// Runs `scenario` against a gRPC server on PostgreSQL (or skips).
+pub async fn on_postgres<F, Fut>(test: &str, scenario: F)
+where
+    F: FnOnce(Server) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    if let Some(fixture) = postgres(test).await {
+        scenario(Server::start(fixture).await).await;
+    }
+}
+
+pub fn open_request(bot: &str, slot: u32, key: &str) -> pb::OpenPositionRequest {
+    pb::OpenPositionRequest {
+        bot_id: bot.into(),
+        slot_id: Some(slot),
+        trade_id: pb::TradeId::B as i32,
+        slot_mode: pb::SlotMode::Sticky as i32,
+        cycle: 3,
+        open_key: key.into(),
+        entry_price: "0.0931".into(),
+        entry_cost: "9.31".into(),
+        entry_fee: "0.0242".into(),
+        entry_volume: "100".into(),
+        entry_time: ts(T0),
+        entry_regime: pb::Regime::Ranging as i32,
+        entry_volatility: "0.8".into(),
+        original_exit_price: "0.0940".into(),
+        target_profit_pct: "1.0".into(),
+        exit_txid: "OEXIT-1".into(),
+        migration: false,
+    }
+}
+
+pub fn credit_request(position_id: u64, key: &str, amount: &str) -> pb::JournalEventRequest {
+    pb::JournalEventRequest {
+        position_id,
+        event_key: key.into(),
+        at: ts(T0 + 60),
+        event_type: pb::EventType::ChurnerProfit as i32,
+        details: Some(pb::EventDetails {
+            kind: Some(pb::event_details::Kind::ChurnerProfit(pb::ChurnerProfitDetails {
+                net_profit: amount.into(),
+                churner_cycle_id: format!("churn-{key}"),
+            })),
+        }),
+    }
+}
+
+pub fn reprice_request(
+    position_id: u64,
+    key: &str,
+    price: &str,
+    reason: pb::RepriceReason,
+    consumed: &str,
+) -> pb::RepricePositionRequest {
+    pb::RepricePositionRequest {
+        position_id,
+        event_key: key.into(),
+        new_price: price.into(),
+        new_txid: format!("TX-{key}"),
+        reason: reason as i32,
+        subsidy_consumed: consumed.into(),
+        at: ts(T0 + 120),
+    }
+}
+
+pub fn close_request(position_id: u64, key: &str, at: i64) -> pb::ClosePositionRequest {
+    pb::ClosePositionRequest {
+        position_id,
+        event_key: key.into(),
+        close_reason: pb::CloseReason::Filled as i32,
+        exit_price: "0.0935".into(),
+        exit_cost: "9.35".into(),
+        exit_fee: "0.0243".into(),
+        exit_time: ts(at),
+        exit_regime: pb::Regime::Bullish as i32,
+        net_profit: "-0.0085".into(),
+        reason: String::new(),
+    }
+}
+
+pub fn balance_request(bot: &str, slot: u32) -> pb::GetSubsidyBalanceRequest {
+    pb::GetSubsidyBalanceRequest {
+        bot_id: bot.into(),
+        slot_id: Some(slot),
+    }
+}

@@ -1,0 +1,351 @@
+//! The in-process ledger API (as the trader's backtest uses it) on both
+//! backends: write-once columns, concurrent debits and idempotent races, and
+//! the compaction property.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use futures::future::join_all;
+use healgrid_tests::pg::TestSchema;
+use ledger_service::{
+    Ledger, LedgerError,
+    domain::{
+        EventDetails, RepriceReason,
+        journal::{ChurnerProfitDetails, EventCommand},
+        position::{CloseCommand, CloseReason, Entry, OpenCommand, Outcome, Regime, RepriceCommand, SlotMode, TradeId},
+    },
+    store::Store,
+};
+use proptest::prelude::*;
+use rust_decimal::Decimal;
+use rust_decimal_macros::dec;
+
+fn at(offset: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(common::T0 + offset, 0).unwrap()
+}
+
+fn open(bot: &str, slot: u32, key: &str) -> OpenCommand {
+    OpenCommand {
+        bot_id: bot.into(),
+        slot_id: slot,
+        trade_id: TradeId::A,
+        slot_mode: SlotMode::Sticky,
+        cycle: 1,
+        open_key: key.into(),
+        entry: Entry {
+            price: dec!(0.2),
+            cost: dec!(20),
+            fee: dec!(0.05),
+            volume: dec!(100),
+            time: at(0),
+            regime: Regime::Bearish,
+            volatility: dec!(1.1),
+        },
+        original_exit_price: dec!(0.198),
+        target_profit_pct: dec!(1),
+        exit_txid: String::new(),
+        migration: false,
+    }
+}
+
+fn credit(position_id: u64, key: &str, amount: Decimal) -> EventCommand {
+    EventCommand {
+        position_id,
+        event_key: key.into(),
+        at: at(10),
+        details: EventDetails::ChurnerProfit(ChurnerProfitDetails {
+            net_profit: amount,
+            churner_cycle_id: key.into(),
+        }),
+    }
+}
+
+fn debit(position_id: u64, key: &str, amount: Decimal) -> RepriceCommand {
+    RepriceCommand {
+        position_id,
+        event_key: key.into(),
+        new_price: dec!(0.199),
+        new_txid: key.into(),
+        reason: RepriceReason::Subsidy,
+        subsidy_consumed: amount,
+        at: at(20),
+    }
+}
+
+fn close(position_id: u64, key: &str, offset: i64) -> CloseCommand {
+    CloseCommand {
+        position_id,
+        event_key: key.into(),
+        outcome: Outcome {
+            close_reason: CloseReason::Cancelled,
+            exit_price: None,
+            exit_cost: None,
+            exit_fee: None,
+            exit_time: at(offset),
+            exit_regime: Regime::Unknown,
+            net_profit: None,
+        },
+        reason: "test".into(),
+    }
+}
+
+/// 16 concurrent debits of 0.3 against a balance of 3: exactly 10 succeed,
+/// every observed balance is non-negative, and the end balance is exact.
+async fn racing_debits<S: Store>(ledger: Ledger<S>) {
+    let p = ledger.open_position(open("race", 0, "o")).await.unwrap().position.position_id;
+    ledger.journal_event(credit(p, "c", dec!(3))).await.unwrap();
+    let tasks = (0..16).map(|i| {
+        let ledger = ledger.clone();
+        tokio::spawn(async move { ledger.reprice_position(debit(p, &format!("d{i}"), dec!(0.3))).await })
+    });
+    let mut accepted = 0;
+    for r in join_all(tasks).await {
+        match r.unwrap() {
+            Ok(out) => {
+                accepted += 1;
+                assert!(out.subsidy.totals.balance() >= Decimal::ZERO);
+            }
+            Err(LedgerError::InsufficientSubsidy { balance, .. }) => assert!(balance >= Decimal::ZERO),
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert_eq!(accepted, 10);
+    let b = ledger.subsidy_balance("race", 0).await.unwrap();
+    assert_eq!(b.totals.balance(), Decimal::ZERO);
+    assert_eq!(ledger.position(p).await.unwrap().times_repriced, 10);
+    assert!(ledger.subsidy_audit("race", 0).await.unwrap().is_consistent());
+}
+
+/// Concurrent identical opens yield one position; concurrent uses of one
+/// event key on different slots yield one winner and conflicts.
+async fn racing_keys<S: Store>(ledger: Ledger<S>) {
+    let opens = (0..8).map(|_| {
+        let ledger = ledger.clone();
+        tokio::spawn(async move { ledger.open_position(open("keys", 0, "same")).await })
+    });
+    let ids: Vec<u64> = join_all(opens)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().unwrap().position.position_id)
+        .collect();
+    assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
+    assert_eq!(ledger.open_positions("keys", None).await.unwrap().len(), 1);
+
+    let mut positions = Vec::new();
+    for slot in 1..=6 {
+        let p = ledger.open_position(open("keys", slot, &format!("o{slot}"))).await.unwrap();
+        positions.push(p.position.position_id);
+    }
+    let writes = positions.iter().map(|p| {
+        let ledger = ledger.clone();
+        let p = *p;
+        tokio::spawn(async move { ledger.journal_event(credit(p, "shared-key", dec!(1))).await })
+    });
+    let mut ok = 0;
+    for r in join_all(writes).await {
+        match r.unwrap() {
+            Ok(_) => ok += 1,
+            Err(LedgerError::KeyConflict { field: "event_key", .. }) => {}
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert_eq!(ok, 1);
+    let summary = ledger.subsidy_summary("keys").await.unwrap();
+    assert_eq!(summary.total.earned(), dec!(1));
+}
+
+#[tokio::test]
+async fn racing_debits_sqlite_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("race.db").display());
+    racing_debits(Ledger::open_sqlite(&url).await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn racing_debits_postgres() {
+    if let Some(schema) = TestSchema::create("racing_debits_postgres").await {
+        racing_debits(Ledger::open_postgres(&schema.url, 16).await.unwrap()).await;
+    }
+}
+
+#[tokio::test]
+async fn racing_keys_sqlite_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("keys.db").display());
+    racing_keys(Ledger::open_sqlite(&url).await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn racing_keys_postgres() {
+    if let Some(schema) = TestSchema::create("racing_keys_postgres").await {
+        racing_keys(Ledger::open_postgres(&schema.url, 16).await.unwrap()).await;
+    }
+}
+
+#[tokio::test]
+async fn write_once_columns_are_guarded_by_the_database_sqlite() {
+    let ledger = Ledger::in_memory().await.unwrap();
+    let p = ledger.open_position(open("w", 0, "o")).await.unwrap().position.position_id;
+    let pool = ledger.store().pool();
+    let e = sqlx::query("UPDATE position_ledger SET entry_price = '1' WHERE position_id = $1")
+        .bind(i64::try_from(p).unwrap())
+        .execute(pool)
+        .await;
+    assert!(e.is_err(), "entry_price must be write-once");
+    let e = sqlx::query("UPDATE position_journal SET event_key = 'x'").execute(pool).await;
+    assert!(e.is_err(), "journal must be append-only");
+    ledger.close_position(close(p, "x", 50)).await.unwrap();
+    let e = sqlx::query("UPDATE position_ledger SET status = 'open', close_reason = NULL")
+        .execute(pool)
+        .await;
+    assert!(e.is_err(), "a closed position never reopens");
+}
+
+#[tokio::test]
+async fn write_once_columns_are_guarded_by_the_database_postgres() {
+    let Some(schema) = TestSchema::create("write_once_postgres").await else {
+        return;
+    };
+    let ledger = Ledger::open_postgres(&schema.url, 2).await.unwrap();
+    let p = ledger.open_position(open("w", 0, "o")).await.unwrap().position.position_id;
+    let pool = ledger.store().pool();
+    let e = sqlx::query("UPDATE position_ledger SET target_profit_pct = 5 WHERE position_id = $1")
+        .bind(i64::try_from(p).unwrap())
+        .execute(pool)
+        .await;
+    assert!(e.is_err(), "target_profit_pct must be write-once");
+    let e = sqlx::query("UPDATE position_journal SET event_key = 'x'").execute(pool).await;
+    assert!(e.is_err(), "journal must be append-only");
+    ledger.close_position(close(p, "x", 50)).await.unwrap();
+    let e = sqlx::query("UPDATE position_ledger SET net_profit = 1").execute(pool).await;
+    assert!(e.is_err(), "outcome is written once");
+}
+
+/// One step of a random journal.
+#[derive(Debug, Clone)]
+enum Op {
+    Open { slot: u32 },
+    Credit { pos: usize, cents: i64 },
+    Debit { pos: usize, cents: i64, operator: bool },
+    Close { pos: usize, offset: i64 },
+    Compact { cutoff: i64 },
+    Retry,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        2 => (0u32..3).prop_map(|slot| Op::Open { slot }),
+        3 => (0usize..16, 1i64..500).prop_map(|(pos, cents)| Op::Credit { pos, cents }),
+        3 => (0usize..16, 1i64..400, any::<bool>()).prop_map(|(pos, cents, operator)| Op::Debit { pos, cents, operator }),
+        1 => (0usize..16, 100i64..1000).prop_map(|(pos, offset)| Op::Close { pos, offset }),
+        1 => (0i64..1200).prop_map(|cutoff| Op::Compact { cutoff }),
+        1 => Just(Op::Retry),
+    ]
+}
+
+/// Runs a random journal against the ledger and a trivial model; balances
+/// and lifetime totals must match the model and be unchanged by every
+/// compaction, and watermark + remaining rows must equal the cumulative
+/// totals at every step.
+async fn run_random_journal<S: Store>(ledger: Ledger<S>, ops: Vec<Op>) {
+    let bot = "prop";
+    let mut positions: Vec<(u64, u32)> = Vec::new();
+    let mut model: BTreeMap<u32, (Decimal, Decimal)> = BTreeMap::new();
+    let mut last_write: Option<EventCommand> = None;
+    for (i, op) in ops.into_iter().enumerate() {
+        match op {
+            Op::Open { slot } => {
+                let p = ledger.open_position(open(bot, slot, &format!("o{i}"))).await.unwrap();
+                positions.push((p.position.position_id, slot));
+                model.entry(slot).or_default();
+            }
+            Op::Credit { pos, cents } if !positions.is_empty() => {
+                let (p, slot) = positions[pos % positions.len()];
+                let cmd = credit(p, &format!("c{i}"), Decimal::new(cents, 2));
+                ledger.journal_event(cmd.clone()).await.unwrap();
+                model.get_mut(&slot).unwrap().0 += Decimal::new(cents, 2);
+                last_write = Some(cmd);
+            }
+            Op::Debit { pos, cents, operator } if !positions.is_empty() => {
+                let (p, slot) = positions[pos % positions.len()];
+                let mut cmd = debit(p, &format!("d{i}"), Decimal::new(cents, 2));
+                if operator {
+                    cmd.reason = RepriceReason::Operator;
+                }
+                let (earned, consumed) = model[&slot];
+                match ledger.reprice_position(cmd).await {
+                    Ok(_) => {
+                        assert!(earned - consumed >= Decimal::new(cents, 2));
+                        model.get_mut(&slot).unwrap().1 += Decimal::new(cents, 2);
+                    }
+                    Err(LedgerError::InsufficientSubsidy { balance, .. }) => {
+                        assert_eq!(balance, earned - consumed);
+                        assert!(balance < Decimal::new(cents, 2));
+                    }
+                    Err(LedgerError::PositionClosed { .. }) => {}
+                    Err(e) => panic!("unexpected {e}"),
+                }
+            }
+            Op::Close { pos, offset } if !positions.is_empty() => {
+                let (p, _) = positions[pos % positions.len()];
+                match ledger.close_position(close(p, &format!("x{i}"), offset)).await {
+                    Ok(_) | Err(LedgerError::PositionClosed { .. }) => {}
+                    Err(e) => panic!("unexpected {e}"),
+                }
+            }
+            Op::Compact { cutoff } => {
+                let before = ledger.subsidy_summary(bot).await.unwrap();
+                ledger.compact(bot, at(cutoff)).await.unwrap();
+                let after = ledger.subsidy_summary(bot).await.unwrap();
+                assert_eq!(before, after, "compaction changed a balance");
+            }
+            Op::Retry => {
+                if let Some(cmd) = last_write.clone() {
+                    // A retry never credits twice (replayed, or refused once compacted).
+                    match ledger.journal_event(cmd).await {
+                        Ok(out) => assert!(out.replayed),
+                        Err(LedgerError::KeyCompacted { .. }) => {}
+                        Err(e) => panic!("unexpected {e}"),
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    for (slot, (earned, consumed)) in model {
+        let b = ledger.subsidy_balance(bot, slot).await.unwrap().totals;
+        assert_eq!((b.earned(), b.consumed()), (earned, consumed), "slot {slot}");
+        let audit = ledger.subsidy_audit(bot, slot).await.unwrap();
+        assert!(audit.is_consistent(), "slot {slot}: {audit:?}");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn compaction_preserves_every_balance(ops in proptest::collection::vec(op(), 1..60)) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            run_random_journal(Ledger::in_memory().await.unwrap(), ops).await;
+        });
+    }
+}
+
+/// The same property on PostgreSQL, over a fixed sample of random journals.
+#[tokio::test]
+async fn compaction_preserves_every_balance_postgres() {
+    use proptest::{strategy::ValueTree, test_runner::TestRunner};
+    let Some(schema) = TestSchema::create("compaction_property_postgres").await else {
+        return;
+    };
+    let ledger = Ledger::open_postgres(&schema.url, 4).await.unwrap();
+    let mut runner = TestRunner::deterministic();
+    let ops = proptest::collection::vec(op(), 80..120)
+        .new_tree(&mut runner)
+        .unwrap()
+        .current();
+    run_random_journal(ledger, ops).await;
+}

@@ -1,0 +1,279 @@
+//! The reducer's inputs ([`Event`]) and outputs ([`Action`]).
+//!
+//! Events are what the runtime observed (prices, the clock, exchange
+//! reports, ledger acknowledgements); actions are what it must do (place,
+//! cancel, write to the ledger) or report. Both are plain data so a backtest
+//! or a replay can feed and check them without any I/O.
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::engine::invariants::Violation;
+use crate::engine::types::{OrderId, OrderRole, SlotId, TradeId};
+use crate::pair::Side;
+
+/// Why the exchange refused a placement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PlaceFailReason {
+    /// `EOrder:Insufficient funds`: the slot runs one-sided (legal degraded
+    /// shape) until the retry.
+    InsufficientFunds,
+    /// The exchange says the order is below its minimums.
+    BelowMinimum,
+    /// A post-only order would have crossed the book.
+    WouldCross,
+    /// Open-order limit of the account/pair reached.
+    OrdersLimit,
+    /// Anything else, with the exchange's text.
+    Other(String),
+}
+
+/// Why an order left the book without (fully) filling. The engine reacts
+/// the same way to all of them (re-place an unfilled entry, turn a partly
+/// filled one into an exit, re-place a sticky exit); the reason is carried
+/// for logs and the ledger's close reasons.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GoneReason {
+    /// The engine's own cancel (refresh) went through.
+    CancelledByEngine,
+    /// Cancelled by someone else (operator, exchange).
+    Cancelled,
+    /// Expired on the exchange.
+    Expired,
+}
+
+/// Something the runtime observed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Event {
+    /// New market price (last trade / mid / candle close).
+    PriceTick {
+        /// Market price.
+        price: Decimal,
+        /// Current time.
+        now: i64,
+    },
+    /// The loop's clock advanced (cooldowns, retries) without a new price.
+    TimerTick {
+        /// Current time.
+        now: i64,
+    },
+    /// The exchange acknowledged a placement.
+    Placed {
+        /// Local id.
+        order_id: OrderId,
+        /// Exchange id.
+        txid: String,
+    },
+    /// The exchange refused a placement.
+    PlaceFailed {
+        /// Local id.
+        order_id: OrderId,
+        /// Why.
+        reason: PlaceFailReason,
+    },
+    /// One execution of an order (incremental, not cumulative: the runtime
+    /// delivers each execution exactly once).
+    Fill {
+        /// Local id.
+        order_id: OrderId,
+        /// Exchange id of the order.
+        txid: String,
+        /// Execution price.
+        price: Decimal,
+        /// Executed volume.
+        volume: Decimal,
+        /// Quote cost as reported.
+        cost: Decimal,
+        /// Fee as reported.
+        fee: Decimal,
+        /// Execution time.
+        at: i64,
+    },
+    /// The order is no longer on the book (cancelled or expired) and will not
+    /// fill any more.
+    OrderGone {
+        /// Local id.
+        order_id: OrderId,
+        /// Why.
+        reason: GoneReason,
+    },
+    /// The ledger assigned a position id to the position worked by this exit
+    /// (any id of the same slot, trade and cycle matches).
+    PositionOpened {
+        /// Local id of the exit (or of a previous placement of it).
+        order_id: OrderId,
+        /// Ledger id.
+        position_id: String,
+    },
+}
+
+/// An order the runtime must place.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderRequest {
+    /// Local id, also the idempotency key / client order id.
+    pub id: OrderId,
+    /// Buy or sell.
+    pub side: Side,
+    /// Limit price on the tick grid.
+    pub price: Decimal,
+    /// Volume on the lot grid.
+    pub volume: Decimal,
+    /// Entry or exit (also in `id`, repeated for convenience).
+    pub role: OrderRole,
+}
+
+/// Everything the ledger needs to open a position (SPEC §3.1) when an entry
+/// fill produces an exit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PositionIntent {
+    /// Slot.
+    pub slot: SlotId,
+    /// Trade (A|B).
+    pub trade: TradeId,
+    /// Cycle of the trade.
+    pub cycle: u64,
+    /// Idempotency key: the entry order's local id (stable across restarts).
+    pub open_key: String,
+    /// Local id of the exit that works the position.
+    pub exit_order_id: OrderId,
+    /// Exchange id of the entry order, if known.
+    pub entry_txid: Option<String>,
+    /// Volume-weighted entry fill price.
+    pub entry_price: Decimal,
+    /// Entry cost as reported.
+    pub entry_cost: Decimal,
+    /// Entry fee as reported.
+    pub entry_fee: Decimal,
+    /// Filled volume (the position volume).
+    pub entry_volume: Decimal,
+    /// Time of the last entry execution.
+    pub entry_time: i64,
+    /// Exit side.
+    pub exit_side: Side,
+    /// Exit price (`original_exit_price`).
+    pub exit_price: Decimal,
+    /// Profit target the exit was placed with.
+    pub target_profit_pct: Decimal,
+}
+
+/// A completed round trip, booked from actual fills.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CycleBooking {
+    /// Slot.
+    pub slot: SlotId,
+    /// Trade.
+    pub trade: TradeId,
+    /// Cycle.
+    pub cycle: u64,
+    /// Ledger position, if it was known by then.
+    pub position_id: Option<String>,
+    /// Local id of the exit order (last placement).
+    pub exit_order_id: OrderId,
+    /// Volume-weighted entry price.
+    pub entry_price: Decimal,
+    /// Volume-weighted exit price.
+    pub exit_price: Decimal,
+    /// Round-trip volume.
+    pub volume: Decimal,
+    /// Exit cost as reported.
+    pub exit_cost: Decimal,
+    /// Gross P&L: A `(entry - exit) x vol`, B `(exit - entry) x vol`.
+    pub gross: Decimal,
+    /// Entry fee as reported.
+    pub entry_fee: Decimal,
+    /// Exit fee as reported.
+    pub exit_fee: Decimal,
+    /// `entry_fee + exit_fee`.
+    pub fees: Decimal,
+    /// `gross - fees`.
+    pub net: Decimal,
+    /// Entry time.
+    pub entry_time: i64,
+    /// Time of the last exit execution.
+    pub exit_time: i64,
+    /// Profit target the exit carried.
+    pub target_profit_pct: Decimal,
+}
+
+/// Which order event a [`Notice`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EventKind {
+    /// [`Event::Placed`].
+    Placed,
+    /// [`Event::PlaceFailed`].
+    PlaceFailed,
+    /// [`Event::Fill`].
+    Fill,
+    /// [`Event::OrderGone`].
+    Gone,
+    /// [`Event::PositionOpened`].
+    PositionOpened,
+}
+
+/// What is wrong with an ignored event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InvalidReason {
+    /// A market price of zero or less.
+    NonPositivePrice,
+    /// A fill with a price or volume of zero or less.
+    NonPositiveFill,
+    /// A fill with a negative cost or fee.
+    NegativeCostOrFee,
+    /// A second, different position id for the same exit (the first is
+    /// write-once and kept).
+    PositionIdConflict,
+}
+
+/// Something worth reporting that is not an order or a ledger write.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Notice {
+    /// A real invariant violation halted this slot (only this slot).
+    SlotHalted {
+        /// Slot.
+        slot: SlotId,
+        /// What broke.
+        violation: Violation,
+    },
+    /// An event named an order the engine does not hold (stale id, race with
+    /// a refresh, another bot's order): no state changed.
+    UnknownOrder {
+        /// The id in the event.
+        order_id: OrderId,
+        /// Which event.
+        event: EventKind,
+    },
+    /// An event with impossible numbers (non-positive price/volume, negative
+    /// fee/cost): ignored, no state changed.
+    InvalidEvent {
+        /// The order it named, if any.
+        order_id: Option<OrderId>,
+        /// What is wrong.
+        reason: InvalidReason,
+    },
+    /// The event was for a halted slot and was not applied.
+    IgnoredHalted {
+        /// Slot.
+        slot: SlotId,
+    },
+}
+
+/// What the runtime must do, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Action {
+    /// Place a limit order.
+    Place(OrderRequest),
+    /// Cancel an order; its removal is confirmed by a later
+    /// [`Event::OrderGone`] (the engine keeps tracking it until then).
+    Cancel {
+        /// Local id.
+        order_id: OrderId,
+        /// Exchange id if known.
+        txid: Option<String>,
+    },
+    /// Open a ledger position for a new exit (idempotent on `open_key`).
+    OpenPosition(PositionIntent),
+    /// Book a completed cycle (close the ledger position `filled`).
+    BookCycle(CycleBooking),
+    /// Report something (halt, unknown order, invalid event).
+    Notice(Notice),
+}

@@ -1,0 +1,646 @@
+//! Scenario tests of the reducer: one behaviour of SPEC §2 per test.
+
+use rust_decimal::Decimal;
+use rust_decimal_macros::dec;
+
+use super::*;
+use crate::engine::invariants::check_slot;
+use crate::engine::test_support::cfg;
+use crate::engine::types::{Phase, SlotState};
+use crate::pair::Side;
+
+struct H {
+    s: EngineState,
+    c: EngineConfig,
+}
+
+impl H {
+    fn new(c: EngineConfig) -> Self {
+        Self {
+            s: EngineState::new(c.slots),
+            c,
+        }
+    }
+
+    fn ev(&mut self, e: Event) -> Vec<Action> {
+        let out = transition(&mut self.s, &e, &self.c);
+        for slot in self.s.slots.values() {
+            if !slot.is_halted() {
+                assert_eq!(check_slot(slot, &self.c), Ok(()));
+            }
+        }
+        out
+    }
+
+    fn tick(&mut self, price: Decimal, now: i64) -> Vec<Action> {
+        self.ev(Event::PriceTick { price, now })
+    }
+
+    fn slot(&self, i: u32) -> &SlotState {
+        &self.s.slots[&i]
+    }
+
+    fn entry(&self, i: u32, t: TradeId) -> EntryOrder {
+        self.slot(i).trade(t).entry().expect("entry").clone()
+    }
+
+    fn exit(&self, i: u32, t: TradeId) -> ExitOrder {
+        self.slot(i).trade(t).exit().expect("exit").clone()
+    }
+
+    /// Fills `volume` of an order at `price` with a 0.25 % fee.
+    fn fill(&mut self, id: OrderId, price: Decimal, volume: Decimal, at: i64) -> Vec<Action> {
+        let cost = price * volume;
+        self.ev(Event::Fill {
+            order_id: id,
+            txid: format!("TX-{id}"),
+            price,
+            volume,
+            cost,
+            fee: cost * dec!(0.0025),
+            at,
+        })
+    }
+}
+
+fn places(a: &[Action]) -> Vec<&OrderRequest> {
+    a.iter()
+        .filter_map(|a| match a {
+            Action::Place(r) => Some(r),
+            _ => None,
+        })
+        .collect()
+}
+
+fn one_slot() -> EngineConfig {
+    let mut c = cfg();
+    c.slots = 1;
+    c
+}
+
+#[test]
+fn nothing_is_placed_before_the_first_price_then_both_entries_per_slot() {
+    let mut h = H::new(cfg());
+    assert!(h.ev(Event::TimerTick { now: 10 }).is_empty());
+    let a = h.tick(dec!(0.1), 20);
+    let p = places(&a);
+    assert_eq!(p.len(), 6, "two entries in each of 3 slots");
+    // slot 0: A sells 0.1 x 1.002, B buys 0.1 x 0.998; 10 USD / price floored
+    assert_eq!(p[0].id.to_string(), "0:A:1:en:1");
+    assert_eq!(
+        (p[0].side, p[0].price, p[0].volume),
+        (Side::Sell, dec!(0.1002), dec!(99.80039920))
+    );
+    assert_eq!(p[1].id.to_string(), "0:B:1:en:2");
+    assert_eq!(
+        (p[1].side, p[1].price, p[1].volume),
+        (Side::Buy, dec!(0.0998), dec!(100.20040080))
+    );
+    for s in h.s.slots.values() {
+        assert_eq!(s.phase(), Phase::S0);
+    }
+}
+
+#[test]
+fn below_minimum_the_slot_waits_and_never_upsizes() {
+    let mut c = one_slot();
+    c.order_size_usd = dec!(2); // 2 USD at 0.1 = 20 DOGE < ordermin 50
+    let mut h = H::new(c);
+    assert!(places(&h.tick(dec!(0.1), 1)).is_empty());
+    assert_eq!(
+        h.slot(0).trade_a.work,
+        TradeWork::Idle(IdleReason::BelowMinimum)
+    );
+    // At 0.03 the same 2 USD buys >= 50 DOGE: entries appear, sized from 2 USD.
+    let a = h.tick(dec!(0.03), 2);
+    let p = places(&a);
+    assert_eq!(p.len(), 2);
+    assert!(p.iter().all(|r| r.volume * r.price <= dec!(2)));
+}
+
+#[test]
+fn entry_fill_places_an_exit_for_the_filled_volume_carrying_its_entry_and_target() {
+    let mut h = H::new(one_slot());
+    h.tick(dec!(0.1), 1);
+    let b = h.entry(0, TradeId::B);
+    h.ev(Event::Placed {
+        order_id: b.id,
+        txid: "OB1".into(),
+    });
+    let a = h.fill(b.id, b.price, b.volume, 5);
+    assert_eq!(h.slot(0).phase(), Phase::S1b);
+    let x = h.exit(0, TradeId::B);
+    // sell exit = max(0.0998 x 1.01, 0.1 x 1.002) = 0.100798
+    assert_eq!((x.price, x.volume), (dec!(0.100798), b.volume));
+    assert_eq!(x.entry.price, dec!(0.0998));
+    assert_eq!(x.entry.txid.as_deref(), Some("OB1"));
+    assert_eq!(x.target_profit_pct, dec!(1));
+    assert_eq!(x.position_id, None);
+    let Action::OpenPosition(pi) = &a[0] else {
+        panic!("{a:?}")
+    };
+    assert_eq!(pi.open_key, b.id.to_string());
+    assert_eq!(
+        (pi.entry_volume, pi.exit_price, pi.entry_time),
+        (b.volume, x.price, 5)
+    );
+    assert_eq!(places(&a)[0].id, x.id);
+    // The ledger acknowledges: the exit now carries its position id.
+    assert!(
+        h.ev(Event::PositionOpened {
+            order_id: x.id,
+            position_id: "P-1".into()
+        })
+        .is_empty()
+    );
+    assert_eq!(h.exit(0, TradeId::B).position_id.as_deref(), Some("P-1"));
+}
+
+#[test]
+fn exit_fill_books_the_cycle_from_actual_fills_and_reenters() {
+    let mut h = H::new(one_slot());
+    h.tick(dec!(0.1), 1);
+    let b = h.entry(0, TradeId::B);
+    h.fill(b.id, b.price, b.volume, 5);
+    let x = h.exit(0, TradeId::B);
+    h.ev(Event::PositionOpened {
+        order_id: x.id,
+        position_id: "P-9".into(),
+    });
+    let a = h.fill(x.id, x.price, x.volume, 50);
+    let Action::BookCycle(bk) = &a[0] else {
+        panic!("{a:?}")
+    };
+    let vol = b.volume;
+    let gross = (dec!(0.100798) - dec!(0.0998)) * vol;
+    let fees = (dec!(0.0998) * vol + dec!(0.100798) * vol) * dec!(0.0025);
+    assert_eq!(
+        (bk.volume, bk.gross, bk.fees, bk.net),
+        (vol, gross, fees, gross - fees)
+    );
+    assert_eq!(bk.position_id.as_deref(), Some("P-9"));
+    assert_eq!((bk.entry_time, bk.exit_time, bk.cycle), (5, 50, 1));
+    assert!(bk.net > Decimal::ZERO);
+    // Win: no cooldown, next entry of cycle 2 placed at once.
+    let p = places(&a);
+    assert_eq!(p.len(), 1);
+    assert_eq!(
+        (p[0].id.trade, p[0].id.cycle, p[0].id.role),
+        (TradeId::B, 2, OrderRole::Entry)
+    );
+    assert_eq!(h.slot(0).trade_b.consecutive_losses, 0);
+}
+
+#[test]
+fn trade_a_books_entry_minus_exit() {
+    let mut h = H::new(one_slot());
+    h.tick(dec!(0.1), 1);
+    let e = h.entry(0, TradeId::A);
+    h.fill(e.id, e.price, e.volume, 2);
+    let x = h.exit(0, TradeId::A);
+    // buy exit = min(0.1002 x 0.99, 0.1 x 0.998) = 0.0991980 (passive floor)
+    assert_eq!(x.price, dec!(0.099198));
+    let a = h.fill(x.id, x.price, x.volume, 3);
+    let Action::BookCycle(bk) = &a[0] else {
+        panic!()
+    };
+    assert_eq!(bk.gross, (dec!(0.1002) - dec!(0.099198)) * e.volume);
+}
+
+#[test]
+fn partial_entry_fills_accumulate_into_one_exit_at_the_average_price() {
+    let mut h = H::new(one_slot());
+    h.tick(dec!(0.1), 1);
+    let b = h.entry(0, TradeId::B);
+    let first = dec!(40);
+    assert!(
+        places(&h.fill(b.id, b.price, first, 2)).is_empty(),
+        "no exit yet"
+    );
+    assert_eq!(h.slot(0).phase(), Phase::S0);
+    h.fill(b.id, b.price, b.volume - first, 3);
+    let x = h.exit(0, TradeId::B);
+    assert_eq!(x.volume, b.volume);
+    assert_eq!(x.entry.price, b.price);
+    assert_eq!(x.entry.time, 3);
+}
+
+#[test]
+fn a_partially_filled_entry_that_leaves_the_book_becomes_an_exit_for_the_filled_part() {
+    let mut h = H::new(one_slot());
+    h.tick(dec!(0.1), 1);
+    let b = h.entry(0, TradeId::B);
+    h.fill(b.id, b.price, dec!(60), 2);
+    let a = h.ev(Event::OrderGone {
+        order_id: b.id,
+        reason: GoneReason::Expired,
+    });
+    let x = h.exit(0, TradeId::B);
+    assert_eq!((x.volume, x.entry.volume), (dec!(60), dec!(60)));
+    assert_eq!(places(&a)[0].volume, dec!(60));
+}
+
+#[test]
+fn both_entries_filled_is_s2_with_two_exits_and_no_entries() {
+    let mut h = H::new(one_slot());
+    h.tick(dec!(0.1), 1);
+    let (a, b) = (h.entry(0, TradeId::A), h.entry(0, TradeId::B));
+    h.fill(a.id, a.price, a.volume, 2);
+    assert_eq!(h.slot(0).phase(), Phase::S1a);
+    assert_eq!(h.slot(0).s2_since(), None);
+    h.fill(b.id, b.price, b.volume, 3);
+    assert_eq!(h.slot(0).phase(), Phase::S2);
+    assert_eq!(h.slot(0).s2_since(), Some(3));
+    assert!(h.slot(0).trade_a.entry().is_none() && h.slot(0).trade_b.entry().is_none());
+    // A tick in S2 places nothing (exits are sticky, no entries in S2).
+    assert!(h.tick(dec!(0.1), 4).is_empty());
+}
+
+#[test]
+fn a_loss_sets_the_cooldown_and_five_in_a_row_the_long_one() {
+    let mut h = H::new(one_slot());
+    h.tick(dec!(0.1), 1);
+    let b = h.entry(0, TradeId::B);
+    h.fill(b.id, b.price, b.volume, 2);
+    let x = h.exit(0, TradeId::B);
+    // Exit fills with a fee larger than the gross profit: a net loss.
+    let a = h.ev(Event::Fill {
+        order_id: x.id,
+        txid: "X".into(),
+        price: x.price,
+        volume: x.volume,
+        cost: x.price * x.volume,
+        fee: dec!(1),
+        at: 100,
+    });
+    assert!(places(&a).is_empty());
+    assert_eq!(h.slot(0).trade_b.consecutive_losses, 1);
+    assert_eq!(
+        h.slot(0).trade_b.work,
+        TradeWork::Idle(IdleReason::Cooldown { until: 160 })
+    );
+    assert!(places(&h.ev(Event::TimerTick { now: 159 })).is_empty());
+    let p = h.ev(Event::TimerTick { now: 160 });
+    assert_eq!(places(&p).len(), 1);
+    // Fifth loss in a row: 900 s, and the entry is backed off (x 2.5 at 5).
+    h.s.slots.get_mut(&0).unwrap().trade_b.consecutive_losses = 4;
+    let b = h.entry(0, TradeId::B);
+    h.fill(b.id, b.price, b.volume, 200);
+    let x = h.exit(0, TradeId::B);
+    h.ev(Event::Fill {
+        order_id: x.id,
+        txid: "X".into(),
+        price: x.price,
+        volume: x.volume,
+        cost: x.price * x.volume,
+        fee: dec!(1),
+        at: 300,
+    });
+    assert_eq!(
+        h.slot(0).trade_b.work,
+        TradeWork::Idle(IdleReason::Cooldown { until: 1200 })
+    );
+    let p = h.ev(Event::TimerTick { now: 1200 });
+    // e = 0.2 x (1 + 0.5 x 3) = 0.5 % below 0.1
+    assert_eq!(places(&p)[0].price, dec!(0.0995));
+}
+
+#[test]
+fn far_entries_are_refreshed_one_per_tick_per_slot_after_the_cancel_is_confirmed() {
+    let mut h = H::new(one_slot());
+    h.tick(dec!(0.1), 1);
+    let b = h.entry(0, TradeId::B);
+    // +1.5 %: both entries are > 1 % away, only one is refreshed this tick.
+    let a = h.tick(dec!(0.1015), 2);
+    assert_eq!(a.len(), 1);
+    let Action::Cancel { order_id, .. } = &a[0] else {
+        panic!("{a:?}")
+    };
+    let cancelled = *order_id;
+    assert_eq!(cancelled.trade, TradeId::A);
+    // The entry stays tracked until the exchange confirms.
+    assert!(h.entry(0, TradeId::A).cancel_requested);
+    let a = h.ev(Event::OrderGone {
+        order_id: cancelled,
+        reason: GoneReason::CancelledByEngine,
+    });
+    let p = places(&a);
+    assert_eq!((p[0].price, p[0].id.cycle), (dec!(0.1017030), 1));
+    // Next tick refreshes B.
+    let a = h.tick(dec!(0.1015), 3);
+    assert!(matches!(&a[0], Action::Cancel { order_id, .. } if *order_id == b.id));
+}
+
+#[test]
+fn anti_chase_pauses_refreshes_after_three_in_one_direction() {
+    let mut c = one_slot();
+    c.entry_pct = dec!(0.2);
+    let mut h = H::new(c);
+    h.tick(dec!(0.1), 0);
+    let mut price = dec!(0.1);
+    let mut now = 0;
+    let mut refreshes = 0;
+    // Market keeps falling 2 % per step: A's sell entry is left behind.
+    for _ in 0..3 {
+        price *= dec!(0.98);
+        now += 10;
+        let a = h.tick(price.round_dp(7), now);
+        let Some(Action::Cancel { order_id, .. }) = a.first() else {
+            panic!("{a:?}")
+        };
+        assert_eq!(order_id.trade, TradeId::A);
+        refreshes += 1;
+        h.ev(Event::OrderGone {
+            order_id: *order_id,
+            reason: GoneReason::CancelledByEngine,
+        });
+        // B's entry got closer, but the streak is about A only; keep B near.
+        let b = h.entry(0, TradeId::B);
+        if b.price < price * dec!(0.97) {
+            unreachable!();
+        }
+    }
+    assert_eq!(refreshes, 3);
+    assert_eq!(h.slot(0).trade_a.refresh.cooldown_until, Some(now + 300));
+    price *= dec!(0.98);
+    let p = price.round_dp(7);
+    // B may refresh (it is > 1 % away now), A may not.
+    let a = h.tick(p, now + 10);
+    assert!(
+        a.iter()
+            .all(|a| !matches!(a, Action::Cancel { order_id, .. } if order_id.trade == TradeId::A))
+    );
+    let b_cancel = a.iter().find_map(|a| match a {
+        Action::Cancel { order_id, .. } => Some(*order_id),
+        _ => None,
+    });
+    if let Some(id) = b_cancel {
+        h.ev(Event::OrderGone {
+            order_id: id,
+            reason: GoneReason::CancelledByEngine,
+        });
+    }
+    // After the pause the streak resets and A refreshes again.
+    let a = h.tick(p, now + 300);
+    assert!(
+        matches!(a.first(), Some(Action::Cancel { order_id, .. }) if order_id.trade == TradeId::A)
+    );
+    assert_eq!(h.slot(0).trade_a.refresh.count, 1);
+}
+
+#[test]
+fn a_fill_racing_a_refresh_cancel_is_kept_and_becomes_the_exit() {
+    let mut h = H::new(one_slot());
+    h.tick(dec!(0.1), 1);
+    let a_entry = h.entry(0, TradeId::A);
+    let a = h.tick(dec!(0.0985), 2);
+    assert!(matches!(&a[0], Action::Cancel { order_id, .. } if *order_id == a_entry.id));
+    h.fill(a_entry.id, a_entry.price, dec!(70), 3);
+    let a = h.ev(Event::OrderGone {
+        order_id: a_entry.id,
+        reason: GoneReason::CancelledByEngine,
+    });
+    let x = h.exit(0, TradeId::A);
+    assert_eq!(x.volume, dec!(70));
+    assert_eq!(places(&a).len(), 1, "only the exit, no new entry");
+}
+
+#[test]
+fn insufficient_funds_leaves_a_legal_one_sided_slot_that_retries() {
+    let mut h = H::new(one_slot());
+    h.tick(dec!(0.1), 1);
+    let a_entry = h.entry(0, TradeId::A);
+    let out = h.ev(Event::PlaceFailed {
+        order_id: a_entry.id,
+        reason: PlaceFailReason::InsufficientFunds,
+    });
+    assert!(out.is_empty());
+    assert!(matches!(
+        h.slot(0).trade_a.work,
+        TradeWork::Idle(IdleReason::PlaceFailed { retry_at: 61, .. })
+    ));
+    assert!(places(&h.ev(Event::TimerTick { now: 60 })).is_empty());
+    assert_eq!(places(&h.ev(Event::TimerTick { now: 61 })).len(), 1);
+}
+
+#[test]
+fn sticky_exits_survive_refusal_and_removal_and_keep_their_position() {
+    let mut h = H::new(one_slot());
+    h.tick(dec!(0.1), 1);
+    let b = h.entry(0, TradeId::B);
+    h.fill(b.id, b.price, b.volume, 2);
+    let x = h.exit(0, TradeId::B);
+    h.ev(Event::PositionOpened {
+        order_id: x.id,
+        position_id: "P".into(),
+    });
+    h.ev(Event::PlaceFailed {
+        order_id: x.id,
+        reason: PlaceFailReason::Other("busy".into()),
+    });
+    assert!(h.tick(dec!(0.1), 61).is_empty(), "retry not yet due");
+    let a = h.tick(dec!(0.1), 62);
+    let p = places(&a);
+    assert_eq!((p[0].price, p[0].volume), (x.price, x.volume));
+    let x2 = h.exit(0, TradeId::B);
+    assert_ne!(x2.id, x.id);
+    // Part fills, then the exchange drops it: re-placed for the remainder.
+    h.fill(x2.id, x2.price, dec!(30), 70);
+    let a = h.ev(Event::OrderGone {
+        order_id: x2.id,
+        reason: GoneReason::Cancelled,
+    });
+    assert_eq!(places(&a)[0].volume, x.volume - dec!(30));
+    let x3 = h.exit(0, TradeId::B);
+    assert_eq!(
+        (x3.position_id.as_deref(), x3.entry.clone()),
+        (Some("P"), x.entry.clone())
+    );
+    let a = h.fill(x3.id, x3.price, x.volume - dec!(30), 80);
+    let Action::BookCycle(bk) = &a[0] else {
+        panic!()
+    };
+    assert_eq!(bk.volume, x.volume);
+}
+
+#[test]
+fn an_overfill_halts_only_that_slot() {
+    let mut h = H::new(cfg());
+    h.tick(dec!(0.1), 1);
+    let b = h.entry(1, TradeId::B);
+    let a = h.fill(b.id, b.price, b.volume + dec!(1), 2);
+    assert!(matches!(
+        &a[0],
+        Action::Notice(Notice::SlotHalted {
+            slot: 1,
+            violation: Violation::Overfill { .. }
+        })
+    ));
+    assert!(h.slot(1).is_halted());
+    assert!(!h.slot(0).is_halted() && !h.slot(2).is_halted());
+    let a = h.fill(b.id, b.price, dec!(1), 3);
+    assert_eq!(a, vec![Action::Notice(Notice::IgnoredHalted { slot: 1 })]);
+    // Other slots keep trading.
+    let b0 = h.entry(0, TradeId::B);
+    h.fill(b0.id, b0.price, b0.volume, 4);
+    assert_eq!(h.slot(0).phase(), Phase::S1b);
+}
+
+#[test]
+fn unknown_orders_and_invalid_numbers_change_nothing() {
+    let mut h = H::new(one_slot());
+    h.tick(dec!(0.1), 1);
+    let before = h.s.clone();
+    let b = h.entry(0, TradeId::B);
+    let stale = OrderId { seq: 99, ..b.id };
+    let a = h.fill(stale, b.price, dec!(1), 2);
+    assert!(matches!(
+        &a[0],
+        Action::Notice(Notice::UnknownOrder {
+            event: EventKind::Fill,
+            ..
+        })
+    ));
+    let a = h.fill(b.id, b.price, dec!(-1), 2);
+    assert!(matches!(&a[0], Action::Notice(Notice::InvalidEvent { .. })));
+    let a = h.tick(dec!(0), 3);
+    assert!(matches!(&a[0], Action::Notice(Notice::InvalidEvent { .. })));
+    let other_slot = OrderId { slot: 7, ..b.id };
+    let a = h.ev(Event::OrderGone {
+        order_id: other_slot,
+        reason: GoneReason::Expired,
+    });
+    assert!(matches!(&a[0], Action::Notice(Notice::UnknownOrder { .. })));
+    assert_eq!((&h.s.slots, h.s.market), (&before.slots, before.market));
+}
+
+#[test]
+fn a_quiet_tick_returns_no_actions_and_does_not_allocate_them() {
+    let mut h = H::new(cfg());
+    h.tick(dec!(0.1), 1);
+    let before = h.s.clone();
+    let a = h.tick(dec!(0.1001), 2);
+    assert!(a.is_empty());
+    assert_eq!(a.capacity(), 0);
+    assert_eq!(h.s.slots, before.slots);
+}
+
+#[test]
+fn state_survives_a_serde_round_trip() {
+    let mut h = H::new(one_slot());
+    h.tick(dec!(0.1), 1);
+    let b = h.entry(0, TradeId::B);
+    h.fill(b.id, b.price, b.volume, 2);
+    let json = serde_json::to_string(&h.s).unwrap();
+    assert!(json.contains("\"0:B:1:ex:3\""), "{json}");
+    let back: EngineState = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, h.s);
+}
+
+#[test]
+fn a_position_id_is_write_once() {
+    let mut h = H::new(one_slot());
+    h.tick(dec!(0.1), 1);
+    let b = h.entry(0, TradeId::B);
+    h.fill(b.id, b.price, b.volume, 2);
+    let x = h.exit(0, TradeId::B);
+    let open = |id: &str| Event::PositionOpened {
+        order_id: x.id,
+        position_id: id.into(),
+    };
+    assert!(h.ev(open("P1")).is_empty());
+    assert!(h.ev(open("P1")).is_empty(), "idempotent retry");
+    let a = h.ev(open("P2"));
+    assert!(matches!(
+        &a[0],
+        Action::Notice(Notice::InvalidEvent {
+            reason: InvalidReason::PositionIdConflict,
+            ..
+        })
+    ));
+    assert_eq!(h.exit(0, TradeId::B).position_id.as_deref(), Some("P1"));
+}
+
+#[test]
+fn open_positions_get_age_bands_each_loop() {
+    use crate::engine::bands::{AgeBand, BandConfig, classify_all};
+    let mut h = H::new(cfg());
+    assert!(classify_all(&h.s, 0, &BandConfig::default()).is_empty());
+    h.tick(dec!(0.1), 0);
+    let b = h.entry(2, TradeId::B);
+    h.fill(b.id, b.price, b.volume, 0);
+    let bands = classify_all(&h.s, 20 * 3600, &BandConfig::default());
+    assert_eq!(bands.len(), 1);
+    assert_eq!((bands[0].slot, bands[0].trade), (2, TradeId::B));
+    // exit 0.100798 vs market 0.1: 0.798 % away; 20 h -> 83491.2 s: aging
+    assert_eq!(bands[0].age.band, AgeBand::Aging);
+    assert_eq!(bands[0].age.distance_pct, dec!(0.798));
+    assert_eq!(bands[0].age.effective_age_sec, dec!(83491.2));
+}
+
+#[test]
+fn new_slots_can_be_added_and_existing_ones_are_kept() {
+    let mut s = EngineState::new(2);
+    s.slots.get_mut(&1).unwrap().next_seq = 9;
+    s.ensure_slots(4);
+    assert_eq!(
+        s.slots.keys().copied().collect::<Vec<_>>(),
+        vec![0, 1, 2, 3]
+    );
+    assert_eq!(s.slots[&1].next_seq, 9);
+}
+
+#[test]
+fn a_far_partly_filled_entry_is_cancelled_and_its_fill_gets_the_exit() {
+    let mut h = H::new(one_slot());
+    h.tick(dec!(0.1), 1);
+    let b = h.entry(0, TradeId::B);
+    h.fill(b.id, b.price, dec!(60), 2); // >= ordermin 50
+    // 0.1012: B's 0.0998 is 1.38 % away, A's 0.1002 only 0.99 %.
+    let a = h.tick(dec!(0.1012), 3);
+    assert!(
+        matches!(&a[0], Action::Cancel { order_id, .. } if *order_id == b.id),
+        "{a:?}"
+    );
+    let a = h.ev(Event::OrderGone {
+        order_id: b.id,
+        reason: GoneReason::CancelledByEngine,
+    });
+    let p = places(&a);
+    assert_eq!(p.len(), 1);
+    assert_eq!((p[0].role, p[0].volume), (OrderRole::Exit, dec!(60)));
+    assert_eq!(h.slot(0).phase(), Phase::S1b);
+}
+
+#[test]
+fn a_dust_partial_entry_keeps_filling_instead_of_being_cancelled() {
+    let mut h = H::new(one_slot());
+    h.tick(dec!(0.1), 1);
+    let b = h.entry(0, TradeId::B);
+    h.fill(b.id, b.price, dec!(10), 2); // < ordermin 50
+    let a = h.tick(dec!(0.1012), 3);
+    assert!(
+        a.iter()
+            .all(|a| !matches!(a, Action::Cancel { order_id, .. } if *order_id == b.id))
+    );
+}
+
+#[test]
+fn a_dust_exit_refused_as_too_small_is_kept_but_not_retried() {
+    let mut h = H::new(one_slot());
+    h.tick(dec!(0.1), 1);
+    let b = h.entry(0, TradeId::B);
+    h.fill(b.id, b.price, dec!(10), 2);
+    h.ev(Event::OrderGone {
+        order_id: b.id,
+        reason: GoneReason::Expired,
+    });
+    let x = h.exit(0, TradeId::B);
+    assert_eq!(x.volume, dec!(10), "the volume is never rounded away");
+    h.ev(Event::PlaceFailed {
+        order_id: x.id,
+        reason: PlaceFailReason::BelowMinimum,
+    });
+    assert!(places(&h.ev(Event::TimerTick { now: 10_000 })).is_empty());
+    assert_eq!(h.exit(0, TradeId::B).volume, dec!(10));
+}

@@ -1,0 +1,101 @@
+//! The exchange layer: one async [`Exchange`] trait with two implementations
+//! that share the trader's code path — the Kraken REST client for production
+//! and the in-process [`paper::PaperExchange`] for backtests and demos — plus
+//! market sources and a Kraken-compatible HTTP simulator so the real client
+//! can be exercised end to end without internet.
+
+pub mod clock;
+pub mod error;
+pub mod kraken;
+pub mod market;
+pub mod paper;
+pub mod sim_server;
+pub mod types;
+
+use std::future::Future;
+
+pub use clock::{Clock, SimClock, SystemClock};
+pub use error::{ErrorKind, ExchangeError};
+pub use types::{
+    Balances, OrderAck, OrderInfo, OrderKind, OrderRequest, OrderStatus, OrderType, PairInfo,
+    Ticker, Trade, UnixMillis,
+};
+
+use crate::pair::{Candle, FeeSchedule};
+
+/// What the trader needs from an exchange, and nothing more.
+///
+/// Both implementations honour the same error contract ([`ExchangeError`]) so
+/// the trader's retry / reconcile decisions never depend on which exchange is
+/// behind the trait. Futures are `Send` so the trader can hold an
+/// implementation generically inside a `tokio` task.
+pub trait Exchange: Send + Sync {
+    /// Pair constraints (tick, lot, `ordermin`, `costmin`) and asset names,
+    /// read from the exchange at start-up rather than hard-coded.
+    fn pair_info(&self, pair: &str) -> impl Future<Output = Result<PairInfo, ExchangeError>> + Send;
+
+    /// The account's current maker/taker fee tier for the pair.
+    fn fees(&self, pair: &str) -> impl Future<Output = Result<FeeSchedule, ExchangeError>> + Send;
+
+    /// Best bid/ask and last trade price.
+    fn ticker(&self, pair: &str) -> impl Future<Output = Result<Ticker, ExchangeError>> + Send;
+
+    /// OHLC candles of `interval_min` minutes, optionally only those newer
+    /// than `since` (unix seconds), oldest first.
+    fn ohlc(
+        &self,
+        pair: &str,
+        interval_min: u32,
+        since: Option<i64>,
+    ) -> impl Future<Output = Result<Vec<Candle>, ExchangeError>> + Send;
+
+    /// Total balances per asset (free + locked in open orders, as Kraken
+    /// reports them).
+    fn balances(&self) -> impl Future<Output = Result<Balances, ExchangeError>> + Send;
+
+    /// Places an order. Implementations must never create two live orders
+    /// for one request: on an ambiguous outcome they reconcile by
+    /// `cl_ord_id`/`userref` before placing again, and return
+    /// [`ExchangeError::Ambiguous`] only if they could not find out.
+    fn add_order(
+        &self,
+        req: &OrderRequest,
+    ) -> impl Future<Output = Result<OrderAck, ExchangeError>> + Send;
+
+    /// Cancels an open order. An order that is already closed or unknown
+    /// yields [`ExchangeError::UnknownOrder`]: the caller should query it to
+    /// learn whether it filled.
+    fn cancel_order(&self, txid: &str) -> impl Future<Output = Result<(), ExchangeError>> + Send;
+
+    /// Replaces an open order by cancelling it and placing `replacement`
+    /// (cancel-replace). If the cancel fails (e.g. the order filled in the
+    /// meantime) nothing is placed and the cancel error is returned, so a
+    /// filled exit is never doubled.
+    fn cancel_replace(
+        &self,
+        txid: &str,
+        replacement: &OrderRequest,
+    ) -> impl Future<Output = Result<OrderAck, ExchangeError>> + Send {
+        async move {
+            self.cancel_order(txid).await?;
+            self.add_order(replacement).await
+        }
+    }
+
+    /// Orders by txid (open or closed), with execution details. Unknown
+    /// txids are simply absent from the result.
+    fn query_orders(
+        &self,
+        txids: &[String],
+    ) -> impl Future<Output = Result<Vec<OrderInfo>, ExchangeError>> + Send;
+
+    /// All currently open orders of the account.
+    fn open_orders(&self) -> impl Future<Output = Result<Vec<OrderInfo>, ExchangeError>> + Send;
+
+    /// The account's own trades strictly after `since` (unix milliseconds),
+    /// oldest first.
+    fn trades_since(
+        &self,
+        since: UnixMillis,
+    ) -> impl Future<Output = Result<Vec<Trade>, ExchangeError>> + Send;
+}

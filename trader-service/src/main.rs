@@ -1,0 +1,268 @@
+//! `trader-service` binary: subcommands for the trader's processes. For now
+//! it hosts the Kraken-compatible simulator (`kraken-sim`); the trading loop
+//! (`run`) and the backtest (`backtest`) are added as further subcommands.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use rust_decimal::Decimal;
+use tracing::info;
+use tracing_subscriber::EnvFilter;
+
+use trader_service::exchange::kraken::limits::RateTier;
+use trader_service::exchange::kraken::sign::decode_secret;
+use trader_service::exchange::market::{CsvReplay, MarketSource, SyntheticConfig, SyntheticMarket};
+use trader_service::exchange::paper::PaperConfig;
+use trader_service::exchange::sim_server::{self, SimConfig};
+use trader_service::exchange::{Clock, PairInfo, SystemClock};
+use trader_service::pair::{FeeSchedule, PairSpec};
+
+#[derive(Debug, Parser)]
+#[command(name = "trader-service", version, about = "healgrid trader service")]
+struct Cli {
+    /// Log as JSON lines instead of text (filter with RUST_LOG).
+    #[arg(long, env = "LOG_JSON", global = true, default_value_t = false)]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the paper exchange behind Kraken's REST API, for demos and for
+    /// testing any Kraken client without internet.
+    KrakenSim(SimArgs),
+}
+
+/// Where the simulator's prices come from.
+#[derive(Debug, Clone)]
+enum MarketArg {
+    Synthetic,
+    Csv(PathBuf),
+}
+
+fn parse_market(s: &str) -> Result<MarketArg, String> {
+    match s.split_once(':') {
+        None if s == "synthetic" => Ok(MarketArg::Synthetic),
+        Some(("csv", path)) if !path.is_empty() => Ok(MarketArg::Csv(PathBuf::from(path))),
+        _ => Err(format!("expected `synthetic` or `csv:PATH`, got `{s}`")),
+    }
+}
+
+#[derive(Debug, Args)]
+struct SimArgs {
+    /// Address to listen on; keep it on loopback (control endpoints are
+    /// unauthenticated).
+    #[arg(long, env = "SIM_LISTEN", default_value = "127.0.0.1:7070")]
+    listen: SocketAddr,
+    /// The API key clients must send.
+    #[arg(long, env = "SIM_API_KEY")]
+    api_key: String,
+    /// The API secret, base64 as Kraken issues it.
+    #[arg(long, env = "SIM_API_SECRET", hide_env_values = true)]
+    api_secret: String,
+    /// Pair symbol served.
+    #[arg(long, env = "PAIR", default_value = "XDGUSD")]
+    pair: String,
+    /// Base asset id reported in balances.
+    #[arg(long, default_value = "XXDG")]
+    base_asset: String,
+    /// Quote asset id reported in balances.
+    #[arg(long, default_value = "ZUSD")]
+    quote_asset: String,
+    /// Price decimals of the pair.
+    #[arg(long, default_value_t = 7)]
+    price_decimals: u32,
+    /// Volume decimals of the pair.
+    #[arg(long, default_value_t = 8)]
+    lot_decimals: u32,
+    /// Minimum order volume (base).
+    #[arg(long, default_value = "50")]
+    ordermin: Decimal,
+    /// Minimum order cost (quote).
+    #[arg(long, default_value = "0.5")]
+    costmin: Decimal,
+    /// Maker fee, percent.
+    #[arg(long, default_value = "0.25")]
+    maker_fee: Decimal,
+    /// Taker fee, percent.
+    #[arg(long, default_value = "0.40")]
+    taker_fee: Decimal,
+    /// Initial base balance.
+    #[arg(long, default_value = "10000")]
+    base_balance: Decimal,
+    /// Initial quote balance.
+    #[arg(long, default_value = "1000")]
+    quote_balance: Decimal,
+    /// Market source: `synthetic` or `csv:PATH` (time,open,high,low,close,volume).
+    #[arg(long, default_value = "synthetic", value_parser = parse_market)]
+    market: MarketArg,
+    /// Seed of the synthetic market.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Opening price of the synthetic market.
+    #[arg(long, default_value = "0.1")]
+    start_price: Decimal,
+    /// Simulated seconds per real second (0: only `POST /sim/step` moves the market).
+    #[arg(long, default_value_t = 60)]
+    speed: u32,
+    /// Rate-limit tier enforced: starter, intermediate or pro.
+    #[arg(long, default_value = "starter")]
+    tier: String,
+    /// Open-order limit per pair.
+    #[arg(long, default_value_t = 60)]
+    max_open_orders: usize,
+}
+
+fn init_logging(json: bool) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn sim_config(a: &SimArgs) -> Result<(SimConfig, Box<dyn MarketSource>)> {
+    let secret = decode_secret(&a.api_secret).context("--api-secret")?;
+    if a.api_key.trim().is_empty() {
+        bail!("--api-key must not be empty");
+    }
+    let tier = RateTier::parse(&a.tier)
+        .with_context(|| format!("--tier {}: expected starter, intermediate or pro", a.tier))?;
+    if a.price_decimals > 12 || a.lot_decimals > 12 {
+        bail!("--price-decimals and --lot-decimals must be at most 12");
+    }
+    for (name, fee) in [("--maker-fee", a.maker_fee), ("--taker-fee", a.taker_fee)] {
+        if fee < Decimal::ZERO || fee > Decimal::from(10) {
+            bail!("{name} {fee} must be a percentage between 0 and 10");
+        }
+    }
+    if a.ordermin < Decimal::ZERO || a.costmin < Decimal::ZERO {
+        bail!("--ordermin and --costmin must not be negative");
+    }
+    if a.base_balance < Decimal::ZERO || a.quote_balance < Decimal::ZERO {
+        bail!("balances must not be negative");
+    }
+    if a.start_price <= Decimal::ZERO {
+        bail!("--start-price must be positive");
+    }
+    let market: Box<dyn MarketSource> = match &a.market {
+        MarketArg::Synthetic => {
+            let now_s = SystemClock.now_ms() / 1000;
+            Box::new(SyntheticMarket::new(SyntheticConfig {
+                seed: a.seed,
+                start_time: now_s - now_s.rem_euclid(60),
+                start_price: a.start_price,
+                price_decimals: a.price_decimals,
+                ..SyntheticConfig::default()
+            }))
+        }
+        MarketArg::Csv(path) => {
+            let replay = CsvReplay::from_path(path).context("--market csv")?;
+            if replay.is_empty() {
+                bail!("{} holds no candles", path.display());
+            }
+            Box::new(replay)
+        }
+    };
+    let paper = PaperConfig {
+        pair: PairInfo {
+            spec: PairSpec {
+                symbol: a.pair.clone(),
+                price_decimals: a.price_decimals,
+                lot_decimals: a.lot_decimals,
+                ordermin: a.ordermin,
+                costmin: a.costmin,
+            },
+            base: a.base_asset.clone(),
+            quote: a.quote_asset.clone(),
+        },
+        fees: FeeSchedule {
+            maker_pct: a.maker_fee,
+            taker_pct: a.taker_fee,
+        },
+        initial_base: a.base_balance,
+        initial_quote: a.quote_balance,
+        max_open_orders: a.max_open_orders,
+        fill_participation: None,
+    };
+    let cfg = SimConfig {
+        listen: a.listen,
+        api_key: a.api_key.clone(),
+        api_secret: secret,
+        paper,
+        tier,
+        speed: Some(a.speed).filter(|s| *s > 0),
+        interval_secs: 60,
+        hang: Duration::from_secs(30),
+        delayed_accept: Duration::from_secs(5),
+    };
+    Ok((cfg, market))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(t) => t,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+async fn run_sim(args: SimArgs) -> Result<()> {
+    let (cfg, market) = sim_config(&args)?;
+    let handle = sim_server::start(cfg, Some(market), SystemClock.now_ms())
+        .await
+        .with_context(|| format!("starting the simulator on {}", args.listen))?;
+    info!(url = handle.url(), pair = args.pair, "kraken-sim ready; Ctrl-C to stop");
+    shutdown_signal().await;
+    info!("shutting down");
+    handle.shutdown();
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    init_logging(cli.log_json);
+    match cli.command {
+        Command::KrakenSim(args) => run_sim(args).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn market_argument_parses() {
+        assert!(matches!(parse_market("synthetic"), Ok(MarketArg::Synthetic)));
+        assert!(matches!(parse_market("csv:/tmp/x.csv"), Ok(MarketArg::Csv(_))));
+        assert!(parse_market("csv:").is_err());
+        assert!(parse_market("random").is_err());
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}
