@@ -18,14 +18,22 @@ async fn lifecycle(mut s: Server) {
     let bot = "kraken:XDGUSD:main";
 
     // Open, then retry: same ids, no second row.
-    let opened = c.open_position(open_request(bot, 2, "fill-1")).await.unwrap().into_inner();
+    let opened = c
+        .open_position(open_request(bot, 2, "fill-1"))
+        .await
+        .unwrap()
+        .into_inner();
     let position = opened.position.clone().unwrap();
     assert!(!opened.replayed);
     assert_eq!(position.status, pb::PositionStatus::Open as i32);
     assert_eq!(position.current_exit_price, "0.094");
     assert_eq!(position.original_exit_price, "0.094");
     let id = position.position_id;
-    let again = c.open_position(open_request(bot, 2, "fill-1")).await.unwrap().into_inner();
+    let again = c
+        .open_position(open_request(bot, 2, "fill-1"))
+        .await
+        .unwrap()
+        .into_inner();
     assert!(again.replayed);
     assert_eq!(again.position.unwrap().position_id, id);
     assert_eq!(again.journal_id, opened.journal_id);
@@ -37,11 +45,22 @@ async fn lifecycle(mut s: Server) {
     assert!(e.message().contains("open_key"), "{}", e.message());
 
     // Credit 1.0 on the slot.
-    let credit = c.journal_event(credit_request(id, "churn-1", "1.0")).await.unwrap().into_inner();
+    let credit = c
+        .journal_event(credit_request(id, "churn-1", "1.0"))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(credit.subsidy.as_ref().unwrap().balance, "1");
-    let credit_again = c.journal_event(credit_request(id, "churn-1", "1.00")).await.unwrap().into_inner();
+    let credit_again = c
+        .journal_event(credit_request(id, "churn-1", "1.00"))
+        .await
+        .unwrap()
+        .into_inner();
     assert!(credit_again.replayed, "1.00 is the same content as 1.0");
-    assert_eq!(credit_again.entry.unwrap().journal_id, credit.entry.unwrap().journal_id);
+    assert_eq!(
+        credit_again.entry.unwrap().journal_id,
+        credit.entry.unwrap().journal_id
+    );
 
     // Reprice spending 0.4.
     let r = c
@@ -51,7 +70,10 @@ async fn lifecycle(mut s: Server) {
         .into_inner();
     let p = r.position.unwrap();
     assert_eq!(p.current_exit_price, "0.0936");
-    assert_eq!(p.original_exit_price, "0.094", "original exit price is write-once");
+    assert_eq!(
+        p.original_exit_price, "0.094",
+        "original exit price is write-once"
+    );
     assert_eq!(p.exit_txid, "TX-rp-1");
     assert_eq!(p.times_repriced, 1);
     assert_eq!(r.subsidy.as_ref().unwrap().balance, "0.6");
@@ -105,7 +127,13 @@ async fn lifecycle(mut s: Server) {
     c.reprice_position(reprice_request(id, "rp-4", "0.0934", Tighten, ""))
         .await
         .unwrap();
-    let b = c.get_subsidy_balance(balance_request(bot, 2)).await.unwrap().into_inner().subsidy.unwrap();
+    let b = c
+        .get_subsidy_balance(balance_request(bot, 2))
+        .await
+        .unwrap()
+        .into_inner()
+        .subsidy
+        .unwrap();
     assert_eq!(
         (b.balance.as_str(), b.earned.as_str(), b.consumed.as_str()),
         ("0.5", "1", "0.5")
@@ -115,16 +143,33 @@ async fn lifecycle(mut s: Server) {
     assert_eq!(b.earned_churner_profit, "1");
 
     // Close, retry, close again with another key, reprice after close.
-    let closed = c.close_position(close_request(id, "close-1", T0 + 600)).await.unwrap().into_inner();
+    let closed = c
+        .close_position(close_request(id, "close-1", T0 + 600))
+        .await
+        .unwrap()
+        .into_inner();
     let cp = closed.position.unwrap();
     assert_eq!(cp.status, pb::PositionStatus::Closed as i32);
     assert_eq!(cp.close_reason, pb::CloseReason::Filled as i32);
     assert_eq!(cp.net_profit, "-0.0085");
-    assert_eq!(closed.entry.as_ref().unwrap().event_type, pb::EventType::Filled as i32);
-    let retry = c.close_position(close_request(id, "close-1", T0 + 600)).await.unwrap().into_inner();
+    assert_eq!(
+        closed.entry.as_ref().unwrap().event_type,
+        pb::EventType::Filled as i32
+    );
+    let retry = c
+        .close_position(close_request(id, "close-1", T0 + 600))
+        .await
+        .unwrap()
+        .into_inner();
     assert!(retry.replayed);
-    assert_eq!(retry.entry.unwrap().journal_id, closed.entry.unwrap().journal_id);
-    let e = code_of(c.close_position(close_request(id, "close-2", T0 + 700)).await);
+    assert_eq!(
+        retry.entry.unwrap().journal_id,
+        closed.entry.unwrap().journal_id
+    );
+    let e = code_of(
+        c.close_position(close_request(id, "close-2", T0 + 700))
+            .await,
+    );
     assert_eq!(e.code(), Code::FailedPrecondition);
     let e = code_of(
         c.reprice_position(reprice_request(id, "rp-5", "0.0933", Tighten, ""))
@@ -139,11 +184,13 @@ async fn lifecycle(mut s: Server) {
         at: ts(T0 + 601),
         event_type: pb::EventType::OverPerformance as i32,
         details: Some(pb::EventDetails {
-            kind: Some(pb::event_details::Kind::OverPerformance(pb::OverPerformanceDetails {
-                expected_profit: "0.09".into(),
-                actual_profit: "0.12".into(),
-                excess: "0.03".into(),
-            })),
+            kind: Some(pb::event_details::Kind::OverPerformance(
+                pb::OverPerformanceDetails {
+                    expected_profit: "0.09".into(),
+                    actual_profit: "0.12".into(),
+                    excess: "0.03".into(),
+                },
+            )),
         }),
     };
     let r = c.journal_event(over).await.unwrap().into_inner();
@@ -151,13 +198,20 @@ async fn lifecycle(mut s: Server) {
 
     // Reads.
     let open = c
-        .list_open_positions(pb::ListOpenPositionsRequest { bot_id: bot.into(), slot_id: Some(2) })
+        .list_open_positions(pb::ListOpenPositionsRequest {
+            bot_id: bot.into(),
+            slot_id: Some(2),
+        })
         .await
         .unwrap()
         .into_inner();
     assert!(open.positions.is_empty());
     let history = c
-        .get_position_history(pb::GetPositionHistoryRequest { bot_id: bot.into(), slot_id: None, limit: 0 })
+        .get_position_history(pb::GetPositionHistoryRequest {
+            bot_id: bot.into(),
+            slot_id: None,
+            limit: 0,
+        })
         .await
         .unwrap()
         .into_inner();
@@ -176,7 +230,10 @@ async fn lifecycle(mut s: Server) {
     assert_ne!(page1.next_after_journal_id, 0);
     let page2 = c
         .get_journal(pb::GetJournalRequest {
-            scope: Some(pb::get_journal_request::Scope::Slot(pb::SlotRef { bot_id: bot.into(), slot_id: 2 })),
+            scope: Some(pb::get_journal_request::Scope::Slot(pb::SlotRef {
+                bot_id: bot.into(),
+                slot_id: 2,
+            })),
             after_journal_id: page1.next_after_journal_id,
             limit: 100,
         })
@@ -185,12 +242,25 @@ async fn lifecycle(mut s: Server) {
         .into_inner();
     assert_eq!(page2.entries.len(), 3);
     assert_eq!(page2.next_after_journal_id, 0);
-    let types: Vec<i32> = page1.entries.iter().chain(&page2.entries).map(|e| e.event_type).collect();
+    let types: Vec<i32> = page1
+        .entries
+        .iter()
+        .chain(&page2.entries)
+        .map(|e| e.event_type)
+        .collect();
     use pb::EventType as E;
     assert_eq!(
         types,
-        [E::Created, E::ChurnerProfit, E::Repriced, E::Repriced, E::Repriced, E::Filled, E::OverPerformance]
-            .map(|t| t as i32)
+        [
+            E::Created,
+            E::ChurnerProfit,
+            E::Repriced,
+            E::Repriced,
+            E::Repriced,
+            E::Filled,
+            E::OverPerformance
+        ]
+        .map(|t| t as i32)
     );
     let summary = c
         .get_subsidy_summary(pb::GetSubsidySummaryRequest { bot_id: bot.into() })
@@ -217,27 +287,67 @@ async fn lifecycle_postgres() {
 async fn compaction(mut s: Server) {
     let c = &mut s.client;
     let bot = "bot-c";
-    let a = c.open_position(open_request(bot, 0, "a")).await.unwrap().into_inner().position.unwrap().position_id;
-    let b = c.open_position(open_request(bot, 0, "b")).await.unwrap().into_inner().position.unwrap().position_id;
+    let a = c
+        .open_position(open_request(bot, 0, "a"))
+        .await
+        .unwrap()
+        .into_inner()
+        .position
+        .unwrap()
+        .position_id;
+    let b = c
+        .open_position(open_request(bot, 0, "b"))
+        .await
+        .unwrap()
+        .into_inner()
+        .position
+        .unwrap()
+        .position_id;
     c.journal_event(credit_request(a, "ca", "2")).await.unwrap();
-    c.reprice_position(reprice_request(a, "ra", "0.0935", Subsidy, "0.5")).await.unwrap();
-    c.journal_event(credit_request(b, "cb", "0.25")).await.unwrap();
-    c.close_position(close_request(a, "xa", T0 + 1000)).await.unwrap();
-    let before = c.get_subsidy_balance(balance_request(bot, 0)).await.unwrap().into_inner().subsidy.unwrap();
+    c.reprice_position(reprice_request(a, "ra", "0.0935", Subsidy, "0.5"))
+        .await
+        .unwrap();
+    c.journal_event(credit_request(b, "cb", "0.25"))
+        .await
+        .unwrap();
+    c.close_position(close_request(a, "xa", T0 + 1000))
+        .await
+        .unwrap();
+    let before = c
+        .get_subsidy_balance(balance_request(bot, 0))
+        .await
+        .unwrap()
+        .into_inner()
+        .subsidy
+        .unwrap();
     let report = c
-        .compact(pb::CompactRequest { bot_id: bot.into(), cutoff: ts(T0 + 2000) })
+        .compact(pb::CompactRequest {
+            bot_id: bot.into(),
+            cutoff: ts(T0 + 2000),
+        })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(report.positions_compacted, 1);
     assert_eq!(report.rows_folded, 4);
     assert_eq!(report.slots_touched, 1);
-    let after = c.get_subsidy_balance(balance_request(bot, 0)).await.unwrap().into_inner().subsidy.unwrap();
+    let after = c
+        .get_subsidy_balance(balance_request(bot, 0))
+        .await
+        .unwrap()
+        .into_inner()
+        .subsidy
+        .unwrap();
     assert_eq!(before, after);
     assert_eq!(after.balance, "1.75");
     // Still spendable exactly down to zero after compaction.
-    c.reprice_position(reprice_request(b, "rb", "0.0935", Subsidy, "1.75")).await.unwrap();
-    let e = code_of(c.reprice_position(reprice_request(b, "rb2", "0.0934", Subsidy, "0.01")).await);
+    c.reprice_position(reprice_request(b, "rb", "0.0935", Subsidy, "1.75"))
+        .await
+        .unwrap();
+    let e = code_of(
+        c.reprice_position(reprice_request(b, "rb2", "0.0934", Subsidy, "0.01"))
+            .await,
+    );
     assert_eq!(e.code(), Code::FailedPrecondition);
     // A retry of a folded key is recognised, not re-applied.
     let e = code_of(c.journal_event(credit_request(a, "ca", "2")).await);

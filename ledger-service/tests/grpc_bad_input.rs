@@ -40,7 +40,9 @@ fn open_case(
         label,
         code,
         field,
-        call: Box::new(move |mut c: Client| Box::pin(async move { c.open_position(r).await.map(drop) })),
+        call: Box::new(move |mut c: Client| {
+            Box::pin(async move { c.open_position(r).await.map(drop) })
+        }),
     }
 }
 
@@ -57,7 +59,9 @@ fn event_case(
         label,
         code,
         field,
-        call: Box::new(move |mut c: Client| Box::pin(async move { c.journal_event(r).await.map(drop) })),
+        call: Box::new(move |mut c: Client| {
+            Box::pin(async move { c.journal_event(r).await.map(drop) })
+        }),
     }
 }
 
@@ -74,7 +78,9 @@ fn reprice_case(
         label,
         code,
         field,
-        call: Box::new(move |mut c: Client| Box::pin(async move { c.reprice_position(r).await.map(drop) })),
+        call: Box::new(move |mut c: Client| {
+            Box::pin(async move { c.reprice_position(r).await.map(drop) })
+        }),
     }
 }
 
@@ -91,7 +97,9 @@ fn close_case(
         label,
         code,
         field,
-        call: Box::new(move |mut c: Client| Box::pin(async move { c.close_position(r).await.map(drop) })),
+        call: Box::new(move |mut c: Client| {
+            Box::pin(async move { c.close_position(r).await.map(drop) })
+        }),
     }
 }
 
@@ -117,138 +125,292 @@ fn cases(id: u64) -> Vec<Case> {
         // OpenPosition
         open_case("missing bot_id", Inv, "bot_id", |r| r.bot_id.clear()),
         open_case("long bot_id", Inv, "bot_id", |r| r.bot_id = "b".repeat(129)),
-        open_case("control char bot_id", Inv, "bot_id", |r| r.bot_id = "bot\u{0}x".into()),
+        open_case("control char bot_id", Inv, "bot_id", |r| {
+            r.bot_id = "bot\u{0}x".into()
+        }),
         open_case("missing slot_id", Inv, "slot_id", |r| r.slot_id = None),
         open_case("missing trade_id", Inv, "trade_id", |r| r.trade_id = 0),
         open_case("unknown trade_id", Inv, "trade_id", |r| r.trade_id = 9),
         open_case("unknown slot_mode", Inv, "slot_mode", |r| r.slot_mode = 7),
         open_case("missing open_key", Inv, "open_key", |r| r.open_key.clear()),
-        open_case("NaN entry_price", Inv, "entry_price", |r| r.entry_price = "NaN".into()),
-        open_case("inf entry_price", Inv, "entry_price", |r| r.entry_price = "inf".into()),
-        open_case("exponent entry_price", Inv, "entry_price", |r| r.entry_price = "1e5".into()),
-        open_case("empty entry_price", Inv, "entry_price", |r| r.entry_price.clear()),
-        open_case("negative entry_price", Inv, "entry_price", |r| r.entry_price = "-1".into()),
+        open_case("NaN entry_price", Inv, "entry_price", |r| {
+            r.entry_price = "NaN".into()
+        }),
+        open_case("inf entry_price", Inv, "entry_price", |r| {
+            r.entry_price = "inf".into()
+        }),
+        open_case("exponent entry_price", Inv, "entry_price", |r| {
+            r.entry_price = "1e5".into()
+        }),
+        open_case("empty entry_price", Inv, "entry_price", |r| {
+            r.entry_price.clear()
+        }),
+        open_case("negative entry_price", Inv, "entry_price", |r| {
+            r.entry_price = "-1".into()
+        }),
         open_case("too precise entry_cost", Inv, "entry_cost", |r| {
             r.entry_cost = "1.2345678901234567890123456789".into();
         }),
-        open_case("zero entry_volume", Inv, "entry_volume", |r| r.entry_volume = "0".into()),
-        open_case("negative entry_fee", Inv, "entry_fee", |r| r.entry_fee = "-0.1".into()),
-        open_case("malformed volatility", Inv, "entry_volatility", |r| r.entry_volatility = "0,8".into()),
-        open_case("missing entry_time", Inv, "entry_time", |r| r.entry_time = None),
-        open_case("future entry_time", Inv, "entry_time", |r| r.entry_time = far_future()),
-        open_case("ancient entry_time", Inv, "entry_time", |r| r.entry_time = ts(978_307_200)),
-        open_case("bad nanos entry_time", Inv, "entry_time", |r| {
-            r.entry_time = Some(prost_types::Timestamp { seconds: T0, nanos: -5 });
+        open_case("zero entry_volume", Inv, "entry_volume", |r| {
+            r.entry_volume = "0".into()
         }),
-        open_case("missing entry_regime", Inv, "entry_regime", |r| r.entry_regime = 0),
-        open_case("negative target", Inv, "target_profit_pct", |r| r.target_profit_pct = "-1".into()),
-        open_case("zero exit price", Inv, "original_exit_price", |r| r.original_exit_price = "0".into()),
-        open_case("long exit_txid", Inv, "exit_txid", |r| r.exit_txid = "t".repeat(200)),
+        open_case("negative entry_fee", Inv, "entry_fee", |r| {
+            r.entry_fee = "-0.1".into()
+        }),
+        open_case("malformed volatility", Inv, "entry_volatility", |r| {
+            r.entry_volatility = "0,8".into()
+        }),
+        open_case("missing entry_time", Inv, "entry_time", |r| {
+            r.entry_time = None
+        }),
+        open_case("future entry_time", Inv, "entry_time", |r| {
+            r.entry_time = far_future()
+        }),
+        open_case("ancient entry_time", Inv, "entry_time", |r| {
+            r.entry_time = ts(978_307_200)
+        }),
+        open_case("bad nanos entry_time", Inv, "entry_time", |r| {
+            r.entry_time = Some(prost_types::Timestamp {
+                seconds: T0,
+                nanos: -5,
+            });
+        }),
+        open_case("missing entry_regime", Inv, "entry_regime", |r| {
+            r.entry_regime = 0
+        }),
+        open_case("negative target", Inv, "target_profit_pct", |r| {
+            r.target_profit_pct = "-1".into()
+        }),
+        open_case("zero exit price", Inv, "original_exit_price", |r| {
+            r.original_exit_price = "0".into()
+        }),
+        open_case("long exit_txid", Inv, "exit_txid", |r| {
+            r.exit_txid = "t".repeat(200)
+        }),
         // JournalEvent
         event_case("missing position_id", Inv, "position_id", 0, |_| {}),
-        event_case("unknown position", NotFound, "position 999999", 999_999, |_| {}),
-        event_case("missing event_key", Inv, "event_key", id, |r| r.event_key.clear()),
-        event_case("missing event_type", Inv, "event_type", id, |r| r.event_type = 0),
-        event_case("unknown event_type", Inv, "event_type", id, |r| r.event_type = 99),
+        event_case(
+            "unknown position",
+            NotFound,
+            "position 999999",
+            999_999,
+            |_| {},
+        ),
+        event_case("missing event_key", Inv, "event_key", id, |r| {
+            r.event_key.clear()
+        }),
+        event_case("missing event_type", Inv, "event_type", id, |r| {
+            r.event_type = 0
+        }),
+        event_case("unknown event_type", Inv, "event_type", id, |r| {
+            r.event_type = 99
+        }),
         event_case("missing details", Inv, "details", id, |r| r.details = None),
         event_case("mismatched details", Inv, "details", id, |r| {
             r.event_type = pb::EventType::OverPerformance as i32;
         }),
-        event_case("close event journaled directly", Inv, "event_type", id, |r| {
-            r.event_type = pb::EventType::Filled as i32;
-        }),
-        event_case("zero credit", Inv, "details.churner_profit.net_profit", id, |r| {
-            r.details = details(pb::event_details::Kind::ChurnerProfit(pb::ChurnerProfitDetails {
-                net_profit: "0".into(),
-                churner_cycle_id: "c".into(),
-            }));
-        }),
-        event_case("negative excess", Inv, "details.over_performance.excess", id, |r| {
-            r.event_type = pb::EventType::OverPerformance as i32;
-            r.details = details(pb::event_details::Kind::OverPerformance(pb::OverPerformanceDetails {
-                expected_profit: "1".into(),
-                actual_profit: "0.5".into(),
-                excess: "-0.5".into(),
-            }));
-        }),
-        event_case("long operator reason", Inv, "details.operator_action.reason", id, |r| {
-            r.event_type = pb::EventType::OperatorAction as i32;
-            r.details = details(pb::event_details::Kind::OperatorAction(pb::OperatorActionDetails {
-                action: "hold".into(),
-                reason: "r".repeat(513),
-                operator: "ops".into(),
-            }));
-        }),
+        event_case(
+            "close event journaled directly",
+            Inv,
+            "event_type",
+            id,
+            |r| {
+                r.event_type = pb::EventType::Filled as i32;
+            },
+        ),
+        event_case(
+            "zero credit",
+            Inv,
+            "details.churner_profit.net_profit",
+            id,
+            |r| {
+                r.details = details(pb::event_details::Kind::ChurnerProfit(
+                    pb::ChurnerProfitDetails {
+                        net_profit: "0".into(),
+                        churner_cycle_id: "c".into(),
+                    },
+                ));
+            },
+        ),
+        event_case(
+            "negative excess",
+            Inv,
+            "details.over_performance.excess",
+            id,
+            |r| {
+                r.event_type = pb::EventType::OverPerformance as i32;
+                r.details = details(pb::event_details::Kind::OverPerformance(
+                    pb::OverPerformanceDetails {
+                        expected_profit: "1".into(),
+                        actual_profit: "0.5".into(),
+                        excess: "-0.5".into(),
+                    },
+                ));
+            },
+        ),
+        event_case(
+            "long operator reason",
+            Inv,
+            "details.operator_action.reason",
+            id,
+            |r| {
+                r.event_type = pb::EventType::OperatorAction as i32;
+                r.details = details(pb::event_details::Kind::OperatorAction(
+                    pb::OperatorActionDetails {
+                        action: "hold".into(),
+                        reason: "r".repeat(513),
+                        operator: "ops".into(),
+                    },
+                ));
+            },
+        ),
         event_case("missing at", Inv, "at", id, |r| r.at = None),
         event_case("future at", Inv, "at", id, |r| r.at = far_future()),
         // RepricePosition
-        reprice_case("malformed new_price", Inv, "new_price", id, |r| r.new_price = "abc".into()),
+        reprice_case("malformed new_price", Inv, "new_price", id, |r| {
+            r.new_price = "abc".into()
+        }),
         reprice_case("missing reason", Inv, "reason", id, |r| r.reason = 0),
         reprice_case("unknown reason", Inv, "reason", id, |r| r.reason = 42),
-        reprice_case("tighten spending", Inv, "subsidy_consumed", id, |r| r.reason = Tighten as i32),
-        reprice_case("negative subsidy", Inv, "subsidy_consumed", id, |r| r.subsidy_consumed = "-1".into()),
-        reprice_case("long event_key", Inv, "event_key", id, |r| r.event_key = "k".repeat(129)),
-        reprice_case("insufficient subsidy", Pre, "insufficient subsidy", id, |r| {
-            r.subsidy_consumed = "1000".into();
+        reprice_case("tighten spending", Inv, "subsidy_consumed", id, |r| {
+            r.reason = Tighten as i32
         }),
-        reprice_case("unknown position", NotFound, "position 424242", 424_242, |_| {}),
+        reprice_case("negative subsidy", Inv, "subsidy_consumed", id, |r| {
+            r.subsidy_consumed = "-1".into()
+        }),
+        reprice_case("long event_key", Inv, "event_key", id, |r| {
+            r.event_key = "k".repeat(129)
+        }),
+        reprice_case(
+            "insufficient subsidy",
+            Pre,
+            "insufficient subsidy",
+            id,
+            |r| {
+                r.subsidy_consumed = "1000".into();
+            },
+        ),
+        reprice_case(
+            "unknown position",
+            NotFound,
+            "position 424242",
+            424_242,
+            |_| {},
+        ),
         // ClosePosition
-        close_case("missing close_reason", Inv, "close_reason", id, |r| r.close_reason = 0),
-        close_case("filled without price", Inv, "exit_price", id, |r| r.exit_price.clear()),
-        close_case("exit before entry", Inv, "exit_time", id, |r| r.exit_time = ts(T0 - 10)),
-        close_case("missing exit_regime", Inv, "exit_regime", id, |r| r.exit_regime = 0),
-        close_case("malformed net_profit", Inv, "net_profit", id, |r| r.net_profit = "1.2.3".into()),
-        close_case("long reason", Inv, "reason", id, |r| r.reason = "x".repeat(600)),
+        close_case("missing close_reason", Inv, "close_reason", id, |r| {
+            r.close_reason = 0
+        }),
+        close_case("filled without price", Inv, "exit_price", id, |r| {
+            r.exit_price.clear()
+        }),
+        close_case("exit before entry", Inv, "exit_time", id, |r| {
+            r.exit_time = ts(T0 - 10)
+        }),
+        close_case("missing exit_regime", Inv, "exit_regime", id, |r| {
+            r.exit_regime = 0
+        }),
+        close_case("malformed net_profit", Inv, "net_profit", id, |r| {
+            r.net_profit = "1.2.3".into()
+        }),
+        close_case("long reason", Inv, "reason", id, |r| {
+            r.reason = "x".repeat(600)
+        }),
         // Reads and Compact
         read_case("get_position without id", Inv, "position_id", |mut c| {
-            Box::pin(async move { c.get_position(pb::GetPositionRequest { position_id: 0 }).await.map(drop) })
+            Box::pin(async move {
+                c.get_position(pb::GetPositionRequest { position_id: 0 })
+                    .await
+                    .map(drop)
+            })
         }),
         read_case("get_position unknown", NotFound, "position 77", |mut c| {
-            Box::pin(async move { c.get_position(pb::GetPositionRequest { position_id: 77 }).await.map(drop) })
+            Box::pin(async move {
+                c.get_position(pb::GetPositionRequest { position_id: 77 })
+                    .await
+                    .map(drop)
+            })
         }),
         read_case("list_open without bot", Inv, "bot_id", |mut c| {
             Box::pin(async move {
-                c.list_open_positions(pb::ListOpenPositionsRequest { bot_id: String::new(), slot_id: None })
-                    .await
-                    .map(drop)
+                c.list_open_positions(pb::ListOpenPositionsRequest {
+                    bot_id: String::new(),
+                    slot_id: None,
+                })
+                .await
+                .map(drop)
             })
         }),
         read_case("history limit too big", Inv, "limit", |mut c| {
             Box::pin(async move {
-                c.get_position_history(pb::GetPositionHistoryRequest { bot_id: "b".into(), slot_id: None, limit: 5000 })
-                    .await
-                    .map(drop)
+                c.get_position_history(pb::GetPositionHistoryRequest {
+                    bot_id: "b".into(),
+                    slot_id: None,
+                    limit: 5000,
+                })
+                .await
+                .map(drop)
             })
         }),
         read_case("journal without scope", Inv, "scope", |mut c| {
             Box::pin(async move {
-                c.get_journal(pb::GetJournalRequest { scope: None, after_journal_id: 0, limit: 0 }).await.map(drop)
+                c.get_journal(pb::GetJournalRequest {
+                    scope: None,
+                    after_journal_id: 0,
+                    limit: 0,
+                })
+                .await
+                .map(drop)
             })
         }),
         read_case("balance without slot", Inv, "slot_id", |mut c| {
             Box::pin(async move {
-                c.get_subsidy_balance(pb::GetSubsidyBalanceRequest { bot_id: "b".into(), slot_id: None })
-                    .await
-                    .map(drop)
+                c.get_subsidy_balance(pb::GetSubsidyBalanceRequest {
+                    bot_id: "b".into(),
+                    slot_id: None,
+                })
+                .await
+                .map(drop)
             })
         }),
         read_case("summary without bot", Inv, "bot_id", |mut c| {
             Box::pin(async move {
-                c.get_subsidy_summary(pb::GetSubsidySummaryRequest { bot_id: String::new() }).await.map(drop)
+                c.get_subsidy_summary(pb::GetSubsidySummaryRequest {
+                    bot_id: String::new(),
+                })
+                .await
+                .map(drop)
             })
         }),
         read_case("compact without cutoff", Inv, "cutoff", |mut c| {
-            Box::pin(async move { c.compact(pb::CompactRequest { bot_id: "b".into(), cutoff: None }).await.map(drop) })
+            Box::pin(async move {
+                c.compact(pb::CompactRequest {
+                    bot_id: "b".into(),
+                    cutoff: None,
+                })
+                .await
+                .map(drop)
+            })
         }),
         read_case("compact without bot", Inv, "bot_id", |mut c| {
-            Box::pin(async move { c.compact(pb::CompactRequest { bot_id: String::new(), cutoff: ts(T0) }).await.map(drop) })
+            Box::pin(async move {
+                c.compact(pb::CompactRequest {
+                    bot_id: String::new(),
+                    cutoff: ts(T0),
+                })
+                .await
+                .map(drop)
+            })
         }),
     ]
 }
 
 async fn journal_len(c: &mut Client, bot: &str, slot: u32) -> usize {
     c.get_journal(pb::GetJournalRequest {
-        scope: Some(pb::get_journal_request::Scope::Slot(pb::SlotRef { bot_id: bot.into(), slot_id: slot })),
+        scope: Some(pb::get_journal_request::Scope::Slot(pb::SlotRef {
+            bot_id: bot.into(),
+            slot_id: slot,
+        })),
         after_journal_id: 0,
         limit: 1000,
     })
@@ -269,9 +431,15 @@ async fn bad_input(mut s: Server) {
         .position
         .unwrap()
         .position_id;
-    c.journal_event(credit_request(id, "good-credit", "0.5")).await.unwrap();
+    c.journal_event(credit_request(id, "good-credit", "0.5"))
+        .await
+        .unwrap();
     let rows_before = journal_len(c, "bot-ok", 1).await;
-    let position_before = c.get_position(pb::GetPositionRequest { position_id: id }).await.unwrap().into_inner();
+    let position_before = c
+        .get_position(pb::GetPositionRequest { position_id: id })
+        .await
+        .unwrap()
+        .into_inner();
 
     let mut failures = Vec::new();
     for case in cases(id) {
@@ -291,29 +459,49 @@ async fn bad_input(mut s: Server) {
             }
         }
     }
-    assert!(failures.is_empty(), "bad input not handled:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "bad input not handled:\n{}",
+        failures.join("\n")
+    );
 
     // Nothing was written by any refused request.
     assert_eq!(journal_len(c, "bot-ok", 1).await, rows_before);
     assert_eq!(
-        c.get_position(pb::GetPositionRequest { position_id: id }).await.unwrap().into_inner(),
+        c.get_position(pb::GetPositionRequest { position_id: id })
+            .await
+            .unwrap()
+            .into_inner(),
         position_before
     );
     let bad_bot = c
-        .list_open_positions(pb::ListOpenPositionsRequest { bot_id: "bot-bad".into(), slot_id: None })
+        .list_open_positions(pb::ListOpenPositionsRequest {
+            bot_id: "bot-bad".into(),
+            slot_id: None,
+        })
         .await
         .unwrap()
         .into_inner();
     assert!(bad_bot.positions.is_empty());
-    let balance = c.get_subsidy_balance(balance_request("bot-ok", 1)).await.unwrap().into_inner();
+    let balance = c
+        .get_subsidy_balance(balance_request("bot-ok", 1))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(balance.subsidy.unwrap().balance, "0.5");
 
     // Absurdly large messages are refused before decoding.
     let mut huge = open_request("bot-bad", 1, "huge");
     huge.open_key = "k".repeat(200_000);
-    let status = c.open_position(huge).await.expect_err("huge message accepted");
+    let status = c
+        .open_position(huge)
+        .await
+        .expect_err("huge message accepted");
     assert!(
-        matches!(status.code(), Code::OutOfRange | Code::InvalidArgument | Code::ResourceExhausted),
+        matches!(
+            status.code(),
+            Code::OutOfRange | Code::InvalidArgument | Code::ResourceExhausted
+        ),
         "{status:?}"
     );
     s.shutdown().await;

@@ -14,7 +14,10 @@ use ledger_service::{
     domain::{
         EventDetails, RepriceReason,
         journal::{ChurnerProfitDetails, EventCommand},
-        position::{CloseCommand, CloseReason, Entry, OpenCommand, Outcome, Regime, RepriceCommand, SlotMode, TradeId},
+        position::{
+            CloseCommand, CloseReason, Entry, OpenCommand, Outcome, Regime, RepriceCommand,
+            SlotMode, TradeId,
+        },
     },
     store::Store,
 };
@@ -94,11 +97,20 @@ fn close(position_id: u64, key: &str, offset: i64) -> CloseCommand {
 /// 16 concurrent debits of 0.3 against a balance of 3: exactly 10 succeed,
 /// every observed balance is non-negative, and the end balance is exact.
 async fn racing_debits<S: Store>(ledger: Ledger<S>) {
-    let p = ledger.open_position(open("race", 0, "o")).await.unwrap().position.position_id;
+    let p = ledger
+        .open_position(open("race", 0, "o"))
+        .await
+        .unwrap()
+        .position
+        .position_id;
     ledger.journal_event(credit(p, "c", dec!(3))).await.unwrap();
     let tasks = (0..16).map(|i| {
         let ledger = ledger.clone();
-        tokio::spawn(async move { ledger.reprice_position(debit(p, &format!("d{i}"), dec!(0.3))).await })
+        tokio::spawn(async move {
+            ledger
+                .reprice_position(debit(p, &format!("d{i}"), dec!(0.3)))
+                .await
+        })
     });
     let mut accepted = 0;
     for r in join_all(tasks).await {
@@ -107,7 +119,9 @@ async fn racing_debits<S: Store>(ledger: Ledger<S>) {
                 accepted += 1;
                 assert!(out.subsidy.totals.balance() >= Decimal::ZERO);
             }
-            Err(LedgerError::InsufficientSubsidy { balance, .. }) => assert!(balance >= Decimal::ZERO),
+            Err(LedgerError::InsufficientSubsidy { balance, .. }) => {
+                assert!(balance >= Decimal::ZERO)
+            }
             Err(e) => panic!("unexpected {e}"),
         }
     }
@@ -115,7 +129,13 @@ async fn racing_debits<S: Store>(ledger: Ledger<S>) {
     let b = ledger.subsidy_balance("race", 0).await.unwrap();
     assert_eq!(b.totals.balance(), Decimal::ZERO);
     assert_eq!(ledger.position(p).await.unwrap().times_repriced, 10);
-    assert!(ledger.subsidy_audit("race", 0).await.unwrap().is_consistent());
+    assert!(
+        ledger
+            .subsidy_audit("race", 0)
+            .await
+            .unwrap()
+            .is_consistent()
+    );
 }
 
 /// Concurrent identical opens yield one position; concurrent uses of one
@@ -135,7 +155,10 @@ async fn racing_keys<S: Store>(ledger: Ledger<S>) {
 
     let mut positions = Vec::new();
     for slot in 1..=6 {
-        let p = ledger.open_position(open("keys", slot, &format!("o{slot}"))).await.unwrap();
+        let p = ledger
+            .open_position(open("keys", slot, &format!("o{slot}")))
+            .await
+            .unwrap();
         positions.push(p.position.position_id);
     }
     let writes = positions.iter().map(|p| {
@@ -147,7 +170,9 @@ async fn racing_keys<S: Store>(ledger: Ledger<S>) {
     for r in join_all(writes).await {
         match r.unwrap() {
             Ok(_) => ok += 1,
-            Err(LedgerError::KeyConflict { field: "event_key", .. }) => {}
+            Err(LedgerError::KeyConflict {
+                field: "event_key", ..
+            }) => {}
             Err(e) => panic!("unexpected {e}"),
         }
     }
@@ -187,14 +212,21 @@ async fn racing_keys_postgres() {
 #[tokio::test]
 async fn write_once_columns_are_guarded_by_the_database_sqlite() {
     let ledger = Ledger::in_memory().await.unwrap();
-    let p = ledger.open_position(open("w", 0, "o")).await.unwrap().position.position_id;
+    let p = ledger
+        .open_position(open("w", 0, "o"))
+        .await
+        .unwrap()
+        .position
+        .position_id;
     let pool = ledger.store().pool();
     let e = sqlx::query("UPDATE position_ledger SET entry_price = '1' WHERE position_id = $1")
         .bind(i64::try_from(p).unwrap())
         .execute(pool)
         .await;
     assert!(e.is_err(), "entry_price must be write-once");
-    let e = sqlx::query("UPDATE position_journal SET event_key = 'x'").execute(pool).await;
+    let e = sqlx::query("UPDATE position_journal SET event_key = 'x'")
+        .execute(pool)
+        .await;
     assert!(e.is_err(), "journal must be append-only");
     ledger.close_position(close(p, "x", 50)).await.unwrap();
     let e = sqlx::query("UPDATE position_ledger SET status = 'open', close_reason = NULL")
@@ -209,28 +241,51 @@ async fn write_once_columns_are_guarded_by_the_database_postgres() {
         return;
     };
     let ledger = Ledger::open_postgres(&schema.url, 2).await.unwrap();
-    let p = ledger.open_position(open("w", 0, "o")).await.unwrap().position.position_id;
+    let p = ledger
+        .open_position(open("w", 0, "o"))
+        .await
+        .unwrap()
+        .position
+        .position_id;
     let pool = ledger.store().pool();
     let e = sqlx::query("UPDATE position_ledger SET target_profit_pct = 5 WHERE position_id = $1")
         .bind(i64::try_from(p).unwrap())
         .execute(pool)
         .await;
     assert!(e.is_err(), "target_profit_pct must be write-once");
-    let e = sqlx::query("UPDATE position_journal SET event_key = 'x'").execute(pool).await;
+    let e = sqlx::query("UPDATE position_journal SET event_key = 'x'")
+        .execute(pool)
+        .await;
     assert!(e.is_err(), "journal must be append-only");
     ledger.close_position(close(p, "x", 50)).await.unwrap();
-    let e = sqlx::query("UPDATE position_ledger SET net_profit = 1").execute(pool).await;
+    let e = sqlx::query("UPDATE position_ledger SET net_profit = 1")
+        .execute(pool)
+        .await;
     assert!(e.is_err(), "outcome is written once");
 }
 
 /// One step of a random journal.
 #[derive(Debug, Clone)]
 enum Op {
-    Open { slot: u32 },
-    Credit { pos: usize, cents: i64 },
-    Debit { pos: usize, cents: i64, operator: bool },
-    Close { pos: usize, offset: i64 },
-    Compact { cutoff: i64 },
+    Open {
+        slot: u32,
+    },
+    Credit {
+        pos: usize,
+        cents: i64,
+    },
+    Debit {
+        pos: usize,
+        cents: i64,
+        operator: bool,
+    },
+    Close {
+        pos: usize,
+        offset: i64,
+    },
+    Compact {
+        cutoff: i64,
+    },
     Retry,
 }
 
@@ -257,7 +312,10 @@ async fn run_random_journal<S: Store>(ledger: Ledger<S>, ops: Vec<Op>) {
     for (i, op) in ops.into_iter().enumerate() {
         match op {
             Op::Open { slot } => {
-                let p = ledger.open_position(open(bot, slot, &format!("o{i}"))).await.unwrap();
+                let p = ledger
+                    .open_position(open(bot, slot, &format!("o{i}")))
+                    .await
+                    .unwrap();
                 positions.push((p.position.position_id, slot));
                 model.entry(slot).or_default();
             }
@@ -268,7 +326,11 @@ async fn run_random_journal<S: Store>(ledger: Ledger<S>, ops: Vec<Op>) {
                 model.get_mut(&slot).unwrap().0 += Decimal::new(cents, 2);
                 last_write = Some(cmd);
             }
-            Op::Debit { pos, cents, operator } if !positions.is_empty() => {
+            Op::Debit {
+                pos,
+                cents,
+                operator,
+            } if !positions.is_empty() => {
                 let (p, slot) = positions[pos % positions.len()];
                 let mut cmd = debit(p, &format!("d{i}"), Decimal::new(cents, 2));
                 if operator {
@@ -290,7 +352,10 @@ async fn run_random_journal<S: Store>(ledger: Ledger<S>, ops: Vec<Op>) {
             }
             Op::Close { pos, offset } if !positions.is_empty() => {
                 let (p, _) = positions[pos % positions.len()];
-                match ledger.close_position(close(p, &format!("x{i}"), offset)).await {
+                match ledger
+                    .close_position(close(p, &format!("x{i}"), offset))
+                    .await
+                {
                     Ok(_) | Err(LedgerError::PositionClosed { .. }) => {}
                     Err(e) => panic!("unexpected {e}"),
                 }
@@ -316,7 +381,11 @@ async fn run_random_journal<S: Store>(ledger: Ledger<S>, ops: Vec<Op>) {
     }
     for (slot, (earned, consumed)) in model {
         let b = ledger.subsidy_balance(bot, slot).await.unwrap().totals;
-        assert_eq!((b.earned(), b.consumed()), (earned, consumed), "slot {slot}");
+        assert_eq!(
+            (b.earned(), b.consumed()),
+            (earned, consumed),
+            "slot {slot}"
+        );
         let audit = ledger.subsidy_audit(bot, slot).await.unwrap();
         assert!(audit.is_consistent(), "slot {slot}: {audit:?}");
     }

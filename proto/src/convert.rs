@@ -139,7 +139,10 @@ mod tests {
 
     #[test]
     fn formats_without_trailing_zeros() {
-        assert_eq!(format_decimal(Decimal::from_str_exact("1.2300").unwrap()), "1.23");
+        assert_eq!(
+            format_decimal(Decimal::from_str_exact("1.2300").unwrap()),
+            "1.23"
+        );
         assert_eq!(format_opt_decimal(None), "");
     }
 
@@ -147,7 +150,19 @@ mod tests {
     fn timestamps_round_trip() {
         let t = DateTime::from_timestamp(1_700_000_000, 123_000_000).unwrap();
         assert_eq!(timestamp_to_utc(&utc_to_timestamp(t)).unwrap(), t);
-        assert!(timestamp_to_utc(&Timestamp { seconds: 0, nanos: -1 }).is_err());
-        assert!(timestamp_to_utc(&Timestamp { seconds: i64::MAX, nanos: 0 }).is_err());
+        assert!(
+            timestamp_to_utc(&Timestamp {
+                seconds: 0,
+                nanos: -1
+            })
+            .is_err()
+        );
+        assert!(
+            timestamp_to_utc(&Timestamp {
+                seconds: i64::MAX,
+                nanos: 0
+            })
+            .is_err()
+        );
     }
 }

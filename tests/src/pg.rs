@@ -44,7 +44,13 @@ impl TestSchema {
         let admin_url = database_url(test)?;
         let tag: String = test
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '_'
+                }
+            })
             .take(24)
             .collect();
         let name = format!("hg_{tag}_{}", uuid::Uuid::new_v4().simple());

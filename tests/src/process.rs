@@ -8,7 +8,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
 
 /// The workspace root (the parent of this crate).
 pub fn workspace_root() -> PathBuf {
@@ -45,7 +47,11 @@ pub fn ledger_binary() -> PathBuf {
             let binary = target
                 .join("debug")
                 .join(format!("ledger-service{}", std::env::consts::EXE_SUFFIX));
-            assert!(binary.exists(), "built binary not found at {}", binary.display());
+            assert!(
+                binary.exists(),
+                "built binary not found at {}",
+                binary.display()
+            );
             binary
         })
         .clone()
@@ -112,7 +118,10 @@ impl LedgerProcess {
                     return;
                 }
             }
-            assert!(Instant::now() < deadline, "ledger-service not healthy in 60 s");
+            assert!(
+                Instant::now() < deadline,
+                "ledger-service not healthy in 60 s"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }

@@ -49,10 +49,12 @@ fn credit(position_id: u64, key: String, amount: Decimal) -> pb::JournalEventReq
         at: ts(T0 + 10),
         event_type: pb::EventType::ChurnerProfit as i32,
         details: Some(pb::EventDetails {
-            kind: Some(pb::event_details::Kind::ChurnerProfit(pb::ChurnerProfitDetails {
-                net_profit: amount.to_string(),
-                churner_cycle_id: key,
-            })),
+            kind: Some(pb::event_details::Kind::ChurnerProfit(
+                pb::ChurnerProfitDetails {
+                    net_profit: amount.to_string(),
+                    churner_cycle_id: key,
+                },
+            )),
         }),
     }
 }
@@ -96,7 +98,11 @@ async fn race(id: usize, position_id: u64, endpoints: [String; 2]) -> Tally {
         if n % 4 == 3 {
             // Some clients earn while others spend.
             let c = credit(position_id, format!("credit-{id}-{n}"), Decimal::new(30, 2));
-            let r = clients[own].journal_event(c).await.expect("credit").into_inner();
+            let r = clients[own]
+                .journal_event(c)
+                .await
+                .expect("credit")
+                .into_inner();
             tally.credits += Decimal::new(30, 2);
             tally.observe(&r.subsidy.unwrap().balance);
         }
@@ -105,7 +111,10 @@ async fn race(id: usize, position_id: u64, endpoints: [String; 2]) -> Tally {
         let results = if retry {
             // The same key to both processes at once.
             let (mut a, mut b) = (clients[0].clone(), clients[1].clone());
-            let (ra, rb) = tokio::join!(a.reprice_position(request.clone()), b.reprice_position(request.clone()));
+            let (ra, rb) = tokio::join!(
+                a.reprice_position(request.clone()),
+                b.reprice_position(request.clone())
+            );
             vec![ra, rb]
         } else {
             vec![clients[own].reprice_position(request).await]
@@ -123,14 +132,21 @@ async fn race(id: usize, position_id: u64, endpoints: [String; 2]) -> Tally {
                     }
                 }
                 Err(s) if s.code() == Code::FailedPrecondition => {
-                    assert!(s.message().starts_with("insufficient subsidy"), "{}", s.message());
+                    assert!(
+                        s.message().starts_with("insufficient subsidy"),
+                        "{}",
+                        s.message()
+                    );
                 }
                 Err(s) => panic!("unexpected status {s:?}"),
             }
         }
         assert!(fresh <= 1, "{key} applied twice");
         if let Some(first) = journal_ids.first() {
-            assert!(journal_ids.iter().all(|j| j == first), "{key}: {journal_ids:?}");
+            assert!(
+                journal_ids.iter().all(|j| j == first),
+                "{key}: {journal_ids:?}"
+            );
             assert_eq!(fresh, 1, "{key}: accepted but never freshly applied");
             tally.debits.insert(key, (amount, *first));
         }
@@ -144,7 +160,10 @@ async fn two_processes_never_overdraw_one_slot() {
         return;
     };
     // Both start (and migrate) at once.
-    let (a, b) = tokio::join!(LedgerProcess::start(&schema.url), LedgerProcess::start(&schema.url));
+    let (a, b) = tokio::join!(
+        LedgerProcess::start(&schema.url),
+        LedgerProcess::start(&schema.url)
+    );
     let endpoints = [a.endpoint.clone(), b.endpoint.clone()];
 
     let mut setup = client(&endpoints[0]).await;
@@ -167,7 +186,14 @@ async fn two_processes_never_overdraw_one_slot() {
         exit_txid: "OX".into(),
         migration: false,
     };
-    let position_id = setup.open_position(open.clone()).await.unwrap().into_inner().position.unwrap().position_id;
+    let position_id = setup
+        .open_position(open.clone())
+        .await
+        .unwrap()
+        .into_inner()
+        .position
+        .unwrap()
+        .position_id;
     // The same open through the other process is a replay.
     open.exit_txid = "OX".into();
     let mut other = client(&endpoints[1]).await;
@@ -175,7 +201,10 @@ async fn two_processes_never_overdraw_one_slot() {
     assert!(replay.replayed);
     assert_eq!(replay.position.unwrap().position_id, position_id);
     let initial = Decimal::new(1500, 2); // 15.00, less than the ~60 requested
-    setup.journal_event(credit(position_id, "seed".into(), initial)).await.unwrap();
+    setup
+        .journal_event(credit(position_id, "seed".into(), initial))
+        .await
+        .unwrap();
 
     // A watcher polls both processes for the whole race.
     let stop = Arc::new(AtomicBool::new(false));
@@ -188,7 +217,10 @@ async fn two_processes_never_overdraw_one_slot() {
             while !stop.load(Ordering::Relaxed) {
                 for c in &mut clients {
                     let r = c
-                        .get_subsidy_balance(pb::GetSubsidyBalanceRequest { bot_id: BOT.into(), slot_id: Some(SLOT) })
+                        .get_subsidy_balance(pb::GetSubsidyBalanceRequest {
+                            bot_id: BOT.into(),
+                            slot_id: Some(SLOT),
+                        })
                         .await
                         .unwrap()
                         .into_inner();
@@ -212,14 +244,21 @@ async fn two_processes_never_overdraw_one_slot() {
     assert!(reads > 0);
 
     let credits = initial + tallies.iter().map(|t| t.credits).sum::<Decimal>();
-    let accepted: BTreeMap<&String, &(Decimal, u64)> = tallies.iter().flat_map(|t| &t.debits).collect();
+    let accepted: BTreeMap<&String, &(Decimal, u64)> =
+        tallies.iter().flat_map(|t| &t.debits).collect();
     let debited: Decimal = accepted.values().map(|(a, _)| *a).sum();
     let requested = CLIENTS * DEBITS_PER_CLIENT;
-    assert!(accepted.len() < requested, "the race should exhaust the subsidy");
+    assert!(
+        accepted.len() < requested,
+        "the race should exhaust the subsidy"
+    );
     assert!(!accepted.is_empty());
 
     let balance = setup
-        .get_subsidy_balance(pb::GetSubsidyBalanceRequest { bot_id: BOT.into(), slot_id: Some(SLOT) })
+        .get_subsidy_balance(pb::GetSubsidyBalanceRequest {
+            bot_id: BOT.into(),
+            slot_id: Some(SLOT),
+        })
         .await
         .unwrap()
         .into_inner()
@@ -249,8 +288,14 @@ async fn two_processes_never_overdraw_one_slot() {
         }
         after = page.next_after_journal_id;
     }
-    let credit_rows = rows.iter().filter(|r| r.event_type == pb::EventType::ChurnerProfit as i32).count();
-    let debit_rows: Vec<_> = rows.iter().filter(|r| r.event_type == pb::EventType::Repriced as i32).collect();
+    let credit_rows = rows
+        .iter()
+        .filter(|r| r.event_type == pb::EventType::ChurnerProfit as i32)
+        .count();
+    let debit_rows: Vec<_> = rows
+        .iter()
+        .filter(|r| r.event_type == pb::EventType::Repriced as i32)
+        .collect();
     let expected_credits = 1 + CLIENTS * (DEBITS_PER_CLIENT / 4);
     assert_eq!(credit_rows, expected_credits);
     assert_eq!(debit_rows.len(), accepted.len());

@@ -560,6 +560,35 @@ pub fn check_http_url(name: &'static str, value: &str) -> Result<(), ConfigError
     Ok(())
 }
 
+impl TradingSettings {
+    /// The pure engine's configuration for these settings on `pair` (whose
+    /// precision and minimums come from the exchange), with the band
+    /// thresholds and distance weight of `healing`. The engine clamps again
+    /// (SPEC §10) and reports what it changed.
+    #[must_use]
+    pub fn engine_config(
+        &self,
+        healing: &HealingSettings,
+        pair: crate::pair::PairSpec,
+    ) -> (crate::engine::EngineConfig, Vec<crate::engine::ConfigWarning>) {
+        let mut c = crate::engine::EngineConfig::defaults(pair);
+        c.slots = self.slots;
+        c.order_size_usd = self.order_size_usd;
+        c.entry_pct = self.entry_pct;
+        c.profit_pct = self.profit_pct;
+        c.refresh_pct = self.refresh_pct;
+        let sec = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        c.bands.thresholds = crate::engine::BandThresholds {
+            fresh_sec: sec(healing.bands.fresh),
+            aging_sec: sec(healing.bands.aging),
+            stale_sec: sec(healing.bands.stale),
+            stuck_sec: sec(healing.bands.stuck),
+        };
+        c.bands.distance_weight = healing.distance_weight;
+        c.validate()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,7 @@
 //! healgrid trader: the exchange loop, the pure pair engine and the
 //! self-healing machinery (repricing, churner), calling the ledger service.
 
+pub mod backtest;
 pub mod config;
 pub mod engine;
 pub mod exchange;

@@ -35,6 +35,9 @@ enum Command {
     /// Serve the paper exchange behind Kraken's REST API, for demos and for
     /// testing any Kraken client without internet.
     KrakenSim(SimArgs),
+    /// Replay candles through the trader runtime on the paper exchange
+    /// (simulated time, in-process ledger) and write a JSON report.
+    Backtest(Box<trader_service::backtest::BacktestArgs>),
 }
 
 /// Where the simulator's prices come from.
@@ -117,8 +120,9 @@ struct SimArgs {
     max_open_orders: usize,
 }
 
-fn init_logging(json: bool) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+fn init_logging(json: bool, default_level: &str) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     if json {
         builder.json().init();
@@ -209,13 +213,14 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(t) => t,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}
@@ -232,19 +237,58 @@ async fn run_sim(args: SimArgs) -> Result<()> {
     let handle = sim_server::start(cfg, Some(market), SystemClock.now_ms())
         .await
         .with_context(|| format!("starting the simulator on {}", args.listen))?;
-    info!(url = handle.url(), pair = args.pair, "kraken-sim ready; Ctrl-C to stop");
+    info!(
+        url = handle.url(),
+        pair = args.pair,
+        "kraken-sim ready; Ctrl-C to stop"
+    );
     shutdown_signal().await;
     info!("shutting down");
     handle.shutdown();
     Ok(())
 }
 
+/// `backtest`: loads the candles, runs the runtime over them and writes the
+/// report.
+async fn run_backtest_cmd(args: &trader_service::backtest::BacktestArgs) -> Result<()> {
+    let (cfg, warnings) = args.resolve().context("backtest settings")?;
+    for w in warnings {
+        tracing::warn!(setting = %w, "setting clamped");
+    }
+    let mut source = CsvReplay::from_path(&args.candles)
+        .with_context(|| format!("reading {}", args.candles.display()))?;
+    let mut candles = Vec::with_capacity(source.len());
+    while let Some(c) = source.next_candle()? {
+        candles.push(c);
+    }
+    let report = trader_service::backtest::run_backtest(&candles, &cfg)
+        .await
+        .context("backtest")?;
+    let json = serde_json::to_string_pretty(&report)?;
+    match &args.out {
+        Some(path) => std::fs::write(path, json + "\n")
+            .with_context(|| format!("writing {}", path.display()))?,
+        None => println!("{json}"),
+    }
+    eprintln!(
+        "{} candles, {} fills, {} cycles, net {} USD in {:.2}s",
+        report.candles, report.fills, report.completed_cycles, report.net_pnl_usd, report.wall_seconds
+    );
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let cli = Cli::parse();
-    init_logging(cli.log_json);
+    // A backtest logs every simulated decision: warnings only by default.
+    let level = match cli.command {
+        Command::Backtest(_) => "warn",
+        Command::KrakenSim(_) => "info",
+    };
+    init_logging(cli.log_json, level);
     match cli.command {
         Command::KrakenSim(args) => run_sim(args).await,
+        Command::Backtest(args) => run_backtest_cmd(&args).await,
     }
 }
 
@@ -254,8 +298,14 @@ mod tests {
 
     #[test]
     fn market_argument_parses() {
-        assert!(matches!(parse_market("synthetic"), Ok(MarketArg::Synthetic)));
-        assert!(matches!(parse_market("csv:/tmp/x.csv"), Ok(MarketArg::Csv(_))));
+        assert!(matches!(
+            parse_market("synthetic"),
+            Ok(MarketArg::Synthetic)
+        ));
+        assert!(matches!(
+            parse_market("csv:/tmp/x.csv"),
+            Ok(MarketArg::Csv(_))
+        ));
         assert!(parse_market("csv:").is_err());
         assert!(parse_market("random").is_err());
     }

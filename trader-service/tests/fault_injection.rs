@@ -54,13 +54,20 @@ async fn fifty_ambiguous_add_orders_leave_exactly_one_order_each() {
         acks.insert(id, ack.txid);
     }
     assert_eq!(sim.pending_faults(), 0, "all 50 faults were hit");
-    assert!(reconciled >= 10, "lost responses were found, not re-placed: {reconciled}");
+    assert!(
+        reconciled >= 10,
+        "lost responses were found, not re-placed: {reconciled}"
+    );
 
     // Let any delayed acceptance still in flight land (it must be refused).
     tokio::time::sleep(Duration::from_millis(400)).await;
 
     let open = c.open_orders().await.unwrap();
-    assert_eq!(open.len(), intended as usize, "one resting order per intended order");
+    assert_eq!(
+        open.len(),
+        intended as usize,
+        "one resting order per intended order"
+    );
     let mut per_id: HashMap<String, usize> = HashMap::new();
     for o in &open {
         assert_eq!(o.status, OrderStatus::Open);
@@ -68,9 +75,14 @@ async fn fifty_ambiguous_add_orders_leave_exactly_one_order_each() {
         *per_id.entry(id.clone()).or_default() += 1;
         assert_eq!(acks[&id], o.txid, "the ack names the order that exists");
     }
-    assert!(per_id.values().all(|&n| n == 1), "no duplicates: {per_id:?}");
+    assert!(
+        per_id.values().all(|&n| n == 1),
+        "no duplicates: {per_id:?}"
+    );
     // Nothing was placed and then lost elsewhere either.
-    let all_orders = sim.exchange().with_book(|b| b.closed_orders().len() + b.open_count());
+    let all_orders = sim
+        .exchange()
+        .with_book(|b| b.closed_orders().len() + b.open_count());
     assert_eq!(all_orders, intended as usize);
     sim.shutdown();
 }

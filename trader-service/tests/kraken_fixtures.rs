@@ -10,13 +10,13 @@ use std::path::{Path, PathBuf};
 use rust_decimal::Decimal;
 use serde_json::Value;
 use trader_service::exchange::ErrorKind;
+use trader_service::exchange::OrderInfo;
 use trader_service::exchange::kraken::sign::{decode_secret, sign};
 use trader_service::exchange::kraken::wire::{
     self, AddOrderResult, AssetPairsResult, AssetWire, BalanceResult, CancelResult,
     ClosedOrdersResult, Num, OpenOrdersResult, QueryOrdersResult, SystemStatus, TickerResult,
     TimeResult, TradeVolumeResult, TradesHistoryResult, WireError,
 };
-use trader_service::exchange::OrderInfo;
 
 fn env<T: serde::de::DeserializeOwned>(body: &str, file: &str) -> T {
     wire::parse_envelope(body).unwrap_or_else(|e| panic!("{file}: {e}"))
@@ -27,7 +27,11 @@ fn check_orders(orders: &[OrderInfo], file: &str) {
     for o in orders {
         assert!(o.vol_exec <= o.volume, "{file}: {}", o.txid);
         if o.vol_exec > Decimal::ZERO && o.cost > Decimal::ZERO {
-            assert!(o.avg_price.is_some_and(|p| p > Decimal::ZERO), "{file}: {}", o.txid);
+            assert!(
+                o.avg_price.is_some_and(|p| p > Decimal::ZERO),
+                "{file}: {}",
+                o.txid
+            );
         } else {
             assert_eq!(o.avg_price, None, "{file}: {}", o.txid);
         }
@@ -45,7 +49,9 @@ fn expected_error_kind(name: &str) -> Option<ErrorKind> {
         "unknown_order" | "invalid_order_on_cancel" => ErrorKind::UnknownOrder,
         "orders_limit_exceeded" => ErrorKind::OrdersLimitExceeded,
         "invalid_key" | "invalid_key_docs" => ErrorKind::Auth,
-        "unknown_asset_pair" | "order_minimum_not_met" | "invalid_arguments_volume"
+        "unknown_asset_pair"
+        | "order_minimum_not_met"
+        | "invalid_arguments_volume"
         | "invalid_price_decimals" => ErrorKind::InvalidRequest,
         _ => return None,
     })
@@ -53,7 +59,9 @@ fn expected_error_kind(name: &str) -> Option<ErrorKind> {
 
 fn check_errors(body: &str, file: &str) {
     let doc: Value = serde_json::from_str(body).unwrap();
-    let cases = doc["cases"].as_array().unwrap_or_else(|| panic!("{file}: no cases"));
+    let cases = doc["cases"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{file}: no cases"));
     assert!(!cases.is_empty());
     for case in cases {
         let name = case["name"].as_str().unwrap_or("?");
@@ -79,7 +87,9 @@ fn check_errors(body: &str, file: &str) {
 
 fn check_signatures(body: &str, file: &str) {
     let doc: Value = serde_json::from_str(body).unwrap();
-    let vectors = doc["vectors"].as_array().unwrap_or_else(|| panic!("{file}: no vectors"));
+    let vectors = doc["vectors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{file}: no vectors"));
     assert!(!vectors.is_empty());
     for v in vectors {
         let s = |k: &str| v[k].as_str().unwrap_or_else(|| panic!("{file}: {k}"));
@@ -211,7 +221,10 @@ fn repo_fixture_details() {
     // A closed order reporting price 0: average price from cost / volume.
     let closed: ClosedOrdersResult = wire::parse_envelope(&read("closed_orders.json")).unwrap();
     let closed = wire::orders_from_map(closed.closed).unwrap();
-    let filled = closed.iter().find(|o| o.txid == "OW7T2P-LKQ9S-AB3CDE").unwrap();
+    let filled = closed
+        .iter()
+        .find(|o| o.txid == "OW7T2P-LKQ9S-AB3CDE")
+        .unwrap();
     assert_eq!(filled.avg_price, Some(Decimal::new(19, 2)));
     assert_eq!(filled.closed_at, Some(1_761_395_000_250));
     // Numbers as strings, foreign order types kept verbatim.
@@ -247,7 +260,8 @@ fn every_real_kraken_fixture_parses() {
         eprintln!("SKIP: set HEALGRID_SHARED_FIXTURES to the real Kraken fixtures to check them");
         return;
     };
-    let path = resolve(&dir).unwrap_or_else(|| panic!("HEALGRID_SHARED_FIXTURES={dir} is not a directory"));
+    let path = resolve(&dir)
+        .unwrap_or_else(|| panic!("HEALGRID_SHARED_FIXTURES={dir} is not a directory"));
     let n = check_dir(&path);
     assert!(n >= 20, "only {n} fixtures found in {}", path.display());
     eprintln!("checked {n} real Kraken fixtures in {}", path.display());

@@ -27,7 +27,13 @@ async fn public_data_matches_the_simulated_pair() {
     let fees = c.fees("XDGUSD").await.unwrap();
     assert_eq!((fees.maker_pct, fees.taker_pct), (dec!(0.25), dec!(0.40)));
     assert_eq!(c.ticker("XDGUSD").await.unwrap().last, dec!(0.1));
-    sim.push_candle(&candle(T0 + 60, dec!(0.1), dec!(0.102), dec!(0.099), dec!(0.101)));
+    sim.push_candle(&candle(
+        T0 + 60,
+        dec!(0.1),
+        dec!(0.102),
+        dec!(0.099),
+        dec!(0.101),
+    ));
     let candles = c.ohlc("XDGUSD", 1, Some(T0)).await.unwrap();
     assert_eq!(candles.len(), 1);
     assert_eq!(candles[0].close, dec!(0.101));
@@ -48,7 +54,10 @@ async fn place_query_fill_and_trade_history() {
         .await
         .unwrap();
     assert!(!ack.reconciled);
-    let o = &c.query_orders(&[ack.txid.clone()]).await.unwrap()[0];
+    let o = &c
+        .query_orders(std::slice::from_ref(&ack.txid))
+        .await
+        .unwrap()[0];
     assert_eq!(o.status, OrderStatus::Open);
     assert_eq!(o.order_type, OrderType::Limit);
     assert!(o.post_only);
@@ -57,9 +66,18 @@ async fn place_query_fill_and_trade_history() {
     assert_eq!(c.open_orders().await.unwrap().len(), 1);
 
     // The market trades through the price: filled at the limit, maker fee.
-    let fills = sim.push_candle(&candle(T0 + 60, dec!(0.1), dec!(0.1), dec!(0.094), dec!(0.096)));
+    let fills = sim.push_candle(&candle(
+        T0 + 60,
+        dec!(0.1),
+        dec!(0.1),
+        dec!(0.094),
+        dec!(0.096),
+    ));
     assert_eq!(fills.len(), 1);
-    let o = &c.query_orders(&[ack.txid.clone()]).await.unwrap()[0];
+    let o = &c
+        .query_orders(std::slice::from_ref(&ack.txid))
+        .await
+        .unwrap()[0];
     assert_eq!(o.status, OrderStatus::Closed);
     assert_eq!(o.vol_exec, dec!(100));
     assert_eq!(o.cost, dec!(9.5));
@@ -99,7 +117,10 @@ async fn cancel_and_cancel_replace() {
         .await
         .unwrap();
     let replaced = c
-        .cancel_replace(&ack.txid, &limit(Side::Sell, dec!(0.105), dec!(100), 3, "s-2"))
+        .cancel_replace(
+            &ack.txid,
+            &limit(Side::Sell, dec!(0.105), dec!(100), 3, "s-2"),
+        )
         .await
         .unwrap();
     let both = c
@@ -112,11 +133,20 @@ async fn cancel_and_cancel_replace() {
     // Cancelling an already-cancelled order is reported as done.
     c.cancel_order(&ack.txid).await.unwrap();
     // A filled order cannot be cancelled: UnknownOrder, and nothing placed.
-    sim.push_candle(&candle(T0 + 60, dec!(0.1), dec!(0.106), dec!(0.1), dec!(0.104)));
+    sim.push_candle(&candle(
+        T0 + 60,
+        dec!(0.1),
+        dec!(0.106),
+        dec!(0.1),
+        dec!(0.104),
+    ));
     let e = c.cancel_order(&replaced.txid).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::UnknownOrder);
     let e = c
-        .cancel_replace(&replaced.txid, &limit(Side::Sell, dec!(0.12), dec!(100), 3, "s-3"))
+        .cancel_replace(
+            &replaced.txid,
+            &limit(Side::Sell, dec!(0.12), dec!(100), 3, "s-3"),
+        )
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::UnknownOrder);
@@ -142,32 +172,64 @@ async fn every_error_kind_surfaces_correctly() {
     assert_eq!(kind(c.add_order(&big).await), ErrorKind::InsufficientFunds);
     // Post-only at or through the market.
     let cross = limit(Side::Buy, dec!(0.1), dec!(100), 1, "cross");
-    assert_eq!(kind(c.add_order(&cross).await), ErrorKind::PostOnlyWouldCross);
+    assert_eq!(
+        kind(c.add_order(&cross).await),
+        ErrorKind::PostOnlyWouldCross
+    );
     // Below ordermin, too many price decimals.
     let small = limit(Side::Buy, dec!(0.09), dec!(10), 1, "small");
     assert_eq!(kind(c.add_order(&small).await), ErrorKind::InvalidRequest);
     let fine = limit(Side::Buy, dec!(0.091234567), dec!(100), 1, "fine");
     assert_eq!(kind(c.add_order(&fine).await), ErrorKind::InvalidRequest);
     // Open-order limit.
-    c.add_order(&limit(Side::Buy, dec!(0.09), dec!(100), 1, "a")).await.unwrap();
-    c.add_order(&limit(Side::Buy, dec!(0.08), dec!(100), 1, "b")).await.unwrap();
+    c.add_order(&limit(Side::Buy, dec!(0.09), dec!(100), 1, "a"))
+        .await
+        .unwrap();
+    c.add_order(&limit(Side::Buy, dec!(0.08), dec!(100), 1, "b"))
+        .await
+        .unwrap();
     let third = limit(Side::Buy, dec!(0.07), dec!(100), 1, "c");
-    assert_eq!(kind(c.add_order(&third).await), ErrorKind::OrdersLimitExceeded);
+    assert_eq!(
+        kind(c.add_order(&third).await),
+        ErrorKind::OrdersLimitExceeded
+    );
     // Unknown order.
-    assert_eq!(kind(c.cancel_order("ONOPE0-AAAAA-BBBBBB").await), ErrorKind::UnknownOrder);
+    assert_eq!(
+        kind(c.cancel_order("ONOPE0-AAAAA-BBBBBB").await),
+        ErrorKind::UnknownOrder
+    );
     // Retryable: every attempt hits EService:Unavailable.
-    sim.inject(FaultRule { method: "Balance".into(), fault: Fault::ServiceUnavailable, count: 4 });
+    sim.inject(FaultRule {
+        method: "Balance".into(),
+        fault: Fault::ServiceUnavailable,
+        count: 4,
+    });
     assert_eq!(kind(c.balances().await), ErrorKind::Retryable);
     // ...but a transient one is retried transparently.
-    sim.inject(FaultRule { method: "Balance".into(), fault: Fault::Http5xxHtml, count: 2 });
+    sim.inject(FaultRule {
+        method: "Balance".into(),
+        fault: Fault::Http5xxHtml,
+        count: 2,
+    });
     c.balances().await.unwrap();
     // Ambiguous: the placement fails and the lookup cannot be made.
-    sim.inject(FaultRule { method: "AddOrder".into(), fault: Fault::Http5xxHtml, count: 1 });
-    sim.inject(FaultRule { method: "OpenOrders".into(), fault: Fault::Http5xxHtml, count: 4 });
+    sim.inject(FaultRule {
+        method: "AddOrder".into(),
+        fault: Fault::Http5xxHtml,
+        count: 1,
+    });
+    sim.inject(FaultRule {
+        method: "OpenOrders".into(),
+        fault: Fault::Http5xxHtml,
+        count: 4,
+    });
     let amb = limit(Side::Sell, dec!(0.2), dec!(100), 1, "amb");
     assert_eq!(kind(c.add_order(&amb).await), ErrorKind::Ambiguous);
     // Duplicate client order id: reconciled to the existing order.
-    let dup = c.add_order(&limit(Side::Buy, dec!(0.06), dec!(100), 1, "a")).await.unwrap();
+    let dup = c
+        .add_order(&limit(Side::Buy, dec!(0.06), dec!(100), 1, "a"))
+        .await
+        .unwrap();
     assert!(dup.reconciled);
     assert_eq!(c.open_orders().await.unwrap().len(), 2);
     // Auth: wrong secret.
@@ -177,7 +239,11 @@ async fn every_error_kind_surfaces_correctly() {
     assert_eq!(kind(bad.balances().await), ErrorKind::Auth);
     // Rate limited: the client believes in a bigger counter than enforced
     // and is not allowed to retry.
-    let mut tight = sim_config(RateTier { rest_max: 2, rest_decay: 100, ..fast_tier() });
+    let mut tight = sim_config(RateTier {
+        rest_max: 2,
+        rest_decay: 100,
+        ..fast_tier()
+    });
     tight.listen = "127.0.0.1:0".parse().unwrap();
     let sim2 = start_sim(tight).await;
     let mut optimistic = client_config(&sim2, fast_tier());
@@ -195,7 +261,11 @@ async fn every_error_kind_surfaces_correctly() {
 #[tokio::test]
 async fn client_paces_itself_instead_of_hitting_the_rest_limit() {
     // Enforced and modelled: 3 points, decaying 5/s.
-    let tier = RateTier { rest_max: 3, rest_decay: 5_000, ..fast_tier() };
+    let tier = RateTier {
+        rest_max: 3,
+        rest_decay: 5_000,
+        ..fast_tier()
+    };
     let sim = start_sim(sim_config(tier)).await;
     // A 10 % margin absorbs the latency jitter between our model and the
     // server's counter (production uses 25 %).
@@ -207,7 +277,11 @@ async fn client_paces_itself_instead_of_hitting_the_rest_limit() {
         c.balances().await.unwrap();
     }
     // 2 free calls, then waits of ~200 ms each.
-    assert!(start.elapsed() >= Duration::from_millis(900), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        start.elapsed()
+    );
     assert_eq!(sim.stats().rate_limited, 0);
     assert_eq!(sim.stats().calls["Balance"], 8);
     sim.shutdown();
@@ -215,25 +289,42 @@ async fn client_paces_itself_instead_of_hitting_the_rest_limit() {
 
 #[tokio::test]
 async fn client_backs_off_when_the_server_says_rate_limited() {
-    let enforced = RateTier { rest_max: 3, rest_decay: 5_000, ..fast_tier() };
+    let enforced = RateTier {
+        rest_max: 3,
+        rest_decay: 5_000,
+        ..fast_tier()
+    };
     let sim = start_sim(sim_config(enforced)).await;
-    // The client wrongly believes in a 20-point counter.
-    let mut cfg = client_config(&sim, fast_tier());
+    // The client wrongly believes in a 20-point counter (right decay).
+    let believed = RateTier {
+        rest_max: 20,
+        ..enforced
+    };
+    let mut cfg = client_config(&sim, believed);
     cfg.max_retries = 6;
     let c = KrakenClient::new(cfg).unwrap();
     for _ in 0..8 {
         c.balances().await.unwrap();
     }
     let stats = sim.stats();
-    assert!(stats.rate_limited > 0, "the server must have pushed back");
-    assert!(stats.rate_limited < 8, "backoff keeps retries few: {stats:?}");
+    // One push-back saturates the client's model; from then on it paces
+    // itself, so the server rarely has to refuse again.
+    assert!(stats.rate_limited >= 1, "the server must have pushed back");
+    assert!(
+        stats.rate_limited <= 3,
+        "after backing off the client stays within the limit: {stats:?}"
+    );
     sim.shutdown();
 }
 
 #[tokio::test]
 async fn cancel_penalty_of_young_orders_is_paced() {
     // Trading counter 10, decaying 10/s: each young cancel costs 8.
-    let tier = RateTier { trading_max: 10, trading_decay: 10_000, ..fast_tier() };
+    let tier = RateTier {
+        trading_max: 10,
+        trading_decay: 10_000,
+        ..fast_tier()
+    };
     let sim = start_sim(sim_config(tier)).await;
     let mut cfg = client_config(&sim, tier);
     cfg.limit_pct = 90;
@@ -241,13 +332,23 @@ async fn cancel_penalty_of_young_orders_is_paced() {
     let start = Instant::now();
     for i in 0..4 {
         let ack = c
-            .add_order(&limit(Side::Buy, dec!(0.09), dec!(100), 1, &format!("y-{i}")))
+            .add_order(&limit(
+                Side::Buy,
+                dec!(0.09),
+                dec!(100),
+                1,
+                &format!("y-{i}"),
+            ))
             .await
             .unwrap();
         c.cancel_order(&ack.txid).await.unwrap();
     }
     // 4 x (1 + 8) = 36 points against a 9-point budget at 10/s.
-    assert!(start.elapsed() >= Duration::from_millis(2_000), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() >= Duration::from_millis(2_000),
+        "{:?}",
+        start.elapsed()
+    );
     assert_eq!(sim.stats().rate_limited, 0);
     sim.shutdown();
 }
@@ -259,11 +360,32 @@ async fn nonces_stay_valid_under_concurrent_calls() {
     let mut tasks = Vec::new();
     for _ in 0..8 {
         let c = std::sync::Arc::clone(&c);
-        tasks.push(tokio::spawn(async move { c.open_orders().await.map(|_| ()) }));
+        tasks.push(tokio::spawn(
+            async move { c.open_orders().await.map(|_| ()) },
+        ));
     }
     for t in tasks {
         t.await.unwrap().unwrap();
     }
     assert_eq!(sim.stats().bad_nonce, 0);
+    sim.shutdown();
+}
+
+/// The trader holds the exchange generically inside a tokio task: both
+/// implementations must produce `Send` futures.
+#[tokio::test]
+async fn both_exchanges_run_inside_spawned_tasks() {
+    async fn balances_in_task<E: Exchange + 'static>(
+        e: std::sync::Arc<E>,
+    ) -> rust_decimal::Decimal {
+        tokio::spawn(async move { e.balances().await.unwrap().get("ZUSD") })
+            .await
+            .unwrap()
+    }
+    let sim = start_sim(sim_config(fast_tier())).await;
+    let kraken = std::sync::Arc::new(client(&sim));
+    assert_eq!(balances_in_task(kraken).await, dec!(1000));
+    let paper = std::sync::Arc::new(sim.exchange().clone());
+    assert_eq!(balances_in_task(paper).await, dec!(1000));
     sim.shutdown();
 }

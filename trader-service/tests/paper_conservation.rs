@@ -15,10 +15,24 @@ use trader_service::pair::{Candle, Side};
 
 #[derive(Debug, Clone)]
 enum Op {
-    Limit { buy: bool, ticks: i64, lots: i64, post_only: bool },
-    Market { buy: bool, lots: i64 },
-    Cancel { pick: usize },
-    Candle { up: bool, range_ticks: i64, drift_ticks: i64 },
+    Limit {
+        buy: bool,
+        ticks: i64,
+        lots: i64,
+        post_only: bool,
+    },
+    Market {
+        buy: bool,
+        lots: i64,
+    },
+    Cancel {
+        pick: usize,
+    },
+    Candle {
+        up: bool,
+        range_ticks: i64,
+        drift_ticks: i64,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {

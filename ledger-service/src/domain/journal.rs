@@ -297,7 +297,10 @@ impl EventCommand {
         match &mut self.details {
             EventDetails::ChurnerProfit(d) => {
                 validate::positive("details.churner_profit.net_profit", d.net_profit)?;
-                validate::text("details.churner_profit.churner_cycle_id", &d.churner_cycle_id)?;
+                validate::text(
+                    "details.churner_profit.churner_cycle_id",
+                    &d.churner_cycle_id,
+                )?;
             }
             EventDetails::OverPerformance(d) => {
                 validate::positive("details.over_performance.excess", d.excess)?;
@@ -365,7 +368,10 @@ mod tests {
             subsidy_consumed: dec!(0.05),
         });
         assert_eq!(EventDetails::from_json(&d.to_json()).unwrap(), d);
-        assert!(d.to_json().contains("\"0.05\""), "decimals are stored as strings");
+        assert!(
+            d.to_json().contains("\"0.05\""),
+            "decimals are stored as strings"
+        );
     }
 
     #[test]
@@ -380,8 +386,14 @@ mod tests {
                 subsidy_consumed: dec!(2),
             })
         };
-        assert_eq!(reprice(RepriceReason::Subsidy).subsidy_delta().subsidy, dec!(2));
-        assert_eq!(reprice(RepriceReason::Operator).subsidy_delta().operator, dec!(2));
+        assert_eq!(
+            reprice(RepriceReason::Subsidy).subsidy_delta().subsidy,
+            dec!(2)
+        );
+        assert_eq!(
+            reprice(RepriceReason::Operator).subsidy_delta().operator,
+            dec!(2)
+        );
         assert!(reprice(RepriceReason::Tighten).subsidy_delta().is_zero());
         let credit = EventDetails::OverPerformance(OverPerformanceDetails {
             expected_profit: dec!(1),
@@ -412,6 +424,10 @@ mod tests {
             churner_cycle_id: "c".into(),
         });
         let e = cmd(zero_credit).validated(Utc::now()).unwrap_err();
-        assert!(e.to_string().starts_with("details.churner_profit.net_profit"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("details.churner_profit.net_profit"),
+            "{e}"
+        );
     }
 }

@@ -446,10 +446,20 @@ pub(crate) mod tests {
         assert!(open_command("b", 0, "k").validated(now).is_ok());
         let mut c = open_command("b", 0, "k");
         c.entry.price = dec!(0);
-        assert!(c.validated(now).unwrap_err().to_string().starts_with("entry_price"));
+        assert!(
+            c.validated(now)
+                .unwrap_err()
+                .to_string()
+                .starts_with("entry_price")
+        );
         let mut c = open_command("b", 0, "k");
         c.entry.fee = dec!(-0.1);
-        assert!(c.validated(now).unwrap_err().to_string().starts_with("entry_fee"));
+        assert!(
+            c.validated(now)
+                .unwrap_err()
+                .to_string()
+                .starts_with("entry_fee")
+        );
     }
 
     #[test]

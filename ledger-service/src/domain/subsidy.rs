@@ -136,7 +136,9 @@ mod tests {
 
     #[test]
     fn debits_never_overdraw() {
-        let t = SubsidyTotals::default().apply(&credit(dec!(1)), "b", 0).unwrap();
+        let t = SubsidyTotals::default()
+            .apply(&credit(dec!(1)), "b", 0)
+            .unwrap();
         let t = t.apply(&debit(dec!(0.4)), "b", 0).unwrap();
         assert_eq!(t.balance(), dec!(0.6));
         match t.apply(&debit(dec!(0.7)), "b", 0) {
@@ -148,7 +150,10 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
-        assert_eq!(t.apply(&debit(dec!(0.6)), "b", 0).unwrap().balance(), dec!(0));
+        assert_eq!(
+            t.apply(&debit(dec!(0.6)), "b", 0).unwrap().balance(),
+            dec!(0)
+        );
     }
 
     #[test]

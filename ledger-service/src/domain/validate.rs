@@ -221,7 +221,10 @@ mod tests {
         assert!(time("at", now + Duration::hours(25), now).is_err());
         assert!(time("at", earliest_time() - Duration::seconds(1), now).is_err());
         let t = DateTime::from_timestamp(1_700_000_000, 123_456_789).unwrap();
-        assert_eq!(time("at", t, now).unwrap().timestamp_subsec_nanos(), 123_456_000);
+        assert_eq!(
+            time("at", t, now).unwrap().timestamp_subsec_nanos(),
+            123_456_000
+        );
         assert!(timestamp("at", None).is_err());
     }
 

@@ -14,8 +14,8 @@ use rust_decimal::Decimal;
 use crate::domain::{
     EventDetails, EventType, JournalEntry, LedgerError, Position, RepriceReason, SlotSubsidy,
     journal::{
-        CancelledDetails, ChurnerProfitDetails, EventCommand, HandedOverDetails, KeepHoldingDetails,
-        OperatorActionDetails, OverPerformanceDetails, WrittenOffDetails,
+        CancelledDetails, ChurnerProfitDetails, EventCommand, HandedOverDetails,
+        KeepHoldingDetails, OperatorActionDetails, OverPerformanceDetails, WrittenOffDetails,
     },
     position::{
         CloseCommand, CloseReason, Entry, OpenCommand, Outcome, PositionStatus, Regime,
@@ -216,10 +216,12 @@ pub fn event_command(r: pb::JournalEventRequest) -> Result<EventCommand, LedgerE
                 reason: d.reason,
             })
         }
-        (EventType::HandedOver, Kind::HandedOver(d)) => EventDetails::HandedOver(HandedOverDetails {
-            reason: d.reason,
-            age_seconds: d.age_seconds,
-        }),
+        (EventType::HandedOver, Kind::HandedOver(d)) => {
+            EventDetails::HandedOver(HandedOverDetails {
+                reason: d.reason,
+                age_seconds: d.age_seconds,
+            })
+        }
         (
             EventType::Created
             | EventType::Repriced

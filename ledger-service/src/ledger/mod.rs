@@ -16,10 +16,8 @@ pub use writes::{CloseOutcome, EventOutcome, OpenOutcome, RepriceOutcome};
 
 use crate::{
     domain::{
-        JournalEntry, LedgerError, Position, SlotSubsidy, SubsidyTotals,
-        position::require_id,
-        subsidy::current_totals,
-        validate,
+        JournalEntry, LedgerError, Position, SlotSubsidy, SubsidyTotals, position::require_id,
+        subsidy::current_totals, validate,
     },
     store::{PgStore, SqliteStore, Store, StoreError},
 };
@@ -110,7 +108,9 @@ impl Ledger<SqliteStore> {
 impl Ledger<PgStore> {
     /// Opens a PostgreSQL ledger (`postgres://...`).
     pub async fn open_postgres(url: &str, max_connections: u32) -> Result<Self, StoreError> {
-        Ok(Self::new(PgStore::connect_with(url, max_connections).await?))
+        Ok(Self::new(
+            PgStore::connect_with(url, max_connections).await?,
+        ))
     }
 }
 
@@ -240,7 +240,11 @@ impl<S: Store> Ledger<S> {
     }
 
     /// Both sides of the subsidy formula for one slot, for verification.
-    pub async fn subsidy_audit(&self, bot_id: &str, slot_id: u32) -> Result<SubsidyAudit, LedgerError> {
+    pub async fn subsidy_audit(
+        &self,
+        bot_id: &str,
+        slot_id: u32,
+    ) -> Result<SubsidyAudit, LedgerError> {
         let cumulative = self.subsidy_balance(bot_id, slot_id).await?.totals;
         let (watermark, remaining) = self.store.subsidy_audit(bot_id, slot_id).await?;
         Ok(SubsidyAudit {

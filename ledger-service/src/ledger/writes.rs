@@ -11,11 +11,10 @@ use tracing::{debug, info};
 use super::Ledger;
 use crate::{
     domain::{
-        EventDetails, JournalEntry, LedgerError, Position, SlotSubsidy, SubsidyTotals,
-        idempotency,
+        EventDetails, JournalEntry, LedgerError, Position, SlotSubsidy, SubsidyTotals, idempotency,
         journal::{CreatedDetails, EventCommand, RepricedDetails},
         position::{CloseCommand, OpenCommand, PositionStatus, RepriceCommand},
-        subsidy::current_totals,
+        subsidy::{CumulativeAt, current_totals},
     },
     store::{EventKeyRecord, NewJournalRow, SlotHead, Store, StoreError, StoreTx},
 };
@@ -129,7 +128,10 @@ impl<S: Store> Ledger<S> {
             .open_key(&cmd.bot_id, &cmd.open_key)
             .await?
             .ok_or_else(|| {
-                StoreError::corrupt("position_ledger", "open key vanished after a unique violation")
+                StoreError::corrupt(
+                    "position_ledger",
+                    "open key vanished after a unique violation",
+                )
             })?;
         if record.request_hash != hash {
             return Err(LedgerError::KeyConflict {
@@ -155,12 +157,12 @@ impl<S: Store> Ledger<S> {
     pub async fn journal_event(&self, cmd: EventCommand) -> Result<EventOutcome, LedgerError> {
         let cmd = cmd.validated(self.now())?;
         let hash = idempotency::event_hash(&cmd);
-        let target = self.position(cmd.position_id).await?;
-        let attempt = self.try_event(&cmd, &target, &hash).await;
-        let record = match attempt {
+        let record = match self.try_event(&cmd, &hash).await {
             Ok(Attempt::Done(outcome)) => return Ok(outcome),
             Ok(Attempt::Replay(record)) => record,
-            Err(e) if is_duplicate(&e) => self.recorded_key(&target.bot_id, &cmd.event_key).await?,
+            Err(e) if is_duplicate(&e) => {
+                self.recorded_key(cmd.position_id, &cmd.event_key).await?
+            }
             Err(e) => return Err(e),
         };
         let entry = self.replayed_entry(&record, &hash, &cmd.event_key).await?;
@@ -175,21 +177,24 @@ impl<S: Store> Ledger<S> {
     async fn try_event(
         &self,
         cmd: &EventCommand,
-        target: &Position,
         hash: &str,
     ) -> Result<Attempt<EventOutcome>, LedgerError> {
-        let (bot_id, slot_id) = (target.bot_id.as_str(), target.slot_id);
         let mut tx = self.store.begin().await?;
-        let head = tx.lock_slot(bot_id, slot_id).await?;
-        if let Some(record) = tx.event_key(bot_id, &cmd.event_key).await? {
+        let (bot_id, slot_id, head) = lock_position_slot(&mut tx, cmd.position_id).await?;
+        let bot_id = bot_id.as_str();
+        let ctx = tx
+            .write_context(bot_id, slot_id, &cmd.event_key, cmd.position_id)
+            .await?;
+        if let Some(record) = ctx.key {
             return Ok(Attempt::Replay(record));
         }
-        let position = locked_position(&mut tx, cmd.position_id).await?;
+        let position = ctx.position.ok_or(LedgerError::PositionNotFound {
+            position_id: cmd.position_id,
+        })?;
         cmd.check_position(&position)?;
         let (subsidy_row, totals) =
-            subsidy_after(&mut tx, &head, bot_id, slot_id, &cmd.details).await?;
-        let journal_id = tx
-            .insert_journal(NewJournalRow {
+            subsidy_after(&head, ctx.newest, bot_id, slot_id, &cmd.details)?;
+        let journal_id = tx.append_keyed(NewJournalRow {
                 position_id: cmd.position_id,
                 bot_id,
                 slot_id,
@@ -198,9 +203,7 @@ impl<S: Store> Ledger<S> {
                 details: &cmd.details,
                 event_key: &cmd.event_key,
                 subsidy: subsidy_row,
-            })
-            .await?;
-        insert_key(&mut tx, bot_id, &cmd.event_key, hash, cmd.position_id, journal_id).await?;
+            }, hash).await?;
         tx.commit().await?;
         info!(journal_id, position_id = cmd.position_id, bot_id, slot_id, event_type = %cmd.details.event_type(), event_key = %cmd.event_key, balance = %totals.balance(), "event journaled");
         Ok(Attempt::Done(EventOutcome {
@@ -224,19 +227,25 @@ impl<S: Store> Ledger<S> {
 
     /// Moves a position's exit, journals `repriced` and debits subsidy, all
     /// or nothing. A debit beyond the balance is refused.
-    pub async fn reprice_position(&self, cmd: RepriceCommand) -> Result<RepriceOutcome, LedgerError> {
+    pub async fn reprice_position(
+        &self,
+        cmd: RepriceCommand,
+    ) -> Result<RepriceOutcome, LedgerError> {
         let cmd = cmd.validated(self.now())?;
         let hash = idempotency::reprice_hash(&cmd);
-        let target = self.position(cmd.position_id).await?;
-        let record = match self.try_reprice(&cmd, &target, &hash).await {
+        let record = match self.try_reprice(&cmd, &hash).await {
             Ok(Attempt::Done(outcome)) => return Ok(outcome),
             Ok(Attempt::Replay(record)) => record,
-            Err(e) if is_duplicate(&e) => self.recorded_key(&target.bot_id, &cmd.event_key).await?,
+            Err(e) if is_duplicate(&e) => {
+                self.recorded_key(cmd.position_id, &cmd.event_key).await?
+            }
             Err(e) => return Err(e),
         };
         let entry = self.replayed_entry(&record, &hash, &cmd.event_key).await?;
         let position = self.position(cmd.position_id).await?;
-        let subsidy = self.subsidy_balance(&position.bot_id, position.slot_id).await?;
+        let subsidy = self
+            .subsidy_balance(&position.bot_id, position.slot_id)
+            .await?;
         Ok(RepriceOutcome {
             position,
             entry,
@@ -248,16 +257,20 @@ impl<S: Store> Ledger<S> {
     async fn try_reprice(
         &self,
         cmd: &RepriceCommand,
-        target: &Position,
         hash: &str,
     ) -> Result<Attempt<RepriceOutcome>, LedgerError> {
-        let (bot_id, slot_id) = (target.bot_id.as_str(), target.slot_id);
         let mut tx = self.store.begin().await?;
-        let head = tx.lock_slot(bot_id, slot_id).await?;
-        if let Some(record) = tx.event_key(bot_id, &cmd.event_key).await? {
+        let (bot_id, slot_id, head) = lock_position_slot(&mut tx, cmd.position_id).await?;
+        let bot_id = bot_id.as_str();
+        let ctx = tx
+            .write_context(bot_id, slot_id, &cmd.event_key, cmd.position_id)
+            .await?;
+        if let Some(record) = ctx.key {
             return Ok(Attempt::Replay(record));
         }
-        let mut position = locked_position(&mut tx, cmd.position_id).await?;
+        let mut position = ctx.position.ok_or(LedgerError::PositionNotFound {
+            position_id: cmd.position_id,
+        })?;
         position.ensure_open("reprice")?;
         let details = EventDetails::Repriced(RepricedDetails {
             old_price: position.current_exit_price,
@@ -267,9 +280,9 @@ impl<S: Store> Ledger<S> {
             reason: cmd.reason,
             subsidy_consumed: cmd.subsidy_consumed,
         });
-        let (subsidy_row, totals) = subsidy_after(&mut tx, &head, bot_id, slot_id, &details).await?;
-        let journal_id = tx
-            .insert_journal(NewJournalRow {
+        let (subsidy_row, totals) =
+            subsidy_after(&head, ctx.newest, bot_id, slot_id, &details)?;
+        let journal_id = tx.append_keyed(NewJournalRow {
                 position_id: cmd.position_id,
                 bot_id,
                 slot_id,
@@ -278,8 +291,7 @@ impl<S: Store> Ledger<S> {
                 details: &details,
                 event_key: &cmd.event_key,
                 subsidy: subsidy_row,
-            })
-            .await?;
+            }, hash).await?;
         position.current_exit_price = cmd.new_price;
         position.exit_txid.clone_from(&cmd.new_txid);
         position.times_repriced = position.times_repriced.saturating_add(1);
@@ -290,7 +302,6 @@ impl<S: Store> Ledger<S> {
             position.times_repriced,
         )
         .await?;
-        insert_key(&mut tx, bot_id, &cmd.event_key, hash, cmd.position_id, journal_id).await?;
         tx.commit().await?;
         info!(journal_id, position_id = cmd.position_id, bot_id, slot_id, reason = %cmd.reason, subsidy_consumed = %cmd.subsidy_consumed, balance = %totals.balance(), "position repriced");
         Ok(Attempt::Done(RepriceOutcome {
@@ -317,11 +328,12 @@ impl<S: Store> Ledger<S> {
     pub async fn close_position(&self, cmd: CloseCommand) -> Result<CloseOutcome, LedgerError> {
         let cmd = cmd.validated(self.now())?;
         let hash = idempotency::close_hash(&cmd);
-        let target = self.position(cmd.position_id).await?;
-        let record = match self.try_close(&cmd, &target, &hash).await {
+        let record = match self.try_close(&cmd, &hash).await {
             Ok(Attempt::Done(outcome)) => return Ok(outcome),
             Ok(Attempt::Replay(record)) => record,
-            Err(e) if is_duplicate(&e) => self.recorded_key(&target.bot_id, &cmd.event_key).await?,
+            Err(e) if is_duplicate(&e) => {
+                self.recorded_key(cmd.position_id, &cmd.event_key).await?
+            }
             Err(e) => return Err(e),
         };
         let entry = self.replayed_entry(&record, &hash, &cmd.event_key).await?;
@@ -336,19 +348,22 @@ impl<S: Store> Ledger<S> {
     async fn try_close(
         &self,
         cmd: &CloseCommand,
-        target: &Position,
         hash: &str,
     ) -> Result<Attempt<CloseOutcome>, LedgerError> {
-        let (bot_id, slot_id) = (target.bot_id.as_str(), target.slot_id);
         let mut tx = self.store.begin().await?;
-        let head = tx.lock_slot(bot_id, slot_id).await?;
-        if let Some(record) = tx.event_key(bot_id, &cmd.event_key).await? {
+        let (bot_id, slot_id, head) = lock_position_slot(&mut tx, cmd.position_id).await?;
+        let bot_id = bot_id.as_str();
+        let ctx = tx
+            .write_context(bot_id, slot_id, &cmd.event_key, cmd.position_id)
+            .await?;
+        if let Some(record) = ctx.key {
             return Ok(Attempt::Replay(record));
         }
-        let mut position = locked_position(&mut tx, cmd.position_id).await?;
+        let mut position = ctx.position.ok_or(LedgerError::PositionNotFound {
+            position_id: cmd.position_id,
+        })?;
         let details = cmd.close_details(&position)?;
-        let journal_id = tx
-            .insert_journal(NewJournalRow {
+        let journal_id = tx.append_keyed(NewJournalRow {
                 position_id: cmd.position_id,
                 bot_id,
                 slot_id,
@@ -357,10 +372,8 @@ impl<S: Store> Ledger<S> {
                 details: &details,
                 event_key: &cmd.event_key,
                 subsidy: None,
-            })
-            .await?;
+            }, hash).await?;
         tx.close_position(cmd.position_id, &cmd.outcome).await?;
-        insert_key(&mut tx, bot_id, &cmd.event_key, hash, cmd.position_id, journal_id).await?;
         tx.commit().await?;
         info!(journal_id, position_id = cmd.position_id, bot_id, slot_id, close_reason = %cmd.outcome.close_reason, "position closed");
         position.status = PositionStatus::Closed;
@@ -381,13 +394,21 @@ impl<S: Store> Ledger<S> {
     }
 
     /// The key record a concurrent writer committed first.
-    async fn recorded_key(&self, bot_id: &str, event_key: &str) -> Result<EventKeyRecord, LedgerError> {
+    async fn recorded_key(
+        &self,
+        position_id: u64,
+        event_key: &str,
+    ) -> Result<EventKeyRecord, LedgerError> {
+        let bot_id = self.position(position_id).await?.bot_id;
         Ok(self
             .store
-            .event_key(bot_id, event_key)
+            .event_key(&bot_id, event_key)
             .await?
             .ok_or_else(|| {
-                StoreError::corrupt("ledger_event_keys", "event key vanished after a unique violation")
+                StoreError::corrupt(
+                    "ledger_event_keys",
+                    "event key vanished after a unique violation",
+                )
             })?)
     }
 
@@ -415,48 +436,30 @@ impl<S: Store> Ledger<S> {
     }
 }
 
-/// Reads the position under the slot lock.
-async fn locked_position<T: StoreTx>(tx: &mut T, position_id: u64) -> Result<Position, LedgerError> {
-    tx.position(position_id)
+/// Locks the slot of a position; the position must exist.
+async fn lock_position_slot<T: StoreTx>(
+    tx: &mut T,
+    position_id: u64,
+) -> Result<(String, u32, SlotHead), LedgerError> {
+    tx.lock_position_slot(position_id)
         .await?
         .ok_or(LedgerError::PositionNotFound { position_id })
 }
 
 /// The subsidy row to store for `details` (if it moves subsidy) and the
 /// slot's totals after it. Refuses an overdraft.
-async fn subsidy_after<T: StoreTx>(
-    tx: &mut T,
+fn subsidy_after(
     head: &SlotHead,
+    newest: Option<CumulativeAt>,
     bot_id: &str,
     slot_id: u32,
     details: &EventDetails,
 ) -> Result<(Option<(SubsidyTotals, SubsidyTotals)>, SubsidyTotals), LedgerError> {
-    let current = current_totals(head.snapshot, tx.newest_cumulative(bot_id, slot_id).await?);
+    let current = current_totals(head.snapshot, newest);
     let delta = details.subsidy_delta();
     if delta.is_zero() {
         return Ok((None, current));
     }
     let next = current.apply(&delta, bot_id, slot_id)?;
     Ok((Some((delta, next)), next))
-}
-
-async fn insert_key<T: StoreTx>(
-    tx: &mut T,
-    bot_id: &str,
-    event_key: &str,
-    hash: &str,
-    position_id: u64,
-    journal_id: u64,
-) -> Result<(), LedgerError> {
-    tx.insert_event_key(
-        bot_id,
-        event_key,
-        &EventKeyRecord {
-            request_hash: hash.to_owned(),
-            position_id,
-            journal_id,
-        },
-    )
-    .await?;
-    Ok(())
 }

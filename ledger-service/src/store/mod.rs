@@ -142,6 +142,17 @@ pub struct NewJournalRow<'a> {
     pub subsidy: Option<(SubsidyDelta, SubsidyTotals)>,
 }
 
+/// Everything a journal write checks under the slot lock.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteContext {
+    /// The recorded key, if the write is a retry.
+    pub key: Option<EventKeyRecord>,
+    /// The position written to.
+    pub position: Option<Position>,
+    /// Cumulative subsidy totals of the slot's newest subsidy row.
+    pub newest: Option<CumulativeAt>,
+}
+
 /// What compaction folded for one slot.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FoldSums {
@@ -162,8 +173,10 @@ pub trait Store: Send + Sync + 'static {
     fn begin(&self) -> impl Future<Output = StoreResult<Self::Tx>> + Send;
 
     /// One position.
-    fn position(&self, position_id: u64)
-    -> impl Future<Output = StoreResult<Option<Position>>> + Send;
+    fn position(
+        &self,
+        position_id: u64,
+    ) -> impl Future<Output = StoreResult<Option<Position>>> + Send;
 
     /// Open positions of a bot (optionally one slot), oldest first.
     fn open_positions(
@@ -250,6 +263,14 @@ pub trait StoreTx: Send {
         bot_id: &str,
         slot_id: u32,
     ) -> impl Future<Output = StoreResult<SlotHead>> + Send;
+
+    /// Like [`StoreTx::lock_slot`] for the slot of a position, in one round
+    /// trip; returns the position's bot and slot, or `None` if it does not
+    /// exist.
+    fn lock_position_slot(
+        &mut self,
+        position_id: u64,
+    ) -> impl Future<Output = StoreResult<Option<(String, u32, SlotHead)>>> + Send;
 
     /// Recorded journal-write key, as seen under the lock.
     fn event_key(
@@ -348,6 +369,55 @@ pub trait StoreTx: Send {
         watermark: &SubsidyTotals,
         snapshot: &CumulativeAt,
     ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Reads the [`WriteContext`] of a write to `position_id` in slot
+    /// (`bot_id`, `slot_id`) keyed by `event_key`. Must run after the slot
+    /// lock so it sees every committed write of the slot. Backends may fetch
+    /// it in one round trip.
+    fn write_context(
+        &mut self,
+        bot_id: &str,
+        slot_id: u32,
+        event_key: &str,
+        position_id: u64,
+    ) -> impl Future<Output = StoreResult<WriteContext>> + Send {
+        async move {
+            let key = self.event_key(bot_id, event_key).await?;
+            if key.is_some() {
+                return Ok(WriteContext {
+                    key,
+                    ..WriteContext::default()
+                });
+            }
+            Ok(WriteContext {
+                key,
+                position: self.position(position_id).await?,
+                newest: self.newest_cumulative(bot_id, slot_id).await?,
+            })
+        }
+    }
+
+    /// Appends a journal row and records its event key (the row's
+    /// `event_key`, for its bot and position) with `request_hash`. Backends
+    /// may do both in one round trip. [`StoreError::Duplicate`] when the key
+    /// is taken.
+    fn append_keyed(
+        &mut self,
+        row: NewJournalRow<'_>,
+        request_hash: &str,
+    ) -> impl Future<Output = StoreResult<u64>> + Send {
+        async move {
+            let (bot_id, event_key, position_id) = (row.bot_id, row.event_key, row.position_id);
+            let journal_id = self.insert_journal(row).await?;
+            let record = EventKeyRecord {
+                request_hash: request_hash.to_owned(),
+                position_id,
+                journal_id,
+            };
+            self.insert_event_key(bot_id, event_key, &record).await?;
+            Ok(journal_id)
+        }
+    }
 
     /// Commits.
     fn commit(self) -> impl Future<Output = StoreResult<()>> + Send;

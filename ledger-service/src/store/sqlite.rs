@@ -12,7 +12,9 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use sqlx::{
     Row, Sqlite, SqlitePool, Transaction,
-    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous},
+    sqlite::{
+        SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+    },
 };
 
 use super::{
@@ -124,7 +126,11 @@ fn get<'r, T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>>(
 }
 
 fn position_from_row(row: &SqliteRow) -> StoreResult<Position> {
-    let status = text_enum("status", &get::<String>(row, "status")?, PositionStatus::parse)?;
+    let status = text_enum(
+        "status",
+        &get::<String>(row, "status")?,
+        PositionStatus::parse,
+    )?;
     let outcome = match status {
         PositionStatus::Open => None,
         PositionStatus::Closed => Some(Outcome {
@@ -137,7 +143,11 @@ fn position_from_row(row: &SqliteRow) -> StoreResult<Position> {
             exit_cost: opt_dec(row, "exit_cost")?,
             exit_fee: opt_dec(row, "exit_fee")?,
             exit_time: from_micros("exit_time", get(row, "exit_time")?)?,
-            exit_regime: text_enum("exit_regime", &get::<String>(row, "exit_regime")?, Regime::parse)?,
+            exit_regime: text_enum(
+                "exit_regime",
+                &get::<String>(row, "exit_regime")?,
+                Regime::parse,
+            )?,
             net_profit: opt_dec(row, "net_profit")?,
         }),
     };
@@ -146,7 +156,11 @@ fn position_from_row(row: &SqliteRow) -> StoreResult<Position> {
         bot_id: get(row, "bot_id")?,
         slot_id: to_u32("position_ledger", get(row, "slot_id")?)?,
         trade_id: text_enum("trade_id", &get::<String>(row, "trade_id")?, TradeId::parse)?,
-        slot_mode: text_enum("slot_mode", &get::<String>(row, "slot_mode")?, SlotMode::parse)?,
+        slot_mode: text_enum(
+            "slot_mode",
+            &get::<String>(row, "slot_mode")?,
+            SlotMode::parse,
+        )?,
         cycle: to_u64("position_ledger", get(row, "cycle")?)?,
         open_key: get(row, "open_key")?,
         entry: Entry {
@@ -155,7 +169,11 @@ fn position_from_row(row: &SqliteRow) -> StoreResult<Position> {
             fee: dec(row, "entry_fee")?,
             volume: dec(row, "entry_volume")?,
             time: from_micros("entry_time", get(row, "entry_time")?)?,
-            regime: text_enum("entry_regime", &get::<String>(row, "entry_regime")?, Regime::parse)?,
+            regime: text_enum(
+                "entry_regime",
+                &get::<String>(row, "entry_regime")?,
+                Regime::parse,
+            )?,
             volatility: dec(row, "entry_volatility")?,
         },
         original_exit_price: dec(row, "original_exit_price")?,
@@ -234,6 +252,25 @@ fn sum_deltas(rows: &[SqliteRow]) -> StoreResult<SubsidyTotals> {
     })
 }
 
+/// Upsert tail shared by the slot locks: bump the sequence (which takes the
+/// row lock until commit) and return the slot's state.
+const LOCK_SLOT_TAIL: &str = "ON CONFLICT (bot_id, slot_id) DO UPDATE \
+    SET last_seq = ledger_slots.last_seq + 1 \
+    RETURNING bot_id, slot_id, last_seq, watermark_churner_profit, watermark_over_performance, \
+      watermark_subsidy, watermark_operator, snapshot_seq, snapshot_churner_profit, \
+      snapshot_over_performance, snapshot_subsidy, snapshot_operator";
+
+fn slot_head(row: &SqliteRow) -> StoreResult<SlotHead> {
+    Ok(SlotHead {
+        seq: get(row, "last_seq")?,
+        watermark: totals(row, "watermark_")?,
+        snapshot: CumulativeAt {
+            slot_seq: get(row, "snapshot_seq")?,
+            totals: totals(row, "snapshot_")?,
+        },
+    })
+}
+
 const EVENT_KEY_SQL: &str = "SELECT request_hash, position_id, journal_id \
     FROM ledger_event_keys WHERE bot_id = $1 AND event_key = $2";
 const OPEN_KEY_SQL: &str =
@@ -265,7 +302,11 @@ impl Store for SqliteStore {
             .transpose()
     }
 
-    async fn open_positions(&self, bot_id: &str, slot_id: Option<u32>) -> StoreResult<Vec<Position>> {
+    async fn open_positions(
+        &self,
+        bot_id: &str,
+        slot_id: Option<u32>,
+    ) -> StoreResult<Vec<Position>> {
         let sql = format!(
             "SELECT {POSITION_COLUMNS} FROM position_ledger WHERE bot_id = $1 \
              AND ($2 IS NULL OR slot_id = $2) AND status = 'open' ORDER BY position_id"
@@ -416,7 +457,11 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    async fn event_key(&self, bot_id: &str, event_key: &str) -> StoreResult<Option<EventKeyRecord>> {
+    async fn event_key(
+        &self,
+        bot_id: &str,
+        event_key: &str,
+    ) -> StoreResult<Option<EventKeyRecord>> {
         sqlx::query(EVENT_KEY_SQL)
             .bind(bot_id)
             .bind(event_key)
@@ -445,7 +490,11 @@ impl Store for SqliteStore {
         bot_id: &str,
         slot_id: u32,
     ) -> StoreResult<(SubsidyTotals, SubsidyTotals)> {
-        let mut conn = self.pool.begin().await.map_err(StoreError::db("begin audit"))?;
+        let mut conn = self
+            .pool
+            .begin()
+            .await
+            .map_err(StoreError::db("begin audit"))?;
         let watermark = sqlx::query(
             "SELECT watermark_churner_profit, watermark_over_performance, watermark_subsidy, \
              watermark_operator FROM ledger_slots WHERE bot_id = $1 AND slot_id = $2",
@@ -474,29 +523,46 @@ impl Store for SqliteStore {
 
 impl StoreTx for SqliteTx {
     async fn lock_slot(&mut self, bot_id: &str, slot_id: u32) -> StoreResult<SlotHead> {
-        let row = sqlx::query(
-            "INSERT INTO ledger_slots (bot_id, slot_id, last_seq) VALUES ($1, $2, 1) \
-             ON CONFLICT (bot_id, slot_id) DO UPDATE SET last_seq = ledger_slots.last_seq + 1 \
-             RETURNING last_seq, watermark_churner_profit, watermark_over_performance, \
-               watermark_subsidy, watermark_operator, snapshot_seq, snapshot_churner_profit, \
-               snapshot_over_performance, snapshot_subsidy, snapshot_operator",
-        )
-        .bind(bot_id)
-        .bind(i64::from(slot_id))
-        .fetch_one(&mut *self.tx)
-        .await
-        .map_err(StoreError::db("lock slot"))?;
-        Ok(SlotHead {
-            seq: get(&row, "last_seq")?,
-            watermark: totals(&row, "watermark_")?,
-            snapshot: CumulativeAt {
-                slot_seq: get(&row, "snapshot_seq")?,
-                totals: totals(&row, "snapshot_")?,
-            },
-        })
+        let sql = format!(
+            "INSERT INTO ledger_slots (bot_id, slot_id, last_seq) VALUES ($1, $2, 1) {LOCK_SLOT_TAIL}"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(bot_id)
+            .bind(i64::from(slot_id))
+            .fetch_one(&mut *self.tx)
+            .await
+            .map_err(StoreError::db("lock slot"))?;
+        slot_head(&row)
     }
 
-    async fn event_key(&mut self, bot_id: &str, event_key: &str) -> StoreResult<Option<EventKeyRecord>> {
+    async fn lock_position_slot(
+        &mut self,
+        position_id: u64,
+    ) -> StoreResult<Option<(String, u32, SlotHead)>> {
+        let sql = format!(
+            "INSERT INTO ledger_slots (bot_id, slot_id, last_seq) \
+             SELECT bot_id, slot_id, 1 FROM position_ledger WHERE position_id = $1 {LOCK_SLOT_TAIL}"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(to_i64(position_id))
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(StoreError::db("lock slot of position"))?;
+        row.map(|row| {
+            Ok((
+                get(&row, "bot_id")?,
+                to_u32("ledger_slots", get(&row, "slot_id")?)?,
+                slot_head(&row)?,
+            ))
+        })
+        .transpose()
+    }
+
+    async fn event_key(
+        &mut self,
+        bot_id: &str,
+        event_key: &str,
+    ) -> StoreResult<Option<EventKeyRecord>> {
         sqlx::query(EVENT_KEY_SQL)
             .bind(bot_id)
             .bind(event_key)
@@ -508,7 +574,11 @@ impl StoreTx for SqliteTx {
             .transpose()
     }
 
-    async fn open_key(&mut self, bot_id: &str, open_key: &str) -> StoreResult<Option<OpenKeyRecord>> {
+    async fn open_key(
+        &mut self,
+        bot_id: &str,
+        open_key: &str,
+    ) -> StoreResult<Option<OpenKeyRecord>> {
         sqlx::query(OPEN_KEY_SQL)
             .bind(bot_id)
             .bind(open_key)
@@ -532,7 +602,11 @@ impl StoreTx for SqliteTx {
             .transpose()
     }
 
-    async fn newest_cumulative(&mut self, bot_id: &str, slot_id: u32) -> StoreResult<Option<CumulativeAt>> {
+    async fn newest_cumulative(
+        &mut self,
+        bot_id: &str,
+        slot_id: u32,
+    ) -> StoreResult<Option<CumulativeAt>> {
         let row = sqlx::query(
             "SELECT slot_seq, cum_churner_profit, cum_over_performance, cum_subsidy, cum_operator \
              FROM position_journal WHERE bot_id = $1 AND slot_id = $2 AND affects_subsidy = 1 \
@@ -688,7 +762,11 @@ impl StoreTx for SqliteTx {
         Ok(())
     }
 
-    async fn compactable_slots(&mut self, bot_id: &str, cutoff: DateTime<Utc>) -> StoreResult<Vec<u32>> {
+    async fn compactable_slots(
+        &mut self,
+        bot_id: &str,
+        cutoff: DateTime<Utc>,
+    ) -> StoreResult<Vec<u32>> {
         let slots: Vec<i64> = sqlx::query_scalar(
             "SELECT DISTINCT j.slot_id FROM position_journal j \
              JOIN position_ledger p ON p.position_id = j.position_id \
@@ -699,10 +777,18 @@ impl StoreTx for SqliteTx {
         .fetch_all(&mut *self.tx)
         .await
         .map_err(StoreError::db("find compactable slots"))?;
-        slots.into_iter().map(|s| to_u32("position_journal", s)).collect()
+        slots
+            .into_iter()
+            .map(|s| to_u32("position_journal", s))
+            .collect()
     }
 
-    async fn fold_sums(&mut self, bot_id: &str, slot_id: u32, cutoff: DateTime<Utc>) -> StoreResult<FoldSums> {
+    async fn fold_sums(
+        &mut self,
+        bot_id: &str,
+        slot_id: u32,
+        cutoff: DateTime<Utc>,
+    ) -> StoreResult<FoldSums> {
         let sql = format!(
             "SELECT j.position_id, j.affects_subsidy, j.delta_churner_profit, \
              j.delta_over_performance, j.delta_subsidy, j.delta_operator {FOLDABLE}"
@@ -725,7 +811,12 @@ impl StoreTx for SqliteTx {
         })
     }
 
-    async fn delete_folded(&mut self, bot_id: &str, slot_id: u32, cutoff: DateTime<Utc>) -> StoreResult<u64> {
+    async fn delete_folded(
+        &mut self,
+        bot_id: &str,
+        slot_id: u32,
+        cutoff: DateTime<Utc>,
+    ) -> StoreResult<u64> {
         let done = sqlx::query(
             "DELETE FROM position_journal WHERE bot_id = $1 AND slot_id = $2 AND position_id IN ( \
                SELECT position_id FROM position_ledger WHERE bot_id = $1 AND slot_id = $2 \

@@ -37,7 +37,9 @@ pub async fn sqlite() -> Fixture {
 /// A PostgreSQL ledger in a fresh schema, or `None` when skipped.
 pub async fn postgres(test: &str) -> Option<Fixture> {
     let schema = TestSchema::create(test).await?;
-    let ledger = AnyLedger::open(&schema.url, 8).await.expect("open postgres ledger");
+    let ledger = AnyLedger::open(&schema.url, 8)
+        .await
+        .expect("open postgres ledger");
     Some(Fixture {
         ledger,
         _schema: Some(schema),
@@ -141,10 +143,12 @@ pub fn credit_request(position_id: u64, key: &str, amount: &str) -> pb::JournalE
         at: ts(T0 + 60),
         event_type: pb::EventType::ChurnerProfit as i32,
         details: Some(pb::EventDetails {
-            kind: Some(pb::event_details::Kind::ChurnerProfit(pb::ChurnerProfitDetails {
-                net_profit: amount.into(),
-                churner_cycle_id: format!("churn-{key}"),
-            })),
+            kind: Some(pb::event_details::Kind::ChurnerProfit(
+                pb::ChurnerProfitDetails {
+                    net_profit: amount.into(),
+                    churner_cycle_id: format!("churn-{key}"),
+                },
+            )),
         }),
     }
 }

@@ -106,7 +106,11 @@ fn main() -> Result<()> {
     let mut book = book_with(20)?;
     let open_before = book.open_count();
     let with_20 = steps_per_sec(&mut book, &path, steps);
-    assert_eq!(book.open_count(), open_before, "no candle may reach the orders");
+    assert_eq!(
+        book.open_count(),
+        open_before,
+        "no candle may reach the orders"
+    );
     let mut empty = book_with(0)?;
     let with_0 = steps_per_sec(&mut empty, &path, steps);
 
@@ -155,7 +159,10 @@ fn main() -> Result<()> {
     println!("paper exchange, {steps} candle steps");
     println!("  20 resting orders, no fills : {:>12.0} steps/s", with_20);
     println!("   0 resting orders           : {:>12.0} steps/s", with_0);
-    println!("  fill + re-place every candle: {:>12.0} steps/s ({churn_steps} steps)", churn_rate);
+    println!(
+        "  fill + re-place every candle: {:>12.0} steps/s ({churn_steps} steps)",
+        churn_rate
+    );
     println!("  Decimal comparison          : {:>12.2} ns", cmp_ns);
     Ok(())
 }

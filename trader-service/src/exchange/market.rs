@@ -244,7 +244,8 @@ impl SyntheticMarket {
     #[must_use]
     pub fn new(cfg: SyntheticConfig) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-        let left = rng.random_range(cfg.ranging_candles.0..=cfg.ranging_candles.1.max(cfg.ranging_candles.0));
+        let left = rng
+            .random_range(cfg.ranging_candles.0..=cfg.ranging_candles.1.max(cfg.ranging_candles.0));
         Self {
             price: cfg.start_price,
             anchor: cfg.start_price,
@@ -266,7 +267,9 @@ impl SyntheticMarket {
     /// Approximately standard-normal draw (Irwin–Hall: sum of 12 uniforms
     /// minus 6) in integer micro-units, so it is exact and portable.
     fn normal(&mut self) -> Decimal {
-        let sum: i64 = (0..12).map(|_| self.rng.random_range(0..1_000_000i64)).sum();
+        let sum: i64 = (0..12)
+            .map(|_| self.rng.random_range(0..1_000_000i64))
+            .sum();
         Decimal::new(sum - 6_000_000, 6)
     }
 
@@ -293,7 +296,10 @@ impl SyntheticMarket {
     }
 
     fn round(&self, p: Decimal) -> Decimal {
-        p.round_dp_with_strategy(self.cfg.price_decimals, RoundingStrategy::MidpointAwayFromZero)
+        p.round_dp_with_strategy(
+            self.cfg.price_decimals,
+            RoundingStrategy::MidpointAwayFromZero,
+        )
     }
 }
 
@@ -322,7 +328,8 @@ impl MarketSource for SyntheticMarket {
             } else {
                 Decimal::ZERO
             };
-            let ret = (drift + reversion + sub_sigma * z).clamp(Decimal::new(-5, 2), Decimal::new(5, 2));
+            let ret =
+                (drift + reversion + sub_sigma * z).clamp(Decimal::new(-5, 2), Decimal::new(5, 2));
             self.price = (self.price * (Decimal::ONE + ret)).round_dp(INTERNAL_DECIMALS);
             let p = self.round(self.price);
             high = high.max(p);
@@ -366,8 +373,16 @@ mod tests {
             ("60,1,2,0.5,1.5,10\n120,1,NaN,0.5,1,1\n", 2, "not finite"),
             ("60,1,2,0.5,1.5,10\n120,1,inf,0.5,1,1\n", 2, "not finite"),
             ("60,1,0.4,0.5,0.45,10\n", 1, "high 0.4 < low 0.5"),
-            ("60,1,2,0.5,1.5,10\n30,1,2,0.5,1.5,10\n", 2, "does not increase"),
-            ("time,open,high,low,close,volume\n60,1,2,,1.5,10\n", 2, "low is missing"),
+            (
+                "60,1,2,0.5,1.5,10\n30,1,2,0.5,1.5,10\n",
+                2,
+                "does not increase",
+            ),
+            (
+                "time,open,high,low,close,volume\n60,1,2,,1.5,10\n",
+                2,
+                "low is missing",
+            ),
             ("x,1,2,0.5,1.5,10\n", 1, "not an integer"),
         ];
         for (csv, line, needle) in cases {

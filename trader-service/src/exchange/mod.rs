@@ -32,7 +32,8 @@ use crate::pair::{Candle, FeeSchedule};
 pub trait Exchange: Send + Sync {
     /// Pair constraints (tick, lot, `ordermin`, `costmin`) and asset names,
     /// read from the exchange at start-up rather than hard-coded.
-    fn pair_info(&self, pair: &str) -> impl Future<Output = Result<PairInfo, ExchangeError>> + Send;
+    fn pair_info(&self, pair: &str)
+    -> impl Future<Output = Result<PairInfo, ExchangeError>> + Send;
 
     /// The account's current maker/taker fee tier for the pair.
     fn fees(&self, pair: &str) -> impl Future<Output = Result<FeeSchedule, ExchangeError>> + Send;

@@ -9,11 +9,24 @@
 //! ([`outbox::Outbox`]) delivers those writes strictly in commit order, at
 //! least once, with idempotency keys the ledger deduplicates on.
 
+pub mod book;
 pub mod entry;
+pub mod fills;
+pub mod ledger;
+#[path = "loop.rs"]
+pub mod r#loop;
 pub mod outbox;
 mod queue;
+pub mod reconcile;
+pub mod sink;
+pub mod status;
 pub mod store;
 pub mod time;
+mod view;
+pub mod writes;
+
+pub use r#loop::{RunStats, Runtime, RuntimeConfig, RuntimeError, StepReport};
+pub use status::{ControlCommand, RuntimeHandle, RuntimeMode, StatusSnapshot};
 
 #[cfg(test)]
 mod durability_tests;

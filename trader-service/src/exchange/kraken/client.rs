@@ -12,6 +12,7 @@ use serde_json::Value;
 use thiserror::Error;
 use tracing::{debug, info, warn};
 
+use super::form::{add_order_params, encode_form};
 use super::limits::{Backoff, RateLimiter, RateTier, cancel_penalty};
 use super::nonce::NonceSource;
 use super::sign::{BadSecret, decode_secret, sign};
@@ -20,13 +21,13 @@ use super::wire::{
     OpenOrdersResult, QueryOrdersResult, TickerResult, TradeVolumeResult, TradesHistoryResult,
     WireError,
 };
+use crate::exchange::Exchange;
 use crate::exchange::clock::{Clock, SystemClock};
 use crate::exchange::error::ExchangeError;
 use crate::exchange::types::{
     Balances, OrderAck, OrderInfo, OrderKind, OrderRequest, OrderStatus, PairInfo, Ticker, Trade,
     UnixMillis,
 };
-use crate::exchange::Exchange;
 use crate::pair::{Candle, FeeSchedule};
 
 /// Kraken's production endpoint.
@@ -163,7 +164,9 @@ impl CallFailure {
                 }
             }
             Self::Shape(message) if placing => ExchangeError::Ambiguous { message },
-            Self::Shape(message) => ExchangeError::invalid(format!("unexpected response: {message}")),
+            Self::Shape(message) => {
+                ExchangeError::invalid(format!("unexpected response: {message}"))
+            }
         }
     }
 }
@@ -250,7 +253,12 @@ impl KrakenClient {
             match r {
                 Ok(()) => return,
                 Err(wait) => {
-                    debug!(pair, cost, wait_ms = wait.as_millis(), "pacing trading counter");
+                    debug!(
+                        pair,
+                        cost,
+                        wait_ms = wait.as_millis(),
+                        "pacing trading counter"
+                    );
                     tokio::time::sleep(wait).await;
                 }
             }
@@ -330,7 +338,7 @@ impl KrakenClient {
         let mut form: Vec<(&str, &str)> = Vec::with_capacity(params.len() + 1);
         form.push(("nonce", &nonce));
         form.extend(params.iter().map(|(k, v)| (*k, v.as_str())));
-        let body = serde_urlencoded_body(&form);
+        let body = encode_form(&form);
         let signature = sign(&self.cfg.api_secret, &path, &nonce, &body);
         let resp = self
             .http
@@ -405,16 +413,13 @@ impl KrakenClient {
     ) -> Result<Option<OrderInfo>, ExchangeError> {
         let by_userref = [("userref", req.userref.to_string())];
         let open: OpenOrdersResult = self.call("OpenOrders", &by_userref, true).await?;
-        let open = wire::orders_from_map(open.open)
-            .map_err(|e| ExchangeError::invalid(e.to_string()))?;
+        let open =
+            wire::orders_from_map(open.open).map_err(|e| ExchangeError::invalid(e.to_string()))?;
         if let Some(o) = open.into_iter().find(|o| matches_request(o, req)) {
             return Ok(Some(o));
         }
         let start = (since / 1000 - 60).max(0).to_string();
-        let closed_params = [
-            ("userref", req.userref.to_string()),
-            ("start", start),
-        ];
+        let closed_params = [("userref", req.userref.to_string()), ("start", start)];
         let closed: ClosedOrdersResult = self.call("ClosedOrders", &closed_params, true).await?;
         let closed = wire::orders_from_map(closed.closed)
             .map_err(|e| ExchangeError::invalid(e.to_string()))?;
@@ -429,34 +434,6 @@ impl KrakenClient {
             reconciled,
         }
     }
-}
-
-/// Url-encodes a form in the given order (the signature covers the exact
-/// bytes, so the body is built once and sent as is).
-fn serde_urlencoded_body(form: &[(&str, &str)]) -> String {
-    let mut out = String::new();
-    for (i, (k, v)) in form.iter().enumerate() {
-        if i > 0 {
-            out.push('&');
-        }
-        out.push_str(&urlencode(k));
-        out.push('=');
-        out.push_str(&urlencode(v));
-    }
-    out
-}
-
-fn urlencode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(char::from(b));
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
 }
 
 fn matches_request(o: &OrderInfo, req: &OrderRequest) -> bool {
@@ -476,28 +453,10 @@ fn matches_request(o: &OrderInfo, req: &OrderRequest) -> bool {
     }
 }
 
-fn add_order_params(req: &OrderRequest) -> Vec<(&'static str, String)> {
-    let mut p = vec![
-        ("pair", req.pair.clone()),
-        ("type", req.side.as_str().to_owned()),
-        ("volume", req.volume.normalize().to_string()),
-        ("userref", req.userref.to_string()),
-        ("cl_ord_id", req.client_order_id.clone()),
-    ];
-    match req.kind {
-        OrderKind::Limit { price, post_only } => {
-            p.push(("ordertype", "limit".into()));
-            p.push(("price", price.normalize().to_string()));
-            if post_only {
-                p.push(("oflags", "post".into()));
-            }
-        }
-        OrderKind::Market => p.push(("ordertype", "market".into())),
-    }
-    p
-}
-
-fn first_entry<V>(map: std::collections::BTreeMap<String, V>, what: &str) -> Result<V, ExchangeError> {
+fn first_entry<V>(
+    map: std::collections::BTreeMap<String, V>,
+    what: &str,
+) -> Result<V, ExchangeError> {
     map.into_values()
         .next()
         .ok_or_else(|| ExchangeError::invalid(format!("{what}: empty result")))
@@ -505,8 +464,9 @@ fn first_entry<V>(map: std::collections::BTreeMap<String, V>, what: &str) -> Res
 
 impl Exchange for KrakenClient {
     async fn pair_info(&self, pair: &str) -> Result<PairInfo, ExchangeError> {
-        let mut map: AssetPairsResult =
-            self.call("AssetPairs", &[("pair", pair.to_owned())], false).await?;
+        let mut map: AssetPairsResult = self
+            .call("AssetPairs", &[("pair", pair.to_owned())], false)
+            .await?;
         let key = map
             .iter()
             .find(|(k, v)| *k == pair || v.altname == pair)
@@ -532,7 +492,9 @@ impl Exchange for KrakenClient {
     }
 
     async fn ticker(&self, pair: &str) -> Result<Ticker, ExchangeError> {
-        let r: TickerResult = self.call("Ticker", &[("pair", pair.to_owned())], false).await?;
+        let r: TickerResult = self
+            .call("Ticker", &[("pair", pair.to_owned())], false)
+            .await?;
         first_entry(r, "Ticker")?
             .to_ticker()
             .map_err(|e| ExchangeError::invalid(e.to_string()))
@@ -544,7 +506,10 @@ impl Exchange for KrakenClient {
         interval_min: u32,
         since: Option<i64>,
     ) -> Result<Vec<Candle>, ExchangeError> {
-        let mut q = vec![("pair", pair.to_owned()), ("interval", interval_min.to_string())];
+        let mut q = vec![
+            ("pair", pair.to_owned()),
+            ("interval", interval_min.to_string()),
+        ];
         if let Some(s) = since {
             q.push(("since", s.to_string()));
         }
@@ -600,8 +565,11 @@ impl Exchange for KrakenClient {
                     tokio::time::sleep(self.cfg.settle_delay).await;
                     match self.find_placed(req, started).await {
                         Ok(Some(o)) => {
-                            info!(txid = o.txid, cl_ord_id = req.client_order_id,
-                                "reconciled: the order exists");
+                            info!(
+                                txid = o.txid,
+                                cl_ord_id = req.client_order_id,
+                                "reconciled: the order exists"
+                            );
                             return Ok(self.ack(req, o.txid, true));
                         }
                         Ok(None) => {
@@ -617,7 +585,11 @@ impl Exchange for KrakenClient {
                 ExchangeError::RateLimited { .. } => {
                     self.note_rate_limited(&err, Some(&req.pair));
                     let wait = self.backoff_delay(attempt, err.retry_after());
-                    warn!(attempt, wait_ms = wait.as_millis(), "AddOrder rate limited; backing off");
+                    warn!(
+                        attempt,
+                        wait_ms = wait.as_millis(),
+                        "AddOrder rate limited; backing off"
+                    );
                     tokio::time::sleep(wait).await;
                 }
                 ExchangeError::Retryable { .. } => {
@@ -637,16 +609,20 @@ impl Exchange for KrakenClient {
             Some(k) => k,
             None => {
                 let found = self.query_orders(&[txid.to_owned()]).await?;
-                let o = found.into_iter().next().ok_or_else(|| ExchangeError::UnknownOrder {
-                    message: format!("EOrder:Unknown order {txid}"),
-                })?;
+                let o = found
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| ExchangeError::UnknownOrder {
+                        message: format!("EOrder:Unknown order {txid}"),
+                    })?;
                 (o.pair, o.opened_at)
             }
         };
         let penalty = cancel_penalty(SystemClock.now_ms() - opened_at);
         self.pace_trading(&pair, penalty).await;
-        let result: Result<CancelResult, _> =
-            self.call("CancelOrder", &[("txid", txid.to_owned())], true).await;
+        let result: Result<CancelResult, _> = self
+            .call("CancelOrder", &[("txid", txid.to_owned())], true)
+            .await;
         match result {
             Ok(_) => {
                 locked(&self.opened).remove(txid);
@@ -713,7 +689,11 @@ impl Exchange for KrakenClient {
                 break;
             }
         }
-        out.sort_by(|a, b| a.time.cmp(&b.time).then_with(|| a.trade_id.cmp(&b.trade_id)));
+        out.sort_by(|a, b| {
+            a.time
+                .cmp(&b.time)
+                .then_with(|| a.trade_id.cmp(&b.trade_id))
+        });
         out.dedup_by(|a, b| a.trade_id == b.trade_id);
         Ok(out)
     }
@@ -722,44 +702,22 @@ impl Exchange for KrakenClient {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pair::Side;
-    use rust_decimal_macros::dec;
-
-    #[test]
-    fn add_order_params_carry_userref_cl_ord_id_and_post_flag() {
-        let req = OrderRequest {
-            pair: "XDGUSD".into(),
-            side: Side::Buy,
-            kind: OrderKind::Limit {
-                price: dec!(0.0912300),
-                post_only: true,
-            },
-            volume: dec!(120.50000000),
-            userref: 42,
-            client_order_id: "slot-42-1".into(),
-        };
-        let p: HashMap<_, _> = add_order_params(&req).into_iter().collect();
-        assert_eq!(p["price"], "0.09123");
-        assert_eq!(p["volume"], "120.5");
-        assert_eq!(p["oflags"], "post");
-        assert_eq!(p["userref"], "42");
-        assert_eq!(p["cl_ord_id"], "slot-42-1");
-        assert_eq!(p["ordertype"], "limit");
-    }
-
-    #[test]
-    fn form_encoding_matches_krakens_signed_example() {
-        let body = serde_urlencoded_body(&[("nonce", "1"), ("txid", "A,B"), ("x", "a b")]);
-        assert_eq!(body, "nonce=1&txid=A%2CB&x=a%20b");
-    }
 
     #[test]
     fn ambiguous_classification_only_for_placement() {
         let f = || CallFailure::Api(vec!["EService:Unavailable".into()]);
         assert!(f().into_error(true).is_ambiguous());
         assert!(f().into_error(false).is_retryable());
-        assert!(CallFailure::Uncertain("timeout".into()).into_error(true).is_ambiguous());
-        assert!(!CallFailure::NotSent("refused".into()).into_error(true).is_ambiguous());
+        assert!(
+            CallFailure::Uncertain("timeout".into())
+                .into_error(true)
+                .is_ambiguous()
+        );
+        assert!(
+            !CallFailure::NotSent("refused".into())
+                .into_error(true)
+                .is_ambiguous()
+        );
     }
 
     #[test]

@@ -92,15 +92,18 @@ pub fn rest_cost(method: &str) -> u32 {
 /// Kraken charges more the younger the order.
 #[must_use]
 pub fn cancel_penalty(age_ms: i64) -> u32 {
-    match age_ms {
-        ..5_000 => 8,
-        ..10_000 => 6,
-        ..15_000 => 5,
-        ..45_000 => 4,
-        ..90_000 => 2,
-        ..300_000 => 1,
-        _ => 0,
-    }
+    const SCHEDULE: [(i64, u32); 6] = [
+        (5_000, 8),
+        (10_000, 6),
+        (15_000, 5),
+        (45_000, 4),
+        (90_000, 2),
+        (300_000, 1),
+    ];
+    SCHEDULE
+        .iter()
+        .find(|(younger_than, _)| age_ms < *younger_than)
+        .map_or(0, |(_, penalty)| *penalty)
 }
 
 /// A counter that rises by call costs and decays linearly with time.
@@ -302,7 +305,10 @@ mod tests {
             ok += 1;
         }
         assert_eq!(ok, 11, "75 % of 15 is 11.25 points");
-        assert!(l.acquire_rest(0, "AddOrder").is_ok(), "AddOrder is not on the REST counter");
+        assert!(
+            l.acquire_rest(0, "AddOrder").is_ok(),
+            "AddOrder is not on the REST counter"
+        );
         assert_eq!(rest_cost("TradesHistory"), 2);
     }
 

@@ -2,6 +2,7 @@
 //! and the client that ties them together.
 
 pub mod client;
+pub mod form;
 pub mod limits;
 pub mod nonce;
 pub mod sign;

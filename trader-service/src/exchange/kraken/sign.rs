@@ -70,11 +70,24 @@ mod tests {
         )
         .unwrap();
         let nonce = "1616492376594";
-        let body = "nonce=1616492376594&ordertype=limit&pair=XBTUSD&price=37500&type=buy&volume=1.25";
+        let body =
+            "nonce=1616492376594&ordertype=limit&pair=XBTUSD&price=37500&type=buy&volume=1.25";
         let expected = "4/dpxb3iT4tp/ZCVEwSnEsLxx0bqyhLpdfOpc6fn7OR8+UClSV5n9E6aSS8MPtnRfp32bAb0nmbRn6H8ndwLUQ==";
         assert_eq!(sign(&secret, "/0/private/AddOrder", nonce, body), expected);
-        assert!(verify(&secret, "/0/private/AddOrder", nonce, body, expected));
-        assert!(!verify(&secret, "/0/private/Balance", nonce, body, expected));
+        assert!(verify(
+            &secret,
+            "/0/private/AddOrder",
+            nonce,
+            body,
+            expected
+        ));
+        assert!(!verify(
+            &secret,
+            "/0/private/Balance",
+            nonce,
+            body,
+            expected
+        ));
     }
 
     #[test]

@@ -10,15 +10,13 @@ use std::time::Duration;
 
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
-use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 use serde::Deserialize;
+use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 use serde_json::Value;
 use thiserror::Error;
 
 use super::super::error::ExchangeError;
-use super::super::types::{
-    OrderInfo, OrderStatus, OrderType, PairInfo, Ticker, Trade, UnixMillis,
-};
+use super::super::types::{OrderInfo, OrderStatus, OrderType, PairInfo, Ticker, Trade, UnixMillis};
 use crate::pair::{Candle, PairSpec, Side};
 
 /// Why a response body could not be turned into a result.
@@ -51,7 +49,9 @@ impl<'de> Deserialize<'de> for Num {
                 f.write_str("a number or a numeric string")
             }
             fn visit_str<E: de::Error>(self, s: &str) -> Result<Num, E> {
-                parse_decimal(s).map(Num).ok_or_else(|| E::custom(format!("bad number {s:?}")))
+                parse_decimal(s)
+                    .map(Num)
+                    .ok_or_else(|| E::custom(format!("bad number {s:?}")))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Num, E> {
                 Ok(Num(Decimal::from(v)))
@@ -431,10 +431,7 @@ impl OrderWire {
             }
             _ => None,
         };
-        let userref = self
-            .userref
-            .and_then(|n| n.0.to_i32())
-            .unwrap_or_default();
+        let userref = self.userref.and_then(|n| n.0.to_i32()).unwrap_or_default();
         Ok(OrderInfo {
             txid,
             pair: self.descr.pair,

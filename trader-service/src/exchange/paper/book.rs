@@ -14,68 +14,14 @@ use rust_decimal::{Decimal, RoundingStrategy};
 
 use super::super::error::ExchangeError;
 use super::super::types::{
-    Balances, OrderInfo, OrderKind, OrderRequest, OrderStatus, OrderType, PairInfo, Ticker, Trade,
-    UnixMillis,
+    Balances, OrderInfo, OrderKind, OrderRequest, OrderStatus, OrderType, Ticker, Trade, UnixMillis,
 };
+use super::account::{AccountSnapshot, Fill, PaperConfig};
 use super::txid;
-use crate::pair::{Candle, FeeSchedule, Side};
+use crate::pair::{Candle, Side};
 
 /// Decimals kept on fees, so balances keep a bounded scale over long runs.
 const FEE_DECIMALS: u32 = 12;
-
-/// Static configuration of a paper account.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PaperConfig {
-    /// The single pair this book trades, with its constraints.
-    pub pair: PairInfo,
-    /// Maker/taker fees in percent.
-    pub fees: FeeSchedule,
-    /// Starting base balance.
-    pub initial_base: Decimal,
-    /// Starting quote balance.
-    pub initial_quote: Decimal,
-    /// Open-order limit for the pair (Kraken starter tier: 60).
-    pub max_open_orders: usize,
-    /// When set, a resting order fills at most this fraction of the candle's
-    /// volume per candle (rounded down to the lot), modelling partial fills.
-    pub fill_participation: Option<Decimal>,
-}
-
-/// One execution produced by the book.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fill {
-    /// Order that executed.
-    pub txid: String,
-    /// Buy or sell.
-    pub side: Side,
-    /// Execution price (the limit price for resting orders).
-    pub price: Decimal,
-    /// Executed base volume.
-    pub volume: Decimal,
-    /// Quote cost, price × volume.
-    pub cost: Decimal,
-    /// Fee charged in quote.
-    pub fee: Decimal,
-    /// True for resting (maker) executions.
-    pub maker: bool,
-    /// Execution time.
-    pub time: UnixMillis,
-    /// True when this execution completed the order.
-    pub order_closed: bool,
-}
-
-/// Free and locked amounts of both assets, for accounting checks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct AccountSnapshot {
-    /// Base not committed to orders.
-    pub base_free: Decimal,
-    /// Base committed to resting sells.
-    pub base_locked: Decimal,
-    /// Quote not committed to orders.
-    pub quote_free: Decimal,
-    /// Quote committed to resting buys (cost plus maker fee).
-    pub quote_locked: Decimal,
-}
 
 #[derive(Debug, Clone)]
 struct BookOrder {
@@ -191,8 +137,10 @@ impl PaperBook {
         let a = self.account;
         b.assets
             .insert(self.config.pair.base.clone(), a.base_free + a.base_locked);
-        b.assets
-            .insert(self.config.pair.quote.clone(), a.quote_free + a.quote_locked);
+        b.assets.insert(
+            self.config.pair.quote.clone(),
+            a.quote_free + a.quote_locked,
+        );
         b
     }
 
@@ -643,7 +591,8 @@ impl PaperBook {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pair::PairSpec;
+    use crate::exchange::types::PairInfo;
+    use crate::pair::{FeeSchedule, PairSpec};
     use rust_decimal_macros::dec;
 
     pub(crate) fn config() -> PaperConfig {
@@ -699,10 +648,21 @@ mod tests {
     fn buy_fills_at_limit_with_maker_fee_when_market_trades_through() {
         let mut b = PaperBook::new(config(), 0);
         b.set_last_price(dec!(0.1));
-        let tx = b.add_order(&limit(Side::Buy, dec!(0.09), dec!(100), "a")).unwrap();
+        let tx = b
+            .add_order(&limit(Side::Buy, dec!(0.09), dec!(100), "a"))
+            .unwrap();
         assert_eq!(b.account().quote_locked, dec!(9.0225));
-        assert!(b.step(&candle(60, dec!(0.1), dec!(0.1), dec!(0.0901), dec!(0.095))).is_empty());
-        let fills = b.step(&candle(120, dec!(0.095), dec!(0.096), dec!(0.09), dec!(0.091)));
+        assert!(
+            b.step(&candle(60, dec!(0.1), dec!(0.1), dec!(0.0901), dec!(0.095)))
+                .is_empty()
+        );
+        let fills = b.step(&candle(
+            120,
+            dec!(0.095),
+            dec!(0.096),
+            dec!(0.09),
+            dec!(0.091),
+        ));
         assert_eq!(fills.len(), 1);
         assert_eq!(fills[0].price, dec!(0.09));
         assert_eq!(fills[0].fee, dec!(0.0225));
@@ -774,17 +734,24 @@ mod tests {
     fn intra_candle_path_orders_fills_and_cancel_releases_locks() {
         let mut b = PaperBook::new(config(), 0);
         b.set_last_price(dec!(0.1));
-        b.add_order(&limit(Side::Buy, dec!(0.095), dec!(100), "b")).unwrap();
-        b.add_order(&limit(Side::Sell, dec!(0.105), dec!(100), "s")).unwrap();
+        b.add_order(&limit(Side::Buy, dec!(0.095), dec!(100), "b"))
+            .unwrap();
+        b.add_order(&limit(Side::Sell, dec!(0.105), dec!(100), "s"))
+            .unwrap();
         // Down candle: open -> high -> low -> close, so the sell fills first.
         let f = b.step(&candle(60, dec!(0.1), dec!(0.11), dec!(0.09), dec!(0.094)));
         assert_eq!(f.len(), 2);
         assert_eq!(f[0].side, Side::Sell);
         assert!(f[0].time < f[1].time);
-        let tx = b.add_order(&limit(Side::Buy, dec!(0.08), dec!(100), "c")).unwrap();
+        let tx = b
+            .add_order(&limit(Side::Buy, dec!(0.08), dec!(100), "c"))
+            .unwrap();
         b.cancel(&tx).unwrap();
         assert_eq!(b.account().quote_locked, dec!(0));
-        assert!(matches!(b.cancel(&tx), Err(ExchangeError::UnknownOrder { .. })));
+        assert!(matches!(
+            b.cancel(&tx),
+            Err(ExchangeError::UnknownOrder { .. })
+        ));
     }
 
     #[test]
@@ -793,7 +760,9 @@ mod tests {
         cfg.fill_participation = Some(dec!(0.0006));
         let mut b = PaperBook::new(cfg, 0);
         b.set_last_price(dec!(0.1));
-        let tx = b.add_order(&limit(Side::Buy, dec!(0.09), dec!(100), "p")).unwrap();
+        let tx = b
+            .add_order(&limit(Side::Buy, dec!(0.09), dec!(100), "p"))
+            .unwrap();
         let c = candle(60, dec!(0.1), dec!(0.1), dec!(0.08), dec!(0.1));
         assert_eq!(b.step(&c)[0].volume, dec!(60));
         assert_eq!(b.order(&tx).unwrap().status, OrderStatus::Open);

@@ -6,19 +6,23 @@
 //! [`PaperExchange`] wraps it behind a lock with a caller-controlled
 //! [`SimClock`] for use from async code.
 
+mod account;
 mod book;
 mod txid;
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-pub use book::{AccountSnapshot, Fill, PaperBook, PaperConfig};
+pub use account::{AccountSnapshot, Fill, PaperConfig};
+pub use book::PaperBook;
 pub use txid::{order_txid, trade_txid};
 
+use super::Exchange;
 use super::clock::{Clock, SimClock};
 use super::error::ExchangeError;
-use super::types::{Balances, OrderAck, OrderInfo, OrderRequest, PairInfo, Ticker, Trade, UnixMillis};
-use super::Exchange;
+use super::types::{
+    Balances, OrderAck, OrderInfo, OrderRequest, PairInfo, Ticker, Trade, UnixMillis,
+};
 use crate::pair::{Candle, FeeSchedule};
 
 /// How many past candles the paper exchange keeps for `ohlc` (Kraken serves
@@ -99,45 +103,48 @@ impl PaperExchange {
     pub fn with_book<R>(&self, f: impl FnOnce(&mut PaperBook) -> R) -> R {
         f(&mut self.lock().book)
     }
+}
 
-    fn unknown_pair(&self, pair: &str, g: &Inner) -> Result<(), ExchangeError> {
-        let _ = self;
-        if pair == g.book.config().pair.spec.symbol {
-            Ok(())
-        } else {
-            Err(ExchangeError::invalid("EQuery:Unknown asset pair"))
-        }
+/// The paper exchange trades one pair; any other symbol is rejected the way
+/// Kraken rejects an unknown pair.
+fn check_pair(pair: &str, g: &Inner) -> Result<(), ExchangeError> {
+    if pair == g.book.config().pair.spec.symbol {
+        Ok(())
+    } else {
+        Err(ExchangeError::invalid("EQuery:Unknown asset pair"))
     }
 }
 
 impl Exchange for PaperExchange {
     async fn pair_info(&self, pair: &str) -> Result<PairInfo, ExchangeError> {
         let g = self.lock();
-        self.unknown_pair(pair, &g)?;
+        check_pair(pair, &g)?;
         Ok(g.book.config().pair.clone())
     }
 
     async fn fees(&self, pair: &str) -> Result<FeeSchedule, ExchangeError> {
         let g = self.lock();
-        self.unknown_pair(pair, &g)?;
+        check_pair(pair, &g)?;
         Ok(g.book.config().fees)
     }
 
     async fn ticker(&self, pair: &str) -> Result<Ticker, ExchangeError> {
         let g = self.lock();
-        self.unknown_pair(pair, &g)?;
+        check_pair(pair, &g)?;
         g.book.ticker().ok_or_else(|| ExchangeError::Retryable {
             message: "no market data yet".into(),
         })
     }
 
+    /// Serves the market source's own candles (the interval is whatever the
+    /// source produces, normally 1 minute); `interval_min` is not resampled.
     async fn ohlc(
         &self,
         pair: &str,
         _interval_min: u32,
         since: Option<i64>,
     ) -> Result<Vec<Candle>, ExchangeError> {
-        self.unknown_pair(pair, &self.lock())?;
+        check_pair(pair, &self.lock())?;
         Ok(self.ohlc_history(since))
     }
 

@@ -120,7 +120,9 @@ pub struct SimHandle {
 
 impl std::fmt::Debug for SimHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SimHandle").field("addr", &self.addr).finish_non_exhaustive()
+        f.debug_struct("SimHandle")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
     }
 }
 
@@ -280,7 +282,10 @@ fn html_502() -> Response {
         .into_response()
 }
 
-async fn add_fault(State(s): State<Arc<Shared>>, axum::Json(rule): axum::Json<FaultRule>) -> Response {
+async fn add_fault(
+    State(s): State<Arc<Shared>>,
+    axum::Json(rule): axum::Json<FaultRule>,
+) -> Response {
     info!(?rule, "fault queued");
     let mut inner = s.inner();
     inner.faults.push(rule);
@@ -289,7 +294,9 @@ async fn add_fault(State(s): State<Arc<Shared>>, axum::Json(rule): axum::Json<Fa
 
 async fn step(State(s): State<Arc<Shared>>) -> Response {
     match s.step_market() {
-        Ok(Some(fills)) => axum::Json(json!({"stepped": true, "fills": fills.len()})).into_response(),
+        Ok(Some(fills)) => {
+            axum::Json(json!({"stepped": true, "fills": fills.len()})).into_response()
+        }
         Ok(None) => axum::Json(json!({"stepped": false})).into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
@@ -378,13 +385,24 @@ async fn private(
 ) -> Response {
     let body = String::from_utf8_lossy(&body).into_owned();
     let form = parse_form(&body);
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    };
     if header("API-Key") != s.cfg.api_key {
         return err("EAPI:Invalid key");
     }
     let nonce_text = form.get("nonce").map_or("", String::as_str);
     let path = format!("/0/private/{method}");
-    if !verify(&s.cfg.api_secret, &path, nonce_text, &body, header("API-Sign")) {
+    if !verify(
+        &s.cfg.api_secret,
+        &path,
+        nonce_text,
+        &body,
+        header("API-Sign"),
+    ) {
         return err("EAPI:Invalid signature");
     }
     let fault = {
@@ -412,7 +430,11 @@ async fn private(
         }
         Some(Fault::LostResponse) => {
             let outcome = s.handle(&method, &form);
-            debug!(method, ok = outcome.is_ok(), "processed; dropping the response");
+            debug!(
+                method,
+                ok = outcome.is_ok(),
+                "processed; dropping the response"
+            );
             tokio::time::sleep(s.cfg.hang).await;
             html_502()
         }
@@ -500,7 +522,10 @@ impl Shared {
                 let orders: Vec<_> = orders
                     .into_iter()
                     .filter(|o| userref.is_none_or(|u| o.userref == u))
-                    .filter(|o| form.get("cl_ord_id").is_none_or(|c| o.cl_ord_id.as_ref() == Some(c)))
+                    .filter(|o| {
+                        form.get("cl_ord_id")
+                            .is_none_or(|c| o.cl_ord_id.as_ref() == Some(c))
+                    })
                     .collect();
                 Ok(json!({"open": render::orders(&orders)}))
             }
@@ -511,7 +536,8 @@ impl Shared {
                     .into_iter()
                     .filter(|o| userref.is_none_or(|u| o.userref == u))
                     .filter(|o| {
-                        start.is_none_or(|s| Decimal::new(o.closed_at.unwrap_or(o.opened_at), 3) > s)
+                        start
+                            .is_none_or(|s| Decimal::new(o.closed_at.unwrap_or(o.opened_at), 3) > s)
                     })
                     .take(50)
                     .collect();
@@ -522,9 +548,14 @@ impl Shared {
                 let start_ms = form
                     .get("start")
                     .and_then(|v| parse_decimal(v))
-                    .and_then(|d| rust_decimal::prelude::ToPrimitive::to_i64(&(d * Decimal::ONE_THOUSAND)))
+                    .and_then(|d| {
+                        rust_decimal::prelude::ToPrimitive::to_i64(&(d * Decimal::ONE_THOUSAND))
+                    })
                     .unwrap_or(i64::MIN);
-                let ofs = form.get("ofs").and_then(|v| v.parse::<usize>().ok()).unwrap_or(0);
+                let ofs = form
+                    .get("ofs")
+                    .and_then(|v| v.parse::<usize>().ok())
+                    .unwrap_or(0);
                 let all = self.exchange.with_book(|b| b.trades_since(start_ms));
                 let count = all.len();
                 let mut m = serde_json::Map::new();
@@ -583,7 +614,10 @@ impl Shared {
             userref,
             client_order_id,
         };
-        if form.get("validate").is_some_and(|v| v == "true" || v == "1") {
+        if form
+            .get("validate")
+            .is_some_and(|v| v == "true" || v == "1")
+        {
             return Ok(json!({"descr": {"order": describe(&req)}}));
         }
         let txid = self
@@ -591,7 +625,11 @@ impl Shared {
             .with_book(|b| b.add_order(&req))
             .map_err(|e| kraken_msg(&e))?;
         inner.placed.insert(txid.clone(), Instant::now());
-        info!(txid, cl_ord_id = req.client_order_id, "simulated order placed");
+        info!(
+            txid,
+            cl_ord_id = req.client_order_id,
+            "simulated order placed"
+        );
         Ok(json!({"descr": {"order": describe(&req)}, "txid": [txid]}))
     }
 
@@ -603,13 +641,16 @@ impl Shared {
             .filter(|o| o.status == OrderStatus::Open)
             .ok_or_else(|| "EOrder:Unknown order".to_owned())?;
         let mut inner = self.inner();
-        let age = inner
-            .placed
-            .get(txid)
-            .map_or(i64::MAX, |t| i64::try_from(t.elapsed().as_millis()).unwrap_or(i64::MAX));
+        let age = inner.placed.get(txid).map_or(i64::MAX, |t| {
+            i64::try_from(t.elapsed().as_millis()).unwrap_or(i64::MAX)
+        });
         let penalty = cancel_penalty(age);
         let symbol = self.cfg.paper.pair.spec.symbol.clone();
-        if inner.limiter.acquire_trading(now, &symbol, penalty).is_err() {
+        if inner
+            .limiter
+            .acquire_trading(now, &symbol, penalty)
+            .is_err()
+        {
             inner.stats.rate_limited += 1;
             return Err("EOrder:Rate limit exceeded".into());
         }
@@ -630,7 +671,12 @@ fn describe(req: &OrderRequest) -> String {
             req.pair,
             price.normalize()
         ),
-        OrderKind::Market => format!("{} {} {} @ market", req.side.as_str(), req.volume.normalize(), req.pair),
+        OrderKind::Market => format!(
+            "{} {} {} @ market",
+            req.side.as_str(),
+            req.volume.normalize(),
+            req.pair
+        ),
     }
 }
 

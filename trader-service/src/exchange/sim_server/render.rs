@@ -36,7 +36,12 @@ pub fn order(o: &OrderInfo) -> Value {
             o.pair,
             price.normalize()
         ),
-        _ => format!("{} {} {} @ market", o.side.as_str(), o.volume.normalize(), o.pair),
+        _ => format!(
+            "{} {} {} @ market",
+            o.side.as_str(),
+            o.volume.normalize(),
+            o.pair
+        ),
     };
     let mut v = json!({
         "refid": null,
@@ -132,5 +137,14 @@ pub fn asset_pair(cfg: &PaperConfig) -> Value {
 #[must_use]
 pub fn ohlc_row(c: &Candle) -> Value {
     let vwap = (c.open + c.high + c.low + c.close) / Decimal::from(4);
-    json!([c.time, s(c.open), s(c.high), s(c.low), s(c.close), s(vwap.round_dp(8)), s(c.volume), 1])
+    json!([
+        c.time,
+        s(c.open),
+        s(c.high),
+        s(c.low),
+        s(c.close),
+        s(vwap.round_dp(8)),
+        s(c.volume),
+        1
+    ])
 }

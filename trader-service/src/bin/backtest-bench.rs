@@ -1,0 +1,131 @@
+//! Backtest and loop benchmarks, measured honestly on the real code:
+//!
+//! 1. backtest throughput: `run_backtest` (same runtime, paper exchange,
+//!    in-process ledger, in-memory store) over synthetic 1-minute candles
+//!    with 10 slots, in candles per second (candle generation excluded);
+//! 2. loop CPU time: one full [`Runtime::step`] per candle with 100 slots
+//!    (ticker, order polls, engine, placements, commit, outbox drain),
+//!    reported as mean / p50 / p99 per step.
+//!
+//! Run in release mode: `cargo run --release -p trader-service --bin
+//! backtest-bench [candles] [loop_steps]`.
+
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use ledger_service::Ledger;
+use rust_decimal::Decimal;
+use trader_service::backtest::{BacktestConfig, run_backtest};
+use trader_service::engine::EngineConfig;
+use trader_service::exchange::market::{MarketSource, SyntheticConfig, SyntheticMarket};
+use trader_service::exchange::paper::{PaperConfig, PaperExchange};
+use trader_service::exchange::{Clock, PairInfo, SimClock};
+use trader_service::pair::{Candle, FeeSchedule, PairSpec};
+use trader_service::runtime::ledger::LocalLedger;
+use trader_service::runtime::store::{StoreLocation, TraderStore};
+use trader_service::runtime::{Runtime, RuntimeConfig};
+
+fn spec() -> PairSpec {
+    PairSpec {
+        symbol: "XDGUSD".into(),
+        price_decimals: 7,
+        lot_decimals: 8,
+        ordermin: Decimal::from(50),
+        costmin: Decimal::new(5, 1),
+    }
+}
+
+fn paper() -> PaperConfig {
+    PaperConfig {
+        pair: PairInfo {
+            spec: spec(),
+            base: "XXDG".into(),
+            quote: "ZUSD".into(),
+        },
+        fees: FeeSchedule {
+            maker_pct: Decimal::new(25, 2),
+            taker_pct: Decimal::new(40, 2),
+        },
+        initial_base: Decimal::from(10_000_000),
+        initial_quote: Decimal::from(1_000_000),
+        max_open_orders: 1000,
+        fill_participation: None,
+    }
+}
+
+fn engine(slots: u32) -> EngineConfig {
+    let mut c = EngineConfig::defaults(spec());
+    c.slots = slots;
+    c.order_size_usd = Decimal::from(6);
+    c.validate().0
+}
+
+fn candles(n: usize) -> Result<Vec<Candle>> {
+    let mut m = SyntheticMarket::new(SyntheticConfig::default());
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push(m.next_candle()?.context("synthetic market ended")?);
+    }
+    Ok(out)
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<()> {
+    let mut args = std::env::args().skip(1);
+    let n: usize = args.next().map_or(Ok(2_000_000), |a| a.parse())?;
+    let loop_steps: usize = args.next().map_or(Ok(2_000), |a| a.parse())?;
+
+    let cs = candles(n)?;
+    let cfg = BacktestConfig {
+        engine: engine(10),
+        paper: paper(),
+        poll_interval_sec: 30,
+        call_budget: 30,
+        progress: false,
+    };
+    let t = Instant::now();
+    let r = run_backtest(&cs, &cfg).await?;
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "backtest 10 slots: {} candles in {secs:.3}s = {:.0} candles/s \
+         ({} full runtime steps, {} fills, {} cycles, net {} USD, ledger open {})",
+        r.candles,
+        r.candles as f64 / secs,
+        r.runtime_steps,
+        r.fills,
+        r.completed_cycles,
+        r.net_pnl_usd,
+        r.ledger_open_positions
+    );
+
+    // Loop CPU time with 100 slots: a full step on every candle.
+    let cs = candles(loop_steps)?;
+    let clock = SimClock::new(cs[0].time * 1000);
+    let ex = PaperExchange::new(paper(), clock.clone());
+    let ledger = LocalLedger::new(Ledger::in_memory().await?);
+    let store = TraderStore::open(&StoreLocation::Memory).await?;
+    let mut rcfg = RuntimeConfig::new("bench", engine(100));
+    rcfg.call_budget = 250;
+    let mut rt = Runtime::new(rcfg, ex.clone(), ledger, store).await?;
+    let mut times = Vec::with_capacity(cs.len());
+    for c in &cs {
+        ex.step(c);
+        let t = Instant::now();
+        rt.step(clock.now_ms()).await?;
+        times.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    let mean = times.iter().sum::<f64>() / times.len() as f64;
+    times.sort_by(f64::total_cmp);
+    let pct = |p: f64| times[((times.len() - 1) as f64 * p) as usize];
+    println!(
+        "loop 100 slots: {} steps, mean {mean:.0} us, p50 {:.0} us, p99 {:.0} us, max {:.0} us \
+         ({} fills, {} placements)",
+        times.len(),
+        pct(0.5),
+        pct(0.99),
+        pct(1.0),
+        rt.stats().fills,
+        rt.stats().placements
+    );
+    Ok(())
+}

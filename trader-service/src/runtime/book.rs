@@ -1,0 +1,239 @@
+//! The runtime's own durable bookkeeping, persisted *with* the engine state
+//! in every commit (one JSON document), plus the per-loop call budget.
+//!
+//! Everything the runtime must remember across a crash lives here: what it
+//! already delivered per txid, which placements it intended but has not seen
+//! acknowledged (write-ahead), which positions are open under which open
+//! key, and the legacy exits it imported.
+
+use std::collections::BTreeMap;
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::engine::types::ExitPlacement;
+use crate::engine::{EngineState, OrderId, OrderRole, TradeId, TradeWork};
+use crate::pair::Side;
+use crate::runtime::fills::Executed;
+use crate::runtime::writes::TrackedPosition;
+
+/// Layout version of [`PersistedState`].
+pub const STATE_VERSION: u32 = 1;
+
+/// An exit imported from a pre-ledger run, tracked by the runtime (not the
+/// engine) until it fills or vanishes, so its ledger position is closed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LegacyOrder {
+    /// Ledger open key (`legacy:<txid>`).
+    pub open_key: String,
+    /// Exit side.
+    pub side: Side,
+    /// Best-effort entry price.
+    pub entry_price: Decimal,
+    /// Exit limit price.
+    pub exit_price: Decimal,
+    /// What was already seen of its executions.
+    pub seen: Executed,
+}
+
+/// The runtime's durable bookkeeping.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuntimeBook {
+    /// Executions already delivered, per txid of a live engine order.
+    pub seen: BTreeMap<String, Executed>,
+    /// Open positions by `slot:trade:cycle`.
+    pub positions: BTreeMap<String, TrackedPosition>,
+    /// Write-ahead: placements committed as intended (order id -> unix ms of
+    /// the intent) whose outcome is not known yet. After a crash these are
+    /// looked up by `cl_ord_id` before being placed again.
+    pub placing: BTreeMap<String, i64>,
+    /// Imported legacy exits by txid.
+    pub legacy: BTreeMap<String, LegacyOrder>,
+    /// Counter giving imported legacy positions distinct cycles.
+    pub legacy_seq: u64,
+    /// Operator pause (survives restarts; an operator decision, not a
+    /// feature flag).
+    pub paused: bool,
+}
+
+/// What goes into the store's snapshot column.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersistedState {
+    /// Layout version.
+    pub version: u32,
+    /// The pure engine's state.
+    pub engine: EngineState,
+    /// The runtime's bookkeeping.
+    pub book: RuntimeBook,
+}
+
+/// Key of a position in [`RuntimeBook::positions`].
+#[must_use]
+pub fn position_key(slot: u32, trade: TradeId, cycle: u64) -> String {
+    format!("{slot}:{}:{cycle}", trade.as_str())
+}
+
+/// One order the engine holds, flattened for the runtime.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldOrder {
+    /// Local id.
+    pub id: OrderId,
+    /// Entry or exit.
+    pub role: OrderRole,
+    /// Buy or sell.
+    pub side: Side,
+    /// Limit price.
+    pub price: Decimal,
+    /// Volume to place (remaining volume for exits).
+    pub volume: Decimal,
+    /// Exchange id when placed.
+    pub txid: Option<String>,
+    /// The engine asked for a cancel (refresh) not yet confirmed.
+    pub cancel_requested: bool,
+    /// Not yet on the exchange: to be placed.
+    pub pending_placement: bool,
+}
+
+/// Every order of the non-halted slots, in deterministic order.
+#[must_use]
+pub fn held_orders(state: &EngineState) -> Vec<HeldOrder> {
+    let mut out = Vec::new();
+    for slot in state.slots.values().filter(|s| !s.is_halted()) {
+        for t in [&slot.trade_a, &slot.trade_b] {
+            match &t.work {
+                TradeWork::Entry(e) => out.push(HeldOrder {
+                    id: e.id,
+                    role: OrderRole::Entry,
+                    side: t.trade.entry_side(),
+                    price: e.price,
+                    volume: e.remaining(),
+                    txid: e.txid.clone(),
+                    cancel_requested: e.cancel_requested,
+                    pending_placement: e.txid.is_none() && !e.cancel_requested,
+                }),
+                TradeWork::Exit(x) => out.push(HeldOrder {
+                    id: x.id,
+                    role: OrderRole::Exit,
+                    side: t.trade.exit_side(),
+                    price: x.price,
+                    volume: x.remaining(),
+                    txid: x.txid().map(str::to_owned),
+                    cancel_requested: false,
+                    pending_placement: matches!(x.placement, ExitPlacement::Pending),
+                }),
+                TradeWork::Idle(_) => {}
+            }
+        }
+    }
+    out
+}
+
+/// Whether any order waits for the exchange (placement or cancel), without
+/// allocating: the backtest asks this on every quiet candle.
+#[must_use]
+pub fn any_pending(state: &EngineState) -> bool {
+    state.slots.values().filter(|s| !s.is_halted()).any(|slot| {
+        [&slot.trade_a, &slot.trade_b].iter().any(|t| match &t.work {
+            TradeWork::Entry(e) => e.txid.is_none() || e.cancel_requested,
+            TradeWork::Exit(x) => matches!(x.placement, ExitPlacement::Pending),
+            TradeWork::Idle(_) => false,
+        })
+    })
+}
+
+/// The per-loop budget of private exchange calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallBudget {
+    limit: u32,
+    used: u32,
+}
+
+impl CallBudget {
+    /// A fresh budget of `limit` calls.
+    #[must_use]
+    pub fn new(limit: u32) -> Self {
+        Self { limit, used: 0 }
+    }
+
+    /// Takes `n` calls if they fit; `false` (and nothing taken) otherwise.
+    pub fn try_take(&mut self, n: u32) -> bool {
+        if self.used.saturating_add(n) > self.limit {
+            return false;
+        }
+        self.used += n;
+        true
+    }
+
+    /// Records calls that are made regardless of the budget (order polls:
+    /// fills must never wait).
+    pub fn force(&mut self, n: u32) {
+        self.used = self.used.saturating_add(n);
+    }
+
+    /// Calls made.
+    #[must_use]
+    pub fn used(&self) -> u32 {
+        self.used
+    }
+
+    /// Configured limit.
+    #[must_use]
+    pub fn limit(&self) -> u32 {
+        self.limit
+    }
+
+    /// Calls still available.
+    #[must_use]
+    pub fn left(&self) -> u32 {
+        self.limit.saturating_sub(self.used)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Proves: the budget refuses what does not fit (nothing partially
+    /// taken), forced calls count against it, and `left` never underflows.
+    #[test]
+    fn budget_defers_what_does_not_fit() {
+        let mut b = CallBudget::new(3);
+        assert!(b.try_take(2));
+        assert!(!b.try_take(2));
+        assert_eq!(b.used(), 2);
+        assert!(b.try_take(1));
+        assert!(!b.try_take(1));
+        b.force(2);
+        assert_eq!((b.used(), b.left()), (5, 0));
+    }
+
+    /// Proves: a fresh engine holds no orders; after a price tick every
+    /// entry is pending placement (no txid yet).
+    #[test]
+    fn held_orders_flags_pending_placements() {
+        use crate::engine::{EngineConfig, Event, transition};
+        use crate::pair::PairSpec;
+        let pair = PairSpec {
+            symbol: "XDGUSD".into(),
+            price_decimals: 7,
+            lot_decimals: 8,
+            ordermin: Decimal::new(5, 0),
+            costmin: Decimal::new(5, 1),
+        };
+        let mut cfg = EngineConfig::defaults(pair);
+        cfg.slots = 2;
+        let mut st = EngineState::new(2);
+        assert!(held_orders(&st).is_empty());
+        let _ = transition(
+            &mut st,
+            &Event::PriceTick {
+                price: Decimal::new(1, 1),
+                now: 1_700_000_000,
+            },
+            &cfg,
+        );
+        let held = held_orders(&st);
+        assert_eq!(held.len(), 4);
+        assert!(held.iter().all(|h| h.pending_placement && h.txid.is_none()));
+    }
+}

@@ -1,0 +1,975 @@
+//! [`Runtime`]: the imperative shell around the pure engine. One
+//! [`Runtime::step`] is one trading loop: price, order polls turned into
+//! fills, engine ticks, placements and cancels within a private-call budget
+//! (write-ahead committed), ledger writes committed with the state, then an
+//! outbox drain whose acks go back to the engine.
+//!
+//! Crash safety rests on three rules:
+//! 1. every state change and the ledger writes it implies are committed
+//!    together ([`TraderStore::commit_step`]);
+//! 2. a placement is committed as *intended* before the exchange is called;
+//!    an intent found unresolved later is looked up by `cl_ord_id` (open
+//!    orders, then recent trades) before anything is placed again;
+//! 3. fills are derived from the exchange's cumulative figures against what
+//!    was already delivered (persisted), so replays never duplicate.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rust_decimal::Decimal;
+use thiserror::Error;
+
+use crate::engine::{
+    Action, EngineConfig, EngineState, Event, GoneReason, Notice, OrderId, OrderRole,
+    PlaceFailReason, transition,
+};
+use crate::exchange::{
+    Clock, Exchange, ExchangeError, OrderInfo, OrderKind, OrderRequest, OrderStatus,
+};
+use crate::runtime::book::{
+    CallBudget, HeldOrder, PersistedState, any_pending, RuntimeBook, STATE_VERSION, held_orders, position_key,
+};
+use crate::runtime::entry::NewOutboxEntry;
+use crate::runtime::fills::{Executed, advance};
+use crate::runtime::ledger::LedgerApi;
+use crate::runtime::outbox::{DrainEnd, Outbox, OutboxPolicy};
+use crate::runtime::sink::{LedgerAck, LedgerSink};
+use crate::runtime::status::{
+    BudgetStatusView, ControlCommand, HandleEnds, RuntimeHandle, RuntimeMode, StatusSnapshot,
+};
+use crate::runtime::store::{StepCommit, StoreError, TraderStore};
+use crate::runtime::time::UnixMillis;
+use crate::runtime::writes::{LedgerWriteRequest, TrackedPosition, cycle_writes, open_write};
+
+/// Kraken's QueryOrders accepts at most 50 txids per call.
+pub const QUERY_BATCH: usize = 50;
+
+/// Tunables of the runtime (never persisted: they come from the
+/// configuration on every start).
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// The ledger's `bot_id`.
+    pub bot_id: String,
+    /// Validated engine configuration (pair, slots, percentages).
+    pub engine: EngineConfig,
+    /// Private exchange calls per loop (placements, cancels, lookups; order
+    /// polls always run but count).
+    pub call_budget: u32,
+    /// `userref` put on every order (groups the bot's orders on Kraken).
+    pub userref: i32,
+    /// Place limit orders post-only (maker fee guaranteed).
+    pub post_only: bool,
+    /// Outbox back-off and batch size.
+    pub outbox: OutboxPolicy,
+    /// Longest the final outbox flush may take on shutdown.
+    pub shutdown_flush: Duration,
+    /// Ledger coverage reconciliation runs every this many loops (and on
+    /// start) when the outbox is empty; 0 = only on start.
+    pub reconcile_every: u64,
+}
+
+impl RuntimeConfig {
+    /// Defaults around an engine configuration: budget 30, post-only off,
+    /// 10 s shutdown flush, reconcile every 20 loops.
+    #[must_use]
+    pub fn new(bot_id: &str, engine: EngineConfig) -> Self {
+        Self {
+            bot_id: bot_id.to_owned(),
+            engine,
+            call_budget: 30,
+            userref: 0,
+            post_only: false,
+            outbox: OutboxPolicy::default(),
+            shutdown_flush: Duration::from_secs(10),
+            reconcile_every: 20,
+        }
+    }
+}
+
+/// Why a loop failed (exchange and ledger trouble never does: it is logged
+/// and retried; only the local store can fail a loop).
+#[derive(Debug, Error)]
+pub enum RuntimeError {
+    /// The trader's own store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The stored state cannot be read by this build.
+    #[error("stored runtime state is unreadable: {0}")]
+    CorruptState(String),
+}
+
+/// Counters over the runtime's life (backtest report, logs).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunStats {
+    /// Executions fed to the engine.
+    pub fills: u64,
+    /// Fees of those executions.
+    pub fees_paid: Decimal,
+    /// Cycles booked.
+    pub completed_cycles: u64,
+    /// Sum of booked net profit.
+    pub net_pnl: Decimal,
+    /// Placements made.
+    pub placements: u64,
+    /// Cancels made.
+    pub cancels: u64,
+    /// Placements/cancels deferred for budget (summed over loops).
+    pub deferred: u64,
+    /// Full loops run.
+    pub loops: u64,
+}
+
+/// What one step did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StepReport {
+    /// Private calls made.
+    pub calls: u32,
+    /// Actions left for the next loop.
+    pub deferred: u32,
+    /// Whether a commit happened.
+    pub committed: bool,
+    /// Ledger writes delivered.
+    pub delivered: usize,
+}
+
+/// The trader runtime over an exchange and a ledger.
+pub struct Runtime<E, L> {
+    pub(crate) cfg: RuntimeConfig,
+    pub(crate) exchange: E,
+    pub(crate) ledger: L,
+    pub(crate) store: TraderStore,
+    pub(crate) outbox: Outbox,
+    pub(crate) engine: EngineState,
+    pub(crate) book: RuntimeBook,
+    pub(crate) step_no: u64,
+    pub(crate) pending: Vec<NewOutboxEntry>,
+    pub(crate) dirty: bool,
+    pub(crate) market_at_ms: Option<i64>,
+    pub(crate) halted: Option<String>,
+    pub(crate) stats: RunStats,
+    pub(crate) last_budget: BudgetStatusView,
+    pub(crate) last_loop_ms: i64,
+    pub(crate) poll_next: bool,
+    pub(crate) reconciled: bool,
+    pub(crate) outbox_dirty: bool,
+    pub(crate) handle: Option<HandleEnds>,
+}
+
+impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
+    /// Restores the runtime from `store` (or starts fresh). The engine
+    /// configuration always comes from `cfg`, never from the store; only the
+    /// state (orders, positions, bookkeeping) is restored.
+    ///
+    /// # Errors
+    /// [`RuntimeError`] if the store cannot be read.
+    pub async fn new(
+        cfg: RuntimeConfig,
+        exchange: E,
+        ledger: L,
+        store: TraderStore,
+    ) -> Result<Self, RuntimeError> {
+        let (engine, book, step_no) = match store.load_state().await? {
+            Some(snap) => {
+                let st: PersistedState = serde_json::from_value(snap.state)
+                    .map_err(|e| RuntimeError::CorruptState(e.to_string()))?;
+                tracing::info!(
+                    step = snap.step,
+                    slots = st.engine.slots.len(),
+                    intents = st.book.placing.len(),
+                    "runtime state restored"
+                );
+                (st.engine, st.book, snap.step)
+            }
+            None => (
+                EngineState::new(cfg.engine.slots),
+                RuntimeBook::default(),
+                0,
+            ),
+        };
+        let mut rt = Self {
+            outbox: Outbox::new(store.clone(), cfg.outbox),
+            cfg,
+            exchange,
+            ledger,
+            store,
+            engine,
+            book,
+            step_no,
+            pending: Vec::new(),
+            dirty: false,
+            market_at_ms: None,
+            halted: None,
+            stats: RunStats::default(),
+            last_budget: BudgetStatusView::default(),
+            last_loop_ms: 0,
+            poll_next: true,
+            reconciled: false,
+            outbox_dirty: true,
+            handle: None,
+        };
+        rt.engine.ensure_slots(rt.cfg.engine.slots);
+        rt.restore_position_ids().await?;
+        Ok(rt)
+    }
+
+    /// The engine state (read-only; tests, backtest sampling).
+    #[must_use]
+    pub fn engine(&self) -> &EngineState {
+        &self.engine
+    }
+
+    /// Lifetime counters.
+    #[must_use]
+    pub fn stats(&self) -> &RunStats {
+        &self.stats
+    }
+
+    /// The exchange (tests, backtests).
+    #[must_use]
+    pub fn exchange(&self) -> &E {
+        &self.exchange
+    }
+
+    /// The engine configuration in force.
+    #[must_use]
+    pub fn engine_config(&self) -> &EngineConfig {
+        &self.cfg.engine
+    }
+
+    /// Whether the operator paused trading.
+    #[must_use]
+    pub fn is_paused(&self) -> bool {
+        self.book.paused
+    }
+
+    /// A handle for the control API; status is published after every loop.
+    pub fn handle(&mut self) -> RuntimeHandle {
+        let (h, ends) = RuntimeHandle::channel(StatusSnapshot::starting(
+            &self.cfg.bot_id,
+            &self.cfg.engine.pair.symbol,
+        ));
+        self.handle = Some(ends);
+        h
+    }
+
+    /// Applies an operator command (between loops).
+    pub fn apply_command(&mut self, cmd: ControlCommand) {
+        match cmd {
+            ControlCommand::Pause => {
+                tracing::info!(
+                    "paused by operator: no placements or cancels, fills still processed"
+                );
+                self.book.paused = true;
+            }
+            ControlCommand::Resume => {
+                tracing::info!(was_halted = ?self.halted, "resumed by operator");
+                self.book.paused = false;
+                self.halted = None;
+            }
+        }
+        self.dirty = true;
+    }
+
+    /// Whether the next candle needs a full step even without fills (work
+    /// is pending, something was placed last loop, or writes wait).
+    #[must_use]
+    pub fn has_work(&self) -> bool {
+        self.poll_next
+            || self.dirty
+            || !self.pending.is_empty()
+            || self.outbox_dirty
+            || !self.book.placing.is_empty()
+            || any_pending(&self.engine)
+    }
+
+    /// The backtest's cheap path: feeds one price to the engine without any
+    /// exchange or store I/O. Returns `true` if the engine asked for
+    /// something (then a full [`Self::step`] must follow at the same time).
+    pub fn quiet_tick(&mut self, price: Decimal, now_ms: i64) -> bool {
+        self.market_at_ms = Some(now_ms);
+        let before = self.pending.len();
+        let acted = self.apply(&Event::PriceTick {
+            price,
+            now: now_ms.div_euclid(1000),
+        });
+        acted || self.pending.len() != before
+    }
+
+    /// Feeds one event; routes its actions. Returns whether any action came
+    /// out (which implies a state change worth committing).
+    pub(crate) fn apply(&mut self, event: &Event) -> bool {
+        let actions = transition(&mut self.engine, event, &self.cfg.engine);
+        let is_tick = matches!(event, Event::PriceTick { .. } | Event::TimerTick { .. });
+        if !is_tick {
+            self.dirty = true;
+        }
+        if actions.is_empty() {
+            return false;
+        }
+        self.dirty = true;
+        for a in actions {
+            self.on_action(a);
+        }
+        true
+    }
+
+    fn on_action(&mut self, action: Action) {
+        match action {
+            Action::Place(req) => {
+                tracing::debug!(order_id = %req.id, side = ?req.side, price = %req.price,
+                    volume = %req.volume, "engine wants an order placed");
+            }
+            Action::Cancel { order_id, txid } => {
+                tracing::debug!(%order_id, ?txid, "engine wants an order cancelled");
+            }
+            Action::OpenPosition(intent) => {
+                let w = open_write(&intent);
+                tracing::info!(open_key = %w.open_key, slot = intent.slot, trade = ?intent.trade,
+                    cycle = intent.cycle, entry_price = %intent.entry_price,
+                    exit_price = %intent.exit_price, volume = %intent.entry_volume,
+                    "entry filled: position opened, exit to place");
+                self.book.positions.insert(
+                    position_key(intent.slot, intent.trade, intent.cycle),
+                    TrackedPosition {
+                        open_key: w.open_key.clone(),
+                        trade: intent.trade,
+                        exit_target: intent.exit_price,
+                    },
+                );
+                self.pending.push(LedgerWriteRequest::Open(w).to_entry());
+            }
+            Action::BookCycle(b) => {
+                self.stats.completed_cycles += 1;
+                self.stats.net_pnl += b.net;
+                let key = position_key(b.slot, b.trade, b.cycle);
+                let Some(pos) = self.book.positions.remove(&key) else {
+                    tracing::error!(%key, "booked a cycle of an untracked position; ledger not told");
+                    return;
+                };
+                tracing::info!(open_key = %pos.open_key, slot = b.slot, trade = ?b.trade,
+                    cycle = b.cycle, exit_price = %b.exit_price, net = %b.net,
+                    "cycle booked: position closes filled");
+                for w in cycle_writes(&b, &pos) {
+                    self.pending.push(w.to_entry());
+                }
+            }
+            Action::Notice(n) => match n {
+                Notice::SlotHalted { slot, violation } => {
+                    tracing::error!(slot, ?violation, "slot halted by the engine (others go on)");
+                }
+                other => tracing::debug!(notice = ?other, "engine notice"),
+            },
+        }
+    }
+
+    /// One trading loop at `now_ms` (unix milliseconds).
+    ///
+    /// # Errors
+    /// [`RuntimeError`] only if the local store fails; exchange and ledger
+    /// trouble is logged and retried next loop.
+    pub async fn step(&mut self, now_ms: i64) -> Result<StepReport, RuntimeError> {
+        let now = now_ms.div_euclid(1000);
+        let mut budget = CallBudget::new(self.cfg.call_budget);
+        self.stats.loops += 1;
+        if !self.reconciled || self.reconcile_due() {
+            self.reconcile(now_ms, &mut budget).await?;
+        }
+
+        // 1. Market price (public call: not budgeted).
+        let symbol = self.cfg.engine.pair.symbol.clone();
+        let price = match self.exchange.ticker(&symbol).await {
+            Ok(t) if t.last > Decimal::ZERO => Some(t.last),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "ticker failed: no trading this loop");
+                None
+            }
+        };
+
+        // 2. Fills and gone orders of everything we hold.
+        self.poll_all(now_ms, &mut budget).await;
+        self.poll_next = false;
+
+        // 3. Engine clock.
+        match price {
+            Some(p) => {
+                self.market_at_ms = Some(now_ms);
+                self.apply(&Event::PriceTick { price: p, now });
+            }
+            None => {
+                self.apply(&Event::TimerTick { now });
+            }
+        }
+
+        // 4. Cancels and placements within the budget (write-ahead).
+        let deferred = if price.is_some() {
+            self.execute(now_ms, &mut budget).await?
+        } else {
+            0
+        };
+
+        // 5. Commit, then deliver ledger writes.
+        let committed = self.commit(now_ms).await?;
+        let delivered = self.drain(now_ms).await?;
+        if self.dirty {
+            self.commit(now_ms).await?;
+        }
+        self.last_budget = BudgetStatusView {
+            used: budget.used(),
+            limit: budget.limit(),
+            deferred,
+        };
+        self.stats.deferred += u64::from(deferred);
+        self.last_loop_ms = now_ms;
+        self.publish(now_ms).await?;
+        Ok(StepReport {
+            calls: budget.used(),
+            deferred,
+            committed,
+            delivered,
+        })
+    }
+
+    fn reconcile_due(&self) -> bool {
+        self.cfg.reconcile_every > 0 && self.stats.loops % self.cfg.reconcile_every == 0
+    }
+
+    /// Commits state + bookkeeping + queued writes if anything changed.
+    pub(crate) async fn commit(&mut self, now_ms: i64) -> Result<bool, RuntimeError> {
+        if !self.dirty && self.pending.is_empty() {
+            return Ok(false);
+        }
+        let state = PersistedState {
+            version: STATE_VERSION,
+            engine: self.engine.clone(),
+            book: self.book.clone(),
+        };
+        let value =
+            serde_json::to_value(&state).map_err(|e| RuntimeError::CorruptState(e.to_string()))?;
+        let entries = std::mem::take(&mut self.pending);
+        if !entries.is_empty() {
+            self.outbox_dirty = true;
+        }
+        self.step_no += 1;
+        let report = self
+            .store
+            .commit_step(StepCommit {
+                step: self.step_no,
+                state: value,
+                at: UnixMillis(now_ms),
+                entries,
+                meta: Vec::new(),
+            })
+            .await?;
+        tracing::debug!(
+            step = self.step_no,
+            queued = report.queued,
+            "step committed"
+        );
+        self.dirty = false;
+        Ok(true)
+    }
+
+    /// Drains the outbox once (bounded) and feeds acks to the engine.
+    async fn drain(&mut self, now_ms: i64) -> Result<usize, RuntimeError> {
+        if !self.outbox_dirty {
+            return Ok(0);
+        }
+        let sink = LedgerSink::new(&self.ledger, &self.store, &self.cfg.bot_id);
+        let report = self.outbox.drain_once(&sink, UnixMillis(now_ms)).await?;
+        for p in &report.parked {
+            tracing::error!(key = %p.entry.key, reason = %p.reason, "ledger rejected a write: parked");
+        }
+        match &report.end {
+            DrainEnd::Empty => self.outbox_dirty = false,
+            DrainEnd::Failed {
+                key,
+                attempts,
+                error,
+                ..
+            } => {
+                tracing::warn!(%key, attempts, %error, "ledger unavailable: outbox holds, trading goes on");
+            }
+            DrainEnd::Waiting { .. } | DrainEnd::BatchLimit => {}
+        }
+        let n = report.delivered.len();
+        for d in report.delivered {
+            if let LedgerAck::Opened {
+                exit_order_id: Some(exit),
+                position_id,
+                ..
+            } = d.ack
+                && let Ok(order_id) = exit.parse::<OrderId>()
+            {
+                self.apply(&Event::PositionOpened {
+                    order_id,
+                    position_id,
+                });
+            }
+        }
+        Ok(n)
+    }
+
+    /// Flushes the outbox (shutdown), bounded by `shutdown_flush`.
+    ///
+    /// # Errors
+    /// [`RuntimeError`] if the store fails.
+    pub async fn flush(&mut self, now_ms: i64) -> Result<(), RuntimeError> {
+        self.commit(now_ms).await?;
+        let sink = LedgerSink::new(&self.ledger, &self.store, &self.cfg.bot_id);
+        match tokio::time::timeout(
+            self.cfg.shutdown_flush,
+            self.outbox.flush(&sink, UnixMillis(now_ms)),
+        )
+        .await
+        {
+            Ok(r) => {
+                let r = r?;
+                tracing::info!(delivered = r.delivered.len(), end = ?r.end, "outbox flushed");
+                for d in r.delivered {
+                    if let LedgerAck::Opened {
+                        exit_order_id: Some(exit),
+                        position_id,
+                        ..
+                    } = d.ack
+                        && let Ok(order_id) = exit.parse::<OrderId>()
+                    {
+                        self.apply(&Event::PositionOpened {
+                            order_id,
+                            position_id,
+                        });
+                    }
+                }
+            }
+            Err(_) => {
+                tracing::warn!("outbox flush timed out; entries stay queued for the next start")
+            }
+        }
+        self.commit(now_ms).await?;
+        Ok(())
+    }
+
+    /// Feeds one polled order to the engine: new executions as fills, then
+    /// `OrderGone` if it left the book and the engine still holds it.
+    pub(crate) fn absorb(&mut self, info: &OrderInfo, now_ms: i64) {
+        if self.book.legacy.contains_key(&info.txid) {
+            self.absorb_legacy(info, now_ms);
+            return;
+        }
+        let Some(order_id) = self
+            .book
+            .seen
+            .get(&info.txid)
+            .and_then(|s| s.order_id.parse::<OrderId>().ok())
+            .or_else(|| self.held_by_txid(&info.txid))
+        else {
+            return;
+        };
+        let seen = self
+            .book
+            .seen
+            .entry(info.txid.clone())
+            .or_insert_with(|| Executed {
+                order_id: order_id.to_string(),
+                ..Executed::default()
+            });
+        let at = info.closed_at.unwrap_or(now_ms).div_euclid(1000);
+        if let Some(d) = advance(seen, info.vol_exec, info.cost, info.fee, info.avg_price) {
+            self.dirty = true;
+            self.stats.fills += 1;
+            self.stats.fees_paid += d.fee;
+            tracing::info!(%order_id, txid = %info.txid, price = %d.price, volume = %d.volume,
+                fee = %d.fee, "fill");
+            self.apply(&Event::Fill {
+                order_id,
+                txid: info.txid.clone(),
+                price: d.price,
+                volume: d.volume,
+                cost: d.cost,
+                fee: d.fee,
+                at,
+            });
+        }
+        if !info.status.is_live() {
+            self.book.seen.remove(&info.txid);
+            self.dirty = true;
+            if let Some(h) = held_orders(&self.engine)
+                .into_iter()
+                .find(|h| h.id == order_id)
+            {
+                let reason = match info.status {
+                    OrderStatus::Expired => GoneReason::Expired,
+                    _ if h.cancel_requested => GoneReason::CancelledByEngine,
+                    _ => GoneReason::Cancelled,
+                };
+                if h.role == OrderRole::Exit {
+                    tracing::warn!(%order_id, txid = %info.txid, status = ?info.status,
+                        "exit left the book unfilled: sticky exit is re-placed, position stays open");
+                } else {
+                    tracing::info!(%order_id, status = ?info.status, "entry left the book");
+                }
+                self.apply(&Event::OrderGone { order_id, reason });
+            }
+        }
+    }
+
+    fn held_by_txid(&self, txid: &str) -> Option<OrderId> {
+        held_orders(&self.engine)
+            .into_iter()
+            .find(|h| h.txid.as_deref() == Some(txid))
+            .map(|h| h.id)
+    }
+
+    /// Polls every order we hold (engine + legacy) in batches.
+    async fn poll_all(&mut self, now_ms: i64, budget: &mut CallBudget) {
+        let mut txids: Vec<String> = held_orders(&self.engine)
+            .into_iter()
+            .filter_map(|h| h.txid)
+            .collect();
+        txids.extend(self.book.legacy.keys().cloned());
+        txids.sort();
+        txids.dedup();
+        for chunk in txids.chunks(QUERY_BATCH) {
+            budget.force(1);
+            match self.exchange.query_orders(chunk).await {
+                Ok(infos) => {
+                    let by_txid: BTreeMap<&str, &OrderInfo> =
+                        infos.iter().map(|i| (i.txid.as_str(), i)).collect();
+                    for t in chunk {
+                        if let Some(info) = by_txid.get(t.as_str()) {
+                            self.absorb(info, now_ms);
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "order poll failed; fills are picked up next loop");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Carries out cancels, then placements, within the budget. Returns how
+    /// many were deferred to the next loop.
+    async fn execute(&mut self, now_ms: i64, budget: &mut CallBudget) -> Result<u32, RuntimeError> {
+        // A refresh is cancel -> gone -> replacement: a few rounds per loop.
+        for _round in 0..4 {
+            let held = held_orders(&self.engine);
+            let cancels: Vec<HeldOrder> = held
+                .iter()
+                .filter(|h| h.cancel_requested && h.txid.is_some())
+                .cloned()
+                .collect();
+            let places: Vec<HeldOrder> = held.into_iter().filter(|h| h.pending_placement).collect();
+            let wanted = u32::try_from(cancels.len() + places.len()).unwrap_or(u32::MAX);
+            if wanted == 0 {
+                return Ok(0);
+            }
+            if self.book.paused || self.halted.is_some() {
+                tracing::debug!(wanted, mode = ?self.mode(), "not trading: actions wait");
+                return Ok(wanted);
+            }
+            let mut did = 0u32;
+            for c in &cancels {
+                // cancel + confirming query
+                if !budget.try_take(2) {
+                    break;
+                }
+                did += 1;
+                self.cancel_one(c, now_ms).await;
+            }
+            // Write-ahead: every placement of this round is committed as
+            // intended before the exchange hears of it.
+            let unresolved: std::collections::BTreeSet<String> =
+                self.book.placing.keys().cloned().collect();
+            let chosen: Vec<HeldOrder> = places.into_iter().take(budget.left() as usize).collect();
+            for p in &chosen {
+                self.book.placing.entry(p.id.to_string()).or_insert(now_ms);
+                self.dirty = true;
+            }
+            if !chosen.is_empty() {
+                self.commit(now_ms).await?;
+            }
+            for p in &chosen {
+                if !budget.try_take(1) {
+                    break;
+                }
+                did += 1;
+                if !self.place_one(p, budget, unresolved.contains(&p.id.to_string()))
+                    .await
+                {
+                    break;
+                }
+            }
+            if did == 0 {
+                tracing::info!(
+                    deferred = wanted,
+                    used = budget.used(),
+                    "private-call budget exhausted: actions deferred to next loop"
+                );
+                return Ok(wanted);
+            }
+        }
+        Ok(0)
+    }
+
+    async fn cancel_one(&mut self, c: &HeldOrder, now_ms: i64) {
+        let Some(txid) = c.txid.clone() else { return };
+        match self.exchange.cancel_order(&txid).await {
+            Ok(()) | Err(ExchangeError::UnknownOrder { .. }) => {
+                self.stats.cancels += 1;
+                tracing::info!(order_id = %c.id, %txid, "cancelled (refresh)");
+                // Confirm and pick up any racing fill before OrderGone.
+                match self
+                    .exchange
+                    .query_orders(std::slice::from_ref(&txid))
+                    .await
+                {
+                    Ok(infos) => {
+                        if let Some(info) = infos.iter().find(|i| i.txid == txid) {
+                            self.absorb(info, now_ms);
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, %txid, "cancel confirm query failed"),
+                }
+            }
+            Err(e) => {
+                tracing::warn!(order_id = %c.id, %txid, error = %e, "cancel failed; retried next loop")
+            }
+        }
+    }
+
+    /// Places one order (after a `cl_ord_id` lookup if an earlier attempt
+    /// is unresolved). Returns `false` when placing should stop this loop.
+    async fn place_one(
+        &mut self,
+        p: &HeldOrder,
+        budget: &mut CallBudget,
+        unresolved: bool,
+    ) -> bool {
+        let id = p.id.to_string();
+        let earlier = self.book.placing.get(&id).copied().filter(|_| unresolved);
+        if let Some(intent_at) = earlier {
+            match self.lookup(&id, intent_at, budget).await {
+                Ok(Some(txid)) => {
+                    tracing::warn!(order_id = %id, %txid,
+                        "unresolved placement found on the exchange by cl_ord_id: not placing again");
+                    self.book.placing.remove(&id);
+                    self.apply(&Event::Placed {
+                        order_id: p.id,
+                        txid,
+                    });
+                    self.poll_next = true;
+                    return true;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(order_id = %id, error = %e, "cl_ord_id lookup failed; placement waits");
+                    return false;
+                }
+            }
+        }
+        let req = OrderRequest {
+            pair: self.cfg.engine.pair.symbol.clone(),
+            side: p.side,
+            kind: OrderKind::Limit {
+                price: p.price,
+                post_only: self.cfg.post_only,
+            },
+            volume: p.volume,
+            userref: self.cfg.userref,
+            client_order_id: id.clone(),
+        };
+        match self.exchange.add_order(&req).await {
+            Ok(ack) => {
+                self.stats.placements += 1;
+                self.book.placing.remove(&id);
+                self.poll_next = true;
+                tracing::info!(order_id = %id, txid = %ack.txid, side = ?p.side, price = %p.price,
+                    volume = %p.volume, role = ?p.role, "placed");
+                self.apply(&Event::Placed {
+                    order_id: p.id,
+                    txid: ack.txid,
+                });
+                true
+            }
+            Err(e) => self.place_failed(p, &id, e),
+        }
+    }
+
+    fn place_failed(&mut self, p: &HeldOrder, id: &str, e: ExchangeError) -> bool {
+        let reason = match &e {
+            ExchangeError::InsufficientFunds { .. } => PlaceFailReason::InsufficientFunds,
+            ExchangeError::PostOnlyWouldCross { .. } => PlaceFailReason::WouldCross,
+            ExchangeError::OrdersLimitExceeded { .. } => PlaceFailReason::OrdersLimit,
+            ExchangeError::InvalidRequest { message } if message.contains("minimum") => {
+                PlaceFailReason::BelowMinimum
+            }
+            ExchangeError::InvalidRequest { message } => PlaceFailReason::Other(message.clone()),
+            ExchangeError::Auth { message } => {
+                tracing::error!(error = %message, "exchange authentication failed: trading halted");
+                self.book.placing.remove(id);
+                self.halted = Some(format!("exchange authentication failed: {message}"));
+                return false;
+            }
+            ExchangeError::Ambiguous { .. } | ExchangeError::DuplicateOrder { .. } => {
+                // Keep the intent: the next attempt looks it up first.
+                tracing::warn!(order_id = %id, error = %e, "placement outcome unknown; looked up next loop");
+                self.poll_next = true;
+                return false;
+            }
+            _ => {
+                tracing::warn!(order_id = %id, error = %e, "placement failed transiently; retried next loop");
+                self.book.placing.remove(id);
+                return false;
+            }
+        };
+        tracing::warn!(order_id = %id, ?reason, "placement refused");
+        self.book.placing.remove(id);
+        self.apply(&Event::PlaceFailed {
+            order_id: p.id,
+            reason,
+        });
+        true
+    }
+
+    /// Finds an order by `cl_ord_id`: open orders first, then the orders of
+    /// trades since the intent (an order may have filled already).
+    pub(crate) async fn lookup(
+        &self,
+        cl_ord_id: &str,
+        intent_at: i64,
+        budget: &mut CallBudget,
+    ) -> Result<Option<String>, ExchangeError> {
+        budget.force(1);
+        let open = self.exchange.open_orders().await?;
+        if let Some(o) = open
+            .iter()
+            .find(|o| o.cl_ord_id.as_deref() == Some(cl_ord_id))
+        {
+            return Ok(Some(o.txid.clone()));
+        }
+        budget.force(1);
+        let trades = self.exchange.trades_since(intent_at - 60_000).await?;
+        let mut txids: Vec<String> = trades.into_iter().map(|t| t.order_txid).collect();
+        txids.sort();
+        txids.dedup();
+        for chunk in txids.chunks(QUERY_BATCH) {
+            budget.force(1);
+            let infos = self.exchange.query_orders(chunk).await?;
+            if let Some(o) = infos
+                .iter()
+                .find(|o| o.cl_ord_id.as_deref() == Some(cl_ord_id))
+            {
+                return Ok(Some(o.txid.clone()));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The current mode.
+    #[must_use]
+    pub fn mode(&self) -> RuntimeMode {
+        match (&self.halted, self.book.paused) {
+            (Some(reason), _) => RuntimeMode::Halted {
+                reason: reason.clone(),
+            },
+            (None, true) => RuntimeMode::Paused,
+            (None, false) => RuntimeMode::Running,
+        }
+    }
+
+    /// Runs loops every `poll_interval` until `shutdown` resolves; then
+    /// finishes the current loop, flushes the outbox (bounded) and returns.
+    /// Never cancels resting orders. Commands from [`Self::handle`]s are
+    /// applied between loops.
+    ///
+    /// # Errors
+    /// [`RuntimeError`] if the local store fails.
+    pub async fn run_forever<C: Clock>(
+        &mut self,
+        clock: &C,
+        poll_interval: Duration,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), RuntimeError> {
+        let mut shutdown = std::pin::pin!(shutdown);
+        let mut commands = self
+            .handle
+            .as_mut()
+            .map(|h| std::mem::replace(&mut h.commands, tokio::sync::mpsc::channel(1).1));
+        loop {
+            if let Some(rx) = commands.as_mut() {
+                while let Ok(cmd) = rx.try_recv() {
+                    self.apply_command(cmd);
+                }
+            }
+            if let Err(e) = self.step(clock.now_ms()).await {
+                tracing::error!(error = %e, "loop failed (local store); retrying next loop");
+            }
+            let sleep = tokio::time::sleep(poll_interval);
+            tokio::pin!(sleep);
+            loop {
+                tokio::select! {
+                    () = &mut shutdown => {
+                        tracing::info!("shutdown: flushing the outbox, resting orders stay");
+                        return self.flush(clock.now_ms()).await;
+                    }
+                    () = &mut sleep => break,
+                    Some(cmd) = async {
+                        match commands.as_mut() {
+                            Some(rx) => rx.recv().await,
+                            None => std::future::pending().await,
+                        }
+                    } => {
+                        self.apply_command(cmd);
+                        self.publish(clock.now_ms()).await?;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Re-feeds ledger ids known in the store's metadata to engine exits
+    /// that lack them (an ack recorded just before a crash).
+    async fn restore_position_ids(&mut self) -> Result<(), RuntimeError> {
+        let exits: Vec<(OrderId, String)> = self
+            .engine
+            .open_exits()
+            .filter(|x| x.position_id.is_none())
+            .filter_map(|x| {
+                let key = position_key(x.id.slot, x.id.trade, x.id.cycle);
+                self.book
+                    .positions
+                    .get(&key)
+                    .map(|p| (x.id, p.open_key.clone()))
+            })
+            .collect();
+        for (order_id, open_key) in exits {
+            if let Some(position_id) = self
+                .store
+                .get_meta(&crate::runtime::sink::position_meta_key(&open_key))
+                .await?
+            {
+                self.apply(&Event::PositionOpened {
+                    order_id,
+                    position_id,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds and publishes the status snapshot (when a handle exists).
+    async fn publish(&mut self, now_ms: i64) -> Result<(), RuntimeError> {
+        if self.handle.is_none() {
+            return Ok(());
+        }
+        let snap = self.status(now_ms).await?;
+        if let Some(h) = &self.handle {
+            h.status.send_replace(Arc::new(snap));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,122 @@
+//! Builds the [`StatusSnapshot`] from the runtime's state: slots, orders,
+//! open positions with their SPEC §4 age facts (recomputed on every call),
+//! outbox health and the last loop's budget use.
+
+use crate::engine::{Phase, SlotStatus, classify_all};
+use crate::exchange::Exchange;
+use crate::runtime::book::held_orders;
+use crate::runtime::ledger::LedgerApi;
+use crate::runtime::r#loop::{Runtime, RuntimeError};
+use crate::runtime::status::{
+    OrderStatusView, OutboxStatusView, PositionStatusView, SlotStatusView, StatusSnapshot,
+};
+
+impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
+    /// The runtime's status at `now_ms` (reads the outbox depth from the
+    /// store).
+    ///
+    /// # Errors
+    /// [`RuntimeError::Store`] if the outbox cannot be read.
+    pub async fn status(&self, now_ms: i64) -> Result<StatusSnapshot, RuntimeError> {
+        let now = now_ms.div_euclid(1000);
+        let held = held_orders(&self.engine);
+        let slots = self
+            .engine
+            .slots
+            .values()
+            .map(|s| SlotStatusView {
+                slot_id: s.slot_id,
+                phase: s.phase(),
+                halted: match &s.status {
+                    SlotStatus::Halted { violation, .. } => Some(format!("{violation:?}")),
+                    SlotStatus::Active => None,
+                },
+                orders: held
+                    .iter()
+                    .filter(|h| h.id.slot == s.slot_id)
+                    .map(|h| OrderStatusView {
+                        order_id: h.id.to_string(),
+                        role: h.role,
+                        side: h.side,
+                        price: h.price,
+                        volume: h.volume,
+                        txid: h.txid.clone(),
+                    })
+                    .collect(),
+            })
+            .collect();
+        let positions = classify_all(&self.engine, now, &self.cfg.engine.bands)
+            .into_iter()
+            .filter_map(|b| {
+                let x = self.engine.open_exits().find(|x| x.id == b.exit_order_id)?;
+                Some(PositionStatusView {
+                    slot_id: b.slot,
+                    trade: b.trade,
+                    cycle: b.cycle,
+                    exit_order_id: b.exit_order_id.to_string(),
+                    position_id: b.position_id,
+                    entry_price: x.entry.price,
+                    exit_price: x.price,
+                    volume: x.volume,
+                    band: b.age.band,
+                    age_sec: b.age.age_sec,
+                    distance_pct: b.age.distance_pct.round_dp(4),
+                    effective_age_sec: b.age.effective_age_sec.round_dp(0),
+                })
+            })
+            .collect();
+        let depth = self.outbox.depth().await?;
+        let parked = self.outbox.parked().await?.len();
+        Ok(StatusSnapshot {
+            bot_id: self.cfg.bot_id.clone(),
+            pair: self.cfg.engine.pair.symbol.clone(),
+            market_price: self.engine.market,
+            market_price_age_sec: self
+                .market_at_ms
+                .map(|t| (now_ms - t).max(0).div_euclid(1000)),
+            mode: self.mode(),
+            slots,
+            positions,
+            outbox: OutboxStatusView {
+                depth,
+                parked: u64::try_from(parked).unwrap_or(u64::MAX),
+            },
+            last_loop_at_ms: self.last_loop_ms,
+            loops: self.stats.loops,
+            budget: self.last_budget,
+        })
+    }
+
+    /// Number of slots per phase (cheap, no I/O; for logs and reports).
+    #[must_use]
+    pub fn phases(&self) -> [usize; 4] {
+        let mut out = [0; 4];
+        for s in self.engine.slots.values() {
+            let i = match s.phase() {
+                Phase::S0 => 0,
+                Phase::S1a => 1,
+                Phase::S1b => 2,
+                Phase::S2 => 3,
+            };
+            out[i] += 1;
+        }
+        out
+    }
+}
+
+impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
+    /// Open positions the ledger holds for this bot (reports, checks).
+    ///
+    /// # Errors
+    /// The ledger's status.
+    pub async fn ledger_open_positions(&self) -> Result<usize, tonic::Status> {
+        let r = self
+            .ledger
+            .list_open_positions(healgrid_proto::ledger::v1::ListOpenPositionsRequest {
+                bot_id: self.cfg.bot_id.clone(),
+                slot_id: None,
+            })
+            .await?;
+        Ok(r.positions.len())
+    }
+}
