@@ -570,7 +570,10 @@ impl TradingSettings {
         &self,
         healing: &HealingSettings,
         pair: crate::pair::PairSpec,
-    ) -> (crate::engine::EngineConfig, Vec<crate::engine::ConfigWarning>) {
+    ) -> (
+        crate::engine::EngineConfig,
+        Vec<crate::engine::ConfigWarning>,
+    ) {
         let mut c = crate::engine::EngineConfig::defaults(pair);
         c.slots = self.slots;
         c.order_size_usd = self.order_size_usd;

@@ -272,7 +272,11 @@ async fn run_backtest_cmd(args: &trader_service::backtest::BacktestArgs) -> Resu
     }
     eprintln!(
         "{} candles, {} fills, {} cycles, net {} USD in {:.2}s",
-        report.candles, report.fills, report.completed_cycles, report.net_pnl_usd, report.wall_seconds
+        report.candles,
+        report.fills,
+        report.completed_cycles,
+        report.net_pnl_usd,
+        report.wall_seconds
     );
     Ok(())
 }

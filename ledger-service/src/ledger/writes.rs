@@ -194,16 +194,21 @@ impl<S: Store> Ledger<S> {
         cmd.check_position(&position)?;
         let (subsidy_row, totals) =
             subsidy_after(&head, ctx.newest, bot_id, slot_id, &cmd.details)?;
-        let journal_id = tx.append_keyed(NewJournalRow {
-                position_id: cmd.position_id,
-                bot_id,
-                slot_id,
-                slot_seq: head.seq,
-                at: cmd.at,
-                details: &cmd.details,
-                event_key: &cmd.event_key,
-                subsidy: subsidy_row,
-            }, hash).await?;
+        let journal_id = tx
+            .append_keyed(
+                NewJournalRow {
+                    position_id: cmd.position_id,
+                    bot_id,
+                    slot_id,
+                    slot_seq: head.seq,
+                    at: cmd.at,
+                    details: &cmd.details,
+                    event_key: &cmd.event_key,
+                    subsidy: subsidy_row,
+                },
+                hash,
+            )
+            .await?;
         tx.commit().await?;
         info!(journal_id, position_id = cmd.position_id, bot_id, slot_id, event_type = %cmd.details.event_type(), event_key = %cmd.event_key, balance = %totals.balance(), "event journaled");
         Ok(Attempt::Done(EventOutcome {
@@ -280,18 +285,22 @@ impl<S: Store> Ledger<S> {
             reason: cmd.reason,
             subsidy_consumed: cmd.subsidy_consumed,
         });
-        let (subsidy_row, totals) =
-            subsidy_after(&head, ctx.newest, bot_id, slot_id, &details)?;
-        let journal_id = tx.append_keyed(NewJournalRow {
-                position_id: cmd.position_id,
-                bot_id,
-                slot_id,
-                slot_seq: head.seq,
-                at: cmd.at,
-                details: &details,
-                event_key: &cmd.event_key,
-                subsidy: subsidy_row,
-            }, hash).await?;
+        let (subsidy_row, totals) = subsidy_after(&head, ctx.newest, bot_id, slot_id, &details)?;
+        let journal_id = tx
+            .append_keyed(
+                NewJournalRow {
+                    position_id: cmd.position_id,
+                    bot_id,
+                    slot_id,
+                    slot_seq: head.seq,
+                    at: cmd.at,
+                    details: &details,
+                    event_key: &cmd.event_key,
+                    subsidy: subsidy_row,
+                },
+                hash,
+            )
+            .await?;
         position.current_exit_price = cmd.new_price;
         position.exit_txid.clone_from(&cmd.new_txid);
         position.times_repriced = position.times_repriced.saturating_add(1);
@@ -363,16 +372,21 @@ impl<S: Store> Ledger<S> {
             position_id: cmd.position_id,
         })?;
         let details = cmd.close_details(&position)?;
-        let journal_id = tx.append_keyed(NewJournalRow {
-                position_id: cmd.position_id,
-                bot_id,
-                slot_id,
-                slot_seq: head.seq,
-                at: cmd.outcome.exit_time,
-                details: &details,
-                event_key: &cmd.event_key,
-                subsidy: None,
-            }, hash).await?;
+        let journal_id = tx
+            .append_keyed(
+                NewJournalRow {
+                    position_id: cmd.position_id,
+                    bot_id,
+                    slot_id,
+                    slot_seq: head.seq,
+                    at: cmd.outcome.exit_time,
+                    details: &details,
+                    event_key: &cmd.event_key,
+                    subsidy: None,
+                },
+                hash,
+            )
+            .await?;
         tx.close_position(cmd.position_id, &cmd.outcome).await?;
         tx.commit().await?;
         info!(journal_id, position_id = cmd.position_id, bot_id, slot_id, close_reason = %cmd.outcome.close_reason, "position closed");

@@ -133,11 +133,13 @@ pub fn held_orders(state: &EngineState) -> Vec<HeldOrder> {
 #[must_use]
 pub fn any_pending(state: &EngineState) -> bool {
     state.slots.values().filter(|s| !s.is_halted()).any(|slot| {
-        [&slot.trade_a, &slot.trade_b].iter().any(|t| match &t.work {
-            TradeWork::Entry(e) => e.txid.is_none() || e.cancel_requested,
-            TradeWork::Exit(x) => matches!(x.placement, ExitPlacement::Pending),
-            TradeWork::Idle(_) => false,
-        })
+        [&slot.trade_a, &slot.trade_b]
+            .iter()
+            .any(|t| match &t.work {
+                TradeWork::Entry(e) => e.txid.is_none() || e.cancel_requested,
+                TradeWork::Exit(x) => matches!(x.placement, ExitPlacement::Pending),
+                TradeWork::Idle(_) => false,
+            })
     })
 }
 

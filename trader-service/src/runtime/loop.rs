@@ -29,7 +29,8 @@ use crate::exchange::{
     Clock, Exchange, ExchangeError, OrderInfo, OrderKind, OrderRequest, OrderStatus,
 };
 use crate::runtime::book::{
-    CallBudget, HeldOrder, PersistedState, any_pending, RuntimeBook, STATE_VERSION, held_orders, position_key,
+    CallBudget, HeldOrder, PersistedState, RuntimeBook, STATE_VERSION, any_pending, held_orders,
+    position_key,
 };
 use crate::runtime::entry::NewOutboxEntry;
 use crate::runtime::fills::{Executed, advance};
@@ -697,7 +698,8 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
                     break;
                 }
                 did += 1;
-                if !self.place_one(p, budget, unresolved.contains(&p.id.to_string()))
+                if !self
+                    .place_one(p, budget, unresolved.contains(&p.id.to_string()))
                     .await
                 {
                     break;
