@@ -9,7 +9,10 @@ use std::{env, fs, path::PathBuf};
 use prost::Message;
 
 /// Every contract of the workspace; adding a service is one line here.
-const PROTOS: &[&str] = &["healgrid/ledger/v1/ledger.proto"];
+const PROTOS: &[&str] = &[
+    "healgrid/ledger/v1/ledger.proto",
+    "healgrid/trader/v1/trader.proto",
+];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     for proto in PROTOS {

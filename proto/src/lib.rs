@@ -6,6 +6,7 @@
 //! callers.
 
 pub mod convert;
+pub mod reflection;
 
 /// Encoded `FileDescriptorSet` of every healgrid contract, for gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
@@ -17,5 +18,14 @@ pub mod ledger {
     pub mod v1 {
         #![allow(missing_docs, clippy::all, clippy::pedantic)]
         tonic::include_proto!("healgrid.ledger.v1");
+    }
+}
+
+/// `healgrid.trader.v1`: the trader's control API (status, pause, resume).
+pub mod trader {
+    /// Version 1 of the trader control contract.
+    pub mod v1 {
+        #![allow(missing_docs, clippy::all, clippy::pedantic)]
+        tonic::include_proto!("healgrid.trader.v1");
     }
 }

@@ -287,7 +287,7 @@ pub async fn run_backtest(
             let acct = paper.with_book(|b| b.account());
             daily.push(DailySample {
                 t: c.time,
-                capital_locked_usd: acct.quote_locked + acct.base_locked * c.close,
+                capital_locked_usd: (acct.quote_locked + acct.base_locked * c.close).round_dp(6),
                 open_positions_by_band: band_counts(&rt, c.time),
             });
         }

@@ -3,7 +3,11 @@
 
 pub mod backtest;
 pub mod config;
+pub mod ctl;
 pub mod engine;
 pub mod exchange;
+pub mod grpc;
 pub mod pair;
 pub mod runtime;
+pub mod server;
+pub mod service;

@@ -1,6 +1,6 @@
-//! `trader-service` binary: subcommands for the trader's processes. For now
-//! it hosts the Kraken-compatible simulator (`kraken-sim`); the trading loop
-//! (`run`) and the backtest (`backtest`) are added as further subcommands.
+//! `trader-service` binary: subcommands for the trader's processes: the
+//! trading service itself (`run`), the Kraken-compatible simulator
+//! (`kraken-sim`) and the backtest (`backtest`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -26,15 +26,23 @@ struct Cli {
     /// Log as JSON lines instead of text (filter with RUST_LOG).
     #[arg(long, env = "LOG_JSON", global = true, default_value_t = false)]
     log_json: bool,
+    /// Log format: `text` or `json` (same as --log-json when `json`).
+    #[arg(long, env = "LOG_FORMAT", global = true, value_parser = ["text", "json"], default_value = "text")]
+    log_format: String,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the trader: the trading loop on the paper exchange or Kraken, the
+    /// ledger outbox, and the gRPC control API (status, pause, resume).
+    Run(Box<trader_service::service::RunArgs>),
+    /// Talk to a running trader's control API: health, status, pause, resume.
+    Ctl(trader_service::ctl::CtlArgs),
     /// Serve the paper exchange behind Kraken's REST API, for demos and for
     /// testing any Kraken client without internet.
-    KrakenSim(SimArgs),
+    KrakenSim(Box<SimArgs>),
     /// Replay candles through the trader runtime on the paper exchange
     /// (simulated time, in-process ledger) and write a JSON report.
     Backtest(Box<trader_service::backtest::BacktestArgs>),
@@ -281,17 +289,50 @@ async fn run_backtest_cmd(args: &trader_service::backtest::BacktestArgs) -> Resu
     Ok(())
 }
 
+/// `run`: the trader service. A configuration mistake is one line on stderr
+/// naming the setting and exit code 2 (never a panic or a backtrace); other
+/// failures exit 1.
+async fn run_service(args: trader_service::service::RunArgs) -> Result<()> {
+    match trader_service::service::run(args, shutdown_signal()).await {
+        Ok(()) => {
+            info!("trader stopped cleanly");
+            Ok(())
+        }
+        Err(e) => {
+            if !e.is_config() {
+                tracing::error!(error = %e, "trader stopped with an error");
+            }
+            eprintln!("trader-service: {e}");
+            std::process::exit(if e.is_config() { 2 } else { 1 });
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let cli = Cli::parse();
     // A backtest logs every simulated decision: warnings only by default.
     let level = match cli.command {
-        Command::Backtest(_) => "warn",
-        Command::KrakenSim(_) => "info",
+        Command::Backtest(_) | Command::Ctl(_) => "warn",
+        Command::KrakenSim(_) | Command::Run(_) => "info",
     };
-    init_logging(cli.log_json, level);
+    init_logging(cli.log_json || cli.log_format == "json", level);
     match cli.command {
-        Command::KrakenSim(args) => run_sim(args).await,
+        Command::Run(args) => run_service(*args).await,
+        Command::Ctl(args) => match trader_service::ctl::run(&args).await {
+            Ok(text) => {
+                print!("{text}");
+                if !text.ends_with('\n') {
+                    println!();
+                }
+                Ok(())
+            }
+            Err(e) => {
+                eprintln!("trader-service ctl: {e}");
+                std::process::exit(1);
+            }
+        },
+        Command::KrakenSim(args) => run_sim(*args).await,
         Command::Backtest(args) => run_backtest_cmd(&args).await,
     }
 }

@@ -633,3 +633,133 @@ async fn legacy_exit_is_imported_once_and_closed_by_its_fill() {
     let closed = lib.position(p.position_id).await.unwrap();
     assert!(closed.outcome.is_some(), "legacy fill closed the position");
 }
+
+fn stale_open(open_key: &str, time: i64) -> trader_service::runtime::writes::OpenWrite {
+    use trader_service::engine::TradeId;
+    use trader_service::runtime::writes::{OpenWrite, SlotModeKind};
+    OpenWrite {
+        open_key: open_key.into(),
+        exit_order_id: None,
+        slot: 0,
+        trade: TradeId::B,
+        cycle: 1,
+        slot_mode: SlotModeKind::Sticky,
+        entry_price: dec!(0.1),
+        entry_cost: dec!(6),
+        entry_fee: dec!(0.015),
+        entry_volume: dec!(60),
+        entry_time: time,
+        exit_price: dec!(0.1005),
+        target_profit_pct: dec!(0.5),
+        exit_txid: Some("GONE-1".into()),
+        migration: false,
+    }
+}
+
+/// Proves: a ledger open position whose exit no longer exists anywhere
+/// (no engine exit, no legacy order) is closed `exchange_cancelled` by the
+/// start-up reconciliation, once; re-running does not close it twice.
+#[tokio::test]
+async fn orphan_ledger_position_is_closed_exchange_cancelled() {
+    use ledger_service::domain::CloseReason;
+    use trader_service::runtime::sink::open_request;
+    let cs = candles(5, 3);
+    let paper = new_paper(&cs[0]);
+    paper.step(&cs[0]);
+    let (lib, local) = ledger().await;
+    let id = local
+        .open_position(open_request(BOT, &stale_open("OLD-ENTRY-1", cs[0].time - 3600)))
+        .await
+        .unwrap()
+        .position
+        .unwrap()
+        .position_id;
+    let dir = tempfile::tempdir().unwrap();
+    for _ in 0..2 {
+        let mut rt = Runtime::new(runtime_config(1), paper.clone(), local.clone(), file_store(&dir).await)
+            .await
+            .unwrap();
+        rt.step(paper.clock().now_ms()).await.unwrap();
+        rt.flush(paper.clock().now_ms()).await.unwrap();
+    }
+    let p = lib.position(id).await.unwrap();
+    let outcome = p.outcome.expect("closed");
+    assert_eq!(outcome.close_reason, CloseReason::ExchangeCancelled);
+    let page = lib.journal(&JournalScope::Position(id), 0, 100).await.unwrap();
+    assert_eq!(page.entries.len(), 2, "created + one close event: {:?}", page.entries);
+}
+
+/// Proves: the ledger accepts every request shape the sink builds (open,
+/// over-performance credit, filled close, exchange-cancelled close without
+/// prices), and the over-performance excess becomes the slot's subsidy.
+#[tokio::test]
+async fn ledger_accepts_every_write_shape() {
+    use healgrid_proto::convert::parse_decimal;
+    use trader_service::runtime::sink::{close_request, open_request, over_performance_request};
+    use trader_service::runtime::writes::{CloseKind, CloseWrite, OverPerformanceWrite};
+    let (_lib, local) = ledger().await;
+    let t = 1_700_000_000;
+    let a = local
+        .open_position(open_request(BOT, &stale_open("E-1", t)))
+        .await
+        .unwrap()
+        .position
+        .unwrap()
+        .position_id;
+    local
+        .journal_event(over_performance_request(
+            a,
+            "overperf:E-1",
+            &OverPerformanceWrite {
+                open_key: "E-1".into(),
+                at: t + 60,
+                expected_profit: dec!(0.03),
+                actual_profit: dec!(0.042),
+                excess: dec!(0.012),
+            },
+        ))
+        .await
+        .unwrap();
+    let filled = CloseWrite {
+        open_key: "E-1".into(),
+        reason: CloseKind::Filled,
+        exit_price: Some(dec!(0.1007)),
+        exit_cost: Some(dec!(6.042)),
+        exit_fee: Some(dec!(0.0151)),
+        exit_time: t + 60,
+        net_profit: Some(dec!(0.0119)),
+        note: "exit filled".into(),
+    };
+    local.close_position(close_request(a, "close:E-1", &filled)).await.unwrap();
+    // Same key again: replayed, not duplicated.
+    let again = local.close_position(close_request(a, "close:E-1", &filled)).await.unwrap();
+    assert!(again.replayed);
+    let b = local
+        .open_position(open_request(BOT, &stale_open("E-2", t)))
+        .await
+        .unwrap()
+        .position
+        .unwrap()
+        .position_id;
+    let cancelled = CloseWrite {
+        open_key: "E-2".into(),
+        reason: CloseKind::ExchangeCancelled,
+        exit_price: None,
+        exit_cost: None,
+        exit_fee: None,
+        exit_time: t + 120,
+        net_profit: None,
+        note: "gone".into(),
+    };
+    local.close_position(close_request(b, "close:E-2", &cancelled)).await.unwrap();
+    let sub = local
+        .get_subsidy_balance(healgrid_proto::ledger::v1::GetSubsidyBalanceRequest {
+            bot_id: BOT.into(),
+            slot_id: Some(0),
+        })
+        .await
+        .unwrap()
+        .subsidy
+        .unwrap();
+    assert_eq!(parse_decimal(&sub.earned_over_performance).unwrap(), dec!(0.012));
+}

@@ -444,3 +444,76 @@ pub fn subsidy_to_pb(s: SlotSubsidy) -> pb::SubsidyBalance {
         bot_id: s.bot_id,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field_and_reason(e: LedgerError) -> (&'static str, String) {
+        match e {
+            LedgerError::Invalid { field, reason } => (field, reason),
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn enums_distinguish_missing_from_unknown() {
+        assert_eq!(
+            field_and_reason(trade_id(0).unwrap_err()),
+            ("trade_id", "is required".into())
+        );
+        let (field, reason) = field_and_reason(regime("exit_regime", 17).unwrap_err());
+        assert_eq!(field, "exit_regime");
+        assert!(reason.contains("17"), "{reason}");
+        assert_eq!(
+            close_reason(pb::CloseReason::SoftClosed as i32).unwrap(),
+            CloseReason::SoftClosed
+        );
+    }
+
+    #[test]
+    fn details_must_match_the_event_type() {
+        let request = pb::JournalEventRequest {
+            position_id: 1,
+            event_key: "k".into(),
+            at: Some(prost_types::Timestamp {
+                seconds: 1_700_000_000,
+                nanos: 0,
+            }),
+            event_type: pb::EventType::KeepHolding as i32,
+            details: Some(pb::EventDetails {
+                kind: Some(pb::event_details::Kind::HandedOver(pb::HandedOverDetails {
+                    reason: "timeout".into(),
+                    age_seconds: 5,
+                })),
+            }),
+        };
+        assert_eq!(
+            field_and_reason(event_command(request).unwrap_err()).0,
+            "details"
+        );
+    }
+
+    #[test]
+    fn close_events_keep_their_own_type_on_the_wire() {
+        let entry = JournalEntry {
+            journal_id: 9,
+            position_id: 1,
+            bot_id: "b".into(),
+            slot_id: 0,
+            at: chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
+            details: EventDetails::SoftClosed(WrittenOffDetails {
+                close_price: Decimal::new(1000, 4),
+                realized_loss: Decimal::new(5, 2),
+                reason: "operator".into(),
+            }),
+            event_key: "k".into(),
+        };
+        let wire = entry_to_pb(entry);
+        assert_eq!(wire.event_type, pb::EventType::SoftClosed as i32);
+        match wire.details.unwrap().kind.unwrap() {
+            pb::event_details::Kind::WrittenOff(d) => assert_eq!(d.close_price, "0.1"),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}

@@ -239,7 +239,9 @@ impl<S: Store> Ledger<S> {
         Ok(SubsidySummary { slots, total })
     }
 
-    /// Both sides of the subsidy formula for one slot, for verification.
+    /// Both sides of the subsidy formula for one slot, for verification
+    /// (tests, operators). The two sides are read separately, so run it
+    /// while the slot is quiet.
     pub async fn subsidy_audit(
         &self,
         bot_id: &str,

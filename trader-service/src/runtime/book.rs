@@ -128,6 +128,37 @@ pub fn held_orders(state: &EngineState) -> Vec<HeldOrder> {
     out
 }
 
+/// The engine's current order with exactly this id, if it still holds it:
+/// its role and whether a cancel was requested. A map lookup, no scan.
+#[must_use]
+pub fn find_held(state: &EngineState, id: OrderId) -> Option<(OrderRole, bool)> {
+    let slot = state.slots.get(&id.slot).filter(|s| !s.is_halted())?;
+    match &slot.trade(id.trade).work {
+        TradeWork::Entry(e) if e.id == id => Some((OrderRole::Entry, e.cancel_requested)),
+        TradeWork::Exit(x) if x.id == id => Some((OrderRole::Exit, false)),
+        _ => None,
+    }
+}
+
+/// The engine order currently placed under `txid` (scan without
+/// allocating).
+#[must_use]
+pub fn find_by_txid(state: &EngineState, txid: &str) -> Option<OrderId> {
+    state
+        .slots
+        .values()
+        .filter(|s| !s.is_halted())
+        .find_map(|slot| {
+            [&slot.trade_a, &slot.trade_b]
+                .iter()
+                .find_map(|t| match &t.work {
+                    TradeWork::Entry(e) if e.txid.as_deref() == Some(txid) => Some(e.id),
+                    TradeWork::Exit(x) if x.txid() == Some(txid) => Some(x.id),
+                    _ => None,
+                })
+        })
+}
+
 /// Whether any order waits for the exchange (placement or cancel), without
 /// allocating: the backtest asks this on every quiet candle.
 #[must_use]

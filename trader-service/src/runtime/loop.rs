@@ -29,8 +29,8 @@ use crate::exchange::{
     Clock, Exchange, ExchangeError, OrderInfo, OrderKind, OrderRequest, OrderStatus,
 };
 use crate::runtime::book::{
-    CallBudget, HeldOrder, PersistedState, RuntimeBook, STATE_VERSION, any_pending, held_orders,
-    position_key,
+    CallBudget, HeldOrder, PersistedState, RuntimeBook, STATE_VERSION, any_pending, find_by_txid,
+    find_held, held_orders, position_key,
 };
 use crate::runtime::entry::NewOutboxEntry;
 use crate::runtime::fills::{Executed, advance};
@@ -434,7 +434,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
     }
 
     fn reconcile_due(&self) -> bool {
-        self.cfg.reconcile_every > 0 && self.stats.loops % self.cfg.reconcile_every == 0
+        self.cfg.reconcile_every > 0 && self.stats.loops.is_multiple_of(self.cfg.reconcile_every)
     }
 
     /// Commits state + bookkeeping + queued writes if anything changed.
@@ -596,16 +596,13 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
         if !info.status.is_live() {
             self.book.seen.remove(&info.txid);
             self.dirty = true;
-            if let Some(h) = held_orders(&self.engine)
-                .into_iter()
-                .find(|h| h.id == order_id)
-            {
+            if let Some((role, cancel_requested)) = find_held(&self.engine, order_id) {
                 let reason = match info.status {
                     OrderStatus::Expired => GoneReason::Expired,
-                    _ if h.cancel_requested => GoneReason::CancelledByEngine,
+                    _ if cancel_requested => GoneReason::CancelledByEngine,
                     _ => GoneReason::Cancelled,
                 };
-                if h.role == OrderRole::Exit {
+                if role == OrderRole::Exit {
                     tracing::warn!(%order_id, txid = %info.txid, status = ?info.status,
                         "exit left the book unfilled: sticky exit is re-placed, position stays open");
                 } else {
@@ -617,10 +614,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
     }
 
     fn held_by_txid(&self, txid: &str) -> Option<OrderId> {
-        held_orders(&self.engine)
-            .into_iter()
-            .find(|h| h.txid.as_deref() == Some(txid))
-            .map(|h| h.id)
+        find_by_txid(&self.engine, txid)
     }
 
     /// Polls every order we hold (engine + legacy) in batches.

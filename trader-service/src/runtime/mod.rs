@@ -8,6 +8,19 @@
 //! ([`store::TraderStore::commit_step`]), and the outbox
 //! ([`outbox::Outbox`]) delivers those writes strictly in commit order, at
 //! least once, with idempotency keys the ledger deduplicates on.
+//!
+//! On top of them sits the imperative shell that runs the pure engine:
+//! - [`r#loop::Runtime`]: one trading loop per [`r#loop::Runtime::step`]
+//!   (price, order polls turned into fill deltas ([`fills`]), engine ticks,
+//!   budgeted and write-ahead placements/cancels ([`book`]), commit, outbox
+//!   drain), and [`r#loop::Runtime::run_forever`] with graceful shutdown;
+//! - [`writes`]: the ledger writes derived from engine actions, keyed by
+//!   open key; [`sink`]: their delivery over a [`ledger::LedgerApi`] (gRPC
+//!   in production, the in-process ledger in tests and backtests);
+//! - [`reconcile`]: start-up and periodic reconciliation (legacy import,
+//!   ledger coverage, SPEC §9);
+//! - [`status`]: the snapshot, control commands and handle the control API
+//!   is built on.
 
 pub mod book;
 pub mod entry;

@@ -319,3 +319,40 @@ impl Store for SqliteStore {
         Ok((watermark, sum_deltas(&rows)?))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreTx;
+
+    #[tokio::test]
+    async fn slot_locks_hand_out_increasing_sequence_numbers() {
+        let store = SqliteStore::connect("sqlite::memory:").await.unwrap();
+        for expected in 1..=3 {
+            let mut tx = store.begin().await.unwrap();
+            assert_eq!(tx.lock_slot("bot", 4).await.unwrap().seq, expected);
+            tx.commit().await.unwrap();
+        }
+        // A rolled-back lock leaves no trace.
+        let mut tx = store.begin().await.unwrap();
+        tx.lock_slot("bot", 4).await.unwrap();
+        drop(tx);
+        let mut tx = store.begin().await.unwrap();
+        assert_eq!(tx.lock_slot("bot", 4).await.unwrap().seq, 4);
+        assert!(tx.lock_position_slot(99).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn unknown_slots_have_no_subsidy_state() {
+        let store = SqliteStore::connect("sqlite::memory:").await.unwrap();
+        assert!(
+            store
+                .subsidy_states("bot", Some(1))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let (watermark, remaining) = store.subsidy_audit("bot", 1).await.unwrap();
+        assert!(watermark.is_zero() && remaining.is_zero());
+    }
+}

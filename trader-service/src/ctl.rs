@@ -1,0 +1,214 @@
+//! `trader-service ctl`: a small operator client for the control API, for
+//! machines without `grpcurl`: health of any healgrid service, the trader's
+//! status as a readable summary, pause and resume.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use healgrid_proto::trader::v1 as pb;
+use healgrid_proto::trader::v1::trader_service_client::TraderServiceClient;
+use thiserror::Error;
+use tonic::transport::{Channel, Endpoint};
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
+
+/// `ctl` options.
+#[derive(Debug, Clone, Args)]
+pub struct CtlArgs {
+    /// gRPC URL of the service to talk to.
+    #[arg(long, env = "TRADER_URL", default_value = "http://127.0.0.1:50052")]
+    pub url: String,
+    /// What to do.
+    #[command(subcommand)]
+    pub action: CtlAction,
+}
+
+/// What `ctl` does.
+#[derive(Debug, Clone, Subcommand)]
+pub enum CtlAction {
+    /// Exit 0 when the service at --url answers grpc.health.v1 SERVING
+    /// (works for the ledger too).
+    Health,
+    /// Print the trader's status: mode, market, slots, positions, outbox.
+    Status,
+    /// Pause trading (fills are still processed; resting orders stay).
+    Pause {
+        /// Why, for the trader's log.
+        #[arg(long, default_value = "operator")]
+        reason: String,
+    },
+    /// Resume trading.
+    Resume {
+        /// Why, for the trader's log.
+        #[arg(long, default_value = "operator")]
+        reason: String,
+    },
+}
+
+/// Why a `ctl` command failed.
+#[derive(Debug, Error)]
+pub enum CtlError {
+    /// The URL is unusable or nothing answers there.
+    #[error("cannot connect to {url}: {message}")]
+    Connect {
+        /// The URL.
+        url: String,
+        /// The transport error.
+        message: String,
+    },
+    /// The call failed.
+    #[error("call failed: {0}")]
+    Call(#[from] tonic::Status),
+    /// The service answered but is not serving.
+    #[error("service is not serving (status {0})")]
+    NotServing(i32),
+}
+
+async fn channel(url: &str) -> Result<Channel, CtlError> {
+    let err = |e: tonic::transport::Error| CtlError::Connect {
+        url: url.to_owned(),
+        message: e.to_string(),
+    };
+    Endpoint::from_shared(url.to_owned())
+        .map_err(err)?
+        .connect_timeout(Duration::from_secs(3))
+        .timeout(Duration::from_secs(5))
+        .connect()
+        .await
+        .map_err(err)
+}
+
+/// Runs one `ctl` command and returns what to print.
+///
+/// # Errors
+/// [`CtlError`] when the service cannot be reached or refuses.
+pub async fn run(args: &CtlArgs) -> Result<String, CtlError> {
+    let ch = channel(&args.url).await?;
+    match &args.action {
+        CtlAction::Health => {
+            let r = HealthClient::new(ch)
+                .check(HealthCheckRequest {
+                    service: String::new(),
+                })
+                .await?
+                .into_inner();
+            if r.status == ServingStatus::Serving as i32 {
+                Ok(format!("{}: SERVING", args.url))
+            } else {
+                Err(CtlError::NotServing(r.status))
+            }
+        }
+        CtlAction::Status => {
+            let s = TraderServiceClient::new(ch)
+                .get_status(pb::GetStatusRequest {})
+                .await?
+                .into_inner();
+            Ok(render_status(&s))
+        }
+        CtlAction::Pause { reason } => {
+            let r = TraderServiceClient::new(ch)
+                .pause(pb::PauseRequest {
+                    reason: reason.clone(),
+                })
+                .await?
+                .into_inner();
+            Ok(format!("pause queued (mode was {})", mode_name(r.mode)))
+        }
+        CtlAction::Resume { reason } => {
+            let r = TraderServiceClient::new(ch)
+                .resume(pb::ResumeRequest {
+                    reason: reason.clone(),
+                })
+                .await?
+                .into_inner();
+            Ok(format!("resume queued (mode was {})", mode_name(r.mode)))
+        }
+    }
+}
+
+fn mode_name(m: i32) -> &'static str {
+    match pb::Mode::try_from(m) {
+        Ok(pb::Mode::Running) => "running",
+        Ok(pb::Mode::Paused) => "paused",
+        Ok(pb::Mode::Halted) => "halted",
+        _ => "unknown",
+    }
+}
+
+fn enum_name<E: TryFrom<i32>>(v: i32, f: impl Fn(E) -> &'static str) -> &'static str {
+    E::try_from(v).map_or("?", f)
+}
+
+/// A compact human summary of a status response.
+#[must_use]
+pub fn render_status(s: &pb::GetStatusResponse) -> String {
+    let mut out = String::new();
+    let outbox = s.outbox.unwrap_or_default();
+    let budget = s.budget.unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "bot {}  pair {}  mode {}{}",
+        s.bot_id,
+        s.pair,
+        mode_name(s.mode),
+        if s.mode_reason.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", s.mode_reason)
+        }
+    );
+    let _ = writeln!(
+        out,
+        "market {} (age {}s)  loops {}  outbox {} (+{} parked)  budget {}/{} deferred {}",
+        if s.market_price.is_empty() { "-" } else { &s.market_price },
+        s.market_price_age_seconds.map_or_else(|| "-".into(), |a| a.to_string()),
+        s.loops,
+        outbox.depth,
+        outbox.parked,
+        budget.used,
+        budget.limit,
+        budget.deferred
+    );
+    for slot in &s.slots {
+        let phase = enum_name(slot.phase, |p: pb::Phase| p.as_str_name());
+        let _ = write!(out, "slot {} {}", slot.slot_id, phase.trim_start_matches("PHASE_"));
+        if !slot.halted_reason.is_empty() {
+            let _ = write!(out, " HALTED {}", slot.halted_reason);
+        }
+        out.push('\n');
+        for o in &slot.orders {
+            let role = enum_name(o.role, |r: pb::OrderRole| r.as_str_name());
+            let side = enum_name(o.side, |r: pb::Side| r.as_str_name());
+            let _ = writeln!(
+                out,
+                "  {:<16} {:<5} {:<4} {} x {}  {}",
+                o.order_id,
+                role.trim_start_matches("ORDER_ROLE_").to_lowercase(),
+                side.trim_start_matches("SIDE_").to_lowercase(),
+                o.price,
+                o.volume,
+                if o.txid.is_empty() { "(placing)" } else { &o.txid }
+            );
+        }
+    }
+    let _ = writeln!(out, "open positions: {}", s.positions.len());
+    for p in &s.positions {
+        let band = enum_name(p.band, |b: pb::AgeBand| b.as_str_name());
+        let _ = writeln!(
+            out,
+            "  slot {} cycle {} entry {} exit {} vol {}  {} age {}s dist {}% eff {}s  ledger #{}",
+            p.slot_id,
+            p.cycle,
+            p.entry_price,
+            p.exit_price,
+            p.volume,
+            band.trim_start_matches("AGE_BAND_").to_lowercase(),
+            p.age_seconds,
+            p.distance_pct,
+            p.effective_age_seconds,
+            if p.position_id.is_empty() { "pending" } else { &p.position_id }
+        );
+    }
+    out
+}

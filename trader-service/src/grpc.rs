@@ -1,0 +1,245 @@
+//! The trader's control API over gRPC: a thin adapter from
+//! [`RuntimeHandle`] (status snapshots, operator commands) to the
+//! `healgrid.trader.v1` wire types.
+//!
+//! It never touches the engine or the store: `GetStatus` reads the snapshot
+//! the loop published after its last iteration, and `Pause`/`Resume` queue a
+//! command the loop applies between iterations. A slow client can therefore
+//! never stall trading. Conversions to wire enums and decimal strings live
+//! here and only here; the one error mapping is [`control_status`].
+
+use healgrid_proto::convert::{format_decimal, format_opt_decimal};
+use healgrid_proto::trader::v1 as pb;
+use healgrid_proto::trader::v1::trader_service_server::TraderService;
+use prost_types::Timestamp;
+use tonic::{Request, Response, Status};
+
+use crate::engine::{AgeBand, OrderRole, Phase, TradeId};
+use crate::pair::Side;
+use crate::runtime::status::{
+    ControlError, OrderStatusView, PositionStatusView, SlotStatusView, StatusSnapshot,
+};
+use crate::runtime::{ControlCommand, RuntimeHandle, RuntimeMode};
+
+/// Longest operator reason accepted (it only goes to the log).
+pub const MAX_REASON_LEN: usize = 500;
+
+/// The `TraderService` implementation over a runtime handle.
+#[derive(Debug, Clone)]
+pub struct TraderGrpc {
+    handle: RuntimeHandle,
+}
+
+impl TraderGrpc {
+    /// Serves the runtime behind `handle`.
+    #[must_use]
+    pub fn new(handle: RuntimeHandle) -> Self {
+        Self { handle }
+    }
+
+    async fn command(&self, cmd: ControlCommand, reason: &str) -> Result<pb::Mode, Status> {
+        if reason.len() > MAX_REASON_LEN {
+            return Err(Status::invalid_argument(format!(
+                "reason is longer than {MAX_REASON_LEN} bytes"
+            )));
+        }
+        tracing::info!(command = ?cmd, reason, "operator command received");
+        self.handle.send(cmd).await.map_err(control_status)?;
+        Ok(mode(&self.handle.status().mode).0)
+    }
+}
+
+/// The one mapping from control errors to gRPC status codes: a stopped
+/// runtime is `UNAVAILABLE` (the process is shutting down; retry elsewhere or
+/// later).
+#[must_use]
+pub fn control_status(e: ControlError) -> Status {
+    match e {
+        ControlError::Stopped => Status::unavailable(e.to_string()),
+    }
+}
+
+fn mode(m: &RuntimeMode) -> (pb::Mode, String) {
+    match m {
+        RuntimeMode::Running => (pb::Mode::Running, String::new()),
+        RuntimeMode::Paused => (pb::Mode::Paused, String::new()),
+        RuntimeMode::Halted { reason } => (pb::Mode::Halted, reason.clone()),
+    }
+}
+
+fn phase(p: Phase) -> pb::Phase {
+    match p {
+        Phase::S0 => pb::Phase::S0,
+        Phase::S1a => pb::Phase::S1a,
+        Phase::S1b => pb::Phase::S1b,
+        Phase::S2 => pb::Phase::S2,
+    }
+}
+
+fn band(b: AgeBand) -> pb::AgeBand {
+    match b {
+        AgeBand::Fresh => pb::AgeBand::Fresh,
+        AgeBand::Aging => pb::AgeBand::Aging,
+        AgeBand::Stale => pb::AgeBand::Stale,
+        AgeBand::Stuck => pb::AgeBand::Stuck,
+        AgeBand::WriteOff => pb::AgeBand::WriteOff,
+    }
+}
+
+fn side(s: Side) -> pb::Side {
+    match s {
+        Side::Buy => pb::Side::Buy,
+        Side::Sell => pb::Side::Sell,
+    }
+}
+
+fn role(r: OrderRole) -> pb::OrderRole {
+    match r {
+        OrderRole::Entry => pb::OrderRole::Entry,
+        OrderRole::Exit => pb::OrderRole::Exit,
+    }
+}
+
+fn trade(t: TradeId) -> pb::Trade {
+    match t {
+        TradeId::A => pb::Trade::A,
+        TradeId::B => pb::Trade::B,
+    }
+}
+
+fn order(o: &OrderStatusView) -> pb::Order {
+    pb::Order {
+        order_id: o.order_id.clone(),
+        role: role(o.role) as i32,
+        side: side(o.side) as i32,
+        price: format_decimal(o.price),
+        volume: format_decimal(o.volume),
+        txid: o.txid.clone().unwrap_or_default(),
+    }
+}
+
+fn slot(s: &SlotStatusView) -> pb::Slot {
+    pb::Slot {
+        slot_id: s.slot_id,
+        phase: phase(s.phase) as i32,
+        halted_reason: s.halted.clone().unwrap_or_default(),
+        orders: s.orders.iter().map(order).collect(),
+    }
+}
+
+fn position(p: &PositionStatusView) -> pb::Position {
+    pb::Position {
+        slot_id: p.slot_id,
+        trade: trade(p.trade) as i32,
+        cycle: p.cycle,
+        exit_order_id: p.exit_order_id.clone(),
+        position_id: p.position_id.clone().unwrap_or_default(),
+        entry_price: format_decimal(p.entry_price),
+        exit_price: format_decimal(p.exit_price),
+        volume: format_decimal(p.volume),
+        band: band(p.band) as i32,
+        age_seconds: p.age_sec,
+        distance_pct: format_decimal(p.distance_pct),
+        effective_age_seconds: format_decimal(p.effective_age_sec),
+    }
+}
+
+fn timestamp_ms(ms: i64) -> Timestamp {
+    Timestamp {
+        seconds: ms.div_euclid(1000),
+        // rem_euclid(1000) is below 1000, so the product fits an i32.
+        nanos: i32::try_from(ms.rem_euclid(1000) * 1_000_000).unwrap_or(0),
+    }
+}
+
+/// The wire form of a status snapshot.
+#[must_use]
+pub fn status_response(s: &StatusSnapshot) -> pb::GetStatusResponse {
+    let (m, reason) = mode(&s.mode);
+    pb::GetStatusResponse {
+        bot_id: s.bot_id.clone(),
+        pair: s.pair.clone(),
+        market_price: format_opt_decimal(s.market_price),
+        market_price_age_seconds: s.market_price_age_sec,
+        mode: m as i32,
+        mode_reason: reason,
+        slots: s.slots.iter().map(slot).collect(),
+        positions: s.positions.iter().map(position).collect(),
+        outbox: Some(pb::Outbox {
+            depth: s.outbox.depth,
+            parked: s.outbox.parked,
+        }),
+        last_loop_at: (s.last_loop_at_ms > 0).then(|| timestamp_ms(s.last_loop_at_ms)),
+        loops: s.loops,
+        budget: Some(pb::CallBudget {
+            used: s.budget.used,
+            limit: s.budget.limit,
+            deferred: s.budget.deferred,
+        }),
+    }
+}
+
+#[tonic::async_trait]
+impl TraderService for TraderGrpc {
+    async fn get_status(
+        &self,
+        _request: Request<pb::GetStatusRequest>,
+    ) -> Result<Response<pb::GetStatusResponse>, Status> {
+        Ok(Response::new(status_response(&self.handle.status())))
+    }
+
+    async fn pause(
+        &self,
+        request: Request<pb::PauseRequest>,
+    ) -> Result<Response<pb::PauseResponse>, Status> {
+        let reason = request.into_inner().reason;
+        let mode = self.command(ControlCommand::Pause, &reason).await?;
+        Ok(Response::new(pb::PauseResponse { mode: mode as i32 }))
+    }
+
+    async fn resume(
+        &self,
+        request: Request<pb::ResumeRequest>,
+    ) -> Result<Response<pb::ResumeResponse>, Status> {
+        let reason = request.into_inner().reason;
+        let mode = self.command(ControlCommand::Resume, &reason).await?;
+        Ok(Response::new(pb::ResumeResponse { mode: mode as i32 }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rust_decimal::Decimal;
+
+    /// Proves: decimals travel as normalised strings, an absent price is the
+    /// empty string, a halt carries its reason and no loop means no
+    /// timestamp.
+    #[test]
+    fn snapshot_maps_to_the_wire() {
+        let mut s = StatusSnapshot::starting("paper:XDGUSD:main", "XDGUSD");
+        let r = status_response(&s);
+        assert_eq!(r.market_price, "");
+        assert!(r.last_loop_at.is_none());
+        assert_eq!(r.mode, pb::Mode::Running as i32);
+        s.market_price = Some(Decimal::new(93100, 6));
+        s.mode = RuntimeMode::Halted {
+            reason: "auth".into(),
+        };
+        s.last_loop_at_ms = 1_700_000_000_250;
+        let r = status_response(&s);
+        assert_eq!(r.market_price, "0.0931");
+        assert_eq!((r.mode, r.mode_reason.as_str()), (pb::Mode::Halted as i32, "auth"));
+        let ts = r.last_loop_at.unwrap();
+        assert_eq!((ts.seconds, ts.nanos), (1_700_000_000, 250_000_000));
+    }
+
+    /// Proves: a stopped runtime is UNAVAILABLE, so clients know to retry.
+    #[test]
+    fn stopped_runtime_is_unavailable() {
+        assert_eq!(
+            control_status(ControlError::Stopped).code(),
+            tonic::Code::Unavailable
+        );
+    }
+}
