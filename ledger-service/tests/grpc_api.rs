@@ -282,6 +282,86 @@ async fn lifecycle_postgres() {
     on_postgres("lifecycle_postgres", lifecycle).await;
 }
 
+/// The refusals a journal write meets under the slot lock carry the same
+/// status and message on both backends, whichever layer checks them.
+async fn journal_refusals(mut s: Server) {
+    let c = &mut s.client;
+    let bot = "bot-r";
+    let id = c
+        .open_position(open_request(bot, 0, "r-open"))
+        .await
+        .unwrap()
+        .into_inner()
+        .position
+        .unwrap()
+        .position_id;
+    c.journal_event(credit_request(id, "r-credit", "1.0"))
+        .await
+        .unwrap();
+
+    let e = code_of(
+        c.journal_event(credit_request(id, "r-credit", "2.0"))
+            .await,
+    );
+    assert_eq!(e.code(), Code::FailedPrecondition);
+    assert_eq!(
+        e.message(),
+        r#"event_key "r-credit" was already used with different content"#
+    );
+
+    let e = code_of(
+        c.reprice_position(reprice_request(id, "r-debit", "0.0935", Subsidy, "1.5"))
+            .await,
+    );
+    assert_eq!(e.code(), Code::FailedPrecondition);
+    assert_eq!(
+        e.message(),
+        "insufficient subsidy for bot bot-r slot 0: balance 1.0, requested 1.5"
+    );
+
+    c.close_position(close_request(id, "r-close", T0 + 600))
+        .await
+        .unwrap();
+    let hold = pb::JournalEventRequest {
+        position_id: id,
+        event_key: "r-hold".into(),
+        at: ts(T0 + 700),
+        event_type: pb::EventType::KeepHolding as i32,
+        details: Some(pb::EventDetails {
+            kind: Some(pb::event_details::Kind::KeepHolding(
+                pb::KeepHoldingDetails {
+                    hold_until: ts(T0 + 7200),
+                    reason: "waiting".into(),
+                },
+            )),
+        }),
+    };
+    let e = code_of(c.journal_event(hold).await);
+    assert_eq!(e.code(), Code::FailedPrecondition);
+    assert_eq!(
+        e.message(),
+        format!("position {id} is closed; keep_holding is not allowed")
+    );
+    // A credit still lands on the closed position.
+    let late = c
+        .journal_event(credit_request(id, "r-late", "0.5"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(late.subsidy.unwrap().balance, "1.5");
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn journal_refusals_sqlite() {
+    on_sqlite(journal_refusals).await;
+}
+
+#[tokio::test]
+async fn journal_refusals_postgres() {
+    on_postgres("journal_refusals_postgres", journal_refusals).await;
+}
+
 /// Compaction through gRPC: balances identical, folded rows gone, late
 /// retries of folded keys refused rather than re-applied.
 async fn compaction(mut s: Server) {

@@ -238,6 +238,8 @@ pub async fn run_backtest(
     let mut rcfg = RuntimeConfig::new("backtest", cfg.engine.clone());
     rcfg.call_budget = cfg.call_budget;
     rcfg.reconcile_every = 0;
+    // Nobody inspects delivered writes of a backtest: keep the queue small.
+    rcfg.outbox.retain_delivered = 0;
     let mut rt = Runtime::new(rcfg, paper.clone(), LocalLedger::new(ledger), store).await?;
 
     let bar = if cfg.progress && std::io::stderr().is_terminal() {

@@ -153,6 +153,10 @@ async fn control_api_over_grpc() {
     engine.slots = 3;
     engine.order_size_usd = dec!(6);
     engine.profit_pct = dec!(0.5);
+    // No entry refreshes: an entry held back by the pause and then asked to
+    // be cancelled is a runtime path this test is not about (see the
+    // runtime's own tests).
+    engine.refresh_pct = dec!(50);
     let engine = engine.validate().0;
     let store = TraderStore::open(&StoreLocation::Memory).await.unwrap();
     let ledger = LocalLedger::new(Ledger::in_memory().await.unwrap());

@@ -111,7 +111,8 @@ async fn grpc_ledger_outage_and_recovery() {
 
     let cs = candles(2400);
     let paper = PaperExchange::new(paper_config(), SimClock::new(cs[0].time * 1000));
-    let client = GrpcLedger::connect_lazy(&format!("http://{addr}"), Duration::from_secs(2)).unwrap();
+    let client =
+        GrpcLedger::connect_lazy(&format!("http://{addr}"), Duration::from_secs(2)).unwrap();
     let mut engine = EngineConfig::defaults(spec());
     engine.slots = 3;
     engine.order_size_usd = dec!(6);
@@ -119,9 +120,14 @@ async fn grpc_ledger_outage_and_recovery() {
     let store = TraderStore::open(&StoreLocation::File(dir.path().join("trader.db")))
         .await
         .unwrap();
-    let mut rt = Runtime::new(RuntimeConfig::new(BOT, engine.validate().0), paper.clone(), client, store)
-        .await
-        .unwrap();
+    let mut rt = Runtime::new(
+        RuntimeConfig::new(BOT, engine.validate().0),
+        paper.clone(),
+        client,
+        store,
+    )
+    .await
+    .unwrap();
     for c in &cs[..800] {
         paper.step(c);
         rt.step(paper.clock().now_ms()).await.unwrap();
@@ -133,7 +139,10 @@ async fn grpc_ledger_outage_and_recovery() {
         rt.step(paper.clock().now_ms()).await.unwrap();
     }
     let st = rt.status(paper.clock().now_ms()).await.unwrap();
-    assert!(rt.stats().fills > fills_before, "trading went on while the ledger was down");
+    assert!(
+        rt.stats().fills > fills_before,
+        "trading went on while the ledger was down"
+    );
     assert!(st.outbox.depth > 0, "outbox grew");
     assert_eq!(st.outbox.parked, 0);
 
@@ -143,7 +152,14 @@ async fn grpc_ledger_outage_and_recovery() {
         rt.step(paper.clock().now_ms()).await.unwrap();
     }
     rt.flush(paper.clock().now_ms()).await.unwrap();
-    assert_eq!(rt.status(paper.clock().now_ms()).await.unwrap().outbox.depth, 0);
+    assert_eq!(
+        rt.status(paper.clock().now_ms())
+            .await
+            .unwrap()
+            .outbox
+            .depth,
+        0
+    );
     let s = rt.stats().clone();
     let exits = rt.engine().open_exits().count();
     stop_ledger(server).await;
@@ -156,7 +172,12 @@ async fn grpc_ledger_outage_and_recovery() {
     assert_eq!(closed.len() as u64, s.completed_cycles);
     let net: rust_decimal::Decimal = closed
         .iter()
-        .map(|p| p.outcome.as_ref().and_then(|o| o.net_profit).unwrap_or_default())
+        .map(|p| {
+            p.outcome
+                .as_ref()
+                .and_then(|o| o.net_profit)
+                .unwrap_or_default()
+        })
         .sum();
     assert_eq!(net, s.net_pnl);
     for p in open.iter().chain(&closed) {

@@ -668,7 +668,10 @@ async fn orphan_ledger_position_is_closed_exchange_cancelled() {
     paper.step(&cs[0]);
     let (lib, local) = ledger().await;
     let id = local
-        .open_position(open_request(BOT, &stale_open("OLD-ENTRY-1", cs[0].time - 3600)))
+        .open_position(open_request(
+            BOT,
+            &stale_open("OLD-ENTRY-1", cs[0].time - 3600),
+        ))
         .await
         .unwrap()
         .position
@@ -676,17 +679,30 @@ async fn orphan_ledger_position_is_closed_exchange_cancelled() {
         .position_id;
     let dir = tempfile::tempdir().unwrap();
     for _ in 0..2 {
-        let mut rt = Runtime::new(runtime_config(1), paper.clone(), local.clone(), file_store(&dir).await)
-            .await
-            .unwrap();
+        let mut rt = Runtime::new(
+            runtime_config(1),
+            paper.clone(),
+            local.clone(),
+            file_store(&dir).await,
+        )
+        .await
+        .unwrap();
         rt.step(paper.clock().now_ms()).await.unwrap();
         rt.flush(paper.clock().now_ms()).await.unwrap();
     }
     let p = lib.position(id).await.unwrap();
     let outcome = p.outcome.expect("closed");
     assert_eq!(outcome.close_reason, CloseReason::ExchangeCancelled);
-    let page = lib.journal(&JournalScope::Position(id), 0, 100).await.unwrap();
-    assert_eq!(page.entries.len(), 2, "created + one close event: {:?}", page.entries);
+    let page = lib
+        .journal(&JournalScope::Position(id), 0, 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        page.entries.len(),
+        2,
+        "created + one close event: {:?}",
+        page.entries
+    );
 }
 
 /// Proves: the ledger accepts every request shape the sink builds (open,
@@ -730,9 +746,15 @@ async fn ledger_accepts_every_write_shape() {
         net_profit: Some(dec!(0.0119)),
         note: "exit filled".into(),
     };
-    local.close_position(close_request(a, "close:E-1", &filled)).await.unwrap();
+    local
+        .close_position(close_request(a, "close:E-1", &filled))
+        .await
+        .unwrap();
     // Same key again: replayed, not duplicated.
-    let again = local.close_position(close_request(a, "close:E-1", &filled)).await.unwrap();
+    let again = local
+        .close_position(close_request(a, "close:E-1", &filled))
+        .await
+        .unwrap();
     assert!(again.replayed);
     let b = local
         .open_position(open_request(BOT, &stale_open("E-2", t)))
@@ -751,7 +773,10 @@ async fn ledger_accepts_every_write_shape() {
         net_profit: None,
         note: "gone".into(),
     };
-    local.close_position(close_request(b, "close:E-2", &cancelled)).await.unwrap();
+    local
+        .close_position(close_request(b, "close:E-2", &cancelled))
+        .await
+        .unwrap();
     let sub = local
         .get_subsidy_balance(healgrid_proto::ledger::v1::GetSubsidyBalanceRequest {
             bot_id: BOT.into(),
@@ -761,5 +786,8 @@ async fn ledger_accepts_every_write_shape() {
         .unwrap()
         .subsidy
         .unwrap();
-    assert_eq!(parse_decimal(&sub.earned_over_performance).unwrap(), dec!(0.012));
+    assert_eq!(
+        parse_decimal(&sub.earned_over_performance).unwrap(),
+        dec!(0.012)
+    );
 }

@@ -340,10 +340,19 @@ impl EventCommand {
     /// notes may follow a close (over-performance is only known then), holds
     /// and hand-overs need an open position.
     pub fn check_position(&self, position: &Position) -> Result<(), LedgerError> {
+        match self.open_required() {
+            Some(action) => position.ensure_open(action),
+            None => Ok(()),
+        }
+    }
+
+    /// The action to name when the event needs an open position and finds
+    /// it closed; `None` for events that closed positions accept.
+    pub fn open_required(&self) -> Option<&'static str> {
         match self.details {
-            EventDetails::KeepHolding(_) => position.ensure_open("keep_holding"),
-            EventDetails::HandedOver(_) => position.ensure_open("handed_over"),
-            _ => Ok(()),
+            EventDetails::KeepHolding(_) => Some("keep_holding"),
+            EventDetails::HandedOver(_) => Some("handed_over"),
+            _ => None,
         }
     }
 }

@@ -2,10 +2,15 @@
 //! locking the slot, then checks the idempotency key, then the rules, then
 //! writes the position change and its journal row together.
 //!
+//! A backend that offers [`Store::append_event`] runs the lock, key check,
+//! rules and append of `JournalEvent` and `RepricePosition` as one atomic
+//! call instead; the ledger still validates the request and builds the row.
+//!
 //! A unique violation on an idempotency key means a concurrent writer (on
 //! another slot, so not serialized by our lock) used the same key first; the
 //! transaction is rolled back and the request is answered as a replay.
 
+use rust_decimal::Decimal;
 use tracing::{debug, info};
 
 use super::Ledger;
@@ -16,7 +21,10 @@ use crate::{
         position::{CloseCommand, OpenCommand, PositionStatus, RepriceCommand},
         subsidy::{CumulativeAt, current_totals},
     },
-    store::{EventKeyRecord, NewJournalRow, SlotHead, Store, StoreError, StoreTx},
+    store::{
+        Appended, AppendedRow, AtomicAppend, EventKeyRecord, NewJournalRow, SlotHead, Store,
+        StoreError, StoreTx,
+    },
 };
 
 /// Result of [`Ledger::open_position`].
@@ -157,7 +165,12 @@ impl<S: Store> Ledger<S> {
     pub async fn journal_event(&self, cmd: EventCommand) -> Result<EventOutcome, LedgerError> {
         let cmd = cmd.validated(self.now())?;
         let hash = idempotency::event_hash(&cmd);
-        let record = match self.try_event(&cmd, &hash).await {
+        let attempt = match self.append_event_atomically(&cmd, &hash).await {
+            Ok(Some(attempt)) => Ok(attempt),
+            Ok(None) => self.try_event(&cmd, &hash).await,
+            Err(e) => Err(e),
+        };
+        let record = match attempt {
             Ok(Attempt::Done(outcome)) => return Ok(outcome),
             Ok(Attempt::Replay(record)) => record,
             Err(e) if is_duplicate(&e) => {
@@ -172,6 +185,54 @@ impl<S: Store> Ledger<S> {
             subsidy,
             replayed: true,
         })
+    }
+
+    /// [`Ledger::try_event`] as one atomic store call; `None` when the
+    /// backend has none.
+    async fn append_event_atomically(
+        &self,
+        cmd: &EventCommand,
+        hash: &str,
+    ) -> Result<Option<Attempt<EventOutcome>>, LedgerError> {
+        let request = AtomicAppend {
+            position_id: cmd.position_id,
+            at: cmd.at,
+            details: &cmd.details,
+            event_key: &cmd.event_key,
+            request_hash: hash,
+            require_open: cmd.open_required(),
+            move_exit: None,
+        };
+        let row = match self.store.append_event(&request).await? {
+            None => return Ok(None),
+            Some(Appended::Replayed(record)) => return Ok(Some(Attempt::Replay(record))),
+            Some(Appended::Fresh(row)) => row,
+        };
+        let AppendedRow {
+            journal_id,
+            position,
+            totals,
+            ..
+        } = *row;
+        let (bot_id, slot_id) = (position.bot_id, position.slot_id);
+        info!(journal_id, position_id = cmd.position_id, bot_id, slot_id, event_type = %cmd.details.event_type(), event_key = %cmd.event_key, balance = %totals.balance(), "event journaled");
+        Ok(Some(Attempt::Done(EventOutcome {
+            entry: JournalEntry {
+                journal_id,
+                position_id: cmd.position_id,
+                bot_id: bot_id.clone(),
+                slot_id,
+                at: cmd.at,
+                details: cmd.details.clone(),
+                event_key: cmd.event_key.clone(),
+            },
+            subsidy: SlotSubsidy {
+                bot_id,
+                slot_id,
+                totals,
+            },
+            replayed: false,
+        })))
     }
 
     async fn try_event(
@@ -238,7 +299,12 @@ impl<S: Store> Ledger<S> {
     ) -> Result<RepriceOutcome, LedgerError> {
         let cmd = cmd.validated(self.now())?;
         let hash = idempotency::reprice_hash(&cmd);
-        let record = match self.try_reprice(&cmd, &hash).await {
+        let attempt = match self.reprice_atomically(&cmd, &hash).await {
+            Ok(Some(attempt)) => Ok(attempt),
+            Ok(None) => self.try_reprice(&cmd, &hash).await,
+            Err(e) => Err(e),
+        };
+        let record = match attempt {
             Ok(Attempt::Done(outcome)) => return Ok(outcome),
             Ok(Attempt::Replay(record)) => record,
             Err(e) if is_duplicate(&e) => {
@@ -257,6 +323,67 @@ impl<S: Store> Ledger<S> {
             subsidy,
             replayed: true,
         })
+    }
+
+    /// [`Ledger::try_reprice`] as one atomic store call; `None` when the
+    /// backend has none. The store fills in the old exit it found under the
+    /// lock.
+    async fn reprice_atomically(
+        &self,
+        cmd: &RepriceCommand,
+        hash: &str,
+    ) -> Result<Option<Attempt<RepriceOutcome>>, LedgerError> {
+        let mut details = RepricedDetails {
+            old_price: Decimal::ZERO,
+            new_price: cmd.new_price,
+            old_txid: String::new(),
+            new_txid: cmd.new_txid.clone(),
+            reason: cmd.reason,
+            subsidy_consumed: cmd.subsidy_consumed,
+        };
+        let request_details = EventDetails::Repriced(details.clone());
+        let request = AtomicAppend {
+            position_id: cmd.position_id,
+            at: cmd.at,
+            details: &request_details,
+            event_key: &cmd.event_key,
+            request_hash: hash,
+            require_open: Some("reprice"),
+            move_exit: Some((cmd.new_price, &cmd.new_txid)),
+        };
+        let row = match self.store.append_event(&request).await? {
+            None => return Ok(None),
+            Some(Appended::Replayed(record)) => return Ok(Some(Attempt::Replay(record))),
+            Some(Appended::Fresh(row)) => row,
+        };
+        let AppendedRow {
+            journal_id,
+            position,
+            totals,
+            old_exit: (old_price, old_txid),
+        } = *row;
+        details.old_price = old_price;
+        details.old_txid = old_txid;
+        let (bot_id, slot_id) = (position.bot_id.clone(), position.slot_id);
+        info!(journal_id, position_id = cmd.position_id, bot_id, slot_id, reason = %cmd.reason, subsidy_consumed = %cmd.subsidy_consumed, balance = %totals.balance(), "position repriced");
+        Ok(Some(Attempt::Done(RepriceOutcome {
+            position,
+            entry: JournalEntry {
+                journal_id,
+                position_id: cmd.position_id,
+                bot_id: bot_id.clone(),
+                slot_id,
+                at: cmd.at,
+                details: EventDetails::Repriced(details),
+                event_key: cmd.event_key.clone(),
+            },
+            subsidy: SlotSubsidy {
+                bot_id,
+                slot_id,
+                totals,
+            },
+            replayed: false,
+        })))
     }
 
     async fn try_reprice(

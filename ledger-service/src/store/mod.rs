@@ -5,10 +5,15 @@
 //! [`crate::Ledger`] and run unchanged on either backend. Every write
 //! transaction first takes the slot lock ([`StoreTx::lock_slot`]), which
 //! serializes all writes to one slot across connections and processes.
+//!
+//! A backend may also offer [`Store::append_event`], which runs the whole
+//! locked append of a journal write as one atomic call: one round trip
+//! instead of five on a networked database.
 
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
 
 use crate::domain::{
     JournalEntry, Outcome, Position, SubsidyTotals,
@@ -56,6 +61,51 @@ pub enum StoreError {
     /// The database URL names no supported backend.
     #[error("unsupported database url {0:?}: expected sqlite:... or postgres://...")]
     UnsupportedUrl(String),
+    /// The database checked a ledger rule inside an atomic append and
+    /// refused the write; the ledger reports it as the matching domain error.
+    #[error("write refused: {0}")]
+    Refused(#[from] Refusal),
+}
+
+/// A ledger rule that [`Store::append_event`] checked under the slot lock
+/// and found violated. Mirrors the domain errors of the same names, so the
+/// gRPC status and message are the same whichever path ran the check.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The position does not exist.
+    #[error("position {position_id} not found")]
+    PositionNotFound {
+        /// The id that was looked up.
+        position_id: u64,
+    },
+    /// The write needs an open position and this one is closed.
+    #[error("position {position_id} is closed; {action} is not allowed")]
+    PositionClosed {
+        /// The closed position.
+        position_id: u64,
+        /// The refused operation, from [`AtomicAppend::require_open`].
+        action: &'static str,
+    },
+    /// The event key was used before with different content.
+    #[error("event_key {key:?} was already used with different content")]
+    KeyConflict {
+        /// The reused key.
+        key: String,
+    },
+    /// The debit would make the slot's balance negative.
+    #[error(
+        "insufficient subsidy for bot {bot_id} slot {slot_id}: balance {balance}, requested {requested}"
+    )]
+    InsufficientSubsidy {
+        /// Bot of the slot.
+        bot_id: String,
+        /// Slot whose balance is too low.
+        slot_id: u32,
+        /// Balance before the refused debit.
+        balance: Decimal,
+        /// The refused debit.
+        requested: Decimal,
+    },
 }
 
 impl StoreError {
@@ -153,6 +203,52 @@ pub struct WriteContext {
     pub newest: Option<CumulativeAt>,
 }
 
+/// A keyed journal write for [`Store::append_event`]: everything the
+/// backend needs to lock, check and append in one atomic call. The ledger
+/// has already validated it and computed its details.
+#[derive(Debug, Clone)]
+pub struct AtomicAppend<'a> {
+    /// Position written to; its slot is the one locked.
+    pub position_id: u64,
+    /// When the event happened.
+    pub at: DateTime<Utc>,
+    /// Typed details; a `repriced` row gets its old price and txid from the
+    /// locked position, whatever the caller put there.
+    pub details: &'a EventDetails,
+    /// Idempotency key.
+    pub event_key: &'a str,
+    /// Hash of the request content, compared on a retried key.
+    pub request_hash: &'a str,
+    /// The action named in [`Refusal::PositionClosed`] when the write needs
+    /// an open position; `None` when closed positions accept it.
+    pub require_open: Option<&'static str>,
+    /// New exit price and txid when the write is a reprice.
+    pub move_exit: Option<(Decimal, &'a str)>,
+}
+
+/// A row appended by [`Store::append_event`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendedRow {
+    /// The new journal row.
+    pub journal_id: u64,
+    /// The position after the write (with its new exit on a reprice).
+    pub position: Position,
+    /// The slot's lifetime subsidy totals after the write.
+    pub totals: SubsidyTotals,
+    /// Exit price and txid the position had before the write.
+    pub old_exit: (Decimal, String),
+}
+
+/// Result of [`Store::append_event`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Appended {
+    /// The row was appended.
+    Fresh(Box<AppendedRow>),
+    /// The key had already been applied with the same content; nothing was
+    /// written.
+    Replayed(EventKeyRecord),
+}
+
 /// What compaction folded for one slot.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FoldSums {
@@ -243,6 +339,22 @@ pub trait Store: Send + Sync + 'static {
         bot_id: &str,
         open_key: &str,
     ) -> impl Future<Output = StoreResult<Option<OpenKeyRecord>>> + Send;
+
+    /// Locks the position's slot, checks the key (a retry with the same hash
+    /// is [`Appended::Replayed`], a different hash [`Refusal::KeyConflict`]),
+    /// the position state and the subsidy balance, then appends the row and
+    /// its key (and moves the exit of a reprice), all atomically in one
+    /// call. Rules are refused with [`StoreError::Refused`].
+    ///
+    /// Returns `Ok(None)` when the backend has no such call; the ledger then
+    /// runs the same steps through [`StoreTx`] primitives.
+    fn append_event(
+        &self,
+        request: &AtomicAppend<'_>,
+    ) -> impl Future<Output = StoreResult<Option<Appended>>> + Send {
+        let _ = request;
+        async { Ok(None) }
+    }
 
     /// Audit of the SPEC §3.3 formula: the slot watermark and the sum of
     /// the contributions of the surviving rows.

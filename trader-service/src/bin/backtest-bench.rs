@@ -69,6 +69,20 @@ fn candles(n: usize) -> Result<Vec<Candle>> {
     Ok(out)
 }
 
+/// CPU time of the whole process (every thread: sqlx runs SQLite on its
+/// own worker thread) in nanoseconds, from `/proc/self/stat` (Linux, 100
+/// ticks per second), so figures stay honest on a loaded machine where wall
+/// time includes waiting for a core.
+fn cpu_ns() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the `(comm)`; utime and stime are fields 14 and 15.
+    let rest = s.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = f.get(11)?.parse().ok()?;
+    let stime: u64 = f.get(12)?.parse().ok()?;
+    Some((utime + stime) * 10_000_000)
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
@@ -84,13 +98,19 @@ async fn main() -> Result<()> {
         progress: false,
     };
     let t = Instant::now();
+    let cpu0 = cpu_ns();
     let r = run_backtest(&cs, &cfg).await?;
     let secs = t.elapsed().as_secs_f64();
+    let cpu = cpu0.zip(cpu_ns()).map(|(a, b)| (b - a) as f64 / 1e9);
     println!(
-        "backtest 10 slots: {} candles in {secs:.3}s = {:.0} candles/s \
-         ({} full runtime steps, {} fills, {} cycles, net {} USD, ledger open {})",
+        "backtest 10 slots: {} candles in {secs:.3}s wall = {:.0} candles/s; \
+         CPU {} ({} full runtime steps, {} fills, {} cycles, net {} USD, ledger open {})",
         r.candles,
         r.candles as f64 / secs,
+        cpu.map_or("n/a".to_owned(), |c| format!(
+            "{c:.3}s = {:.0} candles/s",
+            r.candles as f64 / c
+        )),
         r.runtime_steps,
         r.fills,
         r.completed_cycles,
@@ -108,19 +128,24 @@ async fn main() -> Result<()> {
     rcfg.call_budget = 250;
     let mut rt = Runtime::new(rcfg, ex.clone(), ledger, store).await?;
     let mut times = Vec::with_capacity(cs.len());
+    let cpu0 = cpu_ns();
     for c in &cs {
         ex.step(c);
         let t = Instant::now();
         rt.step(clock.now_ms()).await?;
         times.push(t.elapsed().as_secs_f64() * 1e6);
     }
+    let cpu_per_step = cpu0
+        .zip(cpu_ns())
+        .map(|(a, b)| (b - a) as f64 / 1e3 / times.len() as f64);
     let mean = times.iter().sum::<f64>() / times.len() as f64;
     times.sort_by(f64::total_cmp);
     let pct = |p: f64| times[((times.len() - 1) as f64 * p) as usize];
     println!(
-        "loop 100 slots: {} steps, mean {mean:.0} us, p50 {:.0} us, p99 {:.0} us, max {:.0} us \
-         ({} fills, {} placements)",
+        "loop 100 slots: {} steps, CPU {} us/step (incl. paper step); wall mean {mean:.0} us, \
+         p50 {:.0} us, p99 {:.0} us, max {:.0} us ({} fills, {} placements)",
         times.len(),
+        cpu_per_step.map_or("n/a".to_owned(), |c| format!("{c:.0}")),
         pct(0.5),
         pct(0.99),
         pct(1.0),
