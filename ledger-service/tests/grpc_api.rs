@@ -78,7 +78,7 @@ async fn lifecycle(mut s: Server) {
     assert_eq!(p.times_repriced, 1);
     assert_eq!(r.subsidy.as_ref().unwrap().balance, "0.6");
     let entry = r.entry.unwrap();
-    match entry.details.unwrap().kind.unwrap() {
+    match entry.details.clone().unwrap().kind.unwrap() {
         pb::event_details::Kind::Repriced(d) => {
             assert_eq!(d.old_price, "0.094");
             assert_eq!(d.new_price, "0.0936");
@@ -94,7 +94,8 @@ async fn lifecycle(mut s: Server) {
         .unwrap()
         .into_inner();
     assert!(retry.replayed);
-    assert_eq!(retry.entry.unwrap().journal_id, entry.journal_id);
+    // The replay reads the stored row back: it matches what was returned.
+    assert_eq!(retry.entry.unwrap(), entry);
     assert_eq!(retry.subsidy.unwrap().balance, "0.6");
     let e = code_of(
         c.reprice_position(reprice_request(id, "rp-1", "0.0937", Subsidy, "0.4"))
@@ -162,10 +163,8 @@ async fn lifecycle(mut s: Server) {
         .unwrap()
         .into_inner();
     assert!(retry.replayed);
-    assert_eq!(
-        retry.entry.unwrap().journal_id,
-        closed.entry.unwrap().journal_id
-    );
+    assert_eq!(retry.entry, closed.entry);
+    assert_eq!(retry.position.unwrap(), cp);
     let e = code_of(
         c.close_position(close_request(id, "close-2", T0 + 700))
             .await,
@@ -299,10 +298,7 @@ async fn journal_refusals(mut s: Server) {
         .await
         .unwrap();
 
-    let e = code_of(
-        c.journal_event(credit_request(id, "r-credit", "2.0"))
-            .await,
-    );
+    let e = code_of(c.journal_event(credit_request(id, "r-credit", "2.0")).await);
     assert_eq!(e.code(), Code::FailedPrecondition);
     assert_eq!(
         e.message(),

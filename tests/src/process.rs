@@ -1,8 +1,10 @@
-//! Building and starting the real `ledger-service` binary.
+//! Building and starting the real service binaries: `ledger-service`,
+//! `trader-service run` and `trader-service kraken-sim`.
 
 use std::{
+    fs::{File, OpenOptions},
     net::TcpListener,
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     sync::OnceLock,
     time::{Duration, Instant},
@@ -28,33 +30,48 @@ pub fn workspace_root() -> PathBuf {
 pub fn ledger_binary() -> PathBuf {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY
-        .get_or_init(|| {
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let status = Command::new(cargo)
-                .args(["build", "-p", "ledger-service", "--bin", "ledger-service"])
-                .current_dir(workspace_root())
-                .status()
-                .expect("running cargo build for ledger-service");
-            assert!(status.success(), "cargo build -p ledger-service failed");
-            let target = std::env::var("CARGO_TARGET_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|_| workspace_root().join("target"));
-            let target = if target.is_absolute() {
-                target
-            } else {
-                workspace_root().join(target)
-            };
-            let binary = target
-                .join("debug")
-                .join(format!("ledger-service{}", std::env::consts::EXE_SUFFIX));
-            assert!(
-                binary.exists(),
-                "built binary not found at {}",
-                binary.display()
-            );
-            binary
-        })
+        .get_or_init(|| build_binary("ledger-service"))
         .clone()
+}
+
+/// Path of the `trader-service` binary, built like [`ledger_binary`].
+///
+/// # Panics
+/// When the build fails.
+pub fn trader_binary() -> PathBuf {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY
+        .get_or_init(|| build_binary("trader-service"))
+        .clone()
+}
+
+/// Builds the binary named like its package (debug profile) and returns its
+/// path.
+fn build_binary(package: &str) -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "-p", package, "--bin", package])
+        .current_dir(workspace_root())
+        .status()
+        .unwrap_or_else(|e| panic!("running cargo build for {package}: {e}"));
+    assert!(status.success(), "cargo build -p {package} failed");
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| workspace_root().join("target"));
+    let target = if target.is_absolute() {
+        target
+    } else {
+        workspace_root().join(target)
+    };
+    let binary = target
+        .join("debug")
+        .join(format!("{package}{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        binary.exists(),
+        "built binary not found at {}",
+        binary.display()
+    );
+    binary
 }
 
 /// A free local port (bound and released; good enough for tests).
@@ -80,7 +97,15 @@ impl LedgerProcess {
     /// # Panics
     /// When the process exits or is not healthy within 60 seconds.
     pub async fn start(database_url: &str) -> Self {
-        let port = free_port();
+        Self::start_on(free_port(), database_url).await
+    }
+
+    /// [`Self::start`] on a given port (to restart a killed ledger where
+    /// its clients expect it).
+    ///
+    /// # Panics
+    /// When the process exits or is not healthy within 60 seconds.
+    pub async fn start_on(port: u16, database_url: &str) -> Self {
         let child = Command::new(ledger_binary())
             .env("LEDGER_LISTEN", format!("127.0.0.1:{port}"))
             .env("LEDGER_DATABASE_URL", database_url)
@@ -98,36 +123,193 @@ impl LedgerProcess {
     }
 
     async fn wait_healthy(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("ledger-service exited early: {status}");
-            }
-            let channel = tonic::transport::Endpoint::from_shared(self.endpoint.clone())
-                .expect("valid endpoint")
-                .connect()
-                .await;
-            if let Ok(channel) = channel {
-                let mut client = HealthClient::new(channel);
-                let request = HealthCheckRequest {
-                    service: String::new(),
-                };
-                if let Ok(r) = client.check(request).await
-                    && r.into_inner().status == ServingStatus::Serving as i32
-                {
-                    return;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "ledger-service not healthy in 60 s"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        wait_healthy(&mut self.child, &self.endpoint, "ledger-service").await;
+    }
+
+    /// SIGKILLs the process (no shutdown handling at all) and reaps it.
+    pub fn sigkill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits until the gRPC service of `child` at `endpoint` reports SERVING.
+///
+/// # Panics
+/// When the process exits or is not healthy within 60 seconds.
+pub async fn wait_healthy(child: &mut Child, endpoint: &str, name: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{name} exited early: {status}");
         }
+        let channel = tonic::transport::Endpoint::from_shared(endpoint.to_owned())
+            .expect("valid endpoint")
+            .connect()
+            .await;
+        if let Ok(channel) = channel {
+            let mut client = HealthClient::new(channel);
+            let request = HealthCheckRequest {
+                service: String::new(),
+            };
+            if let Ok(r) = client.check(request).await
+                && r.into_inner().status == ServingStatus::Serving as i32
+            {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "{name} not healthy in 60 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
 impl Drop for LedgerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Opens `path` for appending, so every (re)start of a process adds to one
+/// log a failing test can point at.
+fn log_file(path: &Path) -> File {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap_or_else(|e| panic!("opening log {}: {e}", path.display()))
+}
+
+/// A running `trader-service run`, SIGKILLed when dropped.
+#[derive(Debug)]
+pub struct TraderProcess {
+    child: Child,
+    /// `http://127.0.0.1:port` of the control API.
+    pub endpoint: String,
+}
+
+impl TraderProcess {
+    /// Starts `trader-service run ARGS` with a clean environment plus `envs`,
+    /// its control API on a free port, logging to `log`, and waits until
+    /// its health service reports SERVING.
+    ///
+    /// # Panics
+    /// When the process exits or is not healthy within 60 seconds.
+    pub async fn start(args: &[String], envs: &[(&str, &str)], log: &Path) -> Self {
+        let port = free_port();
+        let child = Command::new(trader_binary())
+            .arg("run")
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(args)
+            .env_clear()
+            .env("RUST_LOG", "info")
+            .envs(envs.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(log_file(log))
+            .stderr(log_file(log))
+            .spawn()
+            .expect("spawning trader-service run");
+        let mut process = Self {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
+        wait_healthy(&mut process.child, &process.endpoint, "trader-service").await;
+        process
+    }
+
+    /// SIGKILLs the trader (no shutdown handling at all) and reaps it.
+    pub fn sigkill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends SIGTERM and waits up to `within` for the exit; returns the exit
+    /// code (`None` if killed by a signal).
+    ///
+    /// # Panics
+    /// When the trader does not exit in time.
+    pub async fn sigterm(&mut self, within: Duration) -> Option<i32> {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("running kill -TERM");
+        assert!(status.success(), "kill -TERM failed");
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(st) = self.child.try_wait().expect("waiting for the trader") {
+                return st.code();
+            }
+            assert!(Instant::now() < deadline, "trader did not exit after SIGTERM");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for TraderProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A running `trader-service kraken-sim`, killed when dropped.
+#[derive(Debug)]
+pub struct SimProcess {
+    child: Child,
+    /// `127.0.0.1:port`.
+    pub addr: String,
+}
+
+impl SimProcess {
+    /// API key the simulator accepts.
+    pub const KEY: &str = "healgrid-test-key";
+    /// Its secret (base64 of 64 bytes), as `KRAKEN_API_SECRET`.
+    pub const SECRET: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0+Pw==";
+
+    /// Starts the simulator (synthetic XDGUSD market, `extra` flags
+    /// appended) on a free port and waits until it answers `Time`.
+    ///
+    /// # Panics
+    /// When it exits or does not answer within 60 seconds.
+    pub async fn start(extra: &[&str], log: &Path) -> Self {
+        let port = free_port();
+        let addr = format!("127.0.0.1:{port}");
+        let mut child = Command::new(trader_binary())
+            .arg("kraken-sim")
+            .args(["--listen", &addr, "--api-key", Self::KEY])
+            .args(["--api-secret", Self::SECRET])
+            .args(extra)
+            .env_clear()
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(log_file(log))
+            .stderr(log_file(log))
+            .spawn()
+            .expect("spawning trader-service kraken-sim");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("kraken-sim exited early: {status}");
+            }
+            if crate::http::request(&addr, "GET", "/0/public/Time")
+                .await
+                .is_ok()
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "kraken-sim not up in 60 s");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Self { child, addr }
+    }
+
+    /// `http://127.0.0.1:port`, for `KRAKEN_API_URL`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for SimProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -1,4 +1,4 @@
--- One-call journal append for JournalEvent and RepricePosition.
+-- One-call journal append for JournalEvent, RepricePosition and ClosePosition.
 --
 -- The write path used to take five round trips (BEGIN, slot lock, read of
 -- key/position/subsidy, insert, COMMIT). This function performs the same
@@ -34,7 +34,15 @@ CREATE FUNCTION ledger_append_event(
     -- and txid are read under the lock and written into the `repriced`
     -- details, which is why they cannot come from the caller.
     p_new_exit_price   NUMERIC,
-    p_new_exit_txid    TEXT
+    p_new_exit_txid    TEXT,
+    -- Outcome of a close; all NULL for other events.
+    p_close_reason     TEXT,
+    p_exit_price       NUMERIC,
+    p_exit_cost        NUMERIC,
+    p_exit_fee         NUMERIC,
+    p_exit_time        TIMESTAMPTZ,
+    p_exit_regime      TEXT,
+    p_net_profit       NUMERIC
 ) RETURNS TABLE (
     replayed              BOOLEAN,
     journal_id            BIGINT,
@@ -164,14 +172,15 @@ BEGIN
         v_cur_opr := v_cur_opr + p_delta_operator;
     END IF;
 
-    -- 6. A reprice records the exit it replaced and moves the exit intent.
+    -- 6. A reprice records the exit it replaced.
     IF p_new_exit_price IS NOT NULL THEN
         v_details := jsonb_set(jsonb_set(v_details,
             '{repriced,old_price}', to_jsonb(v_pos.current_exit_price::text)),
             '{repriced,old_txid}', to_jsonb(v_pos.exit_txid));
     END IF;
 
-    -- 7. The journal row and its key.
+    -- 7. The journal row and its key, then the position change: a
+    --    reprice moves the exit intent, a close writes the outcome.
     INSERT INTO position_journal AS j (position_id, bot_id, slot_id, slot_seq, at, event_type,
         details, event_key, affects_subsidy, delta_churner_profit, delta_over_performance,
         delta_subsidy, delta_operator, cum_churner_profit, cum_over_performance, cum_subsidy,
@@ -189,6 +198,13 @@ BEGIN
         UPDATE position_ledger p SET current_exit_price = p_new_exit_price,
             exit_txid = p_new_exit_txid, times_repriced = p.times_repriced + 1
             WHERE p.position_id = p_position_id;
+    END IF;
+    -- The open check above ran under the lock, so the position is open.
+    IF p_close_reason IS NOT NULL THEN
+        UPDATE position_ledger p SET status = 'closed', close_reason = p_close_reason,
+            exit_price = p_exit_price, exit_cost = p_exit_cost, exit_fee = p_exit_fee,
+            exit_time = p_exit_time, exit_regime = p_exit_regime, net_profit = p_net_profit
+            WHERE p.position_id = p_position_id AND p.status = 'open';
     END IF;
 
     RETURN QUERY SELECT false, v_journal, p_position_id,

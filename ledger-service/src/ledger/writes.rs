@@ -202,6 +202,7 @@ impl<S: Store> Ledger<S> {
             request_hash: hash,
             require_open: cmd.open_required(),
             move_exit: None,
+            close: None,
         };
         let row = match self.store.append_event(&request).await? {
             None => return Ok(None),
@@ -350,6 +351,7 @@ impl<S: Store> Ledger<S> {
             request_hash: hash,
             require_open: Some("reprice"),
             move_exit: Some((cmd.new_price, &cmd.new_txid)),
+            close: None,
         };
         let row = match self.store.append_event(&request).await? {
             None => return Ok(None),
@@ -464,7 +466,12 @@ impl<S: Store> Ledger<S> {
     pub async fn close_position(&self, cmd: CloseCommand) -> Result<CloseOutcome, LedgerError> {
         let cmd = cmd.validated(self.now())?;
         let hash = idempotency::close_hash(&cmd);
-        let record = match self.try_close(&cmd, &hash).await {
+        let attempt = match self.close_atomically(&cmd, &hash).await {
+            Ok(Some(attempt)) => Ok(attempt),
+            Ok(None) => self.try_close(&cmd, &hash).await,
+            Err(e) => Err(e),
+        };
+        let record = match attempt {
             Ok(Attempt::Done(outcome)) => return Ok(outcome),
             Ok(Attempt::Replay(record)) => record,
             Err(e) if is_duplicate(&e) => {
@@ -479,6 +486,65 @@ impl<S: Store> Ledger<S> {
             entry,
             replayed: true,
         })
+    }
+
+    /// [`Ledger::try_close`] as one atomic store call after one unlocked
+    /// read; `None` when the backend has no such call, or when the read
+    /// finds anything but an open position the close applies to, which the
+    /// locked path then answers exactly (replay, closed, invalid time).
+    ///
+    /// The close details depend only on write-once entry fields, so the
+    /// unlocked read is enough to build them; the store re-checks under the
+    /// lock that the position is still open.
+    async fn close_atomically(
+        &self,
+        cmd: &CloseCommand,
+        hash: &str,
+    ) -> Result<Option<Attempt<CloseOutcome>>, LedgerError> {
+        if !S::ATOMIC_APPEND {
+            return Ok(None);
+        }
+        let Some(read) = self.store.position(cmd.position_id).await? else {
+            return Ok(None);
+        };
+        let Ok(details) = cmd.close_details(&read) else {
+            return Ok(None);
+        };
+        let request = AtomicAppend {
+            position_id: cmd.position_id,
+            at: cmd.outcome.exit_time,
+            details: &details,
+            event_key: &cmd.event_key,
+            request_hash: hash,
+            require_open: Some("close"),
+            move_exit: None,
+            close: Some(&cmd.outcome),
+        };
+        let row = match self.store.append_event(&request).await? {
+            None => return Ok(None),
+            Some(Appended::Replayed(record)) => return Ok(Some(Attempt::Replay(record))),
+            Some(Appended::Fresh(row)) => row,
+        };
+        let AppendedRow {
+            journal_id,
+            position,
+            ..
+        } = *row;
+        let (bot_id, slot_id) = (position.bot_id.clone(), position.slot_id);
+        info!(journal_id, position_id = cmd.position_id, bot_id, slot_id, close_reason = %cmd.outcome.close_reason, "position closed");
+        Ok(Some(Attempt::Done(CloseOutcome {
+            position,
+            entry: JournalEntry {
+                journal_id,
+                position_id: cmd.position_id,
+                bot_id,
+                slot_id,
+                at: cmd.outcome.exit_time,
+                details,
+                event_key: cmd.event_key.clone(),
+            },
+            replayed: false,
+        })))
     }
 
     async fn try_close(

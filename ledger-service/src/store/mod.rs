@@ -224,6 +224,8 @@ pub struct AtomicAppend<'a> {
     pub require_open: Option<&'static str>,
     /// New exit price and txid when the write is a reprice.
     pub move_exit: Option<(Decimal, &'a str)>,
+    /// The outcome to write when the write is a close.
+    pub close: Option<&'a Outcome>,
 }
 
 /// A row appended by [`Store::append_event`].
@@ -231,7 +233,7 @@ pub struct AtomicAppend<'a> {
 pub struct AppendedRow {
     /// The new journal row.
     pub journal_id: u64,
-    /// The position after the write (with its new exit on a reprice).
+    /// The position after the write (moved by a reprice, closed by a close).
     pub position: Position,
     /// The slot's lifetime subsidy totals after the write.
     pub totals: SubsidyTotals,
@@ -339,6 +341,10 @@ pub trait Store: Send + Sync + 'static {
         bot_id: &str,
         open_key: &str,
     ) -> impl Future<Output = StoreResult<Option<OpenKeyRecord>>> + Send;
+
+    /// Whether [`Store::append_event`] is offered, so the ledger can skip
+    /// reads only that path needs.
+    const ATOMIC_APPEND: bool = false;
 
     /// Locks the position's slot, checks the key (a retry with the same hash
     /// is [`Appended::Replayed`], a different hash [`Refusal::KeyConflict`]),

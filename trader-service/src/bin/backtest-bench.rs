@@ -135,6 +135,12 @@ async fn main() -> Result<()> {
         rt.step(clock.now_ms()).await?;
         times.push(t.elapsed().as_secs_f64() * 1e6);
     }
+    let half = times.len() / 2;
+    let first_half: f64 = times[..half].iter().sum::<f64>() / half.max(1) as f64;
+    let second_half: f64 = times[half..].iter().sum::<f64>() / (times.len() - half).max(1) as f64;
+    println!(
+        "loop 100 slots: wall mean first half {first_half:.0} us, second half {second_half:.0} us"
+    );
     let cpu_per_step = cpu0
         .zip(cpu_ns())
         .map(|(a, b)| (b - a) as f64 / 1e3 / times.len() as f64);

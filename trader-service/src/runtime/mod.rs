@@ -29,6 +29,7 @@ pub mod ledger;
 #[path = "loop.rs"]
 pub mod r#loop;
 pub mod outbox;
+mod placement;
 mod queue;
 pub mod reconcile;
 pub mod sink;

@@ -20,7 +20,7 @@ use crate::store::{
 use super::rows::{get, position_from_row, totals};
 
 const APPEND_SQL: &str = "SELECT * FROM ledger_append_event($1, $2, $3, $4::jsonb, $5, $6, $7, \
-    $8, $9, $10, $11, $12, $13)";
+    $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)";
 
 /// Position not found (DETAIL `{"position_id"}`).
 const POSITION_NOT_FOUND: &str = "HL001";
@@ -61,6 +61,13 @@ pub(super) async fn append_event(pool: &PgPool, req: &AtomicAppend<'_>) -> Store
         .bind(delta.map(|d| d.operator))
         .bind(new_price)
         .bind(new_txid)
+        .bind(req.close.map(|o| o.close_reason.as_str()))
+        .bind(req.close.and_then(|o| o.exit_price))
+        .bind(req.close.and_then(|o| o.exit_cost))
+        .bind(req.close.and_then(|o| o.exit_fee))
+        .bind(req.close.map(|o| o.exit_time))
+        .bind(req.close.map(|o| o.exit_regime.as_str()))
+        .bind(req.close.and_then(|o| o.net_profit))
         .fetch_one(pool)
         .await
         .map_err(|e| match refusal(&e, req) {

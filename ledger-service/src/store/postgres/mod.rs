@@ -272,6 +272,8 @@ impl Store for PgStore {
             .transpose()
     }
 
+    const ATOMIC_APPEND: bool = true;
+
     async fn append_event(&self, request: &AtomicAppend<'_>) -> StoreResult<Option<Appended>> {
         append::append_event(&self.pool, request).await.map(Some)
     }

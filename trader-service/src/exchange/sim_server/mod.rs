@@ -5,8 +5,11 @@
 //! tested end to end without internet.
 //!
 //! Control endpoints (unauthenticated; bind the simulator to loopback):
-//! `POST /sim/faults` with a [`FaultRule`] JSON body queues a fault, and
-//! `POST /sim/step` advances the market by one candle.
+//! `POST /sim/faults` with a [`FaultRule`] JSON body queues a fault,
+//! `POST /sim/step` advances the market by one candle, and `GET /sim/orders`
+//! lists every order ever placed (`{"open": {..}, "closed": {..}}` keyed by
+//! txid, Kraken's order objects), so tests can audit the book without
+//! signing or paging through `ClosedOrders`.
 
 mod faults;
 mod render;
@@ -263,6 +266,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/0/private/{method}", post(private))
         .route("/sim/faults", post(add_fault))
         .route("/sim/step", post(step))
+        .route("/sim/orders", get(all_orders))
         .with_state(shared)
 }
 
@@ -290,6 +294,17 @@ async fn add_fault(
     let mut inner = s.inner();
     inner.faults.push(rule);
     axum::Json(json!({"pending": inner.faults.pending()})).into_response()
+}
+
+async fn all_orders(State(s): State<Arc<Shared>>) -> Response {
+    let (open, closed) = s
+        .exchange
+        .with_book(|b| (b.open_orders(), b.closed_orders()));
+    axum::Json(json!({
+        "open": render::orders(&open),
+        "closed": render::orders(&closed),
+    }))
+    .into_response()
 }
 
 async fn step(State(s): State<Arc<Shared>>) -> Response {
