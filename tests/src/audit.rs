@@ -44,7 +44,10 @@ pub async fn trader_outbox(path: &Path) -> TraderOutbox {
         let payload: String = r.get("payload");
         let state: String = r.get("state");
         let open_key = payload_open_key(&payload);
-        out.keys_by_state.entry(state).or_default().insert(key.clone());
+        out.keys_by_state
+            .entry(state)
+            .or_default()
+            .insert(key.clone());
         match kind.as_str() {
             "open_position" => {
                 assert!(out.opened.insert(open_key), "open written twice: {key}");

@@ -13,9 +13,22 @@ use tokio::net::TcpStream;
 /// # Errors
 /// Connection failures, or a non-2xx status (as `io::ErrorKind::Other`).
 pub async fn request(addr: &str, method: &str, path: &str) -> io::Result<String> {
+    send(addr, method, path, "").await
+}
+
+/// `POST path` with a JSON body; returns the body of a 2xx answer.
+///
+/// # Errors
+/// As [`request`].
+pub async fn post_json(addr: &str, path: &str, json: &str) -> io::Result<String> {
+    send(addr, "POST", path, json).await
+}
+
+async fn send(addr: &str, method: &str, path: &str, body: &str) -> io::Result<String> {
     let mut stream = TcpStream::connect(addr).await?;
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
     );
     stream.write_all(head.as_bytes()).await?;
     let mut raw = Vec::new();
@@ -31,7 +44,10 @@ pub async fn request(addr: &str, method: &str, path: &str) -> io::Result<String>
     if !status_ok {
         return Err(io::Error::other(format!("HTTP error: {head}")));
     }
-    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         return Ok(dechunk(body));
     }
     Ok(body.to_owned())

@@ -28,10 +28,7 @@ pub fn workspace_root() -> PathBuf {
 /// # Panics
 /// When the build fails.
 pub fn ledger_binary() -> PathBuf {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY
-        .get_or_init(|| build_binary("ledger-service"))
-        .clone()
+    built_binary("ledger-service")
 }
 
 /// Path of the `trader-service` binary, built like [`ledger_binary`].
@@ -39,22 +36,31 @@ pub fn ledger_binary() -> PathBuf {
 /// # Panics
 /// When the build fails.
 pub fn trader_binary() -> PathBuf {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY
-        .get_or_init(|| build_binary("trader-service"))
-        .clone()
+    built_binary("trader-service")
 }
 
-/// Builds the binary named like its package (debug profile) and returns its
-/// path.
-fn build_binary(package: &str) -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "-p", package, "--bin", package])
-        .current_dir(workspace_root())
-        .status()
-        .unwrap_or_else(|e| panic!("running cargo build for {package}: {e}"));
-    assert!(status.success(), "cargo build -p {package} failed");
+/// Every service binary the tests start, built together in one cargo
+/// invocation (once per test process): one feature resolution for all of
+/// them, so building one never invalidates the other's dependencies.
+const SERVICES: [&str; 2] = ["ledger-service", "trader-service"];
+
+/// Path of the service binary `package` (debug profile), building all of
+/// [`SERVICES`] on first use.
+fn built_binary(package: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.arg("build");
+        for p in SERVICES {
+            cmd.args(["-p", p, "--bin", p]);
+        }
+        let status = cmd
+            .current_dir(workspace_root())
+            .status()
+            .expect("running cargo build for the service binaries");
+        assert!(status.success(), "cargo build of {SERVICES:?} failed");
+    });
     let target = std::env::var("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|_| workspace_root().join("target"));
@@ -239,7 +245,10 @@ impl TraderProcess {
             if let Some(st) = self.child.try_wait().expect("waiting for the trader") {
                 return st.code();
             }
-            assert!(Instant::now() < deadline, "trader did not exit after SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "trader did not exit after SIGTERM"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -264,7 +273,8 @@ impl SimProcess {
     /// API key the simulator accepts.
     pub const KEY: &str = "healgrid-test-key";
     /// Its secret (base64 of 64 bytes), as `KRAKEN_API_SECRET`.
-    pub const SECRET: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0+Pw==";
+    pub const SECRET: &str =
+        "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0+Pw==";
 
     /// Starts the simulator (synthetic XDGUSD market, `extra` flags
     /// appended) on a free port and waits until it answers `Time`.

@@ -56,6 +56,8 @@ fn depth(s: &pb::GetStatusResponse) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ledger_killed_mid_run_loses_and_duplicates_nothing() {
+    let t0 = Instant::now();
+    let stage = |what: &str| eprintln!("[{:>6.1}s] {what}", t0.elapsed().as_secs_f64());
     let dir = tempfile::tempdir().expect("tempdir");
     let ledger_db = format!("sqlite://{}", dir.path().join("ledger.db").display());
     let store_path = dir.path().join("trader.db");
@@ -90,7 +92,9 @@ async fn ledger_killed_mid_run_loses_and_duplicates_nothing() {
     .iter()
     .map(ToString::to_string)
     .collect();
+    stage("ledger up");
     let mut trader = TraderProcess::start(&args, &[], &log).await;
+    stage("trader up");
     let mut c = TraderServiceClient::connect(trader.endpoint.clone())
         .await
         .expect("connect to the trader");
@@ -101,23 +105,29 @@ async fn ledger_killed_mid_run_loses_and_duplicates_nothing() {
     })
     .await;
 
+    stage("positions acknowledged; SIGKILL the ledger");
     ledger.sigkill();
     let killed_at = status(&mut c).await;
     // The outbox grows: every queued write comes from a fill, so trading
     // (and filling) goes on without the ledger.
-    let grown = wait_for("the outbox to grow while the ledger is down", 60, &mut c, |s| {
-        (depth(s) >= 4).then(|| s.clone())
-    })
+    let grown = wait_for(
+        "the outbox to grow while the ledger is down",
+        60,
+        &mut c,
+        |s| (depth(s) >= 4).then(|| s.clone()),
+    )
     .await;
     assert!(grown.loops > killed_at.loops, "the loop kept running");
     assert_eq!(grown.mode, pb::Mode::Running as i32, "still trading");
 
+    stage("outbox grew; restarting the ledger");
     let ledger = LedgerProcess::start_on(port, &ledger_db).await;
     wait_for("the outbox to drain after the restart", 60, &mut c, |s| {
         (depth(s) == 0).then_some(())
     })
     .await;
 
+    stage("outbox drained; pause and SIGTERM");
     c.pause(pb::PauseRequest {
         reason: "audit".into(),
     })
@@ -128,8 +138,14 @@ async fn ledger_killed_mid_run_loses_and_duplicates_nothing() {
     })
     .await;
     let exit = trader.sigterm(Duration::from_secs(30)).await;
-    assert_eq!(exit, Some(0), "clean exit on SIGTERM; see {}", log.display());
+    assert_eq!(
+        exit,
+        Some(0),
+        "clean exit on SIGTERM; see {}",
+        log.display()
+    );
 
+    stage("trader stopped; auditing");
     // The trader's record of what it delivered...
     let outbox = trader_outbox(&store_path).await;
     for state in ["pending", "parked"] {
@@ -146,11 +162,18 @@ async fn ledger_killed_mid_run_loses_and_duplicates_nothing() {
     let open_keys = view.open_keys();
     assert_unique("position open_key", &open_keys);
     assert_eq!(
-        open_keys.iter().cloned().collect::<std::collections::BTreeSet<_>>(),
+        open_keys
+            .iter()
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>(),
         outbox.opened,
         "every position the trader opened is in the ledger exactly once, and nothing else"
     );
-    assert_eq!(view.closed_keys(), outbox.closed, "every close exactly once");
+    assert_eq!(
+        view.closed_keys(),
+        outbox.closed,
+        "every close exactly once"
+    );
     let event_keys = view.event_keys();
     assert_unique("journal event_key", &event_keys);
     for k in &outbox.event_keys {

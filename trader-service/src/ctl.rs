@@ -161,8 +161,13 @@ pub fn render_status(s: &pb::GetStatusResponse) -> String {
     let _ = writeln!(
         out,
         "market {} (age {}s)  loops {}  outbox {} (+{} parked)  budget {}/{} deferred {}",
-        if s.market_price.is_empty() { "-" } else { &s.market_price },
-        s.market_price_age_seconds.map_or_else(|| "-".into(), |a| a.to_string()),
+        if s.market_price.is_empty() {
+            "-"
+        } else {
+            &s.market_price
+        },
+        s.market_price_age_seconds
+            .map_or_else(|| "-".into(), |a| a.to_string()),
         s.loops,
         outbox.depth,
         outbox.parked,
@@ -172,7 +177,12 @@ pub fn render_status(s: &pb::GetStatusResponse) -> String {
     );
     for slot in &s.slots {
         let phase = enum_name(slot.phase, |p: pb::Phase| p.as_str_name());
-        let _ = write!(out, "slot {} {}", slot.slot_id, phase.trim_start_matches("PHASE_"));
+        let _ = write!(
+            out,
+            "slot {} {}",
+            slot.slot_id,
+            phase.trim_start_matches("PHASE_")
+        );
         if !slot.halted_reason.is_empty() {
             let _ = write!(out, " HALTED {}", slot.halted_reason);
         }
@@ -188,7 +198,11 @@ pub fn render_status(s: &pb::GetStatusResponse) -> String {
                 side.trim_start_matches("SIDE_").to_lowercase(),
                 o.price,
                 o.volume,
-                if o.txid.is_empty() { "(placing)" } else { &o.txid }
+                if o.txid.is_empty() {
+                    "(placing)"
+                } else {
+                    &o.txid
+                }
             );
         }
     }
@@ -207,7 +221,11 @@ pub fn render_status(s: &pb::GetStatusResponse) -> String {
             p.age_seconds,
             p.distance_pct,
             p.effective_age_seconds,
-            if p.position_id.is_empty() { "pending" } else { &p.position_id }
+            if p.position_id.is_empty() {
+                "pending"
+            } else {
+                &p.position_id
+            }
         );
     }
     out

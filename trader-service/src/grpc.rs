@@ -229,7 +229,10 @@ mod tests {
         s.last_loop_at_ms = 1_700_000_000_250;
         let r = status_response(&s);
         assert_eq!(r.market_price, "0.0931");
-        assert_eq!((r.mode, r.mode_reason.as_str()), (pb::Mode::Halted as i32, "auth"));
+        assert_eq!(
+            (r.mode, r.mode_reason.as_str()),
+            (pb::Mode::Halted as i32, "auth")
+        );
         let ts = r.last_loop_at.unwrap();
         assert_eq!((ts.seconds, ts.nanos), (1_700_000_000, 250_000_000));
     }

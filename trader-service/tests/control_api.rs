@@ -92,10 +92,10 @@ fn txids(s: &pb::GetStatusResponse) -> BTreeSet<String> {
 }
 
 async fn reflection_lists_services(channel: Channel) -> Vec<String> {
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
     use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
     use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
     use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
-    use tonic_reflection::pb::v1::ServerReflectionRequest;
     let req = ServerReflectionRequest {
         host: String::new(),
         message_request: Some(MessageRequest::ListServices(String::new())),
@@ -115,10 +115,10 @@ async fn reflection_lists_services(channel: Channel) -> Vec<String> {
 }
 
 async fn reflection_v1alpha_lists_services(channel: Channel) -> Vec<String> {
+    use tonic_reflection::pb::v1alpha::ServerReflectionRequest;
     use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient;
     use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest;
     use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse;
-    use tonic_reflection::pb::v1alpha::ServerReflectionRequest;
     let req = ServerReflectionRequest {
         host: String::new(),
         message_request: Some(MessageRequest::ListServices(String::new())),
@@ -212,8 +212,14 @@ async fn control_api_over_grpc() {
             reflection_lists_services(channel.clone()).await,
             reflection_v1alpha_lists_services(channel.clone()).await,
         ] {
-            assert!(names.contains(&"healgrid.trader.v1.TraderService".to_string()), "{names:?}");
-            assert!(names.contains(&"grpc.health.v1.Health".to_string()), "{names:?}");
+            assert!(
+                names.contains(&"healgrid.trader.v1.TraderService".to_string()),
+                "{names:?}"
+            );
+            assert!(
+                names.contains(&"grpc.health.v1.Health".to_string()),
+                "{names:?}"
+            );
         }
 
         let mut c = TraderServiceClient::new(channel);
@@ -277,16 +283,17 @@ async fn control_api_over_grpc() {
             paper.with_book(|b| b.open_orders().into_iter().map(|o| o.txid).collect());
         // Fills go on while paused: wait for an order the engine wants
         // placed (a new exit after an entry fill) that the pause holds back.
-        let (waiting, loops_then) = deadline_loop("a placement held back by the pause", 60, async || {
-            let s = status(&mut c).await;
-            assert!(txids(&s).is_subset(&known), "no new order while paused");
-            s.slots
-                .iter()
-                .flat_map(|sl| &sl.orders)
-                .find(|o| o.txid.is_empty())
-                .map(|o| (o.order_id.clone(), s.loops))
-        })
-        .await;
+        let (waiting, loops_then) =
+            deadline_loop("a placement held back by the pause", 60, async || {
+                let s = status(&mut c).await;
+                assert!(txids(&s).is_subset(&known), "no new order while paused");
+                s.slots
+                    .iter()
+                    .flat_map(|sl| &sl.orders)
+                    .find(|o| o.txid.is_empty())
+                    .map(|o| (o.order_id.clone(), s.loops))
+            })
+            .await;
         // Several more loops: still not placed, nothing new on the book.
         deadline_loop("more loops", 10, async || {
             (status(&mut c).await.loops >= loops_then + 5).then_some(())
@@ -302,7 +309,10 @@ async fn control_api_over_grpc() {
         assert!(still.txid.is_empty(), "placed while paused");
         let book_now: BTreeSet<String> =
             paper.with_book(|b| b.open_orders().into_iter().map(|o| o.txid).collect());
-        assert!(book_now.is_subset(&book_before), "the exchange got a new order while paused");
+        assert!(
+            book_now.is_subset(&book_before),
+            "the exchange got a new order while paused"
+        );
 
         c.resume(pb::ResumeRequest {
             reason: "test".into(),
@@ -350,7 +360,10 @@ fn run_bin(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
         .stdin(Stdio::null())
         .output()
         .expect("running trader-service");
-    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// Proves: each kind of bad configuration (negative size by flag and by
@@ -373,7 +386,10 @@ fn run_rejects_bad_configuration_naming_the_setting() {
         ),
         (
             &["--exchange", "kraken"],
-            &[("KRAKEN_API_KEY", "k"), ("KRAKEN_API_SECRET", "not base64!")],
+            &[
+                ("KRAKEN_API_KEY", "k"),
+                ("KRAKEN_API_SECRET", "not base64!"),
+            ],
             "KRAKEN_API_SECRET",
         ),
         (&["--pair", "DOGEEUR"], &[], "PAIR"),
@@ -383,7 +399,11 @@ fn run_rejects_bad_configuration_naming_the_setting() {
         let (code, stderr) = run_bin(args, env);
         assert_eq!(code, Some(2), "{args:?} {env:?}: {stderr}");
         let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-        assert_eq!(lines.len(), 1, "{args:?} {env:?}: one line expected: {stderr}");
+        assert_eq!(
+            lines.len(),
+            1,
+            "{args:?} {env:?}: one line expected: {stderr}"
+        );
         assert!(lines[0].contains(name), "{args:?} {env:?}: {stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");
     }

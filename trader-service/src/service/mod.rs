@@ -102,7 +102,11 @@ pub struct RunArgs {
     #[arg(long, env = "BOT_ID")]
     pub bot_id: Option<String>,
     /// The trader's own store (engine state, outbox): `sqlite://FILE` or `sqlite::memory:`.
-    #[arg(long = "store", env = "TRADER_DATABASE_URL", default_value = "sqlite://healgrid-trader.db")]
+    #[arg(
+        long = "store",
+        env = "TRADER_DATABASE_URL",
+        default_value = "sqlite://healgrid-trader.db"
+    )]
     pub store: String,
     /// Private exchange calls per loop (placements, cancels, lookups).
     #[arg(long, env = "PRIVATE_CALL_BUDGET", default_value_t = 30)]
@@ -270,19 +274,30 @@ impl RunArgs {
             ("PAPER_TAKER_FEE", self.paper_taker_fee),
         ] {
             if v < Decimal::ZERO || v > Decimal::from(10) {
-                return Err(setting(name, format!("must be a percentage 0..10 (got {v})")));
+                return Err(setting(
+                    name,
+                    format!("must be a percentage 0..10 (got {v})"),
+                ));
             }
         }
         if let Some(p) = self.start_price
             && p <= Decimal::ZERO
         {
-            return Err(setting("PAPER_START_PRICE", format!("must be positive (got {p})")));
+            return Err(setting(
+                "PAPER_START_PRICE",
+                format!("must be positive (got {p})"),
+            ));
         }
         Ok(())
     }
 
     fn kraken_config(&self) -> Result<KrakenConfig, RunError> {
-        let present = |v: &Option<String>| v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
+        let present = |v: &Option<String>| {
+            v.as_deref()
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+        };
         let key = present(&self.kraken_api_key)
             .ok_or_else(|| setting("KRAKEN_API_KEY", "required with EXCHANGE=kraken"))?;
         let secret = present(&self.kraken_api_secret)
@@ -292,7 +307,10 @@ impl RunArgs {
         cfg.tier = RateTier::parse(&self.kraken_tier).ok_or_else(|| {
             setting(
                 "KRAKEN_TIER",
-                format!("expected starter, intermediate or pro (got {})", self.kraken_tier),
+                format!(
+                    "expected starter, intermediate or pro (got {})",
+                    self.kraken_tier
+                ),
             )
         })?;
         Ok(cfg)
@@ -358,10 +376,11 @@ pub async fn run(args: RunArgs, shutdown: impl Future<Output = ()>) -> Result<()
         .map_err(|e| setting("LEDGER_URL", e.to_string()))?;
     match args.exchange {
         ExchangeKind::Kraken => {
-            let client = KrakenClient::new(args.kraken_config()?).map_err(|e| RunError::Exchange {
-                exchange: "kraken",
-                message: e.to_string(),
-            })?;
+            let client =
+                KrakenClient::new(args.kraken_config()?).map_err(|e| RunError::Exchange {
+                    exchange: "kraken",
+                    message: e.to_string(),
+                })?;
             let poll = Duration::from_secs(plan.trading.poll_interval_sec);
             trade(&args, &plan, client, ledger, &SystemClock, poll, shutdown).await
         }
@@ -406,14 +425,21 @@ pub async fn run(args: RunArgs, shutdown: impl Future<Output = ()>) -> Result<()
             // POLL_INTERVAL_SEC is simulated time: divide by the speed.
             let poll_ms = plan.trading.poll_interval_sec * 1000 / u64::from(args.sim_speed);
             let poll = Duration::from_millis(poll_ms.max(10));
-            tracing::info!(sim_speed = args.sim_speed, loop_every_ms = poll.as_millis() as u64,
-                "paper exchange: simulated time runs {}x real time", args.sim_speed);
+            tracing::info!(
+                sim_speed = args.sim_speed,
+                loop_every_ms = poll.as_millis() as u64,
+                "paper exchange: simulated time runs {}x real time",
+                args.sim_speed
+            );
             let result = trade(&args, &plan, exchange, ledger, &clock, poll, shutdown).await;
             driver.abort();
             result
         }
     }
 }
+
+/// How far in the past a fast synthetic paper run starts: 30 days.
+pub const FAST_RUN_HISTORY_SEC: i64 = 30 * 86_400;
 
 fn paper_market(
     args: &RunArgs,
@@ -422,10 +448,20 @@ fn paper_market(
 ) -> Result<Box<dyn MarketSource>, RunError> {
     Ok(match &args.market {
         MarketArg::Synthetic => {
+            // A fast run replays the recent past so simulated time stays
+            // behind the wall clock (the ledger refuses future times): at
+            // --sim-speed S it catches up with the present after 30 days / S
+            // of real time and then goes on in real time.
             let now_s = SystemClock.now_ms() / 1000;
+            let history = if args.sim_speed > 1 {
+                FAST_RUN_HISTORY_SEC
+            } else {
+                0
+            };
+            let start = now_s - history;
             Box::new(SyntheticMarket::new(SyntheticConfig {
                 seed: args.seed,
-                start_time: now_s - now_s.rem_euclid(60),
+                start_time: start - start.rem_euclid(60),
                 start_price,
                 price_decimals: pp.info.spec.price_decimals,
                 ..SyntheticConfig::default()
@@ -452,7 +488,10 @@ async fn trade<E: Exchange, C: Clock>(
     let pair = &plan.trading.pair;
     let info = exchange.pair_info(pair).await.map_err(|e| {
         if e.to_string().contains("Unknown asset pair") {
-            setting("PAIR", format!("the {name} exchange does not know {pair} ({e})"))
+            setting(
+                "PAIR",
+                format!("the {name} exchange does not know {pair} ({e})"),
+            )
         } else {
             RunError::Exchange {
                 exchange: name,

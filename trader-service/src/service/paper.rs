@@ -11,9 +11,9 @@ use std::time::Duration;
 use rust_decimal::Decimal;
 use tokio::task::JoinHandle;
 
-use crate::exchange::PairInfo;
 use crate::exchange::market::MarketSource;
 use crate::exchange::paper::PaperExchange;
+use crate::exchange::{Clock, PairInfo, SystemClock};
 use crate::pair::{Candle, PairSpec};
 
 /// A pair the paper venue lists, with a plausible opening price for the
@@ -53,13 +53,7 @@ fn pair(
 #[must_use]
 pub fn paper_pairs() -> Vec<PaperPair> {
     vec![
-        pair(
-            "XDGUSD",
-            "XXDG",
-            7,
-            Decimal::from(50),
-            Decimal::new(1, 1),
-        ),
+        pair("XDGUSD", "XXDG", 7, Decimal::from(50), Decimal::new(1, 1)),
         pair(
             "XBTUSD",
             "XXBT",
@@ -94,9 +88,12 @@ fn real_gap(prev: Option<&Candle>, next: &Candle, speed: u32) -> Duration {
 }
 
 /// Spawns the market driver: feeds `market` to `exchange` one candle at a
-/// time, spaced by the candles' own spacing divided by `speed`. Stops (prices
-/// frozen) when the source is exhausted or fails. `first` is the candle
-/// already fed at start-up.
+/// time, spaced by the candles' own spacing divided by `speed`, but never a
+/// candle that has not closed yet by the wall clock: simulated time never
+/// runs ahead of real time (the ledger refuses times far in the future), so
+/// once a fast run catches up with the present it goes on in real time.
+/// Stops (prices frozen) when the source is exhausted or fails. `first` is
+/// the candle already fed at start-up.
 pub fn spawn_driver(
     exchange: PaperExchange,
     mut market: Box<dyn MarketSource>,
@@ -118,6 +115,11 @@ pub fn spawn_driver(
                 }
             };
             tokio::time::sleep(real_gap(Some(&prev), &next, speed)).await;
+            let closes_ms = (next.time + (next.time - prev.time).max(1)).saturating_mul(1000);
+            let ahead_ms = closes_ms - SystemClock.now_ms();
+            if ahead_ms > 0 {
+                tokio::time::sleep(Duration::from_millis(ahead_ms.unsigned_abs())).await;
+            }
             let fills = exchange.step(&next);
             if !fills.is_empty() {
                 tracing::debug!(fills = fills.len(), close = %next.close, "paper fills");
