@@ -366,6 +366,13 @@ fn run_bin(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
     )
 }
 
+/// One bad configuration: flags, environment, the setting it must name.
+type BadCase = (
+    &'static [&'static str],
+    &'static [(&'static str, &'static str)],
+    &'static str,
+);
+
 /// Proves: each kind of bad configuration (negative size by flag and by
 /// environment, zero slots, a bad ledger URL, Kraken without keys or with a
 /// non-base64 secret, a pair the paper exchange does not list, zero sim
@@ -373,7 +380,7 @@ fn run_bin(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
 /// setting, never a panic.
 #[test]
 fn run_rejects_bad_configuration_naming_the_setting() {
-    let cases: &[(&[&str], &[(&str, &str)], &str)] = &[
+    let cases: &[BadCase] = &[
         (&["--order-size-usd=-1"], &[], "ORDER_SIZE_USD"),
         (&[], &[("ORDER_SIZE_USD", "-5")], "ORDER_SIZE_USD"),
         (&["--slots", "0"], &[], "SLOTS"),

@@ -146,6 +146,80 @@ async fn pause_stops_placements_but_not_fills() {
     assert!(rt.stats().placements > placed, "placing again after resume");
 }
 
+/// A flat candle at `price`, `minutes` after `first`.
+fn flat(first: &Candle, minutes: i64, price: rust_decimal::Decimal) -> Candle {
+    Candle {
+        time: first.time + minutes * 60,
+        open: price,
+        high: price,
+        low: price,
+        close: price,
+        volume: dec!(1000),
+    }
+}
+
+/// Proves: a refresh the engine asks for while its entries were never
+/// placed (paused from the first loop, market moving well past
+/// `REFRESH_PCT`) does not wedge the trades: after resume every slot has
+/// both entries on the book, priced off the new market, with no duplicate.
+#[tokio::test]
+async fn refresh_of_unplaced_entries_does_not_wedge_trades() {
+    let first = flat(
+        &Candle {
+            time: 1_700_000_000,
+            open: dec!(0.1),
+            high: dec!(0.1),
+            low: dec!(0.1),
+            close: dec!(0.1),
+            volume: dec!(0),
+        },
+        0,
+        dec!(0.1),
+    );
+    let (mut rt, paper) = runtime(3, 30, &first).await;
+    rt.apply_command(ControlCommand::Pause);
+    paper.step(&first);
+    rt.step(paper.clock().now_ms()).await.unwrap();
+    assert_eq!(
+        paper.with_book(|b| b.open_orders().len()),
+        0,
+        "paused: nothing placed"
+    );
+    // The market drifts 5 % up while paused: every pending entry is now
+    // far beyond REFRESH_PCT and the engine asks to refresh it.
+    for (i, p) in [dec!(0.102), dec!(0.104), dec!(0.105)]
+        .into_iter()
+        .enumerate()
+    {
+        let c = flat(&first, i as i64 + 1, p);
+        paper.step(&c);
+        rt.step(paper.clock().now_ms()).await.unwrap();
+    }
+    rt.apply_command(ControlCommand::Resume);
+    for i in 4..8 {
+        let c = flat(&first, i, dec!(0.105));
+        paper.step(&c);
+        rt.step(paper.clock().now_ms()).await.unwrap();
+    }
+    let open = paper.with_book(|b| b.open_orders());
+    assert_eq!(
+        open.len(),
+        6,
+        "both entries of all 3 slots on the book: {open:?}"
+    );
+    let mut ids: Vec<_> = open.iter().map(|o| o.cl_ord_id.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 6, "no duplicate placement");
+    for o in &open {
+        let price = o.limit_price.expect("limit order");
+        assert!(
+            price > dec!(0.103),
+            "entry priced off the new market, not the stale one: {o:?}"
+        );
+    }
+}
+
 /// Proves: `run_forever` publishes status through the handle, applies a
 /// pause sent on the handle, and on shutdown returns after flushing,
 /// leaving resting orders on the book.

@@ -7,7 +7,7 @@
 //! answer) is looked up by `cl_ord_id` (open orders, then the orders of
 //! recent trades) and adopted if found, so an order is never placed twice.
 
-use crate::engine::{Event, PlaceFailReason};
+use crate::engine::{Event, GoneReason, PlaceFailReason};
 use crate::exchange::{Exchange, ExchangeError, OrderKind, OrderRequest};
 use crate::runtime::book::{CallBudget, HeldOrder, held_orders};
 use crate::runtime::ledger::LedgerApi;
@@ -23,6 +23,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
     ) -> Result<u32, RuntimeError> {
         // A refresh is cancel -> gone -> replacement: a few rounds per loop.
         for _round in 0..4 {
+            self.settle_unplaced_cancels(budget).await;
             let held = held_orders(&self.engine);
             let cancels: Vec<HeldOrder> = held
                 .iter()
@@ -81,6 +82,56 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
             }
         }
         Ok(0)
+    }
+
+    /// Settles cancels the engine asked for on entries that have no txid
+    /// (a refresh requested while the entry was still waiting to be placed:
+    /// paused, deferred by the budget, or retrying a failed placement).
+    ///
+    /// Such an entry never gets a txid to cancel, so without this step its
+    /// trade would wait forever for an `OrderGone`. An entry whose placement
+    /// was never attempted is gone at once, locally; one with an unresolved
+    /// placement intent may exist on the exchange, so it is looked up by
+    /// `cl_ord_id` first: found, it is adopted (and cancelled by the normal
+    /// path in the same loop); not found, it is gone.
+    async fn settle_unplaced_cancels(&mut self, budget: &mut CallBudget) {
+        let unplaced: Vec<HeldOrder> = held_orders(&self.engine)
+            .into_iter()
+            .filter(|h| h.cancel_requested && h.txid.is_none())
+            .collect();
+        for h in unplaced {
+            let id = h.id.to_string();
+            if let Some(&intent_at) = self.book.placing.get(&id) {
+                if self.book.paused || self.halted.is_some() {
+                    continue;
+                }
+                match self.lookup(&id, intent_at, budget).await {
+                    Ok(Some(txid)) => {
+                        tracing::warn!(order_id = %id, %txid,
+                            "cancel of an unresolved placement: found by cl_ord_id, cancelling it");
+                        self.book.placing.remove(&id);
+                        self.apply(&Event::Placed {
+                            order_id: h.id,
+                            txid,
+                        });
+                        continue;
+                    }
+                    Ok(None) => {
+                        self.book.placing.remove(&id);
+                    }
+                    Err(e) => {
+                        tracing::warn!(order_id = %id, error = %e,
+                            "cl_ord_id lookup failed; cancel of unplaced entry waits");
+                        continue;
+                    }
+                }
+            }
+            tracing::info!(order_id = %id, "entry never reached the exchange: cancelled locally");
+            self.apply(&Event::OrderGone {
+                order_id: h.id,
+                reason: GoneReason::CancelledByEngine,
+            });
+        }
     }
 
     async fn cancel_one(&mut self, c: &HeldOrder, now_ms: i64) {
