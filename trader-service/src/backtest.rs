@@ -315,8 +315,8 @@ pub async fn run_backtest(
         candles: candles.len() as u64,
         fills: stats.fills,
         completed_cycles: stats.completed_cycles,
-        net_pnl_usd: stats.net_pnl.normalize(),
-        fees_usd: stats.fees_paid.normalize(),
+        net_pnl_usd: usd(stats.net_pnl),
+        fees_usd: usd(stats.fees_paid),
         open_positions_by_band: band_counts(&rt, last),
         positions_reached_stuck: stuck.len(),
         longest_open_seconds: longest,
@@ -328,4 +328,12 @@ pub async fn run_backtest(
         daily,
         wall_seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// Report money to 8 decimals: exact sums of per-fill figures can carry
+/// 20 digits that mean nothing to a reader.
+fn usd(amount: Decimal) -> Decimal {
+    amount
+        .round_dp_with_strategy(8, rust_decimal::RoundingStrategy::MidpointNearestEven)
+        .normalize()
 }
