@@ -12,11 +12,11 @@
 //! Feature flags come only from here (and explicit operator overrides at run
 //! time), never from persisted state.
 
-use std::fmt;
-
 use clap::{Args, ValueEnum};
 use rust_decimal::Decimal;
 use thiserror::Error;
+
+pub use crate::engine::{BandThresholds, ConfigWarning};
 
 /// A configuration value that cannot be used at all.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -39,29 +39,6 @@ pub enum ConfigError {
         /// The offending value as given.
         value: String,
     },
-}
-
-/// A value that was clamped to its safe range; logged at start-up.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigWarning {
-    /// Environment variable name of the setting.
-    pub name: &'static str,
-    /// The value as given.
-    pub given: String,
-    /// The value in force.
-    pub used: String,
-    /// The rule that was applied.
-    pub rule: &'static str,
-}
-
-impl fmt::Display for ConfigWarning {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}={} clamped to {} ({})",
-            self.name, self.given, self.used, self.rule
-        )
-    }
 }
 
 /// Grid settings: what every slot trades and how often the loop runs.
@@ -194,19 +171,6 @@ pub struct TradingSettings {
     pub poll_interval_sec: u64,
 }
 
-/// Age band thresholds in seconds of effective age; strictly increasing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BandThresholds {
-    /// Upper bound of `fresh`.
-    pub fresh: u64,
-    /// Upper bound of `aging`.
-    pub aging: u64,
-    /// Upper bound of `stale`.
-    pub stale: u64,
-    /// Upper bound of `stuck`.
-    pub stuck: u64,
-}
-
 /// Validated self-healing settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HealingSettings {
@@ -273,7 +237,7 @@ impl Clamp {
     fn at_least_u64(&mut self, name: &'static str, value: u64, min: u64) -> u64 {
         if value < min {
             self.warnings.push(ConfigWarning {
-                name,
+                field: name,
                 given: value.to_string(),
                 used: min.to_string(),
                 rule: "below the safe minimum",
@@ -287,7 +251,7 @@ impl Clamp {
     fn positive_dec(&mut self, name: &'static str, value: Decimal, default: Decimal) -> Decimal {
         if value <= Decimal::ZERO {
             self.warnings.push(ConfigWarning {
-                name,
+                field: name,
                 given: value.to_string(),
                 used: default.to_string(),
                 rule: "must be > 0; default used",
@@ -379,7 +343,7 @@ impl HealingArgs {
         );
         let churner_max_active = if self.churner_max_active == 0 {
             clamp.warnings.push(ConfigWarning {
-                name: "CHURNER_MAX_ACTIVE",
+                field: "CHURNER_MAX_ACTIVE",
                 given: "0".into(),
                 used: "1".into(),
                 rule: "below the safe minimum",
@@ -390,7 +354,7 @@ impl HealingArgs {
         };
         let journal_local_limit = if self.position_journal_local_limit < 50 {
             clamp.warnings.push(ConfigWarning {
-                name: "POSITION_JOURNAL_LOCAL_LIMIT",
+                field: "POSITION_JOURNAL_LOCAL_LIMIT",
                 given: self.position_journal_local_limit.to_string(),
                 used: "50".into(),
                 rule: "below the safe minimum",
@@ -402,7 +366,7 @@ impl HealingArgs {
         let needs_ledger = self.churner_enabled || self.subsidy_enabled;
         if needs_ledger && !self.position_ledger_enabled {
             clamp.warnings.push(ConfigWarning {
-                name: "POSITION_LEDGER_ENABLED",
+                field: "POSITION_LEDGER_ENABLED",
                 given: "false".into(),
                 used: "true".into(),
                 rule: "forced on: churner and subsidy need the ledger",
@@ -449,11 +413,12 @@ impl HealingArgs {
         let aging = clamp.at_least_u64("AGE_BAND_AGING_SEC", self.age_band_aging_sec, fresh + 1);
         let stale = clamp.at_least_u64("AGE_BAND_STALE_SEC", self.age_band_stale_sec, aging + 1);
         let stuck = clamp.at_least_u64("AGE_BAND_STUCK_SEC", self.age_band_stuck_sec, stale + 1);
+        let sec = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
         BandThresholds {
-            fresh,
-            aging,
-            stale,
-            stuck,
+            fresh_sec: sec(fresh),
+            aging_sec: sec(aging),
+            stale_sec: sec(stale),
+            stuck_sec: sec(stuck),
         }
     }
 }
@@ -474,7 +439,7 @@ impl HealingSettings {
             Some(pct) => (
                 default,
                 Some(ConfigWarning {
-                    name: "CHURNER_PROFIT_PCT",
+                    field: "CHURNER_PROFIT_PCT",
                     given: pct.to_string(),
                     used: default.to_string(),
                     rule: "must exceed the round-trip fee",
@@ -510,7 +475,7 @@ impl HealingSettings {
             format!("POSITION_JOURNAL_LOCAL_LIMIT={}", self.journal_local_limit),
             format!(
                 "AGE_BAND_FRESH/AGING/STALE/STUCK_SEC={}/{}/{}/{}",
-                b.fresh, b.aging, b.stale, b.stuck
+                b.fresh_sec, b.aging_sec, b.stale_sec, b.stuck_sec
             ),
             format!("AGE_DISTANCE_WEIGHT={}", self.distance_weight),
             format!("SUBSIDY_ENABLED={}", self.subsidy_enabled),
@@ -580,13 +545,7 @@ impl TradingSettings {
         c.entry_pct = self.entry_pct;
         c.profit_pct = self.profit_pct;
         c.refresh_pct = self.refresh_pct;
-        let sec = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-        c.bands.thresholds = crate::engine::BandThresholds {
-            fresh_sec: sec(healing.bands.fresh),
-            aging_sec: sec(healing.bands.aging),
-            stale_sec: sec(healing.bands.stale),
-            stuck_sec: sec(healing.bands.stuck),
-        };
+        c.bands.thresholds = healing.bands;
         c.bands.distance_weight = healing.distance_weight;
         c.validate()
     }
@@ -623,10 +582,10 @@ mod tests {
         assert_eq!(
             h.bands,
             BandThresholds {
-                fresh: 21_600,
-                aging: 86_400,
-                stale: 259_200,
-                stuck: 604_800
+                fresh_sec: 21_600,
+                aging_sec: 86_400,
+                stale_sec: 259_200,
+                stuck_sec: 604_800
             }
         );
         assert_eq!(h.churner_order_size_usd, dec!(2.00));
@@ -676,8 +635,8 @@ mod tests {
         assert_eq!(t.poll_interval_sec, 5);
         assert_eq!(tw.len(), 1);
         let (h, hw) = cli.healing.resolve(&t).unwrap();
-        assert_eq!(h.bands.fresh, 60);
-        assert_eq!(h.bands.aging, 61);
+        assert_eq!(h.bands.fresh_sec, 60);
+        assert_eq!(h.bands.aging_sec, 61);
         assert_eq!(h.churner_timeout_sec, 60);
         assert_eq!(h.churner_exit_timeout_sec, 60);
         assert_eq!(h.journal_local_limit, 50);
@@ -697,7 +656,7 @@ mod tests {
         let t = cli.trading.resolve().unwrap().0;
         let (h, w) = cli.healing.resolve(&t).unwrap();
         assert!(h.ledger_enabled);
-        assert_eq!(w[0].name, "POSITION_LEDGER_ENABLED");
+        assert_eq!(w[0].field, "POSITION_LEDGER_ENABLED");
         assert_eq!(h.stage(), RolloutStage::D);
         let (pct, warn) = HealingSettings {
             churner_profit_pct: Some(dec!(0.3)),

@@ -66,6 +66,16 @@ pub struct ConfigWarning {
     pub rule: &'static str,
 }
 
+impl std::fmt::Display for ConfigWarning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}={} clamped to {} ({})",
+            self.field, self.given, self.used, self.rule
+        )
+    }
+}
+
 impl EngineConfig {
     /// SPEC defaults for a pair.
     #[must_use]
