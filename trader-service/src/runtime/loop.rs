@@ -37,7 +37,7 @@ use crate::runtime::sink::{LedgerAck, LedgerSink};
 use crate::runtime::status::{
     BudgetStatusView, ControlCommand, HandleEnds, RuntimeHandle, RuntimeMode, StatusSnapshot,
 };
-use crate::runtime::store::{StepCommit, StoreError, TraderStore};
+use crate::runtime::store::{StateJson, StepCommit, StoreError, TraderStore};
 use crate::runtime::time::UnixMillis;
 use crate::runtime::writes::{LedgerWriteRequest, TrackedPosition, cycle_writes, open_write};
 
@@ -447,7 +447,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
             book: self.book.clone(),
         };
         let value =
-            serde_json::to_value(&state).map_err(|e| RuntimeError::CorruptState(e.to_string()))?;
+            StateJson::encode(&state).map_err(|e| RuntimeError::CorruptState(e.to_string()))?;
         let entries = std::mem::take(&mut self.pending);
         if !entries.is_empty() {
             self.outbox_dirty = true;

@@ -34,7 +34,7 @@ pub(crate) fn entry(key: &str, payload: Value) -> NewOutboxEntry {
 pub(crate) fn step(n: u64, at: i64, entries: Vec<NewOutboxEntry>) -> StepCommit {
     StepCommit {
         step: n,
-        state: json!({ "step": n }),
+        state: json!({ "step": n }).into(),
         at: UnixMillis(at),
         entries,
         meta: Vec::new(),
