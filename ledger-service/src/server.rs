@@ -88,13 +88,8 @@ pub async fn serve<S: Store>(
     health
         .set_serving::<LedgerServiceServer<LedgerGrpc<S>>>()
         .await;
-    let reflection = || {
-        tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(healgrid_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-    };
-    let reflection_v1 = reflection().build_v1()?;
-    let reflection_v1alpha = reflection().build_v1alpha()?;
+    let (reflection_v1, reflection_v1alpha) =
+        healgrid_proto::reflection::services(healgrid_proto::LEDGER_FILE_DESCRIPTOR_SET)?;
     let ledger_service = LedgerServiceServer::new(LedgerGrpc::new(ledger))
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let addr = listener.local_addr().ok();

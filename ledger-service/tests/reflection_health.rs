@@ -59,6 +59,10 @@ async fn reflection_lists_and_describes_every_service() {
             "{expected} missing from {names:?}"
         );
     }
+    assert!(
+        !names.iter().any(|n| n.starts_with("healgrid.trader.")),
+        "the ledger must not offer another service's API: {names:?}"
+    );
 
     // `grpcurl describe healgrid.ledger.v1.LedgerService`
     for (symbol, file) in [

@@ -8,9 +8,14 @@
 pub mod convert;
 pub mod reflection;
 
-/// Encoded `FileDescriptorSet` of every healgrid contract, for gRPC reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] =
-    include_bytes!(concat!(env!("OUT_DIR"), "/healgrid_descriptor.bin"));
+/// Encoded `FileDescriptorSet` of the ledger contract, for gRPC reflection.
+pub const LEDGER_FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/ledger_descriptor.bin"));
+
+/// Encoded `FileDescriptorSet` of the trader control contract, for gRPC
+/// reflection.
+pub const TRADER_FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/trader_descriptor.bin"));
 
 /// `healgrid.ledger.v1`: the position ledger and subsidy journal.
 pub mod ledger {

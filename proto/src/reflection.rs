@@ -1,27 +1,33 @@
 //! gRPC server reflection for healgrid services, built in one place so every
 //! service answers `grpcurl list` / `describe` the same way: both protocol
 //! versions (v1 and v1alpha, since clients still differ in which one they
-//! ask) over every healgrid contract plus `grpc.health.v1`.
+//! ask) over the service's own contract plus `grpc.health.v1`.
 
 use tonic_reflection::server::{Builder, Error, v1, v1alpha};
 
-fn builder() -> Builder<'static> {
+fn builder(contract: &'static [u8]) -> Builder<'static> {
     Builder::configure()
-        .register_encoded_file_descriptor_set(crate::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(contract)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
 }
 
-/// The v1 and v1alpha reflection services, ready for
+/// The v1 and v1alpha reflection services for one contract (e.g.
+/// [`crate::LEDGER_FILE_DESCRIPTOR_SET`]), ready for
 /// `Server::builder().add_service(..)`.
 ///
 /// # Errors
 /// [`Error`] if a descriptor set cannot be decoded (a build defect).
-pub fn services() -> Result<
+pub fn services(
+    contract: &'static [u8],
+) -> Result<
     (
         v1::ServerReflectionServer<impl v1::ServerReflection>,
         v1alpha::ServerReflectionServer<impl v1alpha::ServerReflection>,
     ),
     Error,
 > {
-    Ok((builder().build_v1()?, builder().build_v1alpha()?))
+    Ok((
+        builder(contract).build_v1()?,
+        builder(contract).build_v1alpha()?,
+    ))
 }

@@ -44,7 +44,8 @@ pub async fn serve(
     health
         .set_serving::<TraderServiceServer<TraderGrpc>>()
         .await;
-    let (reflection_v1, reflection_v1alpha) = healgrid_proto::reflection::services()?;
+    let (reflection_v1, reflection_v1alpha) =
+        healgrid_proto::reflection::services(healgrid_proto::TRADER_FILE_DESCRIPTOR_SET)?;
     let trader = TraderServiceServer::new(TraderGrpc::new(handle))
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let addr = listener.local_addr().ok();

@@ -220,6 +220,10 @@ async fn control_api_over_grpc() {
                 names.contains(&"grpc.health.v1.Health".to_string()),
                 "{names:?}"
             );
+            assert!(
+                !names.iter().any(|n| n.starts_with("healgrid.ledger.")),
+                "the trader must not offer the ledger's API: {names:?}"
+            );
         }
 
         let mut c = TraderServiceClient::new(channel);
