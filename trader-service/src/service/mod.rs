@@ -420,6 +420,12 @@ pub async fn run(args: RunArgs, shutdown: impl Future<Output = ()>) -> Result<()
                 },
                 clock.clone(),
             );
+            // A restarted paper trader must not reuse the previous run's
+            // order ids against the same ledger.
+            let run_salt = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+            exchange.with_book(|b| b.set_txid_salt(run_salt));
             exchange.step(&first);
             let driver = paper::spawn_driver(exchange.clone(), market, first, args.sim_speed);
             // POLL_INTERVAL_SEC is simulated time: divide by the speed.

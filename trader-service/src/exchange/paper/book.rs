@@ -66,6 +66,7 @@ pub struct PaperBook {
     last_price: Option<Decimal>,
     last_candle_time: Option<i64>,
     now: UnixMillis,
+    txid_salt: u64,
 }
 
 impl PaperBook {
@@ -92,7 +93,15 @@ impl PaperBook {
             last_price: None,
             last_candle_time: None,
             now,
+            txid_salt: 0,
         }
+    }
+
+    /// Salts the order and trade ids this book hands out: 0, the default,
+    /// keeps them identical across runs, as backtests need; a live paper
+    /// run passes something unique to the run, e.g. its start time.
+    pub fn set_txid_salt(&mut self, salt: u64) {
+        self.txid_salt = salt;
     }
 
     /// The configuration the book was built with.
@@ -256,7 +265,7 @@ impl PaperBook {
         post_only: bool,
     ) -> usize {
         let idx = self.orders.len();
-        let txid = txid::order_txid(idx as u64);
+        let txid = txid::salted_order_txid(self.txid_salt, idx as u64);
         self.by_txid.insert(txid.clone(), idx);
         self.orders.push(BookOrder {
             txid,
@@ -394,7 +403,7 @@ impl PaperBook {
             order_closed: full,
         };
         self.trades.push(Trade {
-            trade_id: txid::trade_txid(trade_seq),
+            trade_id: txid::salted_trade_txid(self.txid_salt, trade_seq),
             order_txid: fill.txid.clone(),
             pair: self.config.pair.spec.symbol.clone(),
             side: fill.side,

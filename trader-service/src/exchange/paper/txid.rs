@@ -1,6 +1,10 @@
 //! Deterministic, Kraken-shaped ids (`OXXXXX-XXXXX-XXXXXX`) for the paper
 //! exchange: a bijective mix of a sequence number, so ids look random, are
-//! unique, and are identical across runs with the same inputs.
+//! unique, and are identical across runs with the same inputs and salt.
+//!
+//! The salt separates runs: a backtest uses 0 (same input, same ids), a live
+//! paper trader salts with its start time, so a restarted paper trader never
+//! reuses the ids of the previous run against the same ledger.
 
 const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 
@@ -29,13 +33,26 @@ fn encode(prefix: char, value: u64) -> String {
 /// The order id for the `seq`-th order of a paper book.
 #[must_use]
 pub fn order_txid(seq: u64) -> String {
-    encode('O', mix(seq))
+    salted_order_txid(0, seq)
 }
 
 /// The trade id for the `seq`-th execution of a paper book.
 #[must_use]
 pub fn trade_txid(seq: u64) -> String {
-    encode('T', mix(seq ^ 0x5eed_5eed_5eed_5eed))
+    salted_trade_txid(0, seq)
+}
+
+/// [`order_txid`] of a run salted with `salt` (0 gives the unsalted ids);
+/// unique within a run for any salt.
+#[must_use]
+pub fn salted_order_txid(salt: u64, seq: u64) -> String {
+    encode('O', mix(seq ^ mix(salt)))
+}
+
+/// [`trade_txid`] of a run salted with `salt`.
+#[must_use]
+pub fn salted_trade_txid(salt: u64, seq: u64) -> String {
+    encode('T', mix(seq ^ mix(salt) ^ 0x5eed_5eed_5eed_5eed))
 }
 
 #[cfg(test)]
@@ -53,5 +70,15 @@ mod tests {
         let set: HashSet<_> = (0..10_000).map(order_txid).collect();
         assert_eq!(set.len(), 10_000);
         assert!(trade_txid(1).starts_with('T'));
+    }
+
+    #[test]
+    fn salt_zero_keeps_ids_and_other_salts_separate_runs() {
+        assert_eq!(salted_order_txid(0, 7), order_txid(7));
+        assert_eq!(salted_trade_txid(0, 7), trade_txid(7));
+        let run_a: HashSet<_> = (0..1_000).map(|i| salted_order_txid(1, i)).collect();
+        let run_b: HashSet<_> = (0..1_000).map(|i| salted_order_txid(2, i)).collect();
+        assert_eq!(run_a.len(), 1_000);
+        assert!(run_a.is_disjoint(&run_b));
     }
 }
