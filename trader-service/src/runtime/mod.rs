@@ -1,5 +1,5 @@
-//! The trader's durable runtime pieces: a local SQLite store for the engine
-//! snapshot and runtime metadata, and the ordered outbox that carries every
+//! The trader's durable runtime pieces: a local store (SQLite, or memory for
+//! backtests) for the engine snapshot and runtime metadata, and the ordered outbox that carries every
 //! ledger write to the ledger service.
 //!
 //! The store is what lets the trader survive restarts and ledger outages
@@ -30,7 +30,6 @@ pub mod ledger;
 pub mod r#loop;
 pub mod outbox;
 mod placement;
-mod queue;
 pub mod reconcile;
 pub mod sink;
 pub mod status;

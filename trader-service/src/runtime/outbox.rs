@@ -356,7 +356,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::runtime::test_support::{ScriptedSink, entry, step, temp_store};
+    use crate::runtime::test_support::{ScriptedSink, entry, every_backend, step};
 
     const S: i64 = 1_000;
 
@@ -389,262 +389,272 @@ mod tests {
     /// overtakes it, and once it succeeds the rest follow in seq order.
     #[tokio::test]
     async fn failing_head_blocks_in_order_and_backs_off() {
-        let (_dir, _loc, store) = temp_store().await;
-        store
-            .commit_step(step(1, 0, vec![entry("a", json!(1)), entry("b", json!(2))]))
-            .await
-            .unwrap();
-        store
-            .commit_step(step(2, 0, vec![entry("c", json!(3))]))
-            .await
-            .unwrap();
-        let outbox = Outbox::new(store, OutboxPolicy::default());
-        let sink = ScriptedSink::with_script([retry("down"), retry("down"), retry("timeout")]);
+        for (_dir, store) in every_backend().await {
+            store
+                .commit_step(step(1, 0, vec![entry("a", json!(1)), entry("b", json!(2))]))
+                .await
+                .unwrap();
+            store
+                .commit_step(step(2, 0, vec![entry("c", json!(3))]))
+                .await
+                .unwrap();
+            let outbox = Outbox::new(store, OutboxPolicy::default());
+            let sink = ScriptedSink::with_script([retry("down"), retry("down"), retry("timeout")]);
 
-        // t=0: first failure, retry at 1 s.
-        let r = outbox.drain_once(&sink, UnixMillis(0)).await.unwrap();
-        assert!(matches!(
-            r.end,
-            DrainEnd::Failed {
-                attempts: 1,
-                retry_at: UnixMillis(S),
-                ..
-            }
-        ));
-        // Too early: nothing is called.
-        let r = outbox.drain_once(&sink, UnixMillis(S - 1)).await.unwrap();
-        assert_eq!(
-            r.end,
-            DrainEnd::Waiting {
-                seq: Seq(1),
-                until: UnixMillis(S)
-            }
-        );
-        // t=1 s: second failure, retry 2 s later.
-        let r = outbox.drain_once(&sink, UnixMillis(S)).await.unwrap();
-        assert!(matches!(
-            r.end,
-            DrainEnd::Failed {
-                attempts: 2,
-                retry_at: UnixMillis(3_000),
-                ..
-            }
-        ));
-        let r = outbox.drain_once(&sink, UnixMillis(2_999)).await.unwrap();
-        assert!(matches!(r.end, DrainEnd::Waiting { .. }));
-        // t=3 s: third failure, retry 4 s later; the error is visible.
-        outbox.drain_once(&sink, UnixMillis(3 * S)).await.unwrap();
-        let head = &outbox.pending_entries().await.unwrap()[0];
-        assert_eq!(
-            (head.attempts, head.next_attempt_at),
-            (3, UnixMillis(7 * S))
-        );
-        assert_eq!(head.last_error.as_deref(), Some("timeout"));
-        assert_eq!(called(&sink), ["a", "a", "a"], "nothing overtook the head");
+            // t=0: first failure, retry at 1 s.
+            let r = outbox.drain_once(&sink, UnixMillis(0)).await.unwrap();
+            assert!(matches!(
+                r.end,
+                DrainEnd::Failed {
+                    attempts: 1,
+                    retry_at: UnixMillis(S),
+                    ..
+                }
+            ));
+            // Too early: nothing is called.
+            let r = outbox.drain_once(&sink, UnixMillis(S - 1)).await.unwrap();
+            assert_eq!(
+                r.end,
+                DrainEnd::Waiting {
+                    seq: Seq(1),
+                    until: UnixMillis(S)
+                }
+            );
+            // t=1 s: second failure, retry 2 s later.
+            let r = outbox.drain_once(&sink, UnixMillis(S)).await.unwrap();
+            assert!(matches!(
+                r.end,
+                DrainEnd::Failed {
+                    attempts: 2,
+                    retry_at: UnixMillis(3_000),
+                    ..
+                }
+            ));
+            let r = outbox.drain_once(&sink, UnixMillis(2_999)).await.unwrap();
+            assert!(matches!(r.end, DrainEnd::Waiting { .. }));
+            // t=3 s: third failure, retry 4 s later; the error is visible.
+            outbox.drain_once(&sink, UnixMillis(3 * S)).await.unwrap();
+            let head = &outbox.pending_entries().await.unwrap()[0];
+            assert_eq!(
+                (head.attempts, head.next_attempt_at),
+                (3, UnixMillis(7 * S))
+            );
+            assert_eq!(head.last_error.as_deref(), Some("timeout"));
+            assert_eq!(called(&sink), ["a", "a", "a"], "nothing overtook the head");
 
-        // t=7 s: the ledger is back; everything goes, in order.
-        let r = outbox.drain_once(&sink, UnixMillis(7 * S)).await.unwrap();
-        assert_eq!(r.end, DrainEnd::Empty);
-        let keys: Vec<_> = r.delivered.iter().map(|d| d.key.to_string()).collect();
-        assert_eq!(keys, ["a", "b", "c"]);
-        assert_eq!(called(&sink), ["a", "a", "a", "a", "b", "c"]);
-        let attempts_seen: Vec<u32> = sink.calls().iter().map(|c| c.2).collect();
-        assert_eq!(attempts_seen, [0, 1, 2, 3, 0, 0]);
-        assert_eq!(outbox.depth().await.unwrap(), 0);
+            // t=7 s: the ledger is back; everything goes, in order.
+            let r = outbox.drain_once(&sink, UnixMillis(7 * S)).await.unwrap();
+            assert_eq!(r.end, DrainEnd::Empty);
+            let keys: Vec<_> = r.delivered.iter().map(|d| d.key.to_string()).collect();
+            assert_eq!(keys, ["a", "b", "c"]);
+            assert_eq!(called(&sink), ["a", "a", "a", "a", "b", "c"]);
+            let attempts_seen: Vec<u32> = sink.calls().iter().map(|c| c.2).collect();
+            assert_eq!(attempts_seen, [0, 1, 2, 3, 0, 0]);
+            assert_eq!(outbox.depth().await.unwrap(), 0);
+        }
     }
 
     /// Proves: a rejected entry is parked (kept, visible, reported as an
     /// alert) and later entries are still delivered in order.
     #[tokio::test]
     async fn rejected_entry_is_parked_and_does_not_block() {
-        let (_dir, _loc, store) = temp_store().await;
-        let entries = vec![
-            entry("a", json!(1)),
-            entry("bad", json!(2)),
-            entry("c", json!(3)),
-        ];
-        store.commit_step(step(1, 0, entries)).await.unwrap();
-        let outbox = Outbox::new(
-            store,
-            OutboxPolicy {
-                retain_delivered: 0,
-                ..OutboxPolicy::default()
-            },
-        );
-        let sink = ScriptedSink::with_script([
-            Ok(()),
-            Err(DeliveryError::Rejected("insufficient subsidy".into())),
-        ]);
+        for (_dir, store) in every_backend().await {
+            let entries = vec![
+                entry("a", json!(1)),
+                entry("bad", json!(2)),
+                entry("c", json!(3)),
+            ];
+            store.commit_step(step(1, 0, entries)).await.unwrap();
+            let outbox = Outbox::new(
+                store,
+                OutboxPolicy {
+                    retain_delivered: 0,
+                    ..OutboxPolicy::default()
+                },
+            );
+            let sink = ScriptedSink::with_script([
+                Ok(()),
+                Err(DeliveryError::Rejected("insufficient subsidy".into())),
+            ]);
 
-        let r = outbox.drain_once(&sink, UnixMillis(0)).await.unwrap();
-        assert_eq!(r.end, DrainEnd::Empty);
-        assert_eq!(r.delivered.len(), 2);
-        assert_eq!(r.parked.len(), 1);
-        assert_eq!(r.parked[0].entry.key.as_str(), "bad");
-        assert_eq!(r.parked[0].reason, "insufficient subsidy");
-        assert_eq!(r.pruned, 2, "delivered entries pruned, parked kept");
+            let r = outbox.drain_once(&sink, UnixMillis(0)).await.unwrap();
+            assert_eq!(r.end, DrainEnd::Empty);
+            assert_eq!(r.delivered.len(), 2);
+            assert_eq!(r.parked.len(), 1);
+            assert_eq!(r.parked[0].entry.key.as_str(), "bad");
+            assert_eq!(r.parked[0].reason, "insufficient subsidy");
+            assert_eq!(r.pruned, 2, "delivered entries pruned, parked kept");
 
-        let parked = outbox.parked().await.unwrap();
-        assert_eq!(parked.len(), 1);
-        assert_eq!(parked[0].state, OutboxState::Parked);
-        assert_eq!(
-            parked[0].last_error.as_deref(),
-            Some("insufficient subsidy")
-        );
-        // Never retried.
-        outbox.drain_once(&sink, UnixMillis(S)).await.unwrap();
-        assert_eq!(called(&sink), ["a", "bad", "c"]);
+            let parked = outbox.parked().await.unwrap();
+            assert_eq!(parked.len(), 1);
+            assert_eq!(parked[0].state, OutboxState::Parked);
+            assert_eq!(
+                parked[0].last_error.as_deref(),
+                Some("insufficient subsidy")
+            );
+            // Never retried.
+            outbox.drain_once(&sink, UnixMillis(S)).await.unwrap();
+            assert_eq!(called(&sink), ["a", "bad", "c"]);
+        }
     }
 
     /// Proves: only delivered entries beyond the retention count are pruned,
     /// the newest ones are kept, and pending entries are untouched.
     #[tokio::test]
     async fn pruning_keeps_newest_delivered_only() {
-        let (_dir, _loc, store) = temp_store().await;
-        let entries = (0..5).map(|i| entry(&format!("k{i}"), json!(i))).collect();
-        store.commit_step(step(1, 0, entries)).await.unwrap();
-        let policy = OutboxPolicy {
-            retain_delivered: 2,
-            ..OutboxPolicy::default()
-        };
-        let outbox = Outbox::new(store.clone(), policy);
-        let sink = ScriptedSink::with_script([Ok(()), Ok(()), Ok(()), retry("down")]);
-        let r = outbox.drain_once(&sink, UnixMillis(0)).await.unwrap();
-        assert_eq!((r.delivered.len(), r.pruned), (3, 1));
-        let delivered = store.entries_in(OutboxState::Delivered).await.unwrap();
-        let keys: Vec<_> = delivered.iter().map(|e| e.key.to_string()).collect();
-        assert_eq!(keys, ["k1", "k2"]);
-        assert_eq!(outbox.depth().await.unwrap(), 2);
+        for (_dir, store) in every_backend().await {
+            let entries = (0..5).map(|i| entry(&format!("k{i}"), json!(i))).collect();
+            store.commit_step(step(1, 0, entries)).await.unwrap();
+            let policy = OutboxPolicy {
+                retain_delivered: 2,
+                ..OutboxPolicy::default()
+            };
+            let outbox = Outbox::new(store.clone(), policy);
+            let sink = ScriptedSink::with_script([Ok(()), Ok(()), Ok(()), retry("down")]);
+            let r = outbox.drain_once(&sink, UnixMillis(0)).await.unwrap();
+            assert_eq!((r.delivered.len(), r.pruned), (3, 1));
+            let delivered = store.entries_in(OutboxState::Delivered).await.unwrap();
+            let keys: Vec<_> = delivered.iter().map(|e| e.key.to_string()).collect();
+            assert_eq!(keys, ["k1", "k2"]);
+            assert_eq!(outbox.depth().await.unwrap(), 2);
+        }
     }
 
     /// Proves: the status helpers report depth, age of the oldest pending
     /// write and the ordered pending view.
     #[tokio::test]
     async fn status_helpers() {
-        let (_dir, _loc, store) = temp_store().await;
-        let outbox = Outbox::new(store.clone(), OutboxPolicy::default());
-        assert_eq!(outbox.depth().await.unwrap(), 0);
-        assert_eq!(
-            outbox.oldest_pending_age(UnixMillis(0)).await.unwrap(),
-            None
-        );
-        store
-            .commit_step(step(1, 10 * S, vec![entry("a", json!(1))]))
-            .await
-            .unwrap();
-        store
-            .commit_step(step(2, 20 * S, vec![entry("b", json!(2))]))
-            .await
-            .unwrap();
-        assert_eq!(outbox.depth().await.unwrap(), 2);
-        assert_eq!(
-            outbox.oldest_pending_age(UnixMillis(25 * S)).await.unwrap(),
-            Some(Duration::from_secs(15))
-        );
-        let seqs: Vec<_> = outbox
-            .pending_entries()
-            .await
-            .unwrap()
-            .iter()
-            .map(|e| e.seq)
-            .collect();
-        assert!(seqs.windows(2).all(|w| w[0] < w[1]));
+        for (_dir, store) in every_backend().await {
+            let outbox = Outbox::new(store.clone(), OutboxPolicy::default());
+            assert_eq!(outbox.depth().await.unwrap(), 0);
+            assert_eq!(
+                outbox.oldest_pending_age(UnixMillis(0)).await.unwrap(),
+                None
+            );
+            store
+                .commit_step(step(1, 10 * S, vec![entry("a", json!(1))]))
+                .await
+                .unwrap();
+            store
+                .commit_step(step(2, 20 * S, vec![entry("b", json!(2))]))
+                .await
+                .unwrap();
+            assert_eq!(outbox.depth().await.unwrap(), 2);
+            assert_eq!(
+                outbox.oldest_pending_age(UnixMillis(25 * S)).await.unwrap(),
+                Some(Duration::from_secs(15))
+            );
+            let seqs: Vec<_> = outbox
+                .pending_entries()
+                .await
+                .unwrap()
+                .iter()
+                .map(|e| e.seq)
+                .collect();
+            assert!(seqs.windows(2).all(|w| w[0] < w[1]));
+        }
     }
 
     /// Proves: a drain stops after `max_per_drain` deliveries and says so;
     /// the next drain continues where it stopped.
     #[tokio::test]
     async fn batch_limit_bounds_one_drain() {
-        let (_dir, _loc, store) = temp_store().await;
-        let entries = (0..3).map(|i| entry(&format!("k{i}"), json!(i))).collect();
-        store.commit_step(step(1, 0, entries)).await.unwrap();
-        let policy = OutboxPolicy {
-            max_per_drain: 2,
-            ..OutboxPolicy::default()
-        };
-        let outbox = Outbox::new(store, policy);
-        let sink = ScriptedSink::default();
-        let r = outbox.drain_once(&sink, UnixMillis(0)).await.unwrap();
-        assert_eq!((r.delivered.len(), r.end), (2, DrainEnd::BatchLimit));
-        let r = outbox.drain_once(&sink, UnixMillis(0)).await.unwrap();
-        assert_eq!((r.delivered.len(), r.end), (1, DrainEnd::Empty));
-        assert_eq!(called(&sink), ["k0", "k1", "k2"]);
+        for (_dir, store) in every_backend().await {
+            let entries = (0..3).map(|i| entry(&format!("k{i}"), json!(i))).collect();
+            store.commit_step(step(1, 0, entries)).await.unwrap();
+            let policy = OutboxPolicy {
+                max_per_drain: 2,
+                ..OutboxPolicy::default()
+            };
+            let outbox = Outbox::new(store, policy);
+            let sink = ScriptedSink::default();
+            let r = outbox.drain_once(&sink, UnixMillis(0)).await.unwrap();
+            assert_eq!((r.delivered.len(), r.end), (2, DrainEnd::BatchLimit));
+            let r = outbox.drain_once(&sink, UnixMillis(0)).await.unwrap();
+            assert_eq!((r.delivered.len(), r.end), (1, DrainEnd::Empty));
+            assert_eq!(called(&sink), ["k0", "k1", "k2"]);
+        }
     }
 
     /// Proves: a zero batch limit is raised to one, so `flush` terminates.
     #[tokio::test]
     async fn zero_batch_limit_still_progresses() {
-        let (_dir, _loc, store) = temp_store().await;
-        let entries = (0..3).map(|i| entry(&format!("k{i}"), json!(i))).collect();
-        store.commit_step(step(1, 0, entries)).await.unwrap();
-        let policy = OutboxPolicy {
-            max_per_drain: 0,
-            ..OutboxPolicy::default()
-        };
-        let outbox = Outbox::new(store, policy);
-        let r = outbox
-            .flush(&ScriptedSink::default(), UnixMillis(0))
-            .await
-            .unwrap();
-        assert_eq!((r.delivered.len(), r.end), (3, DrainEnd::Empty));
+        for (_dir, store) in every_backend().await {
+            let entries = (0..3).map(|i| entry(&format!("k{i}"), json!(i))).collect();
+            store.commit_step(step(1, 0, entries)).await.unwrap();
+            let policy = OutboxPolicy {
+                max_per_drain: 0,
+                ..OutboxPolicy::default()
+            };
+            let outbox = Outbox::new(store, policy);
+            let r = outbox
+                .flush(&ScriptedSink::default(), UnixMillis(0))
+                .await
+                .unwrap();
+            assert_eq!((r.delivered.len(), r.end), (3, DrainEnd::Empty));
+        }
     }
 
     /// Proves: `flush` goes past the batch limit and stops at a blocked
     /// head.
     #[tokio::test]
     async fn flush_drains_past_batch_limit() {
-        let (_dir, _loc, store) = temp_store().await;
-        let entries = (0..7).map(|i| entry(&format!("k{i}"), json!(i))).collect();
-        store.commit_step(step(1, 0, entries)).await.unwrap();
-        let policy = OutboxPolicy {
-            max_per_drain: 2,
-            ..OutboxPolicy::default()
-        };
-        let outbox = Outbox::new(store, policy);
-        let mut script = vec![Ok(()); 5];
-        script.push(retry("down"));
-        let sink = ScriptedSink::with_script(script);
-        let r = outbox.flush(&sink, UnixMillis(0)).await.unwrap();
-        assert_eq!(r.delivered.len(), 5);
-        assert!(matches!(r.end, DrainEnd::Failed { .. }));
-        assert_eq!(outbox.depth().await.unwrap(), 2);
+        for (_dir, store) in every_backend().await {
+            let entries = (0..7).map(|i| entry(&format!("k{i}"), json!(i))).collect();
+            store.commit_step(step(1, 0, entries)).await.unwrap();
+            let policy = OutboxPolicy {
+                max_per_drain: 2,
+                ..OutboxPolicy::default()
+            };
+            let outbox = Outbox::new(store, policy);
+            let mut script = vec![Ok(()); 5];
+            script.push(retry("down"));
+            let sink = ScriptedSink::with_script(script);
+            let r = outbox.flush(&sink, UnixMillis(0)).await.unwrap();
+            assert_eq!(r.delivered.len(), 5);
+            assert!(matches!(r.end, DrainEnd::Failed { .. }));
+            assert_eq!(outbox.depth().await.unwrap(), 2);
+        }
     }
 
     /// Proves: a retry time beyond the back-off cap (a clock that jumped
     /// back) does not stall the outbox.
     #[tokio::test]
     async fn clock_jumping_back_does_not_stall() {
-        let (_dir, _loc, store) = temp_store().await;
-        store
-            .commit_step(step(1, 0, vec![entry("a", json!(1))]))
-            .await
-            .unwrap();
-        let outbox = Outbox::new(store, OutboxPolicy::default());
-        let sink = ScriptedSink::with_script([retry("down")]);
-        let t = 3_600 * S;
-        outbox.drain_once(&sink, UnixMillis(t)).await.unwrap();
-        // The clock is corrected back by an hour.
-        let r = outbox.drain_once(&sink, UnixMillis(0)).await.unwrap();
-        assert_eq!((r.delivered.len(), r.end), (1, DrainEnd::Empty));
+        for (_dir, store) in every_backend().await {
+            store
+                .commit_step(step(1, 0, vec![entry("a", json!(1))]))
+                .await
+                .unwrap();
+            let outbox = Outbox::new(store, OutboxPolicy::default());
+            let sink = ScriptedSink::with_script([retry("down")]);
+            let t = 3_600 * S;
+            outbox.drain_once(&sink, UnixMillis(t)).await.unwrap();
+            // The clock is corrected back by an hour.
+            let r = outbox.drain_once(&sink, UnixMillis(0)).await.unwrap();
+            assert_eq!((r.delivered.len(), r.end), (1, DrainEnd::Empty));
+        }
     }
 
     /// Proves: a drain can run as a spawned task on a multi-threaded
     /// runtime (its future is `Send`).
     #[tokio::test(flavor = "multi_thread")]
     async fn drain_can_be_spawned() {
-        let (_dir, _loc, store) = temp_store().await;
-        store
-            .commit_step(step(1, 0, vec![entry("a", json!(1))]))
-            .await
-            .unwrap();
-        let outbox = Outbox::new(store, OutboxPolicy::default());
-        let sink = std::sync::Arc::new(ScriptedSink::default());
-        let task_sink = sink.clone();
-        let r = tokio::spawn(async move { outbox.drain_once(&*task_sink, UnixMillis(0)).await })
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(r.delivered.len(), 1);
-        assert_eq!(called(&sink), ["a"]);
+        for (_dir, store) in every_backend().await {
+            store
+                .commit_step(step(1, 0, vec![entry("a", json!(1))]))
+                .await
+                .unwrap();
+            let outbox = Outbox::new(store, OutboxPolicy::default());
+            let sink = std::sync::Arc::new(ScriptedSink::default());
+            let task_sink = sink.clone();
+            let r =
+                tokio::spawn(async move { outbox.drain_once(&*task_sink, UnixMillis(0)).await })
+                    .await
+                    .unwrap()
+                    .unwrap();
+            assert_eq!(r.delivered.len(), 1);
+            assert_eq!(called(&sink), ["a"]);
+        }
     }
 }

@@ -21,6 +21,17 @@ pub(crate) async fn temp_store() -> (TempDir, StoreLocation, TraderStore) {
     (dir, location, store)
 }
 
+/// One store per backend: a file in a temporary directory (kept alive by
+/// the `TempDir`), then memory. Contract tests run over both, so the
+/// backtests' memory store can never drift from the production file.
+pub(crate) async fn every_backend() -> Vec<(Option<TempDir>, TraderStore)> {
+    let (dir, _location, file) = temp_store().await;
+    let memory = TraderStore::open(&StoreLocation::Memory)
+        .await
+        .expect("open memory store");
+    vec![(Some(dir), file), (None, memory)]
+}
+
 /// A journal-event entry with the given key and payload.
 pub(crate) fn entry(key: &str, payload: Value) -> NewOutboxEntry {
     NewOutboxEntry {

@@ -1,5 +1,8 @@
-//! [`TraderStore`]: the trader's own SQLite file holding the engine snapshot,
-//! the outbox of ledger writes and runtime metadata.
+//! [`TraderStore`]: the trader's own store holding the engine snapshot, the
+//! outbox of ledger writes and runtime metadata, on one of two backends:
+//! a SQLite file ([`StoreLocation::File`], production: durable) or plain
+//! memory ([`StoreLocation::Memory`], tests and backtests: nothing to wait
+//! for, gone on drop). Both keep the same contract, tested side by side.
 //!
 //! The one invariant that matters: a step's new state and the ledger writes
 //! it implies are committed in **one** transaction
@@ -8,33 +11,33 @@
 //! ledger writes for a state it forgot.
 
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
-use sqlx::{Row, SqliteConnection};
 use thiserror::Error;
 use tokio::sync::Mutex;
 
-use crate::runtime::entry::{IdempotencyKey, NewOutboxEntry, OutboxState};
+use crate::runtime::entry::{IdempotencyKey, NewOutboxEntry, OutboxEntry, OutboxState, Seq};
 use crate::runtime::time::UnixMillis;
+
+mod memory;
+mod sqlite;
+
+use memory::MemoryTables;
+use sqlite::SqliteTables;
 
 /// Default store file name, relative to the working directory.
 pub const DEFAULT_STORE_FILE: &str = "healgrid-trader.db";
-
-/// How long a statement waits for another process's lock before failing.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where the store lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreLocation {
     /// A durable SQLite file (WAL, `synchronous=FULL`): the production mode.
     File(PathBuf),
-    /// A private in-memory database for tests and backtests; gone on drop.
+    /// Plain memory for tests and backtests: no durability, no I/O, gone on
+    /// drop. A backtest commits hundreds of steps per simulated day and
+    /// needs none of them to survive a crash.
     Memory,
 }
 
@@ -188,76 +191,59 @@ pub struct CommitReport {
     pub duplicates: usize,
 }
 
-/// The trader's durable local store. Cheap to clone; clones share one
-/// connection.
-///
-/// A single connection serialises every statement: the trader is the only
-/// writer, and one connection rules out `SQLITE_BUSY` between our own
-/// readers and writers and keeps an in-memory database alive.
+/// The trader's local store. Cheap to clone; clones share one backend.
 #[derive(Debug, Clone)]
 pub struct TraderStore {
-    pool: SqlitePool,
+    backend: Backend,
     /// Held for a whole outbox drain so two drains (from any clone) can never
     /// interleave and deliver out of order.
     drain_lock: Arc<Mutex<()>>,
 }
 
+#[derive(Debug, Clone)]
+enum Backend {
+    Sqlite(SqliteTables),
+    Memory(MemoryTables),
+}
+
+/// Runs the same call on whichever backend the store has. The SQLite
+/// backend is async; the memory backend answers at once.
+macro_rules! dispatch {
+    ($self:ident, $t:ident => $call:expr) => {
+        match &$self.backend {
+            Backend::Sqlite($t) => $call.await,
+            Backend::Memory($t) => $call,
+        }
+    };
+}
+
 impl TraderStore {
-    /// Opens (creating if missing) and migrates the store.
+    /// Opens (creating and migrating a file if needed) the store.
     ///
     /// # Errors
     /// [`StoreError::Open`] if the database cannot be opened,
     /// [`StoreError::Migrate`] if the schema cannot be brought up to date.
     pub async fn open(location: &StoreLocation) -> Result<Self, StoreError> {
-        let (options, label) = match location {
-            StoreLocation::File(path) => (
-                SqliteConnectOptions::new()
-                    .filename(path)
-                    .create_if_missing(true)
-                    .journal_mode(SqliteJournalMode::Wal)
-                    .synchronous(SqliteSynchronous::Full)
-                    .busy_timeout(BUSY_TIMEOUT),
-                path.display().to_string(),
-            ),
-            StoreLocation::Memory => (
-                SqliteConnectOptions::from_str("sqlite::memory:").map_err(|source| {
-                    StoreError::Open {
-                        location: "memory".into(),
-                        source,
-                    }
-                })?,
-                "memory".to_owned(),
-            ),
+        let backend = match location {
+            StoreLocation::File(path) => Backend::Sqlite(SqliteTables::open(path).await?),
+            StoreLocation::Memory => {
+                tracing::info!(backend = "memory", "trader store open (not durable)");
+                Backend::Memory(MemoryTables::default())
+            }
         };
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            // An in-memory database dies with its connection: never recycle it.
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_with(options)
-            .await
-            .map_err(|source| StoreError::Open {
-                location: label.clone(),
-                source,
-            })?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
-        tracing::info!(location = %label, "trader store open");
         Ok(Self {
-            pool,
+            backend,
             drain_lock: Arc::new(Mutex::new(())),
         })
     }
 
-    /// Closes the database for this store and every clone (SQLite
-    /// checkpoints the WAL when its last connection closes). Call on
-    /// graceful shutdown, after the final outbox flush.
+    /// Closes the store for this handle and every clone (SQLite checkpoints
+    /// the WAL when its last connection closes). Call on graceful shutdown,
+    /// after the final outbox flush.
     pub async fn close(self) {
-        self.pool.close().await;
-    }
-
-    pub(crate) fn pool(&self) -> &SqlitePool {
-        &self.pool
+        if let Backend::Sqlite(t) = self.backend {
+            t.close().await;
+        }
     }
 
     pub(crate) fn drain_lock(&self) -> &Mutex<()> {
@@ -269,26 +255,11 @@ impl TraderStore {
     /// # Errors
     /// [`StoreError::Sql`] or [`StoreError::Corrupt`].
     pub async fn load_state(&self) -> Result<Option<Snapshot>, StoreError> {
-        let row = sqlx::query("SELECT step, state, updated_at FROM engine_snapshot WHERE id = 1")
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(sql("load snapshot"))?;
-        let Some(row) = row else { return Ok(None) };
-        let step: i64 = row.try_get("step").map_err(sql("decode snapshot"))?;
-        let state: String = row.try_get("state").map_err(sql("decode snapshot"))?;
-        let updated_at: i64 = row.try_get("updated_at").map_err(sql("decode snapshot"))?;
-        Ok(Some(Snapshot {
-            step: u64::try_from(step).map_err(|_| StoreError::Corrupt {
-                what: "engine_snapshot.step",
-                detail: format!("negative step {step}"),
-            })?,
-            state: parse_json("engine_snapshot.state", &state)?,
-            updated_at: UnixMillis(updated_at),
-        }))
+        dispatch!(self, t => t.load_state())
     }
 
     /// Writes the step's snapshot, queues its ledger writes and upserts its
-    /// metadata in one transaction: all of it is durable, or none of it.
+    /// metadata in one transaction: all of it is stored, or none of it.
     ///
     /// # Errors
     /// [`StoreError::StepNotAdvanced`] if `commit.step` is not newer than the
@@ -296,52 +267,10 @@ impl TraderStore {
     /// key with different content; [`StoreError::Sql`] on I/O failure. In
     /// every error case nothing of the step is stored.
     pub async fn commit_step(&self, commit: StepCommit) -> Result<CommitReport, StoreError> {
-        let step =
-            i64::try_from(commit.step).map_err(|_| StoreError::StepOutOfRange(commit.step))?;
-        // IMMEDIATE takes the write lock up front, so the read-then-write
-        // below can never fail half-way on a lock upgrade.
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(sql("begin step"))?;
-
-        let last: Option<i64> = sqlx::query_scalar("SELECT step FROM engine_snapshot WHERE id = 1")
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(sql("read step"))?;
-        if let Some(last) = last.filter(|last| *last >= step) {
-            return Err(StoreError::StepNotAdvanced {
-                last: u64::try_from(last).unwrap_or(0),
-                attempted: commit.step,
-            });
+        if i64::try_from(commit.step).is_err() {
+            return Err(StoreError::StepOutOfRange(commit.step));
         }
-
-        sqlx::query(
-            "INSERT INTO engine_snapshot (id, step, state, updated_at) VALUES (1, ?1, ?2, ?3)
-             ON CONFLICT (id) DO UPDATE SET
-                 step = excluded.step, state = excluded.state, updated_at = excluded.updated_at",
-        )
-        .bind(step)
-        .bind(commit.state.as_str())
-        .bind(commit.at.0)
-        .execute(&mut *tx)
-        .await
-        .map_err(sql("write snapshot"))?;
-
-        let mut report = CommitReport::default();
-        for entry in &commit.entries {
-            if enqueue(&mut tx, entry, commit.at).await? {
-                report.queued += 1;
-            } else {
-                report.duplicates += 1;
-            }
-        }
-        for (key, value) in &commit.meta {
-            upsert_meta(&mut tx, key, value).await?;
-        }
-
-        tx.commit().await.map_err(sql("commit step"))?;
+        let report = dispatch!(self, t => t.commit_step(&commit))?;
         tracing::debug!(
             step = commit.step,
             queued = report.queued,
@@ -356,8 +285,7 @@ impl TraderStore {
     /// # Errors
     /// [`StoreError::Sql`].
     pub async fn put_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
-        let mut conn = self.pool.acquire().await.map_err(sql("acquire"))?;
-        upsert_meta(&mut conn, key, value).await
+        dispatch!(self, t => t.put_meta(key, value))
     }
 
     /// Reads one metadata value.
@@ -365,11 +293,7 @@ impl TraderStore {
     /// # Errors
     /// [`StoreError::Sql`].
     pub async fn get_meta(&self, key: &str) -> Result<Option<String>, StoreError> {
-        sqlx::query_scalar("SELECT value FROM runtime_meta WHERE key = ?1")
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(sql("get meta"))
+        dispatch!(self, t => t.get_meta(key))
     }
 
     /// Removes one metadata value (e.g. an `order_key -> txid` mapping whose
@@ -378,12 +302,7 @@ impl TraderStore {
     /// # Errors
     /// [`StoreError::Sql`].
     pub async fn delete_meta(&self, key: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM runtime_meta WHERE key = ?1")
-            .bind(key)
-            .execute(&self.pool)
-            .await
-            .map_err(sql("delete meta"))?;
-        Ok(())
+        dispatch!(self, t => t.delete_meta(key))
     }
 
     /// Every metadata pair whose key starts with `prefix`, ordered by key, so
@@ -392,76 +311,74 @@ impl TraderStore {
     /// # Errors
     /// [`StoreError::Sql`].
     pub async fn list_meta(&self, prefix: &str) -> Result<Vec<(String, String)>, StoreError> {
-        sqlx::query_as(
-            "SELECT key, value FROM runtime_meta
-             WHERE substr(key, 1, length(?1)) = ?1 ORDER BY key",
-        )
-        .bind(prefix)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(sql("list meta"))
-    }
-}
-
-/// Queues one entry inside the caller's transaction. Returns `true` if it was
-/// new, `false` if the identical entry was already queued.
-async fn enqueue(
-    conn: &mut SqliteConnection,
-    entry: &NewOutboxEntry,
-    at: UnixMillis,
-) -> Result<bool, StoreError> {
-    let inserted = sqlx::query(
-        "INSERT INTO outbox (idempotency_key, kind, payload, created_at, next_attempt_at, state)
-         VALUES (?1, ?2, ?3, ?4, ?4, ?5)
-         ON CONFLICT (idempotency_key) DO NOTHING",
-    )
-    .bind(entry.key.as_str())
-    .bind(entry.kind.as_str())
-    .bind(entry.payload.to_string())
-    .bind(at.0)
-    .bind(OutboxState::Pending.as_str())
-    .execute(&mut *conn)
-    .await
-    .map_err(sql("queue entry"))?
-    .rows_affected();
-    if inserted == 1 {
-        return Ok(true);
+        dispatch!(self, t => t.list_meta(prefix))
     }
 
-    let (kind, payload): (String, String) =
-        sqlx::query_as("SELECT kind, payload FROM outbox WHERE idempotency_key = ?1")
-            .bind(entry.key.as_str())
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(sql("read queued entry"))?;
-    // Compare parsed values, not text: key order in the stored text must not
-    // turn an identical retry into a conflict.
-    if kind == entry.kind.as_str() && parse_json("outbox.payload", &payload)? == entry.payload {
-        tracing::debug!(key = %entry.key, "identical entry already queued");
-        Ok(false)
-    } else {
-        tracing::warn!(key = %entry.key, kind = %kind, "idempotency key reused with different content");
-        Err(StoreError::KeyConflict {
-            key: entry.key.clone(),
-        })
+    /// Pending entries with `seq > after`, in delivery order, at most `limit`.
+    pub(crate) async fn pending_page(
+        &self,
+        after: Seq,
+        limit: u32,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        dispatch!(self, t => t.pending_page(after, limit))
     }
-}
 
-async fn upsert_meta(
-    conn: &mut SqliteConnection,
-    key: &str,
-    value: &str,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO runtime_meta (key, value) VALUES (?1, ?2)
-         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-    )
-    .bind(key)
-    .bind(value)
-    .execute(conn)
-    .await
-    .map_err(sql("put meta"))?;
-    Ok(())
+    /// Every entry in `state`, in `seq` order.
+    pub(crate) async fn entries_in(
+        &self,
+        state: OutboxState,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        dispatch!(self, t => t.entries_in(state))
+    }
+
+    /// Number of pending entries.
+    pub(crate) async fn pending_count(&self) -> Result<u64, StoreError> {
+        dispatch!(self, t => t.pending_count())
+    }
+
+    /// Age of the oldest pending entry at `now`.
+    pub(crate) async fn oldest_pending_age(
+        &self,
+        now: UnixMillis,
+    ) -> Result<Option<Duration>, StoreError> {
+        dispatch!(self, t => t.oldest_pending_age(now))
+    }
+
+    /// Records a successful delivery (the ledger's ack). Only a pending
+    /// entry moves: entries go pending -> delivered | parked, never back.
+    pub(crate) async fn mark_delivered(&self, seq: Seq) -> Result<(), StoreError> {
+        dispatch!(self, t => t.mark_delivered(seq))
+    }
+
+    /// Records a retryable failure of a pending entry and when to try again.
+    pub(crate) async fn record_failure(
+        &self,
+        seq: Seq,
+        error: &str,
+        next_attempt_at: UnixMillis,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, t => t.record_failure(seq, error, next_attempt_at))
+    }
+
+    /// Parks a pending entry the ledger rejected for good.
+    pub(crate) async fn park(&self, seq: Seq, error: &str) -> Result<(), StoreError> {
+        dispatch!(self, t => t.park(seq, error))
+    }
+
+    /// Deletes delivered entries beyond the newest `keep`; pending and parked
+    /// entries are never touched. Returns how many were deleted.
+    pub(crate) async fn prune_delivered(&self, keep: u32) -> Result<u64, StoreError> {
+        dispatch!(self, t => t.prune_delivered(keep))
+    }
+
+    /// The SQLite pool, for tests that inspect the file's settings.
+    #[cfg(test)]
+    pub(crate) fn sqlite_pool(&self) -> Option<&sqlx::SqlitePool> {
+        match &self.backend {
+            Backend::Sqlite(t) => Some(t.pool()),
+            Backend::Memory(_) => None,
+        }
+    }
 }
 
 /// Parses a stored JSON column.
@@ -479,7 +396,7 @@ mod tests {
     use super::*;
     use crate::runtime::entry::LedgerWrite;
     use crate::runtime::outbox::{Outbox, OutboxPolicy};
-    use crate::runtime::test_support::{entry, step, temp_store};
+    use crate::runtime::test_support::{entry, every_backend, step, temp_store};
 
     fn keys(entries: &[crate::runtime::entry::OutboxEntry]) -> Vec<String> {
         entries.iter().map(|e| e.key.to_string()).collect()
@@ -505,12 +422,13 @@ mod tests {
     #[tokio::test]
     async fn files_use_wal_and_full_sync() {
         let (_dir, _loc, store) = temp_store().await;
+        let pool = store.sqlite_pool().expect("a file is SQLite");
         let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
-            .fetch_one(store.pool())
+            .fetch_one(pool)
             .await
             .unwrap();
         let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
-            .fetch_one(store.pool())
+            .fetch_one(pool)
             .await
             .unwrap();
         assert_eq!(mode, "wal");
@@ -602,29 +520,55 @@ mod tests {
         assert_eq!(store.get_meta("k").await.unwrap(), None);
     }
 
+    /// Proves: on both backends, a step refused midway changes nothing in
+    /// place: not the snapshot, not the outbox, not the metadata.
+    #[tokio::test]
+    async fn failed_commit_changes_nothing_in_place() {
+        for (_dir, store) in every_backend().await {
+            store
+                .commit_step(step(1, 10, vec![entry("a", json!(1))]))
+                .await
+                .unwrap();
+            let mut bad = step(2, 20, vec![entry("c", json!(3)), entry("a", json!(2))]);
+            bad.meta = vec![("k".into(), "v".into())];
+            assert!(matches!(
+                store.commit_step(bad).await,
+                Err(StoreError::KeyConflict { .. })
+            ));
+            let snap = store.load_state().await.unwrap().unwrap();
+            assert_eq!((snap.step, snap.updated_at), (1, UnixMillis(10)));
+            let outbox = Outbox::new(store.clone(), OutboxPolicy::default());
+            assert_eq!(keys(&outbox.pending_entries().await.unwrap()), ["a"]);
+            assert_eq!(store.get_meta("k").await.unwrap(), None);
+            // The refused step number is still free.
+            store.commit_step(step(2, 20, vec![])).await.unwrap();
+        }
+    }
+
     /// Proves: steps only move forward, and a refused step stores nothing.
     #[tokio::test]
     async fn stale_steps_are_refused() {
-        let (_dir, _loc, store) = temp_store().await;
-        store.commit_step(step(5, 10, vec![])).await.unwrap();
-        for stale in [5, 4] {
+        for (_dir, store) in every_backend().await {
+            store.commit_step(step(5, 10, vec![])).await.unwrap();
+            for stale in [5, 4] {
+                let err = store
+                    .commit_step(step(stale, 20, vec![entry("x", json!(0))]))
+                    .await
+                    .unwrap_err();
+                assert!(
+                    matches!(err, StoreError::StepNotAdvanced { last: 5, attempted } if attempted == stale),
+                    "{err}"
+                );
+            }
             let err = store
-                .commit_step(step(stale, 20, vec![entry("x", json!(0))]))
+                .commit_step(step(u64::MAX, 20, vec![]))
                 .await
                 .unwrap_err();
-            assert!(
-                matches!(err, StoreError::StepNotAdvanced { last: 5, attempted } if attempted == stale),
-                "{err}"
-            );
+            assert!(matches!(err, StoreError::StepOutOfRange(u64::MAX)));
+            assert_eq!(store.load_state().await.unwrap().unwrap().step, 5);
+            let outbox = Outbox::new(store, OutboxPolicy::default());
+            assert_eq!(outbox.depth().await.unwrap(), 0);
         }
-        let err = store
-            .commit_step(step(u64::MAX, 20, vec![]))
-            .await
-            .unwrap_err();
-        assert!(matches!(err, StoreError::StepOutOfRange(u64::MAX)));
-        assert_eq!(store.load_state().await.unwrap().unwrap().step, 5);
-        let outbox = Outbox::new(store, OutboxPolicy::default());
-        assert_eq!(outbox.depth().await.unwrap(), 0);
     }
 
     /// Proves: re-queueing an identical write (even with JSON keys in another
@@ -632,76 +576,78 @@ mod tests {
     /// under the same key is a typed error.
     #[tokio::test]
     async fn duplicate_keys_are_noops_and_conflicts_are_errors() {
-        let (_dir, _loc, store) = temp_store().await;
-        let first = entry("k", json!({"a": 1, "b": [1, 2]}));
-        let report = store
-            .commit_step(step(1, 10, vec![first.clone(), first.clone()]))
-            .await
-            .unwrap();
-        assert_eq!(
-            report,
-            CommitReport {
-                queued: 1,
-                duplicates: 1
-            }
-        );
+        for (_dir, store) in every_backend().await {
+            let first = entry("k", json!({"a": 1, "b": [1, 2]}));
+            let report = store
+                .commit_step(step(1, 10, vec![first.clone(), first.clone()]))
+                .await
+                .unwrap();
+            assert_eq!(
+                report,
+                CommitReport {
+                    queued: 1,
+                    duplicates: 1
+                }
+            );
 
-        let reordered: Value = serde_json::from_str(r#"{"b":[1,2],"a":1}"#).unwrap();
-        let report = store
-            .commit_step(step(2, 20, vec![entry("k", reordered)]))
-            .await
-            .unwrap();
-        assert_eq!(
-            report,
-            CommitReport {
-                queued: 0,
-                duplicates: 1
-            }
-        );
+            let reordered: Value = serde_json::from_str(r#"{"b":[1,2],"a":1}"#).unwrap();
+            let report = store
+                .commit_step(step(2, 20, vec![entry("k", reordered)]))
+                .await
+                .unwrap();
+            assert_eq!(
+                report,
+                CommitReport {
+                    queued: 0,
+                    duplicates: 1
+                }
+            );
 
-        let other_payload = entry("k", json!({"a": 2, "b": [1, 2]}));
-        let err = store
-            .commit_step(step(3, 30, vec![other_payload]))
-            .await
-            .unwrap_err();
-        assert!(matches!(err, StoreError::KeyConflict { .. }));
+            let other_payload = entry("k", json!({"a": 2, "b": [1, 2]}));
+            let err = store
+                .commit_step(step(3, 30, vec![other_payload]))
+                .await
+                .unwrap_err();
+            assert!(matches!(err, StoreError::KeyConflict { .. }));
 
-        let mut other_kind = first;
-        other_kind.kind = LedgerWrite::ClosePosition;
-        let err = store
-            .commit_step(step(3, 30, vec![other_kind]))
-            .await
-            .unwrap_err();
-        assert!(matches!(err, StoreError::KeyConflict { .. }));
+            let mut other_kind = first;
+            other_kind.kind = LedgerWrite::ClosePosition;
+            let err = store
+                .commit_step(step(3, 30, vec![other_kind]))
+                .await
+                .unwrap_err();
+            assert!(matches!(err, StoreError::KeyConflict { .. }));
 
-        let outbox = Outbox::new(store.clone(), OutboxPolicy::default());
-        assert_eq!(outbox.depth().await.unwrap(), 1);
-        assert_eq!(store.load_state().await.unwrap().unwrap().step, 2);
+            let outbox = Outbox::new(store.clone(), OutboxPolicy::default());
+            assert_eq!(outbox.depth().await.unwrap(), 1);
+            assert_eq!(store.load_state().await.unwrap().unwrap().step, 2);
+        }
     }
 
     /// Proves: metadata is a plain upserting map with prefix listing.
     #[tokio::test]
     async fn meta_put_get_list_delete() {
-        let (_dir, _loc, store) = temp_store().await;
-        store.put_meta("txid:b", "2").await.unwrap();
-        store.put_meta("txid:a", "1").await.unwrap();
-        store.put_meta("txid:a", "1bis").await.unwrap();
-        store.put_meta("nonce", "99").await.unwrap();
-        assert_eq!(
-            store.get_meta("txid:a").await.unwrap().as_deref(),
-            Some("1bis")
-        );
-        assert_eq!(store.get_meta("absent").await.unwrap(), None);
-        assert_eq!(
-            store.list_meta("txid:").await.unwrap(),
-            [
-                ("txid:a".to_owned(), "1bis".to_owned()),
-                ("txid:b".to_owned(), "2".to_owned())
-            ]
-        );
-        store.delete_meta("txid:a").await.unwrap();
-        store.delete_meta("txid:a").await.unwrap();
-        assert_eq!(store.list_meta("txid:").await.unwrap().len(), 1);
-        assert_eq!(store.list_meta("").await.unwrap().len(), 2);
+        for (_dir, store) in every_backend().await {
+            store.put_meta("txid:b", "2").await.unwrap();
+            store.put_meta("txid:a", "1").await.unwrap();
+            store.put_meta("txid:a", "1bis").await.unwrap();
+            store.put_meta("nonce", "99").await.unwrap();
+            assert_eq!(
+                store.get_meta("txid:a").await.unwrap().as_deref(),
+                Some("1bis")
+            );
+            assert_eq!(store.get_meta("absent").await.unwrap(), None);
+            assert_eq!(
+                store.list_meta("txid:").await.unwrap(),
+                [
+                    ("txid:a".to_owned(), "1bis".to_owned()),
+                    ("txid:b".to_owned(), "2".to_owned())
+                ]
+            );
+            store.delete_meta("txid:a").await.unwrap();
+            store.delete_meta("txid:a").await.unwrap();
+            assert_eq!(store.list_meta("txid:").await.unwrap().len(), 1);
+            assert_eq!(store.list_meta("").await.unwrap().len(), 2);
+        }
     }
 }
