@@ -7,7 +7,8 @@
 //!
 //! Layers, from the inside out:
 //! - [`domain`]: pure rules and types, no I/O;
-//! - [`store`]: one storage trait, SQLite and PostgreSQL backends;
+//! - [`store`]: one storage trait; SQLite, PostgreSQL and in-memory
+//!   backends;
 //! - [`Ledger`]: the in-process API, applying the rules over a store
 //!   (used directly by backtests);
 //! - [`grpc`] and [`server`]: the thin `healgrid.ledger.v1` adapter.

@@ -12,7 +12,7 @@ use tracing::info;
 use crate::{
     Ledger,
     grpc::LedgerGrpc,
-    store::{PgStore, SqliteStore, Store, StoreError},
+    store::{MemoryStore, PgStore, SqliteStore, Store, StoreError},
 };
 
 /// Largest request accepted; ledger messages are small, anything bigger is
@@ -33,13 +33,18 @@ pub enum ServerError {
     Transport(#[from] tonic::transport::Error),
 }
 
-/// A ledger on whichever backend a database URL names.
+/// A ledger on whichever backend a database URL names, or the in-memory
+/// one.
 #[derive(Debug, Clone)]
 pub enum AnyLedger {
     /// `sqlite:...`
     Sqlite(Ledger<SqliteStore>),
     /// `postgres://...` or `postgresql://...`
     Postgres(Ledger<PgStore>),
+    /// The non-durable in-memory backend. No URL names it (a server must
+    /// never lose its ledger by a typo), so it is only built in code, by
+    /// [`AnyLedger::memory`]: for tests and in-process backtests.
+    Memory(Ledger<MemoryStore>),
 }
 
 impl AnyLedger {
@@ -56,11 +61,17 @@ impl AnyLedger {
         }
     }
 
+    /// A fresh, empty in-memory ledger (see [`Ledger::memory`]).
+    pub fn memory() -> Self {
+        Self::Memory(Ledger::memory())
+    }
+
     /// Short backend name for logs.
     pub fn backend(&self) -> &'static str {
         match self {
             Self::Sqlite(_) => "sqlite",
             Self::Postgres(_) => "postgres",
+            Self::Memory(_) => "memory",
         }
     }
 
@@ -73,6 +84,7 @@ impl AnyLedger {
         match self {
             Self::Sqlite(l) => serve(l, listener, shutdown).await,
             Self::Postgres(l) => serve(l, listener, shutdown).await,
+            Self::Memory(l) => serve(l, listener, shutdown).await,
         }
     }
 }

@@ -277,12 +277,17 @@ async fn lifecycle_sqlite() {
 }
 
 #[tokio::test]
+async fn lifecycle_memory() {
+    on_memory(lifecycle).await;
+}
+
+#[tokio::test]
 async fn lifecycle_postgres() {
     on_postgres("lifecycle_postgres", lifecycle).await;
 }
 
 /// The refusals a journal write meets under the slot lock carry the same
-/// status and message on both backends, whichever layer checks them.
+/// status and message on every backend, whichever layer checks them.
 async fn journal_refusals(mut s: Server) {
     let c = &mut s.client;
     let bot = "bot-r";
@@ -351,6 +356,11 @@ async fn journal_refusals(mut s: Server) {
 #[tokio::test]
 async fn journal_refusals_sqlite() {
     on_sqlite(journal_refusals).await;
+}
+
+#[tokio::test]
+async fn journal_refusals_memory() {
+    on_memory(journal_refusals).await;
 }
 
 #[tokio::test]
@@ -445,6 +455,11 @@ async fn compaction(mut s: Server) {
 #[tokio::test]
 async fn compaction_sqlite() {
     on_sqlite(compaction).await;
+}
+
+#[tokio::test]
+async fn compaction_memory() {
+    on_memory(compaction).await;
 }
 
 #[tokio::test]

@@ -1,4 +1,4 @@
-//! Every kind of bad input, through gRPC, on both backends: each is refused
+//! Every kind of bad input, through gRPC, on every backend: each is refused
 //! with the right status, a message naming the field, and no write.
 
 mod common;
@@ -510,6 +510,11 @@ async fn bad_input(mut s: Server) {
 #[tokio::test]
 async fn bad_input_sqlite() {
     on_sqlite(bad_input).await;
+}
+
+#[tokio::test]
+async fn bad_input_memory() {
+    on_memory(bad_input).await;
 }
 
 #[tokio::test]

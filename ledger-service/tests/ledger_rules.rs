@@ -1,6 +1,7 @@
-//! The in-process ledger API (as the trader's backtest uses it) on both
-//! backends: write-once columns, concurrent debits and idempotent races, and
-//! the compaction property.
+//! The in-process ledger API (as the trader's backtest uses it) on every
+//! backend: write-once columns, concurrent debits and idempotent races, the
+//! compaction property, and the in-memory backend answering exactly as
+//! SQLite does.
 
 mod common;
 
@@ -19,6 +20,7 @@ use ledger_service::{
             SlotMode, TradeId,
         },
     },
+    ledger::JournalScope,
     store::Store,
 };
 use proptest::prelude::*;
@@ -196,6 +198,74 @@ async fn racing_debits_postgres() {
 }
 
 #[tokio::test]
+async fn racing_debits_memory() {
+    racing_debits(Ledger::memory()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_debits_memory_multi_thread() {
+    racing_debits(Ledger::memory()).await;
+}
+
+/// Many tasks race debits and credits on one slot of the in-memory ledger:
+/// every answer shows a non-negative balance, and the final balance is the
+/// credits minus exactly the accepted debits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_subsidy_writes_memory() {
+    let ledger = Ledger::memory();
+    let p = ledger
+        .open_position(open("swarm", 7, "o"))
+        .await
+        .unwrap()
+        .position
+        .position_id;
+    ledger
+        .journal_event(credit(p, "seed", dec!(1)))
+        .await
+        .unwrap();
+    let tasks = (0..200i64).map(|i| {
+        let ledger = ledger.clone();
+        tokio::spawn(async move {
+            if i % 5 == 0 {
+                let amount = Decimal::new(10 + i % 7, 2);
+                ledger
+                    .journal_event(credit(p, &format!("c{i}"), amount))
+                    .await
+                    .map(|out| (amount, Decimal::ZERO, out.subsidy.totals.balance()))
+            } else {
+                let amount = Decimal::new(5 + i % 11, 2);
+                ledger
+                    .reprice_position(debit(p, &format!("d{i}"), amount))
+                    .await
+                    .map(|out| (Decimal::ZERO, amount, out.subsidy.totals.balance()))
+            }
+        })
+    });
+    let (mut credits, mut debits, mut refused) = (dec!(1), Decimal::ZERO, 0);
+    for r in join_all(tasks).await {
+        match r.unwrap() {
+            Ok((credit, debit, balance)) => {
+                assert!(balance >= Decimal::ZERO, "{balance}");
+                credits += credit;
+                debits += debit;
+            }
+            Err(LedgerError::InsufficientSubsidy { balance, .. }) => {
+                assert!(balance >= Decimal::ZERO);
+                refused += 1;
+            }
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert!(refused > 0, "the debits must exceed the credits");
+    let b = ledger.subsidy_balance("swarm", 7).await.unwrap().totals;
+    assert_eq!((b.earned(), b.consumed()), (credits, debits));
+    assert_eq!(b.balance(), credits - debits);
+    assert!(b.balance() >= Decimal::ZERO);
+    let audit = ledger.subsidy_audit("swarm", 7).await.unwrap();
+    assert!(audit.is_consistent(), "{audit:?}");
+}
+
+#[tokio::test]
 async fn racing_keys_sqlite_file() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("keys.db").display());
@@ -207,6 +277,16 @@ async fn racing_keys_postgres() {
     if let Some(schema) = TestSchema::create("racing_keys_postgres").await {
         racing_keys(Ledger::open_postgres(&schema.url, 16).await.unwrap()).await;
     }
+}
+
+#[tokio::test]
+async fn racing_keys_memory() {
+    racing_keys(Ledger::memory()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_keys_memory_multi_thread() {
+    racing_keys(Ledger::memory()).await;
 }
 
 #[tokio::test]
@@ -303,12 +383,14 @@ fn op() -> impl Strategy<Value = Op> {
 /// Runs a random journal against the ledger and a trivial model; balances
 /// and lifetime totals must match the model and be unchanged by every
 /// compaction, and watermark + remaining rows must equal the cumulative
-/// totals at every step.
-async fn run_random_journal<S: Store>(ledger: Ledger<S>, ops: Vec<Op>) {
+/// totals at every step. Returns a transcript of every answer and of the
+/// final reads, for comparing backends.
+async fn run_random_journal<S: Store>(ledger: Ledger<S>, ops: Vec<Op>) -> Vec<String> {
     let bot = "prop";
     let mut positions: Vec<(u64, u32)> = Vec::new();
     let mut model: BTreeMap<u32, (Decimal, Decimal)> = BTreeMap::new();
     let mut last_write: Option<EventCommand> = None;
+    let mut transcript = Vec::new();
     for (i, op) in ops.into_iter().enumerate() {
         match op {
             Op::Open { slot } => {
@@ -316,13 +398,15 @@ async fn run_random_journal<S: Store>(ledger: Ledger<S>, ops: Vec<Op>) {
                     .open_position(open(bot, slot, &format!("o{i}")))
                     .await
                     .unwrap();
+                transcript.push(format!("{p:?}"));
                 positions.push((p.position.position_id, slot));
                 model.entry(slot).or_default();
             }
             Op::Credit { pos, cents } if !positions.is_empty() => {
                 let (p, slot) = positions[pos % positions.len()];
                 let cmd = credit(p, &format!("c{i}"), Decimal::new(cents, 2));
-                ledger.journal_event(cmd.clone()).await.unwrap();
+                let out = ledger.journal_event(cmd.clone()).await.unwrap();
+                transcript.push(format!("{out:?}"));
                 model.get_mut(&slot).unwrap().0 += Decimal::new(cents, 2);
                 last_write = Some(cmd);
             }
@@ -337,7 +421,9 @@ async fn run_random_journal<S: Store>(ledger: Ledger<S>, ops: Vec<Op>) {
                     cmd.reason = RepriceReason::Operator;
                 }
                 let (earned, consumed) = model[&slot];
-                match ledger.reprice_position(cmd).await {
+                let out = ledger.reprice_position(cmd).await;
+                transcript.push(format!("{out:?}"));
+                match out {
                     Ok(_) => {
                         assert!(earned - consumed >= Decimal::new(cents, 2));
                         model.get_mut(&slot).unwrap().1 += Decimal::new(cents, 2);
@@ -352,24 +438,28 @@ async fn run_random_journal<S: Store>(ledger: Ledger<S>, ops: Vec<Op>) {
             }
             Op::Close { pos, offset } if !positions.is_empty() => {
                 let (p, _) = positions[pos % positions.len()];
-                match ledger
+                let out = ledger
                     .close_position(close(p, &format!("x{i}"), offset))
-                    .await
-                {
+                    .await;
+                transcript.push(format!("{out:?}"));
+                match out {
                     Ok(_) | Err(LedgerError::PositionClosed { .. }) => {}
                     Err(e) => panic!("unexpected {e}"),
                 }
             }
             Op::Compact { cutoff } => {
                 let before = ledger.subsidy_summary(bot).await.unwrap();
-                ledger.compact(bot, at(cutoff)).await.unwrap();
+                let report = ledger.compact(bot, at(cutoff)).await.unwrap();
+                transcript.push(format!("{report:?}"));
                 let after = ledger.subsidy_summary(bot).await.unwrap();
                 assert_eq!(before, after, "compaction changed a balance");
             }
             Op::Retry => {
                 if let Some(cmd) = last_write.clone() {
                     // A retry never credits twice (replayed, or refused once compacted).
-                    match ledger.journal_event(cmd).await {
+                    let out = ledger.journal_event(cmd).await;
+                    transcript.push(format!("{out:?}"));
+                    match out {
                         Ok(out) => assert!(out.replayed),
                         Err(LedgerError::KeyCompacted { .. }) => {}
                         Err(e) => panic!("unexpected {e}"),
@@ -388,7 +478,31 @@ async fn run_random_journal<S: Store>(ledger: Ledger<S>, ops: Vec<Op>) {
         );
         let audit = ledger.subsidy_audit(bot, slot).await.unwrap();
         assert!(audit.is_consistent(), "slot {slot}: {audit:?}");
+        transcript.push(format!("{audit:?}"));
+        let scope = JournalScope::Slot {
+            bot_id: bot.into(),
+            slot_id: slot,
+        };
+        transcript.push(format!("{:?}", ledger.journal(&scope, 0, 1000).await));
+        transcript.push(format!("{:?}", ledger.journal(&scope, 2, 3).await));
+        transcript.push(format!(
+            "{:?}",
+            ledger.open_positions(bot, Some(slot)).await
+        ));
+        transcript.push(format!(
+            "{:?}",
+            ledger.position_history(bot, Some(slot), 3).await
+        ));
     }
+    transcript.push(format!("{:?}", ledger.subsidy_summary(bot).await));
+    transcript.push(format!("{:?}", ledger.open_positions(bot, None).await));
+    transcript.push(format!("{:?}", ledger.position_history(bot, None, 0).await));
+    for (p, _) in positions {
+        let scope = JournalScope::Position(p);
+        transcript.push(format!("{:?}", ledger.position(p).await));
+        transcript.push(format!("{:?}", ledger.journal(&scope, 0, 1000).await));
+    }
+    transcript
 }
 
 proptest! {
@@ -399,6 +513,29 @@ proptest! {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
             run_random_journal(Ledger::in_memory().await.unwrap(), ops).await;
+        });
+    }
+
+    #[test]
+    fn compaction_preserves_every_balance_memory(ops in proptest::collection::vec(op(), 1..60)) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            run_random_journal(Ledger::memory(), ops).await;
+        });
+    }
+
+    /// The in-memory backend gives exactly SQLite's answers (ids, orders,
+    /// refusals, compaction reports, pages) to the same random journal.
+    #[test]
+    fn memory_answers_exactly_as_sqlite(ops in proptest::collection::vec(op(), 1..80)) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let sqlite = run_random_journal(Ledger::in_memory().await.unwrap(), ops.clone()).await;
+            let memory = run_random_journal(Ledger::memory(), ops).await;
+            assert_eq!(sqlite.len(), memory.len());
+            for (i, (s, m)) in sqlite.iter().zip(&memory).enumerate() {
+                assert_eq!(s, m, "answer {i} differs");
+            }
         });
     }
 }

@@ -1,6 +1,7 @@
 //! The backtest: the **same** [`Runtime`] (engine, fill tracking, outbox,
 //! ledger writes) driven over historical candles on the paper exchange in
-//! simulated time, with the in-process ledger and an in-memory store.
+//! simulated time, with the in-process ledger and the trader store both held
+//! in memory (the same rules as their durable backends, with no I/O).
 //!
 //! Speed comes from skipping work that provably has no effect, never from a
 //! second code path: a candle that filled nothing, with no pending work and
@@ -148,9 +149,6 @@ pub enum BacktestError {
     /// No candles.
     #[error("no candles to replay")]
     Empty,
-    /// The in-memory ledger could not be created.
-    #[error("in-memory ledger: {0}")]
-    Ledger(String),
     /// The trader store failed.
     #[error(transparent)]
     Store(#[from] crate::runtime::store::StoreError),
@@ -231,9 +229,7 @@ pub async fn run_backtest(
     let first = candles.first().ok_or(BacktestError::Empty)?;
     let clock = SimClock::new(first.time * 1000);
     let paper = PaperExchange::new(cfg.paper.clone(), clock.clone());
-    let ledger = Ledger::in_memory()
-        .await
-        .map_err(|e| BacktestError::Ledger(e.to_string()))?;
+    let ledger = Ledger::memory();
     let store = TraderStore::open(&StoreLocation::Memory).await?;
     let mut rcfg = RuntimeConfig::new("backtest", cfg.engine.clone());
     rcfg.call_budget = cfg.call_budget;

@@ -2,7 +2,8 @@
 //!
 //! [`Ledger`] applies the domain rules over any [`Store`]. The gRPC service
 //! is a thin adapter over it, and the trader's backtest calls it directly
-//! (e.g. over `sqlite::memory:`), so both get exactly the same invariants.
+//! (e.g. over the in-memory backend, [`Ledger::memory`]), so both get
+//! exactly the same invariants.
 
 mod compact;
 mod writes;
@@ -19,7 +20,7 @@ use crate::{
         JournalEntry, LedgerError, Position, SlotSubsidy, SubsidyTotals, position::require_id,
         subsidy::current_totals, validate,
     },
-    store::{PgStore, SqliteStore, Store, StoreError},
+    store::{MemoryStore, PgStore, SqliteStore, Store, StoreError},
 };
 
 /// Default page size of [`Ledger::position_history`].
@@ -102,6 +103,16 @@ impl Ledger<SqliteStore> {
     /// A private in-memory ledger, for tests and backtests.
     pub async fn in_memory() -> Result<Self, StoreError> {
         Self::open_sqlite("sqlite::memory:").await
+    }
+}
+
+impl Ledger<MemoryStore> {
+    /// A ledger held entirely in process memory, for backtests and tests:
+    /// the same rules and answers as [`Ledger::in_memory`] without SQLite's
+    /// per-statement round trip to its worker thread. Nothing is durable;
+    /// the state lives as long as the last clone of the ledger.
+    pub fn memory() -> Self {
+        Self::new(MemoryStore::new())
     }
 }
 

@@ -1,8 +1,9 @@
-//! Storage: one trait, two backends (SQLite and PostgreSQL).
+//! Storage: one trait, three backends (SQLite, PostgreSQL, and a
+//! non-durable in-memory one for backtests and tests).
 //!
 //! The trait exposes small primitives inside a transaction; the ledger's
 //! rules (idempotency, write-once fields, subsidy arithmetic) live once in
-//! [`crate::Ledger`] and run unchanged on either backend. Every write
+//! [`crate::Ledger`] and run unchanged on every backend. Every write
 //! transaction first takes the slot lock ([`StoreTx::lock_slot`]), which
 //! serializes all writes to one slot across connections and processes.
 //!
@@ -22,9 +23,11 @@ use crate::domain::{
     subsidy::{CumulativeAt, SubsidyDelta},
 };
 
+mod memory;
 mod postgres;
 mod sqlite;
 
+pub use memory::MemoryStore;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 

@@ -1,5 +1,5 @@
 //! Shared fixtures of the ledger-service integration tests: a ledger on
-//! either backend, a real gRPC server on an ephemeral port, and request
+//! any backend, a real gRPC server on an ephemeral port, and request
 //! builders.
 
 #![allow(dead_code, missing_docs)]
@@ -30,6 +30,14 @@ pub struct Fixture {
 pub async fn sqlite() -> Fixture {
     Fixture {
         ledger: AnyLedger::Sqlite(Ledger::in_memory().await.expect("in-memory sqlite")),
+        _schema: None,
+    }
+}
+
+/// A ledger on the in-memory backend.
+pub fn memory() -> Fixture {
+    Fixture {
+        ledger: AnyLedger::memory(),
         _schema: None,
     }
 }
@@ -101,6 +109,15 @@ where
     Fut: Future<Output = ()>,
 {
     scenario(Server::start(sqlite().await).await).await;
+}
+
+/// Runs `scenario` against a gRPC server on the in-memory backend.
+pub async fn on_memory<F, Fut>(scenario: F)
+where
+    F: FnOnce(Server) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    scenario(Server::start(memory()).await).await;
 }
 
 /// Runs `scenario` against a gRPC server on PostgreSQL (or skips).

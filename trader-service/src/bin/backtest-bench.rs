@@ -1,11 +1,15 @@
 //! Backtest and loop benchmarks, measured honestly on the real code:
 //!
 //! 1. backtest throughput: `run_backtest` (same runtime, paper exchange,
-//!    in-process ledger, in-memory store) over synthetic 1-minute candles
-//!    with 10 slots, in candles per second (candle generation excluded);
+//!    in-process ledger and trader store held in memory) over synthetic
+//!    1-minute candles with 10 slots, in candles per second (candle
+//!    generation excluded);
 //! 2. loop CPU time: one full [`Runtime::step`] per candle with 100 slots
 //!    (ticker, order polls, engine, placements, commit, outbox drain),
-//!    reported as mean / p50 / p99 per step.
+//!    reported as mean / p50 / p99 per step, twice in one run: with the
+//!    production stores (the trader's SQLite file with `synchronous=FULL`,
+//!    the ledger library on SQLite) and with the memory stores of a
+//!    backtest, so the cost of durability is visible next to the engine's.
 //!
 //! Run in release mode: `cargo run --release -p trader-service --bin
 //! backtest-bench [candles] [loop_steps]`.
@@ -120,27 +124,45 @@ async fn main() -> Result<()> {
 
     // Loop CPU time with 100 slots: a full step on every candle.
     let cs = candles(loop_steps)?;
+    let dir = std::env::temp_dir().join(format!("healgrid-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let file_store = TraderStore::open(&StoreLocation::File(dir.join("trader.db"))).await?;
+    let sqlite_ledger = LocalLedger::new(Ledger::in_memory().await?);
+    let durable = loop_bench(
+        "SQLite file store + SQLite ledger",
+        &cs,
+        file_store,
+        sqlite_ledger,
+    )
+    .await;
+    let _ = std::fs::remove_dir_all(&dir);
+    durable?;
+    let memory_store = TraderStore::open(&StoreLocation::Memory).await?;
+    let memory_ledger = LocalLedger::new(Ledger::memory());
+    loop_bench("memory stores", &cs, memory_store, memory_ledger).await?;
+    Ok(())
+}
+
+/// One full step per candle with 100 slots over the given stores.
+async fn loop_bench<S: ledger_service::store::Store>(
+    label: &str,
+    cs: &[Candle],
+    store: TraderStore,
+    ledger: LocalLedger<S>,
+) -> Result<()> {
     let clock = SimClock::new(cs[0].time * 1000);
     let ex = PaperExchange::new(paper(), clock.clone());
-    let ledger = LocalLedger::new(Ledger::in_memory().await?);
-    let store = TraderStore::open(&StoreLocation::Memory).await?;
     let mut rcfg = RuntimeConfig::new("bench", engine(100));
     rcfg.call_budget = 250;
     let mut rt = Runtime::new(rcfg, ex.clone(), ledger, store).await?;
     let mut times = Vec::with_capacity(cs.len());
     let cpu0 = cpu_ns();
-    for c in &cs {
+    for c in cs {
         ex.step(c);
         let t = Instant::now();
         rt.step(clock.now_ms()).await?;
         times.push(t.elapsed().as_secs_f64() * 1e6);
     }
-    let half = times.len() / 2;
-    let first_half: f64 = times[..half].iter().sum::<f64>() / half.max(1) as f64;
-    let second_half: f64 = times[half..].iter().sum::<f64>() / (times.len() - half).max(1) as f64;
-    println!(
-        "loop 100 slots: wall mean first half {first_half:.0} us, second half {second_half:.0} us"
-    );
     let cpu_per_step = cpu0
         .zip(cpu_ns())
         .map(|(a, b)| (b - a) as f64 / 1e3 / times.len() as f64);
@@ -148,8 +170,8 @@ async fn main() -> Result<()> {
     times.sort_by(f64::total_cmp);
     let pct = |p: f64| times[((times.len() - 1) as f64 * p) as usize];
     println!(
-        "loop 100 slots: {} steps, CPU {} us/step (incl. paper step); wall mean {mean:.0} us, \
-         p50 {:.0} us, p99 {:.0} us, max {:.0} us ({} fills, {} placements)",
+        "loop 100 slots, {label}: {} steps, CPU {} us/step (incl. paper step); wall mean \
+         {mean:.0} us, p50 {:.0} us, p99 {:.0} us, max {:.0} us ({} fills, {} placements)",
         times.len(),
         cpu_per_step.map_or("n/a".to_owned(), |c| format!("{c:.0}")),
         pct(0.5),
