@@ -30,8 +30,9 @@ pub struct Config {
     )]
     pub database_url: String,
 
-    /// Largest number of pooled PostgreSQL connections.
-    #[arg(long, env = "LEDGER_DB_MAX_CONNECTIONS", default_value_t = 16)]
+    /// Largest number of pooled PostgreSQL connections (about 2-4 per core
+    /// of the database server is where PostgreSQL does best).
+    #[arg(long, env = "LEDGER_DB_MAX_CONNECTIONS", default_value_t = crate::store::DEFAULT_MAX_CONNECTIONS)]
     pub db_max_connections: u32,
 
     /// Log format; verbosity comes from `RUST_LOG` (default `info`).

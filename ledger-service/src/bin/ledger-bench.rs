@@ -47,9 +47,22 @@ struct Args {
     /// GetSubsidyBalance calls per size.
     #[arg(long, default_value_t = 2000)]
     subsidy_samples: usize,
-    /// Pooled connections of the ledger and of the raw baseline.
-    #[arg(long, default_value_t = 32)]
+    /// Pooled connections of the ledger and of the raw baseline (the same
+    /// for both; by default the ledger service's own default).
+    #[arg(long, default_value_t = ledger_service::store::DEFAULT_MAX_CONNECTIONS)]
     pool: u32,
+    /// gRPC and raw rounds per concurrency level, alternated; the table
+    /// shows the median of each side, since one round on a shared machine
+    /// can be off by a third either way (autovacuum, checkpoints).
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
+}
+
+/// The round with the median throughput.
+fn median(mut rounds: Vec<Round>) -> anyhow::Result<Round> {
+    rounds.sort_by(|a, b| a.throughput().total_cmp(&b.throughput()));
+    let mid = rounds.len() / 2;
+    rounds.into_iter().nth(mid).context("no rounds")
 }
 
 type Client = LedgerServiceClient<Channel>;
@@ -319,6 +332,7 @@ async fn main() -> anyhow::Result<()> {
     let mut args = Args::parse();
     if args.quick {
         args.ops = 240;
+        args.repeat = 1;
         args.subsidy_rows = vec![1_000, 10_000];
         args.subsidy_samples = 100;
     }
@@ -366,10 +380,21 @@ async fn run(args: &Args, url: &str) -> anyhow::Result<()> {
     println!(
         "|--------:|-----------:|-------:|-------:|---------------:|-----------:|-----------:|------:|"
     );
-    for (round, &clients) in args.concurrency.iter().enumerate() {
+    let mut every_ratio = Vec::new();
+    for (level, &clients) in args.concurrency.iter().enumerate() {
         let clients = clients.max(1);
-        let g = grpc_round(&endpoint, round, clients, args.ops).await?;
-        let r = raw_round(&raw_pool, round, clients, args.ops).await?;
+        let (mut gs, mut rs) = (Vec::new(), Vec::new());
+        let mut ratios = Vec::new();
+        for rep in 0..args.repeat.max(1) {
+            let round = level * 1000 + rep;
+            let g = grpc_round(&endpoint, round, clients, args.ops).await?;
+            let r = raw_round(&raw_pool, round, clients, args.ops).await?;
+            ratios.push(format!("{:.2}", g.throughput() / r.throughput()));
+            gs.push(g);
+            rs.push(r);
+        }
+        every_ratio.push(format!("{clients} clients: {}", ratios.join(", ")));
+        let (g, r) = (median(gs)?, median(rs)?);
         println!(
             "| {clients:>7} | {:>10.0} | {:>6.2} | {:>6.2} | {:>14.0} | {:>10.2} | {:>10.2} | {:>5.2} |",
             g.throughput(),
@@ -380,6 +405,14 @@ async fn run(args: &Args, url: &str) -> anyhow::Result<()> {
             r.ms(0.99),
             g.throughput() / r.throughput()
         );
+    }
+    println!();
+    println!(
+        "Median of {} alternated rounds per side; ratio of each gRPC round to the raw round right after it:",
+        args.repeat.max(1)
+    );
+    for line in every_ratio {
+        println!("- {line}");
     }
     println!();
     println!("GetSubsidyBalance, one slot, sequential calls");

@@ -28,7 +28,7 @@ mod postgres;
 mod sqlite;
 
 pub use memory::MemoryStore;
-pub use postgres::PgStore;
+pub use postgres::{DEFAULT_MAX_CONNECTIONS, PgStore};
 pub use sqlite::SqliteStore;
 
 /// Failures of the storage layer.

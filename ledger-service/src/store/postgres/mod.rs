@@ -26,6 +26,8 @@ use crate::store::{
 
 mod append;
 mod rows;
+
+pub use rows::DEFAULT_MAX_CONNECTIONS;
 mod tx;
 
 use rows::*;
