@@ -7,94 +7,18 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
+use common::commands::{at, close, credit, debit, open};
 use futures::future::join_all;
 use healgrid_tests::pg::TestSchema;
 use ledger_service::{
     Ledger, LedgerError,
-    domain::{
-        EventDetails, RepriceReason,
-        journal::{ChurnerProfitDetails, EventCommand},
-        position::{
-            CloseCommand, CloseReason, Entry, OpenCommand, Outcome, Regime, RepriceCommand,
-            SlotMode, TradeId,
-        },
-    },
+    domain::{RepriceReason, journal::EventCommand},
     ledger::JournalScope,
     store::Store,
 };
 use proptest::prelude::*;
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
-
-fn at(offset: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp(common::T0 + offset, 0).unwrap()
-}
-
-fn open(bot: &str, slot: u32, key: &str) -> OpenCommand {
-    OpenCommand {
-        bot_id: bot.into(),
-        slot_id: slot,
-        trade_id: TradeId::A,
-        slot_mode: SlotMode::Sticky,
-        cycle: 1,
-        open_key: key.into(),
-        entry: Entry {
-            price: dec!(0.2),
-            cost: dec!(20),
-            fee: dec!(0.05),
-            volume: dec!(100),
-            time: at(0),
-            regime: Regime::Bearish,
-            volatility: dec!(1.1),
-        },
-        original_exit_price: dec!(0.198),
-        target_profit_pct: dec!(1),
-        exit_txid: String::new(),
-        migration: false,
-    }
-}
-
-fn credit(position_id: u64, key: &str, amount: Decimal) -> EventCommand {
-    EventCommand {
-        position_id,
-        event_key: key.into(),
-        at: at(10),
-        details: EventDetails::ChurnerProfit(ChurnerProfitDetails {
-            net_profit: amount,
-            churner_cycle_id: key.into(),
-        }),
-    }
-}
-
-fn debit(position_id: u64, key: &str, amount: Decimal) -> RepriceCommand {
-    RepriceCommand {
-        position_id,
-        event_key: key.into(),
-        new_price: dec!(0.199),
-        new_txid: key.into(),
-        reason: RepriceReason::Subsidy,
-        subsidy_consumed: amount,
-        at: at(20),
-    }
-}
-
-fn close(position_id: u64, key: &str, offset: i64) -> CloseCommand {
-    CloseCommand {
-        position_id,
-        event_key: key.into(),
-        outcome: Outcome {
-            close_reason: CloseReason::Cancelled,
-            exit_price: None,
-            exit_cost: None,
-            exit_fee: None,
-            exit_time: at(offset),
-            exit_regime: Regime::Unknown,
-            net_profit: None,
-        },
-        reason: "test".into(),
-    }
-}
 
 /// 16 concurrent debits of 0.3 against a balance of 3: exactly 10 succeed,
 /// every observed balance is non-negative, and the end balance is exact.

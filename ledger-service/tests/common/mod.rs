@@ -4,6 +4,8 @@
 
 #![allow(dead_code, missing_docs)]
 
+pub mod commands;
+
 use std::future::Future;
 
 use healgrid_proto::ledger::v1::{self as pb, ledger_service_client::LedgerServiceClient};

@@ -31,8 +31,6 @@ use crate::store::{
 };
 
 mod state;
-#[cfg(test)]
-mod tests;
 mod tx;
 
 use state::State;

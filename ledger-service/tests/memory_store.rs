@@ -1,75 +1,29 @@
-//! Unit tests of the in-memory backend: transaction rollback, the
+//! The in-memory store through its storage traits, next to SQLite: transaction rollback, the
 //! constraints SQLite enforces, and reads identical to SQLite's after the
 //! same ledger writes.
 
+mod common;
+
 use chrono::DateTime;
-use rust_decimal::Decimal;
-use rust_decimal_macros::dec;
-
-use super::*;
-use crate::{
+use common::commands::{at, close, credit, debit, open as open_command};
+use ledger_service::{
     Ledger,
-    domain::{
-        CloseCommand, CloseReason, EventDetails, Outcome, Regime, RepriceCommand, RepriceReason,
-        journal::{ChurnerProfitDetails, CreatedDetails, EventCommand},
-        position::tests::open_command,
+    domain::{EventDetails, Regime, journal::CreatedDetails},
+    store::{
+        EventKeyRecord, FoldSums, MemoryStore, NewJournalRow, SqliteStore, Store, StoreError,
+        StoreTx,
     },
-    store::{FoldSums, NewJournalRow, SqliteStore, StoreTx},
 };
-
-fn at(offset: i64) -> DateTime<chrono::Utc> {
-    DateTime::from_timestamp(1_700_000_000 + offset, 0).unwrap()
-}
+use rust_decimal_macros::dec;
 
 fn created() -> EventDetails {
     EventDetails::Created(CreatedDetails {
         entry_price: dec!(0.1),
         exit_price: dec!(0.101),
         regime: Regime::Ranging,
-        slot_mode: crate::domain::SlotMode::Sticky,
+        slot_mode: ledger_service::domain::SlotMode::Sticky,
         migration: false,
     })
-}
-
-fn credit(position_id: u64, key: &str, amount: Decimal) -> EventCommand {
-    EventCommand {
-        position_id,
-        event_key: key.into(),
-        at: at(10),
-        details: EventDetails::ChurnerProfit(ChurnerProfitDetails {
-            net_profit: amount,
-            churner_cycle_id: key.into(),
-        }),
-    }
-}
-
-fn debit(position_id: u64, key: &str, amount: Decimal) -> RepriceCommand {
-    RepriceCommand {
-        position_id,
-        event_key: key.into(),
-        new_price: dec!(0.1005),
-        new_txid: key.into(),
-        reason: RepriceReason::Subsidy,
-        subsidy_consumed: amount,
-        at: at(20),
-    }
-}
-
-fn close(position_id: u64, key: &str, offset: i64) -> CloseCommand {
-    CloseCommand {
-        position_id,
-        event_key: key.into(),
-        outcome: Outcome {
-            close_reason: CloseReason::Cancelled,
-            exit_price: None,
-            exit_cost: None,
-            exit_fee: None,
-            exit_time: at(offset),
-            exit_regime: Regime::Unknown,
-            net_profit: None,
-        },
-        reason: "test".into(),
-    }
 }
 
 /// Everything a reader can observe for bot `b` (ids up to 40), as text.
@@ -351,7 +305,7 @@ async fn constraints_match_sqlite() {
     tx.commit().await.unwrap();
 
     let p = store.position(id).await.unwrap().unwrap();
-    assert_eq!((p.current_exit_price, p.times_repriced), (dec!(0.101), 0));
+    assert_eq!((p.current_exit_price, p.times_repriced), (dec!(0.198), 0));
     assert!(
         store
             .subsidy_states("b", Some(42))
@@ -411,7 +365,7 @@ async fn stored_values_read_back_as_from_sqlite() {
 
 #[tokio::test]
 async fn memory_is_never_opened_from_a_url() {
-    use crate::server::AnyLedger;
+    use ledger_service::server::AnyLedger;
     for url in ["memory:", "memory://", "mem"] {
         assert!(matches!(
             AnyLedger::open(url, 1).await,
