@@ -4,6 +4,8 @@
 
 #![allow(missing_docs)]
 
+mod grid;
+
 use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -17,52 +19,13 @@ use tonic::transport::Channel;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
 use trader_service::engine::EngineConfig;
-use trader_service::exchange::market::{MarketSource, SyntheticConfig, SyntheticMarket};
-use trader_service::exchange::paper::{PaperConfig, PaperExchange};
-use trader_service::exchange::{PairInfo, SimClock};
-use trader_service::pair::{Candle, FeeSchedule, PairSpec};
+use trader_service::exchange::SimClock;
+use trader_service::exchange::paper::PaperExchange;
 use trader_service::runtime::ledger::LocalLedger;
 use trader_service::runtime::store::{StoreLocation, TraderStore};
 use trader_service::runtime::{Runtime, RuntimeConfig};
 
 const BIN: &str = env!("CARGO_BIN_EXE_trader-service");
-
-fn spec() -> PairSpec {
-    PairSpec {
-        symbol: "XDGUSD".into(),
-        price_decimals: 7,
-        lot_decimals: 8,
-        ordermin: dec!(50),
-        costmin: dec!(0.5),
-    }
-}
-
-fn paper_config() -> PaperConfig {
-    PaperConfig {
-        pair: PairInfo {
-            spec: spec(),
-            base: "XXDG".into(),
-            quote: "ZUSD".into(),
-        },
-        fees: FeeSchedule {
-            maker_pct: dec!(0.25),
-            taker_pct: dec!(0.40),
-        },
-        initial_base: dec!(100000),
-        initial_quote: dec!(10000),
-        max_open_orders: 200,
-        fill_participation: None,
-    }
-}
-
-fn candles(n: usize, seed: u64) -> Vec<Candle> {
-    let mut m = SyntheticMarket::new(SyntheticConfig {
-        seed,
-        sigma_per_candle: dec!(0.002),
-        ..SyntheticConfig::default()
-    });
-    (0..n).map(|_| m.next_candle().unwrap().unwrap()).collect()
-}
 
 async fn deadline_loop<T>(what: &str, secs: u64, mut f: impl AsyncFnMut() -> Option<T>) -> T {
     let end = Instant::now() + Duration::from_secs(secs);
@@ -145,11 +108,11 @@ async fn reflection_v1alpha_lists_services(channel: Channel) -> Vec<String> {
 /// fills are still processed); `Resume` places it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn control_api_over_grpc() {
-    let cs = candles(200_000, 21);
+    let cs = grid::candles(200_000, 21);
     let clock = SimClock::new(cs[0].time * 1000);
-    let paper = PaperExchange::new(paper_config(), clock.clone());
+    let paper = PaperExchange::new(grid::paper_config(200), clock.clone());
     paper.step(&cs[0]);
-    let mut engine = EngineConfig::defaults(spec());
+    let mut engine = EngineConfig::defaults(grid::spec());
     engine.slots = 3;
     engine.order_size_usd = dec!(6);
     engine.profit_pct = dec!(0.5);

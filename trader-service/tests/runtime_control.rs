@@ -5,63 +5,28 @@
 
 #![allow(missing_docs)]
 
+mod grid;
+
 use std::time::Duration;
 
 use ledger_service::Ledger;
 use rust_decimal_macros::dec;
 use trader_service::backtest::{BacktestConfig, run_backtest};
 use trader_service::engine::EngineConfig;
-use trader_service::exchange::market::{CsvReplay, MarketSource, SyntheticConfig, SyntheticMarket};
-use trader_service::exchange::paper::{PaperConfig, PaperExchange};
-use trader_service::exchange::{Clock, PairInfo, SimClock};
-use trader_service::pair::{Candle, FeeSchedule, PairSpec};
+use trader_service::exchange::market::{CsvReplay, MarketSource};
+use trader_service::exchange::paper::PaperExchange;
+use trader_service::exchange::{Clock, SimClock};
+use trader_service::pair::Candle;
 use trader_service::runtime::ledger::LocalLedger;
 use trader_service::runtime::store::{StoreLocation, TraderStore};
 use trader_service::runtime::{ControlCommand, Runtime, RuntimeConfig, RuntimeMode};
 
-fn spec() -> PairSpec {
-    PairSpec {
-        symbol: "XDGUSD".into(),
-        price_decimals: 7,
-        lot_decimals: 8,
-        ordermin: dec!(50),
-        costmin: dec!(0.5),
-    }
-}
-
-fn paper_config() -> PaperConfig {
-    PaperConfig {
-        pair: PairInfo {
-            spec: spec(),
-            base: "XXDG".into(),
-            quote: "ZUSD".into(),
-        },
-        fees: FeeSchedule {
-            maker_pct: dec!(0.25),
-            taker_pct: dec!(0.40),
-        },
-        initial_base: dec!(100000),
-        initial_quote: dec!(10000),
-        max_open_orders: 200,
-        fill_participation: None,
-    }
-}
-
 fn engine(slots: u32) -> EngineConfig {
-    let mut c = EngineConfig::defaults(spec());
+    let mut c = EngineConfig::defaults(grid::spec());
     c.slots = slots;
     c.order_size_usd = dec!(6);
     c.profit_pct = dec!(0.5);
     c.validate().0
-}
-
-fn candles(n: usize, seed: u64) -> Vec<Candle> {
-    let mut m = SyntheticMarket::new(SyntheticConfig {
-        seed,
-        sigma_per_candle: dec!(0.002),
-        ..SyntheticConfig::default()
-    });
-    (0..n).map(|_| m.next_candle().unwrap().unwrap()).collect()
 }
 
 async fn runtime(
@@ -72,7 +37,7 @@ async fn runtime(
     Runtime<PaperExchange, LocalLedger<ledger_service::store::SqliteStore>>,
     PaperExchange,
 ) {
-    let paper = PaperExchange::new(paper_config(), SimClock::new(first.time * 1000));
+    let paper = PaperExchange::new(grid::paper_config(200), SimClock::new(first.time * 1000));
     let mut cfg = RuntimeConfig::new("ctl-bot", engine(slots));
     cfg.call_budget = budget;
     let store = TraderStore::open(&StoreLocation::Memory).await.unwrap();
@@ -90,7 +55,7 @@ async fn runtime(
 /// status), and later loops place the rest; nothing is placed twice.
 #[tokio::test]
 async fn budget_defers_placements_to_later_loops() {
-    let cs = candles(10, 3);
+    let cs = grid::candles(10, 3);
     let (mut rt, paper) = runtime(10, 8, &cs[0]).await;
     let _h = rt.handle();
     paper.step(&cs[0]);
@@ -120,7 +85,7 @@ async fn budget_defers_placements_to_later_loops() {
 /// fills (and journals them); resumed, it places again.
 #[tokio::test]
 async fn pause_stops_placements_but_not_fills() {
-    let cs = candles(1500, 9);
+    let cs = grid::candles(1500, 9);
     let (mut rt, paper) = runtime(3, 30, &cs[0]).await;
     paper.step(&cs[0]);
     rt.step(paper.clock().now_ms()).await.unwrap();
@@ -225,7 +190,7 @@ async fn refresh_of_unplaced_entries_does_not_wedge_trades() {
 /// leaving resting orders on the book.
 #[tokio::test]
 async fn run_forever_serves_handle_and_shuts_down_cleanly() {
-    let cs = candles(5, 4);
+    let cs = grid::candles(5, 4);
     let (mut rt, paper) = runtime(2, 30, &cs[0]).await;
     paper.step(&cs[0]);
     let handle = rt.handle();
@@ -265,7 +230,7 @@ async fn run_forever_serves_handle_and_shuts_down_cleanly() {
 /// the report's ledger view agrees with the engine.
 #[tokio::test]
 async fn backtest_is_deterministic() {
-    let cs = candles(6000, 12);
+    let cs = grid::candles(6000, 12);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.csv");
     let mut csv = String::from("time,open,high,low,close,volume\n");
@@ -286,7 +251,7 @@ async fn backtest_is_deterministic() {
     };
     let cfg = BacktestConfig {
         engine: engine(4),
-        paper: paper_config(),
+        paper: grid::paper_config(200),
         poll_interval_sec: 60,
         call_budget: 30,
         progress: false,

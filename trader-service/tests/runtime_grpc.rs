@@ -5,6 +5,8 @@
 
 #![allow(missing_docs)]
 
+mod grid;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -16,54 +18,13 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use trader_service::engine::EngineConfig;
-use trader_service::exchange::market::{MarketSource, SyntheticConfig, SyntheticMarket};
-use trader_service::exchange::paper::{PaperConfig, PaperExchange};
-use trader_service::exchange::{Clock, PairInfo, SimClock};
-use trader_service::pair::{Candle, FeeSchedule, PairSpec};
+use trader_service::exchange::paper::PaperExchange;
+use trader_service::exchange::{Clock, SimClock};
 use trader_service::runtime::ledger::GrpcLedger;
 use trader_service::runtime::store::{StoreLocation, TraderStore};
 use trader_service::runtime::{Runtime, RuntimeConfig};
 
 const BOT: &str = "grpc-bot";
-
-fn spec() -> PairSpec {
-    PairSpec {
-        symbol: "XDGUSD".into(),
-        price_decimals: 7,
-        lot_decimals: 8,
-        ordermin: dec!(50),
-        costmin: dec!(0.5),
-    }
-}
-
-fn paper_config() -> PaperConfig {
-    PaperConfig {
-        pair: PairInfo {
-            spec: spec(),
-            base: "XXDG".into(),
-            quote: "ZUSD".into(),
-        },
-        fees: FeeSchedule {
-            maker_pct: dec!(0.25),
-            taker_pct: dec!(0.40),
-        },
-        initial_base: dec!(100000),
-        initial_quote: dec!(10000),
-        max_open_orders: 60,
-        fill_participation: None,
-    }
-}
-
-fn candles(n: usize) -> Vec<Candle> {
-    let mut m = SyntheticMarket::new(SyntheticConfig {
-        seed: 77,
-        sigma_per_candle: dec!(0.002),
-        ranging_candles: (200, 600),
-        trending_candles: (60, 200),
-        ..SyntheticConfig::default()
-    });
-    (0..n).map(|_| m.next_candle().unwrap().unwrap()).collect()
-}
 
 struct LedgerServer {
     stop: oneshot::Sender<()>,
@@ -109,11 +70,11 @@ async fn grpc_ledger_outage_and_recovery() {
     drop(probe);
     let server = start_ledger(&url, addr).await;
 
-    let cs = candles(2400);
-    let paper = PaperExchange::new(paper_config(), SimClock::new(cs[0].time * 1000));
+    let cs = grid::choppy_candles(2400, 77);
+    let paper = PaperExchange::new(grid::paper_config(60), SimClock::new(cs[0].time * 1000));
     let client =
         GrpcLedger::connect_lazy(&format!("http://{addr}"), Duration::from_secs(2)).unwrap();
-    let mut engine = EngineConfig::defaults(spec());
+    let mut engine = EngineConfig::defaults(grid::spec());
     engine.slots = 3;
     engine.order_size_usd = dec!(6);
     engine.profit_pct = dec!(0.5);

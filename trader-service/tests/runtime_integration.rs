@@ -4,6 +4,8 @@
 
 #![allow(missing_docs)]
 
+mod grid;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
@@ -18,65 +20,25 @@ use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
 use tonic::Status;
 use trader_service::engine::EngineConfig;
-use trader_service::exchange::market::{MarketSource, SyntheticConfig, SyntheticMarket};
-use trader_service::exchange::paper::{PaperConfig, PaperExchange};
+use trader_service::exchange::paper::PaperExchange;
 use trader_service::exchange::{
     Balances, Clock, Exchange, ExchangeError, OrderAck, OrderInfo, OrderKind, OrderRequest,
     PairInfo, SimClock, Ticker, Trade,
 };
-use trader_service::pair::{Candle, FeeSchedule, PairSpec, Side};
+use trader_service::pair::{Candle, FeeSchedule, Side};
 use trader_service::runtime::ledger::{LedgerApi, LocalLedger};
 use trader_service::runtime::store::{StoreLocation, TraderStore};
 use trader_service::runtime::{Runtime, RuntimeConfig};
 
 const BOT: &str = "it-bot";
 
-fn pair() -> PairInfo {
-    PairInfo {
-        spec: PairSpec {
-            symbol: "XDGUSD".into(),
-            price_decimals: 7,
-            lot_decimals: 8,
-            ordermin: dec!(50),
-            costmin: dec!(0.5),
-        },
-        base: "XXDG".into(),
-        quote: "ZUSD".into(),
-    }
-}
-
-fn paper_config() -> PaperConfig {
-    PaperConfig {
-        pair: pair(),
-        fees: FeeSchedule {
-            maker_pct: dec!(0.25),
-            taker_pct: dec!(0.40),
-        },
-        initial_base: dec!(100000),
-        initial_quote: dec!(10000),
-        max_open_orders: 60,
-        fill_participation: None,
-    }
-}
-
 fn engine_config(slots: u32) -> EngineConfig {
-    let mut c = EngineConfig::defaults(pair().spec);
+    let mut c = EngineConfig::defaults(grid::spec());
     c.slots = slots;
     c.order_size_usd = dec!(6);
     c.entry_pct = dec!(0.2);
     c.profit_pct = dec!(0.5);
     c.validate().0
-}
-
-fn candles(n: usize, seed: u64) -> Vec<Candle> {
-    let mut m = SyntheticMarket::new(SyntheticConfig {
-        seed,
-        sigma_per_candle: dec!(0.002),
-        ranging_candles: (200, 600),
-        trending_candles: (60, 200),
-        ..SyntheticConfig::default()
-    });
-    (0..n).map(|_| m.next_candle().unwrap().unwrap()).collect()
 }
 
 type Local = LocalLedger<SqliteStore>;
@@ -189,14 +151,14 @@ fn open_cl_ord_ids_unique(paper: &PaperExchange) {
 }
 
 fn new_paper(first: &Candle) -> PaperExchange {
-    PaperExchange::new(paper_config(), SimClock::new(first.time * 1000))
+    PaperExchange::new(grid::paper_config(60), SimClock::new(first.time * 1000))
 }
 
 /// Proves: over a synthetic run, positions open and close in the ledger
 /// exactly as the engine booked them (counts, net sum, created/filled once).
 #[tokio::test]
 async fn ledger_mirrors_engine_bookings() {
-    let cs = candles(3000, 7);
+    let cs = grid::choppy_candles(3000, 7);
     let dir = tempfile::tempdir().unwrap();
     let paper = new_paper(&cs[0]);
     let (lib, local) = ledger().await;
@@ -293,7 +255,7 @@ impl LedgerApi for Flaky {
 /// exactly the expected positions and events, no duplicates.
 #[tokio::test]
 async fn ledger_outage_outbox_grows_then_catches_up() {
-    let cs = candles(3000, 11);
+    let cs = grid::choppy_candles(3000, 11);
     let dir = tempfile::tempdir().unwrap();
     let paper = new_paper(&cs[0]);
     let (lib, local) = ledger().await;
@@ -350,7 +312,7 @@ async fn ledger_outage_outbox_grows_then_catches_up() {
 /// fills are replayed (the ledger still mirrors every booking).
 #[tokio::test]
 async fn restart_replays_missed_fills_without_duplicates() {
-    let cs = candles(3000, 23);
+    let cs = grid::choppy_candles(3000, 23);
     let dir = tempfile::tempdir().unwrap();
     let paper = new_paper(&cs[0]);
     let (lib, local) = ledger().await;
@@ -446,7 +408,7 @@ impl Exchange for Crashy {
 }
 
 async fn crash_during_placement(mode: u8) {
-    let cs = candles(2500, 31);
+    let cs = grid::choppy_candles(2500, 31);
     let dir = tempfile::tempdir().unwrap();
     let paper = new_paper(&cs[0]);
     let (lib, local) = ledger().await;
@@ -535,7 +497,7 @@ async fn crash_after_write_ahead_places_once() {
 /// fill closes the position.
 #[tokio::test]
 async fn legacy_exit_is_imported_once_and_closed_by_its_fill() {
-    let cs = candles(400, 5);
+    let cs = grid::choppy_candles(400, 5);
     let dir = tempfile::tempdir().unwrap();
     let paper = new_paper(&cs[0]);
     paper.step(&cs[0]);
@@ -667,7 +629,7 @@ fn stale_open(open_key: &str, time: i64) -> trader_service::runtime::writes::Ope
 async fn orphan_ledger_position_is_closed_exchange_cancelled() {
     use ledger_service::domain::CloseReason;
     use trader_service::runtime::sink::open_request;
-    let cs = candles(5, 3);
+    let cs = grid::choppy_candles(5, 3);
     let paper = new_paper(&cs[0]);
     paper.step(&cs[0]);
     let (lib, local) = ledger().await;
@@ -802,7 +764,7 @@ async fn ledger_accepts_every_write_shape() {
 /// runtime counted equal the fees the exchange charged.
 #[tokio::test]
 async fn partial_fills_are_delivered_exactly_once() {
-    let cs: Vec<Candle> = candles(3000, 41)
+    let cs: Vec<Candle> = grid::choppy_candles(3000, 41)
         .into_iter()
         .map(|mut c| {
             c.volume = dec!(40);
@@ -810,7 +772,7 @@ async fn partial_fills_are_delivered_exactly_once() {
         })
         .collect();
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = paper_config();
+    let mut cfg = grid::paper_config(60);
     cfg.fill_participation = Some(dec!(0.5));
     let paper = PaperExchange::new(cfg, SimClock::new(cs[0].time * 1000));
     let (lib, local) = ledger().await;
