@@ -82,7 +82,8 @@ async fn budget_defers_placements_to_later_loops() {
 }
 
 /// Proves: paused, the runtime places nothing new but still processes
-/// fills (and journals them); resumed, it places again.
+/// fills (and journals them); positions whose exit is not placed yet reach
+/// the ledger when it is, with its txid; resumed, it places again.
 #[tokio::test]
 async fn pause_stops_placements_but_not_fills() {
     let cs = grid::candles(1500, 9);
@@ -105,10 +106,30 @@ async fn pause_stops_placements_but_not_fills() {
         rt.stats().fills > fills,
         "fills still processed while paused"
     );
+    // The filled entries' exits wait unplaced, so their positions wait for
+    // an exit txid before reaching the ledger.
+    let waiting = rt
+        .engine()
+        .open_exits()
+        .filter(|x| x.position_id.is_none())
+        .count();
+    assert!(waiting > 0, "entries filled during the pause");
+    assert_eq!(
+        rt.ledger_open_positions().await.unwrap(),
+        rt.engine().open_exits().count() - waiting
+    );
     rt.apply_command(ControlCommand::Resume);
     paper.step(&cs[1499]);
     rt.step(paper.clock().now_ms()).await.unwrap();
     assert!(rt.stats().placements > placed, "placing again after resume");
+    assert!(
+        rt.engine().open_exits().all(|x| x.position_id.is_some()),
+        "placed exits' positions reached the ledger in the same loop"
+    );
+    assert_eq!(
+        rt.ledger_open_positions().await.unwrap(),
+        rt.engine().open_exits().count()
+    );
 }
 
 /// A flat candle at `price`, `minutes` after `first`.

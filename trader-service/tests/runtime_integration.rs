@@ -19,7 +19,7 @@ use ledger_service::store::SqliteStore;
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
 use tonic::Status;
-use trader_service::engine::EngineConfig;
+use trader_service::engine::{EngineConfig, OrderId, OrderRole};
 use trader_service::exchange::paper::PaperExchange;
 use trader_service::exchange::{
     Balances, Clock, Exchange, ExchangeError, OrderAck, OrderInfo, OrderKind, OrderRequest,
@@ -186,6 +186,35 @@ async fn ledger_mirrors_engine_bookings() {
     )
     .await;
     open_cl_ord_ids_unique(&paper);
+    assert_exit_txids(&lib, &paper).await;
+}
+
+/// Checks every ledger position records the txid of the exit that worked
+/// it: an open position, the exit still resting on the exchange (as the
+/// engine knows it); a closed one, an exit the exchange saw.
+async fn assert_exit_txids(ledger: &Ledger<SqliteStore>, paper: &PaperExchange) {
+    let resting: BTreeMap<String, Decimal> = paper.with_book(|b| {
+        b.open_orders()
+            .into_iter()
+            .filter_map(|o| o.limit_price.map(|p| (o.txid, p)))
+            .collect()
+    });
+    for p in ledger.open_positions(BOT, None).await.unwrap() {
+        assert_eq!(
+            resting.get(&p.exit_txid),
+            Some(&p.current_exit_price),
+            "open position {} names its resting exit",
+            p.position_id
+        );
+    }
+    for p in ledger.position_history(BOT, None, 1000).await.unwrap() {
+        assert!(
+            !p.exit_txid.is_empty() && !resting.contains_key(&p.exit_txid),
+            "closed position {} names its (filled) exit, got {:?}",
+            p.position_id,
+            p.exit_txid
+        );
+    }
 }
 
 /// A ledger that answers UNAVAILABLE while `down` is set.
@@ -360,7 +389,8 @@ async fn restart_replays_missed_fills_without_duplicates() {
 
 /// Wraps the paper exchange; `mode` 1 = `add_order` places then never
 /// answers (crash after the exchange accepted), 2 = never answers without
-/// placing (crash between write-ahead commit and the call).
+/// placing (crash between write-ahead commit and the call), 3 = refuses
+/// every exit for lack of funds (entries go through).
 #[derive(Clone)]
 struct Crashy {
     inner: PaperExchange,
@@ -390,6 +420,15 @@ impl Exchange for Crashy {
                 std::future::pending().await
             }
             2 => std::future::pending().await,
+            3 if req
+                .client_order_id
+                .parse::<OrderId>()
+                .is_ok_and(|id| id.role == OrderRole::Exit) =>
+            {
+                Err(ExchangeError::InsufficientFunds {
+                    message: "EOrder:Insufficient funds".into(),
+                })
+            }
             _ => self.inner.add_order(req).await,
         }
     }
@@ -405,6 +444,39 @@ impl Exchange for Crashy {
     async fn trades_since(&self, s: i64) -> Result<Vec<Trade>, ExchangeError> {
         self.inner.trades_since(s).await
     }
+}
+
+/// Proves: a position whose exit the exchange refuses still reaches the
+/// ledger (without an exit txid, logged), once, with its id fed back to
+/// the engine; it is not left waiting for a txid that will never come.
+#[tokio::test]
+async fn refused_exit_still_reaches_the_ledger() {
+    let cs = grid::choppy_candles(600, 5);
+    let paper = new_paper(&cs[0]);
+    let (lib, local) = ledger().await;
+    let ex = Crashy {
+        inner: paper.clone(),
+        mode: Arc::new(AtomicU8::new(3)),
+    };
+    let store = TraderStore::open(&StoreLocation::Memory).await.unwrap();
+    let mut rt = Runtime::new(runtime_config(2), ex, local, store)
+        .await
+        .unwrap();
+    let mut i = 0;
+    while i < cs.len() && rt.engine().open_exits().count() < 2 {
+        paper.step(&cs[i]);
+        rt.step(paper.clock().now_ms()).await.unwrap();
+        i += 1;
+    }
+    // One more loop after the last refusal so its write is delivered.
+    paper.step(&cs[i.min(cs.len() - 1)]);
+    rt.step(paper.clock().now_ms()).await.unwrap();
+    let exits = rt.engine().open_exits().count();
+    assert!(exits >= 2, "entries must fill in this market");
+    assert!(rt.engine().open_exits().all(|x| x.position_id.is_some()));
+    let open = lib.open_positions(BOT, None).await.unwrap();
+    assert_eq!(open.len(), exits, "one ledger position per refused exit");
+    assert!(open.iter().all(|p| p.exit_txid.is_empty()), "{open:?}");
 }
 
 async fn crash_during_placement(mode: u8) {

@@ -15,7 +15,7 @@ use crate::engine::types::ExitPlacement;
 use crate::engine::{EngineState, OrderId, OrderRole, TradeId, TradeWork};
 use crate::pair::Side;
 use crate::runtime::fills::Executed;
-use crate::runtime::writes::TrackedPosition;
+use crate::runtime::writes::{OpenWrite, TrackedPosition};
 
 /// Layout version of [`PersistedState`].
 pub const STATE_VERSION: u32 = 1;
@@ -54,6 +54,12 @@ pub struct RuntimeBook {
     /// Operator pause (survives restarts; an operator decision, not a
     /// feature flag).
     pub paused: bool,
+    /// `OpenPosition` writes waiting for their exit to reach the exchange,
+    /// by the exit's local id: the ledger records a position with the txid
+    /// of the exit working it, so the write is queued when the exit is
+    /// placed (or, without a txid, when the exchange refuses it).
+    #[serde(default)]
+    pub opens_awaiting_exit: BTreeMap<String, OpenWrite>,
 }
 
 /// What goes into the store's snapshot column.

@@ -301,6 +301,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
     /// out (which implies a state change worth committing).
     pub(crate) fn apply(&mut self, event: &Event) -> bool {
         let actions = transition(&mut self.engine, event, &self.cfg.engine);
+        self.release_awaiting_open(event);
         let is_tick = matches!(event, Event::PriceTick { .. } | Event::TimerTick { .. });
         if !is_tick {
             self.dirty = true;
@@ -329,7 +330,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
                 tracing::info!(open_key = %w.open_key, slot = intent.slot, trade = ?intent.trade,
                     cycle = intent.cycle, entry_price = %intent.entry_price,
                     exit_price = %intent.exit_price, volume = %intent.entry_volume,
-                    "entry filled: position opened, exit to place");
+                    "entry filled: position opened, ledger write waits for the exit's txid");
                 self.book.positions.insert(
                     position_key(intent.slot, intent.trade, intent.cycle),
                     TrackedPosition {
@@ -338,7 +339,9 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
                         exit_target: intent.exit_price,
                     },
                 );
-                self.pending.push(LedgerWriteRequest::Open(w).to_entry());
+                self.book
+                    .opens_awaiting_exit
+                    .insert(intent.exit_order_id.to_string(), w);
             }
             Action::BookCycle(b) => {
                 self.stats.completed_cycles += 1;
@@ -362,6 +365,30 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
                 other => tracing::debug!(notice = ?other, "engine notice"),
             },
         }
+    }
+
+    /// Queues the `OpenPosition` of a position once its exit's placement
+    /// is resolved: placed, with the exit's txid (the ledger's exit intent);
+    /// refused, without one, so a position whose exit the exchange will not
+    /// take is still in the ledger for the operator. Until then (budget,
+    /// pause, an ambiguous answer being looked up) the write waits in the
+    /// persisted book, so a restart loses nothing.
+    fn release_awaiting_open(&mut self, event: &Event) {
+        let (order_id, txid) = match event {
+            Event::Placed { order_id, txid } => (order_id, Some(txid)),
+            Event::PlaceFailed { order_id, .. } => (order_id, None),
+            _ => return,
+        };
+        let Some(mut w) = self.book.opens_awaiting_exit.remove(&order_id.to_string()) else {
+            return;
+        };
+        if txid.is_none() {
+            tracing::warn!(open_key = %w.open_key, exit_order_id = %order_id,
+                "exit refused by the exchange: position recorded without an exit txid");
+        }
+        w.exit_txid = txid.cloned();
+        self.dirty = true;
+        self.pending.push(LedgerWriteRequest::Open(w).to_entry());
     }
 
     /// One trading loop at `now_ms` (unix milliseconds).

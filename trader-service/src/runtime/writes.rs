@@ -68,7 +68,9 @@ pub struct OpenWrite {
     pub exit_price: Decimal,
     /// Profit target of the exit.
     pub target_profit_pct: Decimal,
-    /// Exit txid when already known (legacy imports).
+    /// Txid of the exit working the position: set when the exit reaches the
+    /// exchange (or, for legacy imports, the imported exit's txid); `None`
+    /// only if the exchange refused the exit.
     pub exit_txid: Option<String>,
     /// True for imports from a pre-ledger run.
     pub migration: bool,
