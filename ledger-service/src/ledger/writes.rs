@@ -79,6 +79,13 @@ enum Attempt<T> {
     Replay(EventKeyRecord),
 }
 
+/// What a keyed write came to: its fresh outcome, or the journal entry its
+/// key wrote the first time (a retry with the same content).
+enum Keyed<T> {
+    Fresh(T),
+    Replayed(JournalEntry),
+}
+
 fn is_duplicate(e: &LedgerError) -> bool {
     matches!(e, LedgerError::Store(StoreError::Duplicate { .. }))
 }
@@ -165,20 +172,17 @@ impl<S: Store> Ledger<S> {
     pub async fn journal_event(&self, cmd: EventCommand) -> Result<EventOutcome, LedgerError> {
         let cmd = cmd.validated(self.now())?;
         let hash = idempotency::event_hash(&cmd);
-        let attempt = match self.append_event_atomically(&cmd, &hash).await {
-            Ok(Some(attempt)) => Ok(attempt),
-            Ok(None) => self.try_event(&cmd, &hash).await,
-            Err(e) => Err(e),
+        let written = self.keyed_write(
+            cmd.position_id,
+            &cmd.event_key,
+            &hash,
+            self.append_event_atomically(&cmd, &hash),
+            self.try_event(&cmd, &hash),
+        );
+        let entry = match written.await? {
+            Keyed::Fresh(outcome) => return Ok(outcome),
+            Keyed::Replayed(entry) => entry,
         };
-        let record = match attempt {
-            Ok(Attempt::Done(outcome)) => return Ok(outcome),
-            Ok(Attempt::Replay(record)) => record,
-            Err(e) if is_duplicate(&e) => {
-                self.recorded_key(cmd.position_id, &cmd.event_key).await?
-            }
-            Err(e) => return Err(e),
-        };
-        let entry = self.replayed_entry(&record, &hash, &cmd.event_key).await?;
         let subsidy = self.subsidy_balance(&entry.bot_id, entry.slot_id).await?;
         Ok(EventOutcome {
             entry,
@@ -300,20 +304,17 @@ impl<S: Store> Ledger<S> {
     ) -> Result<RepriceOutcome, LedgerError> {
         let cmd = cmd.validated(self.now())?;
         let hash = idempotency::reprice_hash(&cmd);
-        let attempt = match self.reprice_atomically(&cmd, &hash).await {
-            Ok(Some(attempt)) => Ok(attempt),
-            Ok(None) => self.try_reprice(&cmd, &hash).await,
-            Err(e) => Err(e),
+        let written = self.keyed_write(
+            cmd.position_id,
+            &cmd.event_key,
+            &hash,
+            self.reprice_atomically(&cmd, &hash),
+            self.try_reprice(&cmd, &hash),
+        );
+        let entry = match written.await? {
+            Keyed::Fresh(outcome) => return Ok(outcome),
+            Keyed::Replayed(entry) => entry,
         };
-        let record = match attempt {
-            Ok(Attempt::Done(outcome)) => return Ok(outcome),
-            Ok(Attempt::Replay(record)) => record,
-            Err(e) if is_duplicate(&e) => {
-                self.recorded_key(cmd.position_id, &cmd.event_key).await?
-            }
-            Err(e) => return Err(e),
-        };
-        let entry = self.replayed_entry(&record, &hash, &cmd.event_key).await?;
         let position = self.position(cmd.position_id).await?;
         let subsidy = self
             .subsidy_balance(&position.bot_id, position.slot_id)
@@ -466,20 +467,17 @@ impl<S: Store> Ledger<S> {
     pub async fn close_position(&self, cmd: CloseCommand) -> Result<CloseOutcome, LedgerError> {
         let cmd = cmd.validated(self.now())?;
         let hash = idempotency::close_hash(&cmd);
-        let attempt = match self.close_atomically(&cmd, &hash).await {
-            Ok(Some(attempt)) => Ok(attempt),
-            Ok(None) => self.try_close(&cmd, &hash).await,
-            Err(e) => Err(e),
+        let written = self.keyed_write(
+            cmd.position_id,
+            &cmd.event_key,
+            &hash,
+            self.close_atomically(&cmd, &hash),
+            self.try_close(&cmd, &hash),
+        );
+        let entry = match written.await? {
+            Keyed::Fresh(outcome) => return Ok(outcome),
+            Keyed::Replayed(entry) => entry,
         };
-        let record = match attempt {
-            Ok(Attempt::Done(outcome)) => return Ok(outcome),
-            Ok(Attempt::Replay(record)) => record,
-            Err(e) if is_duplicate(&e) => {
-                self.recorded_key(cmd.position_id, &cmd.event_key).await?
-            }
-            Err(e) => return Err(e),
-        };
-        let entry = self.replayed_entry(&record, &hash, &cmd.event_key).await?;
         let position = self.position(cmd.position_id).await?;
         Ok(CloseOutcome {
             position,
@@ -601,6 +599,35 @@ impl<S: Store> Ledger<S> {
     }
 
     /// The key record a concurrent writer committed first.
+    /// Runs one keyed write: the backend's one-call append when it has one
+    /// (`atomic` answers `None` otherwise), else the same steps through
+    /// transaction primitives (`fallback`, only polled when needed). A key
+    /// already recorded, found under the lock or by losing a race on the
+    /// key's unique index, becomes the entry it first wrote, after checking
+    /// the retry carries the same content (`hash`).
+    async fn keyed_write<T>(
+        &self,
+        position_id: u64,
+        event_key: &str,
+        hash: &str,
+        atomic: impl Future<Output = Result<Option<Attempt<T>>, LedgerError>>,
+        fallback: impl Future<Output = Result<Attempt<T>, LedgerError>>,
+    ) -> Result<Keyed<T>, LedgerError> {
+        let attempt = match atomic.await {
+            Ok(Some(attempt)) => Ok(attempt),
+            Ok(None) => fallback.await,
+            Err(e) => Err(e),
+        };
+        let record = match attempt {
+            Ok(Attempt::Done(outcome)) => return Ok(Keyed::Fresh(outcome)),
+            Ok(Attempt::Replay(record)) => record,
+            Err(e) if is_duplicate(&e) => self.recorded_key(position_id, event_key).await?,
+            Err(e) => return Err(e),
+        };
+        let entry = self.replayed_entry(&record, hash, event_key).await?;
+        Ok(Keyed::Replayed(entry))
+    }
+
     async fn recorded_key(
         &self,
         position_id: u64,
