@@ -108,15 +108,14 @@ async fn write_history<S: Store>(ledger: &Ledger<S>) {
     }
 }
 
-#[tokio::test]
-async fn slot_locks_hand_out_increasing_sequence_numbers() {
-    let store = MemoryStore::new();
+/// Slot locks hand out 1, 2, 3... per slot, and a rolled-back lock leaves
+/// no trace, on both embedded backends.
+async fn slot_locks_hand_out_increasing_sequence_numbers<S: Store>(store: S) {
     for expected in 1..=3 {
         let mut tx = store.begin().await.unwrap();
         assert_eq!(tx.lock_slot("bot", 4).await.unwrap().seq, expected);
         tx.commit().await.unwrap();
     }
-    // A rolled-back lock leaves no trace.
     let mut tx = store.begin().await.unwrap();
     tx.lock_slot("bot", 4).await.unwrap();
     drop(tx);
@@ -126,8 +125,14 @@ async fn slot_locks_hand_out_increasing_sequence_numbers() {
 }
 
 #[tokio::test]
-async fn unknown_slots_have_no_subsidy_state() {
-    let store = MemoryStore::new();
+async fn slot_sequences_memory_and_sqlite() {
+    slot_locks_hand_out_increasing_sequence_numbers(MemoryStore::new()).await;
+    let sqlite = SqliteStore::connect("sqlite::memory:").await.unwrap();
+    slot_locks_hand_out_increasing_sequence_numbers(sqlite).await;
+}
+
+/// A slot nobody wrote to has no subsidy state and an all-zero audit.
+async fn unknown_slots_have_no_subsidy_state<S: Store>(store: S) {
     assert!(
         store
             .subsidy_states("bot", Some(1))
@@ -137,6 +142,13 @@ async fn unknown_slots_have_no_subsidy_state() {
     );
     let (watermark, remaining) = store.subsidy_audit("bot", 1).await.unwrap();
     assert!(watermark.is_zero() && remaining.is_zero());
+}
+
+#[tokio::test]
+async fn unknown_slots_memory_and_sqlite() {
+    unknown_slots_have_no_subsidy_state(MemoryStore::new()).await;
+    let sqlite = SqliteStore::connect("sqlite::memory:").await.unwrap();
+    unknown_slots_have_no_subsidy_state(sqlite).await;
 }
 
 /// A dropped transaction restores the state before it exactly, id counters
