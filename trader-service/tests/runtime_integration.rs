@@ -390,7 +390,8 @@ async fn restart_replays_missed_fills_without_duplicates() {
 /// Wraps the paper exchange; `mode` 1 = `add_order` places then never
 /// answers (crash after the exchange accepted), 2 = never answers without
 /// placing (crash between write-ahead commit and the call), 3 = refuses
-/// every exit for lack of funds (entries go through).
+/// every exit for lack of funds (entries go through), 4 = reports exits
+/// as executed 0.2 % better than their limit (price improvement).
 #[derive(Clone)]
 struct Crashy {
     inner: PaperExchange,
@@ -436,7 +437,11 @@ impl Exchange for Crashy {
         self.inner.cancel_order(t).await
     }
     async fn query_orders(&self, t: &[String]) -> Result<Vec<OrderInfo>, ExchangeError> {
-        self.inner.query_orders(t).await
+        let mut infos = self.inner.query_orders(t).await?;
+        if self.mode.load(Ordering::SeqCst) == 4 {
+            infos.iter_mut().for_each(improve_exit);
+        }
+        Ok(infos)
     }
     async fn open_orders(&self) -> Result<Vec<OrderInfo>, ExchangeError> {
         self.inner.open_orders().await
@@ -477,6 +482,76 @@ async fn refused_exit_still_reaches_the_ledger() {
     let open = lib.open_positions(BOT, None).await.unwrap();
     assert_eq!(open.len(), exits, "one ledger position per refused exit");
     assert!(open.iter().all(|p| p.exit_txid.is_empty()), "{open:?}");
+}
+
+/// Price improvement on an exit: a sell executed higher, a buy lower.
+fn improve_exit(o: &mut OrderInfo) {
+    let is_exit = o
+        .cl_ord_id
+        .as_deref()
+        .and_then(|c| c.parse::<OrderId>().ok())
+        .is_some_and(|id| id.role == OrderRole::Exit);
+    if !is_exit {
+        return;
+    }
+    let factor = match o.side {
+        Side::Sell => dec!(1.002),
+        Side::Buy => dec!(0.998),
+    };
+    o.cost *= factor;
+    o.avg_price = o.avg_price.map(|p| p * factor);
+}
+
+/// Proves: an exit that fills better than its target journals exactly one
+/// `over_performance` credit with `excess = |fill - target| x volume`, and
+/// the credits become the slots' subsidy.
+#[tokio::test]
+async fn better_exit_fills_credit_over_performance() {
+    let cs = grid::choppy_candles(3000, 7);
+    let paper = new_paper(&cs[0]);
+    let (lib, local) = ledger().await;
+    let ex = Crashy {
+        inner: paper.clone(),
+        mode: Arc::new(AtomicU8::new(4)),
+    };
+    let store = TraderStore::open(&StoreLocation::Memory).await.unwrap();
+    let mut rt = Runtime::new(runtime_config(3), ex, local, store)
+        .await
+        .unwrap();
+    drive(&mut rt, &paper, &cs).await;
+    rt.flush(paper.clock().now_ms()).await.unwrap();
+    let closed = lib.position_history(BOT, None, 1000).await.unwrap();
+    assert!(closed.len() > 5, "the run must close positions");
+    let mut credited = Decimal::ZERO;
+    for p in &closed {
+        let outcome = p.outcome.as_ref().unwrap();
+        let fill = outcome.exit_price.unwrap();
+        let expected = (fill - p.original_exit_price).abs() * p.entry.volume;
+        let page = lib
+            .journal(&JournalScope::Position(p.position_id), 0, 100)
+            .await
+            .unwrap();
+        let excess: Vec<Decimal> = page
+            .entries
+            .iter()
+            .filter_map(|e| match &e.details {
+                EventDetails::OverPerformance(d) => Some(d.excess),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(excess, [expected], "position {}", p.position_id);
+        credited += expected;
+    }
+    let mut earned = Decimal::ZERO;
+    for slot in 0..3 {
+        earned += lib
+            .subsidy_balance(BOT, slot)
+            .await
+            .unwrap()
+            .totals
+            .earned();
+    }
+    assert_eq!(earned, credited, "every credit is subsidy, nothing else");
 }
 
 async fn crash_during_placement(mode: u8) {

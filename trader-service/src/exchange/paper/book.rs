@@ -455,7 +455,8 @@ impl PaperBook {
     }
 
     /// Advances the market by one candle and returns the executions it
-    /// caused, in path order. The no-fill path neither allocates nor walks.
+    /// caused, in path order; afterwards the book's time is the candle's
+    /// close. The no-fill path neither allocates nor walks.
     pub fn step(&mut self, c: &Candle) -> &[Fill] {
         self.fills.clear();
         let start = c.time.saturating_mul(1000);
@@ -486,6 +487,10 @@ impl PaperBook {
             }
         }
         self.last_price = Some(c.close);
+        // The whole candle has happened: it is now its close. Anything that
+        // executes after this step (an order crossing at placement) is
+        // stamped after every execution inside the candle, never before.
+        self.now = self.now.max(start.saturating_add(interval_ms));
         &self.fills
     }
 
@@ -761,6 +766,34 @@ mod tests {
             b.cancel(&tx),
             Err(ExchangeError::UnknownOrder { .. })
         ));
+    }
+
+    /// Proves: after a candle the book's time is the candle's close, so an
+    /// order crossing at placement executes after every execution inside
+    /// that candle (an exit can never fill before its entry did).
+    #[test]
+    fn placement_after_a_candle_executes_after_its_fills() {
+        let mut b = PaperBook::new(config(), 0);
+        b.set_last_price(dec!(0.1));
+        b.add_order(&limit(Side::Buy, dec!(0.095), dec!(100), "entry"))
+            .unwrap();
+        // Up candle through the entry; it closes above it.
+        let entry_time =
+            b.step(&candle(60, dec!(0.1), dec!(0.104), dec!(0.09), dec!(0.103)))[0].time;
+        assert_eq!(b.now(), 120_000, "the candle's close");
+        // A sell below the market (not post-only) crosses at once.
+        let mut exit = limit(Side::Sell, dec!(0.096), dec!(100), "exit");
+        exit.kind = OrderKind::Limit {
+            price: dec!(0.096),
+            post_only: false,
+        };
+        b.add_order(&exit).unwrap();
+        let exit = b.last_fills().last().unwrap().clone();
+        assert!(
+            exit.time > entry_time,
+            "exit at {} after entry at {entry_time}",
+            exit.time
+        );
     }
 
     #[test]

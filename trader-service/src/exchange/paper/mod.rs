@@ -82,8 +82,10 @@ impl PaperExchange {
             g.history.pop_front();
         }
         g.history.push_back(*candle);
+        // The candle's close: the book's time after replaying it.
+        let now = g.book.now();
         drop(g);
-        self.clock.set(candle.time.saturating_mul(1000));
+        self.clock.set(now);
         fills
     }
 
