@@ -818,6 +818,48 @@ async fn orphan_ledger_position_is_closed_exchange_cancelled() {
     );
 }
 
+/// Proves: a ledger position whose write the ledger refused (parked) is
+/// left to the operator by every later reconciliation: no second close
+/// under the parked write's key, and trading goes on.
+#[tokio::test]
+async fn parked_position_is_left_to_the_operator() {
+    use trader_service::runtime::sink::open_request;
+    let cs = grid::choppy_candles(5, 3);
+    let paper = new_paper(&cs[0]);
+    paper.step(&cs[0]);
+    let (lib, local) = ledger().await;
+    // Entered (by the ledger's clock) after the trader's now: the coverage
+    // close the trader sends is refused (exit before entry) and parked.
+    let id = local
+        .open_position(open_request(
+            BOT,
+            &stale_open("SKEWED-1", cs[0].time + 7200),
+        ))
+        .await
+        .unwrap()
+        .position
+        .unwrap()
+        .position_id;
+    let mut cfg = runtime_config(1);
+    cfg.reconcile_every = 1;
+    let store = TraderStore::open(&StoreLocation::Memory).await.unwrap();
+    let mut rt = Runtime::new(cfg, paper.clone(), local, store)
+        .await
+        .unwrap();
+    for c in &cs[1..] {
+        paper.step(c);
+        rt.step(paper.clock().now_ms())
+            .await
+            .expect("reconciliation must not trip over the parked write");
+    }
+    let status = rt.status(paper.clock().now_ms()).await.unwrap();
+    assert_eq!(status.outbox.parked, 1, "{:?}", status.outbox);
+    assert!(
+        lib.position(id).await.unwrap().outcome.is_none(),
+        "still open"
+    );
+}
+
 /// Proves: the ledger accepts every request shape the sink builds (open,
 /// over-performance credit, filled close, exchange-cancelled close without
 /// prices), and the over-performance excess becomes the slot's subsidy.

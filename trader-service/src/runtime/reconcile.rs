@@ -14,7 +14,8 @@
 //! - **Ledger coverage** (only when the outbox is empty, so in-flight writes
 //!   are not mistaken for gaps): every open ledger position must be worked
 //!   by a live exit we track; one that is not is closed
-//!   `exchange_cancelled` with an explicit note.
+//!   `exchange_cancelled` with an explicit note, unless a write for it is
+//!   parked (the ledger refused it): that one waits for the operator.
 
 use std::collections::BTreeSet;
 
@@ -190,10 +191,30 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
             .map(|p| p.open_key.as_str())
             .chain(self.book.legacy.values().map(|l| l.open_key.as_str()))
             .collect();
+        // A position with a parked write is the operator's: the ledger
+        // refused what the trader knows happened (a fill, say), so closing
+        // it `exchange_cancelled` would record something else, and under
+        // the parked write's own key at that.
+        let parked: BTreeSet<String> = self
+            .outbox
+            .parked()
+            .await?
+            .into_iter()
+            .filter_map(|e| serde_json::from_value::<LedgerWriteRequest>(e.payload).ok())
+            .map(|w| w.open_key().to_owned())
+            .collect();
         let orphans: Vec<pb::Position> = resp
             .positions
             .into_iter()
             .filter(|p| !tracked.contains(p.open_key.as_str()))
+            .filter(|p| {
+                let held = parked.contains(&p.open_key);
+                if held {
+                    tracing::warn!(position_id = p.position_id, open_key = %p.open_key,
+                        "ledger position has no live exit but a write for it is parked: left to the operator");
+                }
+                !held
+            })
             .collect();
         for p in orphans {
             tracing::warn!(position_id = p.position_id, open_key = %p.open_key,
