@@ -101,7 +101,8 @@ pub struct RunArgs {
     /// The ledger's bot id [default: {exchange}:{PAIR}:main].
     #[arg(long, env = "BOT_ID")]
     pub bot_id: Option<String>,
-    /// The trader's own store (engine state, outbox): `sqlite://FILE` or `sqlite::memory:`.
+    /// The trader's own store (engine state, outbox): `sqlite://FILE`, or
+    /// `sqlite::memory:` to keep it in memory (lost on exit: demos only).
     #[arg(
         long = "store",
         env = "TRADER_DATABASE_URL",
