@@ -393,12 +393,12 @@ async fn restart_replays_missed_fills_without_duplicates() {
 /// every exit for lack of funds (entries go through), 4 = reports exits
 /// as executed 0.2 % better than their limit (price improvement).
 #[derive(Clone)]
-struct Crashy {
+struct Faulty {
     inner: PaperExchange,
     mode: Arc<AtomicU8>,
 }
 
-impl Exchange for Crashy {
+impl Exchange for Faulty {
     async fn pair_info(&self, p: &str) -> Result<PairInfo, ExchangeError> {
         self.inner.pair_info(p).await
     }
@@ -421,15 +421,9 @@ impl Exchange for Crashy {
                 std::future::pending().await
             }
             2 => std::future::pending().await,
-            3 if req
-                .client_order_id
-                .parse::<OrderId>()
-                .is_ok_and(|id| id.role == OrderRole::Exit) =>
-            {
-                Err(ExchangeError::InsufficientFunds {
-                    message: "EOrder:Insufficient funds".into(),
-                })
-            }
+            3 if is_exit(&req.client_order_id) => Err(ExchangeError::InsufficientFunds {
+                message: "EOrder:Insufficient funds".into(),
+            }),
             _ => self.inner.add_order(req).await,
         }
     }
@@ -451,22 +445,33 @@ impl Exchange for Crashy {
     }
 }
 
+/// A runtime with `slots` on a [`Faulty`] paper exchange in `mode`, the
+/// in-process ledger and a memory store; also the paper book and ledger.
+async fn faulty_runtime(
+    mode: u8,
+    slots: u32,
+    first: &Candle,
+) -> (Runtime<Faulty, Local>, PaperExchange, Ledger<SqliteStore>) {
+    let paper = new_paper(first);
+    let (lib, local) = ledger().await;
+    let ex = Faulty {
+        inner: paper.clone(),
+        mode: Arc::new(AtomicU8::new(mode)),
+    };
+    let store = TraderStore::open(&StoreLocation::Memory).await.unwrap();
+    let rt = Runtime::new(runtime_config(slots), ex, local, store)
+        .await
+        .unwrap();
+    (rt, paper, lib)
+}
+
 /// Proves: a position whose exit the exchange refuses still reaches the
 /// ledger (without an exit txid, logged), once, with its id fed back to
 /// the engine; it is not left waiting for a txid that will never come.
 #[tokio::test]
 async fn refused_exit_still_reaches_the_ledger() {
     let cs = grid::choppy_candles(600, 5);
-    let paper = new_paper(&cs[0]);
-    let (lib, local) = ledger().await;
-    let ex = Crashy {
-        inner: paper.clone(),
-        mode: Arc::new(AtomicU8::new(3)),
-    };
-    let store = TraderStore::open(&StoreLocation::Memory).await.unwrap();
-    let mut rt = Runtime::new(runtime_config(2), ex, local, store)
-        .await
-        .unwrap();
+    let (mut rt, paper, lib) = faulty_runtime(3, 2, &cs[0]).await;
     let mut i = 0;
     while i < cs.len() && rt.engine().open_exits().count() < 2 {
         paper.step(&cs[i]);
@@ -484,14 +489,16 @@ async fn refused_exit_still_reaches_the_ledger() {
     assert!(open.iter().all(|p| p.exit_txid.is_empty()), "{open:?}");
 }
 
+/// Whether a `cl_ord_id` names one of the engine's exits.
+fn is_exit(cl_ord_id: &str) -> bool {
+    cl_ord_id
+        .parse::<OrderId>()
+        .is_ok_and(|id| id.role == OrderRole::Exit)
+}
+
 /// Price improvement on an exit: a sell executed higher, a buy lower.
 fn improve_exit(o: &mut OrderInfo) {
-    let is_exit = o
-        .cl_ord_id
-        .as_deref()
-        .and_then(|c| c.parse::<OrderId>().ok())
-        .is_some_and(|id| id.role == OrderRole::Exit);
-    if !is_exit {
+    if !o.cl_ord_id.as_deref().is_some_and(is_exit) {
         return;
     }
     let factor = match o.side {
@@ -508,16 +515,7 @@ fn improve_exit(o: &mut OrderInfo) {
 #[tokio::test]
 async fn better_exit_fills_credit_over_performance() {
     let cs = grid::choppy_candles(3000, 7);
-    let paper = new_paper(&cs[0]);
-    let (lib, local) = ledger().await;
-    let ex = Crashy {
-        inner: paper.clone(),
-        mode: Arc::new(AtomicU8::new(4)),
-    };
-    let store = TraderStore::open(&StoreLocation::Memory).await.unwrap();
-    let mut rt = Runtime::new(runtime_config(3), ex, local, store)
-        .await
-        .unwrap();
+    let (mut rt, paper, lib) = faulty_runtime(4, 3, &cs[0]).await;
     drive(&mut rt, &paper, &cs).await;
     rt.flush(paper.clock().now_ms()).await.unwrap();
     let closed = lib.position_history(BOT, None, 1000).await.unwrap();
@@ -560,7 +558,7 @@ async fn crash_during_placement(mode: u8) {
     let paper = new_paper(&cs[0]);
     let (lib, local) = ledger().await;
     let flag = Arc::new(AtomicU8::new(0));
-    let ex = Crashy {
+    let ex = Faulty {
         inner: paper.clone(),
         mode: flag.clone(),
     };
