@@ -193,6 +193,9 @@ pub struct BacktestReport {
     pub placements: u64,
     /// Orders cancelled (refreshes).
     pub cancels: u64,
+    /// Times a trade waited because its entry missed the pair minimums
+    /// (each wait counted once).
+    pub entries_below_minimum: u64,
     /// Open positions in the ledger at the end (must equal the engine's).
     pub ledger_open_positions: usize,
     /// Ledger writes still queued at the end (0 unless the ledger refused).
@@ -319,6 +322,7 @@ pub async fn run_backtest(
         runtime_steps: steps,
         placements: stats.placements,
         cancels: stats.cancels,
+        entries_below_minimum: stats.entries_below_minimum,
         ledger_open_positions: ledger_open,
         outbox_depth: status.outbox.depth,
         daily,

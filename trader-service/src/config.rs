@@ -16,7 +16,7 @@ use clap::{Args, ValueEnum};
 use rust_decimal::Decimal;
 use thiserror::Error;
 
-pub use crate::engine::{BandThresholds, ConfigWarning};
+pub use crate::engine::{BandThresholds, ConfigWarning, OrderSize};
 
 /// A configuration value that cannot be used at all.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -50,9 +50,15 @@ pub struct TradingArgs {
     /// Number of independent grid slots.
     #[arg(long, env = "SLOTS", default_value_t = 3)]
     pub slots: u32,
-    /// Order size of every entry, in USD.
-    #[arg(long, env = "ORDER_SIZE_USD", default_value = "2.00")]
-    pub order_size_usd: Decimal,
+    /// Order size of every entry, in USD [default: the pair minimum at the
+    /// current price + 5 %, so the default always trades]. A size below the
+    /// pair minimum is never upsized: the slot waits and says so.
+    #[arg(long, env = "ORDER_SIZE_USD")]
+    pub order_size_usd: Option<Decimal>,
+    /// Grid spacing, percent: slot k quotes its entries k x spacing further
+    /// from the market than slot 0 (0 = every slot at the same level).
+    #[arg(long, env = "GRID_SPACING_PCT", default_value = "0.5")]
+    pub grid_spacing_pct: Decimal,
     /// Entry distance from the market, percent.
     #[arg(long, env = "ENTRY_PCT", default_value = "0.2")]
     pub entry_pct: Decimal,
@@ -159,8 +165,10 @@ pub struct TradingSettings {
     pub pair: String,
     /// Number of slots (>= 1).
     pub slots: u32,
-    /// Entry order size in USD (> 0).
-    pub order_size_usd: Decimal,
+    /// Entry order size.
+    pub order_size: OrderSize,
+    /// Grid spacing, percent (clamped by the engine to 0..=10).
+    pub grid_spacing_pct: Decimal,
     /// Entry distance, percent (> 0).
     pub entry_pct: Decimal,
     /// Profit target, percent (> 0).
@@ -198,8 +206,8 @@ pub struct HealingSettings {
     pub churner_entry_pct: Decimal,
     /// Churner profit target as configured; `None` means round-trip fee + 0.10.
     pub churner_profit_pct: Option<Decimal>,
-    /// Churner order size in USD.
-    pub churner_order_size_usd: Decimal,
+    /// Churner order size.
+    pub churner_order_size: OrderSize,
     /// Churner entry timeout, seconds.
     pub churner_timeout_sec: u64,
     /// Churner exit hand-over timeout, seconds.
@@ -296,7 +304,11 @@ impl TradingArgs {
         let settings = TradingSettings {
             pair,
             slots: self.slots,
-            order_size_usd: positive("ORDER_SIZE_USD", self.order_size_usd)?,
+            order_size: match self.order_size_usd {
+                Some(usd) => OrderSize::Usd(positive("ORDER_SIZE_USD", usd)?),
+                None => OrderSize::PairMinimum,
+            },
+            grid_spacing_pct: self.grid_spacing_pct,
             entry_pct: positive("ENTRY_PCT", self.entry_pct)?,
             profit_pct: positive("PROFIT_PCT", self.profit_pct)?,
             refresh_pct: positive("REFRESH_PCT", self.refresh_pct)?,
@@ -325,9 +337,9 @@ impl HealingArgs {
                 });
             }
         }
-        let churner_order_size_usd = match self.churner_order_size_usd {
-            Some(size) => positive("CHURNER_ORDER_SIZE_USD", size)?,
-            None => trading.order_size_usd,
+        let churner_order_size = match self.churner_order_size_usd {
+            Some(size) => OrderSize::Usd(positive("CHURNER_ORDER_SIZE_USD", size)?),
+            None => trading.order_size,
         };
         if let Some(pct) = self.churner_profit_pct {
             positive("CHURNER_PROFIT_PCT", pct)?;
@@ -397,7 +409,7 @@ impl HealingArgs {
                 Decimal::new(15, 2),
             ),
             churner_profit_pct: self.churner_profit_pct,
-            churner_order_size_usd,
+            churner_order_size,
             churner_timeout_sec,
             churner_exit_timeout_sec,
             churner_min_headroom: self.churner_min_headroom,
@@ -496,7 +508,7 @@ impl HealingSettings {
                 self.churner_profit_pct
                     .map_or_else(|| "round-trip fee + 0.10".to_string(), |p| p.to_string())
             ),
-            format!("CHURNER_ORDER_SIZE_USD={}", self.churner_order_size_usd),
+            format!("CHURNER_ORDER_SIZE_USD={}", self.churner_order_size),
             format!(
                 "CHURNER_TIMEOUT_SEC/CHURNER_EXIT_TIMEOUT_SEC={}/{}",
                 self.churner_timeout_sec, self.churner_exit_timeout_sec
@@ -541,7 +553,8 @@ impl TradingSettings {
     ) {
         let mut c = crate::engine::EngineConfig::defaults(pair);
         c.slots = self.slots;
-        c.order_size_usd = self.order_size_usd;
+        c.order_size = self.order_size;
+        c.grid_spacing_pct = self.grid_spacing_pct;
         c.entry_pct = self.entry_pct;
         c.profit_pct = self.profit_pct;
         c.refresh_pct = self.refresh_pct;
@@ -576,7 +589,8 @@ mod tests {
         let (h, hw) = cli.healing.resolve(&t).unwrap();
         assert!(tw.is_empty() && hw.is_empty());
         assert_eq!(t.slots, 3);
-        assert_eq!(t.order_size_usd, dec!(2.00));
+        assert_eq!(t.order_size, OrderSize::PairMinimum);
+        assert_eq!(t.grid_spacing_pct, dec!(0.5));
         assert_eq!(t.entry_pct, dec!(0.2));
         assert_eq!(t.poll_interval_sec, 30);
         assert_eq!(
@@ -588,7 +602,7 @@ mod tests {
                 stuck_sec: 604_800
             }
         );
-        assert_eq!(h.churner_order_size_usd, dec!(2.00));
+        assert_eq!(h.churner_order_size, OrderSize::PairMinimum);
         assert_eq!(h.stage(), RolloutStage::A);
         assert_eq!(h.churner_profit_pct(dec!(0.50)).0, dec!(0.60));
     }

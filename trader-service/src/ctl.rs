@@ -44,6 +44,13 @@ pub enum CtlAction {
         #[arg(long, default_value = "operator")]
         reason: String,
     },
+    /// Send every parked ledger write again (after fixing why the ledger
+    /// refused it; `status` lists them with the reason).
+    RetryParked {
+        /// Why, for the trader's log.
+        #[arg(long, default_value = "operator")]
+        reason: String,
+    },
 }
 
 /// Why a `ctl` command failed.
@@ -124,6 +131,15 @@ pub async fn run(args: &CtlArgs) -> Result<String, CtlError> {
                 .into_inner();
             Ok(format!("resume queued (mode was {})", mode_name(r.mode)))
         }
+        CtlAction::RetryParked { reason } => {
+            let r = TraderServiceClient::new(ch)
+                .retry_parked_writes(pb::RetryParkedWritesRequest {
+                    reason: reason.clone(),
+                })
+                .await?
+                .into_inner();
+            Ok(format!("retry of {} parked write(s) queued", r.parked))
+        }
     }
 }
 
@@ -175,6 +191,13 @@ pub fn render_status(s: &pb::GetStatusResponse) -> String {
         budget.limit,
         budget.deferred
     );
+    for p in &s.parked_writes {
+        let _ = writeln!(
+            out,
+            "PARKED ledger write #{} {} {}: {} (fix the cause, then `ctl retry-parked`)",
+            p.seq, p.kind, p.key, p.reason
+        );
+    }
     for slot in &s.slots {
         let phase = enum_name(slot.phase, |p: pb::Phase| p.as_str_name());
         let _ = write!(
@@ -187,6 +210,15 @@ pub fn render_status(s: &pb::GetStatusResponse) -> String {
             let _ = write!(out, " HALTED {}", slot.halted_reason);
         }
         out.push('\n');
+        for idle in &slot.idle {
+            let t = enum_name(idle.trade, |t: pb::Trade| t.as_str_name());
+            let _ = writeln!(
+                out,
+                "  {} idle: {}",
+                t.trim_start_matches("TRADE_"),
+                idle.reason
+            );
+        }
         for o in &slot.orders {
             let role = enum_name(o.role, |r: pb::OrderRole| r.as_str_name());
             let side = enum_name(o.side, |r: pb::Side| r.as_str_name());

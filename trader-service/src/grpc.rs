@@ -124,6 +124,14 @@ fn slot(s: &SlotStatusView) -> pb::Slot {
         phase: phase(s.phase) as i32,
         halted_reason: s.halted.clone().unwrap_or_default(),
         orders: s.orders.iter().map(order).collect(),
+        idle: s
+            .idle
+            .iter()
+            .map(|(t, reason)| pb::TradeIdle {
+                trade: trade(*t) as i32,
+                reason: reason.clone(),
+            })
+            .collect(),
     }
 }
 
@@ -176,6 +184,17 @@ pub fn status_response(s: &StatusSnapshot) -> pb::GetStatusResponse {
             limit: s.budget.limit,
             deferred: s.budget.deferred,
         }),
+        parked_writes: s
+            .parked_writes
+            .iter()
+            .map(|p| pb::ParkedWrite {
+                seq: p.seq,
+                key: p.key.clone(),
+                kind: p.kind.clone(),
+                reason: p.reason.clone(),
+                created_at: Some(timestamp_ms(p.created_at_ms)),
+            })
+            .collect(),
     }
 }
 
@@ -204,6 +223,17 @@ impl TraderService for TraderGrpc {
         let reason = request.into_inner().reason;
         let mode = self.command(ControlCommand::Resume, &reason).await?;
         Ok(Response::new(pb::ResumeResponse { mode: mode as i32 }))
+    }
+
+    async fn retry_parked_writes(
+        &self,
+        request: Request<pb::RetryParkedWritesRequest>,
+    ) -> Result<Response<pb::RetryParkedWritesResponse>, Status> {
+        let reason = request.into_inner().reason;
+        self.command(ControlCommand::RetryParked, &reason).await?;
+        Ok(Response::new(pb::RetryParkedWritesResponse {
+            parked: self.handle.status().outbox.parked,
+        }))
     }
 }
 

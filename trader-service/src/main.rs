@@ -269,6 +269,12 @@ async fn run_backtest_cmd(args: &trader_service::backtest::BacktestArgs) -> Resu
     while let Some(c) = source.next_candle()? {
         candles.push(c);
     }
+    if let Some(short) = candles
+        .first()
+        .and_then(|c| trader_service::engine::pricing::size_shortfall(&cfg.engine, c.close))
+    {
+        tracing::warn!("at the first candle: {short}");
+    }
     let report = trader_service::backtest::run_backtest(&candles, &cfg)
         .await
         .context("backtest")?;
@@ -277,6 +283,13 @@ async fn run_backtest_cmd(args: &trader_service::backtest::BacktestArgs) -> Resu
         Some(path) => std::fs::write(path, json + "\n")
             .with_context(|| format!("writing {}", path.display()))?,
         None => println!("{json}"),
+    }
+    if report.placements == 0 {
+        eprintln!(
+            "warning: the backtest placed no order: {} entries waited for the pair minimum \
+             (order size {}); see `trader-service backtest --help` for ORDER_SIZE_USD",
+            report.entries_below_minimum, cfg.engine.order_size
+        );
     }
     eprintln!(
         "{} candles, {} fills, {} cycles, net {} USD in {:.2}s",

@@ -117,6 +117,17 @@ impl PairSpec {
         volume.round_dp_with_strategy(self.lot_decimals, RoundingStrategy::ToZero)
     }
 
+    /// The smallest volume on the lot grid that meets both minimums at
+    /// `price` (`ordermin`, and `costmin / price` rounded up to the lot).
+    pub fn min_volume_at(&self, price: Decimal) -> Result<Decimal, SizeError> {
+        if price <= Decimal::ZERO {
+            return Err(SizeError::NonPositivePrice(price));
+        }
+        let by_cost = (self.costmin / price)
+            .round_dp_with_strategy(self.lot_decimals, RoundingStrategy::AwayFromZero);
+        Ok(self.ordermin.max(by_cost).max(self.lot()))
+    }
+
     /// Volume for an order worth `size_quote` at `price`, rounded down to the
     /// lot, or the reason it does not meet the pair's minimums. Never upsizes.
     pub fn volume_for(&self, size_quote: Decimal, price: Decimal) -> Result<Decimal, SizeError> {
@@ -236,6 +247,21 @@ mod tests {
             tiny.volume_for(dec!(0.4), dec!(0.1)),
             Err(SizeError::BelowCostmin { .. })
         ));
+    }
+
+    #[test]
+    fn min_volume_meets_both_minimums_on_the_lot_grid() {
+        let p = xdg();
+        // ordermin binds at 0.1: 50 DOGE = 5 USD >= costmin 0.5
+        assert_eq!(p.min_volume_at(dec!(0.1)).unwrap(), dec!(50));
+        // costmin binds at 0.001: 0.5 / 0.001 = 500 DOGE
+        assert_eq!(p.min_volume_at(dec!(0.001)).unwrap(), dec!(500));
+        // rounded up to the lot, never below costmin
+        let v = p.min_volume_at(dec!(0.0003)).unwrap();
+        assert!(v * dec!(0.0003) >= dec!(0.5), "{v}");
+        assert_eq!(v, dec!(1666.66666667));
+        assert!(p.check_size(dec!(0.0003), v).is_ok());
+        assert!(p.min_volume_at(dec!(0)).is_err());
     }
 
     #[test]

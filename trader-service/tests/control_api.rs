@@ -114,7 +114,7 @@ async fn control_api_over_grpc() {
     paper.step(&cs[0]);
     let mut engine = EngineConfig::defaults(grid::spec());
     engine.slots = 3;
-    engine.order_size_usd = dec!(6);
+    engine.order_size = trader_service::engine::OrderSize::Usd(dec!(6));
     engine.profit_pct = dec!(0.5);
     // No entry refreshes: an entry held back by the pause and then asked to
     // be cancelled is a runtime path this test is not about (see the

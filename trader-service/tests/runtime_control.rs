@@ -24,7 +24,7 @@ use trader_service::runtime::{ControlCommand, Runtime, RuntimeConfig, RuntimeMod
 fn engine(slots: u32) -> EngineConfig {
     let mut c = EngineConfig::defaults(grid::spec());
     c.slots = slots;
-    c.order_size_usd = dec!(6);
+    c.order_size = trader_service::engine::OrderSize::Usd(dec!(6));
     c.profit_pct = dec!(0.5);
     c.validate().0
 }

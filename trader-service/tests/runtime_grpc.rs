@@ -76,7 +76,7 @@ async fn grpc_ledger_outage_and_recovery() {
         GrpcLedger::connect_lazy(&format!("http://{addr}"), Duration::from_secs(2)).unwrap();
     let mut engine = EngineConfig::defaults(grid::spec());
     engine.slots = 3;
-    engine.order_size_usd = dec!(6);
+    engine.order_size = trader_service::engine::OrderSize::Usd(dec!(6));
     engine.profit_pct = dec!(0.5);
     let store = TraderStore::open(&StoreLocation::File(dir.path().join("trader.db")))
         .await

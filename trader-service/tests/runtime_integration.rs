@@ -35,7 +35,7 @@ const BOT: &str = "it-bot";
 fn engine_config(slots: u32) -> EngineConfig {
     let mut c = EngineConfig::defaults(grid::spec());
     c.slots = slots;
-    c.order_size_usd = dec!(6);
+    c.order_size = trader_service::engine::OrderSize::Usd(dec!(6));
     c.entry_pct = dec!(0.2);
     c.profit_pct = dec!(0.5);
     c.validate().0

@@ -60,7 +60,7 @@ fn paper() -> PaperConfig {
 fn engine(slots: u32) -> EngineConfig {
     let mut c = EngineConfig::defaults(spec());
     c.slots = slots;
-    c.order_size_usd = Decimal::from(6);
+    c.order_size = trader_service::engine::OrderSize::Usd(Decimal::from(6));
     c.validate().0
 }
 

@@ -14,8 +14,9 @@ pub struct EngineConfig {
     pub pair: PairSpec,
     /// Number of slots (`SLOTS`, default 3).
     pub slots: u32,
-    /// Order size in quote currency (`ORDER_SIZE_USD`, default 2.00).
-    pub order_size_usd: Decimal,
+    /// Order size of every entry (`ORDER_SIZE_USD`; by default the pair
+    /// minimum at the current price plus a margin, so the default trades).
+    pub order_size: OrderSize,
     /// Entry offset from market in percent (`ENTRY_PCT`, default 0.2).
     pub entry_pct: Decimal,
     /// Profit target in percent (`PROFIT_PCT`, default 1.0); recorded on
@@ -51,6 +52,37 @@ pub struct EngineConfig {
     pub sticky: bool,
     /// Age-band thresholds and distance weight (SPEC §4).
     pub bands: BandConfig,
+    /// Grid spacing in percent (`GRID_SPACING_PCT`, default 0.5): slot k
+    /// quotes its entries `k x spacing` further from the market than slot 0,
+    /// so the slots spread over price levels instead of quoting one price.
+    pub grid_spacing_pct: Decimal,
+}
+
+/// How big an entry order is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OrderSize {
+    /// A fixed amount of quote currency. Below the pair minimums the slot
+    /// waits (loudly: start-up warning, idle reason); it is never upsized.
+    Usd(Decimal),
+    /// The smallest order the pair accepts at the current price plus
+    /// [`PAIR_MINIMUM_MARGIN_PCT`], rounded up to the lot: the default, because
+    /// a fixed default is below the minimum of some pair at some price
+    /// (2 USD is 20 DOGE at 0.10, under XDGUSD's 50) and then nothing trades.
+    PairMinimum,
+}
+
+/// Margin over the pair minimum of [`OrderSize::PairMinimum`], percent: room
+/// for the exit of a position to stay above `costmin` when its price is
+/// below the entry's.
+pub const PAIR_MINIMUM_MARGIN_PCT: Decimal = Decimal::from_parts(5, 0, 0, false, 0);
+
+impl std::fmt::Display for OrderSize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Usd(usd) => write!(f, "{usd} USD"),
+            Self::PairMinimum => write!(f, "pair minimum + {PAIR_MINIMUM_MARGIN_PCT}%"),
+        }
+    }
 }
 
 /// One clamped setting: what was given, what is used and why.
@@ -83,7 +115,7 @@ impl EngineConfig {
         Self {
             pair,
             slots: 3,
-            order_size_usd: Decimal::new(200, 2),
+            order_size: OrderSize::PairMinimum,
             entry_pct: Decimal::new(2, 1),
             profit_pct: Decimal::ONE,
             refresh_pct: Decimal::ONE,
@@ -98,6 +130,7 @@ impl EngineConfig {
             place_retry_sec: 60,
             sticky: true,
             bands: BandConfig::default(),
+            grid_spacing_pct: Decimal::new(5, 1),
         }
     }
 
@@ -109,13 +142,24 @@ impl EngineConfig {
         let mut w = Vec::new();
         let d = Self::defaults(self.pair.clone());
         clamp_u32(&mut w, "SLOTS", &mut self.slots, 1, 1000, "1..=1000");
+        if let OrderSize::Usd(usd) = self.order_size
+            && usd <= Decimal::ZERO
+        {
+            w.push(ConfigWarning {
+                field: "ORDER_SIZE_USD",
+                given: usd.to_string(),
+                used: d.order_size.to_string(),
+                rule: "> 0",
+            });
+            self.order_size = d.order_size;
+        }
         clamp_dec(
             &mut w,
-            "ORDER_SIZE_USD",
-            &mut self.order_size_usd,
-            d.order_size_usd,
-            |v| v > Decimal::ZERO,
-            "> 0",
+            "GRID_SPACING_PCT",
+            &mut self.grid_spacing_pct,
+            d.grid_spacing_pct,
+            |v| v >= Decimal::ZERO && v <= Decimal::TEN,
+            "0 <= v <= 10",
         );
         clamp_dec(
             &mut w,
@@ -292,7 +336,8 @@ mod tests {
     #[test]
     fn defaults_are_valid_and_match_the_spec() {
         let c = EngineConfig::defaults(xdg());
-        assert_eq!(c.order_size_usd, dec!(2.00));
+        assert_eq!(c.order_size, OrderSize::PairMinimum);
+        assert_eq!(c.grid_spacing_pct, dec!(0.5));
         assert_eq!(c.entry_pct, dec!(0.2));
         assert_eq!(c.slots, 3);
         let (v, w) = c.clone().validate();
@@ -306,7 +351,8 @@ mod tests {
         c.slots = 0;
         c.entry_pct = dec!(-1);
         c.profit_pct = dec!(0);
-        c.order_size_usd = dec!(-2);
+        c.order_size = OrderSize::Usd(dec!(-2));
+        c.grid_spacing_pct = dec!(-1);
         c.refresh_cooldown_sec = -5;
         c.reentry_long_cooldown_sec = 10;
         c.backoff_cap = dec!(0.5);
@@ -319,6 +365,7 @@ mod tests {
             "ENTRY_PCT",
             "PROFIT_PCT",
             "ORDER_SIZE_USD",
+            "GRID_SPACING_PCT",
             "REFRESH_COOLDOWN_SEC",
             "reentry_long_cooldown_sec",
             "backoff_cap",
@@ -329,6 +376,8 @@ mod tests {
         }
         assert_eq!(v.slots, 1);
         assert_eq!(v.entry_pct, dec!(0.2));
+        assert_eq!(v.order_size, OrderSize::PairMinimum);
+        assert_eq!(v.grid_spacing_pct, dec!(0.5));
         assert_eq!(v.reentry_long_cooldown_sec, 60);
         assert!(v.sticky);
         let (again, w2) = v.clone().validate();

@@ -250,6 +250,30 @@ pub enum Notice {
         /// What is wrong.
         reason: InvalidReason,
     },
+    /// A trade could not place its entry because the order size misses the
+    /// pair minimums at this price; it waits ([`crate::engine::IdleReason::BelowMinimum`])
+    /// and retries every tick. Reported once when the wait starts.
+    EntryBelowMinimum {
+        /// Slot.
+        slot: SlotId,
+        /// Trade.
+        trade: TradeId,
+        /// Entry price it would have used.
+        price: Decimal,
+        /// Which minimum it misses, with the numbers.
+        detail: String,
+    },
+    /// The exchange reported an exit execution before its entry's: the
+    /// booking uses the entry time as the exit time so the position's
+    /// journal stays monotonic (the ledger refuses an exit before its entry).
+    ClockSkew {
+        /// The exit order.
+        order_id: OrderId,
+        /// Entry time (from the entry's executions).
+        entry_time: i64,
+        /// Exit time the exchange reported.
+        reported_exit_time: i64,
+    },
     /// The event was for a halted slot and was not applied.
     IgnoredHalted {
         /// Slot.

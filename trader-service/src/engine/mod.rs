@@ -36,7 +36,7 @@ mod test_support;
 pub use bands::{
     AgeBand, BandConfig, BandThresholds, PositionAge, PositionBand, classify, classify_all,
 };
-pub use config::{ConfigWarning, EngineConfig};
+pub use config::{ConfigWarning, EngineConfig, OrderSize, PAIR_MINIMUM_MARGIN_PCT};
 pub use events::{
     Action, CycleBooking, Event, EventKind, GoneReason, InvalidReason, Notice, OrderRequest,
     PlaceFailReason, PositionIntent,

@@ -4,8 +4,8 @@
 
 use rust_decimal::Decimal;
 
-use crate::engine::config::EngineConfig;
-use crate::engine::types::TradeId;
+use crate::engine::config::{EngineConfig, OrderSize, PAIR_MINIMUM_MARGIN_PCT};
+use crate::engine::types::{SlotId, TradeId};
 use crate::pair::{Side, SizeError};
 
 const HUNDRED: Decimal = Decimal::ONE_HUNDRED;
@@ -29,6 +29,22 @@ pub fn backoff_multiplier(cfg: &EngineConfig, consecutive_losses: u32) -> Decima
 #[must_use]
 pub fn effective_entry_pct(cfg: &EngineConfig, consecutive_losses: u32) -> Decimal {
     cfg.entry_pct * backoff_multiplier(cfg, consecutive_losses)
+}
+
+/// Extra entry offset of a slot's grid level, percent: `slot x
+/// GRID_SPACING_PCT`. Slot 0 quotes at the base offset; the level depends on
+/// the slot id only, so a slot that starts later or restarts keeps it.
+#[must_use]
+pub fn grid_offset_pct(cfg: &EngineConfig, slot: SlotId) -> Decimal {
+    cfg.grid_spacing_pct * Decimal::from(slot)
+}
+
+/// Entry offset of a trade of a slot: [`effective_entry_pct`] plus the
+/// slot's [`grid_offset_pct`]. Exits keep the plain effective offset from
+/// the market: the grid spreads entries, not exit targets.
+#[must_use]
+pub fn slot_entry_pct(cfg: &EngineConfig, slot: SlotId, consecutive_losses: u32) -> Decimal {
+    effective_entry_pct(cfg, consecutive_losses) + grid_offset_pct(cfg, slot)
 }
 
 /// Entry price of a trade: A sells at `market x (1 + e/100)`, B buys at
@@ -71,10 +87,66 @@ pub fn exit_price(
     cfg.pair.round_price_passive(side, raw)
 }
 
-/// Entry volume: `order_size_usd / price` rounded down to the lot; an error
-/// when it misses `ordermin`/`costmin` (the slot then waits: never upsized).
+/// Entry volume at `price`. A fixed USD size is rounded down to the lot and
+/// is an error when it misses `ordermin`/`costmin` (the slot then waits:
+/// never upsized); [`OrderSize::PairMinimum`] is the pair minimum at that
+/// price plus its margin, rounded up to the lot.
 pub fn entry_volume(cfg: &EngineConfig, price: Decimal) -> Result<Decimal, SizeError> {
-    cfg.pair.volume_for(cfg.order_size_usd, price)
+    match cfg.order_size {
+        OrderSize::Usd(usd) => cfg.pair.volume_for(usd, price),
+        OrderSize::PairMinimum => {
+            let min = cfg.pair.min_volume_at(price)?;
+            let v = (min * (HUNDRED + PAIR_MINIMUM_MARGIN_PCT) / HUNDRED).round_dp_with_strategy(
+                cfg.pair.lot_decimals,
+                rust_decimal::RoundingStrategy::AwayFromZero,
+            );
+            cfg.pair.check_size(price, v)?;
+            Ok(v)
+        }
+    }
+}
+
+/// A configured order size that cannot trade at a price: the numbers an
+/// operator needs to fix it, for the loud start-up warning.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SizeShortfall {
+    /// Configured size, USD.
+    pub order_size_usd: Decimal,
+    /// Price it was checked at.
+    pub price: Decimal,
+    /// Smallest volume the pair accepts there.
+    pub min_volume: Decimal,
+    /// What that volume costs: the smallest size that trades, USD.
+    pub min_size_usd: Decimal,
+}
+
+impl std::fmt::Display for SizeShortfall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ORDER_SIZE_USD={} is below the pair minimum at price {}: the pair needs {} base \
+             (about {} USD); no entry can be placed until the size is raised or the price falls",
+            self.order_size_usd, self.price, self.min_volume, self.min_size_usd
+        )
+    }
+}
+
+/// Checks whether the configured order size can place an entry at `price`;
+/// `None` when it can (or when the size follows the pair minimum).
+#[must_use]
+pub fn size_shortfall(cfg: &EngineConfig, price: Decimal) -> Option<SizeShortfall> {
+    let OrderSize::Usd(usd) = cfg.order_size else {
+        return None;
+    };
+    cfg.pair.volume_for(usd, price).err()?;
+    let min_volume = cfg.pair.min_volume_at(price).ok()?;
+    Some(SizeShortfall {
+        order_size_usd: usd,
+        price,
+        min_volume,
+        min_size_usd: (min_volume * price)
+            .round_dp_with_strategy(2, rust_decimal::RoundingStrategy::AwayFromZero),
+    })
 }
 
 /// Distance of a price from the market in percent, `|price - market| /
@@ -179,15 +251,49 @@ mod tests {
     fn volume_is_floored_to_the_lot_and_never_upsized() {
         let mut c = cfg();
         assert_eq!(entry_volume(&c, dec!(0.0998)).unwrap(), dec!(100.20040080));
-        c.order_size_usd = dec!(2);
+        c.order_size = OrderSize::Usd(dec!(2));
         // 2 USD at 0.1 = 20 DOGE < ordermin 50: the slot waits
         assert!(entry_volume(&c, dec!(0.1)).is_err());
         c.pair = crate::pair::PairSpec {
             ordermin: dec!(1),
             ..xdg()
         };
-        c.order_size_usd = dec!(0.4);
+        c.order_size = OrderSize::Usd(dec!(0.4));
         assert!(entry_volume(&c, dec!(0.1)).is_err(), "below costmin 0.5");
+    }
+
+    #[test]
+    fn a_size_below_the_minimum_is_reported_with_its_numbers() {
+        let mut c = cfg();
+        c.order_size = OrderSize::Usd(dec!(2));
+        let s = size_shortfall(&c, dec!(0.1)).unwrap();
+        assert_eq!((s.min_volume, s.min_size_usd), (dec!(50), dec!(5.00)));
+        assert!(s.to_string().contains("ORDER_SIZE_USD=2"), "{s}");
+        c.order_size = OrderSize::Usd(dec!(6));
+        assert_eq!(size_shortfall(&c, dec!(0.1)), None);
+        c.order_size = OrderSize::PairMinimum;
+        assert_eq!(size_shortfall(&c, dec!(0.1)), None);
+    }
+
+    #[test]
+    fn pair_minimum_size_trades_at_any_price() {
+        let mut c = cfg();
+        c.order_size = OrderSize::PairMinimum;
+        // 50 DOGE + 5 % at 0.1, and at 0.25 (where 10 USD would be 40 DOGE)
+        assert_eq!(entry_volume(&c, dec!(0.1)).unwrap(), dec!(52.5));
+        assert_eq!(entry_volume(&c, dec!(0.25)).unwrap(), dec!(52.5));
+        // costmin binds at a tiny price: 0.5 / 0.0016 = 312.5 DOGE + 5 %
+        assert_eq!(entry_volume(&c, dec!(0.0016)).unwrap(), dec!(328.125));
+    }
+
+    #[test]
+    fn slots_spread_over_grid_levels() {
+        let mut c = cfg();
+        c.grid_spacing_pct = dec!(0.3);
+        assert_eq!(slot_entry_pct(&c, 0, 0), dec!(0.2));
+        assert_eq!(slot_entry_pct(&c, 3, 0), dec!(1.1));
+        // the loss back-off widens the base offset only
+        assert_eq!(slot_entry_pct(&c, 3, 4), dec!(1.3));
     }
 
     #[test]

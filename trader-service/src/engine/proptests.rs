@@ -296,11 +296,9 @@ impl Sim {
                 "size {:?}",
                 r
             );
-            prop_assert!(
-                r.price * r.volume <= self.cfg.order_size_usd,
-                "upsized {:?}",
-                r
-            );
+            if let crate::engine::OrderSize::Usd(usd) = self.cfg.order_size {
+                prop_assert!(r.price * r.volume <= usd, "upsized {:?}", r);
+            }
         }
         Ok(())
     }
@@ -396,7 +394,7 @@ fn sim_cfg(small: bool) -> EngineConfig {
     let mut c = cfg();
     c.slots = 3;
     if small {
-        c.order_size_usd = dec!(5.2);
+        c.order_size = crate::engine::OrderSize::Usd(dec!(5.2));
     }
     c
 }

@@ -42,7 +42,9 @@ use crate::engine::events::{
     PlaceFailReason, PositionIntent,
 };
 use crate::engine::invariants::{Violation, check_slot};
-use crate::engine::pricing::{effective_entry_pct, entry_price, entry_volume, exit_price};
+use crate::engine::pricing::{
+    effective_entry_pct, entry_price, entry_volume, exit_price, slot_entry_pct,
+};
 use crate::engine::refresh::maybe_refresh;
 use crate::engine::types::{
     EngineState, EntryFacts, EntryOrder, ExitOrder, ExitPlacement, FillTotals, IdleReason, OrderId,
@@ -299,11 +301,23 @@ pub(crate) fn place_entry(slot: &mut SlotState, t: TradeId, ctx: Ctx<'_>, out: &
         slot.trade_mut(t).work = TradeWork::Idle(IdleReason::Bootstrap);
         return;
     };
-    let e = effective_entry_pct(ctx.cfg, slot.trade(t).consecutive_losses);
+    let e = slot_entry_pct(ctx.cfg, slot.slot_id, slot.trade(t).consecutive_losses);
     let price = entry_price(ctx.cfg, t, market, e);
-    let Ok(volume) = entry_volume(ctx.cfg, price) else {
-        slot.trade_mut(t).work = TradeWork::Idle(IdleReason::BelowMinimum);
-        return;
+    let volume = match entry_volume(ctx.cfg, price) {
+        Ok(v) => v,
+        Err(e) => {
+            let trade = slot.trade_mut(t);
+            if trade.work != TradeWork::Idle(IdleReason::BelowMinimum) {
+                out.push(Action::Notice(Notice::EntryBelowMinimum {
+                    slot: slot.slot_id,
+                    trade: t,
+                    price,
+                    detail: e.to_string(),
+                }));
+            }
+            slot.trade_mut(t).work = TradeWork::Idle(IdleReason::BelowMinimum);
+            return;
+        }
     };
     let id = slot.issue_id(t, OrderRole::Entry);
     slot.trade_mut(t).work = TradeWork::Entry(EntryOrder {
@@ -529,6 +543,19 @@ fn book_cycle(slot: &mut SlotState, t: TradeId, x: ExitOrder, ctx: Ctx<'_>, out:
     };
     let fees = x.entry.fee + x.fills.fee;
     let net = gross - fees;
+    // An exit never executes before its entry. An exchange whose clocks
+    // disagree (one stamp from wall time, another from replayed candle time)
+    // can report it that way; the ledger would then refuse the close for
+    // good, so the booking clamps it and says so.
+    let reported_exit_time = x.fills.last_at.unwrap_or(ctx.now);
+    let exit_time = reported_exit_time.max(x.entry.time);
+    if exit_time != reported_exit_time {
+        out.push(Action::Notice(Notice::ClockSkew {
+            order_id: x.id,
+            entry_time: x.entry.time,
+            reported_exit_time,
+        }));
+    }
     out.push(Action::BookCycle(CycleBooking {
         slot: slot.slot_id,
         trade: t,
@@ -545,7 +572,7 @@ fn book_cycle(slot: &mut SlotState, t: TradeId, x: ExitOrder, ctx: Ctx<'_>, out:
         fees,
         net,
         entry_time: x.entry.time,
-        exit_time: x.fills.last_at.unwrap_or(ctx.now),
+        exit_time,
         target_profit_pct: x.target_profit_pct,
     }));
     let cfg = ctx.cfg;

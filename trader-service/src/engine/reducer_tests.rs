@@ -104,7 +104,7 @@ fn nothing_is_placed_before_the_first_price_then_both_entries_per_slot() {
 #[test]
 fn below_minimum_the_slot_waits_and_never_upsizes() {
     let mut c = one_slot();
-    c.order_size_usd = dec!(2); // 2 USD at 0.1 = 20 DOGE < ordermin 50
+    c.order_size = crate::engine::OrderSize::Usd(dec!(2)); // 2 USD at 0.1 = 20 DOGE < ordermin 50
     let mut h = H::new(c);
     assert!(places(&h.tick(dec!(0.1), 1)).is_empty());
     assert_eq!(
@@ -643,4 +643,81 @@ fn a_dust_exit_refused_as_too_small_is_kept_but_not_retried() {
     });
     assert!(places(&h.ev(Event::TimerTick { now: 10_000 })).is_empty());
     assert_eq!(h.exit(0, TradeId::B).volume, dec!(10));
+}
+
+#[test]
+fn an_exit_reported_before_its_entry_is_booked_at_the_entry_time_with_a_notice() {
+    let mut h = H::new(one_slot());
+    h.tick(dec!(0.1), 1);
+    let b = h.entry(0, TradeId::B);
+    // The entry is stamped with a wall clock (2026) ...
+    h.fill(b.id, b.price, b.volume, 1_790_000_000);
+    let x = h.exit(0, TradeId::B);
+    // ... and its exit with replayed candle time (2022).
+    let a = h.fill(x.id, x.price, x.volume, 1_650_000_000);
+    let skew = a.iter().find_map(|a| match a {
+        Action::Notice(Notice::ClockSkew {
+            entry_time,
+            reported_exit_time,
+            ..
+        }) => Some((*entry_time, *reported_exit_time)),
+        _ => None,
+    });
+    assert_eq!(skew, Some((1_790_000_000, 1_650_000_000)));
+    let bk = a
+        .iter()
+        .find_map(|a| match a {
+            Action::BookCycle(b) => Some(b),
+            _ => None,
+        })
+        .expect("booked");
+    assert_eq!(
+        (bk.entry_time, bk.exit_time),
+        (1_790_000_000, 1_790_000_000)
+    );
+}
+
+#[test]
+fn slots_quote_their_own_grid_level_and_refresh_around_it() {
+    let mut c = cfg();
+    c.slots = 3;
+    c.grid_spacing_pct = dec!(0.5);
+    let mut h = H::new(c);
+    h.tick(dec!(0.1), 1);
+    // slot k buys at 0.1 x (1 - (0.2 + 0.5k)/100)
+    let buys: Vec<_> = (0..3).map(|i| h.entry(i, TradeId::B).price).collect();
+    assert_eq!(buys, vec![dec!(0.0998), dec!(0.0993), dec!(0.0988)]);
+    let sells: Vec<_> = (0..3).map(|i| h.entry(i, TradeId::A).price).collect();
+    assert_eq!(sells, vec![dec!(0.1002), dec!(0.1007), dec!(0.1012)]);
+    // After a move up to 0.10081 every buy is more than REFRESH_PCT (1.0)
+    // from the market, but only slot 0's has moved 0.8 % beyond its own
+    // level: slot 1 is 1.497 % away (tolerance 1.5), slot 2 1.994 % (2.0).
+    let a = h.tick(dec!(0.10081), 2);
+    let cancelled: Vec<_> = a
+        .iter()
+        .filter_map(|a| match a {
+            Action::Cancel { order_id, .. } => Some(order_id.slot),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(cancelled, vec![0], "{a:?}");
+}
+
+#[test]
+fn an_entry_below_the_pair_minimum_is_reported_once_and_waits() {
+    let mut c = one_slot();
+    c.order_size = crate::engine::OrderSize::Usd(dec!(2));
+    let mut h = H::new(c);
+    let first = h.tick(dec!(0.1), 1);
+    let notices = |a: &[Action]| {
+        a.iter()
+            .filter(|a| matches!(a, Action::Notice(Notice::EntryBelowMinimum { .. })))
+            .count()
+    };
+    assert_eq!(notices(&first), 2, "{first:?}");
+    assert_eq!(notices(&h.tick(dec!(0.1), 2)), 0, "reported once per wait");
+    assert_eq!(
+        h.slot(0).trade_a.work,
+        TradeWork::Idle(IdleReason::BelowMinimum)
+    );
 }

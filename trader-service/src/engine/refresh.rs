@@ -14,6 +14,7 @@
 use crate::engine::events::Action;
 use rust_decimal::Decimal;
 
+use crate::engine::pricing::grid_offset_pct;
 use crate::engine::reducer::Ctx;
 use crate::engine::types::{SlotState, TradeId, TradeWork};
 
@@ -28,6 +29,7 @@ pub(crate) fn maybe_refresh(
     let Some(market) = ctx.market else {
         return false;
     };
+    let slot_id = slot.slot_id;
     let trade = slot.trade_mut(t);
     let TradeWork::Entry(e) = &mut trade.work else {
         return false;
@@ -42,9 +44,11 @@ pub(crate) fn maybe_refresh(
     if e.fills.any() && ctx.cfg.pair.check_size(e.price, e.fills.volume).is_err() {
         return false;
     }
-    // |price - market| / market x 100 > REFRESH_PCT, without the division
-    // (this runs for every resting entry on every tick).
-    if (e.price - market).abs() * Decimal::ONE_HUNDRED <= ctx.cfg.refresh_pct * market {
+    // |price - market| / market x 100 > REFRESH_PCT + the slot's grid
+    // offset (the tolerance is measured from where the slot quotes), without
+    // the division: this runs for every resting entry on every tick.
+    let tolerance = ctx.cfg.refresh_pct + grid_offset_pct(ctx.cfg, slot_id);
+    if (e.price - market).abs() * Decimal::ONE_HUNDRED <= tolerance * market {
         return false;
     }
     if let Some(until) = trade.refresh.cooldown_until {

@@ -22,7 +22,10 @@ pub(crate) fn xdg() -> PairSpec {
 /// waits).
 pub(crate) fn cfg() -> EngineConfig {
     let mut c = EngineConfig::defaults(xdg());
-    c.order_size_usd = dec!(10);
+    c.order_size = crate::engine::OrderSize::Usd(dec!(10));
+    // One grid level for all slots: the reducer tests reason about one slot's
+    // prices; the spacing has its own tests.
+    c.grid_spacing_pct = Decimal::ZERO;
     c
 }
 

@@ -117,6 +117,9 @@ pub struct RunStats {
     pub deferred: u64,
     /// Full loops run.
     pub loops: u64,
+    /// Times a trade started waiting because its entry missed the pair
+    /// minimums (each wait counted once, however long it lasts).
+    pub entries_below_minimum: u64,
 }
 
 /// What one step did.
@@ -152,6 +155,8 @@ pub struct Runtime<E, L> {
     pub(crate) poll_next: bool,
     pub(crate) reconciled: bool,
     pub(crate) outbox_dirty: bool,
+    /// The operator asked to send the parked writes again (next drain).
+    pub(crate) retry_parked: bool,
     pub(crate) acks_uncommitted: bool,
     pub(crate) handle: Option<HandleEnds>,
 }
@@ -206,6 +211,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
             poll_next: true,
             reconciled: false,
             outbox_dirty: true,
+            retry_parked: false,
             acks_uncommitted: false,
             handle: None,
         };
@@ -268,6 +274,10 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
                 self.book.paused = false;
                 self.halted = None;
             }
+            ControlCommand::RetryParked => {
+                tracing::info!("operator asked to retry every parked ledger write");
+                self.retry_parked = true;
+            }
         }
         self.dirty = true;
     }
@@ -280,6 +290,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
             || self.dirty
             || !self.pending.is_empty()
             || self.outbox_dirty
+            || self.retry_parked
             || !self.book.placing.is_empty()
             || any_pending(&self.engine)
     }
@@ -361,6 +372,27 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
             Action::Notice(n) => match n {
                 Notice::SlotHalted { slot, violation } => {
                     tracing::error!(slot, ?violation, "slot halted by the engine (others go on)");
+                }
+                Notice::ClockSkew {
+                    order_id,
+                    entry_time,
+                    reported_exit_time,
+                } => {
+                    tracing::warn!(%order_id, entry_time, reported_exit_time,
+                        "exchange reported an exit before its entry (its clocks disagree): \
+                         the exit time is clamped to the entry time for the ledger");
+                }
+                Notice::EntryBelowMinimum {
+                    slot,
+                    trade,
+                    price,
+                    detail,
+                } => {
+                    self.stats.entries_below_minimum += 1;
+                    tracing::warn!(slot, trade = trade.as_str(), %price,
+                        order_size = %self.cfg.engine.order_size, %detail,
+                        "entry waits: the order size misses the pair minimum at this price \
+                         (raise ORDER_SIZE_USD or leave it unset for the pair minimum)");
                 }
                 other => tracing::debug!(notice = ?other, "engine notice"),
             },
@@ -502,6 +534,11 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
 
     /// Drains the outbox once (bounded) and feeds acks to the engine.
     async fn drain(&mut self, now_ms: i64) -> Result<usize, RuntimeError> {
+        if std::mem::take(&mut self.retry_parked) {
+            let n = self.outbox.retry_parked(UnixMillis(now_ms)).await?;
+            tracing::info!(requeued = n, "parked ledger writes sent again");
+            self.outbox_dirty |= n > 0;
+        }
         if !self.outbox_dirty {
             return Ok(0);
         }

@@ -321,6 +321,16 @@ impl Outbox {
         self.store.pending_count().await
     }
 
+    /// Sends every parked entry again, in its original order, from the next
+    /// drain on (an operator's retry after fixing the cause). Returns how
+    /// many were re-queued.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the store fails.
+    pub async fn retry_parked(&self, now: UnixMillis) -> Result<u64, StoreError> {
+        self.store.requeue_parked(now).await
+    }
+
     /// Entries the ledger rejected, oldest first, for operators.
     ///
     /// # Errors
@@ -495,6 +505,31 @@ mod tests {
             // Never retried.
             outbox.drain_once(&sink, UnixMillis(S)).await.unwrap();
             assert_eq!(called(&sink), ["a", "bad", "c"]);
+        }
+    }
+
+    /// Proves: after the operator's retry a parked entry is delivered again
+    /// (and leaves the parked list); one refused again parks again.
+    #[tokio::test]
+    async fn an_operator_retry_sends_parked_entries_again() {
+        for (_dir, store) in every_backend().await {
+            let entries = vec![entry("bad", json!(1)), entry("worse", json!(2))];
+            store.commit_step(step(1, 0, entries)).await.unwrap();
+            let outbox = Outbox::new(store, OutboxPolicy::default());
+            let refuse = || Err(DeliveryError::Rejected("exit before entry".into()));
+            let sink = ScriptedSink::with_script([refuse(), refuse(), Ok(()), refuse()]);
+            outbox.drain_once(&sink, UnixMillis(0)).await.unwrap();
+            assert_eq!(outbox.parked().await.unwrap().len(), 2);
+            assert_eq!(outbox.depth().await.unwrap(), 0);
+
+            assert_eq!(outbox.retry_parked(UnixMillis(S)).await.unwrap(), 2);
+            assert_eq!(outbox.depth().await.unwrap(), 2);
+            let r = outbox.drain_once(&sink, UnixMillis(S)).await.unwrap();
+            assert_eq!(r.delivered.len(), 1);
+            let parked = outbox.parked().await.unwrap();
+            assert_eq!(parked.len(), 1);
+            assert_eq!(parked[0].key.as_str(), "worse");
+            assert_eq!(called(&sink), ["bad", "worse", "bad", "worse"]);
         }
     }
 

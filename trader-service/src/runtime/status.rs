@@ -64,6 +64,9 @@ pub struct SlotStatusView {
     pub halted: Option<String>,
     /// Orders of both trades (0 to 2).
     pub orders: Vec<OrderStatusView>,
+    /// Trades without an order and why (waiting for the first price, the
+    /// pair minimum, a cooldown, a placement retry).
+    pub idle: Vec<(TradeId, String)>,
 }
 
 /// One open position (an exit working a filled entry), with its SPEC §4
@@ -106,6 +109,21 @@ pub struct OutboxStatusView {
     pub parked: u64,
 }
 
+/// A ledger write the ledger refused for good.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParkedWriteView {
+    /// Outbox sequence number (delivery order).
+    pub seq: i64,
+    /// Idempotency key of the write.
+    pub key: String,
+    /// Which ledger call (`OpenPosition`, `ClosePosition`, ...).
+    pub kind: String,
+    /// The ledger's reason.
+    pub reason: String,
+    /// When the step that produced it was committed, unix milliseconds.
+    pub created_at_ms: i64,
+}
+
 /// Private exchange calls of the last loop against the per-loop budget.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BudgetStatusView {
@@ -137,6 +155,10 @@ pub struct StatusSnapshot {
     pub positions: Vec<PositionStatusView>,
     /// Outbox depth and parked count.
     pub outbox: OutboxStatusView,
+    /// Every parked ledger write, each with why the ledger refused it: an
+    /// alarm for the operator, who fixes the cause and retries them
+    /// ([`ControlCommand::RetryParked`]).
+    pub parked_writes: Vec<ParkedWriteView>,
     /// Unix milliseconds of the end of the last loop (0 before the first).
     pub last_loop_at_ms: i64,
     /// Loops run since start.
@@ -158,6 +180,7 @@ impl StatusSnapshot {
             slots: Vec::new(),
             positions: Vec::new(),
             outbox: OutboxStatusView::default(),
+            parked_writes: Vec::new(),
             last_loop_at_ms: 0,
             loops: 0,
             budget: BudgetStatusView::default(),
@@ -193,6 +216,9 @@ pub enum ControlCommand {
     /// Resume trading after a pause (also clears an operator-clearable
     /// halt).
     Resume,
+    /// Send every parked ledger write again (after the operator fixed why
+    /// the ledger refused it). A write the ledger refuses again parks again.
+    RetryParked,
 }
 
 /// Why a command could not be handed to the runtime.

@@ -2,13 +2,16 @@
 //! open positions with their SPEC §4 age facts (recomputed on every call),
 //! outbox health and the last loop's budget use.
 
-use crate::engine::{Phase, SlotStatus, classify_all};
+use crate::engine::{
+    EngineConfig, IdleReason, Phase, SlotStatus, TradeId, TradeWork, classify_all,
+};
 use crate::exchange::Exchange;
 use crate::runtime::book::held_orders;
 use crate::runtime::ledger::LedgerApi;
 use crate::runtime::r#loop::{Runtime, RuntimeError};
 use crate::runtime::status::{
-    OrderStatusView, OutboxStatusView, PositionStatusView, SlotStatusView, StatusSnapshot,
+    OrderStatusView, OutboxStatusView, ParkedWriteView, PositionStatusView, SlotStatusView,
+    StatusSnapshot,
 };
 
 impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
@@ -43,6 +46,15 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
                         txid: h.txid.clone(),
                     })
                     .collect(),
+                idle: TradeId::ALL
+                    .into_iter()
+                    .filter_map(|t| match &s.trade(t).work {
+                        TradeWork::Idle(reason) => {
+                            Some((t, idle_reason(reason, &self.cfg.engine, now)))
+                        }
+                        _ => None,
+                    })
+                    .collect(),
             })
             .collect();
         let positions = classify_all(&self.engine, now, &self.cfg.engine.bands)
@@ -66,7 +78,19 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
             })
             .collect();
         let depth = self.outbox.depth().await?;
-        let parked = self.outbox.parked().await?.len();
+        let parked: Vec<ParkedWriteView> = self
+            .outbox
+            .parked()
+            .await?
+            .into_iter()
+            .map(|e| ParkedWriteView {
+                seq: e.seq.0,
+                key: e.key.to_string(),
+                kind: e.kind.as_str().to_owned(),
+                reason: e.last_error.unwrap_or_default(),
+                created_at_ms: e.created_at.0,
+            })
+            .collect();
         Ok(StatusSnapshot {
             bot_id: self.cfg.bot_id.clone(),
             pair: self.cfg.engine.pair.symbol.clone(),
@@ -79,8 +103,9 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
             positions,
             outbox: OutboxStatusView {
                 depth,
-                parked: u64::try_from(parked).unwrap_or(u64::MAX),
+                parked: u64::try_from(parked.len()).unwrap_or(u64::MAX),
             },
+            parked_writes: parked,
             last_loop_at_ms: self.last_loop_ms,
             loops: self.stats.loops,
             budget: self.last_budget,
@@ -118,5 +143,27 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
             })
             .await?;
         Ok(r.positions.len())
+    }
+}
+
+/// An idle reason in words an operator can act on.
+fn idle_reason(reason: &IdleReason, cfg: &EngineConfig, now: i64) -> String {
+    match reason {
+        IdleReason::Bootstrap => "waiting for the first market price".into(),
+        IdleReason::BelowMinimum => format!(
+            "order size {} misses the pair minimum ({} base, {} quote) at this price; \
+             raise ORDER_SIZE_USD or leave it unset",
+            cfg.order_size, cfg.pair.ordermin, cfg.pair.costmin
+        ),
+        IdleReason::Cooldown { until } => {
+            format!(
+                "re-entry cooldown after a loss, {}s left",
+                (until - now).max(0)
+            )
+        }
+        IdleReason::PlaceFailed { reason, retry_at } => format!(
+            "the exchange refused the entry ({reason:?}); retry in {}s",
+            (retry_at - now).max(0)
+        ),
     }
 }

@@ -326,7 +326,8 @@ impl RunArgs {
             format!("BOT_ID={}", plan.bot_id),
             format!("PAIR={}", t.pair),
             format!("SLOTS={}", t.slots),
-            format!("ORDER_SIZE_USD={}", t.order_size_usd),
+            format!("ORDER_SIZE_USD={}", t.order_size),
+            format!("GRID_SPACING_PCT={}", t.grid_spacing_pct),
             format!("ENTRY_PCT={}", t.entry_pct),
             format!("PROFIT_PCT={}", t.profit_pct),
             format!("REFRESH_PCT={}", t.refresh_pct),
@@ -518,6 +519,17 @@ async fn trade<E: Exchange, C: Clock>(
     for w in w {
         tracing::warn!(setting = w.field, given = %w.given, used = %w.used, rule = w.rule,
             "setting clamped by the engine");
+    }
+    match exchange.ticker(pair).await {
+        Ok(t) => match crate::engine::pricing::size_shortfall(&engine, t.last) {
+            Some(short) => tracing::error!(order_size_usd = %short.order_size_usd,
+                price = %short.price, min_volume = %short.min_volume,
+                min_size_usd = %short.min_size_usd,
+                "NOTHING WILL TRADE: {short}"),
+            None => tracing::info!(order_size = %engine.order_size, price = %t.last,
+                "order size meets the pair minimum at the current price"),
+        },
+        Err(e) => tracing::warn!(error = %e, "no ticker at start-up: order size not checked yet"),
     }
     let store = TraderStore::open(&StoreLocation::parse(&args.store)).await?;
     if args.exchange == ExchangeKind::Paper && store.load_state().await?.is_some() {

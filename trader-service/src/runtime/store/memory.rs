@@ -255,6 +255,21 @@ impl MemoryTables {
         Ok(())
     }
 
+    pub(super) fn requeue_parked(&self, now: UnixMillis) -> Result<u64, StoreError> {
+        let mut t = self.tables();
+        let t = &mut *t;
+        let mut n = 0;
+        for (seq, e) in t.outbox.iter_mut() {
+            if e.state == OutboxState::Parked {
+                e.state = OutboxState::Pending;
+                e.next_attempt_at = now;
+                t.pending.insert(*seq);
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
     pub(super) fn prune_delivered(&self, keep: u32) -> Result<u64, StoreError> {
         let mut t = self.tables();
         let t = &mut *t;

@@ -365,6 +365,14 @@ impl TraderStore {
         dispatch!(self, t => t.park(seq, error))
     }
 
+    /// Moves every parked entry back to pending, due at once: the operator
+    /// fixed what made the ledger refuse them and asks for a retry. The one
+    /// transition out of `parked`, and only on an operator's request. Returns
+    /// how many moved.
+    pub(crate) async fn requeue_parked(&self, now: UnixMillis) -> Result<u64, StoreError> {
+        dispatch!(self, t => t.requeue_parked(now))
+    }
+
     /// Deletes delivered entries beyond the newest `keep`; pending and parked
     /// entries are never touched. Returns how many were deleted.
     pub(crate) async fn prune_delivered(&self, keep: u32) -> Result<u64, StoreError> {

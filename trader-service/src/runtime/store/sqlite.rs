@@ -290,6 +290,18 @@ impl SqliteTables {
         Ok(())
     }
 
+    /// Moves every parked entry back to pending, due at `now`.
+    pub(super) async fn requeue_parked(&self, now: UnixMillis) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE outbox SET state = 'pending', next_attempt_at = ?1 WHERE state = 'parked'",
+        )
+        .bind(now.0)
+        .execute(&self.pool)
+        .await
+        .map_err(sql("requeue parked entries"))?;
+        Ok(done.rows_affected())
+    }
+
     /// Deletes delivered entries beyond the newest `keep`; pending and parked
     /// entries are never touched. Returns how many were deleted.
     pub(super) async fn prune_delivered(&self, keep: u32) -> Result<u64, StoreError> {
