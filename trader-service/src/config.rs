@@ -221,7 +221,8 @@ pub struct HealingSettings {
 }
 
 /// Rollout stage of SPEC §10, derived from the flags in force.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, ValueEnum, serde::Serialize)]
+#[value(rename_all = "UPPER")]
 pub enum RolloutStage {
     /// Ledger only.
     A,
@@ -319,6 +320,27 @@ impl TradingArgs {
 }
 
 impl HealingArgs {
+    /// Sets the flags of a SPEC §10 rollout stage: A ledger only; B +
+    /// tighten (`SUBSIDY_ENABLED`, subsidized only for write-off); C +
+    /// churner; D + subsidized repricing from band stuck (the full
+    /// flywheel); E + automatic write-off. Other settings keep their values,
+    /// and [`HealingSettings::stage`] derives the same stage back.
+    pub fn apply_stage(&mut self, stage: RolloutStage) {
+        self.subsidy_enabled = stage >= RolloutStage::B;
+        self.churner_enabled = stage >= RolloutStage::C;
+        // Before D subsidized repricing waits for write-off positions; D is
+        // where it starts at band stuck (the full flywheel).
+        self.subsidy_auto_reprice_band = if stage >= RolloutStage::D {
+            AutoRepriceBand::Stuck
+        } else {
+            AutoRepriceBand::WriteOff
+        };
+        self.subsidy_write_off_auto = stage >= RolloutStage::E;
+        if stage > RolloutStage::A {
+            self.position_ledger_enabled = true;
+        }
+    }
+
     /// Validates the self-healing settings against the grid's order size.
     pub fn resolve(
         &self,
@@ -457,6 +479,33 @@ impl HealingSettings {
                     rule: "must exceed the round-trip fee",
                 }),
             ),
+        }
+    }
+
+    /// What repricing may do under these settings: tighten and subsidized
+    /// reprices both follow `SUBSIDY_ENABLED` (the SPEC §10 master switch);
+    /// subsidized ones start at `SUBSIDY_AUTO_REPRICE_BAND`. A market price
+    /// older than three loops (at least two minutes) is stale.
+    #[must_use]
+    pub fn reprice_config(
+        &self,
+        round_trip_fee_pct: Decimal,
+        poll_interval_sec: u64,
+    ) -> crate::healing::RepriceConfig {
+        use crate::engine::AgeBand;
+        crate::healing::RepriceConfig {
+            tighten: self.subsidy_enabled,
+            subsidized: self.subsidy_enabled,
+            auto_band: match self.subsidy_auto_reprice_band {
+                AutoRepriceBand::Stale => AgeBand::Stale,
+                AutoRepriceBand::Stuck => AgeBand::Stuck,
+                AutoRepriceBand::WriteOff => AgeBand::WriteOff,
+            },
+            interval_sec: i64::try_from(self.subsidy_reprice_interval_sec).unwrap_or(i64::MAX),
+            allow_loss: self.subsidy_allow_loss,
+            round_trip_fee_pct,
+            market_stale_sec: i64::try_from(poll_interval_sec.saturating_mul(3).max(120))
+                .unwrap_or(i64::MAX),
         }
     }
 

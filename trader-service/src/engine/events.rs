@@ -9,7 +9,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::invariants::Violation;
-use crate::engine::types::{OrderId, OrderRole, SlotId, TradeId};
+use crate::engine::types::{OrderId, OrderRole, RepriceKind, SlotId, TradeId};
 use crate::pair::Side;
 
 /// Why the exchange refused a placement.
@@ -96,6 +96,28 @@ pub enum Event {
         order_id: OrderId,
         /// Why.
         reason: GoneReason,
+    },
+    /// The profit target in force changed (volatility-adjusted, SPEC §5):
+    /// new exits are placed with it and record it.
+    ProfitTarget {
+        /// Percent.
+        pct: Decimal,
+    },
+    /// Self-healing decided to move this exit to `new_price` (SPEC §5). The
+    /// engine cancels the live placement and re-places the remaining volume
+    /// at the new price once the cancel is confirmed; only then is the
+    /// reprice booked ([`Action::Repriced`]).
+    RepriceExit {
+        /// Current local id of the exit.
+        order_id: OrderId,
+        /// New limit price (on the tick grid).
+        new_price: Decimal,
+        /// Why.
+        kind: RepriceKind,
+        /// Whether subsidy pays for the move.
+        subsidized: bool,
+        /// Whether the move reaches the fillable price (for counters).
+        full: bool,
     },
     /// The ledger assigned a position id to the position worked by this exit
     /// (any id of the same slot, trade and cycle matches).
@@ -195,6 +217,37 @@ pub struct CycleBooking {
     pub target_profit_pct: Decimal,
 }
 
+/// A reprice that took effect: the old placement is gone and the remaining
+/// volume is being re-placed at the new price.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepriceBooking {
+    /// Slot.
+    pub slot: SlotId,
+    /// Trade.
+    pub trade: TradeId,
+    /// Cycle.
+    pub cycle: u64,
+    /// Local id of the replacement exit (also the reprice's idempotency
+    /// key: unique per reprice, stable across restarts).
+    pub new_order_id: OrderId,
+    /// Price before.
+    pub old_price: Decimal,
+    /// Price after.
+    pub new_price: Decimal,
+    /// Volume re-placed (the part of the position still open).
+    pub volume: Decimal,
+    /// Why.
+    pub kind: RepriceKind,
+    /// Subsidy spent: `|old - new| x volume` when subsidized, else zero.
+    pub subsidy_consumed: Decimal,
+    /// Whether the move reached the fillable price.
+    pub full: bool,
+    /// When it took effect.
+    pub at: i64,
+    /// Entry time of the position (journal times never precede it).
+    pub entry_time: i64,
+}
+
 /// Which order event a [`Notice`] is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EventKind {
@@ -208,6 +261,8 @@ pub enum EventKind {
     Gone,
     /// [`Event::PositionOpened`].
     PositionOpened,
+    /// [`Event::RepriceExit`].
+    Reprice,
 }
 
 /// What is wrong with an ignored event.
@@ -222,6 +277,9 @@ pub enum InvalidReason {
     /// A second, different position id for the same exit (the first is
     /// write-once and kept).
     PositionIdConflict,
+    /// A reprice of an exit that is not live on the book, already being
+    /// repriced, or to a price that is not positive or off the tick grid.
+    RepriceNotApplicable,
 }
 
 /// Something worth reporting that is not an order or a ledger write.
@@ -298,6 +356,8 @@ pub enum Action {
     OpenPosition(PositionIntent),
     /// Book a completed cycle (close the ledger position `filled`).
     BookCycle(CycleBooking),
+    /// Journal a reprice that took effect (debits subsidy when paid).
+    Repriced(RepriceBooking),
     /// Report something (halt, unknown order, invalid event).
     Notice(Notice),
 }

@@ -26,12 +26,13 @@ pub mod invariants;
 pub mod pricing;
 pub mod reducer;
 pub mod refresh;
+pub mod reprice;
 pub mod types;
 
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 
 pub use bands::{
     AgeBand, BandConfig, BandThresholds, PositionAge, PositionBand, classify, classify_all,
@@ -39,11 +40,12 @@ pub use bands::{
 pub use config::{ConfigWarning, EngineConfig, OrderSize, PAIR_MINIMUM_MARGIN_PCT};
 pub use events::{
     Action, CycleBooking, Event, EventKind, GoneReason, InvalidReason, Notice, OrderRequest,
-    PlaceFailReason, PositionIntent,
+    PlaceFailReason, PositionIntent, RepriceBooking,
 };
 pub use invariants::Violation;
 pub use reducer::transition;
 pub use types::{
-    EngineState, EntryFacts, EntryOrder, ExitOrder, ExitPlacement, FillTotals, IdleReason, OrderId,
-    OrderRole, Phase, RefreshStreak, SlotId, SlotState, SlotStatus, TradeId, TradeState, TradeWork,
+    EngineState, EntryFacts, EntryOrder, ExitOrder, ExitPlacement, FillTotals, HealFacts,
+    IdleReason, OrderId, OrderRole, PendingReprice, Phase, RefreshStreak, RepriceKind, SlotId,
+    SlotState, SlotStatus, TradeId, TradeState, TradeWork,
 };

@@ -325,6 +325,10 @@ impl Sim {
                         }
                     }
                 }
+                Action::Repriced(r) => {
+                    prop_assert!(r.volume > Decimal::ZERO, "reprice of nothing {:?}", r);
+                    prop_assert!(self.cfg.pair.round_price(r.new_price) == r.new_price);
+                }
                 Action::BookCycle(bk) => {
                     let key = (bk.slot, bk.trade, bk.cycle);
                     let b = self.books.entry(key).or_default();

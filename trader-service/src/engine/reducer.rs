@@ -57,6 +57,7 @@ pub(crate) struct Ctx<'a> {
     pub(crate) cfg: &'a EngineConfig,
     pub(crate) market: Option<Decimal>,
     pub(crate) now: i64,
+    pub(crate) profit_target_pct: Option<Decimal>,
 }
 
 /// Applies one event; returns the actions to carry out, in order.
@@ -145,6 +146,40 @@ pub fn transition(state: &mut EngineState, event: &Event, cfg: &EngineConfig) ->
                 |slot, ctx, out| on_gone(slot, *order_id, *reason, ctx, out),
             );
         }
+        Event::ProfitTarget { pct } => {
+            if *pct > Decimal::ZERO {
+                state.profit_target_pct = Some(*pct);
+            } else {
+                out.push(invalid(None, InvalidReason::NonPositivePrice));
+            }
+        }
+        Event::RepriceExit {
+            order_id,
+            new_price,
+            kind,
+            subsidized,
+            full,
+        } => {
+            with_slot(
+                state,
+                *order_id,
+                EventKind::Reprice,
+                cfg,
+                &mut out,
+                |slot, ctx, out| {
+                    crate::engine::reprice::request(
+                        slot,
+                        *order_id,
+                        *new_price,
+                        *kind,
+                        *subsidized,
+                        *full,
+                        ctx,
+                        out,
+                    );
+                },
+            );
+        }
         Event::PositionOpened {
             order_id,
             position_id,
@@ -177,6 +212,7 @@ fn on_clock_all(state: &mut EngineState, cfg: &EngineConfig, out: &mut Vec<Actio
         cfg,
         market: state.market,
         now: state.now,
+        profit_target_pct: state.profit_target_pct,
     };
     for slot in state.slots.values_mut() {
         if slot.is_halted() {
@@ -211,6 +247,7 @@ fn with_slot(
         cfg,
         market: state.market,
         now: state.now,
+        profit_target_pct: state.profit_target_pct,
     };
     let Some(slot) = state.slots.get_mut(&id.slot) else {
         out.push(unknown(id, event));
@@ -350,7 +387,7 @@ fn open_exit(
     let fills = entry.fills;
     let fill_price = fills.avg_price().unwrap_or(entry.price);
     let e = effective_entry_pct(ctx.cfg, slot.trade(t).consecutive_losses);
-    let p = ctx.cfg.profit_pct;
+    let p = ctx.profit_target_pct.unwrap_or(ctx.cfg.profit_pct);
     let price = exit_price(ctx.cfg, t, fill_price, ctx.market, p, e);
     let facts = EntryFacts {
         order_id: entry.id,
@@ -398,6 +435,8 @@ fn open_exit(
         placement: ExitPlacement::Pending,
         placed_at: ctx.now,
         fills: FillTotals::default(),
+        heal: Default::default(),
+        reprice: None,
     });
 }
 
@@ -619,7 +658,11 @@ fn on_gone(
                 place_entry(slot, t, ctx, out);
             }
         }
-        TradeWork::Exit(x) if x.id == id => replace_exit(slot, t, ctx, out),
+        TradeWork::Exit(x) if x.id == id => {
+            if !crate::engine::reprice::complete(slot, id, ctx, out) {
+                replace_exit(slot, t, ctx, out);
+            }
+        }
         _ => out.push(unknown(id, EventKind::Gone)),
     }
 }

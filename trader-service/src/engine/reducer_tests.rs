@@ -6,7 +6,7 @@ use rust_decimal_macros::dec;
 use super::*;
 use crate::engine::invariants::check_slot;
 use crate::engine::test_support::cfg;
-use crate::engine::types::{Phase, SlotState};
+use crate::engine::types::{Phase, RepriceKind, SlotState};
 use crate::pair::Side;
 
 struct H {
@@ -720,4 +720,88 @@ fn an_entry_below_the_pair_minimum_is_reported_once_and_waits() {
         h.slot(0).trade_a.work,
         TradeWork::Idle(IdleReason::BelowMinimum)
     );
+}
+
+/// Proves: a reprice cancels the live exit, keeps it tracked, and only when
+/// the cancel is confirmed books the move for the remaining volume (after a
+/// racing partial fill) and re-places that remainder at the new price.
+#[test]
+fn a_reprice_is_booked_for_the_remainder_once_the_old_exit_is_gone() {
+    let mut h = H::new(one_slot());
+    h.tick(dec!(0.1), 1);
+    let b = h.entry(0, TradeId::B);
+    h.fill(b.id, b.price, b.volume, 5);
+    let x = h.exit(0, TradeId::B);
+    h.ev(Event::Placed {
+        order_id: x.id,
+        txid: "X1".into(),
+    });
+    let a = h.ev(Event::RepriceExit {
+        order_id: x.id,
+        new_price: dec!(0.1003),
+        kind: RepriceKind::Subsidy,
+        subsidized: true,
+        full: true,
+    });
+    assert!(
+        matches!(&a[..], [Action::Cancel { order_id, txid: Some(t) }] if *order_id == x.id && t == "X1"),
+        "{a:?}"
+    );
+    // A second request while one is pending is refused, state unchanged.
+    let again = h.ev(Event::RepriceExit {
+        order_id: x.id,
+        new_price: dec!(0.1002),
+        kind: RepriceKind::Subsidy,
+        subsidized: true,
+        full: true,
+    });
+    assert!(matches!(
+        &again[..],
+        [Action::Notice(Notice::InvalidEvent { .. })]
+    ));
+    // 10 DOGE fill racing the cancel, then the cancel is confirmed.
+    h.fill(x.id, x.price, dec!(10), 6);
+    let a = h.ev(Event::OrderGone {
+        order_id: x.id,
+        reason: GoneReason::CancelledByEngine,
+    });
+    let Action::Repriced(r) = &a[0] else {
+        panic!("{a:?}")
+    };
+    let rest = x.volume - dec!(10);
+    assert_eq!(
+        (r.old_price, r.new_price, r.volume),
+        (x.price, dec!(0.1003), rest)
+    );
+    assert_eq!(r.subsidy_consumed, (x.price - dec!(0.1003)) * rest);
+    let p = places(&a);
+    assert_eq!((p[0].price, p[0].volume), (dec!(0.1003), rest));
+    let nx = h.exit(0, TradeId::B);
+    assert_eq!((nx.heal.times_repriced, nx.reprice.is_none()), (1, true));
+    assert!(nx.heal.last_subsidy_reprice_at.is_some());
+}
+
+/// Proves: an exit that fills completely while its reprice cancel is in
+/// flight books its cycle and journals no reprice.
+#[test]
+fn an_exit_filled_before_its_reprice_took_effect_is_not_repriced() {
+    let mut h = H::new(one_slot());
+    h.tick(dec!(0.1), 1);
+    let b = h.entry(0, TradeId::B);
+    h.fill(b.id, b.price, b.volume, 5);
+    let x = h.exit(0, TradeId::B);
+    h.ev(Event::Placed {
+        order_id: x.id,
+        txid: "X1".into(),
+    });
+    h.ev(Event::RepriceExit {
+        order_id: x.id,
+        new_price: dec!(0.1003),
+        kind: RepriceKind::Tighten,
+        subsidized: false,
+        full: true,
+    });
+    let a = h.fill(x.id, x.price, x.volume, 6);
+    assert!(a.iter().any(|a| matches!(a, Action::BookCycle(_))));
+    assert!(!a.iter().any(|a| matches!(a, Action::Repriced(_))));
 }

@@ -314,6 +314,71 @@ pub struct ExitOrder {
     pub placed_at: i64,
     /// Executions so far (across re-placements).
     pub fills: FillTotals,
+    /// Self-healing facts of the position (SPEC §5), persisted with it.
+    #[serde(default)]
+    pub heal: HealFacts,
+    /// A reprice waiting for the cancel of the current placement to be
+    /// confirmed; the exit is re-placed at `new_price` once it is gone.
+    #[serde(default)]
+    pub reprice: Option<PendingReprice>,
+}
+
+/// What self-healing has done to a position: persisted facts, never
+/// re-derived from a journal that compaction may trim.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HealFacts {
+    /// The free tighten reprice happened (it happens once per position).
+    pub tightened: bool,
+    /// When the last subsidized (or loss-funded) reprice took effect: the
+    /// per-position cooldown runs from here.
+    pub last_subsidy_reprice_at: Option<i64>,
+    /// Reprices that took effect.
+    pub times_repriced: u32,
+    /// An operator hold: no automatic reprice before this time.
+    pub hold_until: Option<i64>,
+}
+
+/// A reprice the engine accepted: the old placement is being cancelled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingReprice {
+    /// Price of the replacement (on the tick grid, never past fillable).
+    pub new_price: Decimal,
+    /// Why.
+    pub kind: RepriceKind,
+    /// Subsidy per unit of volume moved: `|old - new|` when subsidy pays,
+    /// zero for a tighten. The consumed amount is this times the volume
+    /// still open when the old placement is gone.
+    pub subsidized: bool,
+    /// Whether the move reaches the fillable price.
+    #[serde(default)]
+    pub full: bool,
+    /// When it was requested.
+    pub requested_at: i64,
+}
+
+/// Why an exit was repriced (SPEC §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RepriceKind {
+    /// Free: toward the profit target in force, once per position.
+    Tighten,
+    /// Paid by subsidy, at or above breakeven.
+    Subsidy,
+    /// Paid by subsidy below breakeven (`SUBSIDY_ALLOW_LOSS`).
+    LossFunded,
+}
+
+impl RepriceKind {
+    /// Lower-case name for logs and counters.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Tighten => "tighten",
+            Self::Subsidy => "subsidy",
+            Self::LossFunded => "loss_funded",
+        }
+    }
 }
 
 impl ExitOrder {
@@ -553,6 +618,11 @@ pub struct EngineState {
     pub market: Option<Decimal>,
     /// Latest time seen in any event (monotonic: events never move it back).
     pub now: i64,
+    /// Profit target (percent) new exits are placed with, when the runtime
+    /// set one ([`crate::engine::Event::ProfitTarget`]); `PROFIT_PCT`
+    /// otherwise.
+    #[serde(default)]
+    pub profit_target_pct: Option<Decimal>,
 }
 
 impl EngineState {
@@ -563,6 +633,7 @@ impl EngineState {
             slots: Default::default(),
             market: None,
             now: 0,
+            profit_target_pct: None,
         };
         s.ensure_slots(slots);
         s

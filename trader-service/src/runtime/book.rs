@@ -60,6 +60,13 @@ pub struct RuntimeBook {
     /// placed (or, without a txid, when the exchange refuses it).
     #[serde(default)]
     pub opens_awaiting_exit: BTreeMap<String, OpenWrite>,
+    /// The trader's per-slot subsidy view (SPEC §6), committed with the
+    /// writes that move the ledger's balance.
+    #[serde(default)]
+    pub subsidy: crate::healing::SubsidyView,
+    /// Repricing counters.
+    #[serde(default)]
+    pub heal_stats: crate::healing::RepriceStats,
 }
 
 /// What goes into the store's snapshot column.
@@ -124,7 +131,7 @@ pub fn held_orders(state: &EngineState) -> Vec<HeldOrder> {
                     price: x.price,
                     volume: x.remaining(),
                     txid: x.txid().map(str::to_owned),
-                    cancel_requested: false,
+                    cancel_requested: x.reprice.is_some(),
                     pending_placement: matches!(x.placement, ExitPlacement::Pending),
                 }),
                 TradeWork::Idle(_) => {}
@@ -141,7 +148,7 @@ pub fn find_held(state: &EngineState, id: OrderId) -> Option<(OrderRole, bool)> 
     let slot = state.slots.get(&id.slot).filter(|s| !s.is_halted())?;
     match &slot.trade(id.trade).work {
         TradeWork::Entry(e) if e.id == id => Some((OrderRole::Entry, e.cancel_requested)),
-        TradeWork::Exit(x) if x.id == id => Some((OrderRole::Exit, false)),
+        TradeWork::Exit(x) if x.id == id => Some((OrderRole::Exit, x.reprice.is_some())),
         _ => None,
     }
 }

@@ -66,6 +66,8 @@ pub struct RuntimeConfig {
     /// Ledger coverage reconciliation runs every this many loops (and on
     /// start) when the outbox is empty; 0 = only on start.
     pub reconcile_every: u64,
+    /// What self-healing may reprice (all off: the sticky grid, stage A).
+    pub reprice: crate::healing::RepriceConfig,
 }
 
 impl RuntimeConfig {
@@ -82,6 +84,7 @@ impl RuntimeConfig {
             outbox: OutboxPolicy::default(),
             shutdown_flush: Duration::from_secs(10),
             reconcile_every: 20,
+            reprice: crate::healing::RepriceConfig::off(),
         }
     }
 }
@@ -157,6 +160,10 @@ pub struct Runtime<E, L> {
     pub(crate) outbox_dirty: bool,
     /// The operator asked to send the parked writes again (next drain).
     pub(crate) retry_parked: bool,
+    /// Next time the repricing planner runs.
+    pub(crate) next_heal_at: i64,
+    /// Subsidy still needed per slot, from the last plan.
+    pub(crate) pending_need: std::collections::BTreeMap<crate::engine::SlotId, Decimal>,
     pub(crate) acks_uncommitted: bool,
     pub(crate) handle: Option<HandleEnds>,
 }
@@ -212,6 +219,8 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
             reconciled: false,
             outbox_dirty: true,
             retry_parked: false,
+            next_heal_at: i64::MIN,
+            pending_need: Default::default(),
             acks_uncommitted: false,
             handle: None,
         };
@@ -301,11 +310,10 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
     pub fn quiet_tick(&mut self, price: Decimal, now_ms: i64) -> bool {
         self.market_at_ms = Some(now_ms);
         let before = self.pending.len();
-        let acted = self.apply(&Event::PriceTick {
-            price,
-            now: now_ms.div_euclid(1000),
-        });
-        acted || self.pending.len() != before
+        let now = now_ms.div_euclid(1000);
+        let acted = self.apply(&Event::PriceTick { price, now });
+        let healed = self.heal_if_due(now, self.cfg.call_budget);
+        acted || healed || self.pending.len() != before
     }
 
     /// Feeds one event; routes its actions. Returns whether any action came
@@ -366,9 +374,13 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
                     cycle = b.cycle, exit_price = %b.exit_price, net = %b.net,
                     "cycle booked: position closes filled");
                 for w in cycle_writes(&b, &pos) {
+                    if let LedgerWriteRequest::OverPerformance(o) = &w {
+                        self.credit_subsidy(b.slot, o.excess);
+                    }
                     self.pending.push(w.to_entry());
                 }
             }
+            Action::Repriced(b) => self.on_repriced(&b),
             Action::Notice(n) => match n {
                 Notice::SlotHalted { slot, violation } => {
                     tracing::error!(slot, ?violation, "slot halted by the engine (others go on)");
@@ -462,14 +474,20 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
             }
         }
 
-        // 4. Cancels and placements within the budget (write-ahead).
+        // 4. Self-healing: reprice decisions become engine cancels and
+        //    re-placements, carried out with the rest below.
+        if price.is_some() {
+            self.heal_if_due(now, budget.left());
+        }
+
+        // 5. Cancels and placements within the budget (write-ahead).
         let deferred = if price.is_some() {
             self.execute(now_ms, &mut budget).await?
         } else {
             0
         };
 
-        // 5. Commit, then deliver ledger writes.
+        // 6. Commit, then deliver ledger writes.
         let committed = self.commit(now_ms).await?;
         let delivered = self.drain(now_ms).await?;
         if self.dirty {
@@ -546,6 +564,11 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
         let report = self.outbox.drain_once(&sink, UnixMillis(now_ms)).await?;
         for p in &report.parked {
             tracing::error!(key = %p.entry.key, reason = %p.reason, "ledger rejected a write: parked");
+            if let Ok(LedgerWriteRequest::Reprice(w)) =
+                serde_json::from_value::<LedgerWriteRequest>(p.entry.payload.clone())
+            {
+                self.halt_subsidy(w.slot, &p.reason);
+            }
         }
         match &report.end {
             DrainEnd::Empty => self.outbox_dirty = false,

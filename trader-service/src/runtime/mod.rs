@@ -25,6 +25,7 @@
 pub mod book;
 pub mod entry;
 pub mod fills;
+mod heal;
 pub mod ledger;
 #[path = "loop.rs"]
 pub mod r#loop;

@@ -18,7 +18,8 @@ use crate::runtime::ledger::LedgerApi;
 use crate::runtime::outbox::{DeliveryError, Sink};
 use crate::runtime::store::TraderStore;
 use crate::runtime::writes::{
-    CloseKind, CloseWrite, LedgerWriteRequest, OpenWrite, OverPerformanceWrite, SlotModeKind,
+    CloseKind, CloseWrite, LedgerWriteRequest, OpenWrite, OverPerformanceWrite, RepriceWrite,
+    SlotModeKind,
 };
 
 /// Metadata key prefix of the `open_key -> position_id` map.
@@ -166,6 +167,24 @@ impl<'a, L: LedgerApi> LedgerSink<'a, L> {
     }
 }
 
+impl<L: LedgerApi> LedgerSink<'_, L> {
+    async fn reprice(&self, w: &RepriceWrite, key: &str) -> Result<LedgerAck, DeliveryError> {
+        let position_id = self.position_id(&w.open_key).await?;
+        let resp = self
+            .ledger
+            .reprice_position(reprice_request(position_id, key, w))
+            .await
+            .map_err(|s| classify_status(&s))?;
+        tracing::info!(open_key = %w.open_key, position_id, kind = w.kind.as_str(),
+            old_price = %w.old_price, new_price = %w.new_price,
+            subsidy_consumed = %w.subsidy_consumed, replayed = resp.replayed,
+            "ledger position repriced");
+        Ok(LedgerAck::Journaled {
+            open_key: w.open_key.clone(),
+        })
+    }
+}
+
 impl<L: LedgerApi> Sink for LedgerSink<'_, L> {
     type Ack = LedgerAck;
 
@@ -178,6 +197,7 @@ impl<L: LedgerApi> Sink for LedgerSink<'_, L> {
             LedgerWriteRequest::OverPerformance(w) => {
                 self.over_performance(w, entry.key.as_str()).await
             }
+            LedgerWriteRequest::Reprice(w) => self.reprice(w, entry.key.as_str()).await,
         }
     }
 }
@@ -245,6 +265,33 @@ pub fn close_request(position_id: u64, key: &str, w: &CloseWrite) -> pb::ClosePo
         exit_regime: pb::Regime::Unknown as i32,
         net_profit: opt(w.net_profit),
         reason: w.note.clone(),
+    }
+}
+
+/// The proto request of a reprice. A loss-funded move spends subsidy like
+/// any subsidized one, so the ledger's reason is `subsidy` for both.
+#[must_use]
+pub fn reprice_request(
+    position_id: u64,
+    key: &str,
+    w: &RepriceWrite,
+) -> pb::RepricePositionRequest {
+    use crate::engine::RepriceKind;
+    pb::RepricePositionRequest {
+        position_id,
+        event_key: key.to_owned(),
+        new_price: format_decimal(w.new_price),
+        new_txid: String::new(),
+        reason: match w.kind {
+            RepriceKind::Tighten => pb::RepriceReason::Tighten,
+            RepriceKind::Subsidy | RepriceKind::LossFunded => pb::RepriceReason::Subsidy,
+        } as i32,
+        subsidy_consumed: if w.kind == RepriceKind::Tighten {
+            String::new()
+        } else {
+            format_decimal(w.subsidy_consumed)
+        },
+        at: ts(w.at),
     }
 }
 

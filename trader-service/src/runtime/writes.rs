@@ -122,6 +122,51 @@ pub enum LedgerWriteRequest {
     Close(CloseWrite),
     /// Credit over-performance to a position's slot.
     OverPerformance(OverPerformanceWrite),
+    /// Move a position's exit (may debit subsidy).
+    Reprice(RepriceWrite),
+}
+
+/// A reprice that took effect (SPEC §5): journaled as `repriced`, debiting
+/// `subsidy_consumed` from the slot's balance atomically in the ledger.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepriceWrite {
+    /// The position.
+    pub open_key: String,
+    /// Slot (whose subsidy pays).
+    pub slot: u32,
+    /// Local id of the replacement exit: unique per reprice, so the
+    /// idempotency key survives a crash and a retry never debits twice.
+    pub new_order_id: String,
+    /// Price before.
+    pub old_price: Decimal,
+    /// Price after.
+    pub new_price: Decimal,
+    /// Volume moved.
+    pub volume: Decimal,
+    /// Why.
+    pub kind: crate::engine::RepriceKind,
+    /// Subsidy spent.
+    pub subsidy_consumed: Decimal,
+    /// When it took effect.
+    pub at: i64,
+}
+
+impl RepriceWrite {
+    /// The write of a reprice the engine booked for `open_key`.
+    #[must_use]
+    pub fn of(b: &crate::engine::RepriceBooking, open_key: &str) -> Self {
+        Self {
+            open_key: open_key.to_owned(),
+            slot: b.slot,
+            new_order_id: b.new_order_id.to_string(),
+            old_price: b.old_price,
+            new_price: b.new_price,
+            volume: b.volume,
+            kind: b.kind,
+            subsidy_consumed: b.subsidy_consumed,
+            at: b.at,
+        }
+    }
 }
 
 impl LedgerWriteRequest {
@@ -132,6 +177,7 @@ impl LedgerWriteRequest {
             Self::Open(w) => &w.open_key,
             Self::Close(w) => &w.open_key,
             Self::OverPerformance(w) => &w.open_key,
+            Self::Reprice(w) => &w.open_key,
         }
     }
 
@@ -143,6 +189,7 @@ impl LedgerWriteRequest {
             Self::Open(w) => format!("open:{}", w.open_key),
             Self::Close(w) => format!("close:{}", w.open_key),
             Self::OverPerformance(w) => format!("overperf:{}", w.open_key),
+            Self::Reprice(w) => format!("reprice:{}:{}", w.open_key, w.new_order_id),
         }
     }
 
@@ -153,6 +200,7 @@ impl LedgerWriteRequest {
             Self::Open(_) => LedgerWrite::OpenPosition,
             Self::Close(_) => LedgerWrite::ClosePosition,
             Self::OverPerformance(_) => LedgerWrite::JournalEvent,
+            Self::Reprice(_) => LedgerWrite::RepricePosition,
         }
     }
 

@@ -541,6 +541,10 @@ async fn trade<E: Exchange, C: Clock>(
     rcfg.call_budget = args.call_budget;
     rcfg.post_only = args.post_only;
     rcfg.shutdown_flush = Duration::from_secs(args.shutdown_flush_sec);
+    rcfg.reprice = plan
+        .healing
+        .reprice_config(fees.round_trip_pct(), plan.trading.poll_interval_sec);
+    tracing::info!(reprice = ?rcfg.reprice, "repricing in force");
     let mut rt = Runtime::new(rcfg, exchange, ledger, store).await?;
     let handle = rt.handle();
     let listener = TcpListener::bind(args.listen)

@@ -1,0 +1,360 @@
+//! The SPEC §5 worked examples, exactly, and one test per skip reason.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rust_decimal::Decimal;
+use rust_decimal_macros::dec;
+
+use super::*;
+use crate::engine::test_support::cfg;
+use crate::engine::{
+    EngineState, EntryFacts, ExitOrder, ExitPlacement, FillTotals, OrderRole, TradeWork,
+};
+
+const H: i64 = 3_600;
+const NOW: i64 = 1_000_000;
+
+fn rcfg() -> RepriceConfig {
+    RepriceConfig {
+        tighten: false,
+        subsidized: true,
+        auto_band: AgeBand::Stuck,
+        interval_sec: 3_600,
+        allow_loss: false,
+        round_trip_fee_pct: dec!(0.5),
+        market_stale_sec: 300,
+    }
+}
+
+/// The SPEC example: trade B (sell exit) entered at 0.1000, exit 0.1020,
+/// volume 20, market 0.1000, 80 h old (2 % away: effective 112 h, stuck).
+fn spec_state(slot: u32) -> EngineState {
+    let mut s = EngineState::new(slot + 1);
+    s.market = Some(dec!(0.1000));
+    s.now = NOW;
+    put_exit(
+        &mut s,
+        slot,
+        TradeId::B,
+        dec!(0.1000),
+        dec!(0.1020),
+        dec!(20),
+        NOW - 80 * H,
+    );
+    s
+}
+
+fn put_exit(
+    s: &mut EngineState,
+    slot: u32,
+    trade: TradeId,
+    entry: Decimal,
+    exit: Decimal,
+    volume: Decimal,
+    entry_time: i64,
+) {
+    let st = s.slots.get_mut(&slot).unwrap();
+    let entry_id = st.issue_id(trade, OrderRole::Entry);
+    let id = st.issue_id(trade, OrderRole::Exit);
+    st.trade_mut(trade).work = TradeWork::Exit(ExitOrder {
+        id,
+        price: exit,
+        volume,
+        entry: EntryFacts {
+            order_id: entry_id,
+            txid: Some("E1".into()),
+            price: entry,
+            cost: entry * volume,
+            fee: Decimal::ZERO,
+            volume,
+            time: entry_time,
+        },
+        target_profit_pct: dec!(2),
+        original_price: exit,
+        position_id: Some("1".into()),
+        placement: ExitPlacement::Live {
+            txid: format!("X-{id}"),
+        },
+        placed_at: entry_time,
+        fills: FillTotals::default(),
+        heal: Default::default(),
+        reprice: None,
+    });
+}
+
+fn run(s: &EngineState, c: &RepriceConfig, balance: Decimal) -> RepricePlan {
+    let ecfg = cfg();
+    let subsidy: BTreeMap<_, _> = s.slots.keys().map(|k| (*k, balance)).collect();
+    plan(RepriceInputs {
+        engine: s,
+        engine_cfg: &ecfg,
+        cfg: c,
+        market_age_sec: Some(10),
+        now: NOW,
+        target_pct: dec!(1.0),
+        subsidy: &subsidy,
+        subsidy_halted: &BTreeSet::new(),
+        max_decisions: 10,
+    })
+}
+
+fn reasons(p: &RepricePlan) -> Vec<SkipReason> {
+    p.skips.iter().map(|s| s.reason).collect()
+}
+
+#[test]
+fn spec_example_fillable_and_need() {
+    let c = cfg();
+    assert_eq!(
+        fillable_price(&c, Side::Sell, dec!(0.1), dec!(0.1), Some(dec!(0.5))),
+        dec!(0.1005)
+    );
+    assert_eq!(
+        subsidy_needed(Side::Sell, dec!(0.1020), dec!(0.1005), dec!(20)),
+        dec!(0.0300)
+    );
+}
+
+#[test]
+fn spec_example_balance_005_moves_fully_to_fillable() {
+    let p = run(&spec_state(0), &rcfg(), dec!(0.05));
+    let d = &p.decisions[0];
+    assert_eq!(
+        (d.new_price, d.subsidy_consumed),
+        (dec!(0.1005), dec!(0.0300))
+    );
+    assert!(d.full);
+    assert_eq!(d.kind, RepriceKind::Subsidy);
+    assert_eq!(d.band, AgeBand::Stuck);
+    // balance 0.05 - 0.03 = 0.02 left, nothing more needed
+    assert_eq!(p.pending_need[&0], Decimal::ZERO);
+}
+
+#[test]
+fn spec_example_balance_001_moves_partially() {
+    let p = run(&spec_state(0), &rcfg(), dec!(0.01));
+    let d = &p.decisions[0];
+    assert_eq!(
+        (d.new_price, d.subsidy_consumed),
+        (dec!(0.1015), dec!(0.0100))
+    );
+    assert!(!d.full);
+    assert_eq!(p.pending_need[&0], dec!(0.0200));
+}
+
+#[test]
+fn partial_moves_round_so_the_balance_is_never_exceeded() {
+    // 0.0033 / 20 = 0.000165 -> 0.102 - 0.000165 = 0.101835 (on the tick)
+    let d = run(&spec_state(0), &rcfg(), dec!(0.0033)).decisions[0].clone();
+    assert!(d.subsidy_consumed <= dec!(0.0033));
+    // an odd balance: 0.00000333 / 20 is below a tick: nothing moves
+    let p = run(&spec_state(0), &rcfg(), dec!(0.000001));
+    assert_eq!(reasons(&p), vec![SkipReason::InsufficientBalance]);
+}
+
+#[test]
+fn buy_exits_mirror_sell_exits() {
+    // Trade A: sold at 0.1000, buy exit at 0.0980, market 0.1000.
+    let mut s = EngineState::new(1);
+    s.market = Some(dec!(0.1));
+    s.now = NOW;
+    put_exit(
+        &mut s,
+        0,
+        TradeId::A,
+        dec!(0.1000),
+        dec!(0.0980),
+        dec!(20),
+        NOW - 80 * H,
+    );
+    let c = cfg();
+    // fillable = min(0.1 x 0.998, 0.1 x 0.995) = 0.0995
+    assert_eq!(
+        fillable_price(&c, Side::Buy, dec!(0.1), dec!(0.1), Some(dec!(0.5))),
+        dec!(0.0995)
+    );
+    let d = run(&s, &rcfg(), dec!(1)).decisions[0].clone();
+    assert_eq!(
+        (d.new_price, d.subsidy_consumed),
+        (dec!(0.0995), dec!(0.0300))
+    );
+}
+
+#[test]
+fn loss_funded_drops_the_fee_floor_and_never_loses_more_than_it_consumes() {
+    let mut s = spec_state(0);
+    s.market = Some(dec!(0.0900));
+    let mut c = rcfg();
+    let without = run(&s, &c, dec!(10)).decisions[0].clone();
+    // fee floor: never below breakeven 0.1005
+    assert_eq!(without.new_price, dec!(0.1005));
+    assert_eq!(without.kind, RepriceKind::Subsidy);
+    c.allow_loss = true;
+    let d = run(&s, &c, dec!(10)).decisions[0].clone();
+    // market x 1.002 = 0.09018
+    assert_eq!(d.new_price, dec!(0.0901800));
+    assert_eq!(d.kind, RepriceKind::LossFunded);
+    let fees = (dec!(0.1) + d.new_price) * dec!(20) * dec!(0.0025);
+    let realized_loss = (dec!(0.1) - d.new_price) * dec!(20) + fees;
+    assert!(
+        realized_loss <= d.subsidy_consumed,
+        "{realized_loss} > {}",
+        d.subsidy_consumed
+    );
+}
+
+#[test]
+fn one_slot_balance_is_spent_once_across_its_positions() {
+    let mut s = spec_state(0);
+    put_exit(
+        &mut s,
+        0,
+        TradeId::A,
+        dec!(0.1000),
+        dec!(0.0980),
+        dec!(20),
+        NOW - 80 * H,
+    );
+    // 0.04 covers the first need (0.03) and 0.01 of the second
+    let p = run(&s, &rcfg(), dec!(0.04));
+    let spent: Decimal = p.decisions.iter().map(|d| d.subsidy_consumed).sum();
+    assert_eq!(spent, dec!(0.04));
+    assert_eq!(p.decisions.len(), 2);
+}
+
+#[test]
+fn each_skip_reason() {
+    let c = rcfg();
+    // fresh: the churner's
+    let mut s = spec_state(0);
+    s.slots.get_mut(&0).unwrap().trade_b.work =
+        TradeWork::Idle(crate::engine::IdleReason::Bootstrap);
+    put_exit(
+        &mut s,
+        0,
+        TradeId::B,
+        dec!(0.1),
+        dec!(0.1020),
+        dec!(20),
+        NOW - H,
+    );
+    assert_eq!(
+        reasons(&run(&s, &c, dec!(1))),
+        vec![SkipReason::BandNotEligible]
+    );
+    // stale but subsidized needs stuck: not eligible (tighten off)
+    let mut s = spec_state(0);
+    s.slots.get_mut(&0).unwrap().trade_b.work =
+        TradeWork::Idle(crate::engine::IdleReason::Bootstrap);
+    put_exit(
+        &mut s,
+        0,
+        TradeId::B,
+        dec!(0.1),
+        dec!(0.1020),
+        dec!(20),
+        NOW - 50 * H,
+    );
+    assert_eq!(
+        reasons(&run(&s, &c, dec!(1))),
+        vec![SkipReason::BandNotEligible]
+    );
+    // cooldown
+    let mut s = spec_state(0);
+    if let TradeWork::Exit(x) = &mut s.slots.get_mut(&0).unwrap().trade_b.work {
+        x.heal.last_subsidy_reprice_at = Some(NOW - 600);
+    }
+    assert_eq!(reasons(&run(&s, &c, dec!(1))), vec![SkipReason::Cooldown]);
+    // operator hold
+    let mut s = spec_state(0);
+    if let TradeWork::Exit(x) = &mut s.slots.get_mut(&0).unwrap().trade_b.work {
+        x.heal.hold_until = Some(NOW + 1);
+    }
+    assert_eq!(
+        reasons(&run(&s, &c, dec!(1))),
+        vec![SkipReason::HeldByOperator]
+    );
+    // exit not live
+    let mut s = spec_state(0);
+    if let TradeWork::Exit(x) = &mut s.slots.get_mut(&0).unwrap().trade_b.work {
+        x.placement = ExitPlacement::Pending;
+    }
+    assert_eq!(
+        reasons(&run(&s, &c, dec!(1))),
+        vec![SkipReason::ExitMissing]
+    );
+    // no balance
+    assert_eq!(
+        reasons(&run(&spec_state(0), &c, dec!(0))),
+        vec![SkipReason::InsufficientBalance]
+    );
+    // already fillable
+    let mut s = spec_state(0);
+    s.market = Some(dec!(0.1020));
+    assert_eq!(
+        reasons(&run(&s, &c, dec!(1))),
+        vec![SkipReason::NoFillableDelta]
+    );
+    // stale market
+    let s = spec_state(0);
+    let ecfg = cfg();
+    let subsidy = BTreeMap::from([(0, dec!(1))]);
+    let halted = BTreeSet::from([0]);
+    let base = RepriceInputs {
+        engine: &s,
+        engine_cfg: &ecfg,
+        cfg: &c,
+        market_age_sec: Some(301),
+        now: NOW,
+        target_pct: dec!(1),
+        subsidy: &subsidy,
+        subsidy_halted: &BTreeSet::new(),
+        max_decisions: 10,
+    };
+    assert_eq!(reasons(&plan(base)), vec![SkipReason::MarketStale]);
+    let p = plan(RepriceInputs {
+        market_age_sec: Some(1),
+        subsidy_halted: &halted,
+        ..base
+    });
+    assert_eq!(reasons(&p), vec![SkipReason::SubsidyHalted]);
+    let p = plan(RepriceInputs {
+        market_age_sec: Some(1),
+        max_decisions: 0,
+        ..base
+    });
+    assert_eq!(reasons(&p), vec![SkipReason::Budget]);
+}
+
+#[test]
+fn tighten_moves_once_toward_the_target_in_force_for_free() {
+    let mut c = rcfg();
+    c.tighten = true;
+    // 50 h old, 2 % away: effective 70 h -> stale
+    let mut s = EngineState::new(1);
+    s.market = Some(dec!(0.1));
+    s.now = NOW;
+    put_exit(
+        &mut s,
+        0,
+        TradeId::B,
+        dec!(0.1000),
+        dec!(0.1020),
+        dec!(20),
+        NOW - 50 * H,
+    );
+    let p = run(&s, &c, dec!(0));
+    let d = &p.decisions[0];
+    // target 2 % placed, 1 % in force: entry x 1.01 = 0.101 (> market x 1.002)
+    assert_eq!(
+        (d.kind, d.new_price, d.subsidy_consumed),
+        (RepriceKind::Tighten, dec!(0.101), Decimal::ZERO)
+    );
+    if let TradeWork::Exit(x) = &mut s.slots.get_mut(&0).unwrap().trade_b.work {
+        x.heal.tightened = true;
+    }
+    assert!(
+        run(&s, &c, dec!(0)).decisions.is_empty(),
+        "once per position"
+    );
+}

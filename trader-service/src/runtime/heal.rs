@@ -1,0 +1,125 @@
+//! Self-healing in the runtime: runs the pure planner
+//! ([`crate::healing::reprice::plan`]) on its cadence, feeds its decisions to
+//! the engine as [`Event::RepriceExit`] (the engine cancels the old exit and
+//! re-places the rest at the new price; [`super::placement`] carries that out
+//! within the call budget), and turns each reprice that took effect into its
+//! ledger write and subsidy-view debit. Every decision is one structured
+//! log line that says why.
+
+use crate::engine::{Event, RepriceBooking, RepriceKind, SlotId};
+use crate::exchange::Exchange;
+use crate::healing::reprice::{RepriceInputs, plan};
+use crate::healing::{SkipReason, SubsidySource};
+use crate::runtime::book::position_key;
+use crate::runtime::ledger::LedgerApi;
+use crate::runtime::r#loop::Runtime;
+use crate::runtime::writes::{LedgerWriteRequest, RepriceWrite};
+
+/// Seconds between two planning passes. Bands move over hours and the
+/// subsidized cooldown is an hour, so ten minutes loses nothing, and it keeps
+/// the backtest's quiet candles cheap.
+pub const HEAL_EVERY_SEC: i64 = 600;
+
+/// Private calls one reprice costs: cancel, its confirming query, the
+/// placement.
+const CALLS_PER_REPRICE: u32 = 3;
+
+impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
+    /// Plans and starts this loop's reprices when the cadence says so.
+    /// Returns whether the engine acted (something to place or cancel).
+    pub(crate) fn heal_if_due(&mut self, now: i64, calls_left: u32) -> bool {
+        let cfg = &self.cfg.reprice;
+        if !(cfg.tighten || cfg.subsidized) || self.book.paused || self.halted.is_some() {
+            return false;
+        }
+        if now < self.next_heal_at {
+            return false;
+        }
+        self.next_heal_at = now + HEAL_EVERY_SEC;
+        let target_pct = self
+            .engine
+            .profit_target_pct
+            .unwrap_or(self.cfg.engine.profit_pct);
+        let market_age_sec = self
+            .market_at_ms
+            .map(|t| (now * 1000 - t).max(0).div_euclid(1000));
+        let p = plan(RepriceInputs {
+            engine: &self.engine,
+            engine_cfg: &self.cfg.engine,
+            cfg: &self.cfg.reprice,
+            market_age_sec,
+            now,
+            target_pct,
+            subsidy: &self.book.subsidy.balance,
+            subsidy_halted: &self.book.subsidy.halted,
+            max_decisions: (calls_left / CALLS_PER_REPRICE) as usize,
+        });
+        self.book.heal_stats.count_plan(&p);
+        self.pending_need = p.pending_need.clone();
+        for s in &p.skips {
+            if matches!(
+                s.reason,
+                SkipReason::SubsidyHalted | SkipReason::MarketStale
+            ) {
+                tracing::warn!(order_id = %s.order_id, reason = s.reason.as_str(), "reprice skipped");
+            } else {
+                tracing::debug!(order_id = %s.order_id, reason = s.reason.as_str(), "reprice skipped");
+            }
+        }
+        let mut acted = false;
+        for d in p.decisions {
+            tracing::info!(order_id = %d.order_id, slot = d.slot, trade = d.trade.as_str(),
+                band = ?d.band, kind = d.kind.as_str(), old_price = %d.old_price,
+                new_price = %d.new_price, subsidy_consumed = %d.subsidy_consumed,
+                needed = %d.needed, full = d.full,
+                balance = %self.book.subsidy.balance(d.slot),
+                "reprice decided: cancel the exit, re-place the rest at the new price");
+            acted |= self.apply(&Event::RepriceExit {
+                order_id: d.order_id,
+                new_price: d.new_price,
+                kind: d.kind,
+                subsidized: d.kind != RepriceKind::Tighten,
+                full: d.full,
+            });
+        }
+        acted
+    }
+
+    /// A reprice took effect in the engine: queue its ledger write (keyed by
+    /// the replacement's local id, so a replay never debits twice) in this
+    /// step's commit, and debit the subsidy view with it.
+    pub(crate) fn on_repriced(&mut self, b: &RepriceBooking) {
+        let key = position_key(b.slot, b.trade, b.cycle);
+        let Some(pos) = self.book.positions.get_mut(&key) else {
+            tracing::error!(%key, "reprice of an untracked position; ledger not told");
+            return;
+        };
+        pos.exit_target = b.new_price;
+        let write = RepriceWrite::of(b, &pos.open_key);
+        tracing::info!(open_key = %pos.open_key, slot = b.slot, kind = b.kind.as_str(),
+            old_price = %b.old_price, new_price = %b.new_price, volume = %b.volume,
+            subsidy_consumed = %b.subsidy_consumed, "reprice took effect");
+        self.pending
+            .push(LedgerWriteRequest::Reprice(write).to_entry());
+        self.book.subsidy.debit(b.slot, b.subsidy_consumed);
+        self.book.heal_stats.count_booking(b.kind, b.full);
+    }
+
+    /// Credits over-performance to the subsidy view as its write is queued.
+    pub(crate) fn credit_subsidy(&mut self, slot: SlotId, amount: rust_decimal::Decimal) {
+        self.book
+            .subsidy
+            .credit(slot, amount, SubsidySource::OverPerformance);
+    }
+
+    /// The ledger refused a reprice debit for good: stop subsidized
+    /// repricing of that slot and raise the alarm.
+    pub(crate) fn halt_subsidy(&mut self, slot: SlotId, reason: &str) {
+        if self.book.subsidy.halted.insert(slot) {
+            tracing::error!(slot, %reason,
+                "ALERT: the ledger refused a subsidy debit; subsidized repricing of this slot \
+                 stops until an operator checks the ledger and restarts or retries");
+            self.dirty = true;
+        }
+    }
+}
