@@ -167,16 +167,14 @@ pub fn transition(state: &mut EngineState, event: &Event, cfg: &EngineConfig) ->
                 cfg,
                 &mut out,
                 |slot, ctx, out| {
-                    crate::engine::reprice::request(
-                        slot,
-                        *order_id,
-                        *new_price,
-                        *kind,
-                        *subsidized,
-                        *full,
-                        ctx,
-                        out,
-                    );
+                    let want = crate::engine::types::PendingReprice {
+                        new_price: *new_price,
+                        kind: *kind,
+                        subsidized: *subsidized,
+                        full: *full,
+                        requested_at: ctx.now,
+                    };
+                    crate::engine::reprice::request(slot, *order_id, want, ctx, out);
                 },
             );
         }

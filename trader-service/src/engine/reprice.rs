@@ -31,13 +31,11 @@ use crate::engine::types::{
 pub(crate) fn request(
     slot: &mut SlotState,
     id: OrderId,
-    new_price: Decimal,
-    kind: RepriceKind,
-    subsidized: bool,
-    full: bool,
+    want: PendingReprice,
     ctx: Ctx<'_>,
     out: &mut Vec<Action>,
 ) {
+    let new_price = want.new_price;
     let on_grid = new_price > Decimal::ZERO && ctx.cfg.pair.round_price(new_price) == new_price;
     let TradeWork::Exit(x) = &mut slot.trade_mut(id.trade).work else {
         out.push(not_applicable(id));
@@ -55,13 +53,7 @@ pub(crate) fn request(
         order_id: x.id,
         txid: Some(txid.clone()),
     });
-    x.reprice = Some(PendingReprice {
-        new_price,
-        kind,
-        subsidized,
-        full,
-        requested_at: ctx.now,
-    });
+    x.reprice = Some(Box::new(want));
 }
 
 fn not_applicable(id: OrderId) -> Action {

@@ -316,11 +316,11 @@ pub struct ExitOrder {
     pub fills: FillTotals,
     /// Self-healing facts of the position (SPEC §5), persisted with it.
     #[serde(default)]
-    pub heal: HealFacts,
+    pub heal: Box<HealFacts>,
     /// A reprice waiting for the cancel of the current placement to be
     /// confirmed; the exit is re-placed at `new_price` once it is gone.
     #[serde(default)]
-    pub reprice: Option<PendingReprice>,
+    pub reprice: Option<Box<PendingReprice>>,
 }
 
 /// What self-healing has done to a position: persisted facts, never
