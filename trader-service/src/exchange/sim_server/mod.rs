@@ -379,6 +379,8 @@ async fn all_orders(State(s): State<Arc<Shared>>) -> Response {
     let (open, closed) = s
         .exchange
         .with_book(|b| (b.open_orders(), b.closed_orders()));
+    let open: Vec<_> = open.into_iter().map(private::visible).collect();
+    let closed: Vec<_> = closed.into_iter().map(private::visible).collect();
     axum::Json(json!({
         "open": render::orders(&open),
         "closed": render::orders(&closed),

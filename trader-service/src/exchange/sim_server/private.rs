@@ -97,7 +97,7 @@ fn has_cl_ord_id(o: &OrderInfo, id: &str) -> bool {
 }
 
 /// Hides the made-up ids of orders placed without a `cl_ord_id`.
-fn visible(mut o: OrderInfo) -> OrderInfo {
+pub(super) fn visible(mut o: OrderInfo) -> OrderInfo {
     if o.cl_ord_id
         .as_deref()
         .is_some_and(|c| c.starts_with(AUTO_CL_ORD_ID))
