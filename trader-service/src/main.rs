@@ -117,7 +117,9 @@ struct SimArgs {
     /// Opening price of the synthetic market.
     #[arg(long, default_value = "0.1")]
     start_price: Decimal,
-    /// Simulated seconds per real second (0: only `POST /sim/step` moves the market).
+    /// Simulated seconds per real second (0: only `POST /sim/step` moves the
+    /// market and the clock). The clock starts at the wall clock; a CSV
+    /// replay is shifted so its first candle opens then.
     #[arg(long, default_value_t = 60)]
     speed: u32,
     /// Rate-limit tier enforced: starter, intermediate or pro.
@@ -163,23 +165,25 @@ fn sim_config(a: &SimArgs) -> Result<(SimConfig, Box<dyn MarketSource>)> {
     if a.start_price <= Decimal::ZERO {
         bail!("--start-price must be positive");
     }
-    let market: Box<dyn MarketSource> = match &a.market {
+    let (market, interval_secs): (Box<dyn MarketSource>, i64) = match &a.market {
         MarketArg::Synthetic => {
             let now_s = SystemClock.now_ms() / 1000;
-            Box::new(SyntheticMarket::new(SyntheticConfig {
+            let market = Box::new(SyntheticMarket::new(SyntheticConfig {
                 seed: a.seed,
                 start_time: now_s - now_s.rem_euclid(60),
                 start_price: a.start_price,
                 price_decimals: a.price_decimals,
                 ..SyntheticConfig::default()
-            }))
+            }));
+            (market, 60)
         }
         MarketArg::Csv(path) => {
             let replay = CsvReplay::from_path(path).context("--market csv")?;
             if replay.is_empty() {
                 bail!("{} holds no candles", path.display());
             }
-            Box::new(replay)
+            let interval = replay.interval_secs().unwrap_or(60);
+            (Box::new(replay), interval)
         }
     };
     let paper = PaperConfig {
@@ -210,7 +214,7 @@ fn sim_config(a: &SimArgs) -> Result<(SimConfig, Box<dyn MarketSource>)> {
         paper,
         tier,
         speed: Some(a.speed).filter(|s| *s > 0),
-        interval_secs: 60,
+        interval_secs,
         hang: Duration::from_secs(30),
         delayed_accept: Duration::from_secs(5),
     };

@@ -107,6 +107,13 @@ impl CsvReplay {
     pub fn is_empty(&self) -> bool {
         self.candles.is_empty()
     }
+
+    /// The candle length: the smallest gap between consecutive candles, or
+    /// `None` with fewer than two.
+    #[must_use]
+    pub fn interval_secs(&self) -> Option<i64> {
+        self.candles.windows(2).map(|w| w[1].time - w[0].time).min()
+    }
 }
 
 fn parse_row(row: &str) -> Result<Candle, String> {
@@ -364,6 +371,7 @@ mod tests {
         let ok = "time,open,high,low,close,volume\n60,1,2,0.5,1.5,10\n120,1.5,1.6,1.4,1.4,3\n";
         let mut r = CsvReplay::from_reader(ok.as_bytes(), "t").unwrap();
         assert_eq!(r.len(), 2);
+        assert_eq!(r.interval_secs(), Some(60));
         assert_eq!(r.next_candle().unwrap().unwrap().time, 60);
         assert_eq!(r.next_candle().unwrap().unwrap().time, 120);
         assert!(r.next_candle().unwrap().is_none());

@@ -519,7 +519,10 @@ impl PaperBook {
             }
             let cost = price * qty;
             let fee = Self::fee(cost, self.maker_rate);
-            self.execute(idx, price, qty, cost, fee, true, time);
+            // An order placed inside a candle's span cannot trade before it
+            // was placed, whatever the path says.
+            let at = time.max(self.orders[idx].opened_at);
+            self.execute(idx, price, qty, cost, fee, true, at);
             if qty == remaining {
                 match side {
                     Side::Buy => self.buys.remove(i),
@@ -562,6 +565,12 @@ impl PaperBook {
             closed_at: o.closed_at,
             reason: o.reason.clone(),
         }
+    }
+
+    /// True while an open order carries this client order id.
+    #[must_use]
+    pub fn has_open_cl_ord_id(&self, cl_ord_id: &str) -> bool {
+        self.open_by_cl_ord_id.contains_key(cl_ord_id)
     }
 
     /// An order by txid.

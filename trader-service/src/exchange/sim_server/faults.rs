@@ -20,7 +20,10 @@ pub enum Fault {
     /// ("order accepted but response lost").
     LostResponse,
     /// Reply `EService:Busy` at once but process the request later, after
-    /// the client's first lookup: the stale-lookup case.
+    /// the client's first lookup: the stale-lookup case. The late request
+    /// meets the same rules as any other, so if the client has meanwhile
+    /// placed a copy with the same `cl_ord_id` and it is still open, the
+    /// original is refused (`EOrder:Duplicate order`) and never appears.
     DelayedAccept,
 }
 

@@ -10,9 +10,22 @@
 //! lists every order ever placed (`{"open": {..}, "closed": {..}}` keyed by
 //! txid, Kraken's order objects), so tests can audit the book without
 //! signing or paging through `ClosedOrders`.
+//!
+//! Everything the simulator reports (order, trade and candle times, `Time`)
+//! comes from one simulated clock, driven by the [`Timeline`]: a replay is
+//! shifted to the present and runs at the configured speed, or moves only
+//! when stepped. As on Kraken, an `AddOrder` whose `cl_ord_id` is already
+//! used by an open order is refused with `EOrder:Duplicate order`; a closed
+//! or cancelled order's id may be reused. Faults (see [`Fault`]) make
+//! placement ambiguous the ways production does; a delayed acceptance is
+//! processed later under the same rules, so it is refused when a copy with
+//! its `cl_ord_id` is open by then.
 
 mod faults;
+mod private;
+mod public;
 mod render;
+mod timeline;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -25,22 +38,19 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
-use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 pub use faults::{Fault, FaultQueue, FaultRule};
+pub use timeline::Timeline;
 
 use super::clock::{Clock, SimClock};
-use super::error::ExchangeError;
-use super::kraken::limits::{RateLimiter, RateTier, cancel_penalty, rest_cost};
+use super::kraken::limits::{RateLimiter, RateTier};
 use super::kraken::sign::verify;
-use super::kraken::wire::parse_decimal;
 use super::market::{MarketError, MarketSource};
 use super::paper::{Fill, PaperConfig, PaperExchange};
-use super::types::{OrderKind, OrderRequest, OrderStatus};
-use crate::pair::{Candle, Side};
+use crate::pair::Candle;
 
 /// How the simulator is set up.
 #[derive(Debug, Clone)]
@@ -58,7 +68,8 @@ pub struct SimConfig {
     /// Simulated seconds per real second; `None` means the market only
     /// moves via [`SimHandle::step`] / `POST /sim/step`.
     pub speed: Option<u32>,
-    /// Candle length of the market source, seconds.
+    /// Candle length of the market source, seconds: a candle is played
+    /// once the clock reaches its open time plus this.
     pub interval_secs: i64,
     /// How long `timeout` and `lost_response` faults hold the request.
     pub hang: Duration,
@@ -82,6 +93,10 @@ struct Inner {
     last_nonce: u64,
     faults: FaultQueue,
     market: Option<Box<dyn MarketSource>>,
+    timeline: Timeline,
+    /// The next candle (already shifted), played once the clock reaches
+    /// its close.
+    pending: Option<Candle>,
     /// Real time each order was placed, for the cancel penalty.
     placed: HashMap<String, Instant>,
     stats: SimStats,
@@ -104,12 +119,79 @@ impl Shared {
         i64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(i64::MAX)
     }
 
-    fn step_market(&self) -> Result<Option<Vec<Fill>>, MarketError> {
-        let next = match self.inner().market.as_mut() {
-            Some(m) => m.next_candle()?,
-            None => None,
+    /// The next candle of the source, shifted into simulated time. A source
+    /// that fails is dropped (prices freeze), as when it is exhausted.
+    fn pull(inner: &mut Inner) -> Result<Option<Candle>, MarketError> {
+        let next = match inner.market.as_mut() {
+            Some(m) => m.next_candle(),
+            None => return Ok(None),
         };
-        Ok(next.map(|c| self.exchange.step(&c)))
+        match next {
+            Ok(Some(c)) => Ok(Some(inner.timeline.shift(c))),
+            Ok(None) => {
+                info!("market source exhausted; prices frozen");
+                inner.market = None;
+                Ok(None)
+            }
+            Err(e) => {
+                inner.market = None;
+                Err(e)
+            }
+        }
+    }
+
+    /// Plays the pending candle: the book trades through it and the clock
+    /// moves to its close. Holds `inner` so candles are played in order.
+    fn play(&self, inner: &mut Inner) -> Result<Option<Vec<Fill>>, MarketError> {
+        let Some(c) = inner.pending.take() else {
+            return Ok(None);
+        };
+        let next = Self::pull(inner);
+        let fills = self.exchange.step(&c);
+        self.exchange.clock().set(inner.timeline.due_ms(&c));
+        if !fills.is_empty() {
+            info!(fills = fills.len(), candle = c.time, "simulated fills");
+        }
+        inner.pending = next?;
+        Ok(Some(fills))
+    }
+
+    /// Brings the book and the clock up to simulated "now": plays every
+    /// candle that has closed by then, in order, then sets the clock. Runs
+    /// before every request, so replies never lag the schedule.
+    fn sync(&self) {
+        let real = self.real_ms();
+        let mut inner = self.inner();
+        let Some(target) = inner.timeline.target_ms(real) else {
+            return;
+        };
+        while let Some(c) = inner.pending {
+            if inner.timeline.due_ms(&c) > target {
+                break;
+            }
+            if let Err(e) = self.play(&mut inner) {
+                warn!(error = %e, "market source failed; prices frozen");
+                break;
+            }
+        }
+        self.exchange.clock().set(target);
+    }
+
+    /// Plays the next candle now (`POST /sim/step`), ahead of schedule when
+    /// the clock is running; the running clock then carries on from there.
+    fn step_market(&self) -> Result<Option<Vec<Fill>>, MarketError> {
+        self.sync();
+        let real = self.real_ms();
+        let mut inner = self.inner();
+        let played = self.play(&mut inner)?;
+        let now = self.exchange.clock().now_ms();
+        inner.timeline.skip_to(now, real);
+        Ok(played)
+    }
+
+    /// Simulated now, unix seconds.
+    fn now_secs(&self) -> i64 {
+        self.exchange.clock().now_ms().div_euclid(1000)
     }
 }
 
@@ -190,32 +272,40 @@ impl SimHandle {
     }
 }
 
-/// Binds and starts the simulator. The first candle of `market`, if any, is
-/// fed immediately so the book has a price.
+/// Binds and starts the simulator with its clock at `start_ms` (whole
+/// seconds). The source's first candle is shifted to open at that instant
+/// and its open becomes the price; it is played once the clock reaches its
+/// close (at once when stepped).
 pub async fn start(
     cfg: SimConfig,
     market: Option<Box<dyn MarketSource>>,
     start_ms: i64,
 ) -> std::io::Result<SimHandle> {
-    let clock = SimClock::new(start_ms);
+    let timeline = Timeline::new(start_ms, cfg.speed, cfg.interval_secs);
+    let clock = SimClock::new(timeline.start_ms());
     let exchange = PaperExchange::new(cfg.paper.clone(), clock);
+    let mut inner = Inner {
+        limiter: RateLimiter::new(cfg.tier, 100),
+        last_nonce: 0,
+        faults: FaultQueue::default(),
+        market,
+        timeline,
+        pending: None,
+        placed: HashMap::new(),
+        stats: SimStats::default(),
+        auto_cl_ord_id: 0,
+    };
+    inner.pending = Shared::pull(&mut inner)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
+    if let Some(first) = inner.pending {
+        exchange.with_book(|b| b.set_last_price(first.open));
+    }
     let shared = Arc::new(Shared {
-        inner: Mutex::new(Inner {
-            limiter: RateLimiter::new(cfg.tier, 100),
-            last_nonce: 0,
-            faults: FaultQueue::default(),
-            market,
-            placed: HashMap::new(),
-            stats: SimStats::default(),
-            auto_cl_ord_id: 0,
-        }),
+        inner: Mutex::new(inner),
         exchange,
         epoch: Instant::now(),
         cfg,
     });
-    shared
-        .step_market()
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
     let listener = tokio::net::TcpListener::bind(shared.cfg.listen).await?;
     let addr = listener.local_addr()?;
     let app = router(Arc::clone(&shared));
@@ -224,30 +314,19 @@ pub async fn start(
             warn!(error = %e, "simulator server stopped");
         }
     });
+    // Requests sync the clock themselves; the driver keeps the book moving
+    // (fills, logs) while nobody asks.
     let driver = shared.cfg.speed.filter(|s| *s > 0).map(|speed| {
         let shared = Arc::clone(&shared);
-        let period_ms = u64::try_from(shared.cfg.interval_secs.max(1) * 1000).unwrap_or(60_000)
-            / u64::from(speed);
+        let period_ms = (shared.cfg.interval_secs.max(1) * 1000 / i64::from(speed)).clamp(5, 1000);
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_millis(period_ms.max(1)));
+            let mut tick = tokio::time::interval(Duration::from_millis(
+                u64::try_from(period_ms).unwrap_or(1000),
+            ));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            tick.tick().await;
             loop {
                 tick.tick().await;
-                match shared.step_market() {
-                    Ok(Some(fills)) if !fills.is_empty() => {
-                        info!(fills = fills.len(), "simulated fills");
-                    }
-                    Ok(Some(_)) => {}
-                    Ok(None) => {
-                        info!("market source exhausted; prices frozen");
-                        break;
-                    }
-                    Err(e) => {
-                        warn!(error = %e, "market source failed; prices frozen");
-                        break;
-                    }
-                }
+                shared.sync();
             }
         })
     });
@@ -300,6 +379,8 @@ async fn all_orders(State(s): State<Arc<Shared>>) -> Response {
     let (open, closed) = s
         .exchange
         .with_book(|b| (b.open_orders(), b.closed_orders()));
+    let open: Vec<_> = open.into_iter().map(private::visible).collect();
+    let closed: Vec<_> = closed.into_iter().map(private::visible).collect();
     axum::Json(json!({
         "open": render::orders(&open),
         "closed": render::orders(&closed),
@@ -322,40 +403,8 @@ async fn public(
     Path(method): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let cfg = &s.cfg.paper;
-    let symbol = cfg.pair.spec.symbol.as_str();
-    if let Some(p) = q.get("pair")
-        && method != "Time"
-        && p != symbol
-    {
-        return err("EQuery:Unknown asset pair");
-    }
-    match method.as_str() {
-        "Time" => {
-            let now = s.exchange.clock().now_ms() / 1000;
-            ok(json!({"unixtime": now, "rfc1123": ""}))
-        }
-        "SystemStatus" => ok(json!({"status": "online", "timestamp": ""})),
-        "AssetPairs" => ok(json!({ symbol: render::asset_pair(cfg) })),
-        "Ticker" => match s.exchange.with_book(|b| b.ticker()) {
-            Some(t) => {
-                let p = t.last.normalize().to_string();
-                ok(json!({ symbol: {
-                    "a": [p, "1", "1.000"], "b": [p, "1", "1.000"], "c": [p, "0"],
-                    "v": ["0", "0"], "p": [p, p], "t": [0, 0], "l": [p, p], "h": [p, p], "o": p
-                }}))
-            }
-            None => err("EService:Unavailable"),
-        },
-        "OHLC" => {
-            let since = q.get("since").and_then(|v| v.parse::<i64>().ok());
-            let candles = s.exchange.ohlc_history(since);
-            let last = candles.last().map_or(0, |c| c.time);
-            let rows: Vec<Value> = candles.iter().map(render::ohlc_row).collect();
-            ok(json!({ symbol: rows, "last": last }))
-        }
-        _ => err("EGeneral:Unknown method"),
-    }
+    s.sync();
+    envelope(public::handle(&s, &method, &q))
 }
 
 /// Decodes an `application/x-www-form-urlencoded` body.
@@ -420,6 +469,7 @@ async fn private(
     ) {
         return err("EAPI:Invalid signature");
     }
+    s.sync();
     let fault = {
         let mut inner = s.inner();
         *inner.stats.calls.entry(method.clone()).or_default() += 1;
@@ -457,6 +507,7 @@ async fn private(
             let s2 = Arc::clone(&s);
             tokio::spawn(async move {
                 tokio::time::sleep(s2.cfg.delayed_accept).await;
+                s2.sync();
                 let outcome = s2.handle(&method, &form);
                 debug!(method, ok = outcome.is_ok(), "delayed request processed");
             });
@@ -469,229 +520,6 @@ fn envelope(r: Result<Value, String>) -> Response {
     match r {
         Ok(v) => ok(v),
         Err(e) => err(&e),
-    }
-}
-
-fn kraken_msg(e: &ExchangeError) -> String {
-    e.message().to_owned()
-}
-
-fn arg<'a>(form: &'a HashMap<String, String>, name: &str) -> Result<&'a str, String> {
-    form.get(name)
-        .map(String::as_str)
-        .filter(|v| !v.is_empty())
-        .ok_or_else(|| format!("EGeneral:Invalid arguments:{name}"))
-}
-
-fn dec_arg(form: &HashMap<String, String>, name: &str) -> Result<Decimal, String> {
-    parse_decimal(arg(form, name)?).ok_or_else(|| format!("EGeneral:Invalid arguments:{name}"))
-}
-
-impl Shared {
-    /// Processes an authenticated private call: rate counters, then the
-    /// method. Errors are Kraken error strings.
-    fn handle(&self, method: &str, form: &HashMap<String, String>) -> Result<Value, String> {
-        let now = self.real_ms();
-        {
-            let mut inner = self.inner();
-            if rest_cost(method) > 0 && inner.limiter.acquire_rest(now, method).is_err() {
-                inner.stats.rate_limited += 1;
-                return Err("EAPI:Rate limit exceeded".into());
-            }
-        }
-        let symbol = self.cfg.paper.pair.spec.symbol.clone();
-        let userref = form.get("userref").and_then(|u| u.parse::<i32>().ok());
-        match method {
-            "Balance" => {
-                let b = self.exchange.with_book(|b| b.balances());
-                let m: serde_json::Map<String, Value> = b
-                    .assets
-                    .into_iter()
-                    .map(|(k, v)| (k, Value::String(v.normalize().to_string())))
-                    .collect();
-                Ok(Value::Object(m))
-            }
-            "TradeVolume" => {
-                let f = self.cfg.paper.fees;
-                Ok(json!({
-                    "currency": "ZUSD", "volume": "0",
-                    "fees": { &symbol: {"fee": f.taker_pct.to_string(), "minfee": "0", "maxfee": f.taker_pct.to_string(), "nextfee": null, "nextvolume": null, "tiervolume": "0"} },
-                    "fees_maker": { &symbol: {"fee": f.maker_pct.to_string(), "minfee": "0", "maxfee": f.maker_pct.to_string(), "nextfee": null, "nextvolume": null, "tiervolume": "0"} }
-                }))
-            }
-            "AddOrder" => self.add_order(form, now),
-            "CancelOrder" => self.cancel_order(form, now),
-            "QueryOrders" => {
-                let txids = arg(form, "txid")?;
-                let orders: Vec<_> = self.exchange.with_book(|b| {
-                    txids
-                        .split(',')
-                        .filter_map(|t| b.order(t.trim()))
-                        .filter(|o| userref.is_none_or(|u| o.userref == u))
-                        .collect()
-                });
-                Ok(render::orders(&orders))
-            }
-            "OpenOrders" => {
-                let orders: Vec<_> = self.exchange.with_book(|b| b.open_orders());
-                let orders: Vec<_> = orders
-                    .into_iter()
-                    .filter(|o| userref.is_none_or(|u| o.userref == u))
-                    .filter(|o| {
-                        form.get("cl_ord_id")
-                            .is_none_or(|c| o.cl_ord_id.as_ref() == Some(c))
-                    })
-                    .collect();
-                Ok(json!({"open": render::orders(&orders)}))
-            }
-            "ClosedOrders" => {
-                let start = form.get("start").and_then(|v| parse_decimal(v));
-                let orders: Vec<_> = self.exchange.with_book(|b| b.closed_orders());
-                let orders: Vec<_> = orders
-                    .into_iter()
-                    .filter(|o| userref.is_none_or(|u| o.userref == u))
-                    .filter(|o| {
-                        start
-                            .is_none_or(|s| Decimal::new(o.closed_at.unwrap_or(o.opened_at), 3) > s)
-                    })
-                    .take(50)
-                    .collect();
-                let count = orders.len();
-                Ok(json!({"closed": render::orders(&orders), "count": count}))
-            }
-            "TradesHistory" => {
-                let start_ms = form
-                    .get("start")
-                    .and_then(|v| parse_decimal(v))
-                    .and_then(|d| {
-                        rust_decimal::prelude::ToPrimitive::to_i64(&(d * Decimal::ONE_THOUSAND))
-                    })
-                    .unwrap_or(i64::MIN);
-                let ofs = form
-                    .get("ofs")
-                    .and_then(|v| v.parse::<usize>().ok())
-                    .unwrap_or(0);
-                let all = self.exchange.with_book(|b| b.trades_since(start_ms));
-                let count = all.len();
-                let mut m = serde_json::Map::new();
-                // Kraken pages newest first.
-                for t in all.iter().rev().skip(ofs).take(50) {
-                    m.insert(t.trade_id.clone(), render::trade(t));
-                }
-                Ok(json!({"trades": Value::Object(m), "count": count}))
-            }
-            _ => Err("EGeneral:Unknown method".into()),
-        }
-    }
-
-    fn add_order(&self, form: &HashMap<String, String>, now: i64) -> Result<Value, String> {
-        let pair = arg(form, "pair")?.to_owned();
-        let side = match arg(form, "type")? {
-            "buy" => Side::Buy,
-            "sell" => Side::Sell,
-            _ => return Err("EGeneral:Invalid arguments:type".into()),
-        };
-        let volume = dec_arg(form, "volume")?;
-        let post_only = form
-            .get("oflags")
-            .is_some_and(|f| f.split(',').any(|x| x.trim() == "post"));
-        let kind = match arg(form, "ordertype")? {
-            "limit" => OrderKind::Limit {
-                price: dec_arg(form, "price")?,
-                post_only,
-            },
-            "market" => OrderKind::Market,
-            _ => return Err("EGeneral:Invalid arguments:ordertype".into()),
-        };
-        let userref = match form.get("userref") {
-            Some(u) => u
-                .parse::<i32>()
-                .map_err(|_| "EGeneral:Invalid arguments:userref".to_owned())?,
-            None => 0,
-        };
-        let mut inner = self.inner();
-        if inner.limiter.acquire_trading(now, &pair, 1).is_err() {
-            inner.stats.rate_limited += 1;
-            return Err("EOrder:Rate limit exceeded".into());
-        }
-        let client_order_id = match form.get("cl_ord_id").filter(|c| !c.is_empty()) {
-            Some(c) => c.clone(),
-            None => {
-                inner.auto_cl_ord_id += 1;
-                format!("sim-auto-{}", inner.auto_cl_ord_id)
-            }
-        };
-        let req = OrderRequest {
-            pair,
-            side,
-            kind,
-            volume,
-            userref,
-            client_order_id,
-        };
-        if form
-            .get("validate")
-            .is_some_and(|v| v == "true" || v == "1")
-        {
-            return Ok(json!({"descr": {"order": describe(&req)}}));
-        }
-        let txid = self
-            .exchange
-            .with_book(|b| b.add_order(&req))
-            .map_err(|e| kraken_msg(&e))?;
-        inner.placed.insert(txid.clone(), Instant::now());
-        info!(
-            txid,
-            cl_ord_id = req.client_order_id,
-            "simulated order placed"
-        );
-        Ok(json!({"descr": {"order": describe(&req)}, "txid": [txid]}))
-    }
-
-    fn cancel_order(&self, form: &HashMap<String, String>, now: i64) -> Result<Value, String> {
-        let txid = arg(form, "txid")?;
-        let order = self
-            .exchange
-            .with_book(|b| b.order(txid))
-            .filter(|o| o.status == OrderStatus::Open)
-            .ok_or_else(|| "EOrder:Unknown order".to_owned())?;
-        let mut inner = self.inner();
-        let age = inner.placed.get(txid).map_or(i64::MAX, |t| {
-            i64::try_from(t.elapsed().as_millis()).unwrap_or(i64::MAX)
-        });
-        let penalty = cancel_penalty(age);
-        let symbol = self.cfg.paper.pair.spec.symbol.clone();
-        if inner
-            .limiter
-            .acquire_trading(now, &symbol, penalty)
-            .is_err()
-        {
-            inner.stats.rate_limited += 1;
-            return Err("EOrder:Rate limit exceeded".into());
-        }
-        self.exchange
-            .with_book(|b| b.cancel(&order.txid))
-            .map_err(|e| kraken_msg(&e))?;
-        inner.placed.remove(txid);
-        Ok(json!({"count": 1}))
-    }
-}
-
-fn describe(req: &OrderRequest) -> String {
-    match req.kind {
-        OrderKind::Limit { price, .. } => format!(
-            "{} {} {} @ limit {}",
-            req.side.as_str(),
-            req.volume.normalize(),
-            req.pair,
-            price.normalize()
-        ),
-        OrderKind::Market => format!(
-            "{} {} {} @ market",
-            req.side.as_str(),
-            req.volume.normalize(),
-            req.pair
-        ),
     }
 }
 
