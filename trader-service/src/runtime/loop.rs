@@ -8,8 +8,9 @@
 //! 1. every state change and the ledger writes it implies are committed
 //!    together ([`TraderStore::commit_step`]);
 //! 2. a placement is committed as *intended* before the exchange is called;
-//!    an intent found unresolved later is looked up by `cl_ord_id` (open
-//!    orders, then recent trades) before anything is placed again;
+//!    an intent whose outcome is unknown is looked up by `cl_ord_id` (open
+//!    and closed orders) and placed again only after the stale window
+//!    ([`crate::runtime::intents`]); stray copies are accounted for;
 //! 3. fills are derived from the exchange's cumulative figures against what
 //!    was already delivered (persisted), so replays never duplicate.
 
@@ -31,6 +32,7 @@ use crate::runtime::book::{
 };
 use crate::runtime::entry::NewOutboxEntry;
 use crate::runtime::fills::{Executed, advance};
+use crate::runtime::intents::StalePolicy;
 use crate::runtime::ledger::LedgerApi;
 use crate::runtime::outbox::{DrainEnd, Outbox, OutboxPolicy};
 use crate::runtime::sink::{LedgerAck, LedgerSink};
@@ -64,8 +66,12 @@ pub struct RuntimeConfig {
     /// Longest the final outbox flush may take on shutdown.
     pub shutdown_flush: Duration,
     /// Ledger coverage reconciliation runs every this many loops (and on
-    /// start) when the outbox is empty; 0 = only on start.
+    /// start) when the outbox is empty; 0 = only on start. The stray scan
+    /// runs with it.
     pub reconcile_every: u64,
+    /// How long an ambiguous placement may still appear on the exchange
+    /// before it may be placed again.
+    pub placement_stale: StalePolicy,
 }
 
 impl RuntimeConfig {
@@ -82,6 +88,7 @@ impl RuntimeConfig {
             outbox: OutboxPolicy::default(),
             shutdown_flush: Duration::from_secs(10),
             reconcile_every: 20,
+            placement_stale: StalePolicy::default(),
         }
     }
 }
@@ -117,6 +124,10 @@ pub struct RunStats {
     pub deferred: u64,
     /// Full loops run.
     pub loops: u64,
+    /// Resting strays (untracked copies of our orders) cancelled.
+    pub strays_cancelled: u64,
+    /// Stray executions adopted as positions.
+    pub strays_adopted: u64,
 }
 
 /// What one step did.
@@ -154,6 +165,11 @@ pub struct Runtime<E, L> {
     pub(crate) outbox_dirty: bool,
     pub(crate) acks_uncommitted: bool,
     pub(crate) handle: Option<HandleEnds>,
+    /// When the last exchange scan ran (not persisted: the first scan after
+    /// a start looks back further).
+    pub(crate) last_scan_ms: Option<i64>,
+    /// Scan every loop until then (a stale window after a resolution).
+    pub(crate) watch_until: i64,
 }
 
 impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
@@ -208,6 +224,8 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
             outbox_dirty: true,
             acks_uncommitted: false,
             handle: None,
+            last_scan_ms: None,
+            watch_until: 0,
         };
         rt.engine.ensure_slots(rt.cfg.engine.slots);
         rt.restore_position_ids().await?;
@@ -400,7 +418,8 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
         let now = now_ms.div_euclid(1000);
         let mut budget = CallBudget::new(self.cfg.call_budget);
         self.stats.loops += 1;
-        if !self.reconciled || self.reconcile_due() {
+        let scanned = !self.reconciled || self.reconcile_due();
+        if scanned {
             self.reconcile(now_ms, &mut budget).await?;
         }
 
@@ -418,6 +437,12 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
         // 2. Fills and gone orders of everything we hold.
         self.poll_all(now_ms, &mut budget).await;
         self.poll_next = false;
+
+        // 2b. Unresolved placements and late copies (unless the
+        // reconciliation just scanned).
+        if !scanned && self.scan_needed(now_ms) {
+            self.scan(now_ms, &mut budget).await?;
+        }
 
         // 3. Engine clock.
         match price {
@@ -631,6 +656,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
         }
         if !info.status.is_live() {
             self.book.seen.remove(&info.txid);
+            self.book.known.insert(info.txid.clone(), now_ms);
             self.dirty = true;
             if let Some((role, cancel_requested)) = find_held(&self.engine, order_id) {
                 let reason = match info.status {
