@@ -44,9 +44,11 @@ async fn runtime(sim: &SimHandle) -> (Rt, Ledger<SqliteStore>) {
     e.slots = 1;
     e.order_size_usd = dec!(10);
     let mut cfg = RuntimeConfig::new(BOT, e.validate().0);
-    // One candle is a minute: the stale window spans one and a half.
+    // One loop per simulated minute, about a quarter second apart: the
+    // stale window spans three loops and a third, so a delayed acceptance
+    // (0.6 s) lands inside it.
     cfg.placement_stale = StalePolicy {
-        window_ms: 90_000,
+        window_ms: 200_000,
         min_lookups: 2,
     };
     cfg.reconcile_every = 1;
@@ -63,23 +65,40 @@ fn minute(k: i64, low: Decimal, high: Decimal, close: Decimal) -> Candle {
     candle(T0 + 60 * k, dec!(0.1), high, low, close)
 }
 
-/// Flat, then a dip through the buy entry, a spike through the sell entry
-/// and the long's exit, a dip through the short's exit, then flat.
+/// A quiet minute at 0.1.
+fn flat(k: i64) -> Candle {
+    minute(k, dec!(0.1), dec!(0.1), dec!(0.1))
+}
+
+/// Flat; a wide minute through both entries early (so a copy placed too
+/// soon would fill before a delayed acceptance lands, the production
+/// defect); flat past the stale window; then a dip through the buy entry,
+/// a spike through the sell entry and the long's exit, a dip through the
+/// short's exit, then flat.
 fn market() -> Vec<Candle> {
-    let flat = |k| minute(k, dec!(0.1), dec!(0.1), dec!(0.1));
-    let mut v: Vec<Candle> = (1..=4).map(flat).collect();
-    v.push(minute(5, dec!(0.0990), dec!(0.1), dec!(0.0999)));
-    v.push(minute(6, dec!(0.0999), dec!(0.1030), dec!(0.1)));
-    v.push(minute(7, dec!(0.0970), dec!(0.1), dec!(0.1)));
-    v.extend((8..=10).map(flat));
+    let mut v: Vec<Candle> = (1..=2).map(flat).collect();
+    v.push(minute(3, dec!(0.0990), dec!(0.1010), dec!(0.1)));
+    v.extend((4..=6).map(flat));
+    v.push(minute(7, dec!(0.0990), dec!(0.1), dec!(0.0999)));
+    v.push(minute(8, dec!(0.0999), dec!(0.1030), dec!(0.1)));
+    v.push(minute(9, dec!(0.0970), dec!(0.1), dec!(0.1)));
+    v.extend((10..=12).map(flat));
     v
+}
+
+/// The simulator of these tests: a delayed acceptance lands after two
+/// loops have looked for it.
+fn sim_cfg() -> trader_service::exchange::sim_server::SimConfig {
+    let mut c = sim_config(fast_tier());
+    c.delayed_accept = Duration::from_millis(600);
+    c
 }
 
 /// One loop per candle, giving a delayed acceptance time to land.
 async fn drive(rt: &mut Rt, sim: &SimHandle, cs: &[Candle]) {
     for c in cs {
         sim.push_candle(c);
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
         rt.step(sim.exchange().clock().now_ms()).await.unwrap();
     }
     rt.flush(sim.exchange().clock().now_ms()).await.unwrap();
@@ -100,7 +119,9 @@ async fn assert_accounted(rt: &Rt, sim: &SimHandle, lib: &Ledger<SqliteStore>, l
     let orders = all_orders(sim);
     let mut per_id: BTreeMap<String, usize> = BTreeMap::new();
     for o in &orders {
-        *per_id.entry(o.cl_ord_id.clone().unwrap_or_default()).or_default() += 1;
+        *per_id
+            .entry(o.cl_ord_id.clone().unwrap_or_default())
+            .or_default() += 1;
     }
     assert!(
         per_id.values().all(|n| *n == 1),
@@ -108,13 +129,25 @@ async fn assert_accounted(rt: &Rt, sim: &SimHandle, lib: &Ledger<SqliteStore>, l
     );
     let open = lib.open_positions(BOT, None).await.unwrap();
     let closed = lib.position_history(BOT, None, 1000).await.unwrap();
-    let keys: Vec<&str> = open.iter().chain(&closed).map(|p| p.open_key.as_str()).collect();
-    let role = |o: &OrderInfo| o.cl_ord_id.as_deref().and_then(|c| c.parse::<OrderId>().ok()).map(|i| i.role);
+    let keys: Vec<&str> = open
+        .iter()
+        .chain(&closed)
+        .map(|p| p.open_key.as_str())
+        .collect();
+    let role = |o: &OrderInfo| {
+        o.cl_ord_id
+            .as_deref()
+            .and_then(|c| c.parse::<OrderId>().ok())
+            .map(|i| i.role)
+    };
     let filled_entries: Vec<&OrderInfo> = orders
         .iter()
         .filter(|o| role(o) == Some(OrderRole::Entry) && o.vol_exec > Decimal::ZERO)
         .collect();
-    assert!(filled_entries.len() >= 2, "{label}: the market fills both entries");
+    assert!(
+        filled_entries.len() >= 2,
+        "{label}: the market fills both entries"
+    );
     for o in &filled_entries {
         assert!(
             keys.contains(&o.txid.as_str()),
@@ -123,14 +156,26 @@ async fn assert_accounted(rt: &Rt, sim: &SimHandle, lib: &Ledger<SqliteStore>, l
             o.cl_ord_id
         );
     }
-    assert_eq!(keys.len(), filled_entries.len(), "{label}: no other positions");
+    assert_eq!(
+        keys.len(),
+        filled_entries.len(),
+        "{label}: no other positions"
+    );
     let filled_exits = orders
         .iter()
         .filter(|o| role(o) == Some(OrderRole::Exit) && o.status == OrderStatus::Closed)
         .count();
     assert!(filled_exits >= 2, "{label}: both exits fill in this market");
-    assert_eq!(closed.len(), filled_exits, "{label}: one closed position per filled exit");
-    assert_eq!(rt.stats().completed_cycles as usize, filled_exits, "{label}: cycles booked");
+    assert_eq!(
+        closed.len(),
+        filled_exits,
+        "{label}: one closed position per filled exit"
+    );
+    assert_eq!(
+        rt.stats().completed_cycles as usize,
+        filled_exits,
+        "{label}: cycles booked"
+    );
     assert_eq!(
         open.len(),
         rt.engine().open_exits().count(),
@@ -159,7 +204,7 @@ async fn every_addorder_fault_leaves_one_order_per_client_id() {
     for fault in faults {
         for count in [1, 2] {
             let label = format!("{fault:?} x{count}");
-            let sim = start_sim(sim_config(fast_tier())).await;
+            let sim = start_sim(sim_cfg()).await;
             let (mut rt, lib) = runtime(&sim).await;
             sim.inject(FaultRule {
                 method: "AddOrder".into(),
@@ -179,15 +224,14 @@ async fn every_addorder_fault_leaves_one_order_per_client_id() {
 /// does not track is cancelled, and nothing else changes.
 #[tokio::test]
 async fn resting_stray_is_cancelled() {
-    let sim = start_sim(sim_config(fast_tier())).await;
+    let sim = start_sim(sim_cfg()).await;
     let (mut rt, lib) = runtime(&sim).await;
-    let cs = market();
-    drive(&mut rt, &sim, &cs[..2]).await;
+    drive(&mut rt, &sim, &[flat(1), flat(2)]).await;
     let stray = sim
         .exchange()
         .with_book(|b| b.add_order(&limit(Side::Buy, dec!(0.09), dec!(100), 0, "0:B:1:en:77")))
         .unwrap();
-    drive(&mut rt, &sim, &cs[2..3]).await;
+    drive(&mut rt, &sim, &[flat(3)]).await;
     let o = sim.exchange().with_book(|b| b.order(&stray)).unwrap();
     assert_eq!(o.status, OrderStatus::Canceled, "the stray was cancelled");
     assert_eq!(rt.stats().strays_cancelled, 1);
@@ -203,10 +247,9 @@ async fn resting_stray_is_cancelled() {
 /// an exit for exactly its volume, and closed `filled` by that exit.
 #[tokio::test]
 async fn filled_stray_is_adopted_journaled_and_exited() {
-    let sim = start_sim(sim_config(fast_tier())).await;
+    let sim = start_sim(sim_cfg()).await;
     let (mut rt, lib) = runtime(&sim).await;
-    let cs = market();
-    drive(&mut rt, &sim, &cs[..2]).await;
+    drive(&mut rt, &sim, &[flat(1), flat(2)]).await;
     // A late copy of the long entry, filled by the next dip.
     let stray = sim
         .exchange()
@@ -214,16 +257,28 @@ async fn filled_stray_is_adopted_journaled_and_exited() {
         .unwrap();
     sim.push_candle(&minute(3, dec!(0.0994), dec!(0.1), dec!(0.1)));
     rt.step(sim.exchange().clock().now_ms()).await.unwrap();
-    drive(&mut rt, &sim, &[minute(4, dec!(0.1), dec!(0.1), dec!(0.1))]).await;
+    drive(&mut rt, &sim, &[flat(4)]).await;
     assert_eq!(rt.stats().strays_adopted, 1);
     let key = format!("stray:{stray}");
     let open = lib.open_positions(BOT, None).await.unwrap();
-    let p = open.iter().find(|p| p.open_key == key).expect("stray position");
+    let p = open
+        .iter()
+        .find(|p| p.open_key == key)
+        .expect("stray position");
     assert_eq!(p.entry.volume, dec!(100));
     assert_eq!(p.entry.price, dec!(0.0995));
-    let exit = sim.exchange().with_book(|b| b.order(&p.exit_txid)).expect("exit on the book");
-    assert_eq!((exit.side, exit.volume, exit.status), (Side::Sell, dec!(100), OrderStatus::Open));
-    let page = lib.journal(&JournalScope::Position(p.position_id), 0, 100).await.unwrap();
+    let exit = sim
+        .exchange()
+        .with_book(|b| b.order(&p.exit_txid))
+        .expect("exit on the book");
+    assert_eq!(
+        (exit.side, exit.volume, exit.status),
+        (Side::Sell, dec!(100), OrderStatus::Open)
+    );
+    let page = lib
+        .journal(&JournalScope::Position(p.position_id), 0, 100)
+        .await
+        .unwrap();
     let migrations: Vec<bool> = page
         .entries
         .iter()
@@ -234,7 +289,12 @@ async fn filled_stray_is_adopted_journaled_and_exited() {
         .collect();
     assert_eq!(migrations, [true], "created once, as a migration");
     // The exit fills: the position closes filled, with a profit.
-    drive(&mut rt, &sim, &[minute(5, dec!(0.1), dec!(0.1030), dec!(0.1)), minute(6, dec!(0.1), dec!(0.1), dec!(0.1))]).await;
+    drive(
+        &mut rt,
+        &sim,
+        &[minute(5, dec!(0.1), dec!(0.1030), dec!(0.1)), flat(6)],
+    )
+    .await;
     let closed = lib.position(p.position_id).await.unwrap();
     let outcome = closed.outcome.expect("stray position closed by its exit");
     assert!(outcome.net_profit.unwrap() > Decimal::ZERO, "{outcome:?}");

@@ -70,7 +70,9 @@ fn best_copy<'a>(copies: &[&'a OrderInfo]) -> Option<&'a OrderInfo> {
 impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
     /// Whether this loop must scan even without a reconciliation.
     pub(crate) fn scan_needed(&self, now_ms: i64) -> bool {
-        !self.book.placing.is_empty() || !self.book.stray_exits.is_empty() || now_ms < self.watch_until
+        !self.book.placing.is_empty()
+            || !self.book.stray_exits.is_empty()
+            || now_ms < self.watch_until
     }
 
     /// Scans open and recently closed orders: resolves intents, handles
@@ -154,12 +156,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
                     .iter()
                     .any(|h| h.id == *oid && h.txid.is_none())
             });
-            match decide(
-                intent,
-                found.as_deref(),
-                now_ms,
-                self.cfg.placement_stale,
-            ) {
+            match decide(intent, found.as_deref(), now_ms, self.cfg.placement_stale) {
                 IntentDecision::Adopt(txid) => {
                     self.watch_until = now_ms + self.cfg.placement_stale.window_ms;
                     match pending {
@@ -241,7 +238,11 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
                         continue;
                     }
                 }
-                let confirmed = match self.exchange.query_orders(std::slice::from_ref(&o.txid)).await {
+                let confirmed = match self
+                    .exchange
+                    .query_orders(std::slice::from_ref(&o.txid))
+                    .await
+                {
                     Ok(v) => v.into_iter().find(|i| i.txid == o.txid),
                     Err(e) => {
                         tracing::warn!(txid = %o.txid, error = %e, "stray confirm failed; retried next scan");

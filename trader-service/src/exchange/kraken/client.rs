@@ -27,8 +27,7 @@ use crate::exchange::Exchange;
 use crate::exchange::clock::{Clock, SystemClock};
 use crate::exchange::error::ExchangeError;
 use crate::exchange::types::{
-    Balances, OrderAck, OrderInfo, OrderRequest, OrderStatus, PairInfo, Ticker, Trade,
-    UnixMillis,
+    Balances, OrderAck, OrderInfo, OrderRequest, OrderStatus, PairInfo, Ticker, Trade, UnixMillis,
 };
 use crate::pair::{Candle, FeeSchedule};
 
