@@ -38,6 +38,12 @@ const BOT: &str = "amb-bot";
 type Rt = Runtime<KrakenClient, LocalLedger<SqliteStore>>;
 
 async fn runtime(sim: &SimHandle) -> (Rt, Ledger<SqliteStore>) {
+    let lib = Ledger::in_memory().await.unwrap();
+    let store = TraderStore::open(&StoreLocation::Memory).await.unwrap();
+    (runtime_on(sim, &lib, store).await, lib)
+}
+
+async fn runtime_on(sim: &SimHandle, lib: &Ledger<SqliteStore>, store: TraderStore) -> Rt {
     let client = KrakenClient::new(client_config(sim, fast_tier())).unwrap();
     let spec = client.pair_info("XDGUSD").await.unwrap().spec;
     let mut e = EngineConfig::defaults(spec);
@@ -52,12 +58,9 @@ async fn runtime(sim: &SimHandle) -> (Rt, Ledger<SqliteStore>) {
         min_lookups: 2,
     };
     cfg.reconcile_every = 1;
-    let lib = Ledger::in_memory().await.unwrap();
-    let store = TraderStore::open(&StoreLocation::Memory).await.unwrap();
-    let rt = Runtime::new(cfg, client, LocalLedger::new(lib.clone()), store)
+    Runtime::new(cfg, client, LocalLedger::new(lib.clone()), store)
         .await
-        .unwrap();
-    (rt, lib)
+        .unwrap()
 }
 
 /// Minute `k` after the start, with this range around 0.1.
@@ -298,5 +301,58 @@ async fn filled_stray_is_adopted_journaled_and_exited() {
     let closed = lib.position(p.position_id).await.unwrap();
     let outcome = closed.outcome.expect("stray position closed by its exit");
     assert!(outcome.net_profit.unwrap() > Decimal::ZERO, "{outcome:?}");
+    sim.shutdown();
+}
+
+/// Client order ids of the simulator's orders, with how many carry each.
+fn copies(sim: &SimHandle) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for o in all_orders(sim) {
+        *m.entry(o.cl_ord_id.unwrap_or_default()).or_default() += 1;
+    }
+    m
+}
+
+/// Proves: an unresolved placement survives a restart with its rule: the
+/// restarted trader only looks it up until the stale window has passed,
+/// then places it exactly once; the other entry traded all along.
+#[tokio::test]
+async fn unresolved_placement_keeps_its_rule_across_a_restart() {
+    let sim = start_sim(sim_cfg()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let at = StoreLocation::File(dir.path().join("trader.db"));
+    let lib = Ledger::in_memory().await.unwrap();
+    let mut rt = runtime_on(&sim, &lib, TraderStore::open(&at).await.unwrap()).await;
+    sim.inject(FaultRule {
+        method: "AddOrder".into(),
+        fault: Fault::Timeout,
+        count: 1,
+    });
+    drive(&mut rt, &sim, &[flat(1)]).await;
+    let first = copies(&sim);
+    assert_eq!(
+        first.len(),
+        1,
+        "the other entry is placed meanwhile: {first:?}"
+    );
+    let lost = ["0:A:1:en:1", "0:B:1:en:2"]
+        .into_iter()
+        .find(|id| !first.contains_key(*id))
+        .expect("one entry timed out");
+    drop(rt);
+    let mut rt = runtime_on(&sim, &lib, TraderStore::open(&at).await.unwrap()).await;
+    // Inside the window after restart: looked up, never placed.
+    drive(&mut rt, &sim, &[flat(2), flat(3)]).await;
+    assert!(
+        !copies(&sim).contains_key(lost),
+        "placed again inside the window"
+    );
+    // Past the window with two empty lookups: placed once.
+    drive(&mut rt, &sim, &[flat(4), flat(5), flat(6)]).await;
+    assert_eq!(
+        copies(&sim).get(lost),
+        Some(&1),
+        "placed exactly once after the window"
+    );
     sim.shutdown();
 }
