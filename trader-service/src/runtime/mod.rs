@@ -33,6 +33,7 @@ pub mod ledger;
 pub mod r#loop;
 pub mod outbox;
 mod placement;
+mod poll;
 pub mod reconcile;
 pub mod sink;
 pub mod status;
