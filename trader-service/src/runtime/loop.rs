@@ -294,6 +294,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
             || !self.pending.is_empty()
             || self.outbox_dirty
             || !self.book.placing.is_empty()
+            || !self.book.stray_exits.is_empty()
             || any_pending(&self.engine)
     }
 
