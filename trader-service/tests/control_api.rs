@@ -343,7 +343,7 @@ type BadCase = (
 /// Proves: each kind of bad configuration (negative size by flag and by
 /// environment, zero slots, a bad ledger URL, Kraken without keys or with a
 /// non-base64 secret, a pair the paper exchange does not list, zero sim
-/// speed) ends the process with exit code 2 and one stderr line naming the
+/// speed, a placement stale window of zero or over a day) ends the process with exit code 2 and one stderr line naming the
 /// setting, never a panic.
 #[test]
 fn run_rejects_bad_configuration_naming_the_setting() {
@@ -368,6 +368,12 @@ fn run_rejects_bad_configuration_naming_the_setting() {
         ),
         (&["--pair", "DOGEEUR"], &[], "PAIR"),
         (&["--sim-speed", "0"], &[], "SIM_SPEED"),
+        (&["--placement-stale-sec", "0"], &[], "PLACEMENT_STALE_SEC"),
+        (
+            &[],
+            &[("PLACEMENT_STALE_SEC", "90000")],
+            "PLACEMENT_STALE_SEC",
+        ),
     ];
     for (args, env, name) in cases {
         let (code, stderr) = run_bin(args, env);
@@ -398,6 +404,7 @@ fn run_help_lists_settings_with_defaults() {
         "BOT_ID",
         "TRADER_DATABASE_URL",
         "TRADER_LISTEN",
+        "PLACEMENT_STALE_SEC",
         "SIM_SPEED",
         "ORDER_SIZE_USD",
         "POLL_INTERVAL_SEC",

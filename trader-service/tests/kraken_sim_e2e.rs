@@ -212,25 +212,20 @@ async fn every_error_kind_surfaces_correctly() {
         count: 2,
     });
     c.balances().await.unwrap();
-    // Ambiguous: the placement fails and the lookup cannot be made.
+    // Ambiguous: the placement may have reached the exchange; it is not
+    // sent again (the caller resolves it by cl_ord_id).
     sim.inject(FaultRule {
         method: "AddOrder".into(),
         fault: Fault::Http5xxHtml,
         count: 1,
     });
-    sim.inject(FaultRule {
-        method: "OpenOrders".into(),
-        fault: Fault::Http5xxHtml,
-        count: 4,
-    });
     let amb = limit(Side::Sell, dec!(0.2), dec!(100), 1, "amb");
     assert_eq!(kind(c.add_order(&amb).await), ErrorKind::Ambiguous);
-    // Duplicate client order id: reconciled to the existing order.
+    // Duplicate client order id: the order exists, nothing new is placed.
     let dup = c
         .add_order(&limit(Side::Buy, dec!(0.06), dec!(100), 1, "a"))
-        .await
-        .unwrap();
-    assert!(dup.reconciled);
+        .await;
+    assert_eq!(kind(dup), ErrorKind::DuplicateOrder);
     assert_eq!(c.open_orders().await.unwrap().len(), 2);
     // Auth: wrong secret.
     let mut bad = client_config(&sim, fast_tier());

@@ -54,10 +54,15 @@ pub trait Exchange: Send + Sync {
     /// reports them).
     fn balances(&self) -> impl Future<Output = Result<Balances, ExchangeError>> + Send;
 
-    /// Places an order. Implementations must never create two live orders
-    /// for one request: on an ambiguous outcome they reconcile by
-    /// `cl_ord_id`/`userref` before placing again, and return
-    /// [`ExchangeError::Ambiguous`] only if they could not find out.
+    /// Places an order, **at most once** per call: a request that may have
+    /// reached the matching engine (timeout, lost response, 5xx,
+    /// `EService:*`, unreadable answer) is never sent again; the call
+    /// returns [`ExchangeError::Ambiguous`] and the caller, which keeps the
+    /// intent durably, resolves it by `cl_ord_id` over open *and* closed
+    /// orders across the exchange's stale window before placing again
+    /// (the runtime's placement rule). A refusal because the `cl_ord_id`
+    /// is already open is [`ExchangeError::DuplicateOrder`]: the order
+    /// exists. Only failures that certainly had no effect are retried.
     fn add_order(
         &self,
         req: &OrderRequest,
@@ -89,6 +94,27 @@ pub trait Exchange: Send + Sync {
         &self,
         txids: &[String],
     ) -> impl Future<Output = Result<Vec<OrderInfo>, ExchangeError>> + Send;
+
+    /// The account's orders that closed (filled, cancelled, expired) at or
+    /// after `since` (unix milliseconds, exchange time), with execution
+    /// details and `cl_ord_id`: what lets an ambiguous placement that
+    /// filled at once, or a late copy of one, be found.
+    ///
+    /// The default derives them from the account's trades (so it sees only
+    /// orders that executed); real implementations list closed orders.
+    fn closed_orders(
+        &self,
+        since: UnixMillis,
+    ) -> impl Future<Output = Result<Vec<OrderInfo>, ExchangeError>> + Send {
+        async move {
+            let trades = self.trades_since(since).await?;
+            let mut txids: Vec<String> = trades.into_iter().map(|t| t.order_txid).collect();
+            txids.sort();
+            txids.dedup();
+            let orders = self.query_orders(&txids).await?;
+            Ok(orders.into_iter().filter(|o| !o.status.is_live()).collect())
+        }
+    }
 
     /// All currently open orders of the account.
     fn open_orders(&self) -> impl Future<Output = Result<Vec<OrderInfo>, ExchangeError>> + Send;

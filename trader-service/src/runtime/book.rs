@@ -15,6 +15,7 @@ use crate::engine::types::ExitPlacement;
 use crate::engine::{EngineState, OrderId, OrderRole, TradeId, TradeWork};
 use crate::pair::Side;
 use crate::runtime::fills::Executed;
+use crate::runtime::intents::PlacementIntent;
 use crate::runtime::writes::{OpenWrite, TrackedPosition};
 
 /// Layout version of [`PersistedState`].
@@ -43,10 +44,11 @@ pub struct RuntimeBook {
     pub seen: BTreeMap<String, Executed>,
     /// Open positions by `slot:trade:cycle`.
     pub positions: BTreeMap<String, TrackedPosition>,
-    /// Write-ahead: placements committed as intended (order id -> unix ms of
-    /// the intent) whose outcome is not known yet. After a crash these are
-    /// looked up by `cl_ord_id` before being placed again.
-    pub placing: BTreeMap<String, i64>,
+    /// Write-ahead: placements committed as intended (order id -> intent)
+    /// whose outcome is not known yet. They are looked up by `cl_ord_id`
+    /// (open and closed orders) and placed again only under the rule of
+    /// [`crate::runtime::intents`], also after a crash.
+    pub placing: BTreeMap<String, PlacementIntent>,
     /// Imported legacy exits by txid.
     pub legacy: BTreeMap<String, LegacyOrder>,
     /// Counter giving imported legacy positions distinct cycles.
@@ -67,6 +69,34 @@ pub struct RuntimeBook {
     /// Repricing counters.
     #[serde(default)]
     pub heal_stats: crate::healing::RepriceStats,
+    /// Txids of our orders the runtime has tracked (placed, adopted, or
+    /// handled as strays), with the unix ms they were last live or handled:
+    /// an order carrying one of our client ids whose txid is not here is a
+    /// stray. Pruned after a retention well beyond the stray scan's
+    /// lookback.
+    #[serde(default)]
+    pub known: BTreeMap<String, i64>,
+    /// Exits for adopted stray fills, by their client order id, while their
+    /// placement is pending or unresolved (write-ahead, like `placing`).
+    #[serde(default)]
+    pub stray_exits: BTreeMap<String, StrayExit>,
+}
+
+/// The exit of an adopted stray fill, before its placement is known: the
+/// position's ledger write (sent once the exit's fate is known) and the
+/// order to place.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StrayExit {
+    /// The position's `OpenPosition` (exit txid filled in when placed).
+    pub open: OpenWrite,
+    /// Exit side.
+    pub side: Side,
+    /// Exit limit price.
+    pub price: Decimal,
+    /// Exit volume (the stray's executed volume).
+    pub volume: Decimal,
+    /// The exit's placement intent.
+    pub intent: PlacementIntent,
 }
 
 /// What goes into the store's snapshot column.

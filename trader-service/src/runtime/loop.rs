@@ -8,12 +8,12 @@
 //! 1. every state change and the ledger writes it implies are committed
 //!    together ([`TraderStore::commit_step`]);
 //! 2. a placement is committed as *intended* before the exchange is called;
-//!    an intent found unresolved later is looked up by `cl_ord_id` (open
-//!    orders, then recent trades) before anything is placed again;
+//!    an intent whose outcome is unknown is looked up by `cl_ord_id` (open
+//!    and closed orders) and placed again only after the stale window
+//!    ([`crate::runtime::intents`]); stray copies are accounted for;
 //! 3. fills are derived from the exchange's cumulative figures against what
 //!    was already delivered (persisted), so replays never duplicate.
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,16 +21,13 @@ use std::time::Duration;
 use rust_decimal::Decimal;
 use thiserror::Error;
 
-use crate::engine::{
-    Action, EngineConfig, EngineState, Event, GoneReason, Notice, OrderId, OrderRole, transition,
-};
-use crate::exchange::{Clock, Exchange, OrderInfo, OrderStatus};
+use crate::engine::{Action, EngineConfig, EngineState, Event, Notice, OrderId, transition};
+use crate::exchange::{Clock, Exchange};
 use crate::runtime::book::{
-    CallBudget, PersistedState, RuntimeBook, STATE_VERSION, any_pending, find_by_txid, find_held,
-    held_orders, position_key,
+    CallBudget, PersistedState, RuntimeBook, STATE_VERSION, any_pending, position_key,
 };
 use crate::runtime::entry::NewOutboxEntry;
-use crate::runtime::fills::{Executed, advance};
+use crate::runtime::intents::StalePolicy;
 use crate::runtime::ledger::LedgerApi;
 use crate::runtime::outbox::{DrainEnd, Outbox, OutboxPolicy};
 use crate::runtime::sink::{LedgerAck, LedgerSink};
@@ -64,10 +61,14 @@ pub struct RuntimeConfig {
     /// Longest the final outbox flush may take on shutdown.
     pub shutdown_flush: Duration,
     /// Ledger coverage reconciliation runs every this many loops (and on
-    /// start) when the outbox is empty; 0 = only on start.
+    /// start) when the outbox is empty; 0 = only on start. The stray scan
+    /// runs with it.
     pub reconcile_every: u64,
     /// What self-healing may reprice (all off: the sticky grid, stage A).
     pub reprice: crate::healing::RepriceConfig,
+    /// How long an ambiguous placement may still appear on the exchange
+    /// before it may be placed again.
+    pub placement_stale: StalePolicy,
 }
 
 impl RuntimeConfig {
@@ -85,6 +86,7 @@ impl RuntimeConfig {
             shutdown_flush: Duration::from_secs(10),
             reconcile_every: 20,
             reprice: crate::healing::RepriceConfig::off(),
+            placement_stale: StalePolicy::default(),
         }
     }
 }
@@ -123,6 +125,10 @@ pub struct RunStats {
     /// Times a trade started waiting because its entry missed the pair
     /// minimums (each wait counted once, however long it lasts).
     pub entries_below_minimum: u64,
+    /// Resting strays (untracked copies of our orders) cancelled.
+    pub strays_cancelled: u64,
+    /// Stray executions adopted as positions.
+    pub strays_adopted: u64,
 }
 
 /// What one step did.
@@ -166,6 +172,11 @@ pub struct Runtime<E, L> {
     pub(crate) pending_need: std::collections::BTreeMap<crate::engine::SlotId, Decimal>,
     pub(crate) acks_uncommitted: bool,
     pub(crate) handle: Option<HandleEnds>,
+    /// When the last exchange scan ran (not persisted: the first scan after
+    /// a start looks back further).
+    pub(crate) last_scan_ms: Option<i64>,
+    /// Scan every loop until then (a stale window after a resolution).
+    pub(crate) watch_until: i64,
 }
 
 impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
@@ -223,6 +234,8 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
             pending_need: Default::default(),
             acks_uncommitted: false,
             handle: None,
+            last_scan_ms: None,
+            watch_until: 0,
         };
         rt.engine.ensure_slots(rt.cfg.engine.slots);
         rt.restore_position_ids().await?;
@@ -301,6 +314,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
             || self.outbox_dirty
             || self.retry_parked
             || !self.book.placing.is_empty()
+            || !self.book.stray_exits.is_empty()
             || any_pending(&self.engine)
     }
 
@@ -444,7 +458,8 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
         let now = now_ms.div_euclid(1000);
         let mut budget = CallBudget::new(self.cfg.call_budget);
         self.stats.loops += 1;
-        if !self.reconciled || self.reconcile_due() {
+        let scanned = !self.reconciled || self.reconcile_due();
+        if scanned {
             self.reconcile(now_ms, &mut budget).await?;
         }
 
@@ -462,6 +477,12 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
         // 2. Fills and gone orders of everything we hold.
         self.poll_all(now_ms, &mut budget).await;
         self.poll_next = false;
+
+        // 2b. Unresolved placements and late copies (unless the
+        // reconciliation just scanned).
+        if !scanned && self.scan_needed(now_ms) {
+            self.scan(now_ms, &mut budget).await?;
+        }
 
         // 3. Engine clock.
         match price {
@@ -646,100 +667,6 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
         }
         self.commit(now_ms).await?;
         Ok(())
-    }
-
-    /// Feeds one polled order to the engine: new executions as fills, then
-    /// `OrderGone` if it left the book and the engine still holds it.
-    pub(crate) fn absorb(&mut self, info: &OrderInfo, now_ms: i64) {
-        if self.book.legacy.contains_key(&info.txid) {
-            self.absorb_legacy(info, now_ms);
-            return;
-        }
-        let Some(order_id) = self
-            .book
-            .seen
-            .get(&info.txid)
-            .and_then(|s| s.order_id.parse::<OrderId>().ok())
-            .or_else(|| self.held_by_txid(&info.txid))
-        else {
-            return;
-        };
-        let seen = self
-            .book
-            .seen
-            .entry(info.txid.clone())
-            .or_insert_with(|| Executed {
-                order_id: order_id.to_string(),
-                ..Executed::default()
-            });
-        let at = info.closed_at.unwrap_or(now_ms).div_euclid(1000);
-        if let Some(d) = advance(seen, info.vol_exec, info.cost, info.fee, info.avg_price) {
-            self.dirty = true;
-            self.stats.fills += 1;
-            self.stats.fees_paid += d.fee;
-            tracing::info!(%order_id, txid = %info.txid, price = %d.price, volume = %d.volume,
-                fee = %d.fee, "fill");
-            self.apply(&Event::Fill {
-                order_id,
-                txid: info.txid.clone(),
-                price: d.price,
-                volume: d.volume,
-                cost: d.cost,
-                fee: d.fee,
-                at,
-            });
-        }
-        if !info.status.is_live() {
-            self.book.seen.remove(&info.txid);
-            self.dirty = true;
-            if let Some((role, cancel_requested)) = find_held(&self.engine, order_id) {
-                let reason = match info.status {
-                    OrderStatus::Expired => GoneReason::Expired,
-                    _ if cancel_requested => GoneReason::CancelledByEngine,
-                    _ => GoneReason::Cancelled,
-                };
-                if role == OrderRole::Exit {
-                    tracing::warn!(%order_id, txid = %info.txid, status = ?info.status,
-                        "exit left the book unfilled: sticky exit is re-placed, position stays open");
-                } else {
-                    tracing::info!(%order_id, status = ?info.status, "entry left the book");
-                }
-                self.apply(&Event::OrderGone { order_id, reason });
-            }
-        }
-    }
-
-    fn held_by_txid(&self, txid: &str) -> Option<OrderId> {
-        find_by_txid(&self.engine, txid)
-    }
-
-    /// Polls every order we hold (engine + legacy) in batches.
-    async fn poll_all(&mut self, now_ms: i64, budget: &mut CallBudget) {
-        let mut txids: Vec<String> = held_orders(&self.engine)
-            .into_iter()
-            .filter_map(|h| h.txid)
-            .collect();
-        txids.extend(self.book.legacy.keys().cloned());
-        txids.sort();
-        txids.dedup();
-        for chunk in txids.chunks(QUERY_BATCH) {
-            budget.force(1);
-            match self.exchange.query_orders(chunk).await {
-                Ok(infos) => {
-                    let by_txid: BTreeMap<&str, &OrderInfo> =
-                        infos.iter().map(|i| (i.txid.as_str(), i)).collect();
-                    for t in chunk {
-                        if let Some(info) = by_txid.get(t.as_str()) {
-                            self.absorb(info, now_ms);
-                        }
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "order poll failed; fills are picked up next loop");
-                    return;
-                }
-            }
-        }
     }
 
     /// The current mode.

@@ -18,7 +18,9 @@
 //!   open key; [`sink`]: their delivery over a [`ledger::LedgerApi`] (gRPC
 //!   in production, the in-process ledger in tests and backtests);
 //! - [`reconcile`]: start-up and periodic reconciliation (legacy import,
-//!   ledger coverage, SPEC §9);
+//!   ledger coverage, SPEC §9), and the exchange scan that resolves
+//!   ambiguous placements ([`intents`]) and accounts for stray copies of
+//!   our orders (`strays`);
 //! - [`status`]: the snapshot, control commands and handle the control API
 //!   is built on.
 
@@ -26,15 +28,18 @@ pub mod book;
 pub mod entry;
 pub mod fills;
 mod heal;
+pub mod intents;
 pub mod ledger;
 #[path = "loop.rs"]
 pub mod r#loop;
 pub mod outbox;
 mod placement;
+mod poll;
 pub mod reconcile;
 pub mod sink;
 pub mod status;
 pub mod store;
+mod strays;
 pub mod time;
 mod view;
 pub mod writes;

@@ -3,15 +3,18 @@
 //!
 //! Placements are **write-ahead**: every placement of a round is committed
 //! as intended (`RuntimeBook::placing`) before the exchange hears of it. An
-//! intent still unresolved when it comes up again (a crash, an ambiguous
-//! answer) is looked up by `cl_ord_id` (open orders, then the orders of
-//! recent trades) and adopted if found, so an order is never placed twice.
+//! intent whose outcome is unknown (an ambiguous answer, a crash in
+//! between) is not placed here at all: the exchange scan (`strays.rs`)
+//! looks it up by `cl_ord_id` and decides by the rule of
+//! [`crate::runtime::intents`] whether it is adopted or may be placed
+//! again. Meanwhile every other order keeps trading.
 
-use crate::engine::{Event, GoneReason, PlaceFailReason};
+use crate::engine::{Event, GoneReason, OrderId, PlaceFailReason};
 use crate::exchange::{Exchange, ExchangeError, OrderKind, OrderRequest};
 use crate::runtime::book::{CallBudget, HeldOrder, held_orders};
+use crate::runtime::intents::PlacementIntent;
 use crate::runtime::ledger::LedgerApi;
-use crate::runtime::r#loop::{QUERY_BATCH, Runtime, RuntimeError};
+use crate::runtime::r#loop::{Runtime, RuntimeError};
 
 impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
     /// Carries out cancels, then placements, within the budget. Returns how
@@ -23,14 +26,19 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
     ) -> Result<u32, RuntimeError> {
         // A refresh is cancel -> gone -> replacement: a few rounds per loop.
         for _round in 0..4 {
-            self.settle_unplaced_cancels(budget).await;
+            self.settle_unplaced_cancels();
             let held = held_orders(&self.engine);
             let cancels: Vec<HeldOrder> = held
                 .iter()
                 .filter(|h| h.cancel_requested && h.txid.is_some())
                 .cloned()
                 .collect();
-            let places: Vec<HeldOrder> = held.into_iter().filter(|h| h.pending_placement).collect();
+            // Unresolved intents wait for the scan; the rest go ahead.
+            let places: Vec<HeldOrder> = held
+                .into_iter()
+                .filter(|h| h.pending_placement)
+                .filter(|h| !self.book.placing.contains_key(&h.id.to_string()))
+                .collect();
             let wanted = u32::try_from(cancels.len() + places.len()).unwrap_or(u32::MAX);
             if wanted == 0 {
                 return Ok(0);
@@ -50,11 +58,11 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
             }
             // Write-ahead: every placement of this round is committed as
             // intended before the exchange hears of it.
-            let unresolved: std::collections::BTreeSet<String> =
-                self.book.placing.keys().cloned().collect();
             let chosen: Vec<HeldOrder> = places.into_iter().take(budget.left() as usize).collect();
             for p in &chosen {
-                self.book.placing.entry(p.id.to_string()).or_insert(now_ms);
+                self.book
+                    .placing
+                    .insert(p.id.to_string(), PlacementIntent::sent(now_ms));
                 self.dirty = true;
             }
             if !chosen.is_empty() {
@@ -65,10 +73,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
                     break;
                 }
                 did += 1;
-                if !self
-                    .place_one(p, budget, unresolved.contains(&p.id.to_string()))
-                    .await
-                {
+                if !self.place_one(p, now_ms).await {
                     break;
                 }
             }
@@ -90,43 +95,18 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
     ///
     /// Such an entry never gets a txid to cancel, so without this step its
     /// trade would wait forever for an `OrderGone`. An entry whose placement
-    /// was never attempted is gone at once, locally; one with an unresolved
-    /// placement intent may exist on the exchange, so it is looked up by
-    /// `cl_ord_id` first: found, it is adopted (and cancelled by the normal
-    /// path in the same loop); not found, it is gone.
-    async fn settle_unplaced_cancels(&mut self, budget: &mut CallBudget) {
+    /// was never attempted (or whose intent the scan found stale) is gone at
+    /// once, locally; one with an unresolved placement intent may exist on
+    /// the exchange, so it waits for the scan: adopted, it is cancelled by
+    /// the normal path.
+    fn settle_unplaced_cancels(&mut self) {
         let unplaced: Vec<HeldOrder> = held_orders(&self.engine)
             .into_iter()
             .filter(|h| h.cancel_requested && h.txid.is_none())
+            .filter(|h| !self.book.placing.contains_key(&h.id.to_string()))
             .collect();
         for h in unplaced {
-            let id = h.id.to_string();
-            if let Some(&intent_at) = self.book.placing.get(&id) {
-                if self.book.paused || self.halted.is_some() {
-                    continue;
-                }
-                match self.lookup(&id, intent_at, budget).await {
-                    Ok(Some(txid)) => {
-                        tracing::warn!(order_id = %id, %txid,
-                            "cancel of an unresolved placement: found by cl_ord_id, cancelling it");
-                        self.book.placing.remove(&id);
-                        self.apply(&Event::Placed {
-                            order_id: h.id,
-                            txid,
-                        });
-                        continue;
-                    }
-                    Ok(None) => {
-                        self.book.placing.remove(&id);
-                    }
-                    Err(e) => {
-                        tracing::warn!(order_id = %id, error = %e,
-                            "cl_ord_id lookup failed; cancel of unplaced entry waits");
-                        continue;
-                    }
-                }
-            }
-            tracing::info!(order_id = %id, "entry never reached the exchange: cancelled locally");
+            tracing::info!(order_id = %h.id, "entry never reached the exchange: cancelled locally");
             self.apply(&Event::OrderGone {
                 order_id: h.id,
                 reason: GoneReason::CancelledByEngine,
@@ -160,36 +140,20 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
         }
     }
 
-    /// Places one order (after a `cl_ord_id` lookup if an earlier attempt
-    /// is unresolved). Returns `false` when placing should stop this loop.
-    async fn place_one(
-        &mut self,
-        p: &HeldOrder,
-        budget: &mut CallBudget,
-        unresolved: bool,
-    ) -> bool {
+    /// Records that the engine's order `order_id` is on the exchange under
+    /// `txid` (acknowledged or adopted): the one path every tracked txid
+    /// takes, so the stray scan knows it.
+    pub(crate) fn placed(&mut self, order_id: OrderId, txid: String, now_ms: i64) {
+        self.book.placing.remove(&order_id.to_string());
+        self.book.known.insert(txid.clone(), now_ms);
+        self.poll_next = true;
+        self.apply(&Event::Placed { order_id, txid });
+    }
+
+    /// Places one order whose intent is committed. Returns `false` when
+    /// placing should stop this loop.
+    async fn place_one(&mut self, p: &HeldOrder, now_ms: i64) -> bool {
         let id = p.id.to_string();
-        let earlier = self.book.placing.get(&id).copied().filter(|_| unresolved);
-        if let Some(intent_at) = earlier {
-            match self.lookup(&id, intent_at, budget).await {
-                Ok(Some(txid)) => {
-                    tracing::warn!(order_id = %id, %txid,
-                        "unresolved placement found on the exchange by cl_ord_id: not placing again");
-                    self.book.placing.remove(&id);
-                    self.apply(&Event::Placed {
-                        order_id: p.id,
-                        txid,
-                    });
-                    self.poll_next = true;
-                    return true;
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::warn!(order_id = %id, error = %e, "cl_ord_id lookup failed; placement waits");
-                    return false;
-                }
-            }
-        }
         let req = OrderRequest {
             pair: self.cfg.engine.pair.symbol.clone(),
             side: p.side,
@@ -204,14 +168,9 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
         match self.exchange.add_order(&req).await {
             Ok(ack) => {
                 self.stats.placements += 1;
-                self.book.placing.remove(&id);
-                self.poll_next = true;
                 tracing::info!(order_id = %id, txid = %ack.txid, side = ?p.side, price = %p.price,
                     volume = %p.volume, role = ?p.role, "placed");
-                self.apply(&Event::Placed {
-                    order_id: p.id,
-                    txid: ack.txid,
-                });
+                self.placed(p.id, ack.txid, now_ms);
                 true
             }
             Err(e) => self.place_failed(p, &id, e),
@@ -233,11 +192,22 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
                 self.halted = Some(format!("exchange authentication failed: {message}"));
                 return false;
             }
-            ExchangeError::Ambiguous { .. } | ExchangeError::DuplicateOrder { .. } => {
-                // Keep the intent: the next attempt looks it up first.
-                tracing::warn!(order_id = %id, error = %e, "placement outcome unknown; looked up next loop");
+            ExchangeError::Ambiguous { .. } => {
+                // The intent stays (sent at this loop's time): the scan looks
+                // it up; other orders keep trading meanwhile.
+                tracing::warn!(order_id = %id, error = %e,
+                    "placement outcome unknown: not placed again until found or stale");
                 self.poll_next = true;
-                return false;
+                return true;
+            }
+            ExchangeError::DuplicateOrder { .. } => {
+                if let Some(i) = self.book.placing.get_mut(id) {
+                    i.exists = true;
+                }
+                tracing::warn!(order_id = %id, error = %e,
+                    "exchange says the order already exists: adopted by lookup, never placed again");
+                self.poll_next = true;
+                return true;
             }
             _ => {
                 tracing::warn!(order_id = %id, error = %e, "placement failed transiently; retried next loop");
@@ -252,39 +222,5 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
             reason,
         });
         true
-    }
-
-    /// Finds an order by `cl_ord_id`: open orders first, then the orders of
-    /// trades since the intent (an order may have filled already).
-    pub(crate) async fn lookup(
-        &self,
-        cl_ord_id: &str,
-        intent_at: i64,
-        budget: &mut CallBudget,
-    ) -> Result<Option<String>, ExchangeError> {
-        budget.force(1);
-        let open = self.exchange.open_orders().await?;
-        if let Some(o) = open
-            .iter()
-            .find(|o| o.cl_ord_id.as_deref() == Some(cl_ord_id))
-        {
-            return Ok(Some(o.txid.clone()));
-        }
-        budget.force(1);
-        let trades = self.exchange.trades_since(intent_at - 60_000).await?;
-        let mut txids: Vec<String> = trades.into_iter().map(|t| t.order_txid).collect();
-        txids.sort();
-        txids.dedup();
-        for chunk in txids.chunks(QUERY_BATCH) {
-            budget.force(1);
-            let infos = self.exchange.query_orders(chunk).await?;
-            if let Some(o) = infos
-                .iter()
-                .find(|o| o.cl_ord_id.as_deref() == Some(cl_ord_id))
-            {
-                return Ok(Some(o.txid.clone()));
-            }
-        }
-        Ok(None)
     }
 }

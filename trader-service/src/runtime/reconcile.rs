@@ -11,6 +11,8 @@
 //!   context estimated from the exit price and the profit target), keyed
 //!   `legacy:<txid>` so re-running never duplicates, and is tracked until it
 //!   fills (close `filled`) or vanishes (close `exchange_cancelled`).
+//! - **Strays** (copies of our orders the runtime never tracked) are the
+//!   scan's (`strays.rs`), which runs first and shares its open orders.
 //! - **Ledger coverage** (only when the outbox is empty, so in-flight writes
 //!   are not mistaken for gaps): every open ledger position must be worked
 //!   by a live exit we track; one that is not is closed
@@ -65,14 +67,10 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
         budget: &mut CallBudget,
     ) -> Result<(), RuntimeError> {
         self.reconciled = true;
-        budget.force(1);
-        let open = match self.exchange.open_orders().await {
-            Ok(o) => o,
-            Err(e) => {
-                tracing::warn!(error = %e, "reconciliation: open orders unavailable; retried next loop");
-                self.reconciled = false;
-                return Ok(());
-            }
+        let Some(open) = self.scan(now_ms, budget).await? else {
+            tracing::warn!("reconciliation: exchange unavailable; retried next loop");
+            self.reconciled = false;
+            return Ok(());
         };
         self.import_legacy(&open);
         if self.pending.is_empty() && self.outbox.depth().await? == 0 {
@@ -98,14 +96,18 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
                 continue;
             }
             let cl = o.cl_ord_id.as_deref().unwrap_or_default();
-            if held.contains(cl) || self.book.placing.contains_key(cl) {
+            if held.contains(cl)
+                || self.book.placing.contains_key(cl)
+                || self.book.stray_exits.contains_key(cl)
+                || self.book.known.contains_key(&o.txid)
+            {
                 continue;
             }
+            // Our own entries, and exits duplicating one the engine knows,
+            // are strays: the scan cancels them and adopts their fills.
             if let Ok(id) = cl.parse::<OrderId>()
-                && id.role == OrderRole::Entry
+                && (id.role == OrderRole::Entry || self.duplicates_engine_exit(id))
             {
-                tracing::warn!(txid = %o.txid, cl_ord_id = cl,
-                    "stray entry of ours on the exchange (not a position); left alone");
                 continue;
             }
             let Some(limit) = o.limit_price else { continue };

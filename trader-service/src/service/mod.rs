@@ -112,6 +112,12 @@ pub struct RunArgs {
     /// Private exchange calls per loop (placements, cancels, lookups).
     #[arg(long, env = "PRIVATE_CALL_BUDGET", default_value_t = 30)]
     pub call_budget: u32,
+    /// Seconds an ambiguous placement (timeout, lost response, 5xx,
+    /// EService:Busy) may still appear on the exchange: until then it is
+    /// only looked up by client order id (open and closed orders), never
+    /// placed again.
+    #[arg(long, env = "PLACEMENT_STALE_SEC", default_value_t = 60)]
+    pub placement_stale_sec: u64,
     /// Place limit orders post-only (maker fee guaranteed).
     #[arg(long, env = "POST_ONLY", default_value_t = false, action = clap::ArgAction::Set)]
     pub post_only: bool,
@@ -236,6 +242,15 @@ impl RunArgs {
         if self.call_budget == 0 {
             return Err(setting("PRIVATE_CALL_BUDGET", "must be at least 1 (got 0)"));
         }
+        if !(1..=86_400).contains(&self.placement_stale_sec) {
+            return Err(setting(
+                "PLACEMENT_STALE_SEC",
+                format!(
+                    "must be between 1 and 86400 seconds (got {})",
+                    self.placement_stale_sec
+                ),
+            ));
+        }
         match self.exchange {
             ExchangeKind::Kraken => {
                 check_http_url("KRAKEN_API_URL", &self.kraken_api_url)?;
@@ -336,6 +351,7 @@ impl RunArgs {
             format!("TRADER_DATABASE_URL={}", self.store),
             format!("TRADER_LISTEN={}", self.listen),
             format!("PRIVATE_CALL_BUDGET={}", self.call_budget),
+            format!("PLACEMENT_STALE_SEC={}", self.placement_stale_sec),
             format!("POST_ONLY={}", self.post_only),
             format!("SHUTDOWN_FLUSH_SEC={}", self.shutdown_flush_sec),
         ];
@@ -539,6 +555,8 @@ async fn trade<E: Exchange, C: Clock>(
     }
     let mut rcfg = RuntimeConfig::new(&plan.bot_id, engine);
     rcfg.call_budget = args.call_budget;
+    rcfg.placement_stale.window_ms =
+        i64::try_from(args.placement_stale_sec.saturating_mul(1000)).unwrap_or(i64::MAX);
     rcfg.post_only = args.post_only;
     rcfg.shutdown_flush = Duration::from_secs(args.shutdown_flush_sec);
     rcfg.reprice = plan

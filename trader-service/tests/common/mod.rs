@@ -91,7 +91,6 @@ pub fn client_config(sim: &SimHandle, tier: RateTier) -> KrakenConfig {
     c.tier = tier;
     c.limit_pct = 100;
     c.request_timeout = Duration::from_millis(300);
-    c.settle_delay = Duration::from_millis(50);
     c.max_retries = 3;
     c.backoff_base = Duration::from_millis(20);
     c.backoff_cap = Duration::from_millis(200);

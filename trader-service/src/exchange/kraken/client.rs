@@ -1,7 +1,9 @@
 //! The Kraken REST client: signed private calls, self-pacing against the
 //! rate-limit model, bounded retries for idempotent calls, and an AddOrder
-//! that is never blindly retried — after an ambiguous failure it reconciles
-//! by client order id before placing again.
+//! that is sent at most once when its outcome may be ambiguous: Kraken can
+//! accept an order long after answering `EService:Busy`, so only the
+//! caller, which keeps the intent durably across loops and restarts, may
+//! decide (after looking it up over the stale window) to place it again.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -25,8 +27,7 @@ use crate::exchange::Exchange;
 use crate::exchange::clock::{Clock, SystemClock};
 use crate::exchange::error::ExchangeError;
 use crate::exchange::types::{
-    Balances, OrderAck, OrderInfo, OrderKind, OrderRequest, OrderStatus, PairInfo, Ticker, Trade,
-    UnixMillis,
+    Balances, OrderAck, OrderInfo, OrderRequest, OrderStatus, PairInfo, Ticker, Trade, UnixMillis,
 };
 use crate::pair::{Candle, FeeSchedule};
 
@@ -49,10 +50,9 @@ pub struct KrakenConfig {
     pub limit_pct: u32,
     /// Per-request timeout.
     pub request_timeout: Duration,
-    /// Wait after an ambiguous AddOrder before looking the order up, so an
-    /// order still being processed has time to appear.
-    pub settle_delay: Duration,
-    /// Placement attempts for one AddOrder (each ambiguous one reconciled).
+    /// Sends of one AddOrder when earlier sends certainly had no effect
+    /// (connection refused, bad nonce, rate limited); an ambiguous send is
+    /// never repeated.
     pub max_place_attempts: u32,
     /// Retries of idempotent calls on transient errors.
     pub max_retries: u32,
@@ -97,7 +97,6 @@ impl KrakenConfig {
             tier: RateTier::starter(),
             limit_pct: 75,
             request_timeout: Duration::from_secs(10),
-            settle_delay: Duration::from_secs(2),
             max_place_attempts: 5,
             max_retries: 4,
             backoff_base: Duration::from_millis(500),
@@ -404,51 +403,12 @@ impl KrakenClient {
         }
     }
 
-    /// Looks for the order a request would have created, by `cl_ord_id`
-    /// among the userref's open orders, then among its recent closed ones.
-    async fn find_placed(
-        &self,
-        req: &OrderRequest,
-        since: UnixMillis,
-    ) -> Result<Option<OrderInfo>, ExchangeError> {
-        let by_userref = [("userref", req.userref.to_string())];
-        let open: OpenOrdersResult = self.call("OpenOrders", &by_userref, true).await?;
-        let open =
-            wire::orders_from_map(open.open).map_err(|e| ExchangeError::invalid(e.to_string()))?;
-        if let Some(o) = open.into_iter().find(|o| matches_request(o, req)) {
-            return Ok(Some(o));
-        }
-        let start = (since / 1000 - 60).max(0).to_string();
-        let closed_params = [("userref", req.userref.to_string()), ("start", start)];
-        let closed: ClosedOrdersResult = self.call("ClosedOrders", &closed_params, true).await?;
-        let closed = wire::orders_from_map(closed.closed)
-            .map_err(|e| ExchangeError::invalid(e.to_string()))?;
-        Ok(closed.into_iter().find(|o| matches_request(o, req)))
-    }
-
     fn ack(&self, req: &OrderRequest, txid: String, reconciled: bool) -> OrderAck {
         locked(&self.opened).insert(txid.clone(), (req.pair.clone(), SystemClock.now_ms()));
         OrderAck {
             txid,
             client_order_id: req.client_order_id.clone(),
             reconciled,
-        }
-    }
-}
-
-fn matches_request(o: &OrderInfo, req: &OrderRequest) -> bool {
-    match &o.cl_ord_id {
-        Some(id) => *id == req.client_order_id,
-        // An exchange that does not echo cl_ord_id: fall back to the
-        // order's identity within its userref.
-        None => {
-            o.userref == req.userref
-                && o.side == req.side
-                && o.volume == req.volume
-                && match req.kind {
-                    OrderKind::Limit { price, .. } => o.limit_price == Some(price),
-                    OrderKind::Market => o.limit_price.is_none(),
-                }
         }
     }
 }
@@ -530,7 +490,6 @@ impl Exchange for KrakenClient {
 
     async fn add_order(&self, req: &OrderRequest) -> Result<OrderAck, ExchangeError> {
         let params = add_order_params(req);
-        let started = SystemClock.now_ms();
         let mut last_err = ExchangeError::Ambiguous {
             message: "no placement attempted".into(),
         };
@@ -559,28 +518,15 @@ impl Exchange for KrakenClient {
                 Err(f) => f.into_error(true),
             };
             match &err {
-                ExchangeError::Ambiguous { .. } | ExchangeError::DuplicateOrder { .. } => {
+                ExchangeError::Ambiguous { .. } => {
                     warn!(cl_ord_id = req.client_order_id, attempt, error = %err,
-                        "AddOrder outcome unknown; reconciling before any new placement");
-                    tokio::time::sleep(self.cfg.settle_delay).await;
-                    match self.find_placed(req, started).await {
-                        Ok(Some(o)) => {
-                            info!(
-                                txid = o.txid,
-                                cl_ord_id = req.client_order_id,
-                                "reconciled: the order exists"
-                            );
-                            return Ok(self.ack(req, o.txid, true));
-                        }
-                        Ok(None) => {
-                            info!(cl_ord_id = req.client_order_id, "reconciled: not placed");
-                        }
-                        Err(lookup) => {
-                            return Err(ExchangeError::Ambiguous {
-                                message: format!("{err}; lookup failed: {lookup}"),
-                            });
-                        }
-                    }
+                        "AddOrder outcome unknown: not sent again; the caller resolves it by cl_ord_id");
+                    return Err(err);
+                }
+                ExchangeError::DuplicateOrder { .. } => {
+                    info!(cl_ord_id = req.client_order_id, error = %err,
+                        "AddOrder refused as a duplicate: the order exists");
+                    return Err(err);
                 }
                 ExchangeError::RateLimited { .. } => {
                     self.note_rate_limited(&err, Some(&req.pair));
@@ -662,6 +608,41 @@ impl Exchange for KrakenClient {
             wire::orders_from_map(r.open).map_err(|e| ExchangeError::invalid(e.to_string()))?;
         self.remember(&orders);
         Ok(orders)
+    }
+
+    async fn closed_orders(&self, since: UnixMillis) -> Result<Vec<OrderInfo>, ExchangeError> {
+        // `start` is exclusive and in seconds: one second earlier keeps an
+        // order closed within the `since` second.
+        let start = (since.div_euclid(1000) - 1).max(0).to_string();
+        let mut out: Vec<OrderInfo> = Vec::new();
+        let mut offset = 0usize;
+        loop {
+            let params = [
+                ("start", start.clone()),
+                ("ofs", offset.to_string()),
+                ("closetime", "close".to_owned()),
+            ];
+            let r: ClosedOrdersResult = self.call("ClosedOrders", &params, true).await?;
+            let page = r.closed.len();
+            let orders = wire::orders_from_map(r.closed)
+                .map_err(|e| ExchangeError::invalid(e.to_string()))?;
+            out.extend(
+                orders
+                    .into_iter()
+                    .filter(|o| o.closed_at.unwrap_or(o.opened_at) >= since),
+            );
+            offset += page;
+            let total = r
+                .count
+                .and_then(|c| rust_decimal::prelude::ToPrimitive::to_usize(&c.0))
+                .unwrap_or(offset);
+            if page == 0 || offset >= total {
+                break;
+            }
+        }
+        out.sort_by(|a, b| a.txid.cmp(&b.txid));
+        out.dedup_by(|a, b| a.txid == b.txid);
+        Ok(out)
     }
 
     async fn trades_since(&self, since: UnixMillis) -> Result<Vec<Trade>, ExchangeError> {

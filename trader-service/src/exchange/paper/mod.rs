@@ -176,6 +176,12 @@ impl Exchange for PaperExchange {
         Ok(self.lock().book.open_orders())
     }
 
+    async fn closed_orders(&self, since: UnixMillis) -> Result<Vec<OrderInfo>, ExchangeError> {
+        let mut orders = self.lock().book.closed_orders();
+        orders.retain(|o| o.closed_at.unwrap_or(o.opened_at) >= since);
+        Ok(orders)
+    }
+
     async fn trades_since(&self, since: UnixMillis) -> Result<Vec<Trade>, ExchangeError> {
         Ok(self.lock().book.trades_since(since))
     }
