@@ -260,49 +260,77 @@ async fn run_sim(args: SimArgs) -> Result<()> {
     Ok(())
 }
 
-/// `backtest`: loads the candles, runs the runtime over them and writes the
-/// report.
+/// `backtest`: loads the candles, runs the runtime over them (under each
+/// stage of `--compare`, or once) and writes the report.
 async fn run_backtest_cmd(args: &trader_service::backtest::BacktestArgs) -> Result<()> {
-    let (cfg, warnings) = args.resolve().context("backtest settings")?;
-    for w in warnings {
-        tracing::warn!(setting = %w, "setting clamped");
-    }
     let mut source = CsvReplay::from_path(&args.candles)
         .with_context(|| format!("reading {}", args.candles.display()))?;
     let mut candles = Vec::with_capacity(source.len());
     while let Some(c) = source.next_candle()? {
         candles.push(c);
     }
-    if let Some(short) = candles
-        .first()
-        .and_then(|c| trader_service::engine::pricing::size_shortfall(&cfg.engine, c.close))
-    {
-        tracing::warn!("at the first candle: {short}");
+    let stages: Vec<Option<_>> = match &args.compare {
+        Some(list) => list.iter().copied().map(Some).collect(),
+        None => vec![args.stage],
+    };
+    let mut reports = Vec::new();
+    for stage in stages {
+        let (cfg, warnings) = args.resolve_stage(stage).context("backtest settings")?;
+        for w in warnings {
+            tracing::warn!(setting = %w, "setting clamped");
+        }
+        eprintln!("self-healing profile: {}", cfg.profile.join(", "));
+        eprintln!("repricing in force: {:?}", cfg.reprice);
+        if cfg.stage >= trader_service::config::RolloutStage::C {
+            eprintln!(
+                "note: stage {:?} includes the churner, which this build does not run yet; \
+                 repricing runs without it",
+                cfg.stage
+            );
+        }
+        if let Some(short) = candles
+            .first()
+            .and_then(|c| trader_service::engine::pricing::size_shortfall(&cfg.engine, c.close))
+        {
+            tracing::warn!("at the first candle: {short}");
+        }
+        let report = trader_service::backtest::run_backtest(&candles, &cfg)
+            .await
+            .context("backtest")?;
+        if report.placements == 0 {
+            eprintln!(
+                "warning: the backtest placed no order: {} entries waited for the pair minimum \
+                 (order size {}); see `trader-service backtest --help` for ORDER_SIZE_USD",
+                report.entries_below_minimum, cfg.engine.order_size
+            );
+        }
+        eprintln!(
+            "stage {:?}: {} candles, {} fills, {} cycles, net {} USD (realized {}) in {:.2}s",
+            report.stage,
+            report.candles,
+            report.fills,
+            report.completed_cycles,
+            report.net_pnl_usd,
+            report.realized_pnl_usd,
+            report.wall_seconds
+        );
+        reports.push(report);
     }
-    let report = trader_service::backtest::run_backtest(&candles, &cfg)
-        .await
-        .context("backtest")?;
-    let json = serde_json::to_string_pretty(&report)?;
+    let json = if args.compare.is_some() {
+        eprint!("{}", trader_service::backtest::compare_table(&reports));
+        let by_stage: serde_json::Map<String, serde_json::Value> = reports
+            .iter()
+            .map(|r| Ok((format!("{:?}", r.stage), serde_json::to_value(r)?)))
+            .collect::<Result<_, serde_json::Error>>()?;
+        serde_json::to_string_pretty(&by_stage)?
+    } else {
+        serde_json::to_string_pretty(&reports[0])?
+    };
     match &args.out {
         Some(path) => std::fs::write(path, json + "\n")
             .with_context(|| format!("writing {}", path.display()))?,
         None => println!("{json}"),
     }
-    if report.placements == 0 {
-        eprintln!(
-            "warning: the backtest placed no order: {} entries waited for the pair minimum \
-             (order size {}); see `trader-service backtest --help` for ORDER_SIZE_USD",
-            report.entries_below_minimum, cfg.engine.order_size
-        );
-    }
-    eprintln!(
-        "{} candles, {} fills, {} cycles, net {} USD in {:.2}s",
-        report.candles,
-        report.fills,
-        report.completed_cycles,
-        report.net_pnl_usd,
-        report.wall_seconds
-    );
     Ok(())
 }
 

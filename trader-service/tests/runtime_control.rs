@@ -271,6 +271,9 @@ async fn backtest_is_deterministic() {
         v
     };
     let cfg = BacktestConfig {
+        stage: trader_service::config::RolloutStage::A,
+        profile: Vec::new(),
+        reprice: trader_service::healing::RepriceConfig::off(),
         engine: engine(4),
         paper: grid::paper_config(200),
         poll_interval_sec: 60,

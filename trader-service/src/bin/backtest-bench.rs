@@ -64,6 +64,32 @@ fn engine(slots: u32) -> EngineConfig {
     c.validate().0
 }
 
+/// The backtest configuration of a rollout stage, through the CLI's own
+/// flags: 10 slots of 6 USD on the bench's paper account.
+fn stage_config(stage: &str) -> Result<BacktestConfig> {
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: trader_service::backtest::BacktestArgs,
+    }
+    let cli = <Cli as clap::Parser>::try_parse_from([
+        "bench",
+        "--candles",
+        "-",
+        "--no-progress",
+        "--slots",
+        "10",
+        "--order-size-usd",
+        "6",
+        "--stage",
+        stage,
+    ])?;
+    let (mut cfg, _) = cli.args.resolve()?;
+    cfg.paper = paper();
+    cfg.engine = engine(10);
+    Ok(cfg)
+}
+
 fn candles(n: usize) -> Result<Vec<Candle>> {
     let mut m = SyntheticMarket::new(SyntheticConfig::default());
     let mut out = Vec::with_capacity(n);
@@ -94,33 +120,33 @@ async fn main() -> Result<()> {
     let loop_steps: usize = args.next().map_or(Ok(2_000), |a| a.parse())?;
 
     let cs = candles(n)?;
-    let cfg = BacktestConfig {
-        engine: engine(10),
-        paper: paper(),
-        poll_interval_sec: 30,
-        call_budget: 30,
-        progress: false,
-    };
-    let t = Instant::now();
-    let cpu0 = cpu_ns();
-    let r = run_backtest(&cs, &cfg).await?;
-    let secs = t.elapsed().as_secs_f64();
-    let cpu = cpu0.zip(cpu_ns()).map(|(a, b)| (b - a) as f64 / 1e9);
-    println!(
-        "backtest 10 slots: {} candles in {secs:.3}s wall = {:.0} candles/s; \
-         CPU {} ({} full runtime steps, {} fills, {} cycles, net {} USD, ledger open {})",
-        r.candles,
-        r.candles as f64 / secs,
-        cpu.map_or("n/a".to_owned(), |c| format!(
-            "{c:.3}s = {:.0} candles/s",
-            r.candles as f64 / c
-        )),
-        r.runtime_steps,
-        r.fills,
-        r.completed_cycles,
-        r.net_pnl_usd,
-        r.ledger_open_positions
-    );
+    // Stages A (sticky), B (tighten) and D (full repricing) side by side on
+    // the same candles, configured through the backtest's own flags so the
+    // stage rule is the one `trader-service backtest --stage` applies.
+    for stage in ["A", "B", "D"] {
+        let cfg = stage_config(stage)?;
+        let t = Instant::now();
+        let cpu0 = cpu_ns();
+        let r = run_backtest(&cs, &cfg).await?;
+        let secs = t.elapsed().as_secs_f64();
+        let cpu = cpu0.zip(cpu_ns()).map(|(a, b)| (b - a) as f64 / 1e9);
+        println!(
+            "backtest stage {stage}, 10 slots: {} candles in {secs:.3}s wall = {:.0} candles/s; \
+             CPU {} ({} full runtime steps, {} fills, {} cycles, {} reprices, net {} USD, ledger open {})",
+            r.candles,
+            r.candles as f64 / secs,
+            cpu.map_or("n/a".to_owned(), |c| format!(
+                "{c:.3}s = {:.0} candles/s",
+                r.candles as f64 / c
+            )),
+            r.runtime_steps,
+            r.fills,
+            r.completed_cycles,
+            r.reprices_tighten + r.reprices_subsidy + r.reprices_loss_funded,
+            r.net_pnl_usd,
+            r.ledger_open_positions
+        );
+    }
 
     // Loop CPU time with 100 slots: a full step on every candle.
     let cs = candles(loop_steps)?;

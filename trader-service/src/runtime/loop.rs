@@ -114,6 +114,8 @@ pub struct RunStats {
     pub completed_cycles: u64,
     /// Sum of booked net profit.
     pub net_pnl: Decimal,
+    /// Sum of the losses of losing cycles (positive).
+    pub realized_loss: Decimal,
     /// Placements made.
     pub placements: u64,
     /// Cancels made.
@@ -248,7 +250,19 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
         &self.engine
     }
 
-    /// Lifetime counters.
+    /// The trader's subsidy view.
+    #[must_use]
+    pub fn subsidy(&self) -> &crate::healing::SubsidyView {
+        &self.book.subsidy
+    }
+
+    /// Repricing counters.
+    #[must_use]
+    pub fn reprice_stats(&self) -> &crate::healing::RepriceStats {
+        &self.book.heal_stats
+    }
+
+    /// Counters over the runtime's life.
     #[must_use]
     pub fn stats(&self) -> &RunStats {
         &self.stats
@@ -379,6 +393,9 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
             Action::BookCycle(b) => {
                 self.stats.completed_cycles += 1;
                 self.stats.net_pnl += b.net;
+                if b.net < Decimal::ZERO {
+                    self.stats.realized_loss -= b.net;
+                }
                 let key = position_key(b.slot, b.trade, b.cycle);
                 let Some(pos) = self.book.positions.remove(&key) else {
                     tracing::error!(%key, "booked a cycle of an untracked position; ledger not told");

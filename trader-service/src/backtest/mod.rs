@@ -10,7 +10,7 @@
 //! ledger call. Every candle that does something goes through
 //! [`Runtime::step`] exactly as in production.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::time::Instant;
 
@@ -20,14 +20,19 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 use thiserror::Error;
 
-use crate::engine::{AgeBand, EngineConfig, TradeId, classify_all};
+mod tracker;
+
+use crate::config::RolloutStage;
+use crate::engine::{AgeBand, EngineConfig, classify_all};
 use crate::exchange::paper::{PaperConfig, PaperExchange};
 use crate::exchange::{Clock, SimClock};
+use crate::healing::RepriceConfig;
 use crate::pair::Candle;
 use crate::runtime::ledger::{LedgerApi, LocalLedger};
 use crate::runtime::status::ALL_BANDS;
 use crate::runtime::store::{StoreLocation, TraderStore};
 use crate::runtime::{Runtime, RuntimeConfig, RuntimeError};
+use tracker::HealTracker;
 
 /// `trader-service backtest` options: the grid and healing settings of the
 /// live trader (same flags and environment) plus the replay's account and
@@ -70,6 +75,21 @@ pub struct BacktestArgs {
     /// Hide the progress bar.
     #[arg(long, default_value_t = false)]
     pub no_progress: bool,
+    /// Apply a SPEC §10 rollout profile (A ledger only = sticky; B +
+    /// tighten; C + churner; D full flywheel; E + auto write-off) over the
+    /// healing settings.
+    #[arg(long, value_enum, ignore_case = true)]
+    pub stage: Option<RolloutStage>,
+    /// Run the same candles under each listed stage (e.g. `A,D`) and write
+    /// one JSON object keyed by stage, with a side-by-side table on stderr.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        ignore_case = true,
+        conflicts_with = "stage"
+    )]
+    pub compare: Option<Vec<RolloutStage>>,
     /// Grid settings.
     #[command(flatten)]
     pub trading: crate::config::TradingArgs,
@@ -79,13 +99,30 @@ pub struct BacktestArgs {
 }
 
 impl BacktestArgs {
-    /// Validated run configuration plus every clamp warning (to log).
+    /// Validated run configuration plus every clamp warning (to log), with
+    /// `--stage` applied.
     ///
     /// # Errors
     /// [`crate::config::ConfigError`] for settings that cannot be clamped.
     pub fn resolve(&self) -> Result<(BacktestConfig, Vec<String>), crate::config::ConfigError> {
+        self.resolve_stage(self.stage)
+    }
+
+    /// Like [`Self::resolve`], under the given stage (`None`: the healing
+    /// flags as given).
+    ///
+    /// # Errors
+    /// [`crate::config::ConfigError`] for settings that cannot be clamped.
+    pub fn resolve_stage(
+        &self,
+        stage: Option<RolloutStage>,
+    ) -> Result<(BacktestConfig, Vec<String>), crate::config::ConfigError> {
         let (trading, mut w1) = self.trading.resolve()?;
-        let (healing, w2) = self.healing.resolve(&trading)?;
+        let mut healing_args = self.healing.clone();
+        if let Some(stage) = stage {
+            healing_args.apply_stage(stage);
+        }
+        let (healing, w2) = healing_args.resolve(&trading)?;
         w1.extend(w2);
         let spec = crate::pair::PairSpec {
             symbol: trading.pair.clone(),
@@ -100,6 +137,12 @@ impl BacktestArgs {
             w3.iter()
                 .map(|w| format!("{}={} clamped to {} ({})", w.field, w.given, w.used, w.rule)),
         );
+        let fees = crate::pair::FeeSchedule {
+            maker_pct: self.maker_fee,
+            taker_pct: self.taker_fee,
+        };
+        let reprice = healing.reprice_config(fees.round_trip_pct(), trading.poll_interval_sec);
+        let profile = healing.profile();
         let paper = PaperConfig {
             pair: crate::exchange::PairInfo {
                 spec,
@@ -117,6 +160,9 @@ impl BacktestArgs {
         };
         Ok((
             BacktestConfig {
+                stage: healing.stage(),
+                profile,
+                reprice,
                 engine,
                 paper,
                 poll_interval_sec: i64::try_from(trading.poll_interval_sec).unwrap_or(i64::MAX),
@@ -131,6 +177,12 @@ impl BacktestArgs {
 /// Everything a backtest run needs.
 #[derive(Debug, Clone)]
 pub struct BacktestConfig {
+    /// The rollout stage the healing settings amount to.
+    pub stage: RolloutStage,
+    /// Every effective healing value, for the start-up log.
+    pub profile: Vec<String>,
+    /// What repricing may do.
+    pub reprice: RepriceConfig,
     /// Validated engine configuration.
     pub engine: EngineConfig,
     /// The paper account (pair, fees, initial balances).
@@ -171,27 +223,66 @@ pub struct DailySample {
 /// The JSON report.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BacktestReport {
+    /// Rollout stage the run used.
+    pub stage: RolloutStage,
     /// Candles replayed.
     pub candles: u64,
     /// Executions fed to the engine.
     pub fills: u64,
     /// Round trips booked.
     pub completed_cycles: u64,
-    /// Sum of booked net profit (realised).
+    /// Mark-to-market result: booked cycles plus every open position valued
+    /// at the last close, fees included (its entry fee paid, its exit fee at
+    /// the maker rate), so healing that realizes a loss is compared fairly
+    /// with holding it.
     pub net_pnl_usd: Decimal,
+    /// Sum of booked net profit (realized only).
+    pub realized_pnl_usd: Decimal,
+    /// Sum of the losses of losing cycles.
+    pub realized_loss_usd: Decimal,
     /// Fees of every execution.
     pub fees_usd: Decimal,
     /// Open positions per band at the end.
     pub open_positions_by_band: BTreeMap<AgeBand, usize>,
-    /// Distinct positions seen in the stuck band or worse (hourly samples).
+    /// Distinct positions seen in band stuck or worse (hourly samples).
     pub positions_reached_stuck: usize,
+    /// Of those, positions whose exit filled afterwards.
+    pub positions_healed: usize,
+    /// `positions_healed / positions_reached_stuck` (1 when none got stuck).
+    pub heal_rate: f64,
+    /// Median time from first seen stuck to healed, seconds (hourly
+    /// resolution); `null` when nothing healed.
+    pub time_to_heal_p50_seconds: Option<i64>,
+    /// 90th percentile of the same.
+    pub time_to_heal_p90_seconds: Option<i64>,
+    /// Positions that reached stuck and are still open at the end.
+    pub still_stuck_at_end: usize,
+    /// Sum over positions of hours in band stuck or write-off x entry cost.
+    pub stuck_capital_hours: Decimal,
+    /// Subsidy credited (over-performance, churner, operator).
+    pub subsidy_earned_usd: Decimal,
+    /// Subsidy spent on reprices.
+    pub subsidy_spent_usd: Decimal,
+    /// Free tighten reprices.
+    pub reprices_tighten: u64,
+    /// Subsidized reprices (full and partial).
+    pub reprices_subsidy: u64,
+    /// Reprices below breakeven paid by subsidy.
+    pub reprices_loss_funded: u64,
+    /// Reprice skips per reason.
+    pub reprice_skips: BTreeMap<String, u64>,
+    /// Quote locked in buys plus base locked in sells valued at the last
+    /// close.
+    pub capital_locked_usd_at_end: Decimal,
+    /// Share of time in each regime (`unknown` until a detector is ready).
+    pub regime_share: BTreeMap<String, f64>,
     /// Longest time a position was open (hourly samples + end).
     pub longest_open_seconds: i64,
     /// Full runtime loops run (the rest were quiet candles).
     pub runtime_steps: u64,
     /// Orders placed.
     pub placements: u64,
-    /// Orders cancelled (refreshes).
+    /// Orders cancelled (refreshes and reprices).
     pub cancels: u64,
     /// Times a trade waited because its entry missed the pair minimums
     /// (each wait counted once).
@@ -220,6 +311,44 @@ fn band_counts<E: crate::exchange::Exchange, L: LedgerApi>(
     m
 }
 
+/// Open positions valued at `price`: what closing each at that price would
+/// add, with its entry fee (already paid) and an exit fee at `maker_pct`.
+fn mark_to_market(
+    engine: &crate::engine::EngineState,
+    price: Decimal,
+    maker_pct: Decimal,
+) -> Decimal {
+    engine
+        .open_exits()
+        .map(|x| {
+            let vol = x.remaining();
+            let gross = match x.id.trade {
+                crate::engine::TradeId::A => (x.entry.price - price) * vol,
+                crate::engine::TradeId::B => (price - x.entry.price) * vol,
+            };
+            // The executed part of the exit is already in its own fills.
+            let done = match x.id.trade {
+                crate::engine::TradeId::A => (x.entry.price * x.fills.volume) - x.fills.notional,
+                crate::engine::TradeId::B => x.fills.notional - (x.entry.price * x.fills.volume),
+            };
+            gross + done
+                - x.entry.fee
+                - x.fills.fee
+                - price * vol * maker_pct / Decimal::ONE_HUNDRED
+        })
+        .sum()
+}
+
+/// Entry cost of every open position, by slot, trade and cycle.
+fn entry_costs(
+    engine: &crate::engine::EngineState,
+) -> BTreeMap<(u32, crate::engine::TradeId, u64), Decimal> {
+    engine
+        .open_exits()
+        .map(|x| ((x.id.slot, x.id.trade, x.id.cycle), x.entry.cost))
+        .collect()
+}
+
 /// Runs a backtest over `candles` (oldest first).
 ///
 /// # Errors
@@ -237,6 +366,7 @@ pub async fn run_backtest(
     let mut rcfg = RuntimeConfig::new("backtest", cfg.engine.clone());
     rcfg.call_budget = cfg.call_budget;
     rcfg.reconcile_every = 0;
+    rcfg.reprice = cfg.reprice.clone();
     // Nobody inspects delivered writes of a backtest: keep the queue small.
     rcfg.outbox.retain_delivered = 0;
     let mut rt = Runtime::new(rcfg, paper.clone(), LocalLedger::new(ledger), store).await?;
@@ -258,9 +388,9 @@ pub async fn run_backtest(
     let mut fills_waiting = false;
     let mut steps = 0u64;
     let mut next_hour = first.time;
+    let mut last_sample = first.time;
     let mut next_day = first.time;
-    let mut stuck: BTreeSet<(u32, TradeId, u64)> = BTreeSet::new();
-    let mut longest = 0i64;
+    let mut tracker = HealTracker::default();
     let mut daily = Vec::new();
     for (i, c) in candles.iter().enumerate() {
         fills_waiting |= !paper.step(c).is_empty();
@@ -276,12 +406,16 @@ pub async fn run_backtest(
         }
         if c.time >= next_hour {
             next_hour = c.time + HOUR;
-            for p in classify_all(rt.engine(), c.time, &rt.engine_config().bands) {
-                longest = longest.max(p.age.age_sec);
-                if p.age.band >= AgeBand::Stuck {
-                    stuck.insert((p.slot, p.trade, p.cycle));
-                }
-            }
+            let open = classify_all(rt.engine(), c.time, &rt.engine_config().bands);
+            let costs = entry_costs(rt.engine());
+            let hours = Decimal::from(c.time - last_sample) / Decimal::from(HOUR);
+            last_sample = c.time;
+            tracker.sample(c.time, hours, &open, |p| {
+                costs
+                    .get(&(p.slot, p.trade, p.cycle))
+                    .copied()
+                    .unwrap_or_default()
+            });
         }
         if c.time >= next_day {
             next_day = c.time + DAY;
@@ -297,28 +431,57 @@ pub async fn run_backtest(
         }
     }
     bar.finish_and_clear();
-    let last = candles.last().map_or(first.time, |c| c.time);
+    let last = candles.last().unwrap_or(first);
     let end_ms = clock.now_ms();
     rt.step(end_ms).await?;
     rt.flush(end_ms).await?;
-    for p in classify_all(rt.engine(), last, &rt.engine_config().bands) {
-        longest = longest.max(p.age.age_sec);
-        if p.age.band >= AgeBand::Stuck {
-            stuck.insert((p.slot, p.trade, p.cycle));
-        }
-    }
+    let open = classify_all(rt.engine(), last.time, &rt.engine_config().bands);
+    let costs = entry_costs(rt.engine());
+    let hours = Decimal::from(last.time - last_sample) / Decimal::from(HOUR);
+    tracker.sample(last.time, hours, &open, |p| {
+        costs
+            .get(&(p.slot, p.trade, p.cycle))
+            .copied()
+            .unwrap_or_default()
+    });
     let status = rt.status(end_ms).await?;
     let ledger_open = rt.ledger_open_positions().await.unwrap_or(usize::MAX);
     let stats = rt.stats().clone();
+    let rs = rt.reprice_stats().clone();
+    let subsidy = rt.subsidy().clone();
+    let acct = paper.with_book(|b| b.account());
+    let unrealized = mark_to_market(rt.engine(), last.close, cfg.paper.fees.maker_pct);
+    let reached = tracker.reached_stuck();
     Ok(BacktestReport {
+        stage: cfg.stage,
         candles: candles.len() as u64,
         fills: stats.fills,
         completed_cycles: stats.completed_cycles,
-        net_pnl_usd: usd(stats.net_pnl),
+        net_pnl_usd: usd(stats.net_pnl + unrealized),
+        realized_pnl_usd: usd(stats.net_pnl),
+        realized_loss_usd: usd(stats.realized_loss),
         fees_usd: usd(stats.fees_paid),
-        open_positions_by_band: band_counts(&rt, last),
-        positions_reached_stuck: stuck.len(),
-        longest_open_seconds: longest,
+        open_positions_by_band: band_counts(&rt, last.time),
+        positions_reached_stuck: reached,
+        positions_healed: tracker.healed(),
+        heal_rate: if reached == 0 {
+            1.0
+        } else {
+            tracker.healed() as f64 / reached as f64
+        },
+        time_to_heal_p50_seconds: tracker.time_to_heal(0.5),
+        time_to_heal_p90_seconds: tracker.time_to_heal(0.9),
+        still_stuck_at_end: tracker.still_stuck(),
+        stuck_capital_hours: usd(tracker.stuck_capital_hours()),
+        subsidy_earned_usd: usd(subsidy.total_earned()),
+        subsidy_spent_usd: usd(subsidy.spent),
+        reprices_tighten: rs.tighten,
+        reprices_subsidy: rs.subsidized_full + rs.subsidized_partial,
+        reprices_loss_funded: rs.loss_funded,
+        reprice_skips: rs.skipped.clone(),
+        capital_locked_usd_at_end: usd(acct.quote_locked + acct.base_locked * last.close),
+        regime_share: BTreeMap::from([("unknown".to_owned(), 1.0)]),
+        longest_open_seconds: tracker.longest_open(),
         runtime_steps: steps,
         placements: stats.placements,
         cancels: stats.cancels,
@@ -328,6 +491,71 @@ pub async fn run_backtest(
         daily,
         wall_seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// A side-by-side table of the headline figures of several runs on the
+/// same candles (for `--compare`), one column per stage.
+#[must_use]
+pub fn compare_table(reports: &[BacktestReport]) -> String {
+    use std::fmt::Write as _;
+    type Row = (&'static str, fn(&BacktestReport) -> String);
+    let rows: [Row; 14] = [
+        ("net_pnl_usd (mark-to-market)", |r| {
+            r.net_pnl_usd.round_dp(4).to_string()
+        }),
+        ("realized_pnl_usd", |r| {
+            r.realized_pnl_usd.round_dp(4).to_string()
+        }),
+        ("completed_cycles", |r| r.completed_cycles.to_string()),
+        ("positions_reached_stuck", |r| {
+            r.positions_reached_stuck.to_string()
+        }),
+        ("positions_healed", |r| r.positions_healed.to_string()),
+        ("heal_rate", |r| format!("{:.2}", r.heal_rate)),
+        ("time_to_heal_p50_h", |r| hours(r.time_to_heal_p50_seconds)),
+        ("time_to_heal_p90_h", |r| hours(r.time_to_heal_p90_seconds)),
+        ("still_stuck_at_end", |r| r.still_stuck_at_end.to_string()),
+        ("stuck_capital_hours", |r| {
+            r.stuck_capital_hours.round_dp(1).to_string()
+        }),
+        ("subsidy_earned/spent_usd", |r| {
+            format!(
+                "{}/{}",
+                r.subsidy_earned_usd.round_dp(4),
+                r.subsidy_spent_usd.round_dp(4)
+            )
+        }),
+        ("reprices t/s/l", |r| {
+            format!(
+                "{}/{}/{}",
+                r.reprices_tighten, r.reprices_subsidy, r.reprices_loss_funded
+            )
+        }),
+        ("realized_loss_usd", |r| {
+            r.realized_loss_usd.round_dp(4).to_string()
+        }),
+        ("capital_locked_usd_at_end", |r| {
+            r.capital_locked_usd_at_end.round_dp(2).to_string()
+        }),
+    ];
+    let mut out = String::new();
+    let _ = write!(out, "{:<30}", "stage");
+    for r in reports {
+        let _ = write!(out, " {:>16}", format!("{:?}", r.stage));
+    }
+    out.push('\n');
+    for (name, f) in rows {
+        let _ = write!(out, "{name:<30}");
+        for r in reports {
+            let _ = write!(out, " {:>16}", f(r));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn hours(secs: Option<i64>) -> String {
+    secs.map_or_else(|| "-".to_owned(), |s| format!("{:.1}", s as f64 / 3600.0))
 }
 
 /// Report money to 8 decimals: exact sums of per-fill figures can carry

@@ -1,0 +1,151 @@
+//! What the backtest measures about healing, sampled hourly from the
+//! engine: which positions reached band stuck, when they healed (their exit
+//! filled afterwards), how long that took, and how much capital sat stuck
+//! for how long. Plain bookkeeping over samples; no I/O.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rust_decimal::Decimal;
+
+use crate::engine::{AgeBand, PositionBand, TradeId};
+
+type Key = (u32, TradeId, u64);
+
+/// Hourly samples of open positions, folded into the report's figures.
+#[derive(Debug, Default)]
+pub struct HealTracker {
+    /// First sample time each position was seen stuck or worse.
+    stuck_since: BTreeMap<Key, i64>,
+    /// Positions that reached stuck and later closed, with the time it took.
+    healed: Vec<i64>,
+    /// Keys already counted as healed.
+    closed: BTreeSet<Key>,
+    /// Sum over samples of hours x entry cost of positions stuck or worse.
+    stuck_capital_hours: Decimal,
+    /// Longest time a position was open.
+    longest_open: i64,
+}
+
+impl HealTracker {
+    /// Folds one sample at `now`, `hours` after the previous one, of every
+    /// open position (`cost_of` gives a position's entry cost).
+    pub fn sample(
+        &mut self,
+        now: i64,
+        hours: Decimal,
+        open: &[PositionBand],
+        cost_of: impl Fn(&PositionBand) -> Decimal,
+    ) {
+        let mut still: BTreeSet<Key> = BTreeSet::new();
+        for p in open {
+            let key = (p.slot, p.trade, p.cycle);
+            still.insert(key);
+            self.longest_open = self.longest_open.max(p.age.age_sec);
+            if p.age.band >= AgeBand::Stuck {
+                self.stuck_since.entry(key).or_insert(now);
+                self.stuck_capital_hours += hours * cost_of(p);
+            }
+        }
+        let gone: Vec<Key> = self
+            .stuck_since
+            .keys()
+            .filter(|k| !still.contains(k) && !self.closed.contains(*k))
+            .copied()
+            .collect();
+        for k in gone {
+            if let Some(since) = self.stuck_since.get(&k) {
+                self.healed.push(now - since);
+            }
+            self.closed.insert(k);
+        }
+    }
+
+    /// Positions seen in band stuck or worse.
+    #[must_use]
+    pub fn reached_stuck(&self) -> usize {
+        self.stuck_since.len()
+    }
+
+    /// Of those, the ones whose exit filled afterwards.
+    #[must_use]
+    pub fn healed(&self) -> usize {
+        self.healed.len()
+    }
+
+    /// Of those, the ones still open.
+    #[must_use]
+    pub fn still_stuck(&self) -> usize {
+        self.stuck_since.len() - self.closed.len()
+    }
+
+    /// Hours x entry cost spent stuck or worse.
+    #[must_use]
+    pub fn stuck_capital_hours(&self) -> Decimal {
+        self.stuck_capital_hours
+    }
+
+    /// Longest open time seen, seconds.
+    #[must_use]
+    pub fn longest_open(&self) -> i64 {
+        self.longest_open
+    }
+
+    /// The `q`-quantile (0..=1, nearest rank) of time to heal, seconds;
+    /// `None` when nothing healed.
+    #[must_use]
+    pub fn time_to_heal(&self, q: f64) -> Option<i64> {
+        if self.healed.is_empty() {
+            return None;
+        }
+        let mut v = self.healed.clone();
+        v.sort_unstable();
+        let rank = (q * v.len() as f64).ceil().max(1.0) as usize;
+        v.get(rank.min(v.len()) - 1).copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{OrderId, OrderRole, PositionAge};
+    use rust_decimal_macros::dec;
+
+    fn pos(cycle: u64, band: AgeBand) -> PositionBand {
+        PositionBand {
+            slot: 0,
+            trade: TradeId::B,
+            cycle,
+            exit_order_id: OrderId {
+                slot: 0,
+                trade: TradeId::B,
+                cycle,
+                role: OrderRole::Exit,
+                seq: cycle,
+            },
+            position_id: None,
+            age: PositionAge {
+                age_sec: 10,
+                distance_pct: dec!(1),
+                effective_age_sec: dec!(10),
+                band,
+            },
+        }
+    }
+
+    #[test]
+    fn stuck_positions_that_close_count_as_healed_with_their_time() {
+        let mut t = HealTracker::default();
+        let cost = |_: &PositionBand| dec!(5);
+        t.sample(
+            0,
+            dec!(1),
+            &[pos(1, AgeBand::Stuck), pos(2, AgeBand::Fresh)],
+            cost,
+        );
+        t.sample(3600, dec!(1), &[pos(1, AgeBand::WriteOff)], cost);
+        t.sample(7200, dec!(1), &[], cost);
+        assert_eq!((t.reached_stuck(), t.healed(), t.still_stuck()), (1, 1, 0));
+        assert_eq!(t.time_to_heal(0.5), Some(7200));
+        assert_eq!(t.stuck_capital_hours(), dec!(10));
+    }
+}
