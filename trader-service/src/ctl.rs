@@ -191,6 +191,9 @@ pub fn render_status(s: &pb::GetStatusResponse) -> String {
         budget.limit,
         budget.deferred
     );
+    if let Some(h) = &s.healing {
+        render_healing(&mut out, h);
+    }
     for p in &s.parked_writes {
         let _ = writeln!(
             out,
@@ -261,4 +264,63 @@ pub fn render_status(s: &pb::GetStatusResponse) -> String {
         );
     }
     out
+}
+
+/// The self-healing section: stage, regime, target, subsidy per slot and the
+/// repricing counters.
+fn render_healing(out: &mut String, h: &pb::Healing) {
+    let regime = h.regime.clone().unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "healing stage {}  regime {} ({:.2}{}{})  profit target {} %",
+        h.stage,
+        regime.state,
+        regime.confidence,
+        if regime.ready { "" } else { ", not ready" },
+        regime.override_until.map_or_else(String::new, |t| format!(
+            ", operator override until {}",
+            t.seconds
+        )),
+        h.profit_target_pct
+    );
+    let mut earned: Vec<String> = h
+        .earned_by_source
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    earned.sort();
+    let _ = writeln!(
+        out,
+        "subsidy earned [{}] spent {}",
+        earned.join(", "),
+        h.spent
+    );
+    for s in &h.subsidy {
+        let _ = writeln!(
+            out,
+            "  slot {} subsidy {} pending need {}{}",
+            s.slot_id,
+            s.balance,
+            s.pending_need,
+            if s.halted {
+                "  HALTED: ledger refused a debit"
+            } else {
+                ""
+            }
+        );
+    }
+    if let Some(r) = &h.reprices {
+        let mut skipped: Vec<String> = r.skipped.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        skipped.sort();
+        let _ = writeln!(
+            out,
+            "reprices checked {} tighten {} subsidized {} full / {} partial, loss-funded {}; skipped [{}]",
+            r.checked,
+            r.tighten,
+            r.subsidized_full,
+            r.subsidized_partial,
+            r.loss_funded,
+            skipped.join(", ")
+        );
+    }
 }

@@ -195,6 +195,45 @@ pub fn status_response(s: &StatusSnapshot) -> pb::GetStatusResponse {
                 created_at: Some(timestamp_ms(p.created_at_ms)),
             })
             .collect(),
+        healing: Some(healing(&s.healing)),
+    }
+}
+
+fn healing(h: &crate::runtime::status::HealingStatusView) -> pb::Healing {
+    let r = &h.reprices;
+    pb::Healing {
+        stage: h.stage.clone(),
+        regime: Some(pb::RegimeStatus {
+            state: h.regime.state.clone(),
+            confidence: h.regime.confidence,
+            ready: h.regime.ready,
+            override_until: h.regime.override_until.map(|t| timestamp_ms(t * 1000)),
+        }),
+        profit_target_pct: format_decimal(h.profit_target_pct),
+        subsidy: h
+            .subsidy
+            .iter()
+            .map(|s| pb::SlotSubsidy {
+                slot_id: s.slot_id,
+                balance: format_decimal(s.balance),
+                pending_need: format_decimal(s.pending_need),
+                halted: s.halted,
+            })
+            .collect(),
+        reprices: Some(pb::RepriceCounters {
+            checked: r.checked,
+            tighten: r.tighten,
+            subsidized_full: r.subsidized_full,
+            subsidized_partial: r.subsidized_partial,
+            loss_funded: r.loss_funded,
+            skipped: r.skipped.clone().into_iter().collect(),
+        }),
+        earned_by_source: h
+            .earned_by_source
+            .iter()
+            .map(|(k, v)| (k.to_lowercase(), format_decimal(*v)))
+            .collect(),
+        spent: format_decimal(h.spent),
     }
 }
 

@@ -367,6 +367,7 @@ pub async fn run_backtest(
     rcfg.call_budget = cfg.call_budget;
     rcfg.reconcile_every = 0;
     rcfg.reprice = cfg.reprice.clone();
+    rcfg.stage = cfg.stage;
     // Nobody inspects delivered writes of a backtest: keep the queue small.
     rcfg.outbox.retain_delivered = 0;
     let mut rt = Runtime::new(rcfg, paper.clone(), LocalLedger::new(ledger), store).await?;

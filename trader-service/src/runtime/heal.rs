@@ -112,6 +112,41 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
             .credit(slot, amount, SubsidySource::OverPerformance);
     }
 
+    /// Takes each slot's balance from the ledger. Called only when nothing
+    /// of this trader is unacknowledged, so the ledger's figure already
+    /// includes every write of ours and anything higher is an outside
+    /// (operator) credit. Skipped while subsidized repricing is off: the
+    /// view then only counts.
+    pub(crate) async fn sync_subsidy(&mut self) {
+        if !self.cfg.reprice.subsidized {
+            return;
+        }
+        let slots: Vec<SlotId> = self.engine.slots.keys().copied().collect();
+        for slot in slots {
+            let req = healgrid_proto::ledger::v1::GetSubsidyBalanceRequest {
+                bot_id: self.cfg.bot_id.clone(),
+                slot_id: Some(slot),
+            };
+            let balance = match self.ledger.get_subsidy_balance(req).await {
+                Ok(r) => r
+                    .subsidy
+                    .and_then(|s| s.balance.parse::<rust_decimal::Decimal>().ok()),
+                Err(e) => {
+                    tracing::warn!(slot, error = %e, "subsidy balance unavailable; view kept");
+                    return;
+                }
+            };
+            if let Some(b) = balance
+                && b != self.book.subsidy.balance(slot)
+            {
+                tracing::info!(slot, ledger = %b, trader = %self.book.subsidy.balance(slot),
+                    "subsidy view synced from the ledger");
+                self.book.subsidy.sync(slot, b);
+                self.dirty = true;
+            }
+        }
+    }
+
     /// The ledger refused a reprice debit for good: stop subsidized
     /// repricing of that slot and raise the alarm.
     pub(crate) fn halt_subsidy(&mut self, slot: SlotId, reason: &str) {

@@ -66,6 +66,8 @@ pub struct RuntimeConfig {
     pub reconcile_every: u64,
     /// What self-healing may reprice (all off: the sticky grid, stage A).
     pub reprice: crate::healing::RepriceConfig,
+    /// The rollout stage the settings amount to (shown in the status).
+    pub stage: crate::config::RolloutStage,
     /// How long an ambiguous placement may still appear on the exchange
     /// before it may be placed again.
     pub placement_stale: StalePolicy,
@@ -86,6 +88,7 @@ impl RuntimeConfig {
             shutdown_flush: Duration::from_secs(10),
             reconcile_every: 20,
             reprice: crate::healing::RepriceConfig::off(),
+            stage: crate::config::RolloutStage::A,
             placement_stale: StalePolicy::default(),
         }
     }

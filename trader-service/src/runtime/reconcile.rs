@@ -75,6 +75,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
         self.import_legacy(&open);
         if self.pending.is_empty() && self.outbox.depth().await? == 0 {
             self.check_coverage(now_ms).await?;
+            self.sync_subsidy().await;
         }
         Ok(())
     }

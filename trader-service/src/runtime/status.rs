@@ -8,6 +8,7 @@
 //! `tokio::sync::watch`, so publishing is one pointer swap and readers see
 //! a consistent view of one loop.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use rust_decimal::Decimal;
@@ -109,6 +110,51 @@ pub struct OutboxStatusView {
     pub parked: u64,
 }
 
+/// The regime detector as the status shows it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RegimeStatusView {
+    /// `bearish`, `ranging`, `bullish` or `unknown`.
+    pub state: String,
+    /// Posterior of that state.
+    pub confidence: f64,
+    /// Enough data for a label.
+    pub ready: bool,
+    /// Operator override expiry (unix seconds), when one is in force.
+    pub override_until: Option<i64>,
+}
+
+/// One slot's subsidy.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlotSubsidyView {
+    /// Slot.
+    pub slot_id: SlotId,
+    /// Spendable balance (trader's view).
+    pub balance: Decimal,
+    /// Still needed to bring its eligible positions to fillable.
+    pub pending_need: Decimal,
+    /// Subsidized repricing stopped after a refused debit.
+    pub halted: bool,
+}
+
+/// The self-healing section of the status.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HealingStatusView {
+    /// Rollout stage in force (`A`..`E`).
+    pub stage: String,
+    /// Regime detector.
+    pub regime: RegimeStatusView,
+    /// Profit target new exits are placed with.
+    pub profit_target_pct: Decimal,
+    /// Per-slot subsidy.
+    pub subsidy: Vec<SlotSubsidyView>,
+    /// Repricing counters.
+    pub reprices: crate::healing::RepriceStats,
+    /// Lifetime credits by source.
+    pub earned_by_source: BTreeMap<String, Decimal>,
+    /// Lifetime subsidy spent.
+    pub spent: Decimal,
+}
+
 /// A ledger write the ledger refused for good.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ParkedWriteView {
@@ -136,7 +182,7 @@ pub struct BudgetStatusView {
 }
 
 /// A consistent picture of the runtime after one loop.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StatusSnapshot {
     /// Which bot (also the ledger's `bot_id`).
     pub bot_id: String,
@@ -159,6 +205,8 @@ pub struct StatusSnapshot {
     /// alarm for the operator, who fixes the cause and retries them
     /// ([`ControlCommand::RetryParked`]).
     pub parked_writes: Vec<ParkedWriteView>,
+    /// Self-healing: stage, regime, profit target, subsidy, reprices.
+    pub healing: HealingStatusView,
     /// Unix milliseconds of the end of the last loop (0 before the first).
     pub last_loop_at_ms: i64,
     /// Loops run since start.
@@ -181,6 +229,7 @@ impl StatusSnapshot {
             positions: Vec::new(),
             outbox: OutboxStatusView::default(),
             parked_writes: Vec::new(),
+            healing: HealingStatusView::default(),
             last_loop_at_ms: 0,
             loops: 0,
             budget: BudgetStatusView::default(),

@@ -10,8 +10,8 @@ use crate::runtime::book::held_orders;
 use crate::runtime::ledger::LedgerApi;
 use crate::runtime::r#loop::{Runtime, RuntimeError};
 use crate::runtime::status::{
-    OrderStatusView, OutboxStatusView, ParkedWriteView, PositionStatusView, SlotStatusView,
-    StatusSnapshot,
+    HealingStatusView, OrderStatusView, OutboxStatusView, ParkedWriteView, PositionStatusView,
+    RegimeStatusView, SlotStatusView, SlotSubsidyView, StatusSnapshot,
 };
 
 impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
@@ -106,6 +106,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
                 parked: u64::try_from(parked.len()).unwrap_or(u64::MAX),
             },
             parked_writes: parked,
+            healing: self.healing_view(),
             last_loop_at_ms: self.last_loop_ms,
             loops: self.stats.loops,
             budget: self.last_budget,
@@ -143,6 +144,47 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
             })
             .await?;
         Ok(r.positions.len())
+    }
+}
+
+impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
+    /// The self-healing section of the status.
+    fn healing_view(&self) -> HealingStatusView {
+        let v = &self.book.subsidy;
+        let slots: std::collections::BTreeSet<_> = self
+            .engine
+            .slots
+            .keys()
+            .chain(v.balance.keys())
+            .copied()
+            .collect();
+        HealingStatusView {
+            stage: format!("{:?}", self.cfg.stage),
+            regime: RegimeStatusView {
+                state: "unknown".into(),
+                ..RegimeStatusView::default()
+            },
+            profit_target_pct: self
+                .engine
+                .profit_target_pct
+                .unwrap_or(self.cfg.engine.profit_pct),
+            subsidy: slots
+                .into_iter()
+                .map(|slot_id| SlotSubsidyView {
+                    slot_id,
+                    balance: v.balance(slot_id),
+                    pending_need: self.pending_need.get(&slot_id).copied().unwrap_or_default(),
+                    halted: v.halted.contains(&slot_id),
+                })
+                .collect(),
+            reprices: self.book.heal_stats.clone(),
+            earned_by_source: v
+                .earned
+                .iter()
+                .map(|(k, amount)| (format!("{k:?}"), *amount))
+                .collect(),
+            spent: v.spent,
+        }
     }
 }
 

@@ -559,6 +559,7 @@ async fn trade<E: Exchange, C: Clock>(
         i64::try_from(args.placement_stale_sec.saturating_mul(1000)).unwrap_or(i64::MAX);
     rcfg.post_only = args.post_only;
     rcfg.shutdown_flush = Duration::from_secs(args.shutdown_flush_sec);
+    rcfg.stage = plan.healing.stage();
     rcfg.reprice = plan
         .healing
         .reprice_config(fees.round_trip_pct(), plan.trading.poll_interval_sec);
