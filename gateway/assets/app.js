@@ -65,7 +65,7 @@
     let payload = {};
     try { payload = await r.json(); } catch (e) { /* empty body */ }
     if (r.ok) {
-      toast("done: " + path + " " + JSON.stringify(payload), false);
+      toast("done: POST " + path + " → " + JSON.stringify(payload), false);
     } else {
       const msg = payload.error ? payload.error.message : "HTTP " + r.status;
       toast("refused (" + r.status + "): " + msg, true);

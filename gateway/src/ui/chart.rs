@@ -7,8 +7,8 @@ use std::fmt::Write as _;
 use crate::view::decimal;
 use crate::view::status::{Band, OpenPosition};
 
-const W: f64 = 640.0;
-const H: f64 = 220.0;
+const W: f64 = 1000.0;
+const H: f64 = 240.0;
 const PAD: f64 = 8.0;
 const LABEL_W: f64 = 84.0;
 
@@ -42,7 +42,7 @@ pub fn levels(market: Option<&str>, positions: &[OpenPosition]) -> Option<String
     let (lo, hi) = (lo - span * 0.08, hi + span * 0.08);
     let y = |v: f64| PAD + (hi - v) / (hi - lo) * (H - 2.0 * PAD);
     let mut svg = format!(
-        r#"<svg class="chart" viewBox="0 0 {W} {H}" role="img" aria-label="market price and open exit levels" preserveAspectRatio="none">"#
+        r#"<svg class="chart" viewBox="0 0 {W} {H}" role="img" aria-label="market price and open exit levels">"#
     );
     for (price, p) in &exits {
         let _ = write!(

@@ -120,7 +120,7 @@ fn heatmap(snap: &Snapshot) -> Markup {
                     }
                 }
                 tfoot {
-                    tr { th { "all" } @for bc in &st.bands { td { b { (bc.count) } br; small { "$" (bc.capital) } } } }
+                    tr { th { "all" } @for bc in &st.bands { td { b { (bc.count) } br; small { "$" (money(&bc.capital)) } } } }
                 }
             }
         }
@@ -210,6 +210,12 @@ fn price_chart(snap: &Snapshot) -> Markup {
     }
 }
 
+/// A decimal string rounded to cents for display (as given when it is not
+/// a number).
+fn money(s: &str) -> String {
+    crate::view::decimal(s).map_or_else(|| s.to_owned(), |d| format_decimal(d.round_dp(2)))
+}
+
 /// Seconds as a short human age.
 #[must_use]
 pub fn age(secs: i64) -> String {
@@ -249,5 +255,6 @@ mod tests {
         .into_string();
         assert!(html.contains("no slots yet") && html.contains("no market price yet"));
         assert_eq!(age(90_000), "1d 1h");
+        assert_eq!(money("39.99999999672534"), "40");
     }
 }
