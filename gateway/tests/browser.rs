@@ -188,7 +188,7 @@ async fn dashboard_in_headless_chromium() {
             "HEALGRID_REQUIRE_BROWSER=1 but chromium or chromedriver is missing"
         );
         eprintln!(
-            "SKIPPED (browser): install Debian's chromium and chromium-driver to run this test"
+            "notice: browser test skipped; install Debian's chromium and chromium-driver to run it"
         );
         return;
     };
