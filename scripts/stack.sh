@@ -2,15 +2,17 @@
 # One command for the local healgrid stack: builds the release binaries once,
 # starts the ledger (embedded SQLite under ./.healgrid/) and the trader on the
 # paper exchange with a synthetic market at 600x speed, waits until both answer
-# gRPC health, prints where they listen, and stops both on Ctrl-C / SIGTERM.
+# gRPC health, starts the gateway (REST API + dashboard) in front of them,
+# prints the dashboard URL, and stops all three on Ctrl-C / SIGTERM.
 #
 # Every start is a fresh paper demo: the paper exchange lives inside the trader
 # process, so its orders end with it; the state of the previous run is wiped.
 #
 # Settings (environment): LEDGER_LISTEN (127.0.0.1:50051), TRADER_LISTEN
-# (127.0.0.1:50052), SIM_SPEED (600), ORDER_SIZE_USD (10: XDGUSD's ordermin is
-# 50 DOGE), SLOTS (3), RUST_LOG (info); any other trader setting (see
-# `trader-service run --help`) is passed through as well.
+# (127.0.0.1:50052), GATEWAY_LISTEN (127.0.0.1:8080), SIM_SPEED (600), ORDER_SIZE_USD (10: XDGUSD's ordermin is
+# 50 DOGE), SLOTS (3), RUST_LOG (info), GATEWAY_TOKEN (unset: actions open
+# on loopback); any other trader setting (see `trader-service run --help`) is
+# passed through as well.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -21,13 +23,14 @@ BIN="$TARGET/release"
 
 export LEDGER_LISTEN="${LEDGER_LISTEN:-127.0.0.1:50051}"
 export TRADER_LISTEN="${TRADER_LISTEN:-127.0.0.1:50052}"
+export GATEWAY_LISTEN="${GATEWAY_LISTEN:-127.0.0.1:8080}"
 export SIM_SPEED="${SIM_SPEED:-600}"
 export ORDER_SIZE_USD="${ORDER_SIZE_USD:-10}"
 export SLOTS="${SLOTS:-3}"
 export RUST_LOG="${RUST_LOG:-info}"
 
 echo "==> building release binaries (once; later runs are incremental)"
-cargo build --release -p ledger-service -p trader-service
+cargo build --release -p ledger-service -p trader-service -p gateway
 
 rm -rf "$STATE"
 mkdir -p "$STATE"
@@ -58,9 +61,9 @@ TRADER_DATABASE_URL="sqlite://$STATE/trader.db" \
   >"$STATE/trader.log" 2>&1 &
 PIDS+=($!)
 
-# --- the gateway / dashboard (HTTP 127.0.0.1:8080) joins here in a later
-# --- issue: start it after the trader with TRADER_URL and LEDGER_URL, add its
-# --- pid to PIDS and wait for its /healthz below.
+TRADER_URL="http://$TRADER_LISTEN" LEDGER_URL="http://$LEDGER_LISTEN" \
+  "$BIN/gateway" >"$STATE/gateway.log" 2>&1 &
+PIDS+=($!)
 
 wait_healthy() { # name url pid log
   local deadline=$((SECONDS + 60))
@@ -81,12 +84,25 @@ wait_healthy() { # name url pid log
 echo "==> waiting for health"
 wait_healthy ledger "http://$LEDGER_LISTEN" "${PIDS[0]}" "$STATE/ledger.log"
 wait_healthy trader "http://$TRADER_LISTEN" "${PIDS[1]}" "$STATE/trader.log"
+deadline=$((SECONDS + 30))
+until curl -fsS "http://$GATEWAY_LISTEN/healthz" >/dev/null 2>&1; do
+  if ! kill -0 "${PIDS[2]}" 2>/dev/null || ((SECONDS > deadline)); then
+    echo "!! gateway not up; last lines of $STATE/gateway.log:" >&2
+    tail -n 20 "$STATE/gateway.log" >&2
+    exit 1
+  fi
+  sleep 0.2
+done
+echo "    gateway healthy at http://$GATEWAY_LISTEN"
 
 cat <<INFO
 
 healgrid is running (paper exchange, synthetic XDGUSD market at ${SIM_SPEED}x):
   ledger  gRPC  $LEDGER_LISTEN   db  $STATE/ledger.db   log  $STATE/ledger.log
   trader  gRPC  $TRADER_LISTEN   db  $STATE/trader.db   log  $STATE/trader.log
+  gateway HTTP  $GATEWAY_LISTEN   log  $STATE/gateway.log
+
+Dashboard: http://$GATEWAY_LISTEN/
 
 Look at it:
   $BIN/trader-service ctl status          # slots, orders, positions with bands
@@ -95,9 +111,12 @@ Look at it:
   grpcurl -plaintext $TRADER_LISTEN healgrid.trader.v1.TraderService/GetStatus
   grpcurl -plaintext -d '{"reason":"look"}' $TRADER_LISTEN healgrid.trader.v1.TraderService/Pause
   grpcurl -plaintext -d '{"bot_id":"paper:XDGUSD:main"}' $LEDGER_LISTEN healgrid.ledger.v1.LedgerService/ListOpenPositions
+  curl -s http://$GATEWAY_LISTEN/api/v1/status
+  curl -s -X POST -H 'Idempotency-Key: pause-1' http://$GATEWAY_LISTEN/api/v1/pause
+  curl -s http://$GATEWAY_LISTEN/api/v1/openapi.json
   tail -f $STATE/trader.log
 
-Ctrl-C stops both.
+Ctrl-C stops all three.
 INFO
 
 # Wait until a service dies or we are told to stop.

@@ -1,0 +1,202 @@
+//! Command-line and environment configuration (flags win over environment),
+//! and the action policy it implies (token, loopback or refused).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+use crate::auth::{ActionPolicy, Token};
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// healgrid gateway: REST API and operator dashboard over the trader and
+/// ledger gRPC APIs.
+#[derive(Clone, Parser)]
+#[command(name = "gateway", version, about)]
+pub struct Config {
+    /// Address to serve HTTP on (dashboard, `/api/v1`, `/healthz`, `/metrics`).
+    #[arg(long, env = "GATEWAY_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// The trader's gRPC control API.
+    #[arg(long, env = "TRADER_URL", default_value = "http://127.0.0.1:50052")]
+    pub trader_url: String,
+
+    /// The ledger's gRPC API.
+    #[arg(long, env = "LEDGER_URL", default_value = "http://127.0.0.1:50051")]
+    pub ledger_url: String,
+
+    /// The ledger's bot id; by default the one the trader reports (needed to
+    /// read the ledger while the trader is down).
+    #[arg(long, env = "BOT_ID")]
+    pub bot_id: Option<String>,
+
+    /// Deadline of every gRPC call, milliseconds.
+    #[arg(long, env = "GATEWAY_RPC_DEADLINE_MS", default_value_t = 2000)]
+    pub rpc_deadline_ms: u64,
+
+    /// Bearer token that actions (POST) require. Never logged.
+    #[arg(long = "token", env = "GATEWAY_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+
+    /// File holding the bearer token (trailing newline ignored); exclusive
+    /// with `GATEWAY_TOKEN`.
+    #[arg(long, env = "GATEWAY_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+
+    /// Log format; verbosity comes from `RUST_LOG` (default `info`).
+    #[arg(long, env = "GATEWAY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("trader_url", &self.trader_url)
+            .field("ledger_url", &self.ledger_url)
+            .field("bot_id", &self.bot_id)
+            .field("rpc_deadline_ms", &self.rpc_deadline_ms)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("token_file", &self.token_file)
+            .field("log_format", &self.log_format)
+            .finish()
+    }
+}
+
+/// A setting that cannot work.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Both token sources were given.
+    #[error("set GATEWAY_TOKEN or GATEWAY_TOKEN_FILE, not both")]
+    TwoTokens,
+    /// The token file could not be read.
+    #[error("reading the token file {path}: {source}")]
+    TokenFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The token is empty (after trimming the file's trailing newline).
+    #[error("the gateway token is empty")]
+    EmptyToken,
+    /// The deadline is zero.
+    #[error("--rpc-deadline-ms must be at least 1")]
+    ZeroDeadline,
+}
+
+impl Config {
+    /// Deadline of every gRPC call.
+    ///
+    /// # Errors
+    /// [`ConfigError::ZeroDeadline`].
+    pub fn rpc_deadline(&self) -> Result<Duration, ConfigError> {
+        if self.rpc_deadline_ms == 0 {
+            return Err(ConfigError::ZeroDeadline);
+        }
+        Ok(Duration::from_millis(self.rpc_deadline_ms))
+    }
+
+    /// Who may act: with a token, its bearers; without one, anyone when the
+    /// gateway listens on loopback, nobody otherwise.
+    ///
+    /// # Errors
+    /// Two token sources, an unreadable file or an empty token.
+    pub fn action_policy(&self) -> Result<ActionPolicy, ConfigError> {
+        let token =
+            match (&self.token, &self.token_file) {
+                (Some(_), Some(_)) => return Err(ConfigError::TwoTokens),
+                (Some(t), None) => Some(t.clone()),
+                (None, Some(path)) => Some(std::fs::read_to_string(path).map_err(|source| {
+                    ConfigError::TokenFile {
+                        path: path.clone(),
+                        source,
+                    }
+                })?),
+                (None, None) => None,
+            };
+        match token {
+            Some(t) => {
+                let t = t.trim_end_matches(['\r', '\n']);
+                if t.is_empty() {
+                    return Err(ConfigError::EmptyToken);
+                }
+                Ok(ActionPolicy::Token(Token::new(t)))
+            }
+            None if self.listen.ip().is_loopback() => Ok(ActionPolicy::OpenOnLoopback),
+            None => Ok(ActionPolicy::Refused),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Config {
+        let mut all = vec!["gateway"];
+        all.extend_from_slice(args);
+        Config::try_parse_from(all).unwrap()
+    }
+
+    /// Proves: defaults match SPEC §14 and a loopback gateway without a
+    /// token lets actions through, a public one refuses them.
+    #[test]
+    fn defaults_and_policy() {
+        let c = parse(&[]);
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.trader_url, "http://127.0.0.1:50052");
+        assert_eq!(c.ledger_url, "http://127.0.0.1:50051");
+        assert!(matches!(
+            c.action_policy().unwrap(),
+            ActionPolicy::OpenOnLoopback
+        ));
+        let c = parse(&["--listen", "0.0.0.0:8080"]);
+        assert!(matches!(c.action_policy().unwrap(), ActionPolicy::Refused));
+        let c = parse(&["--listen", "0.0.0.0:8080", "--token", "s3cret"]);
+        assert!(matches!(c.action_policy().unwrap(), ActionPolicy::Token(_)));
+    }
+
+    /// Proves: a bad token setting is refused with a clear error, and the
+    /// token never shows in the config's debug output.
+    #[test]
+    fn bad_tokens_are_refused_and_never_printed() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "\n").unwrap();
+        let f = file.to_str().unwrap();
+        assert!(matches!(
+            parse(&["--token-file", f]).action_policy(),
+            Err(ConfigError::EmptyToken)
+        ));
+        assert!(matches!(
+            parse(&["--token", "a", "--token-file", f]).action_policy(),
+            Err(ConfigError::TwoTokens)
+        ));
+        assert!(matches!(
+            parse(&["--token-file", "/nonexistent/token"]).action_policy(),
+            Err(ConfigError::TokenFile { .. })
+        ));
+        std::fs::write(&file, "from-file\n").unwrap();
+        assert!(matches!(
+            parse(&["--token-file", f]).action_policy(),
+            Ok(ActionPolicy::Token(_))
+        ));
+        let c = parse(&["--token", "very-secret-token"]);
+        assert!(!format!("{c:?}").contains("very-secret-token"));
+        assert!(matches!(
+            parse(&["--rpc-deadline-ms", "0"]).rpc_deadline(),
+            Err(ConfigError::ZeroDeadline)
+        ));
+    }
+}

@@ -1,0 +1,78 @@
+//! `gateway`: serves the healgrid REST API and dashboard until SIGTERM or
+//! ctrl-c. Starts even when the trader or ledger is down.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use gateway::AppState;
+use gateway::clients::Backends;
+use gateway::config::{Config, LogFormat};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = Config::parse();
+    init_logging(config.log_format);
+    let policy = config.action_policy()?;
+    let deadline = config.rpc_deadline()?;
+    let backends = Backends::new(&config.trader_url, &config.ledger_url, deadline)?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let local = listener.local_addr()?;
+    tracing::info!(
+        listen = %local,
+        trader_url = %config.trader_url,
+        ledger_url = %config.ledger_url,
+        bot_id = config.bot_id.as_deref().unwrap_or("(from the trader)"),
+        rpc_deadline_ms = config.rpc_deadline_ms,
+        actions = policy.describe(),
+        "gateway listening; dashboard at http://{local}/"
+    );
+    let state = Arc::new(AppState::new(backends, policy, config.bot_id.clone()));
+    gateway::serve(listener, state, shutdown_signal()).await?;
+    tracing::info!("gateway stopped");
+    Ok(())
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for ctrl-c");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown requested; finishing in-flight requests");
+}

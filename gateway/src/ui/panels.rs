@@ -1,0 +1,260 @@
+//! The dashboard panels, rendered from one [`Snapshot`]: overview, slots,
+//! age heat map, subsidy, churners, cleanup queue and price chart. Each
+//! panel renders on its own from what it has; a missing backend or field
+//! blanks only what depends on it.
+
+use std::collections::BTreeSet;
+
+use healgrid_proto::convert::format_decimal;
+use maud::{Markup, html};
+
+use super::{Snapshot, chart, raw, unavailable};
+use crate::view::status::{self as sv, BANDS, Mode, Status};
+
+fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
+    v.map_or_else(|| "—".to_owned(), |v| v.to_string())
+}
+
+/// Every panel.
+pub fn all(s: &Snapshot) -> Markup {
+    html! {
+        div.grid {
+            section.card #overview { h2 { "Overview" } (overview(s)) }
+            section.card #subsidy { h2 { "Subsidy health" } (subsidy(s)) }
+            section.card.wide #chart { h2 { "Price and open exits" } (price_chart(s)) }
+            section.card.wide #heatmap { h2 { "Age heat map (open positions by band × slot)" } (heatmap(s)) }
+            section.card.wide #slots { h2 { "Slots" } (slots(s)) }
+            section.card.wide #cleanup { h2 { "Cleanup queue" } (cleanup(s)) }
+            section.card #churners { h2 { "Churner activity" } (churners()) }
+        }
+    }
+}
+
+fn mode_word(m: Mode) -> &'static str {
+    match m {
+        Mode::Running => "running",
+        Mode::Paused => "paused",
+        Mode::Halted => "halted",
+        Mode::Unknown => "unknown",
+    }
+}
+
+fn overview(snap: &Snapshot) -> Markup {
+    let st = match &snap.status {
+        Ok(s) => s,
+        Err(e) => return unavailable(e),
+    };
+    html! {
+        dl.kv {
+            dt { "Bot" } dd { (st.bot_id) " · " (st.pair) }
+            dt { "Mode" } dd { span class={"mode " (mode_word(st.mode))} { (mode_word(st.mode)) } @if let Some(r) = &st.mode_reason { " — " (r) } }
+            dt { "Market" } dd { (opt(st.market.price.as_ref())) " " small { "(" (opt(st.market.age_seconds)) " s old)" } }
+            dt { "Loops" } dd { (st.loops) " " small { "last " (opt(st.last_loop_at.as_ref())) } }
+            dt { "Outbox" } dd { (st.outbox.depth) " pending · " span class=(if st.outbox.parked > 0 { "warn" } else { "" }) { (st.outbox.parked) " parked" } }
+            dt { "Call budget" } dd { (st.budget.used) " / " (st.budget.limit) " used · " (st.budget.deferred) " deferred" }
+            dt { "Open positions" } dd { (st.positions.len()) }
+            dt { "Regime, P&L, target" } dd.muted { "not reported by the trader yet" }
+        }
+        div.actions {
+            button data-action="/api/v1/pause" data-title="Pause trading" { "Pause" }
+            button data-action="/api/v1/resume" data-title="Resume trading" { "Resume" }
+        }
+    }
+}
+
+fn slots(snap: &Snapshot) -> Markup {
+    let st = match &snap.status {
+        Ok(s) => s,
+        Err(e) => return unavailable(e),
+    };
+    if st.slots.is_empty() {
+        return html! { p.muted { "no slots yet (the trader has not run a loop)" } };
+    }
+    html! {
+        div.slots {
+            @for sl in &st.slots {
+                div class={"slot " @if sl.halted_reason.is_some() { "halted" }} {
+                    div.slot-id { "#" (sl.slot_id) }
+                    div.phase { (sl.phase.to_uppercase()) }
+                    div.orders { (sl.orders.len()) " orders" }
+                    @if let Some(r) = &sl.halted_reason { div.reason title=(r) { "halted: " (r) } }
+                }
+            }
+        }
+    }
+}
+
+fn heatmap(snap: &Snapshot) -> Markup {
+    let st = match &snap.status {
+        Ok(s) => s,
+        Err(e) => return unavailable(e),
+    };
+    let cells = sv::heatmap(&st.positions);
+    let slot_ids: BTreeSet<u32> = st
+        .slots
+        .iter()
+        .map(|s| s.slot_id)
+        .chain(st.positions.iter().map(|p| p.slot_id))
+        .collect();
+    let max = cells.values().map(|c| c.count).max().unwrap_or(0).max(1);
+    html! {
+        div.scroll {
+            table.heat {
+                thead { tr { th { "slot" } @for b in BANDS { th { (b.as_str()) } } } }
+                tbody {
+                    @for slot in &slot_ids {
+                        tr {
+                            th { "#" (slot) }
+                            @for b in BANDS {
+                                @match cells.get(&(*slot, b)) {
+                                    Some(c) => {
+                                        td class={"cell " (b.as_str())} style={"--heat:" (format!("{:.2}", c.count as f64 / max as f64))}
+                                            title={(c.count) " open, capital " (format_decimal(c.capital))} {
+                                            b { (c.count) } br; small { "$" (format_decimal(c.capital.round_dp(2))) }
+                                        }
+                                    }
+                                    None => { td.cell.empty { "·" } }
+                                }
+                            }
+                        }
+                    }
+                }
+                tfoot {
+                    tr { th { "all" } @for bc in &st.bands { td { b { (bc.count) } br; small { "$" (money(&bc.capital)) } } } }
+                }
+            }
+        }
+    }
+}
+
+fn subsidy(snap: &Snapshot) -> Markup {
+    let sub = match &snap.subsidy {
+        Ok(s) => s,
+        Err(e) => return unavailable(e),
+    };
+    html! {
+        @if let Some(t) = &sub.total {
+            p.big { "balance " b { (t.balance) } " · earned " (t.earned) " · spent " (t.consumed) }
+        }
+        @if sub.slots.is_empty() {
+            p.muted { "no subsidy earned or spent yet" }
+        } @else {
+            div.scroll {
+                table {
+                    thead { tr { th { "slot" } th { "balance" } th { "churner" } th { "over-perf." } th { "spent" } } }
+                    tbody {
+                        @for s in &sub.slots {
+                            tr { td { "#" (s.slot_id) } td { (s.balance) } td { (s.earned_churner_profit) } td { (s.earned_over_performance) } td { (s.consumed) } }
+                        }
+                    }
+                }
+            }
+        }
+        p.muted { "pending need and ETA: not reported by the backends yet" }
+    }
+}
+
+fn churners() -> Markup {
+    html! { p.muted { "not reported by the trader yet" } }
+}
+
+fn cleanup(snap: &Snapshot) -> Markup {
+    let st: &Status = match &snap.status {
+        Ok(s) => s,
+        Err(e) => return unavailable(e),
+    };
+    let queue = sv::cleanup_queue(&st.positions);
+    if queue.is_empty() {
+        return html! { p.muted { "empty: no open position is in band write_off" } };
+    }
+    html! {
+        div.scroll {
+            table.queue {
+                thead { tr { th { "position" } th { "slot" } th { "entry" } th { "exit" } th { "distance %" } th { "age" } th { "actions" } } }
+                tbody {
+                    @for p in &queue {
+                        tr {
+                            td { @match &p.position_id {
+                                Some(id) => { a href={"/ui/positions/" (id)} { (id) } }
+                                None => { span.muted title="the ledger has not acknowledged it yet" { "pending" } }
+                            } }
+                            td { "#" (p.slot_id) " " (p.trade.to_uppercase()) }
+                            td { (p.entry_price) } td { (p.exit_price) } td { (p.distance_pct) }
+                            td { (age(p.age_seconds)) }
+                            td.actions {
+                                @if let Some(id) = &p.position_id {
+                                    button data-action={"/api/v1/positions/" (id) "/reprice-breakeven"} data-title={"Reprice position " (id) " to breakeven"} { "Breakeven" }
+                                    button data-action={"/api/v1/positions/" (id) "/close-at-market"} data-title={"Close position " (id) " at market"} { "Close" }
+                                    button data-action={"/api/v1/positions/" (id) "/keep-holding"} data-title={"Keep holding position " (id)} data-hold="345600" { "Hold" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn price_chart(snap: &Snapshot) -> Markup {
+    let st = match &snap.status {
+        Ok(s) => s,
+        Err(e) => return unavailable(e),
+    };
+    match chart::levels(st.market.price.as_deref(), &st.positions) {
+        Some(svg) => html! {
+            (raw(svg))
+            p.legend { span.l-market { "market" } @for b in BANDS { span class={"l-" (b.as_str())} { (b.as_str()) } } }
+        },
+        None => html! { p.muted { "no market price yet" } },
+    }
+}
+
+/// A decimal string rounded to cents for display (as given when it is not
+/// a number).
+fn money(s: &str) -> String {
+    crate::view::decimal(s).map_or_else(|| s.to_owned(), |d| format_decimal(d.round_dp(2)))
+}
+
+/// Seconds as a short human age.
+#[must_use]
+pub fn age(secs: i64) -> String {
+    match secs {
+        s if s < 3600 => format!("{}m", s / 60),
+        s if s < 86_400 => format!("{}h", s / 3600),
+        s => format!("{}d {}h", s / 86_400, (s % 86_400) / 3600),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{ApiError, Backend};
+
+    /// Proves: with both backends down every panel renders and names the
+    /// unreachable backend; nothing panics on an empty status.
+    #[test]
+    fn renders_with_backends_down_or_empty() {
+        let down = |b| ApiError::Backend {
+            backend: b,
+            rpc: "X",
+            code: tonic::Code::Unavailable,
+            message: "connection refused".into(),
+        };
+        let html = all(&Snapshot {
+            status: Err(down(Backend::Trader)),
+            subsidy: Err(down(Backend::Ledger)),
+        })
+        .into_string();
+        assert!(html.contains("trader unavailable") && html.contains("ledger unavailable"));
+        let empty = sv::status(&Default::default());
+        let html = all(&Snapshot {
+            status: Ok(empty),
+            subsidy: Err(down(Backend::Ledger)),
+        })
+        .into_string();
+        assert!(html.contains("no slots yet") && html.contains("no market price yet"));
+        assert_eq!(age(90_000), "1d 1h");
+        assert_eq!(money("39.99999999672534"), "40");
+    }
+}
