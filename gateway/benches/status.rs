@@ -45,6 +45,12 @@ impl TraderService for FixedTrader {
     ) -> Result<Response<pb::ResumeResponse>, Status> {
         Err(Status::unimplemented("bench"))
     }
+    async fn retry_parked_writes(
+        &self,
+        _: Request<pb::RetryParkedWritesRequest>,
+    ) -> Result<Response<pb::RetryParkedWritesResponse>, Status> {
+        Err(Status::unimplemented("bench"))
+    }
 }
 
 fn status() -> pb::GetStatusResponse {
@@ -69,6 +75,7 @@ fn status() -> pb::GetStatusResponse {
                 phase: pb::Phase::S2 as i32,
                 halted_reason: String::new(),
                 orders: vec![order(s, 0), order(s, 1)],
+                idle: Vec::new(),
             })
             .collect(),
         positions: (0..POSITIONS)
@@ -101,6 +108,8 @@ fn status() -> pb::GetStatusResponse {
             limit: 30,
             deferred: 0,
         }),
+        parked_writes: Vec::new(),
+        healing: None,
     }
 }
 
