@@ -7,6 +7,7 @@ pub mod ctl;
 pub mod engine;
 pub mod exchange;
 pub mod grpc;
+pub mod healing;
 pub mod pair;
 pub mod runtime;
 pub mod server;

@@ -1,0 +1,34 @@
+//! Self-healing decisions (SPEC §2, §5, §6, §12) as pure code.
+//!
+//! Like [`crate::engine`], nothing here does I/O, reads a clock or awaits:
+//! every function takes `now` and its inputs, and every state is
+//! serde-serialisable so the runtime persists it with the trader's state and
+//! a backtest drives it as fast as the CPU allows.
+//!
+//! Call order per market observation: [`MarketHistory::observe`], then
+//! [`RegimeDetector::update`]; read [`RegimeDetector::view`] and
+//! [`profit_target`] when deciding.
+//!
+//! Module map (one line each, so additions merge trivially):
+//! - [`vocab`]: the [`Regime`] names shared with the ledger, API and CLI;
+//! - [`config`]: tunables with SPEC §10 clamping;
+//! - [`candles`]: 5-minute and 1-minute bars and return windows;
+//! - [`hmm`]: the 3-state Gaussian HMM (Baum-Welch, forward filter);
+//! - [`regime`]: the detector, consensus label and operator override;
+//! - [`target`]: the volatility-scaled profit target in force.
+
+pub mod candles;
+pub mod config;
+pub mod hmm;
+pub mod regime;
+pub mod target;
+pub mod vocab;
+
+#[cfg(test)]
+mod regime_tests;
+
+pub use candles::{BarReturn, MarketHistory, MoveStats, ObserveError, Observed};
+pub use config::{HealingConfig, RegimeConfig, TargetConfig};
+pub use regime::{OverrideError, RegimeDetector, RegimeOverride, RegimeUpdate, RegimeView};
+pub use target::{Target, TargetBound, TargetError, TargetExplain, profit_target};
+pub use vocab::{ParseRegimeError, Regime};
