@@ -13,6 +13,10 @@
 //!   collapse a state onto a point, and a single outlier cannot own a state
 //!   (a state with less than [`MIN_OCCUPANCY`] expected returns keeps its
 //!   previous mean and variance);
+//! - a state that has died (less than [`DEAD_SHARE`] of the window) is
+//!   re-seeded once per fit on the newest returns, so a warm-started model
+//!   whose states all describe yesterday can still pick up a regime that
+//!   has just begun instead of waiting for the window to roll over;
 //! - transitions get Dirichlet pseudo-counts (a stronger one on the
 //!   diagonal), so no transition probability is ever zero and regimes are
 //!   favoured to persist;
@@ -33,9 +37,13 @@ pub const STATES: usize = 3;
 /// Absolute variance floor (a standard deviation of 0.001 % per return).
 pub const ABS_VAR_FLOOR: f64 = 1e-10;
 /// Variance floor as a share of the window's sample variance.
-pub const REL_VAR_FLOOR: f64 = 0.02;
+pub const REL_VAR_FLOOR: f64 = 0.1;
 /// Expected returns a state needs before its mean and variance are updated.
 pub const MIN_OCCUPANCY: f64 = 2.0;
+/// A state expected to hold less than this share of the window is dead.
+pub const DEAD_SHARE: f64 = 0.03;
+/// Newest returns a dead state is re-seeded on.
+const RESEED_TAIL: usize = 24;
 /// Pseudo-count added to each self-transition.
 const STAY_PRIOR: f64 = 2.0;
 /// Pseudo-count added to each switch.
@@ -96,6 +104,8 @@ pub struct Fit {
     pub params: HmmParams,
     /// Filtered state posterior after the window's last return.
     pub filtered: [f64; STATES],
+    /// Expected number of the window's returns in each state.
+    pub occupancy: [f64; STATES],
     /// Log-likelihood of the window under `params`.
     pub log_likelihood: f64,
     /// E-steps run.
@@ -389,16 +399,24 @@ pub fn fit(data: &[f64], start: &HmmParams, max_iterations: usize) -> Result<Fit
     let tol = TOL_PER_RETURN * data.len() as f64;
     let mut prev_ll = f64::NEG_INFINITY;
     let max_iterations = max_iterations.max(1);
+    let mut may_reseed = true;
     for iteration in 1..=max_iterations {
         let ex = e_step(data, &params, &mut s).ok_or(FitError::NonFinite { iteration })?;
         let ll = ex.log_likelihood;
         if !ll.is_finite() {
             return Err(FitError::NonFinite { iteration });
         }
+        if may_reseed && iteration < max_iterations {
+            may_reseed = false;
+            if reseed_dead_state(&mut params, &ex, data, floor) {
+                continue;
+            }
+        }
         if iteration == max_iterations || (ll - prev_ll).abs() < tol {
             return Ok(order_by_mean(Fit {
                 params,
                 filtered: ex.filtered,
+                occupancy: ex.occupancy,
                 log_likelihood: ll,
                 iterations: iteration,
             }));
@@ -411,6 +429,31 @@ pub fn fit(data: &[f64], start: &HmmParams, max_iterations: usize) -> Result<Fit
     })
 }
 
+/// Moves the least occupied state, if it is dead, onto the newest returns
+/// (their median and MAD-based variance) with default persistence. Returns whether it
+/// did.
+fn reseed_dead_state(p: &mut HmmParams, ex: &Expectations, data: &[f64], floor: f64) -> bool {
+    let k = (0..STATES)
+        .min_by(|&a, &b| ex.occupancy[a].total_cmp(&ex.occupancy[b]))
+        .unwrap_or(0);
+    if ex.occupancy[k] >= DEAD_SHARE * data.len() as f64 {
+        return false;
+    }
+    // Robust statistics: an outlier among the newest returns must not
+    // become a state of its own.
+    let mut tail = data[data.len() - RESEED_TAIL.min(data.len() / 4).max(2)..].to_vec();
+    tail.sort_by(f64::total_cmp);
+    let median = tail[tail.len() / 2];
+    let mut dev: Vec<f64> = tail.iter().map(|x| (x - median).abs()).collect();
+    dev.sort_by(f64::total_cmp);
+    let sd = 1.4826 * dev[dev.len() / 2];
+    p.mean[k] = median;
+    p.var[k] = (sd * sd).max(floor);
+    let fresh = initial_guess(data);
+    p.transition[k] = fresh.transition[k];
+    true
+}
+
 /// Relabels states so that their means ascend.
 fn order_by_mean(f: Fit) -> Fit {
     let mut idx = [0usize, 1, 2];
@@ -418,7 +461,9 @@ fn order_by_mean(f: Fit) -> Fit {
     let p = &f.params;
     let mut q = p.clone();
     let mut filtered = [0.0; STATES];
+    let mut occupancy = [0.0; STATES];
     for (new, &old) in idx.iter().enumerate() {
+        occupancy[new] = f.occupancy[old];
         q.initial[new] = p.initial[old];
         q.mean[new] = p.mean[old];
         q.var[new] = p.var[old];
@@ -430,6 +475,7 @@ fn order_by_mean(f: Fit) -> Fit {
     Fit {
         params: q,
         filtered,
+        occupancy,
         ..f
     }
 }
@@ -461,7 +507,13 @@ mod tests {
         assert!(f.params.mean[0] < f.params.mean[1] && f.params.mean[1] < f.params.mean[2]);
         assert!((f.params.mean[0] + 0.01).abs() < 0.002, "{:?}", f.params);
         assert!((f.params.mean[2] - 0.01).abs() < 0.002, "{:?}", f.params);
-        assert!(f.filtered[2] > 0.99, "{:?}", f.filtered);
+        // The middle tercile starts empty and is re-seeded on the newest
+        // returns, so two states may share the upper regime.
+        let up: f64 = (0..STATES)
+            .filter(|&k| f.params.mean[k] > 0.005)
+            .map(|k| f.filtered[k])
+            .sum();
+        assert!(up > 0.99, "{:?}", f.filtered);
         let s: f64 = f.filtered.iter().sum();
         assert!((s - 1.0).abs() < 1e-9);
     }

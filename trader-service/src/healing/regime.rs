@@ -97,14 +97,25 @@ pub struct RegimeUpdate {
     pub changed: Option<(Regime, Regime)>,
 }
 
+/// How many standard errors a trend state's mean must be away from zero.
+pub const TREND_MIN_T: f64 = 3.0;
+
 /// Per-state labels of a fitted model: bearish / bullish when the mean is
-/// below / above zero by `trend_min_sharpe` standard deviations, else
-/// ranging. Monotone in the mean, so ordered states get ordered labels.
+/// below / above zero both economically (by `trend_min_sharpe` of the
+/// state's standard deviation) and statistically (by [`TREND_MIN_T`]
+/// standard errors given the state's expected `occupancy` in the window),
+/// else ranging. The second test keeps a state that holds one outlier from
+/// passing for a trend. Monotone in the mean for a given spread.
 #[must_use]
-pub fn state_labels(p: &HmmParams, trend_min_sharpe: f64) -> [Regime; STATES] {
+pub fn state_labels(
+    p: &HmmParams,
+    occupancy: &[f64; STATES],
+    trend_min_sharpe: f64,
+) -> [Regime; STATES] {
     let mut out = [Regime::Ranging; STATES];
     for (k, l) in out.iter_mut().enumerate() {
-        let band = trend_min_sharpe * p.var[k].sqrt();
+        let sd = p.var[k].sqrt();
+        let band = (trend_min_sharpe * sd).max(TREND_MIN_T * sd / occupancy[k].max(1.0).sqrt());
         if p.mean[k] <= -band && p.mean[k] < 0.0 {
             *l = Regime::Bearish;
         } else if p.mean[k] >= band && p.mean[k] > 0.0 {
@@ -120,6 +131,8 @@ pub fn state_labels(p: &HmmParams, trend_min_sharpe: f64) -> [Regime; STATES] {
 pub struct RegimeDetector {
     config: RegimeConfig,
     model: Option<HmmParams>,
+    /// Expected returns per state in the fitted window.
+    occupancy: [f64; STATES],
     /// Filtered state posterior (ordered like the model's states).
     posterior: [f64; STATES],
     /// Returns of the history consumed so far.
@@ -142,6 +155,7 @@ impl RegimeDetector {
         Self {
             config,
             model: None,
+            occupancy: [0.0; STATES],
             posterior: [0.0; STATES],
             seen: 0,
             since_fit: 0,
@@ -209,6 +223,7 @@ impl RegimeDetector {
         match hmm::fit(window, &start, self.config.max_iterations) {
             Ok(f) => {
                 self.posterior = f.filtered;
+                self.occupancy = f.occupancy;
                 self.last_fit = Some(FitSummary {
                     log_likelihood: f.log_likelihood,
                     iterations: f.iterations,
@@ -233,7 +248,7 @@ impl RegimeDetector {
         let Some(model) = &self.model else {
             return [0.0; 3];
         };
-        let labels = state_labels(model, self.config.trend_min_sharpe);
+        let labels = state_labels(model, &self.occupancy, self.config.trend_min_sharpe);
         let mut out = [0.0; 3];
         for (k, l) in labels.iter().enumerate() {
             if let Some(i) = LABELS.iter().position(|x| x == l) {
