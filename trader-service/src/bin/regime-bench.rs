@@ -60,6 +60,10 @@ fn cpu_ns() -> Option<u64> {
     Some(ticks * 10_000_000)
 }
 
+fn cpu0_diff(start: Option<u64>) -> Option<u64> {
+    start.zip(cpu_ns()).map(|(a, b)| b - a)
+}
+
 fn shares(cfg: &HealingConfig, path: &str) -> Result<()> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
     let mut h = MarketHistory::new(cfg);
@@ -145,6 +149,45 @@ fn main() -> Result<()> {
         iterations as f64 / refits.max(1) as f64,
         d.fit_failures()
     );
+
+    // Where the time goes: each piece alone over the same candles.
+    let phase = |name: &str, f: &mut dyn FnMut() -> Result<()>| -> Result<()> {
+        let c0 = cpu_ns();
+        let w0 = Instant::now();
+        f()?;
+        let wall = w0.elapsed().as_nanos() as f64 / n as f64;
+        let cpu = cpu0_diff(c0).map_or(f64::NAN, |c| c as f64 / n as f64);
+        println!("  {name:<28} {wall:6.0} ns/candle wall, {cpu:6.0} ns/candle cpu");
+        Ok(())
+    };
+    let mut h2 = MarketHistory::new(&cfg);
+    phase("MarketHistory::observe", &mut || {
+        for &(t, p) in &input {
+            h2.observe(t, p)?;
+        }
+        Ok(())
+    })?;
+    let mut h3 = MarketHistory::new(&cfg);
+    let mut d3 = RegimeDetector::new(cfg.regime.clone());
+    phase("observe + update", &mut || {
+        for &(t, p) in &input {
+            h3.observe(t, p)?;
+            d3.update(&h3);
+        }
+        Ok(())
+    })?;
+    phase("view", &mut || {
+        for &(t, _) in &input {
+            sink += Decimal::from(u8::from(d3.view(t).label.is_ranging()));
+        }
+        Ok(())
+    })?;
+    phase("profit_target", &mut || {
+        for _ in &input {
+            sink += profit_target(base, fee, &h3)?.pct;
+        }
+        Ok(())
+    })?;
 
     // The fit alone, on a full window, cold and warm.
     let window = h.returns_5m().to_vec();

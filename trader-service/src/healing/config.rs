@@ -28,9 +28,14 @@ pub struct RegimeConfig {
     /// `REGIME_REFIT_EVERY`: new returns between two Baum-Welch refits (12 =
     /// hourly); 1..=window.
     pub refit_every: usize,
-    /// `REGIME_MAX_ITERATIONS`: Baum-Welch iterations per fit at most (40);
-    /// 1..=500. Warm-started refits usually converge in a few.
+    /// `REGIME_MAX_ITERATIONS`: Baum-Welch iterations of the first (cold)
+    /// fit at most (40); 1..=500.
     pub max_iterations: usize,
+    /// `REGIME_REFIT_ITERATIONS`: iterations of a warm-started refit at most
+    /// (3); 1..=REGIME_MAX_ITERATIONS. Each refit starts where the last one
+    /// stopped, so the optimisation continues across refits while the cost
+    /// per refit stays small (the backtest budget is < 1 µs per candle).
+    pub refit_iterations: usize,
     /// `REGIME_CONFIDENCE`: posterior a label needs to count towards a change
     /// (0.6); 0.51..=0.99 so at most one label can qualify.
     pub confidence: f64,
@@ -52,6 +57,7 @@ impl Default for RegimeConfig {
             min_returns: 96,
             refit_every: 12,
             max_iterations: 40,
+            refit_iterations: 3,
             confidence: 0.6,
             dwell: 3,
             trend_min_sharpe: 0.15,
@@ -125,6 +131,15 @@ impl HealingConfig {
             1,
             500,
             "1..=500",
+        );
+        let max_it = r.max_iterations;
+        clamp_usize(
+            &mut w,
+            "REGIME_REFIT_ITERATIONS",
+            &mut r.refit_iterations,
+            1,
+            max_it,
+            "1..=REGIME_MAX_ITERATIONS",
         );
         clamp_f64(
             &mut w,
@@ -257,6 +272,7 @@ mod tests {
                 min_returns: 1000,
                 refit_every: 0,
                 max_iterations: 0,
+                refit_iterations: 0,
                 confidence: 0.4,
                 dwell: 0,
                 trend_min_sharpe: -1.0,
@@ -272,6 +288,7 @@ mod tests {
                 "REGIME_MIN_RETURNS",
                 "REGIME_REFIT_EVERY",
                 "REGIME_MAX_ITERATIONS",
+                "REGIME_REFIT_ITERATIONS",
                 "REGIME_CONFIDENCE",
                 "REGIME_DWELL",
                 "REGIME_TREND_MIN_SHARPE",
@@ -283,6 +300,7 @@ mod tests {
         assert_eq!(r.min_returns, 48, "min_returns never exceeds the window");
         assert_eq!(r.refit_every, 1);
         assert_eq!(r.max_iterations, 1);
+        assert_eq!(r.refit_iterations, 1);
         assert!((r.confidence - 0.51).abs() < 1e-12);
         assert_eq!(r.dwell, 1);
         assert!(r.trend_min_sharpe.abs() < 1e-12);
@@ -300,14 +318,16 @@ mod tests {
         c.regime.window = 100_000;
         c.regime.refit_every = 100_000;
         c.regime.max_iterations = 10_000;
+        c.regime.refit_iterations = 10_000;
         c.regime.confidence = f64::NAN;
         c.regime.dwell = 1000;
         c.regime.trend_min_sharpe = f64::INFINITY;
         let (v, w) = c.validate();
-        assert_eq!(w.len(), 6, "{w:?}");
+        assert_eq!(w.len(), 7, "{w:?}");
         assert_eq!(v.regime.window, 4032);
         assert_eq!(v.regime.refit_every, 4032);
         assert_eq!(v.regime.max_iterations, 500);
+        assert_eq!(v.regime.refit_iterations, 500);
         assert!(
             (v.regime.confidence - 0.6).abs() < 1e-12,
             "NaN takes the default"

@@ -238,14 +238,18 @@ struct Expectations {
 struct Scratch {
     b: Vec<[f64; STATES]>,
     alpha: Vec<[f64; STATES]>,
-    scale: Vec<f64>,
 }
 
 fn e_step(data: &[f64], p: &HmmParams, s: &mut Scratch) -> Option<Expectations> {
     let t_len = data.len();
     let em = Emission::new(p);
     let a = &p.transition;
-    let mut ll = 0.0;
+    // Log-likelihood = sum of shifts + ln of the product of the scales; the
+    // product is folded into a logarithm only when it gets small (each scale
+    // is at most 1), which saves a `ln` per return.
+    let mut shifts = 0.0;
+    let mut ln_scales = 0.0;
+    let mut prod = 1.0f64;
     // Forward (scaled).
     for (t, &x) in data.iter().enumerate() {
         let (b, shift) = em.weights(x);
@@ -254,22 +258,26 @@ fn e_step(data: &[f64], p: &HmmParams, s: &mut Scratch) -> Option<Expectations> 
         } else {
             predict(p, &s.alpha[t - 1])
         };
-        let mut al = [pred[0] * b[0], pred[1] * b[1], pred[2] * b[2]];
+        let al = [pred[0] * b[0], pred[1] * b[1], pred[2] * b[2]];
         let c = al[0] + al[1] + al[2];
         if !(c.is_finite() && c > 0.0) {
             return None;
         }
-        for v in &mut al {
-            *v /= c;
+        let inv = 1.0 / c;
+        shifts += shift;
+        prod *= c;
+        if prod < 1e-200 {
+            ln_scales += prod.ln();
+            prod = 1.0;
         }
-        ll += c.ln() + shift;
         s.b[t] = b;
-        s.alpha[t] = al;
-        s.scale[t] = c;
+        s.alpha[t] = [al[0] * inv, al[1] * inv, al[2] * inv];
     }
-    // Backward, accumulating the statistics on the fly.
+    // Backward, accumulating the statistics on the fly. Beta is kept
+    // normalised: gamma and xi are normalised per step, so only its
+    // direction matters.
     let mut ex = Expectations {
-        log_likelihood: ll,
+        log_likelihood: shifts + ln_scales + prod.ln(),
         filtered: s.alpha[t_len - 1],
         gamma0: [0.0; STATES],
         occupancy: [0.0; STATES],
@@ -281,13 +289,14 @@ fn e_step(data: &[f64], p: &HmmParams, s: &mut Scratch) -> Option<Expectations> 
     for t in (0..t_len).rev() {
         let x = data[t];
         let al = s.alpha[t];
-        let mut g = [al[0] * beta[0], al[1] * beta[1], al[2] * beta[2]];
+        let g = [al[0] * beta[0], al[1] * beta[1], al[2] * beta[2]];
         let gs = g[0] + g[1] + g[2];
         if !(gs.is_finite() && gs > 0.0) {
             return None;
         }
+        let inv = 1.0 / gs;
+        let g = [g[0] * inv, g[1] * inv, g[2] * inv];
         for k in 0..STATES {
-            g[k] /= gs;
             ex.occupancy[k] += g[k];
             ex.sum_x[k] += g[k] * x;
             ex.sum_x2[k] += g[k] * x * x;
@@ -298,34 +307,30 @@ fn e_step(data: &[f64], p: &HmmParams, s: &mut Scratch) -> Option<Expectations> 
         }
         // xi(t-1 -> t) and beta(t-1).
         let b = s.b[t];
-        let c = s.scale[t];
-        let w = [b[0] * beta[0] / c, b[1] * beta[1] / c, b[2] * beta[2] / c];
+        let w = [b[0] * beta[0], b[1] * beta[1], b[2] * beta[2]];
         let prev = s.alpha[t - 1];
         let mut nb = [0.0; STATES];
-        let mut xs = 0.0;
         let mut xi = [[0.0; STATES]; STATES];
         for i in 0..STATES {
             for j in 0..STATES {
                 let v = a[i][j] * w[j];
                 nb[i] += v;
                 xi[i][j] = prev[i] * v;
-                xs += xi[i][j];
             }
         }
-        if !(xs.is_finite() && xs > 0.0) {
+        let xs = prev[0] * nb[0] + prev[1] * nb[1] + prev[2] * nb[2];
+        let nbs = nb[0] + nb[1] + nb[2];
+        if !(xs.is_finite() && xs > 0.0 && nbs.is_finite() && nbs > 0.0) {
             return None;
         }
+        let inv = 1.0 / xs;
         for i in 0..STATES {
             for j in 0..STATES {
-                ex.switches[i][j] += xi[i][j] / xs;
+                ex.switches[i][j] += xi[i][j] * inv;
             }
         }
-        // Keep beta bounded: it is only ever used up to a common factor.
-        let nbs = nb[0] + nb[1] + nb[2];
-        if !(nbs.is_finite() && nbs > 0.0) {
-            return None;
-        }
-        beta = [nb[0] / nbs, nb[1] / nbs, nb[2] / nbs];
+        let inv = 1.0 / nbs;
+        beta = [nb[0] * inv, nb[1] * inv, nb[2] * inv];
     }
     Some(ex)
 }
@@ -394,7 +399,6 @@ pub fn fit(data: &[f64], start: &HmmParams, max_iterations: usize) -> Result<Fit
     let mut s = Scratch {
         b: vec![[0.0; STATES]; data.len()],
         alpha: vec![[0.0; STATES]; data.len()],
-        scale: vec![0.0; data.len()],
     };
     let tol = TOL_PER_RETURN * data.len() as f64;
     let mut prev_ll = f64::NEG_INFINITY;

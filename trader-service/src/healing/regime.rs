@@ -5,7 +5,8 @@
 //! Flow, per closed 5-minute bar (driven by [`RegimeDetector::update`]):
 //! 1. once the window holds `min_returns`, fit from the deterministic
 //!    tercile guess; afterwards refit every `refit_every` returns,
-//!    warm-started from the previous fit (a few iterations, not a full fit);
+//!    warm-started from the previous fit for `refit_iterations` (the
+//!    optimisation continues across refits instead of restarting);
 //!    between refits, run one forward-filter step;
 //! 2. map states to labels by their fitted mean (see [`state_labels`]) and
 //!    sum the state posteriors per label;
@@ -20,7 +21,8 @@
 //! Labelling refines SPEC's "lowest mean = bearish, highest = bullish,
 //! middle = ranging": a state is bearish / bullish only if its mean is
 //! negative / positive by at least `trend_min_sharpe` of its own standard
-//! deviation, otherwise ranging. This keeps the ordering by mean whenever the
+//! deviation (and by [`TREND_MIN_T`] standard errors, so a state holding a
+//! single jump is no trend), otherwise ranging. This keeps the ordering by mean whenever the
 //! means straddle zero, but a window holding a single trend (all three states
 //! rising) is not half-called bearish just because one state rises slower.
 
@@ -216,11 +218,11 @@ impl RegimeDetector {
     }
 
     fn refit(&mut self, window: &[f64]) -> Result<(), FitError> {
-        let start = match &self.model {
-            Some(m) => m.clone(),
-            None => hmm::initial_guess(window),
+        let (start, iterations) = match &self.model {
+            Some(m) => (m.clone(), self.config.refit_iterations),
+            None => (hmm::initial_guess(window), self.config.max_iterations),
         };
-        match hmm::fit(window, &start, self.config.max_iterations) {
+        match hmm::fit(window, &start, iterations) {
             Ok(f) => {
                 self.posterior = f.filtered;
                 self.occupancy = f.occupancy;

@@ -15,7 +15,6 @@
 //!    floor wins over the cap: an exit that loses money after fees is never
 //!    the target, however expensive the fees.
 
-use rust_decimal::prelude::FromPrimitive;
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -136,10 +135,9 @@ pub fn target_from_ratio(
     if round_trip_fee_pct < Decimal::ZERO {
         return Err(TargetError::NegativeFee(round_trip_fee_pct));
     }
-    let (scale, scale_limit) = match measured.and_then(Decimal::from_f64) {
+    let (scale, scale_limit) = match measured.and_then(scale_to_decimal) {
         None => (Decimal::ONE, ScaleLimit::NoData),
         Some(r) => {
-            let r = r.round_dp(SCALE_DP);
             if r < SCALE_MIN {
                 (SCALE_MIN, ScaleLimit::Min)
             } else if r > SCALE_MAX {
@@ -174,6 +172,19 @@ pub fn target_from_ratio(
             bound,
         },
     })
+}
+
+/// The measured ratio on the scale grid (4 decimals), saturated far outside
+/// the clamp range so the conversion is exact and cheap (no float-to-
+/// decimal expansion on the per-candle path). `None` for NaN.
+fn scale_to_decimal(ratio: f64) -> Option<Decimal> {
+    if ratio.is_nan() {
+        return None;
+    }
+    let steps = (ratio.clamp(-1e6, 1e6) * 10f64.powi(SCALE_DP as i32)).round();
+    // In range by the clamp above: |steps| <= 1e10.
+    #[allow(clippy::cast_possible_truncation)]
+    Some(Decimal::new(steps as i64, SCALE_DP))
 }
 
 #[cfg(test)]
@@ -223,6 +234,10 @@ mod tests {
         assert_eq!(lo.pct, dec!(0.5));
         let zero = t(dec!(1.0), dec!(0.2), Some(0.0));
         assert_eq!(zero.explain.scale_limit, ScaleLimit::Min);
+        let inf = t(dec!(1.0), dec!(0.5), Some(f64::INFINITY));
+        assert_eq!(inf.explain.scale_limit, ScaleLimit::Max);
+        let neg = t(dec!(1.0), dec!(0.2), Some(-3.0));
+        assert_eq!(neg.explain.scale_limit, ScaleLimit::Min);
         let hi = t(dec!(1.0), dec!(0.5), Some(7.0));
         assert_eq!(hi.explain.scale, dec!(2));
         assert_eq!(hi.explain.scale_limit, ScaleLimit::Max);
