@@ -25,6 +25,8 @@ pub mod target;
 pub mod vocab;
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod regime_tests;
 
 pub use candles::{BarReturn, MarketHistory, MoveStats, ObserveError, Observed};

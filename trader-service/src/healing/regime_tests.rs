@@ -334,6 +334,29 @@ fn override_forces_the_label_until_it_expires() {
     assert_eq!(d.view(now).overridden, None);
 }
 
+#[test]
+fn a_restarted_history_resets_the_model_but_keeps_the_override() {
+    let cfg = cfg();
+    let prices = synthetic(10, &[Regime::Bullish]);
+    let (_, mut d) = run(&cfg, &prices);
+    assert!(d.model().is_some());
+    let now = prices.last().expect("prices").0;
+    d.set_override(Regime::Ranging, now + 3600, now)
+        .expect("valid");
+    let mut fresh = MarketHistory::new(&cfg);
+    fresh.observe(now, Decimal::ONE).expect("valid");
+    let u = d.update(&fresh);
+    assert_eq!(u.returns, 0);
+    assert!(
+        d.model().is_none(),
+        "a restarted history cannot extend the old fit"
+    );
+    let v = d.view(now);
+    assert_eq!(v.label, Regime::Ranging);
+    assert_eq!(v.overridden, Some(now + 3600));
+    assert!(!v.ready);
+}
+
 /// Share of time per regime on real DOGE/USDT 5-minute candles of 2024
 /// (read by path, never copied). `cargo test -p trader-service --lib
 /// healing::regime_tests::real -- --ignored --nocapture`
