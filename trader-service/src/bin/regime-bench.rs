@@ -10,7 +10,7 @@
 //! path only.
 //!
 //! Run in release mode: `cargo run --release -p trader-service --bin
-//! regime-bench [candles] [csv path]`.
+//! regime-bench [candles] [csv path] [trend_min_sharpe]`.
 
 use std::time::Instant;
 
@@ -105,8 +105,12 @@ fn main() -> Result<()> {
         None => 1_000_000,
     };
     let csv = args.next();
-    let (cfg, warnings) = HealingConfig::default().validate();
-    anyhow::ensure!(warnings.is_empty(), "default config clamped: {warnings:?}");
+    let mut cfg = HealingConfig::default();
+    if let Some(s) = args.next() {
+        cfg.regime.trend_min_sharpe = s.parse().context("trend_min_sharpe must be a number")?;
+    }
+    let (cfg, warnings) = cfg.validate();
+    anyhow::ensure!(warnings.is_empty(), "config clamped: {warnings:?}");
     let input = prices(n)?;
     let fee = Decimal::new(50, 2);
     let base = Decimal::ONE;
