@@ -21,10 +21,15 @@
 //! Labelling refines SPEC's "lowest mean = bearish, highest = bullish,
 //! middle = ranging": a state is bearish / bullish only if its mean is
 //! negative / positive by at least `trend_min_sharpe` of its own standard
-//! deviation (and by [`TREND_MIN_T`] standard errors, so a state holding a
-//! single jump is no trend), otherwise ranging. This keeps the ordering by mean whenever the
-//! means straddle zero, but a window holding a single trend (all three states
-//! rising) is not half-called bearish just because one state rises slower.
+//! deviation and by [`TREND_MIN_T`] standard errors (so a state holding a
+//! single jump is no trend), otherwise ranging. This keeps the ordering by
+//! mean whenever the means straddle zero, but a window holding a single
+//! trend (all three states rising) is not half-called bearish just because
+//! one state rises slower.
+//!
+//! The settings are persisted with the detector (and the window sizes with
+//! [`MarketHistory`]); after a configuration change build new ones rather
+//! than restoring old state.
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
