@@ -339,6 +339,19 @@ fn mark_to_market(
         .sum()
 }
 
+/// Fraction of the sampled time under each regime label; all `unknown`
+/// when healing (and with it the detector) is off.
+fn regime_share(seconds: &BTreeMap<crate::healing::Regime, i64>) -> BTreeMap<String, f64> {
+    let total: i64 = seconds.values().sum();
+    if total <= 0 {
+        return BTreeMap::from([("unknown".to_owned(), 1.0)]);
+    }
+    seconds
+        .iter()
+        .map(|(r, s)| (r.as_str().to_owned(), *s as f64 / total as f64))
+        .collect()
+}
+
 /// Entry cost of every open position, by slot, trade and cycle.
 fn entry_costs(
     engine: &crate::engine::EngineState,
@@ -481,7 +494,7 @@ pub async fn run_backtest(
         reprices_loss_funded: rs.loss_funded,
         reprice_skips: rs.skipped.clone(),
         capital_locked_usd_at_end: usd(acct.quote_locked + acct.base_locked * last.close),
-        regime_share: BTreeMap::from([("unknown".to_owned(), 1.0)]),
+        regime_share: regime_share(rt.regime_seconds()),
         longest_open_seconds: tracker.longest_open(),
         runtime_steps: steps,
         placements: stats.placements,

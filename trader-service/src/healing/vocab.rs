@@ -12,7 +12,7 @@ use thiserror::Error;
 
 /// Market regime (SPEC §12). `Unknown` whenever the detector is not ready,
 /// is stale or its fit failed; it never counts as ranging.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Regime {
     /// Prices drift down.

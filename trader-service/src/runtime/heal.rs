@@ -24,6 +24,39 @@ pub const HEAL_EVERY_SEC: i64 = 600;
 /// placement.
 const CALLS_PER_REPRICE: u32 = 3;
 
+/// What the runtime knows of the market for healing: the bars and returns,
+/// the regime detector over them, and the time spent in each regime. Kept
+/// in memory (not in every commit: it is kilobytes of floats); after a
+/// restart it warms up again from the prices it sees, and the regime is
+/// `unknown` (never ranging) until then.
+#[derive(Debug, Clone)]
+pub(crate) struct MarketModel {
+    pub(crate) history: crate::healing::MarketHistory,
+    pub(crate) regime: crate::healing::RegimeDetector,
+    /// Seconds spent under each label, sampled at the healing cadence.
+    pub(crate) regime_seconds: std::collections::BTreeMap<crate::healing::Regime, i64>,
+}
+
+impl MarketModel {
+    pub(crate) fn new(config: crate::healing::HealingConfig) -> Self {
+        Self {
+            history: crate::healing::MarketHistory::new(&config),
+            regime: crate::healing::RegimeDetector::new(config.regime),
+            regime_seconds: Default::default(),
+        }
+    }
+
+    /// Feeds one market price; an out-of-order or bad price changes nothing.
+    pub(crate) fn observe(&mut self, now: i64, price: rust_decimal::Decimal) {
+        match self.history.observe(now, price) {
+            Ok(_) => {
+                self.regime.update(&self.history);
+            }
+            Err(e) => tracing::debug!(error = %e, "market observation refused"),
+        }
+    }
+}
+
 impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
     /// Plans and starts this loop's reprices when the cadence says so.
     /// Returns whether the engine acted (something to place or cancel).
@@ -36,6 +69,9 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
             return false;
         }
         self.next_heal_at = now + HEAL_EVERY_SEC;
+        let view = self.market.regime.view(now);
+        *self.market.regime_seconds.entry(view.label).or_default() += HEAL_EVERY_SEC;
+        self.update_profit_target();
         let target_pct = self
             .engine
             .profit_target_pct
@@ -83,6 +119,45 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
             });
         }
         acted
+    }
+
+    /// Recomputes the volatility-adjusted profit target (SPEC §5) and hands
+    /// it to the engine when it changed; new exits are placed with it.
+    fn update_profit_target(&mut self) {
+        let base = self.cfg.engine.profit_pct;
+        match crate::healing::profit_target(
+            base,
+            self.cfg.reprice.round_trip_fee_pct,
+            &self.market.history,
+        ) {
+            Ok(t) if Some(t.pct) != self.engine.profit_target_pct => {
+                tracing::info!(target_pct = %t.pct, explain = ?t.explain,
+                    "profit target in force changed");
+                self.apply(&Event::ProfitTarget { pct: t.pct });
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "profit target not computed; base kept"),
+        }
+    }
+
+    /// Feeds a market price to the healing model (only while healing is
+    /// on: the sticky grid of stage A neither needs nor pays for it).
+    pub(crate) fn observe_market(&mut self, now: i64, price: rust_decimal::Decimal) {
+        if self.cfg.reprice.tighten || self.cfg.reprice.subsidized {
+            self.market.observe(now, price);
+        }
+    }
+
+    /// Seconds spent under each regime label (healing cadence samples).
+    #[must_use]
+    pub fn regime_seconds(&self) -> &std::collections::BTreeMap<crate::healing::Regime, i64> {
+        &self.market.regime_seconds
+    }
+
+    /// The regime detector's view at `now`.
+    #[must_use]
+    pub fn regime_view(&self, now: i64) -> crate::healing::RegimeView {
+        self.market.regime.view(now)
     }
 
     /// A reprice took effect in the engine: queue its ledger write (keyed by

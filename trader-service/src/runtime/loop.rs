@@ -175,6 +175,8 @@ pub struct Runtime<E, L> {
     pub(crate) next_heal_at: i64,
     /// Subsidy still needed per slot, from the last plan.
     pub(crate) pending_need: std::collections::BTreeMap<crate::engine::SlotId, Decimal>,
+    /// Bars, returns and the regime detector (healing's market model).
+    pub(crate) market: crate::runtime::heal::MarketModel,
     pub(crate) acks_uncommitted: bool,
     pub(crate) handle: Option<HandleEnds>,
     /// When the last exchange scan ran (not persisted: the first scan after
@@ -237,6 +239,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
             retry_parked: false,
             next_heal_at: i64::MIN,
             pending_need: Default::default(),
+            market: crate::runtime::heal::MarketModel::new(crate::healing::HealingConfig::default()),
             acks_uncommitted: false,
             handle: None,
             last_scan_ms: None,
@@ -343,6 +346,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
         let before = self.pending.len();
         let now = now_ms.div_euclid(1000);
         let acted = self.apply(&Event::PriceTick { price, now });
+        self.observe_market(now, price);
         let healed = self.heal_if_due(now, self.cfg.call_budget);
         acted || healed || self.pending.len() != before
     }
@@ -509,6 +513,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
             Some(p) => {
                 self.market_at_ms = Some(now_ms);
                 self.apply(&Event::PriceTick { price: p, now });
+                self.observe_market(now, p);
             }
             None => {
                 self.apply(&Event::TimerTick { now });

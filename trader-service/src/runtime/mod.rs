@@ -27,7 +27,7 @@
 pub mod book;
 pub mod entry;
 pub mod fills;
-mod heal;
+pub(crate) mod heal;
 pub mod intents;
 pub mod ledger;
 #[path = "loop.rs"]

@@ -160,9 +160,14 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
             .collect();
         HealingStatusView {
             stage: format!("{:?}", self.cfg.stage),
-            regime: RegimeStatusView {
-                state: "unknown".into(),
-                ..RegimeStatusView::default()
+            regime: {
+                let r = self.regime_view(self.engine.now);
+                RegimeStatusView {
+                    state: r.label.as_str().to_owned(),
+                    confidence: r.confidence,
+                    ready: r.ready,
+                    override_until: r.overridden,
+                }
             },
             profit_target_pct: self
                 .engine
