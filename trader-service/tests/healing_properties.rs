@@ -1,0 +1,174 @@
+//! Property test of self-healing through the real loop: random markets and
+//! random operator credits, stage D repricing with bands of minutes. After
+//! every loop: the trader's subsidy view is never negative, no exit is priced
+//! past breakeven (loss-funded healing is off), and every filled entry is
+//! worked by an exit the exchange holds (or one being placed or repriced).
+//! At the end the ledger's balances equal the trader's view and are never
+//! negative, and every `repriced` row is on the tick grid.
+
+#![allow(missing_docs)]
+
+mod grid;
+
+use healgrid_proto::ledger::v1 as pb;
+use ledger_service::Ledger;
+use ledger_service::domain::EventDetails;
+use ledger_service::ledger::JournalScope;
+use proptest::prelude::*;
+use rust_decimal::Decimal;
+use rust_decimal_macros::dec;
+use trader_service::engine::{
+    AgeBand, BandThresholds, EngineConfig, ExitPlacement, OrderSize, TradeId,
+};
+use trader_service::exchange::paper::PaperExchange;
+use trader_service::exchange::{Clock, SimClock};
+use trader_service::healing::RepriceConfig;
+use trader_service::runtime::ledger::{LedgerApi, LocalLedger};
+use trader_service::runtime::store::{StoreLocation, TraderStore};
+use trader_service::runtime::{Runtime, RuntimeConfig};
+
+const BOT: &str = "prop-bot";
+
+fn config() -> RuntimeConfig {
+    let mut e = EngineConfig::defaults(grid::spec());
+    e.slots = 3;
+    e.order_size = OrderSize::Usd(dec!(6));
+    e.bands.thresholds = BandThresholds {
+        fresh_sec: 300,
+        aging_sec: 600,
+        stale_sec: 1_200,
+        stuck_sec: 100_000,
+    };
+    let mut c = RuntimeConfig::new(BOT, e.validate().0);
+    c.reconcile_every = 7;
+    c.reprice = RepriceConfig {
+        tighten: true,
+        subsidized: true,
+        auto_band: AgeBand::Stuck,
+        interval_sec: 600,
+        allow_loss: false,
+        round_trip_fee_pct: dec!(0.5),
+        market_stale_sec: 300,
+    };
+    c
+}
+
+async fn run_case(seed: u64, credits: Vec<(usize, u32)>) -> Result<(), TestCaseError> {
+    let cs = grid::choppy_candles(1_500, seed);
+    let paper = PaperExchange::new(grid::paper_config(100), SimClock::new(cs[0].time * 1000));
+    let lib = Ledger::memory();
+    let local = LocalLedger::new(lib.clone());
+    let store = TraderStore::open(&StoreLocation::Memory).await.unwrap();
+    let mut rt = Runtime::new(
+        config(),
+        paper.clone(),
+        LocalLedger::new(lib.clone()),
+        store,
+    )
+    .await
+    .unwrap();
+    let fee = dec!(0.5) / dec!(100);
+    for (i, c) in cs.iter().enumerate() {
+        paper.step(c);
+        rt.step(paper.clock().now_ms()).await.unwrap();
+        for (at, cents) in &credits {
+            if *at == i {
+                let open = lib.open_positions(BOT, None).await.unwrap();
+                if let Some(p) = open.first() {
+                    local
+                        .journal_event(pb::JournalEventRequest {
+                            position_id: p.position_id,
+                            event_key: format!("credit-{i}"),
+                            at: Some(prost_types::Timestamp {
+                                seconds: c.time.max(p.entry.time.timestamp()),
+                                nanos: 0,
+                            }),
+                            event_type: pb::EventType::ChurnerProfit as i32,
+                            details: Some(pb::EventDetails {
+                                kind: Some(pb::event_details::Kind::ChurnerProfit(
+                                    pb::ChurnerProfitDetails {
+                                        net_profit: (Decimal::from(*cents) / dec!(100)).to_string(),
+                                        churner_cycle_id: format!("c{i}"),
+                                    },
+                                )),
+                            }),
+                        })
+                        .await
+                        .unwrap();
+                }
+            }
+        }
+        for (slot, b) in &rt.subsidy().balance {
+            prop_assert!(*b >= Decimal::ZERO, "slot {slot} view {b} at candle {i}");
+        }
+        let live: std::collections::BTreeSet<String> = paper
+            .with_book(|b| b.open_orders())
+            .into_iter()
+            .map(|o| o.txid)
+            .collect();
+        for x in rt.engine().open_exits() {
+            let breakeven = match x.id.trade {
+                TradeId::A => x.price <= x.entry.price * (Decimal::ONE - fee),
+                TradeId::B => x.price >= x.entry.price * (Decimal::ONE + fee),
+            };
+            prop_assert!(
+                breakeven,
+                "exit {} at {} past breakeven of {}",
+                x.id,
+                x.price,
+                x.entry.price
+            );
+            if let ExitPlacement::Live { txid } = &x.placement {
+                prop_assert!(
+                    live.contains(txid) || x.reprice.is_some(),
+                    "exit {} live as {txid} but not on the book at candle {i}",
+                    x.id
+                );
+            }
+        }
+    }
+    rt.flush(paper.clock().now_ms()).await.unwrap();
+    for slot in 0..3 {
+        let ledger = lib
+            .subsidy_balance(BOT, slot)
+            .await
+            .unwrap()
+            .totals
+            .balance();
+        prop_assert!(ledger >= Decimal::ZERO);
+        prop_assert_eq!(
+            ledger,
+            rt.subsidy().balance(slot),
+            "slot {} view vs ledger",
+            slot
+        );
+    }
+    let all = lib.position_history(BOT, None, 1000).await.unwrap();
+    let open = lib.open_positions(BOT, None).await.unwrap();
+    for p in all.iter().chain(&open) {
+        let page = lib
+            .journal(&JournalScope::Position(p.position_id), 0, 1000)
+            .await
+            .unwrap();
+        for e in page.entries {
+            if let EventDetails::Repriced(d) = e.details {
+                prop_assert_eq!(d.new_price.round_dp(7), d.new_price);
+                prop_assert!(d.subsidy_consumed >= Decimal::ZERO);
+            }
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 6, ..ProptestConfig::default() })]
+
+    #[test]
+    fn healing_keeps_its_invariants_on_random_markets(
+        seed in 0u64..1_000,
+        credits in proptest::collection::vec((50usize..1_400, 1u32..8), 0..12),
+    ) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(run_case(seed, credits))?;
+    }
+}
