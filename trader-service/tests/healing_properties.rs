@@ -9,49 +9,22 @@
 #![allow(missing_docs)]
 
 mod grid;
+mod healing;
 
-use healgrid_proto::ledger::v1 as pb;
 use ledger_service::Ledger;
 use ledger_service::domain::EventDetails;
 use ledger_service::ledger::JournalScope;
 use proptest::prelude::*;
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
-use trader_service::engine::{
-    AgeBand, BandThresholds, EngineConfig, ExitPlacement, OrderSize, TradeId,
-};
+use trader_service::engine::{ExitPlacement, TradeId};
 use trader_service::exchange::paper::PaperExchange;
 use trader_service::exchange::{Clock, SimClock};
-use trader_service::healing::RepriceConfig;
-use trader_service::runtime::ledger::{LedgerApi, LocalLedger};
+use trader_service::runtime::Runtime;
+use trader_service::runtime::ledger::LocalLedger;
 use trader_service::runtime::store::{StoreLocation, TraderStore};
-use trader_service::runtime::{Runtime, RuntimeConfig};
 
 const BOT: &str = "prop-bot";
-
-fn config() -> RuntimeConfig {
-    let mut e = EngineConfig::defaults(grid::spec());
-    e.slots = 3;
-    e.order_size = OrderSize::Usd(dec!(6));
-    e.bands.thresholds = BandThresholds {
-        fresh_sec: 300,
-        aging_sec: 600,
-        stale_sec: 1_200,
-        stuck_sec: 100_000,
-    };
-    let mut c = RuntimeConfig::new(BOT, e.validate().0);
-    c.reconcile_every = 7;
-    c.reprice = RepriceConfig {
-        tighten: true,
-        subsidized: true,
-        auto_band: AgeBand::Stuck,
-        interval_sec: 600,
-        allow_loss: false,
-        round_trip_fee_pct: dec!(0.5),
-        market_stale_sec: 300,
-    };
-    c
-}
 
 async fn run_case(seed: u64, credits: Vec<(usize, u32)>) -> Result<(), TestCaseError> {
     let cs = grid::choppy_candles(1_500, seed);
@@ -60,7 +33,7 @@ async fn run_case(seed: u64, credits: Vec<(usize, u32)>) -> Result<(), TestCaseE
     let local = LocalLedger::new(lib.clone());
     let store = TraderStore::open(&StoreLocation::Memory).await.unwrap();
     let mut rt = Runtime::new(
-        config(),
+        healing::config(BOT, 3, 1_200),
         paper.clone(),
         LocalLedger::new(lib.clone()),
         store,
@@ -75,26 +48,10 @@ async fn run_case(seed: u64, credits: Vec<(usize, u32)>) -> Result<(), TestCaseE
             if *at == i {
                 let open = lib.open_positions(BOT, None).await.unwrap();
                 if let Some(p) = open.first() {
-                    local
-                        .journal_event(pb::JournalEventRequest {
-                            position_id: p.position_id,
-                            event_key: format!("credit-{i}"),
-                            at: Some(prost_types::Timestamp {
-                                seconds: c.time.max(p.entry.time.timestamp()),
-                                nanos: 0,
-                            }),
-                            event_type: pb::EventType::ChurnerProfit as i32,
-                            details: Some(pb::EventDetails {
-                                kind: Some(pb::event_details::Kind::ChurnerProfit(
-                                    pb::ChurnerProfitDetails {
-                                        net_profit: (Decimal::from(*cents) / dec!(100)).to_string(),
-                                        churner_cycle_id: format!("c{i}"),
-                                    },
-                                )),
-                            }),
-                        })
-                        .await
-                        .unwrap();
+                    let at = c.time.max(p.entry.time.timestamp());
+                    let amount = Decimal::from(*cents) / dec!(100);
+                    healing::credit(&local, p.position_id, &format!("credit-{i}"), amount, at)
+                        .await;
                 }
             }
         }

@@ -7,51 +7,23 @@
 #![allow(missing_docs)]
 
 mod grid;
+mod healing;
 
-use healgrid_proto::ledger::v1 as pb;
 use ledger_service::Ledger;
 use ledger_service::domain::EventDetails;
 use ledger_service::ledger::JournalScope;
 use ledger_service::store::SqliteStore;
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
-use trader_service::engine::{AgeBand, BandThresholds, EngineConfig, OrderSize};
 use trader_service::exchange::paper::PaperExchange;
 use trader_service::exchange::{Clock, SimClock};
-use trader_service::healing::RepriceConfig;
 use trader_service::pair::Candle;
-use trader_service::runtime::ledger::{LedgerApi, LocalLedger};
+use trader_service::runtime::Runtime;
+use trader_service::runtime::ledger::LocalLedger;
 use trader_service::runtime::store::{StoreLocation, TraderStore};
-use trader_service::runtime::{Runtime, RuntimeConfig};
 
 const BOT: &str = "heal-bot";
 const T0: i64 = 1_700_000_000;
-
-fn runtime_config() -> RuntimeConfig {
-    let mut e = EngineConfig::defaults(grid::spec());
-    e.slots = 1;
-    e.order_size = OrderSize::Usd(dec!(6));
-    e.profit_pct = dec!(1.0);
-    // Minutes instead of days, so a test hour reaches band stuck.
-    e.bands.thresholds = BandThresholds {
-        fresh_sec: 600,
-        aging_sec: 1_200,
-        stale_sec: 1_800,
-        stuck_sec: 1_000_000,
-    };
-    let mut c = RuntimeConfig::new(BOT, e.validate().0);
-    c.reconcile_every = 5;
-    c.reprice = RepriceConfig {
-        tighten: true,
-        subsidized: true,
-        auto_band: AgeBand::Stuck,
-        interval_sec: 600,
-        allow_loss: false,
-        round_trip_fee_pct: dec!(0.5),
-        market_stale_sec: 300,
-    };
-    c
-}
 
 fn flat(t: i64, p: Decimal) -> Candle {
     Candle {
@@ -77,7 +49,7 @@ impl Run {
         let lib = Ledger::in_memory().await.unwrap();
         let store = TraderStore::open(&StoreLocation::Memory).await.unwrap();
         let rt = Runtime::new(
-            runtime_config(),
+            healing::config(BOT, 1, 1_800),
             paper.clone(),
             LocalLedger::new(lib.clone()),
             store,
@@ -106,26 +78,8 @@ impl Run {
     }
 
     async fn credit(&self, position_id: u64, key: &str, amount: Decimal) {
-        LocalLedger::new(self.lib.clone())
-            .journal_event(pb::JournalEventRequest {
-                position_id,
-                event_key: key.into(),
-                at: Some(prost_types::Timestamp {
-                    seconds: self.t,
-                    nanos: 0,
-                }),
-                event_type: pb::EventType::ChurnerProfit as i32,
-                details: Some(pb::EventDetails {
-                    kind: Some(pb::event_details::Kind::ChurnerProfit(
-                        pb::ChurnerProfitDetails {
-                            net_profit: amount.to_string(),
-                            churner_cycle_id: key.into(),
-                        },
-                    )),
-                }),
-            })
-            .await
-            .unwrap();
+        let ledger = LocalLedger::new(self.lib.clone());
+        healing::credit(&ledger, position_id, key, amount, self.t).await;
     }
 
     async fn ledger_balance(&self) -> Decimal {

@@ -48,6 +48,19 @@ impl H {
         self.slot(i).trade(t).exit().expect("exit").clone()
     }
 
+    /// Slot 0's B entry filled at t=5 and its exit resting as `X1`.
+    fn live_b_exit(&mut self) -> ExitOrder {
+        self.tick(dec!(0.1), 1);
+        let b = self.entry(0, TradeId::B);
+        self.fill(b.id, b.price, b.volume, 5);
+        let x = self.exit(0, TradeId::B);
+        self.ev(Event::Placed {
+            order_id: x.id,
+            txid: "X1".into(),
+        });
+        x
+    }
+
     /// Fills `volume` of an order at `price` with a 0.25 % fee.
     fn fill(&mut self, id: OrderId, price: Decimal, volume: Decimal, at: i64) -> Vec<Action> {
         let cost = price * volume;
@@ -728,14 +741,7 @@ fn an_entry_below_the_pair_minimum_is_reported_once_and_waits() {
 #[test]
 fn a_reprice_is_booked_for_the_remainder_once_the_old_exit_is_gone() {
     let mut h = H::new(one_slot());
-    h.tick(dec!(0.1), 1);
-    let b = h.entry(0, TradeId::B);
-    h.fill(b.id, b.price, b.volume, 5);
-    let x = h.exit(0, TradeId::B);
-    h.ev(Event::Placed {
-        order_id: x.id,
-        txid: "X1".into(),
-    });
+    let x = h.live_b_exit();
     let a = h.ev(Event::RepriceExit {
         order_id: x.id,
         new_price: dec!(0.1003),
@@ -786,14 +792,7 @@ fn a_reprice_is_booked_for_the_remainder_once_the_old_exit_is_gone() {
 #[test]
 fn an_exit_filled_before_its_reprice_took_effect_is_not_repriced() {
     let mut h = H::new(one_slot());
-    h.tick(dec!(0.1), 1);
-    let b = h.entry(0, TradeId::B);
-    h.fill(b.id, b.price, b.volume, 5);
-    let x = h.exit(0, TradeId::B);
-    h.ev(Event::Placed {
-        order_id: x.id,
-        txid: "X1".into(),
-    });
+    let x = h.live_b_exit();
     h.ev(Event::RepriceExit {
         order_id: x.id,
         new_price: dec!(0.1003),

@@ -29,18 +29,25 @@ fn rcfg() -> RepriceConfig {
 /// The SPEC example: trade B (sell exit) entered at 0.1000, exit 0.1020,
 /// volume 20, market 0.1000, 80 h old (2 % away: effective 112 h, stuck).
 fn spec_state(slot: u32) -> EngineState {
+    aged(slot, 80 * H)
+}
+
+/// The SPEC example's position, `age` seconds old.
+fn aged(slot: u32, age: i64) -> EngineState {
     let mut s = EngineState::new(slot + 1);
     s.market = Some(dec!(0.1000));
     s.now = NOW;
-    put_exit(
-        &mut s,
-        slot,
-        TradeId::B,
-        dec!(0.1000),
-        dec!(0.1020),
-        dec!(20),
-        NOW - 80 * H,
-    );
+    let (entry, exit) = (dec!(0.1000), dec!(0.1020));
+    put_exit(&mut s, slot, TradeId::B, entry, exit, dec!(20), NOW - age);
+    s
+}
+
+/// The SPEC example's state with its exit changed by `f`.
+fn edited(f: impl FnOnce(&mut ExitOrder)) -> EngineState {
+    let mut s = spec_state(0);
+    if let TradeWork::Exit(x) = &mut s.slots.get_mut(&0).unwrap().trade_b.work {
+        f(x);
+    }
     s
 }
 
@@ -226,63 +233,34 @@ fn one_slot_balance_is_spent_once_across_its_positions() {
 fn each_skip_reason() {
     let c = rcfg();
     // fresh: the churner's
-    let mut s = spec_state(0);
-    s.slots.get_mut(&0).unwrap().trade_b.work =
-        TradeWork::Idle(crate::engine::IdleReason::Bootstrap);
-    put_exit(
-        &mut s,
-        0,
-        TradeId::B,
-        dec!(0.1),
-        dec!(0.1020),
-        dec!(20),
-        NOW - H,
-    );
     assert_eq!(
-        reasons(&run(&s, &c, dec!(1))),
+        reasons(&run(&aged(0, H), &c, dec!(1))),
         vec![SkipReason::BandNotEligible]
     );
     // stale but subsidized needs stuck: not eligible (tighten off)
-    let mut s = spec_state(0);
-    s.slots.get_mut(&0).unwrap().trade_b.work =
-        TradeWork::Idle(crate::engine::IdleReason::Bootstrap);
-    put_exit(
-        &mut s,
-        0,
-        TradeId::B,
-        dec!(0.1),
-        dec!(0.1020),
-        dec!(20),
-        NOW - 50 * H,
-    );
     assert_eq!(
-        reasons(&run(&s, &c, dec!(1))),
+        reasons(&run(&aged(0, 50 * H), &c, dec!(1))),
         vec![SkipReason::BandNotEligible]
     );
-    // cooldown
-    let mut s = spec_state(0);
-    if let TradeWork::Exit(x) = &mut s.slots.get_mut(&0).unwrap().trade_b.work {
-        x.heal.last_subsidy_reprice_at = Some(NOW - 600);
+    // cooldown, operator hold, exit not live
+    type Case = (fn(&mut ExitOrder), SkipReason);
+    let cases: [Case; 3] = [
+        (
+            |x| x.heal.last_subsidy_reprice_at = Some(NOW - 600),
+            SkipReason::Cooldown,
+        ),
+        (
+            |x| x.heal.hold_until = Some(NOW + 1),
+            SkipReason::HeldByOperator,
+        ),
+        (
+            |x| x.placement = ExitPlacement::Pending,
+            SkipReason::ExitMissing,
+        ),
+    ];
+    for (f, reason) in cases {
+        assert_eq!(reasons(&run(&edited(f), &c, dec!(1))), vec![reason]);
     }
-    assert_eq!(reasons(&run(&s, &c, dec!(1))), vec![SkipReason::Cooldown]);
-    // operator hold
-    let mut s = spec_state(0);
-    if let TradeWork::Exit(x) = &mut s.slots.get_mut(&0).unwrap().trade_b.work {
-        x.heal.hold_until = Some(NOW + 1);
-    }
-    assert_eq!(
-        reasons(&run(&s, &c, dec!(1))),
-        vec![SkipReason::HeldByOperator]
-    );
-    // exit not live
-    let mut s = spec_state(0);
-    if let TradeWork::Exit(x) = &mut s.slots.get_mut(&0).unwrap().trade_b.work {
-        x.placement = ExitPlacement::Pending;
-    }
-    assert_eq!(
-        reasons(&run(&s, &c, dec!(1))),
-        vec![SkipReason::ExitMissing]
-    );
     // no balance
     assert_eq!(
         reasons(&run(&spec_state(0), &c, dec!(0))),

@@ -1,0 +1,72 @@
+//! The setup both self-healing suites share: a grid whose bands last
+//! minutes instead of days, stage-D repricing, and an operator credit
+//! journaled straight into the ledger.
+
+#![allow(dead_code, missing_docs)]
+
+use healgrid_proto::ledger::v1 as pb;
+use rust_decimal::Decimal;
+use rust_decimal_macros::dec;
+use trader_service::engine::{AgeBand, BandThresholds, EngineConfig, OrderSize};
+use trader_service::healing::RepriceConfig;
+use trader_service::runtime::RuntimeConfig;
+use trader_service::runtime::ledger::LedgerApi;
+
+/// `slots` slots of 6 USD on the test grid, band stale from `stale_sec`
+/// and stuck from `stale_sec x 1.5`, stage D repricing with a 600 s
+/// cooldown, ledger reconciliation (and subsidy sync) every 5 loops.
+pub fn config(bot: &str, slots: u32, stale_sec: i64) -> RuntimeConfig {
+    let mut e = EngineConfig::defaults(super::grid::spec());
+    e.slots = slots;
+    e.order_size = OrderSize::Usd(dec!(6));
+    e.profit_pct = dec!(1.0);
+    e.bands.thresholds = BandThresholds {
+        fresh_sec: stale_sec / 3,
+        aging_sec: stale_sec * 2 / 3,
+        stale_sec,
+        stuck_sec: 1_000_000,
+    };
+    let mut c = RuntimeConfig::new(bot, e.validate().0);
+    c.reconcile_every = 5;
+    c.reprice = RepriceConfig {
+        tighten: true,
+        subsidized: true,
+        auto_band: AgeBand::Stuck,
+        interval_sec: 600,
+        allow_loss: false,
+        round_trip_fee_pct: dec!(0.5),
+        market_stale_sec: 300,
+    };
+    c
+}
+
+/// Credits `amount` of churner profit to a position through the ledger
+/// (as an operator or a churner would), keyed by `key`, at `at`.
+pub async fn credit(
+    ledger: &impl LedgerApi,
+    position_id: u64,
+    key: &str,
+    amount: Decimal,
+    at: i64,
+) {
+    ledger
+        .journal_event(pb::JournalEventRequest {
+            position_id,
+            event_key: key.into(),
+            at: Some(prost_types::Timestamp {
+                seconds: at,
+                nanos: 0,
+            }),
+            event_type: pb::EventType::ChurnerProfit as i32,
+            details: Some(pb::EventDetails {
+                kind: Some(pb::event_details::Kind::ChurnerProfit(
+                    pb::ChurnerProfitDetails {
+                        net_profit: amount.to_string(),
+                        churner_cycle_id: key.into(),
+                    },
+                )),
+            }),
+        })
+        .await
+        .unwrap();
+}
