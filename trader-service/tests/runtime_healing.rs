@@ -6,9 +6,13 @@
 
 #![allow(missing_docs)]
 
+mod faulty;
 mod grid;
 mod healing;
 
+use std::time::Duration;
+
+use faulty::Faulty;
 use ledger_service::Ledger;
 use ledger_service::domain::EventDetails;
 use ledger_service::ledger::JournalScope;
@@ -37,31 +41,109 @@ fn flat(t: i64, p: Decimal) -> Candle {
 }
 
 struct Run {
-    rt: Runtime<PaperExchange, LocalLedger<SqliteStore>>,
+    rt: Runtime<Faulty, LocalLedger<SqliteStore>>,
+    exchange: Faulty,
     paper: PaperExchange,
     lib: Ledger<SqliteStore>,
+    dir: tempfile::TempDir,
     t: i64,
 }
 
 impl Run {
+    /// One slot on a (fault-free for now) paper exchange, the in-process
+    /// ledger and a trader store file, so the trader can be restarted.
     async fn new() -> Self {
         let paper = PaperExchange::new(grid::paper_config(60), SimClock::new(T0 * 1000));
+        let exchange = Faulty::new(paper.clone(), 0);
         let lib = Ledger::in_memory().await.unwrap();
-        let store = TraderStore::open(&StoreLocation::Memory).await.unwrap();
-        let rt = Runtime::new(
+        let dir = tempfile::tempdir().unwrap();
+        let rt = Self::runtime(&exchange, &lib, &dir).await;
+        Self {
+            rt,
+            exchange,
+            paper,
+            lib,
+            dir,
+            t: T0,
+        }
+    }
+
+    async fn runtime(
+        exchange: &Faulty,
+        lib: &Ledger<SqliteStore>,
+        dir: &tempfile::TempDir,
+    ) -> Runtime<Faulty, LocalLedger<SqliteStore>> {
+        let store = TraderStore::open(&StoreLocation::File(dir.path().join("trader.db")))
+            .await
+            .unwrap();
+        Runtime::new(
             healing::config(BOT, 1, 1_800),
-            paper.clone(),
+            exchange.clone(),
             LocalLedger::new(lib.clone()),
             store,
         )
         .await
-        .unwrap();
-        Self {
-            rt,
-            paper,
-            lib,
-            t: T0,
+        .unwrap()
+    }
+
+    /// The process dies (the runtime is dropped mid-step) and starts again
+    /// on the same store file.
+    async fn restart(&mut self) {
+        self.rt = Self::runtime(&self.exchange, &self.lib, &self.dir).await;
+    }
+
+    /// Runs loops until one hangs (more than 200 ms: the faulty exchange
+    /// never answers), then kills it there. Returns whether it hung.
+    async fn minutes_until_hang(&mut self, n: usize, p: Decimal) -> bool {
+        for _ in 0..n {
+            let c = flat(self.t, p);
+            self.paper.step(&c);
+            self.t = c.time + 60;
+            let step = self.rt.step(self.paper.clock().now_ms());
+            if tokio::time::timeout(Duration::from_millis(200), step)
+                .await
+                .is_err()
+            {
+                return true;
+            }
         }
+        false
+    }
+
+    /// The stuck position of the main scenario: entry 0.0998 filled, the
+    /// market at 0.0990 for 30 minutes. Returns its ledger id and volume.
+    async fn stuck_position(&mut self) -> (u64, Decimal) {
+        self.minutes(3, dec!(0.1)).await;
+        self.candle(Candle {
+            time: self.t,
+            open: dec!(0.1),
+            high: dec!(0.1),
+            low: dec!(0.0990),
+            close: dec!(0.0990),
+            volume: dec!(1000),
+        })
+        .await;
+        self.minutes(27, dec!(0.0990)).await;
+        let pos = self.lib.open_positions(BOT, Some(0)).await.unwrap();
+        assert_eq!(pos.len(), 1);
+        (pos[0].position_id, pos[0].entry.volume)
+    }
+
+    async fn kinds(&self, id: u64) -> Vec<&'static str> {
+        self.lib
+            .journal(&JournalScope::Position(id), 0, 100)
+            .await
+            .unwrap()
+            .entries
+            .iter()
+            .map(|e| match &e.details {
+                EventDetails::Created(_) => "created",
+                EventDetails::ChurnerProfit(_) => "churner_profit",
+                EventDetails::Repriced(_) => "repriced",
+                EventDetails::Filled(_) => "filled",
+                _ => "other",
+            })
+            .collect()
     }
 
     /// One-minute candles at a flat price, one loop each.
@@ -223,4 +305,49 @@ async fn a_stuck_position_is_repriced_from_subsidy_and_heals() {
         "the trader's view is exact"
     );
     assert!(balance >= Decimal::ZERO);
+}
+
+/// Proves: a trader killed between the cancel of a repriced exit and its
+/// re-placement re-places it once after the restart, at the new price, and
+/// the journal shows one reprice debited once.
+#[tokio::test]
+async fn a_crash_between_cancel_and_place_reprices_once() {
+    let mut r = Run::new().await;
+    let (id, volume) = r.stuck_position().await;
+    r.credit(id, "credit-1", dec!(0.01)).await;
+    r.exchange.set(5);
+    assert!(
+        r.minutes_until_hang(30, dec!(0.0990)).await,
+        "the reprice's re-placement must have been attempted"
+    );
+    assert!(
+        r.paper
+            .with_book(|b| b.open_orders())
+            .iter()
+            .all(|o| !faulty::is_exit(o.cl_ord_id.as_deref().unwrap_or_default())),
+        "killed after the old exit was cancelled and before the new one rests"
+    );
+    r.exchange.set(0);
+    r.restart().await;
+    r.minutes(5, dec!(0.0990)).await;
+    r.rt.flush(r.paper.clock().now_ms()).await.unwrap();
+    let exits: Vec<_> = r
+        .paper
+        .with_book(|b| b.open_orders())
+        .into_iter()
+        .filter(|o| faulty::is_exit(o.cl_ord_id.as_deref().unwrap_or_default()))
+        .collect();
+    assert_eq!(exits.len(), 1, "exactly one exit on the book: {exits:?}");
+    let x = r.rt.engine().open_exits().next().unwrap().clone();
+    assert_eq!(exits[0].limit_price, Some(x.price));
+    assert!(x.price < dec!(0.100798), "at the repriced price");
+    assert_eq!(
+        r.kinds(id).await,
+        ["created", "churner_profit", "repriced"],
+        "one reprice journaled"
+    );
+    let consumed = (dec!(0.100798) - x.price) * volume;
+    let balance = r.ledger_balance().await;
+    assert_eq!(balance, dec!(0.01) - consumed, "debited once");
+    assert_eq!(r.rt.subsidy().balance(0), balance);
 }

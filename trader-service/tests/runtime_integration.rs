@@ -4,7 +4,10 @@
 
 #![allow(missing_docs)]
 
+mod faulty;
 mod grid;
+
+use faulty::Faulty;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,13 +22,10 @@ use ledger_service::store::SqliteStore;
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
 use tonic::Status;
-use trader_service::engine::{EngineConfig, OrderId, OrderRole};
+use trader_service::engine::EngineConfig;
 use trader_service::exchange::paper::PaperExchange;
-use trader_service::exchange::{
-    Balances, Clock, Exchange, ExchangeError, OrderAck, OrderInfo, OrderKind, OrderRequest,
-    PairInfo, SimClock, Ticker, Trade,
-};
-use trader_service::pair::{Candle, FeeSchedule, Side};
+use trader_service::exchange::{Clock, Exchange, OrderKind, OrderRequest, SimClock};
+use trader_service::pair::{Candle, Side};
 use trader_service::runtime::ledger::{LedgerApi, LocalLedger};
 use trader_service::runtime::store::{StoreLocation, TraderStore};
 use trader_service::runtime::{Runtime, RuntimeConfig};
@@ -387,64 +387,6 @@ async fn restart_replays_missed_fills_without_duplicates() {
     .await;
 }
 
-/// Wraps the paper exchange; `mode` 1 = `add_order` places then never
-/// answers (crash after the exchange accepted), 2 = never answers without
-/// placing (crash between write-ahead commit and the call), 3 = refuses
-/// every exit for lack of funds (entries go through), 4 = reports exits
-/// as executed 0.2 % better than their limit (price improvement).
-#[derive(Clone)]
-struct Faulty {
-    inner: PaperExchange,
-    mode: Arc<AtomicU8>,
-}
-
-impl Exchange for Faulty {
-    async fn pair_info(&self, p: &str) -> Result<PairInfo, ExchangeError> {
-        self.inner.pair_info(p).await
-    }
-    async fn fees(&self, p: &str) -> Result<FeeSchedule, ExchangeError> {
-        self.inner.fees(p).await
-    }
-    async fn ticker(&self, p: &str) -> Result<Ticker, ExchangeError> {
-        self.inner.ticker(p).await
-    }
-    async fn ohlc(&self, p: &str, i: u32, s: Option<i64>) -> Result<Vec<Candle>, ExchangeError> {
-        self.inner.ohlc(p, i, s).await
-    }
-    async fn balances(&self) -> Result<Balances, ExchangeError> {
-        self.inner.balances().await
-    }
-    async fn add_order(&self, req: &OrderRequest) -> Result<OrderAck, ExchangeError> {
-        match self.mode.load(Ordering::SeqCst) {
-            1 => {
-                let _ = self.inner.add_order(req).await;
-                std::future::pending().await
-            }
-            2 => std::future::pending().await,
-            3 if is_exit(&req.client_order_id) => Err(ExchangeError::InsufficientFunds {
-                message: "EOrder:Insufficient funds".into(),
-            }),
-            _ => self.inner.add_order(req).await,
-        }
-    }
-    async fn cancel_order(&self, t: &str) -> Result<(), ExchangeError> {
-        self.inner.cancel_order(t).await
-    }
-    async fn query_orders(&self, t: &[String]) -> Result<Vec<OrderInfo>, ExchangeError> {
-        let mut infos = self.inner.query_orders(t).await?;
-        if self.mode.load(Ordering::SeqCst) == 4 {
-            infos.iter_mut().for_each(improve_exit);
-        }
-        Ok(infos)
-    }
-    async fn open_orders(&self) -> Result<Vec<OrderInfo>, ExchangeError> {
-        self.inner.open_orders().await
-    }
-    async fn trades_since(&self, s: i64) -> Result<Vec<Trade>, ExchangeError> {
-        self.inner.trades_since(s).await
-    }
-}
-
 /// A runtime with `slots` on a [`Faulty`] paper exchange in `mode`, the
 /// in-process ledger and a memory store; also the paper book and ledger.
 async fn faulty_runtime(
@@ -487,26 +429,6 @@ async fn refused_exit_still_reaches_the_ledger() {
     let open = lib.open_positions(BOT, None).await.unwrap();
     assert_eq!(open.len(), exits, "one ledger position per refused exit");
     assert!(open.iter().all(|p| p.exit_txid.is_empty()), "{open:?}");
-}
-
-/// Whether a `cl_ord_id` names one of the engine's exits.
-fn is_exit(cl_ord_id: &str) -> bool {
-    cl_ord_id
-        .parse::<OrderId>()
-        .is_ok_and(|id| id.role == OrderRole::Exit)
-}
-
-/// Price improvement on an exit: a sell executed higher, a buy lower.
-fn improve_exit(o: &mut OrderInfo) {
-    if !o.cl_ord_id.as_deref().is_some_and(is_exit) {
-        return;
-    }
-    let factor = match o.side {
-        Side::Sell => dec!(1.002),
-        Side::Buy => dec!(0.998),
-    };
-    o.cost *= factor;
-    o.avg_price = o.avg_price.map(|p| p * factor);
 }
 
 /// Proves: an exit that fills better than its target journals exactly one
