@@ -116,6 +116,16 @@ pub trait Exchange: Send + Sync {
         }
     }
 
+    /// The exchange's own clock (unix milliseconds), when it publishes one;
+    /// `Ok(None)` when it does not. Fill, order and candle times are
+    /// stamped on this clock, so the runtime measures its offset from the
+    /// local clock and takes "now" (ages, bands) from it.
+    fn server_time(
+        &self,
+    ) -> impl Future<Output = Result<Option<UnixMillis>, ExchangeError>> + Send {
+        async { Ok(None) }
+    }
+
     /// All currently open orders of the account.
     fn open_orders(&self) -> impl Future<Output = Result<Vec<OrderInfo>, ExchangeError>> + Send;
 

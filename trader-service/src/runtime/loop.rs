@@ -715,7 +715,8 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
     /// Runs loops every `poll_interval` until `shutdown` resolves; then
     /// finishes the current loop, flushes the outbox (bounded) and returns.
     /// Never cancels resting orders. Commands from [`Self::handle`]s are
-    /// applied between loops.
+    /// applied between loops. "Now" is `clock` plus the exchange's offset
+    /// ([`super::exchange_clock`]), so ages run on the exchange's clock.
     ///
     /// # Errors
     /// [`RuntimeError`] if the local store fails.
@@ -730,13 +731,15 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
             .handle
             .as_mut()
             .map(|h| std::mem::replace(&mut h.commands, tokio::sync::mpsc::channel(1).1));
+        let mut xclock = super::exchange_clock::ExchangeClock::new();
         loop {
             if let Some(rx) = commands.as_mut() {
                 while let Ok(cmd) = rx.try_recv() {
                     self.apply_command(cmd);
                 }
             }
-            if let Err(e) = self.step(clock.now_ms()).await {
+            let now_ms = xclock.loop_now(&self.exchange, clock).await;
+            if let Err(e) = self.step(now_ms).await {
                 tracing::error!(error = %e, "loop failed (local store); retrying next loop");
             }
             let sleep = tokio::time::sleep(poll_interval);
@@ -745,7 +748,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
                 tokio::select! {
                     () = &mut shutdown => {
                         tracing::info!("shutdown: flushing the outbox, resting orders stay");
-                        return self.flush(clock.now_ms()).await;
+                        return self.flush(xclock.now(clock.now_ms())).await;
                     }
                     () = &mut sleep => break,
                     Some(cmd) = async {
@@ -755,7 +758,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
                         }
                     } => {
                         self.apply_command(cmd);
-                        self.publish(clock.now_ms()).await?;
+                        self.publish(xclock.now(clock.now_ms())).await?;
                     }
                 }
             }

@@ -13,7 +13,8 @@
 //! - [`r#loop::Runtime`]: one trading loop per [`r#loop::Runtime::step`]
 //!   (price, order polls turned into fill deltas ([`fills`]), engine ticks,
 //!   budgeted and write-ahead placements/cancels ([`book`]), commit, outbox
-//!   drain), and [`r#loop::Runtime::run_forever`] with graceful shutdown;
+//!   drain), and [`r#loop::Runtime::run_forever`] with graceful shutdown,
+//!   its "now" on the exchange's clock ([`exchange_clock`]);
 //! - [`writes`]: the ledger writes derived from engine actions, keyed by
 //!   open key; [`sink`]: their delivery over a [`ledger::LedgerApi`] (gRPC
 //!   in production, the in-process ledger in tests and backtests);
@@ -26,6 +27,7 @@
 
 pub mod book;
 pub mod entry;
+pub mod exchange_clock;
 pub mod fills;
 pub(crate) mod heal;
 pub mod intents;

@@ -20,8 +20,8 @@ use super::nonce::NonceSource;
 use super::sign::{BadSecret, decode_secret, sign};
 use super::wire::{
     self, AddOrderResult, AssetPairsResult, BalanceResult, CancelResult, ClosedOrdersResult,
-    OpenOrdersResult, QueryOrdersResult, TickerResult, TradeVolumeResult, TradesHistoryResult,
-    WireError,
+    OpenOrdersResult, QueryOrdersResult, TickerResult, TimeResult, TradeVolumeResult,
+    TradesHistoryResult, WireError,
 };
 use crate::exchange::Exchange;
 use crate::exchange::clock::{Clock, SystemClock};
@@ -600,6 +600,13 @@ impl Exchange for KrakenClient {
             out.extend(orders);
         }
         Ok(out)
+    }
+
+    /// Kraken's public `Time`: whole seconds, so the value may trail the
+    /// exchange's clock by up to a second.
+    async fn server_time(&self) -> Result<Option<UnixMillis>, ExchangeError> {
+        let t: TimeResult = self.call("Time", &[], false).await?;
+        Ok(Some(t.unixtime.saturating_mul(1000)))
     }
 
     async fn open_orders(&self) -> Result<Vec<OrderInfo>, ExchangeError> {

@@ -176,6 +176,11 @@ impl Exchange for PaperExchange {
         Ok(self.lock().book.open_orders())
     }
 
+    /// The simulated clock every fill and order of this book is stamped on.
+    async fn server_time(&self) -> Result<Option<UnixMillis>, ExchangeError> {
+        Ok(Some(self.clock.now_ms()))
+    }
+
     async fn closed_orders(&self, since: UnixMillis) -> Result<Vec<OrderInfo>, ExchangeError> {
         let mut orders = self.lock().book.closed_orders();
         orders.retain(|o| o.closed_at.unwrap_or(o.opened_at) >= since);
@@ -184,5 +189,43 @@ impl Exchange for PaperExchange {
 
     async fn trades_since(&self, since: UnixMillis) -> Result<Vec<Trade>, ExchangeError> {
         Ok(self.lock().book.trades_since(since))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exchange::PairInfo;
+    use crate::pair::PairSpec;
+    use rust_decimal_macros::dec;
+
+    #[tokio::test]
+    async fn server_time_is_the_simulated_clock() {
+        let config = PaperConfig {
+            pair: PairInfo {
+                spec: PairSpec {
+                    symbol: "XDGUSD".into(),
+                    price_decimals: 7,
+                    lot_decimals: 8,
+                    ordermin: dec!(50),
+                    costmin: dec!(0.5),
+                },
+                base: "XXDG".into(),
+                quote: "ZUSD".into(),
+            },
+            fees: FeeSchedule {
+                maker_pct: dec!(0.25),
+                taker_pct: dec!(0.40),
+            },
+            initial_base: dec!(1000),
+            initial_quote: dec!(100),
+            max_open_orders: 10,
+            fill_participation: None,
+        };
+        let clock = SimClock::new(1_640_995_200_000);
+        let ex = PaperExchange::new(config, clock.clone());
+        assert_eq!(ex.server_time().await.unwrap(), Some(1_640_995_200_000));
+        clock.advance(90_000);
+        assert_eq!(ex.server_time().await.unwrap(), Some(1_640_995_290_000));
     }
 }
