@@ -39,6 +39,7 @@ mod placement;
 mod poll;
 pub mod reconcile;
 pub mod sink;
+pub mod stats;
 pub mod status;
 pub mod store;
 mod strays;
@@ -46,7 +47,8 @@ pub mod time;
 mod view;
 pub mod writes;
 
-pub use r#loop::{RunStats, Runtime, RuntimeConfig, RuntimeError, StepReport};
+pub use r#loop::{Runtime, RuntimeConfig, RuntimeError};
+pub use stats::{RunStats, StepReport};
 pub use status::{ControlCommand, RuntimeHandle, RuntimeMode, StatusSnapshot};
 
 #[cfg(test)]
