@@ -467,3 +467,78 @@ async fn run_serves_status_and_exits_zero_on_sigterm() {
     };
     assert_eq!(code, Some(0));
 }
+
+/// Starts `trader-service run` on the paper exchange with `extra` flags,
+/// its log (warnings and worse, on stdout) going to `log`, and returns the child and a connected client.
+async fn spawn_run(
+    extra: &[&str],
+    log: &std::path::Path,
+) -> (std::process::Child, TraderServiceClient<Channel>) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(BIN)
+        .args(["run", "--exchange", "paper", "--sim-speed", "600"])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args([
+            "--ledger-url",
+            "http://127.0.0.1:9",
+            "--store",
+            "sqlite::memory:",
+        ])
+        .args(["--shutdown-flush-sec", "1"])
+        .args(extra)
+        .env_clear()
+        .env("RUST_LOG", "warn")
+        .stdout(std::fs::File::create(log).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let c = deadline_loop("the trader's control API", 30, async || {
+        assert!(child.try_wait().unwrap().is_none(), "trader exited early");
+        TraderServiceClient::connect(url.clone()).await.ok()
+    })
+    .await;
+    (child, c)
+}
+
+/// Proves: an order size below XDGUSD's minimum is loud (start-up warning
+/// with the numbers, each idle trade says why in GetStatus), and the
+/// default size (unset) trades.
+#[tokio::test]
+async fn a_size_below_the_minimum_is_loud_and_the_default_trades() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("small.log");
+    let (mut child, mut c) = spawn_run(&["--order-size-usd", "2"], &log).await;
+    let s = deadline_loop("idle reasons", 30, async || {
+        let s = status(&mut c).await;
+        (s.loops > 2 && s.slots.iter().any(|sl| !sl.idle.is_empty())).then_some(s)
+    })
+    .await;
+    child.kill().unwrap();
+    let _ = child.wait();
+    assert!(txids(&s).is_empty(), "nothing can be placed at 2 USD");
+    for slot in &s.slots {
+        assert_eq!(slot.idle.len(), 2, "both trades wait: {slot:?}");
+        assert!(
+            slot.idle.iter().all(|i| i.reason.contains("pair minimum")),
+            "{slot:?}"
+        );
+    }
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("NOTHING WILL TRADE"), "{logged}");
+    assert!(logged.contains("ORDER_SIZE_USD=2"), "{logged}");
+
+    let (mut child, mut c) = spawn_run(&[], &dir.path().join("default.log")).await;
+    let s = deadline_loop("orders at the default size", 30, async || {
+        let s = status(&mut c).await;
+        (!txids(&s).is_empty()).then_some(s)
+    })
+    .await;
+    child.kill().unwrap();
+    let _ = child.wait();
+    assert!(s.slots.iter().all(|sl| sl.idle.is_empty()), "{:?}", s.slots);
+}

@@ -1,0 +1,65 @@
+//! The `trader-service backtest` command as a user runs it: the binary, a
+//! CSV of candles, the JSON report and what it says on stderr.
+
+#![allow(missing_docs)]
+
+use std::process::Command;
+
+/// Proves: a backtest whose order size cannot meet the pair minimum says so
+/// on stderr and counts the waits in its report, and `--compare` writes one
+/// report per stage; an unknown stage is a clear CLI error.
+#[test]
+fn backtest_reports_below_minimum_sizes_and_compares_stages() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("c.csv");
+    let mut text = String::from("time,open,high,low,close,volume\n");
+    for i in 0..300i64 {
+        let p = 0.1 + 0.002 * ((i as f64) / 7.0).sin();
+        text += &format!(
+            "{},{p:.6},{:.6},{:.6},{p:.6},100\n",
+            1_700_000_000 + 60 * i,
+            p * 1.001,
+            p * 0.999
+        );
+    }
+    std::fs::write(&csv, text).unwrap();
+    let out = dir.path().join("r.json");
+    let run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_trader-service"))
+            .args(["backtest", "--no-progress", "--candles"])
+            .arg(&csv)
+            .arg("--out")
+            .arg(&out)
+            .args(extra)
+            .env_clear()
+            .output()
+            .unwrap()
+    };
+    let small = run(&["--order-size-usd", "2"]);
+    assert!(small.status.success());
+    let stderr = String::from_utf8_lossy(&small.stderr);
+    assert!(stderr.contains("placed no order"), "{stderr}");
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(r["placements"], 0);
+    assert!(r["entries_below_minimum"].as_u64().unwrap() > 0, "{r}");
+
+    let cmp = run(&["--compare", "A,D"]);
+    assert!(
+        cmp.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cmp.stderr)
+    );
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert!(
+        r["A"]["placements"].as_u64().unwrap() > 0,
+        "the default size trades"
+    );
+    assert_eq!(r["D"]["stage"], "D");
+    assert!(String::from_utf8_lossy(&cmp.stderr).contains("stuck_capital_hours"));
+
+    let bad = run(&["--stage", "Z"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--stage"));
+}
