@@ -9,7 +9,7 @@
 # process, so its orders end with it; the state of the previous run is wiped.
 #
 # Settings (environment): LEDGER_LISTEN (127.0.0.1:50051), TRADER_LISTEN
-# (127.0.0.1:50052), GATEWAY_LISTEN (127.0.0.1:8080), SIM_SPEED (600), ORDER_SIZE_USD (10: XDGUSD's ordermin is
+# (127.0.0.1:50052), GATEWAY_LISTEN (127.0.0.1:8080), SIM_SPEED (600), ORDER_SIZE_USD (unset: the pair minimum + 5 %; XDGUSD's ordermin is
 # 50 DOGE), SLOTS (3), RUST_LOG (info), GATEWAY_TOKEN (unset: actions open
 # on loopback); any other trader setting (see `trader-service run --help`) is
 # passed through as well.
@@ -25,7 +25,6 @@ export LEDGER_LISTEN="${LEDGER_LISTEN:-127.0.0.1:50051}"
 export TRADER_LISTEN="${TRADER_LISTEN:-127.0.0.1:50052}"
 export GATEWAY_LISTEN="${GATEWAY_LISTEN:-127.0.0.1:8080}"
 export SIM_SPEED="${SIM_SPEED:-600}"
-export ORDER_SIZE_USD="${ORDER_SIZE_USD:-10}"
 export SLOTS="${SLOTS:-3}"
 export RUST_LOG="${RUST_LOG:-info}"
 

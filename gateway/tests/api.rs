@@ -91,6 +91,10 @@ async fn api_against_the_real_stack() {
     assert_eq!(status["slots"].as_array().map(Vec::len), Some(3));
     assert_eq!(status["bands"].as_array().map(Vec::len), Some(5));
     assert!(status["market"]["price"].is_string());
+    // The trader's healing section passes through (stage A by default).
+    assert_eq!(status["healing"]["stage"], "A", "{status}");
+    assert!(status["healing"]["regime"].is_string());
+    assert!(status["healing"]["profit_target_pct"].is_string());
     let id = acknowledged_id(&status).expect("id");
 
     // Positions: open with bands, filters, paging, closed.

@@ -53,7 +53,14 @@ fn overview(snap: &Snapshot) -> Markup {
             dt { "Outbox" } dd { (st.outbox.depth) " pending · " span class=(if st.outbox.parked > 0 { "warn" } else { "" }) { (st.outbox.parked) " parked" } }
             dt { "Call budget" } dd { (st.budget.used) " / " (st.budget.limit) " used · " (st.budget.deferred) " deferred" }
             dt { "Open positions" } dd { (st.positions.len()) }
-            dt { "Regime, P&L, target" } dd.muted { "not reported by the trader yet" }
+            @match &st.healing {
+                Some(h) => {
+                    dt { "Healing" } dd { "stage " (h.stage) " · reprices " (h.reprices[0]) " tighten / " (h.reprices[1]) " subsidized / " (h.reprices[2]) " loss-funded" }
+                    dt { "Regime" } dd { (h.regime) " " small { "(" (format!("{:.2}", h.regime_confidence)) @if !h.regime_ready { ", not ready" } ")" } }
+                    dt { "Profit target" } dd { (h.profit_target_pct) " %" }
+                }
+                None => { dt { "Regime, target" } dd.muted { "not reported by the trader" } }
+            }
         }
         div.actions {
             button data-action="/api/v1/pause" data-title="Pause trading" { "Pause" }

@@ -179,6 +179,49 @@ pub struct BandCount {
     pub capital: String,
 }
 
+/// The trader's self-healing section (absent from traders that predate it).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Healing {
+    /// Rollout stage in force, `A`..`E`.
+    pub stage: String,
+    /// Regime label: bearish, ranging, bullish or unknown.
+    pub regime: String,
+    /// Posterior of that label (0..1).
+    pub regime_confidence: f64,
+    /// Whether the regime detector has enough data.
+    pub regime_ready: bool,
+    /// Profit target new exits are placed with, percent (decimal string).
+    pub profit_target_pct: String,
+    /// Subsidy still needed per slot to bring its eligible positions to
+    /// their fillable price (decimal strings), by slot id.
+    pub pending_need: std::collections::BTreeMap<u32, String>,
+    /// Reprices that took effect: tighten, subsidized (full + partial),
+    /// loss-funded.
+    pub reprices: [u64; 3],
+}
+
+fn healing(h: &pb::Healing) -> Healing {
+    let r = h.regime.clone().unwrap_or_default();
+    let c = h.reprices.clone().unwrap_or_default();
+    Healing {
+        stage: h.stage.clone(),
+        regime: non_empty(&r.state).unwrap_or_else(|| "unknown".into()),
+        regime_confidence: r.confidence,
+        regime_ready: r.ready,
+        profit_target_pct: h.profit_target_pct.clone(),
+        pending_need: h
+            .subsidy
+            .iter()
+            .map(|s| (s.slot_id, s.pending_need.clone()))
+            .collect(),
+        reprices: [
+            c.tighten,
+            c.subsidized_full + c.subsidized_partial,
+            c.loss_funded,
+        ],
+    }
+}
+
 /// The trader's status.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Status {
@@ -206,6 +249,8 @@ pub struct Status {
     pub positions: Vec<OpenPosition>,
     /// Open positions per band (every band listed).
     pub bands: Vec<BandCount>,
+    /// Self-healing: stage, regime, profit target, pending need, reprices.
+    pub healing: Option<Healing>,
 }
 
 fn mode(v: i32) -> Mode {
@@ -344,6 +389,7 @@ pub fn status(r: &pb::GetStatusResponse) -> Status {
             })
             .collect(),
         bands: band_counts(&positions),
+        healing: r.healing.as_ref().map(healing),
         positions,
     }
 }
