@@ -156,6 +156,27 @@ pub struct HealingArgs {
     /// Maximum simultaneously active churners (>= 1).
     #[arg(long, env = "CHURNER_MAX_ACTIVE", default_value_t = 5)]
     pub churner_max_active: u32,
+    /// 5-minute returns the regime model is fitted on (48..=4032; 288 = a day).
+    #[arg(long, env = "REGIME_WINDOW", default_value_t = 288)]
+    pub regime_window: usize,
+    /// Returns needed before the regime is known (24..=REGIME_WINDOW).
+    #[arg(long, env = "REGIME_MIN_RETURNS", default_value_t = 96)]
+    pub regime_min_returns: usize,
+    /// New returns between two refits of the regime model (1..=REGIME_WINDOW).
+    #[arg(long, env = "REGIME_REFIT_EVERY", default_value_t = 12)]
+    pub regime_refit_every: usize,
+    /// Posterior a regime label needs to count towards a change (0.51..=0.99).
+    #[arg(long, env = "REGIME_CONFIDENCE", default_value_t = 0.6)]
+    pub regime_confidence: f64,
+    /// Consecutive qualifying returns before the regime label changes (1..=100).
+    #[arg(long, env = "REGIME_DWELL", default_value_t = 3)]
+    pub regime_dwell: u32,
+    /// 1-minute moves averaged as "recent" for the profit target (5..=1440).
+    #[arg(long, env = "TARGET_RECENT_MINUTES", default_value_t = 60)]
+    pub target_recent_minutes: usize,
+    /// 1-minute moves averaged as the long-run baseline (>= 2 x recent, <= 10080).
+    #[arg(long, env = "TARGET_BASELINE_MINUTES", default_value_t = 1440)]
+    pub target_baseline_minutes: usize,
 }
 
 /// Validated grid settings.
@@ -180,7 +201,7 @@ pub struct TradingSettings {
 }
 
 /// Validated self-healing settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct HealingSettings {
     /// Ledger journaling on (forced when churner or subsidy is on).
     pub ledger_enabled: bool,
@@ -218,6 +239,8 @@ pub struct HealingSettings {
     pub churner_reserve_usd: Decimal,
     /// Maximum active churners.
     pub churner_max_active: u32,
+    /// Regime detector and profit-target windows (clamped).
+    pub market: crate::healing::HealingConfig,
 }
 
 /// Rollout stage of SPEC §10, derived from the flags in force.
@@ -437,8 +460,24 @@ impl HealingArgs {
             churner_min_headroom: self.churner_min_headroom,
             churner_reserve_usd: self.churner_reserve_usd,
             churner_max_active,
+            market: self.market_config(&mut clamp),
         };
         Ok((settings, clamp.warnings))
+    }
+
+    /// The regime and profit-target settings, clamped by their own rules.
+    fn market_config(&self, clamp: &mut Clamp) -> crate::healing::HealingConfig {
+        let mut c = crate::healing::HealingConfig::default();
+        c.regime.window = self.regime_window;
+        c.regime.min_returns = self.regime_min_returns;
+        c.regime.refit_every = self.regime_refit_every;
+        c.regime.confidence = self.regime_confidence;
+        c.regime.dwell = self.regime_dwell;
+        c.target.recent_minutes = self.target_recent_minutes;
+        c.target.baseline_minutes = self.target_baseline_minutes;
+        let (c, warnings) = c.validate();
+        clamp.warnings.extend(warnings);
+        c
     }
 
     /// Band thresholds clamped to >= 60 s and strictly increasing.
@@ -565,6 +604,18 @@ impl HealingSettings {
             format!("CHURNER_MIN_HEADROOM={}", self.churner_min_headroom),
             format!("CHURNER_RESERVE_USD={}", self.churner_reserve_usd),
             format!("CHURNER_MAX_ACTIVE={}", self.churner_max_active),
+            format!(
+                "REGIME_WINDOW/MIN_RETURNS/REFIT_EVERY/CONFIDENCE/DWELL={}/{}/{}/{}/{}",
+                self.market.regime.window,
+                self.market.regime.min_returns,
+                self.market.regime.refit_every,
+                self.market.regime.confidence,
+                self.market.regime.dwell
+            ),
+            format!(
+                "TARGET_RECENT_MINUTES/TARGET_BASELINE_MINUTES={}/{}",
+                self.market.target.recent_minutes, self.market.target.baseline_minutes
+            ),
         ]
     }
 }
@@ -629,6 +680,41 @@ mod tests {
 
     fn parse(args: &[&str]) -> Cli {
         Cli::try_parse_from(std::iter::once("trader").chain(args.iter().copied())).unwrap()
+    }
+
+    /// Proves: nonsense regime and profit-target settings are clamped with a
+    /// warning naming each (never a crash), and valid ones reach the
+    /// healing settings unchanged.
+    #[test]
+    fn regime_and_target_settings_are_clamped_with_warnings() {
+        let cli = parse(&[
+            "--regime-window",
+            "5",
+            "--regime-confidence",
+            "0.3",
+            "--regime-dwell",
+            "0",
+            "--target-recent-minutes",
+            "1",
+        ]);
+        let (t, _) = cli.trading.resolve().unwrap();
+        let (h, w) = cli.healing.resolve(&t).unwrap();
+        let fields: Vec<_> = w.iter().map(|w| w.field).collect();
+        for f in [
+            "REGIME_WINDOW",
+            "REGIME_CONFIDENCE",
+            "REGIME_DWELL",
+            "TARGET_RECENT_MINUTES",
+        ] {
+            assert!(fields.contains(&f), "no warning for {f}: {fields:?}");
+        }
+        assert_eq!(h.market.regime.window, 48);
+        assert!(h.market.regime.confidence >= 0.51);
+        let cli = parse(&["--regime-window", "576", "--regime-dwell", "5"]);
+        let (t, _) = cli.trading.resolve().unwrap();
+        let (h, w) = cli.healing.resolve(&t).unwrap();
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!((h.market.regime.window, h.market.regime.dwell), (576, 5));
     }
 
     #[test]

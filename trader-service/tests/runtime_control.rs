@@ -274,6 +274,7 @@ async fn backtest_is_deterministic() {
         stage: trader_service::config::RolloutStage::A,
         profile: Vec::new(),
         reprice: trader_service::healing::RepriceConfig::off(),
+        market: trader_service::healing::HealingConfig::default(),
         engine: engine(4),
         paper: grid::paper_config(200),
         poll_interval_sec: 60,

@@ -163,6 +163,7 @@ impl BacktestArgs {
                 stage: healing.stage(),
                 profile,
                 reprice,
+                market: healing.market.clone(),
                 engine,
                 paper,
                 poll_interval_sec: i64::try_from(trading.poll_interval_sec).unwrap_or(i64::MAX),
@@ -183,6 +184,8 @@ pub struct BacktestConfig {
     pub profile: Vec<String>,
     /// What repricing may do.
     pub reprice: RepriceConfig,
+    /// Regime detector and profit-target windows.
+    pub market: crate::healing::HealingConfig,
     /// Validated engine configuration.
     pub engine: EngineConfig,
     /// The paper account (pair, fees, initial balances).
@@ -381,6 +384,7 @@ pub async fn run_backtest(
     rcfg.reconcile_every = 0;
     rcfg.reprice = cfg.reprice.clone();
     rcfg.stage = cfg.stage;
+    rcfg.market = cfg.market.clone();
     // Nobody inspects delivered writes of a backtest: keep the queue small.
     rcfg.outbox.retain_delivered = 0;
     let mut rt = Runtime::new(rcfg, paper.clone(), LocalLedger::new(ledger), store).await?;

@@ -69,6 +69,8 @@ pub struct RuntimeConfig {
     pub reprice: crate::healing::RepriceConfig,
     /// The rollout stage the settings amount to (shown in the status).
     pub stage: crate::config::RolloutStage,
+    /// Regime detector and profit-target windows.
+    pub market: crate::healing::HealingConfig,
     /// How long an ambiguous placement may still appear on the exchange
     /// before it may be placed again.
     pub placement_stale: StalePolicy,
@@ -90,6 +92,7 @@ impl RuntimeConfig {
             reconcile_every: 20,
             reprice: crate::healing::RepriceConfig::off(),
             stage: crate::config::RolloutStage::A,
+            market: crate::healing::HealingConfig::default(),
             placement_stale: StalePolicy::default(),
         }
     }
@@ -175,6 +178,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
                 0,
             ),
         };
+        let market = crate::runtime::heal::MarketModel::new(cfg.market.clone());
         let mut rt = Self {
             outbox: Outbox::new(store.clone(), cfg.outbox),
             cfg,
@@ -197,7 +201,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
             retry_parked: false,
             next_heal_at: i64::MIN,
             pending_need: Default::default(),
-            market: crate::runtime::heal::MarketModel::new(crate::healing::HealingConfig::default()),
+            market,
             acks_uncommitted: false,
             handle: None,
             last_scan_ms: None,

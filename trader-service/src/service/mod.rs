@@ -560,6 +560,7 @@ async fn trade<E: Exchange, C: Clock>(
     rcfg.post_only = args.post_only;
     rcfg.shutdown_flush = Duration::from_secs(args.shutdown_flush_sec);
     rcfg.stage = plan.healing.stage();
+    rcfg.market = plan.healing.market.clone();
     rcfg.reprice = plan
         .healing
         .reprice_config(fees.round_trip_pct(), plan.trading.poll_interval_sec);
