@@ -190,28 +190,10 @@ impl Run {
 #[tokio::test]
 async fn a_stuck_position_is_repriced_from_subsidy_and_heals() {
     let mut r = Run::new().await;
-    r.minutes(3, dec!(0.1)).await;
-    // The market dips through the buy entry (0.0998) and stays below.
-    r.candle(Candle {
-        time: r.t,
-        open: dec!(0.1),
-        high: dec!(0.1),
-        low: dec!(0.0990),
-        close: dec!(0.0990),
-        volume: dec!(1000),
-    })
-    .await;
-    r.minutes(2, dec!(0.0990)).await;
+    // Entry 0.0998 filled, then 27 minutes at 1.8 % away: stuck (effective
+    // age > 1800 s); no subsidy, so nothing moves.
+    let (id, volume) = r.stuck_position().await;
     assert_eq!(r.exit_price(), dec!(0.100798), "entry 0.0998 + 1 %");
-    let pos = r.lib.open_positions(BOT, Some(0)).await.unwrap();
-    assert_eq!(pos.len(), 1);
-    let id = pos[0].position_id;
-    let volume = pos[0].entry.volume;
-
-    // 25 minutes at 1.8 % away: stuck (effective age > 1800 s); no
-    // subsidy, so nothing moves.
-    r.minutes(25, dec!(0.0990)).await;
-    assert_eq!(r.exit_price(), dec!(0.100798));
     let st = r.rt.reprice_stats().clone();
     assert!(
         st.skipped.get("insufficient_balance").copied().unwrap_or(0) > 0,
@@ -267,16 +249,7 @@ async fn a_stuck_position_is_repriced_from_subsidy_and_heals() {
         .await
         .unwrap()
         .entries;
-    let kinds: Vec<&str> = journal
-        .iter()
-        .map(|e| match &e.details {
-            EventDetails::Created(_) => "created",
-            EventDetails::ChurnerProfit(_) => "churner_profit",
-            EventDetails::Repriced(_) => "repriced",
-            EventDetails::Filled(_) => "filled",
-            _ => "other",
-        })
-        .collect();
+    let kinds = r.kinds(id).await;
     assert_eq!(
         kinds,
         [

@@ -79,7 +79,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
         let market_age_sec = self
             .market_at_ms
             .map(|t| (now * 1000 - t).max(0).div_euclid(1000));
-        let p = plan(RepriceInputs {
+        let mut p = plan(RepriceInputs {
             engine: &self.engine,
             engine_cfg: &self.cfg.engine,
             cfg: &self.cfg.reprice,
@@ -91,7 +91,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
             max_decisions: (calls_left / CALLS_PER_REPRICE) as usize,
         });
         self.book.heal_stats.count_plan(&p);
-        self.pending_need = p.pending_need.clone();
+        self.pending_need = std::mem::take(&mut p.pending_need);
         for s in &p.skips {
             if matches!(
                 s.reason,
