@@ -14,7 +14,9 @@ use tracing_subscriber::EnvFilter;
 
 use trader_service::exchange::kraken::limits::RateTier;
 use trader_service::exchange::kraken::sign::decode_secret;
-use trader_service::exchange::market::{CsvReplay, MarketSource, SyntheticConfig, SyntheticMarket};
+use trader_service::exchange::market::{
+    CsvReplay, MarketSource, SyntheticConfig, SyntheticMarket, write_csv,
+};
 use trader_service::exchange::paper::PaperConfig;
 use trader_service::exchange::sim_server::{self, SimConfig};
 use trader_service::exchange::{Clock, PairInfo, SystemClock};
@@ -46,6 +48,28 @@ enum Command {
     /// Replay candles through the trader runtime on the paper exchange
     /// (simulated time, in-process ledger) and write a JSON report.
     Backtest(Box<trader_service::backtest::BacktestArgs>),
+    /// Write a seeded synthetic market (ranging stretches and trends) as a
+    /// candle CSV for `backtest --candles` or `kraken-sim --market csv:`.
+    Synth(SynthArgs),
+}
+
+#[derive(Debug, Args)]
+struct SynthArgs {
+    /// Where to write the CSV.
+    #[arg(long)]
+    out: PathBuf,
+    /// Number of 1-minute candles (350000 is about 8 months).
+    #[arg(long, default_value_t = 350_000)]
+    candles: usize,
+    /// RNG seed: same seed, same path.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Opening price.
+    #[arg(long, default_value = "0.1")]
+    start_price: Decimal,
+    /// Open time of the first candle, unix seconds.
+    #[arg(long, default_value_t = 1_700_000_040)]
+    start_time: i64,
 }
 
 /// Where the simulator's prices come from.
@@ -221,6 +245,28 @@ fn sim_config(a: &SimArgs) -> Result<(SimConfig, Box<dyn MarketSource>)> {
     Ok((cfg, market))
 }
 
+/// `synth`: the seeded synthetic market written as CSV.
+fn run_synth(a: &SynthArgs) -> Result<()> {
+    if a.start_price <= Decimal::ZERO {
+        bail!("--start-price must be positive");
+    }
+    if a.candles == 0 {
+        bail!("--candles must be at least 1");
+    }
+    let mut market = SyntheticMarket::new(SyntheticConfig {
+        seed: a.seed,
+        start_time: a.start_time,
+        start_price: a.start_price,
+        ..SyntheticConfig::default()
+    });
+    let file =
+        std::fs::File::create(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let name = a.out.display().to_string();
+    let n = write_csv(&mut market, a.candles, std::io::BufWriter::new(file), &name)?;
+    eprintln!("wrote {n} candles to {name}");
+    Ok(())
+}
+
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
@@ -358,7 +404,7 @@ async fn main() -> Result<()> {
     let cli = Cli::parse();
     // A backtest logs every simulated decision: warnings only by default.
     let level = match cli.command {
-        Command::Backtest(_) | Command::Ctl(_) => "warn",
+        Command::Backtest(_) | Command::Ctl(_) | Command::Synth(_) => "warn",
         Command::KrakenSim(_) | Command::Run(_) => "info",
     };
     init_logging(cli.log_json || cli.log_format == "json", level);
@@ -379,6 +425,7 @@ async fn main() -> Result<()> {
         },
         Command::KrakenSim(args) => run_sim(*args).await,
         Command::Backtest(args) => run_backtest_cmd(&args).await,
+        Command::Synth(args) => run_synth(&args),
     }
 }
 

@@ -36,6 +36,9 @@ async fn place(url: &str, price: &str, cl: Option<&str>) -> Value {
     private_raw(url, "AddOrder", &p).await
 }
 
+/// How long the simulator holds a delayed acceptance in the `cl_ord_id` test.
+const DELAY: Duration = Duration::from_secs(2);
+
 fn txid(v: &Value) -> String {
     assert_eq!(errors(v), Vec::<String>::new(), "{v}");
     v["result"]["txid"][0].as_str().unwrap().to_owned()
@@ -273,7 +276,11 @@ async fn private_methods_answer_in_krakens_shapes() {
 
 #[tokio::test]
 async fn a_cl_ord_id_in_use_by_an_open_order_is_refused() {
-    let sim = start_sim(sim_config(fast_tier())).await;
+    // The copy must be placed while the delayed original still waits; a
+    // wide window keeps that true on a loaded machine.
+    let mut cfg = sim_config(fast_tier());
+    cfg.delayed_accept = DELAY;
+    let sim = start_sim(cfg).await;
     let url = sim.url();
     let first = txid(&place(&url, "0.09", Some("dup-1")).await);
     let again = place(&url, "0.08", Some("dup-1")).await;
@@ -316,7 +323,7 @@ async fn a_cl_ord_id_in_use_by_an_open_order_is_refused() {
     let busy = place(&url, "0.07", Some("late-1")).await;
     assert_eq!(errors(&busy), ["EService:Busy"]);
     let copy = txid(&place(&url, "0.07", Some("late-1")).await);
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(DELAY + Duration::from_millis(500)).await;
     let open = &private_raw(&url, "OpenOrders", &[("cl_ord_id", "late-1")]).await["result"]["open"];
     let open = open.as_object().unwrap();
     assert_eq!(open.len(), 1);
@@ -334,7 +341,7 @@ async fn a_cl_ord_id_in_use_by_an_open_order_is_refused() {
     });
     let busy = place(&url, "0.07", Some("late-2")).await;
     assert_eq!(errors(&busy), ["EService:Busy"]);
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(DELAY + Duration::from_millis(500)).await;
     let open = &private_raw(&url, "OpenOrders", &[("cl_ord_id", "late-2")]).await["result"]["open"];
     assert_eq!(open.as_object().unwrap().len(), 1);
     sim.shutdown();
