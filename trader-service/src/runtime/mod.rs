@@ -26,10 +26,12 @@
 //!   is built on.
 
 pub mod book;
+pub mod control;
 pub mod entry;
 pub mod exchange_clock;
 pub mod fills;
 pub(crate) mod heal;
+mod operator;
 pub mod intents;
 pub mod ledger;
 #[path = "loop.rs"]
