@@ -24,7 +24,8 @@ use trader_service::pair::{Candle, FeeSchedule, Side};
 /// never answers a placement of an exit (a crash between the cancel and the
 /// re-placement of a reprice), entries go through, 6 = refuses market orders
 /// for lack of funds, 7 = places a market order, then loses the answer
-/// (ambiguous: the caller must look it up, never send it again).
+/// (ambiguous: the caller must look it up, never send it again), 8 = every
+/// cancel fails transiently (a reprice stays in flight across loops).
 #[derive(Clone)]
 pub struct Faulty {
     pub inner: PaperExchange,
@@ -71,6 +72,11 @@ impl Exchange for Faulty {
         }
     }
     async fn cancel_order(&self, t: &str) -> Result<(), ExchangeError> {
+        if self.mode.load(Ordering::SeqCst) == 8 {
+            return Err(ExchangeError::Retryable {
+                message: "EService:Busy".into(),
+            });
+        }
         self.inner.cancel_order(t).await
     }
     async fn query_orders(&self, t: &[String]) -> Result<Vec<OrderInfo>, ExchangeError> {
