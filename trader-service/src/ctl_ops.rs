@@ -232,16 +232,17 @@ pub async fn run(ch: Channel, action: &OpsAction) -> Result<String, CtlError> {
 /// Asks on the terminal; only `y` or `yes` confirms.
 fn confirm(position_id: &str) -> Result<bool, CtlError> {
     use std::io::{BufRead, Write};
-    eprint!(
-        "close position {position_id} at market, realizing its loss? [y/N] "
-    );
+    eprint!("close position {position_id} at market, realizing its loss? [y/N] ");
     let _ = std::io::stderr().flush();
     let mut line = String::new();
     std::io::stdin()
         .lock()
         .read_line(&mut line)
         .map_err(|e| CtlError::Input(e.to_string()))?;
-    Ok(matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
+    Ok(matches!(
+        line.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
 }
 
 fn whoami() -> String {

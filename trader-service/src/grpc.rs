@@ -15,11 +15,11 @@ use prost_types::Timestamp;
 use tonic::{Request, Response, Status};
 
 use crate::engine::{AgeBand, OrderRole, Phase, TradeId};
+use crate::operator_api;
 use crate::pair::Side;
 use crate::runtime::status::{
     ControlError, OrderStatusView, PositionStatusView, SlotStatusView, StatusSnapshot,
 };
-use crate::operator_api;
 use crate::runtime::{ControlCommand, RuntimeHandle, RuntimeMode};
 
 /// Longest operator reason accepted (it only goes to the log).
@@ -284,7 +284,9 @@ impl TraderService for TraderGrpc {
         &self,
         _request: Request<pb::ListCleanupQueueRequest>,
     ) -> Result<Response<pb::ListCleanupQueueResponse>, Status> {
-        Ok(Response::new(operator_api::list_cleanup_queue(&self.handle)))
+        Ok(Response::new(operator_api::list_cleanup_queue(
+            &self.handle,
+        )))
     }
 
     async fn reprice_to_breakeven(

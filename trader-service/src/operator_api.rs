@@ -79,7 +79,10 @@ fn operator(raw: &str) -> Result<String, Status> {
     })
 }
 
-async fn run(handle: &RuntimeHandle, req: ActionRequest) -> Result<pb::OperatorActionResponse, Status> {
+async fn run(
+    handle: &RuntimeHandle,
+    req: ActionRequest,
+) -> Result<pb::OperatorActionResponse, Status> {
     tracing::info!(request_id = %req.request_id, action = req.action.name(),
         reason = %req.reason, operator = %req.operator, "operator action received");
     let reply = handle

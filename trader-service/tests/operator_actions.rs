@@ -151,7 +151,9 @@ impl Run {
     /// between steps, as the loop does.
     async fn call<T: Send + 'static>(
         &mut self,
-        f: impl FnOnce(TraderServiceClient<Channel>) -> std::pin::Pin<Box<dyn Future<Output = T> + Send>>,
+        f: impl FnOnce(
+            TraderServiceClient<Channel>,
+        ) -> std::pin::Pin<Box<dyn Future<Output = T> + Send>>,
     ) -> T {
         let task = tokio::spawn(f(self.client.clone()));
         loop {
@@ -278,6 +280,25 @@ impl Run {
             .await
             .unwrap()
             .into_inner()
+    }
+
+    /// Runs loops until one hangs (the faulty exchange never answers), then
+    /// drops it there: the process is killed mid-step. Returns whether it
+    /// hung.
+    async fn minutes_until_hang(&mut self, n: usize, p: Decimal) -> bool {
+        for _ in 0..n {
+            let c = flat(self.t, p);
+            self.paper.step(&c);
+            self.t = c.time + 60;
+            let step = self.rt.step(self.now_ms());
+            if tokio::time::timeout(Duration::from_millis(500), step)
+                .await
+                .is_err()
+            {
+                return true;
+            }
+        }
+        false
     }
 
     async fn minutes(&mut self, n: usize, p: Decimal) {
@@ -447,8 +468,15 @@ async fn hold_release_and_breakeven_leave_their_history() {
     );
     let journal = r.journal(&id).await;
     match (&journal[2], &journal[3], &journal[4]) {
-        (EventDetails::OperatorAction(a), EventDetails::OperatorAction(b), EventDetails::Repriced(p)) => {
-            assert_eq!((a.action.as_str(), a.operator.as_str()), ("release_hold", "alice"));
+        (
+            EventDetails::OperatorAction(a),
+            EventDetails::OperatorAction(b),
+            EventDetails::Repriced(p),
+        ) => {
+            assert_eq!(
+                (a.action.as_str(), a.operator.as_str()),
+                ("release_hold", "alice")
+            );
             assert_eq!(b.action, "reprice_to_breakeven");
             assert_eq!(b.reason, "free the capital");
             assert_eq!(p.reason, RepriceReason::Operator);
@@ -475,16 +503,56 @@ async fn refusals_name_their_reason_and_change_nothing() {
     let mut r = Run::new().await;
     let id = r.write_off_position().await;
     for (res, code, words) in [
-        (r.hold("abc", "x1", 3_600).await, Code::InvalidArgument, "positive integer"),
-        (r.hold(&id, "x2", 30).await, Code::InvalidArgument, "out of range"),
-        (r.hold(&id, "x3", 31 * 86_400).await, Code::InvalidArgument, "out of range"),
-        (r.hold(&id, "", 3_600).await, Code::InvalidArgument, "request_id"),
-        (r.hold("999", "x4", 3_600).await, Code::NotFound, "no open position 999"),
-        (r.breakeven("999", "x5").await, Code::NotFound, "no open position"),
-        (r.release(&id, "x6").await, Code::FailedPrecondition, "not on hold"),
-        (r.regime("sideways", 3_600, "x7").await, Code::InvalidArgument, "ranging"),
-        (r.regime("unknown", 3_600, "x8").await, Code::InvalidArgument, "ranging"),
-        (r.regime("ranging", 10, "x9").await, Code::InvalidArgument, "ttl_seconds"),
+        (
+            r.hold("abc", "x1", 3_600).await,
+            Code::InvalidArgument,
+            "positive integer",
+        ),
+        (
+            r.hold(&id, "x2", 30).await,
+            Code::InvalidArgument,
+            "out of range",
+        ),
+        (
+            r.hold(&id, "x3", 31 * 86_400).await,
+            Code::InvalidArgument,
+            "out of range",
+        ),
+        (
+            r.hold(&id, "", 3_600).await,
+            Code::InvalidArgument,
+            "request_id",
+        ),
+        (
+            r.hold("999", "x4", 3_600).await,
+            Code::NotFound,
+            "no open position 999",
+        ),
+        (
+            r.breakeven("999", "x5").await,
+            Code::NotFound,
+            "no open position",
+        ),
+        (
+            r.release(&id, "x6").await,
+            Code::FailedPrecondition,
+            "not on hold",
+        ),
+        (
+            r.regime("sideways", 3_600, "x7").await,
+            Code::InvalidArgument,
+            "ranging",
+        ),
+        (
+            r.regime("unknown", 3_600, "x8").await,
+            Code::InvalidArgument,
+            "ranging",
+        ),
+        (
+            r.regime("ranging", 10, "x9").await,
+            Code::InvalidArgument,
+            "ttl_seconds",
+        ),
     ] {
         let e = res.unwrap_err();
         assert_eq!(e.code(), code, "{e:?}");
@@ -524,7 +592,10 @@ async fn breakeven_races_the_loops_reprice_and_spends_only_the_balance() {
     r.exchange.set(0);
     r.minutes(2, dec!(0.0990)).await;
     let partial = r.exit_price();
-    assert!(partial < dec!(0.100798) && partial > dec!(0.100299), "{partial}");
+    assert!(
+        partial < dec!(0.100798) && partial > dec!(0.100299),
+        "{partial}"
+    );
 
     // More credit; within the loop's 600 s cooldown the operator moves it.
     r.credit(&id, "credit-2", dec!(0.005)).await;
@@ -534,7 +605,10 @@ async fn breakeven_races_the_loops_reprice_and_spends_only_the_balance() {
     let bal = r.rt.subsidy().balance(0);
     assert!(bal >= dec!(0.005) && bal < dec!(0.0051), "{bal}");
     let be = r.breakeven(&id, "be-1").await.unwrap();
-    assert!(be.message.contains(&format!("subsidy pays {bal} of")), "{be:?}");
+    assert!(
+        be.message.contains(&format!("subsidy pays {bal} of")),
+        "{be:?}"
+    );
     r.minutes(2, dec!(0.0990)).await;
     assert_eq!(r.exit_price(), dec!(0.100299));
     r.flush().await;
@@ -549,11 +623,24 @@ async fn breakeven_races_the_loops_reprice_and_spends_only_the_balance() {
         .collect();
     assert_eq!(consumed.len(), 2, "{consumed:?}");
     assert_eq!(consumed[0].0, RepriceReason::Subsidy);
-    assert!(consumed[0].1 > Decimal::ZERO && consumed[0].1 <= dec!(0.01), "{consumed:?}");
+    assert!(
+        consumed[0].1 > Decimal::ZERO && consumed[0].1 <= dec!(0.01),
+        "{consumed:?}"
+    );
     assert_eq!(consumed[1], (RepriceReason::Operator, bal));
-    let ledger = r.lib.subsidy_balance(BOT, 0).await.unwrap().totals.balance();
+    let ledger = r
+        .lib
+        .subsidy_balance(BOT, 0)
+        .await
+        .unwrap()
+        .totals
+        .balance();
     assert_eq!(ledger, dec!(0.015) - consumed[0].1 - consumed[1].1);
-    assert_eq!(ledger, Decimal::ZERO, "the operator spent what the slot had");
+    assert_eq!(
+        ledger,
+        Decimal::ZERO,
+        "the operator spent what the slot had"
+    );
     assert_eq!(r.rt.subsidy().balance(0), ledger);
 }
 
@@ -573,7 +660,13 @@ async fn regime_override_is_shown_survives_restart_and_clears() {
     r.restart().await;
     r.minutes(1, dec!(0.1)).await;
     let regime = r.status().await.healing.unwrap().regime.unwrap();
-    assert_eq!((regime.state.as_str(), regime.override_until.map(|t| t.seconds)), ("bearish", Some(until)));
+    assert_eq!(
+        (
+            regime.state.as_str(),
+            regime.override_until.map(|t| t.seconds)
+        ),
+        ("bearish", Some(until))
+    );
     r.regime("auto", 0, "rg-2").await.unwrap();
     let regime = r.status().await.healing.unwrap().regime.unwrap();
     assert_eq!(regime.override_until, None);
@@ -591,7 +684,11 @@ async fn regime_override_is_shown_survives_restart_and_clears() {
 async fn close_at_market_books_the_exchanges_fill() {
     let mut r = Run::new().await;
     let id = r.write_off_position().await;
-    assert!(r.queue().await[0].actions.contains(&"close_at_market".to_string()));
+    assert!(
+        r.queue().await[0]
+            .actions
+            .contains(&"close_at_market".to_string())
+    );
     let a = r.close(&id, "close-1").await.unwrap();
     assert_eq!(a.action, "close_at_market");
     r.minutes(3, dec!(0.0990)).await;
@@ -609,11 +706,7 @@ async fn close_at_market_books_the_exchanges_fill() {
     r.flush().await;
     assert_eq!(r.market_fills().len(), 1, "no second market order");
 
-    let p = r
-        .lib
-        .position(id.parse().unwrap())
-        .await
-        .unwrap();
+    let p = r.lib.position(id.parse().unwrap()).await.unwrap();
     let outcome = p.outcome.expect("closed");
     assert_eq!(format!("{:?}", outcome.close_reason), "WrittenOff");
     assert_eq!(outcome.exit_price, m.avg_price);
@@ -638,14 +731,20 @@ async fn close_at_market_books_the_exchanges_fill() {
     }
     let h = r.status().await.healing.unwrap();
     assert_eq!(h.operator_write_offs, 1);
-    assert_eq!(h.operator_write_off_loss_usd.parse::<Decimal>().unwrap(), -net);
+    assert_eq!(
+        h.operator_write_off_loss_usd.parse::<Decimal>().unwrap(),
+        -net
+    );
     assert_eq!(h.auto_write_offs, 0);
     assert!(r.queue().await.is_empty());
-    let trips = r
-        .rt
-        .throughput()
-        .samples(trader_service::healing::throughput::Bucket::Aggregate);
-    assert_eq!(trips.len(), 1, "the written-off trip feeds the sticky statistics");
+    let trips =
+        r.rt.throughput()
+            .samples(trader_service::healing::throughput::Bucket::Aggregate);
+    assert_eq!(
+        trips.len(),
+        1,
+        "the written-off trip feeds the sticky statistics"
+    );
     assert_eq!(trips[0].net, net);
     let refused = r.close(&id, "close-2").await.unwrap_err();
     assert_eq!(refused.code(), Code::NotFound, "closed: {refused:?}");
@@ -706,4 +805,134 @@ async fn an_ambiguous_market_order_is_reconciled_not_repeated() {
     let outcome = p.outcome.expect("closed");
     assert_eq!(outcome.exit_price, fills[0].avg_price);
     assert_eq!(outcome.exit_fee, Some(fills[0].fee));
+}
+
+/// Proves (stage E, `SUBSIDY_WRITE_OFF_AUTO`): after profitable round
+/// trips give the sticky grid a profit rate, a position stuck in band
+/// write_off whose opportunity cost exceeds twice its subsidy need is closed
+/// at market by the trader itself: journaled `operator_action` by `policy`
+/// with both figures, closed `written_off` at the exchange's fill, and
+/// counted in the status as an auto write-off with its loss.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_write_off_policy_closes_when_waiting_costs_more() {
+    let mut r = Run::new().await;
+    let mut cfg = config();
+    cfg.reprice.write_off_auto = true;
+    let store = TraderStore::open(&StoreLocation::File(r.dir.path().join("stage-e.db")))
+        .await
+        .unwrap();
+    r.rt = Runtime::new(
+        cfg,
+        r.exchange.clone(),
+        LocalLedger::new(r.lib.clone()),
+        store,
+    )
+    .await
+    .unwrap();
+    // A ranging market: both legs complete round trips every few minutes.
+    r.minutes(2, dec!(0.1)).await;
+    for _ in 0..12 {
+        r.candle(Candle {
+            time: r.t,
+            open: dec!(0.1),
+            high: dec!(0.1012),
+            low: dec!(0.0988),
+            close: dec!(0.1),
+            volume: dec!(1000),
+        })
+        .await;
+        r.minutes(1, dec!(0.1)).await;
+    }
+    let done = r.rt.stats().completed_cycles;
+    assert!(done >= 4, "profitable trips first: {done}");
+    assert!(r.rt.stats().net_pnl > Decimal::ZERO);
+    // Then the market falls away from the B exit and stays there.
+    r.candle(Candle {
+        time: r.t,
+        open: dec!(0.1),
+        high: dec!(0.1),
+        low: dec!(0.0990),
+        close: dec!(0.0990),
+        volume: dec!(1000),
+    })
+    .await;
+    r.minutes(60, dec!(0.0990)).await;
+    r.rt.flush(r.now_ms()).await.unwrap();
+    let w = r.rt.write_offs().clone();
+    assert_eq!(w.auto, 1, "{w:?}");
+    assert!(w.auto_loss_usd > Decimal::ZERO);
+    let closed: Vec<_> = r
+        .lib
+        .position_history(BOT, Some(0), 200)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|p| {
+            p.outcome
+                .as_ref()
+                .is_some_and(|o| format!("{:?}", o.close_reason) == "WrittenOff")
+        })
+        .collect();
+    assert_eq!(closed.len(), 1, "{closed:?}");
+    let id = closed[0].position_id.to_string();
+    let journal = r.journal(&id).await;
+    let policy = journal
+        .iter()
+        .find_map(|d| match d {
+            EventDetails::OperatorAction(a) => Some(a.clone()),
+            _ => None,
+        })
+        .expect("journaled as policy");
+    assert_eq!(
+        (policy.action.as_str(), policy.operator.as_str()),
+        ("close_at_market", "policy")
+    );
+    // "... opportunity cost X > 2 x subsidy need Y": the rule held.
+    let figures: Vec<Decimal> = policy
+        .reason
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert_eq!(figures.len(), 3, "{policy:?}");
+    assert!(figures[0] > dec!(2) * figures[2], "{policy:?}");
+    let fills = r.market_fills();
+    assert_eq!(fills.len(), 1);
+    let o = closed[0].outcome.as_ref().unwrap();
+    assert_eq!(o.exit_price, fills[0].avg_price);
+    r.minutes(1, dec!(0.0990)).await;
+    let h = r.rt.status(r.now_ms()).await.unwrap().healing;
+    assert_eq!(h.write_offs.auto, 1);
+}
+
+/// Proves: a trader killed while its market order is in flight (the
+/// exchange took it, the answer never came) restarts, finds the order by
+/// its client id, books its fill and closes the position once: one market
+/// order, one `written_off` close.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_during_the_market_order_closes_once_after_restart() {
+    let mut r = Run::new().await;
+    let id = r.write_off_position().await;
+    r.close(&id, "close-1").await.unwrap();
+    r.exchange.set(1);
+    assert!(
+        r.minutes_until_hang(5, dec!(0.0990)).await,
+        "the market order must have been sent"
+    );
+    r.exchange.set(0);
+    r.restart().await;
+    r.minutes(10, dec!(0.0990)).await;
+    r.flush().await;
+    let fills = r.market_fills();
+    assert_eq!(fills.len(), 1, "one market order: {fills:?}");
+    let p = r.lib.position(id.parse().unwrap()).await.unwrap();
+    let o = p.outcome.expect("closed");
+    assert_eq!(format!("{:?}", o.close_reason), "WrittenOff");
+    assert_eq!(o.exit_price, fills[0].avg_price);
+    assert_eq!(
+        r.kinds(&id).await,
+        ["created", "operator_action", "other"],
+        "one close journaled"
+    );
+    let again = r.close(&id, "close-1").await.unwrap();
+    assert!(again.replayed);
 }

@@ -70,7 +70,12 @@ pub(crate) fn hold(slot: &mut SlotState, id: OrderId, until: Option<i64>, out: &
 
 /// Starts an operator's close at market of the exit `id`: it must be live
 /// and not being repriced or closed; its limit placement is cancelled.
-pub(crate) fn request_close(slot: &mut SlotState, id: OrderId, ctx: Ctx<'_>, out: &mut Vec<Action>) {
+pub(crate) fn request_close(
+    slot: &mut SlotState,
+    id: OrderId,
+    ctx: Ctx<'_>,
+    out: &mut Vec<Action>,
+) {
     let TradeWork::Exit(x) = &mut slot.trade_mut(id.trade).work else {
         out.push(not_applicable(id));
         return;
@@ -101,7 +106,12 @@ pub(crate) fn request_close(slot: &mut SlotState, id: OrderId, ctx: Ctx<'_>, out
 ///   order under a new id.
 /// - The market order is gone unfilled or refused: the close failed; the
 ///   limit exit is restored at its price under a new id.
-pub(crate) fn close_step(slot: &mut SlotState, id: OrderId, ctx: Ctx<'_>, out: &mut Vec<Action>) -> bool {
+pub(crate) fn close_step(
+    slot: &mut SlotState,
+    id: OrderId,
+    ctx: Ctx<'_>,
+    out: &mut Vec<Action>,
+) -> bool {
     let new_id = slot.issue_id(id.trade, OrderRole::Exit);
     let TradeWork::Exit(x) = &mut slot.trade_mut(id.trade).work else {
         return false;
@@ -163,7 +173,8 @@ pub(crate) fn complete(
     let old_price = x.price;
     let subsidy_consumed = if r.subsidized {
         let moved = (old_price - r.new_price).abs() * volume;
-        r.subsidy_cap.map_or(moved, |cap| moved.min(cap.max(Decimal::ZERO)))
+        r.subsidy_cap
+            .map_or(moved, |cap| moved.min(cap.max(Decimal::ZERO)))
     } else {
         Decimal::ZERO
     };

@@ -31,11 +31,11 @@ pub mod entry;
 pub mod exchange_clock;
 pub mod fills;
 pub(crate) mod heal;
-mod operator;
 pub mod intents;
 pub mod ledger;
 #[path = "loop.rs"]
 pub mod r#loop;
+mod operator;
 pub mod outbox;
 mod placement;
 mod poll;

@@ -257,8 +257,9 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
                                 "override {} cleared: the detector's label applies",
                                 o.regime
                             ),
-                            None => "no override was in force: the detector's label applies"
-                                .to_owned(),
+                            None => {
+                                "no override was in force: the detector's label applies".to_owned()
+                            }
                         },
                     ))
                 }
@@ -268,7 +269,11 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
 
     /// Starts a close at market of `x` in the engine and notes why on the
     /// tracked position (the close write carries it).
-    pub(crate) fn start_close(&mut self, x: &ExitOrder, note: CloseNote) -> Result<(), OperatorRefusal> {
+    pub(crate) fn start_close(
+        &mut self,
+        x: &ExitOrder,
+        note: CloseNote,
+    ) -> Result<(), OperatorRefusal> {
         self.apply(&Event::CloseAtMarket { order_id: x.id });
         let started = self
             .engine
@@ -308,7 +313,8 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
             hold_until: None,
             at: now,
         };
-        self.pending.push(LedgerWriteRequest::Operator(w).to_entry());
+        self.pending
+            .push(LedgerWriteRequest::Operator(w).to_entry());
     }
 
     /// Stage E policy (`SUBSIDY_WRITE_OFF_AUTO`): every cleanup-queue
@@ -411,7 +417,8 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
             hold_until,
             at: now.max(x.entry.time),
         };
-        self.pending.push(LedgerWriteRequest::Operator(w).to_entry());
+        self.pending
+            .push(LedgerWriteRequest::Operator(w).to_entry());
     }
 
     /// The cleanup queue at `now` (SPEC §8).
@@ -432,7 +439,9 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
     /// that is more (a pair-minimum size has no fixed figure).
     pub(crate) fn total_capital(&self) -> rust_decimal::Decimal {
         let configured = match self.cfg.engine.order_size {
-            crate::engine::OrderSize::Usd(u) => u * rust_decimal::Decimal::from(self.cfg.engine.slots) * rust_decimal::Decimal::TWO,
+            crate::engine::OrderSize::Usd(u) => {
+                u * rust_decimal::Decimal::from(self.cfg.engine.slots) * rust_decimal::Decimal::TWO
+            }
             crate::engine::OrderSize::PairMinimum => rust_decimal::Decimal::ZERO,
         };
         let tied: rust_decimal::Decimal = self.engine.open_exits().map(|x| x.entry.cost).sum();
@@ -475,7 +484,9 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
         if let Some(json) = self.store.get_meta(THROUGHPUT_META_KEY).await? {
             match serde_json::from_str(&json) {
                 Ok(s) => self.throughput = s,
-                Err(e) => tracing::warn!(error = %e, "stored throughput statistics unreadable; starting empty"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "stored throughput statistics unreadable; starting empty")
+                }
             }
         }
         if let Some(o) = self.book.regime_override
