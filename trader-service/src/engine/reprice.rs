@@ -92,10 +92,10 @@ pub(crate) fn request_close(
         order_id: x.id,
         txid: Some(txid.clone()),
     });
-    x.close = Some(crate::engine::types::MarketClose {
+    x.close = Some(Box::new(crate::engine::types::MarketClose {
         requested_at: ctx.now,
         market_order: false,
-    });
+    }));
 }
 
 /// A placement of an exit being closed at market is gone (cancel
@@ -116,7 +116,7 @@ pub(crate) fn close_step(
     let TradeWork::Exit(x) = &mut slot.trade_mut(id.trade).work else {
         return false;
     };
-    let Some(close) = x.close else {
+    let Some(close) = x.close.as_deref().copied() else {
         return false;
     };
     if close.market_order {
@@ -126,10 +126,10 @@ pub(crate) fn close_step(
             restored: new_id,
         }));
     } else {
-        x.close = Some(crate::engine::types::MarketClose {
+        x.close = Some(Box::new(crate::engine::types::MarketClose {
             market_order: true,
             ..close
-        });
+        }));
     }
     x.id = new_id;
     x.placement = ExitPlacement::Pending;

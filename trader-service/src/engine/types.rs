@@ -323,7 +323,7 @@ pub struct ExitOrder {
     pub reprice: Option<Box<PendingReprice>>,
     /// An operator's close at market in progress (SPEC §8).
     #[serde(default)]
-    pub close: Option<MarketClose>,
+    pub close: Option<Box<MarketClose>>,
 }
 
 /// An operator's close at market of an exit: first the limit placement is
@@ -345,13 +345,13 @@ impl ExitOrder {
     /// first half of a close at market).
     #[must_use]
     pub fn cancel_wanted(&self) -> bool {
-        self.reprice.is_some() || self.close.is_some_and(|c| !c.market_order)
+        self.reprice.is_some() || self.close.as_ref().is_some_and(|c| !c.market_order)
     }
 
     /// The pending placement is a market order (a close at market).
     #[must_use]
     pub fn is_market_close(&self) -> bool {
-        self.close.is_some_and(|c| c.market_order)
+        self.close.as_ref().is_some_and(|c| c.market_order)
     }
 }
 

@@ -319,7 +319,7 @@ pub fn cleanup_queue(inp: QueueInputs<'_>) -> Vec<CleanupEntry> {
             })
         })
         .collect();
-    out.sort_by(|a, b| b.effective_age_sec.cmp(&a.effective_age_sec));
+    out.sort_by_key(|e| std::cmp::Reverse(e.effective_age_sec));
     out
 }
 
