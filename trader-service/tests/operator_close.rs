@@ -284,3 +284,60 @@ async fn a_kill_during_the_market_order_closes_once_after_restart() {
     let again = r.close(&id, "close-1").await.unwrap();
     assert!(again.replayed);
 }
+
+/// Proves, through the real `trader-service ctl` process: `queue` lists the
+/// write-off position with its actions; `hold --for 2h` holds it (and
+/// `queue` is then empty); `release` releases it; `regime bearish --ttl 2h`
+/// and `regime auto` answer; `close` without `--yes` asks and, answered
+/// `n`, closes nothing; `close --yes` closes it at market; a refusal exits
+/// non-zero with the trader's reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctl_drives_the_operator_actions() {
+    let mut r = Run::new().await;
+    let id = r.write_off_position().await;
+    let (ok, out, err) = r.ctl(&["queue"], "").await;
+    assert!(ok, "{err}");
+    assert!(
+        out.contains(&id) && out.contains("close_at_market"),
+        "{out}"
+    );
+    let (ok, out, err) = r
+        .ctl(&["hold", &id, "--for", "2h", "--reason", "rebound"], "")
+        .await;
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("keep_holding") && out.contains("on hold until"),
+        "{out}"
+    );
+    r.minutes(1, dec!(0.0990)).await;
+    let (_, out, _) = r.ctl(&["queue"], "").await;
+    assert!(out.contains("cleanup queue is empty"), "{out}");
+    let (ok, out, err) = r.ctl(&["release", &id], "").await;
+    assert!(ok, "{err}");
+    assert!(out.contains("hold released"), "{out}");
+    let (ok, out, err) = r.ctl(&["regime", "bearish", "--ttl", "2h"], "").await;
+    assert!(ok && out.contains("regime forced to bearish"), "{out}{err}");
+    let (ok, out, err) = r.ctl(&["regime", "auto"], "").await;
+    assert!(ok && out.contains("cleared"), "{out}{err}");
+    let (ok, out, err) = r
+        .ctl(&["hold", &id, "--for", "5s", "--reason", "x"], "")
+        .await;
+    assert!(!ok, "{out}");
+    assert!(err.contains("out of range"), "{err}");
+
+    let (ok, out, err) = r.ctl(&["close", &id, "--reason", "cut"], "n\n").await;
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("not closed") && err.contains("[y/N]"),
+        "{out}{err}"
+    );
+    r.minutes(2, dec!(0.0990)).await;
+    assert!(r.market_fills().is_empty(), "nothing sent without a yes");
+    let (ok, out, err) = r.ctl(&["close", &id, "--reason", "cut", "--yes"], "").await;
+    assert!(ok, "{err}");
+    assert!(out.contains("closing at market"), "{out}");
+    r.minutes(3, dec!(0.0990)).await;
+    r.flush().await;
+    assert_eq!(r.market_fills().len(), 1);
+    assert!(r.lib.open_positions(BOT, Some(0)).await.unwrap().is_empty());
+}

@@ -54,6 +54,8 @@ pub fn config() -> RuntimeConfig {
 pub struct Run {
     pub rt: Rt,
     pub client: TraderServiceClient<Channel>,
+    /// The control server's URL (for `trader-service ctl`).
+    pub url: String,
     pub stop_server: Option<tokio::sync::oneshot::Sender<()>>,
     pub exchange: Faulty,
     pub paper: PaperExchange,
@@ -68,10 +70,11 @@ impl Run {
         let exchange = Faulty::new(paper.clone(), 0);
         let lib = Ledger::in_memory().await.unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let (rt, client, stop) = Self::start(&exchange, &lib, &dir).await;
+        let (rt, client, stop, url) = Self::start(&exchange, &lib, &dir).await;
         Self {
             rt,
             client,
+            url,
             stop_server: Some(stop),
             exchange,
             paper,
@@ -90,6 +93,7 @@ impl Run {
         Rt,
         TraderServiceClient<Channel>,
         tokio::sync::oneshot::Sender<()>,
+        String,
     ) {
         let store = TraderStore::open(&StoreLocation::File(dir.path().join("trader.db")))
             .await
@@ -124,7 +128,7 @@ impl Run {
                 }
             }
         };
-        (rt, TraderServiceClient::new(channel), stop)
+        (rt, TraderServiceClient::new(channel), stop, url)
     }
 
     /// The trader process dies and starts again on the same store file
@@ -133,9 +137,10 @@ impl Run {
         if let Some(s) = self.stop_server.take() {
             let _ = s.send(());
         }
-        let (rt, client, stop) = Self::start(&self.exchange, &self.lib, &self.dir).await;
+        let (rt, client, stop, url) = Self::start(&self.exchange, &self.lib, &self.dir).await;
         self.rt = rt;
         self.client = client;
+        self.url = url;
         self.stop_server = Some(stop);
     }
 
@@ -152,6 +157,43 @@ impl Run {
         ) -> std::pin::Pin<Box<dyn Future<Output = T> + Send>>,
     ) -> T {
         let task = tokio::spawn(f(self.client.clone()));
+        loop {
+            self.rt.serve_control(self.now_ms()).await.unwrap();
+            if task.is_finished() {
+                return task.await.unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    /// Runs `trader-service ctl --url <this trader> args...` as a real
+    /// process with `stdin` as its input, answering its RPCs between steps.
+    /// Returns (success, stdout, stderr).
+    pub async fn ctl(&mut self, args: &[&str], stdin: &str) -> (bool, String, String) {
+        use std::io::Write as _;
+        use std::process::{Command, Stdio};
+        let url = self.url.clone();
+        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        let input = stdin.to_owned();
+        let task = tokio::task::spawn_blocking(move || {
+            let mut child = Command::new(env!("CARGO_BIN_EXE_trader-service"))
+                .args(["ctl", "--url", &url])
+                .args(&args)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            if let Some(mut i) = child.stdin.take() {
+                let _ = i.write_all(input.as_bytes());
+            }
+            let out = child.wait_with_output().unwrap();
+            (
+                out.status.success(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        });
         loop {
             self.rt.serve_control(self.now_ms()).await.unwrap();
             if task.is_finished() {
