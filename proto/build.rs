@@ -18,6 +18,8 @@ const PROTOS: &[(&str, &str)] = &[
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
+    // Contracts import sibling files (e.g. the trader's operator.proto).
+    println!("cargo:rerun-if-changed=healgrid");
     for (name, proto) in PROTOS {
         println!("cargo:rerun-if-changed={proto}");
         let fds = protox::compile([proto], ["."])?;

@@ -51,6 +51,42 @@ impl TraderService for FixedTrader {
     ) -> Result<Response<pb::RetryParkedWritesResponse>, Status> {
         Err(Status::unimplemented("bench"))
     }
+    async fn list_cleanup_queue(
+        &self,
+        _: Request<pb::ListCleanupQueueRequest>,
+    ) -> Result<Response<pb::ListCleanupQueueResponse>, Status> {
+        Err(Status::unimplemented("bench"))
+    }
+    async fn reprice_to_breakeven(
+        &self,
+        _: Request<pb::RepriceToBreakevenRequest>,
+    ) -> Result<Response<pb::OperatorActionResponse>, Status> {
+        Err(Status::unimplemented("bench"))
+    }
+    async fn close_at_market(
+        &self,
+        _: Request<pb::CloseAtMarketRequest>,
+    ) -> Result<Response<pb::OperatorActionResponse>, Status> {
+        Err(Status::unimplemented("bench"))
+    }
+    async fn keep_holding(
+        &self,
+        _: Request<pb::KeepHoldingRequest>,
+    ) -> Result<Response<pb::OperatorActionResponse>, Status> {
+        Err(Status::unimplemented("bench"))
+    }
+    async fn release_hold(
+        &self,
+        _: Request<pb::ReleaseHoldRequest>,
+    ) -> Result<Response<pb::OperatorActionResponse>, Status> {
+        Err(Status::unimplemented("bench"))
+    }
+    async fn set_regime_override(
+        &self,
+        _: Request<pb::SetRegimeOverrideRequest>,
+    ) -> Result<Response<pb::OperatorActionResponse>, Status> {
+        Err(Status::unimplemented("bench"))
+    }
 }
 
 fn status() -> pb::GetStatusResponse {

@@ -545,6 +545,7 @@ impl HealingSettings {
             round_trip_fee_pct,
             market_stale_sec: i64::try_from(poll_interval_sec.saturating_mul(3).max(120))
                 .unwrap_or(i64::MAX),
+            write_off_auto: self.subsidy_enabled && self.subsidy_write_off_auto,
         }
     }
 

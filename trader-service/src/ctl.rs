@@ -1,6 +1,7 @@
 //! `trader-service ctl`: a small operator client for the control API, for
 //! machines without `grpcurl`: health of any healgrid service, the trader's
-//! status as a readable summary, pause and resume.
+//! status as a readable summary, pause and resume, and the operator actions
+//! of [`crate::ctl_ops`].
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -51,6 +52,9 @@ pub enum CtlAction {
         #[arg(long, default_value = "operator")]
         reason: String,
     },
+    /// Operator actions: queue, breakeven, hold, release, regime.
+    #[command(flatten)]
+    Ops(crate::ctl_ops::OpsAction),
 }
 
 /// Why a `ctl` command failed.
@@ -67,6 +71,9 @@ pub enum CtlError {
     /// The call failed.
     #[error("call failed: {0}")]
     Call(#[from] tonic::Status),
+    /// The terminal could not be read (a confirmation).
+    #[error("cannot read the confirmation: {0}")]
+    Input(String),
     /// The service answered but is not serving.
     #[error("service is not serving (status {0})")]
     NotServing(i32),
@@ -140,6 +147,7 @@ pub async fn run(args: &CtlArgs) -> Result<String, CtlError> {
                 .into_inner();
             Ok(format!("retry of {} parked write(s) queued", r.parked))
         }
+        CtlAction::Ops(a) => crate::ctl_ops::run(ch, a).await,
     }
 }
 

@@ -15,6 +15,7 @@ use prost_types::Timestamp;
 use tonic::{Request, Response, Status};
 
 use crate::engine::{AgeBand, OrderRole, Phase, TradeId};
+use crate::operator_api;
 use crate::pair::Side;
 use crate::runtime::status::{
     ControlError, OrderStatusView, PositionStatusView, SlotStatusView, StatusSnapshot,
@@ -234,6 +235,10 @@ fn healing(h: &crate::runtime::status::HealingStatusView) -> pb::Healing {
             .map(|(k, v)| (k.to_lowercase(), format_decimal(*v)))
             .collect(),
         spent: format_decimal(h.spent),
+        auto_write_offs: h.write_offs.auto,
+        auto_write_off_loss_usd: format_decimal(h.write_offs.auto_loss_usd),
+        operator_write_offs: h.write_offs.operator,
+        operator_write_off_loss_usd: format_decimal(h.write_offs.operator_loss_usd),
     }
 }
 
@@ -273,6 +278,60 @@ impl TraderService for TraderGrpc {
         Ok(Response::new(pb::RetryParkedWritesResponse {
             parked: self.handle.status().outbox.parked,
         }))
+    }
+
+    async fn list_cleanup_queue(
+        &self,
+        _request: Request<pb::ListCleanupQueueRequest>,
+    ) -> Result<Response<pb::ListCleanupQueueResponse>, Status> {
+        Ok(Response::new(operator_api::list_cleanup_queue(
+            &self.handle,
+        )))
+    }
+
+    async fn reprice_to_breakeven(
+        &self,
+        request: Request<pb::RepriceToBreakevenRequest>,
+    ) -> Result<Response<pb::OperatorActionResponse>, Status> {
+        operator_api::reprice_to_breakeven(&self.handle, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn close_at_market(
+        &self,
+        request: Request<pb::CloseAtMarketRequest>,
+    ) -> Result<Response<pb::OperatorActionResponse>, Status> {
+        operator_api::close_at_market(&self.handle, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn keep_holding(
+        &self,
+        request: Request<pb::KeepHoldingRequest>,
+    ) -> Result<Response<pb::OperatorActionResponse>, Status> {
+        operator_api::keep_holding(&self.handle, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn release_hold(
+        &self,
+        request: Request<pb::ReleaseHoldRequest>,
+    ) -> Result<Response<pb::OperatorActionResponse>, Status> {
+        operator_api::release_hold(&self.handle, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn set_regime_override(
+        &self,
+        request: Request<pb::SetRegimeOverrideRequest>,
+    ) -> Result<Response<pb::OperatorActionResponse>, Status> {
+        operator_api::set_regime_override(&self.handle, request.into_inner())
+            .await
+            .map(Response::new)
     }
 }
 

@@ -4,10 +4,12 @@
 pub mod backtest;
 pub mod config;
 pub mod ctl;
+pub mod ctl_ops;
 pub mod engine;
 pub mod exchange;
 pub mod grpc;
 pub mod healing;
+pub mod operator_api;
 pub mod pair;
 pub mod runtime;
 pub mod server;

@@ -274,6 +274,11 @@ pub struct BacktestReport {
     pub reprices_loss_funded: u64,
     /// Reprice skips per reason.
     pub reprice_skips: BTreeMap<String, u64>,
+    /// Positions the write-off policy (`SUBSIDY_WRITE_OFF_AUTO`) closed at
+    /// market.
+    pub auto_write_offs: u64,
+    /// Their realized loss, USD.
+    pub auto_write_off_loss_usd: Decimal,
     /// Quote locked in buys plus base locked in sells valued at the last
     /// close.
     pub capital_locked_usd_at_end: Decimal,
@@ -497,6 +502,8 @@ pub async fn run_backtest(
         reprices_subsidy: rs.subsidized_full + rs.subsidized_partial,
         reprices_loss_funded: rs.loss_funded,
         reprice_skips: rs.skipped.clone(),
+        auto_write_offs: rt.write_offs().auto,
+        auto_write_off_loss_usd: usd(rt.write_offs().auto_loss_usd),
         capital_locked_usd_at_end: usd(acct.quote_locked + acct.base_locked * last.close),
         regime_share: regime_share(rt.regime_seconds()),
         longest_open_seconds: tracker.longest_open(),
@@ -517,7 +524,7 @@ pub async fn run_backtest(
 pub fn compare_table(reports: &[BacktestReport]) -> String {
     use std::fmt::Write as _;
     type Row = (&'static str, fn(&BacktestReport) -> String);
-    let rows: [Row; 14] = [
+    let rows: [Row; 15] = [
         ("net_pnl_usd (mark-to-market)", |r| {
             r.net_pnl_usd.round_dp(4).to_string()
         }),
@@ -551,6 +558,13 @@ pub fn compare_table(reports: &[BacktestReport]) -> String {
         }),
         ("realized_loss_usd", |r| {
             r.realized_loss_usd.round_dp(4).to_string()
+        }),
+        ("auto_write_offs (loss_usd)", |r| {
+            format!(
+                "{} ({})",
+                r.auto_write_offs,
+                r.auto_write_off_loss_usd.round_dp(4)
+            )
         }),
         ("capital_locked_usd_at_end", |r| {
             r.capital_locked_usd_at_end.round_dp(2).to_string()

@@ -118,6 +118,24 @@ pub enum Event {
         subsidized: bool,
         /// Whether the move reaches the fillable price (for counters).
         full: bool,
+        /// Most subsidy the move may consume (an operator's breakeven move
+        /// spends what the slot has and accepts reduced profit for the
+        /// rest); `None`: the whole distance moved, as planned.
+        subsidy_cap: Option<Decimal>,
+    },
+    /// An operator's close at market of an exit (SPEC §8): cancel the limit
+    /// placement, then place the remaining volume as a market order.
+    CloseAtMarket {
+        /// Current local id of the exit.
+        order_id: OrderId,
+    },
+    /// An operator hold on an exit: no automatic reprice before `until`
+    /// (`None` releases the hold).
+    HoldExit {
+        /// Current local id of the exit.
+        order_id: OrderId,
+        /// End of the hold, unix seconds.
+        until: Option<i64>,
     },
     /// The ledger assigned a position id to the position worked by this exit
     /// (any id of the same slot, trade and cycle matches).
@@ -215,6 +233,10 @@ pub struct CycleBooking {
     pub exit_time: i64,
     /// Profit target the exit carried.
     pub target_profit_pct: Decimal,
+    /// The round trip ended by an operator's close at market (the ledger
+    /// closes it `written_off` with the realized loss).
+    #[serde(default)]
+    pub written_off: bool,
 }
 
 /// A reprice that took effect: the old placement is gone and the remaining
@@ -263,6 +285,10 @@ pub enum EventKind {
     PositionOpened,
     /// [`Event::RepriceExit`].
     Reprice,
+    /// [`Event::HoldExit`].
+    Hold,
+    /// [`Event::CloseAtMarket`].
+    Close,
 }
 
 /// What is wrong with an ignored event.
@@ -285,6 +311,14 @@ pub enum InvalidReason {
 /// Something worth reporting that is not an order or a ledger write.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Notice {
+    /// A close at market failed (the market order was refused or left
+    /// unfilled): the limit exit is restored under `restored`.
+    MarketCloseFailed {
+        /// The market order's id.
+        order_id: OrderId,
+        /// The restored exit's id.
+        restored: OrderId,
+    },
     /// A real invariant violation halted this slot (only this slot).
     SlotHalted {
         /// Slot.

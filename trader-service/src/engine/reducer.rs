@@ -159,6 +159,7 @@ pub fn transition(state: &mut EngineState, event: &Event, cfg: &EngineConfig) ->
             kind,
             subsidized,
             full,
+            subsidy_cap,
         } => {
             with_slot(
                 state,
@@ -172,10 +173,31 @@ pub fn transition(state: &mut EngineState, event: &Event, cfg: &EngineConfig) ->
                         kind: *kind,
                         subsidized: *subsidized,
                         full: *full,
+                        subsidy_cap: *subsidy_cap,
                         requested_at: ctx.now,
                     };
                     crate::engine::reprice::request(slot, *order_id, want, ctx, out);
                 },
+            );
+        }
+        Event::CloseAtMarket { order_id } => {
+            with_slot(
+                state,
+                *order_id,
+                EventKind::Close,
+                cfg,
+                &mut out,
+                |slot, ctx, out| crate::engine::reprice::request_close(slot, *order_id, ctx, out),
+            );
+        }
+        Event::HoldExit { order_id, until } => {
+            with_slot(
+                state,
+                *order_id,
+                EventKind::Hold,
+                cfg,
+                &mut out,
+                |slot, _, out| crate::engine::reprice::hold(slot, *order_id, *until, out),
             );
         }
         Event::PositionOpened {
@@ -435,6 +457,7 @@ fn open_exit(
         fills: FillTotals::default(),
         heal: Default::default(),
         reprice: None,
+        close: None,
     });
 }
 
@@ -476,6 +499,10 @@ fn on_place_failed(
     out: &mut Vec<Action>,
 ) {
     let t = id.trade;
+    if matches!(&slot.trade(t).work, TradeWork::Exit(x) if x.id == id && x.is_market_close()) {
+        crate::engine::reprice::close_step(slot, id, ctx, out);
+        return;
+    }
     match &mut slot.trade_mut(t).work {
         TradeWork::Entry(e) if e.id == id => {
             if e.fills.any() {
@@ -593,6 +620,7 @@ fn book_cycle(slot: &mut SlotState, t: TradeId, x: ExitOrder, ctx: Ctx<'_>, out:
             reported_exit_time,
         }));
     }
+    let written_off = x.is_market_close();
     out.push(Action::BookCycle(CycleBooking {
         slot: slot.slot_id,
         trade: t,
@@ -611,6 +639,7 @@ fn book_cycle(slot: &mut SlotState, t: TradeId, x: ExitOrder, ctx: Ctx<'_>, out:
         entry_time: x.entry.time,
         exit_time,
         target_profit_pct: x.target_profit_pct,
+        written_off,
     }));
     let cfg = ctx.cfg;
     let trade = slot.trade_mut(t);
@@ -657,7 +686,9 @@ fn on_gone(
             }
         }
         TradeWork::Exit(x) if x.id == id => {
-            if !crate::engine::reprice::complete(slot, id, ctx, out) {
+            if !crate::engine::reprice::close_step(slot, id, ctx, out)
+                && !crate::engine::reprice::complete(slot, id, ctx, out)
+            {
                 replace_exit(slot, t, ctx, out);
             }
         }

@@ -748,6 +748,7 @@ fn a_reprice_is_booked_for_the_remainder_once_the_old_exit_is_gone() {
         kind: RepriceKind::Subsidy,
         subsidized: true,
         full: true,
+        subsidy_cap: None,
     });
     assert!(
         matches!(&a[..], [Action::Cancel { order_id, txid: Some(t) }] if *order_id == x.id && t == "X1"),
@@ -760,6 +761,7 @@ fn a_reprice_is_booked_for_the_remainder_once_the_old_exit_is_gone() {
         kind: RepriceKind::Subsidy,
         subsidized: true,
         full: true,
+        subsidy_cap: None,
     });
     assert!(matches!(
         &again[..],
@@ -799,6 +801,7 @@ fn an_exit_filled_before_its_reprice_took_effect_is_not_repriced() {
         kind: RepriceKind::Tighten,
         subsidized: false,
         full: true,
+        subsidy_cap: None,
     });
     let a = h.fill(x.id, x.price, x.volume, 6);
     assert!(a.iter().any(|a| matches!(a, Action::BookCycle(_))));

@@ -45,7 +45,7 @@ pub(crate) fn request(
         out.push(not_applicable(id));
         return;
     };
-    if x.id != id || x.reprice.is_some() || !on_grid || new_price == x.price {
+    if x.id != id || x.reprice.is_some() || x.close.is_some() || !on_grid || new_price == x.price {
         out.push(not_applicable(id));
         return;
     }
@@ -54,6 +54,94 @@ pub(crate) fn request(
         txid: Some(txid.clone()),
     });
     x.reprice = Some(Box::new(want));
+}
+
+/// Sets (or with `None` releases) the operator hold of the exit `id`; the
+/// exit must be the trade's current one.
+pub(crate) fn hold(slot: &mut SlotState, id: OrderId, until: Option<i64>, out: &mut Vec<Action>) {
+    match &mut slot.trade_mut(id.trade).work {
+        TradeWork::Exit(x) if x.id == id => x.heal.hold_until = until,
+        _ => out.push(Action::Notice(Notice::InvalidEvent {
+            order_id: Some(id),
+            reason: InvalidReason::RepriceNotApplicable,
+        })),
+    }
+}
+
+/// Starts an operator's close at market of the exit `id`: it must be live
+/// and not being repriced or closed; its limit placement is cancelled.
+pub(crate) fn request_close(
+    slot: &mut SlotState,
+    id: OrderId,
+    ctx: Ctx<'_>,
+    out: &mut Vec<Action>,
+) {
+    let TradeWork::Exit(x) = &mut slot.trade_mut(id.trade).work else {
+        out.push(not_applicable(id));
+        return;
+    };
+    let ExitPlacement::Live { txid } = &x.placement else {
+        out.push(not_applicable(id));
+        return;
+    };
+    if x.id != id || x.reprice.is_some() || x.close.is_some() {
+        out.push(not_applicable(id));
+        return;
+    }
+    out.push(Action::Cancel {
+        order_id: x.id,
+        txid: Some(txid.clone()),
+    });
+    x.close = Some(Box::new(crate::engine::types::MarketClose {
+        requested_at: ctx.now,
+        market_order: false,
+    }));
+}
+
+/// A placement of an exit being closed at market is gone (cancel
+/// confirmed, racing fills applied) or was refused. Returns `false` when no
+/// close is in progress (the caller goes on as usual).
+///
+/// - The limit exit is gone: the remaining volume is placed as a market
+///   order under a new id.
+/// - The market order is gone unfilled or refused: the close failed; the
+///   limit exit is restored at its price under a new id.
+pub(crate) fn close_step(
+    slot: &mut SlotState,
+    id: OrderId,
+    ctx: Ctx<'_>,
+    out: &mut Vec<Action>,
+) -> bool {
+    let new_id = slot.issue_id(id.trade, OrderRole::Exit);
+    let TradeWork::Exit(x) = &mut slot.trade_mut(id.trade).work else {
+        return false;
+    };
+    let Some(close) = x.close.as_deref().copied() else {
+        return false;
+    };
+    if close.market_order {
+        x.close = None;
+        out.push(Action::Notice(Notice::MarketCloseFailed {
+            order_id: id,
+            restored: new_id,
+        }));
+    } else {
+        x.close = Some(Box::new(crate::engine::types::MarketClose {
+            market_order: true,
+            ..close
+        }));
+    }
+    x.id = new_id;
+    x.placement = ExitPlacement::Pending;
+    x.placed_at = ctx.now;
+    out.push(Action::Place(crate::engine::events::OrderRequest {
+        id: new_id,
+        side: id.trade.exit_side(),
+        price: x.price,
+        volume: x.remaining(),
+        role: OrderRole::Exit,
+    }));
+    true
 }
 
 fn not_applicable(id: OrderId) -> Action {
@@ -84,7 +172,9 @@ pub(crate) fn complete(
     let volume = x.remaining();
     let old_price = x.price;
     let subsidy_consumed = if r.subsidized {
-        (old_price - r.new_price).abs() * volume
+        let moved = (old_price - r.new_price).abs() * volume;
+        r.subsidy_cap
+            .map_or(moved, |cap| moved.min(cap.max(Decimal::ZERO)))
     } else {
         Decimal::ZERO
     };
@@ -95,7 +185,7 @@ pub(crate) fn complete(
     x.heal.times_repriced += 1;
     match r.kind {
         RepriceKind::Tighten => x.heal.tightened = true,
-        RepriceKind::Subsidy | RepriceKind::LossFunded => {
+        RepriceKind::Subsidy | RepriceKind::LossFunded | RepriceKind::Operator => {
             x.heal.last_subsidy_reprice_at = Some(ctx.now);
         }
     }

@@ -321,6 +321,38 @@ pub struct ExitOrder {
     /// confirmed; the exit is re-placed at `new_price` once it is gone.
     #[serde(default)]
     pub reprice: Option<Box<PendingReprice>>,
+    /// An operator's close at market in progress (SPEC §8).
+    #[serde(default)]
+    pub close: Option<Box<MarketClose>>,
+}
+
+/// An operator's close at market of an exit: first the limit placement is
+/// cancelled, then the remaining volume is placed as a market order (under
+/// a new local id, so an ambiguous answer is looked up by client id like
+/// any placement and never sent twice). A market order the exchange refuses
+/// or that leaves unfilled restores the limit exit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MarketClose {
+    /// When the operator's close was accepted.
+    pub requested_at: i64,
+    /// The current placement is the market order (else the limit exit is
+    /// still being cancelled).
+    pub market_order: bool,
+}
+
+impl ExitOrder {
+    /// A cancel of the current placement is wanted (a reprice, or the
+    /// first half of a close at market).
+    #[must_use]
+    pub fn cancel_wanted(&self) -> bool {
+        self.reprice.is_some() || self.close.as_ref().is_some_and(|c| !c.market_order)
+    }
+
+    /// The pending placement is a market order (a close at market).
+    #[must_use]
+    pub fn is_market_close(&self) -> bool {
+        self.close.as_ref().is_some_and(|c| c.market_order)
+    }
 }
 
 /// What self-healing has done to a position: persisted facts, never
@@ -353,6 +385,9 @@ pub struct PendingReprice {
     /// Whether the move reaches the fillable price.
     #[serde(default)]
     pub full: bool,
+    /// Most subsidy the move may consume; `None`: the whole distance.
+    #[serde(default)]
+    pub subsidy_cap: Option<Decimal>,
     /// When it was requested.
     pub requested_at: i64,
 }
@@ -367,6 +402,9 @@ pub enum RepriceKind {
     Subsidy,
     /// Paid by subsidy below breakeven (`SUBSIDY_ALLOW_LOSS`).
     LossFunded,
+    /// An operator's move to breakeven (SPEC §8): subsidy pays what the
+    /// slot has, reduced profit covers the rest.
+    Operator,
 }
 
 impl RepriceKind {
@@ -377,6 +415,7 @@ impl RepriceKind {
             Self::Tighten => "tighten",
             Self::Subsidy => "subsidy",
             Self::LossFunded => "loss_funded",
+            Self::Operator => "operator",
         }
     }
 }

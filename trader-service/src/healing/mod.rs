@@ -21,16 +21,22 @@
 //! - [`reprice`]: tighten, subsidized and loss-funded reprices of stuck
 //!   exits, with their skip reasons;
 //! - [`subsidy`]: the trader's per-slot subsidy view;
-//! - [`stats`]: counters of what healing did.
+//! - [`operator`]: the cleanup queue, the move to breakeven and the hold
+//!   window of operator actions (SPEC §8);
+//! - [`stats`]: counters of what healing did;
+//! - [`throughput`]: profit per hour per regime x trade, opportunity cost
+//!   and the subsidy ETA (SPEC §7).
 
 pub mod candles;
 pub mod config;
 pub mod hmm;
+pub mod operator;
 pub mod regime;
 pub mod reprice;
 pub mod stats;
 pub mod subsidy;
 pub mod target;
+pub mod throughput;
 pub mod vocab;
 
 #[cfg(test)]

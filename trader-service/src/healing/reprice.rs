@@ -55,6 +55,9 @@ pub struct RepriceConfig {
     pub round_trip_fee_pct: Decimal,
     /// A market price older than this is stale: nothing is repriced.
     pub market_stale_sec: i64,
+    /// Stage E (`SUBSIDY_WRITE_OFF_AUTO`): close a write-off position at
+    /// market when its opportunity cost exceeds twice its subsidy need.
+    pub write_off_auto: bool,
 }
 
 impl RepriceConfig {
@@ -69,6 +72,7 @@ impl RepriceConfig {
             allow_loss: false,
             round_trip_fee_pct: Decimal::new(5, 1),
             market_stale_sec: 300,
+            write_off_auto: false,
         }
     }
 }
@@ -340,7 +344,7 @@ pub fn plan(inp: RepriceInputs<'_>) -> RepricePlan {
             out.skips.push(skip(SkipReason::HeldByOperator));
             continue;
         }
-        if x.txid().is_none() || x.reprice.is_some() {
+        if x.txid().is_none() || x.reprice.is_some() || x.close.is_some() {
             out.skips.push(skip(SkipReason::ExitMissing));
             continue;
         }

@@ -22,6 +22,8 @@ pub struct RepriceStats {
     pub subsidized_partial: u64,
     /// Reprices below breakeven paid by subsidy.
     pub loss_funded: u64,
+    /// Operator moves to breakeven that took effect.
+    pub operator: u64,
     /// Skips per reason.
     pub skipped: BTreeMap<String, u64>,
 }
@@ -44,6 +46,7 @@ impl RepriceStats {
         match kind {
             RepriceKind::Tighten => self.tighten += 1,
             RepriceKind::LossFunded => self.loss_funded += 1,
+            RepriceKind::Operator => self.operator += 1,
             RepriceKind::Subsidy if full => self.subsidized_full += 1,
             RepriceKind::Subsidy => self.subsidized_partial += 1,
         }

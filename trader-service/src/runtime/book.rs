@@ -80,6 +80,27 @@ pub struct RuntimeBook {
     /// placement is pending or unresolved (write-ahead, like `placing`).
     #[serde(default)]
     pub stray_exits: BTreeMap<String, StrayExit>,
+    /// The operator's regime override (SPEC §12), restored into the
+    /// detector on start so a restart does not drop it before its expiry.
+    #[serde(default)]
+    pub regime_override: Option<crate::healing::RegimeOverride>,
+    /// Positions closed at market, by operator and by policy.
+    #[serde(default)]
+    pub write_offs: WriteOffStats,
+}
+
+/// Lifetime counts of closes at market (SPEC §8) and their losses.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WriteOffStats {
+    /// Closed by an operator.
+    pub operator: u64,
+    /// Their realized loss, USD (positive).
+    pub operator_loss_usd: Decimal,
+    /// Closed by the write-off policy (`SUBSIDY_WRITE_OFF_AUTO`).
+    pub auto: u64,
+    /// Their realized loss, USD (positive).
+    pub auto_loss_usd: Decimal,
 }
 
 /// The exit of an adopted stray fill, before its placement is known: the
@@ -135,6 +156,8 @@ pub struct HeldOrder {
     pub cancel_requested: bool,
     /// Not yet on the exchange: to be placed.
     pub pending_placement: bool,
+    /// To be placed as a market order (an operator's close at market).
+    pub market: bool,
 }
 
 /// Every order of the non-halted slots, in deterministic order.
@@ -153,6 +176,7 @@ pub fn held_orders(state: &EngineState) -> Vec<HeldOrder> {
                     txid: e.txid.clone(),
                     cancel_requested: e.cancel_requested,
                     pending_placement: e.txid.is_none() && !e.cancel_requested,
+                    market: false,
                 }),
                 TradeWork::Exit(x) => out.push(HeldOrder {
                     id: x.id,
@@ -161,8 +185,9 @@ pub fn held_orders(state: &EngineState) -> Vec<HeldOrder> {
                     price: x.price,
                     volume: x.remaining(),
                     txid: x.txid().map(str::to_owned),
-                    cancel_requested: x.reprice.is_some(),
+                    cancel_requested: x.cancel_wanted(),
                     pending_placement: matches!(x.placement, ExitPlacement::Pending),
+                    market: x.is_market_close(),
                 }),
                 TradeWork::Idle(_) => {}
             }
@@ -178,7 +203,7 @@ pub fn find_held(state: &EngineState, id: OrderId) -> Option<(OrderRole, bool)> 
     let slot = state.slots.get(&id.slot).filter(|s| !s.is_halted())?;
     match &slot.trade(id.trade).work {
         TradeWork::Entry(e) if e.id == id => Some((OrderRole::Entry, e.cancel_requested)),
-        TradeWork::Exit(x) if x.id == id => Some((OrderRole::Exit, x.reprice.is_some())),
+        TradeWork::Exit(x) if x.id == id => Some((OrderRole::Exit, x.cancel_wanted())),
         _ => None,
     }
 }

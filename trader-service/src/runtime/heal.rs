@@ -102,7 +102,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
                 tracing::debug!(order_id = %s.order_id, reason = s.reason.as_str(), "reprice skipped");
             }
         }
-        let mut acted = false;
+        let mut acted = self.auto_write_off(now);
         for d in p.decisions {
             tracing::info!(order_id = %d.order_id, slot = d.slot, trade = d.trade.as_str(),
                 band = ?d.band, kind = d.kind.as_str(), old_price = %d.old_price,
@@ -116,6 +116,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
                 kind: d.kind,
                 subsidized: d.kind != RepriceKind::Tighten,
                 full: d.full,
+                subsidy_cap: None,
             });
         }
         acted

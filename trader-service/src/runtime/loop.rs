@@ -145,6 +145,13 @@ pub struct Runtime<E, L> {
     pub(crate) last_scan_ms: Option<i64>,
     /// Scan every loop until then (a stale window after a resolution).
     pub(crate) watch_until: i64,
+    /// Store metadata to commit with the next step (operator answers).
+    pub(crate) pending_meta: Vec<(String, String)>,
+    /// Throughput statistics (SPEC §7), persisted as store metadata when
+    /// a round trip completes rather than with every step.
+    pub(crate) throughput: crate::healing::throughput::ThroughputSizer,
+    /// The statistics changed since the last commit.
+    pub(crate) throughput_dirty: bool,
 }
 
 impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
@@ -206,9 +213,13 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
             handle: None,
             last_scan_ms: None,
             watch_until: 0,
+            pending_meta: Vec::new(),
+            throughput: Default::default(),
+            throughput_dirty: false,
         };
         rt.engine.ensure_slots(rt.cfg.engine.slots);
         rt.restore_position_ids().await?;
+        rt.restore_operator_state().await?;
         Ok(rt)
     }
 
@@ -359,6 +370,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
                         open_key: w.open_key.clone(),
                         trade: intent.trade,
                         exit_target: intent.exit_price,
+                        close_note: None,
                     },
                 );
                 self.book
@@ -366,6 +378,10 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
                     .insert(intent.exit_order_id.to_string(), w);
             }
             Action::BookCycle(b) => {
+                self.record_cycle(&b);
+                if b.written_off {
+                    self.count_write_off(&b);
+                }
                 self.stats.completed_cycles += 1;
                 self.stats.net_pnl += b.net;
                 if b.net < Decimal::ZERO {
@@ -388,6 +404,10 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
             }
             Action::Repriced(b) => self.on_repriced(&b),
             Action::Notice(n) => match n {
+                Notice::MarketCloseFailed { order_id, .. } => {
+                    let now = self.engine.now;
+                    self.on_market_close_failed(order_id, now);
+                }
                 Notice::SlotHalted { slot, violation } => {
                     tracing::error!(slot, ?violation, "slot halted by the engine (others go on)");
                 }
@@ -543,6 +563,12 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
         if !entries.is_empty() {
             self.outbox_dirty = true;
         }
+        let mut meta = std::mem::take(&mut self.pending_meta);
+        if std::mem::take(&mut self.throughput_dirty) {
+            let json = serde_json::to_string(&self.throughput)
+                .map_err(|e| RuntimeError::CorruptState(e.to_string()))?;
+            meta.push((super::operator::THROUGHPUT_META_KEY.to_owned(), json));
+        }
         self.step_no += 1;
         let report = self
             .store
@@ -551,7 +577,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
                 state: value,
                 at: UnixMillis(now_ms),
                 entries,
-                meta: Vec::new(),
+                meta,
             })
             .await?;
         tracing::debug!(
@@ -696,8 +722,8 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
         let mut xclock = super::exchange_clock::ExchangeClock::new();
         loop {
             if let Some(rx) = commands.as_mut() {
-                while let Ok(cmd) = rx.try_recv() {
-                    self.apply_command(cmd);
+                while let Ok(msg) = rx.try_recv() {
+                    self.on_control(msg, xclock.now(clock.now_ms())).await;
                 }
             }
             let now_ms = xclock.loop_now(&self.exchange, clock).await;
@@ -713,13 +739,13 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
                         return self.flush(xclock.now(clock.now_ms())).await;
                     }
                     () = &mut sleep => break,
-                    Some(cmd) = async {
+                    Some(msg) = async {
                         match commands.as_mut() {
                             Some(rx) => rx.recv().await,
                             None => std::future::pending().await,
                         }
                     } => {
-                        self.apply_command(cmd);
+                        self.on_control(msg, xclock.now(clock.now_ms())).await;
                         self.publish(xclock.now(clock.now_ms())).await?;
                     }
                 }
@@ -758,7 +784,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
     }
 
     /// Builds and publishes the status snapshot (when a handle exists).
-    async fn publish(&mut self, now_ms: i64) -> Result<(), RuntimeError> {
+    pub(crate) async fn publish(&mut self, now_ms: i64) -> Result<(), RuntimeError> {
         if self.handle.is_none() {
             return Ok(());
         }

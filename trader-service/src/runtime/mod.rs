@@ -26,6 +26,7 @@
 //!   is built on.
 
 pub mod book;
+pub mod control;
 pub mod entry;
 pub mod exchange_clock;
 pub mod fills;
@@ -34,6 +35,7 @@ pub mod intents;
 pub mod ledger;
 #[path = "loop.rs"]
 pub mod r#loop;
+mod operator;
 pub mod outbox;
 mod placement;
 mod poll;

@@ -157,9 +157,13 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
         let req = OrderRequest {
             pair: self.cfg.engine.pair.symbol.clone(),
             side: p.side,
-            kind: OrderKind::Limit {
-                price: p.price,
-                post_only: self.cfg.post_only,
+            kind: if p.market {
+                OrderKind::Market
+            } else {
+                OrderKind::Limit {
+                    price: p.price,
+                    post_only: self.cfg.post_only,
+                }
             },
             volume: p.volume,
             userref: self.cfg.userref,

@@ -18,8 +18,8 @@ use crate::runtime::ledger::LedgerApi;
 use crate::runtime::outbox::{DeliveryError, Sink};
 use crate::runtime::store::TraderStore;
 use crate::runtime::writes::{
-    CloseKind, CloseWrite, LedgerWriteRequest, OpenWrite, OverPerformanceWrite, RepriceWrite,
-    SlotModeKind,
+    CloseKind, CloseWrite, LedgerWriteRequest, OpenWrite, OperatorWrite, OverPerformanceWrite,
+    RepriceWrite, SlotModeKind,
 };
 
 /// Metadata key prefix of the `open_key -> position_id` map.
@@ -198,6 +198,18 @@ impl<L: LedgerApi> Sink for LedgerSink<'_, L> {
                 self.over_performance(w, entry.key.as_str()).await
             }
             LedgerWriteRequest::Reprice(w) => self.reprice(w, entry.key.as_str()).await,
+            LedgerWriteRequest::Operator(w) => {
+                let position_id = self.position_id(&w.open_key).await?;
+                self.ledger
+                    .journal_event(operator_request(position_id, entry.key.as_str(), w))
+                    .await
+                    .map_err(|s| classify_status(&s))?;
+                tracing::info!(open_key = %w.open_key, position_id, action = %w.action,
+                    request_id = %w.request_id, "operator action journaled");
+                Ok(LedgerAck::Journaled {
+                    open_key: w.open_key.clone(),
+                })
+            }
         }
     }
 }
@@ -257,6 +269,7 @@ pub fn close_request(position_id: u64, key: &str, w: &CloseWrite) -> pb::ClosePo
         close_reason: match w.reason {
             CloseKind::Filled => pb::CloseReason::Filled,
             CloseKind::ExchangeCancelled => pb::CloseReason::ExchangeCancelled,
+            CloseKind::WrittenOff => pb::CloseReason::WrittenOff,
         } as i32,
         exit_price: opt(w.exit_price),
         exit_cost: opt(w.exit_cost),
@@ -285,6 +298,7 @@ pub fn reprice_request(
         reason: match w.kind {
             RepriceKind::Tighten => pb::RepriceReason::Tighten,
             RepriceKind::Subsidy | RepriceKind::LossFunded => pb::RepriceReason::Subsidy,
+            RepriceKind::Operator => pb::RepriceReason::Operator,
         } as i32,
         subsidy_consumed: if w.kind == RepriceKind::Tighten {
             String::new()
@@ -316,6 +330,36 @@ pub fn over_performance_request(
                 },
             )),
         }),
+    }
+}
+
+/// The proto request of an operator action: `keep_holding` with its end
+/// for a hold, `operator_action` otherwise.
+#[must_use]
+pub fn operator_request(position_id: u64, key: &str, w: &OperatorWrite) -> pb::JournalEventRequest {
+    let (event_type, kind) = match w.hold_until {
+        Some(until) => (
+            pb::EventType::KeepHolding,
+            pb::event_details::Kind::KeepHolding(pb::KeepHoldingDetails {
+                hold_until: ts(until),
+                reason: w.reason.clone(),
+            }),
+        ),
+        None => (
+            pb::EventType::OperatorAction,
+            pb::event_details::Kind::OperatorAction(pb::OperatorActionDetails {
+                action: w.action.clone(),
+                reason: w.reason.clone(),
+                operator: w.operator.clone(),
+            }),
+        ),
+    };
+    pb::JournalEventRequest {
+        position_id,
+        event_key: key.to_owned(),
+        at: ts(w.at),
+        event_type: event_type as i32,
+        details: Some(pb::EventDetails { kind: Some(kind) }),
     }
 }
 

@@ -14,10 +14,11 @@ use std::sync::Arc;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::engine::{AgeBand, OrderRole, Phase, SlotId, TradeId};
 use crate::pair::Side;
+use crate::runtime::control::{ActionReply, ActionRequest, ControlMessage};
 
 /// Whether the runtime is trading, and if not, why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -99,6 +100,9 @@ pub struct PositionStatusView {
     pub distance_pct: Decimal,
     /// Distance-weighted age, seconds.
     pub effective_age_sec: Decimal,
+    /// End of an operator hold in force (unix seconds).
+    #[serde(default)]
+    pub hold_until: Option<i64>,
 }
 
 /// Outbox health: how far the ledger lags behind the trader.
@@ -153,6 +157,9 @@ pub struct HealingStatusView {
     pub earned_by_source: BTreeMap<String, Decimal>,
     /// Lifetime subsidy spent.
     pub spent: Decimal,
+    /// Closes at market by operator and by policy, with their losses.
+    #[serde(default)]
+    pub write_offs: crate::runtime::book::WriteOffStats,
 }
 
 /// A ledger write the ledger refused for good.
@@ -213,6 +220,10 @@ pub struct StatusSnapshot {
     pub loops: u64,
     /// Private-call budget use of the last loop.
     pub budget: BudgetStatusView,
+    /// Open positions in band write_off not on hold, for the operator
+    /// (SPEC §8).
+    #[serde(default)]
+    pub cleanup_queue: Vec<crate::healing::operator::CleanupEntry>,
 }
 
 impl StatusSnapshot {
@@ -233,6 +244,7 @@ impl StatusSnapshot {
             last_loop_at_ms: 0,
             loops: 0,
             budget: BudgetStatusView::default(),
+            cleanup_queue: Vec::new(),
         }
     }
 
@@ -283,7 +295,7 @@ pub enum ControlError {
 #[derive(Debug, Clone)]
 pub struct RuntimeHandle {
     status: watch::Receiver<Arc<StatusSnapshot>>,
-    commands: mpsc::Sender<ControlCommand>,
+    commands: mpsc::Sender<ControlMessage>,
 }
 
 /// The runtime's side of a [`RuntimeHandle`]: where it publishes snapshots
@@ -292,8 +304,9 @@ pub struct RuntimeHandle {
 pub struct HandleEnds {
     /// Publishes a new snapshot after every loop.
     pub status: watch::Sender<Arc<StatusSnapshot>>,
-    /// Commands from every handle clone, serviced between loops.
-    pub commands: mpsc::Receiver<ControlCommand>,
+    /// Commands and actions from every handle clone, serviced between
+    /// loops.
+    pub commands: mpsc::Receiver<ControlMessage>,
 }
 
 /// Commands queued at most; a full queue makes [`RuntimeHandle::send`] wait
@@ -336,9 +349,24 @@ impl RuntimeHandle {
     /// [`ControlError::Stopped`] when the runtime loop is gone.
     pub async fn send(&self, command: ControlCommand) -> Result<(), ControlError> {
         self.commands
-            .send(command)
+            .send(ControlMessage::Switch(command))
             .await
             .map_err(|_| ControlError::Stopped)
+    }
+
+    /// Hands an operator action to the loop and waits for its answer (the
+    /// loop runs it between two steps).
+    ///
+    /// # Errors
+    /// [`ControlError::Stopped`] when the runtime loop is gone (or went
+    /// away before answering).
+    pub async fn request(&self, request: ActionRequest) -> Result<ActionReply, ControlError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(ControlMessage::Action(request, tx))
+            .await
+            .map_err(|_| ControlError::Stopped)?;
+        rx.await.map_err(|_| ControlError::Stopped)
     }
 }
 
@@ -359,8 +387,12 @@ mod tests {
         let other = handle.clone();
         handle.send(ControlCommand::Pause).await.unwrap();
         other.send(ControlCommand::Resume).await.unwrap();
-        assert_eq!(ends.commands.recv().await, Some(ControlCommand::Pause));
-        assert_eq!(ends.commands.recv().await, Some(ControlCommand::Resume));
+        for want in [ControlCommand::Pause, ControlCommand::Resume] {
+            match ends.commands.recv().await {
+                Some(ControlMessage::Switch(c)) => assert_eq!(c, want),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
         drop(ends);
         assert_eq!(
             handle.send(ControlCommand::Pause).await,

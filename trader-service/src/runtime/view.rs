@@ -74,6 +74,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
                     age_sec: b.age.age_sec,
                     distance_pct: b.age.distance_pct.round_dp(4),
                     effective_age_sec: b.age.effective_age_sec.round_dp(0),
+                    hold_until: x.heal.hold_until.filter(|u| now < *u),
                 })
             })
             .collect();
@@ -110,6 +111,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
             last_loop_at_ms: self.last_loop_ms,
             loops: self.stats.loops,
             budget: self.last_budget,
+            cleanup_queue: self.cleanup_queue(now),
         })
     }
 
@@ -189,6 +191,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
                 .map(|(k, amount)| (format!("{k:?}"), *amount))
                 .collect(),
             spent: v.spent,
+            write_offs: self.book.write_offs.clone(),
         }
     }
 }

@@ -36,6 +36,9 @@ pub enum CloseKind {
     Filled,
     /// The exit left the exchange without filling and nobody re-placed it.
     ExchangeCancelled,
+    /// Closed at market by the operator or the write-off policy, with the
+    /// realized loss.
+    WrittenOff,
 }
 
 /// `OpenPosition`: a filled entry whose exit now works the position.
@@ -124,6 +127,29 @@ pub enum LedgerWriteRequest {
     OverPerformance(OverPerformanceWrite),
     /// Move a position's exit (may debit subsidy).
     Reprice(RepriceWrite),
+    /// An operator's accepted action on a position (SPEC §8).
+    Operator(OperatorWrite),
+}
+
+/// `JournalEvent operator_action` (or `keep_holding` for a hold): an
+/// operator action the runtime accepted, with the operator's reason. Keyed
+/// by the request id, so a retried request never journals twice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperatorWrite {
+    /// The position.
+    pub open_key: String,
+    /// The operator's idempotency key.
+    pub request_id: String,
+    /// Action name (`reprice_to_breakeven`, `keep_holding`, ...).
+    pub action: String,
+    /// The operator's reason.
+    pub reason: String,
+    /// Who.
+    pub operator: String,
+    /// End of the hold (a `keep_holding` event), unix seconds.
+    pub hold_until: Option<i64>,
+    /// When it was accepted, unix seconds.
+    pub at: i64,
 }
 
 /// A reprice that took effect (SPEC §5): journaled as `repriced`, debiting
@@ -178,6 +204,7 @@ impl LedgerWriteRequest {
             Self::Close(w) => &w.open_key,
             Self::OverPerformance(w) => &w.open_key,
             Self::Reprice(w) => &w.open_key,
+            Self::Operator(w) => &w.open_key,
         }
     }
 
@@ -190,6 +217,7 @@ impl LedgerWriteRequest {
             Self::Close(w) => format!("close:{}", w.open_key),
             Self::OverPerformance(w) => format!("overperf:{}", w.open_key),
             Self::Reprice(w) => format!("reprice:{}:{}", w.open_key, w.new_order_id),
+            Self::Operator(w) => format!("operator:{}", w.request_id),
         }
     }
 
@@ -201,6 +229,7 @@ impl LedgerWriteRequest {
             Self::Close(_) => LedgerWrite::ClosePosition,
             Self::OverPerformance(_) => LedgerWrite::JournalEvent,
             Self::Reprice(_) => LedgerWrite::RepricePosition,
+            Self::Operator(_) => LedgerWrite::JournalEvent,
         }
     }
 
@@ -229,6 +258,19 @@ pub struct TrackedPosition {
     pub trade: TradeId,
     /// The exit's price when the position opened (the target).
     pub exit_target: Decimal,
+    /// Why the position is being closed at market (operator or policy),
+    /// set when the close is accepted; the booking's close then carries it.
+    #[serde(default)]
+    pub close_note: Option<CloseNote>,
+}
+
+/// Why a position is being closed at market.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CloseNote {
+    /// For the ledger's close event.
+    pub text: String,
+    /// By the write-off policy (stage E), not an operator.
+    pub policy: bool,
 }
 
 /// The open key of a position: the entry's exchange txid when known (it
@@ -268,6 +310,22 @@ pub fn open_write(intent: &PositionIntent) -> OpenWrite {
 /// exit below it, a sell exit above it).
 #[must_use]
 pub fn cycle_writes(booking: &CycleBooking, pos: &TrackedPosition) -> Vec<LedgerWriteRequest> {
+    if booking.written_off {
+        // A close at market: the real fill, the realized loss, no credit.
+        return vec![LedgerWriteRequest::Close(CloseWrite {
+            open_key: pos.open_key.clone(),
+            reason: CloseKind::WrittenOff,
+            exit_price: Some(booking.exit_price),
+            exit_cost: Some(booking.exit_cost),
+            exit_fee: Some(booking.exit_fee),
+            exit_time: booking.exit_time,
+            net_profit: Some(booking.net),
+            note: pos.close_note.as_ref().map_or_else(
+                || format!("closed at market by {}", booking.exit_order_id),
+                |n| n.text.clone(),
+            ),
+        })];
+    }
     let mut out = vec![LedgerWriteRequest::Close(CloseWrite {
         open_key: pos.open_key.clone(),
         reason: CloseKind::Filled,
@@ -336,6 +394,7 @@ mod tests {
             entry_time: 100,
             exit_time: 200,
             target_profit_pct: dec!(1),
+            written_off: false,
         }
     }
 
@@ -344,6 +403,7 @@ mod tests {
     #[test]
     fn fill_at_target_is_one_close() {
         let pos = TrackedPosition {
+            close_note: None,
             open_key: "OTX-1".into(),
             trade: TradeId::B,
             exit_target: dec!(0.101),
@@ -366,6 +426,7 @@ mod tests {
     #[test]
     fn better_fill_credits_excess_both_directions() {
         let pos_b = TrackedPosition {
+            close_note: None,
             open_key: "OTX-B".into(),
             trade: TradeId::B,
             exit_target: dec!(0.101),
@@ -385,6 +446,7 @@ mod tests {
         assert_eq!(o.actual_profit, o.expected_profit + o.excess);
 
         let pos_a = TrackedPosition {
+            close_note: None,
             open_key: "OTX-A".into(),
             trade: TradeId::A,
             exit_target: dec!(0.099),

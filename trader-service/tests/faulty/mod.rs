@@ -11,7 +11,8 @@ use rust_decimal_macros::dec;
 use trader_service::engine::{OrderId, OrderRole};
 use trader_service::exchange::paper::PaperExchange;
 use trader_service::exchange::{
-    Balances, Exchange, ExchangeError, OrderAck, OrderInfo, OrderRequest, PairInfo, Ticker, Trade,
+    Balances, Exchange, ExchangeError, OrderAck, OrderInfo, OrderKind, OrderRequest, PairInfo,
+    Ticker, Trade,
 };
 use trader_service::pair::{Candle, FeeSchedule, Side};
 
@@ -21,7 +22,10 @@ use trader_service::pair::{Candle, FeeSchedule, Side};
 /// every exit for lack of funds (entries go through), 4 = reports exits
 /// as executed 0.2 % better than their limit (price improvement), 5 =
 /// never answers a placement of an exit (a crash between the cancel and the
-/// re-placement of a reprice), entries go through.
+/// re-placement of a reprice), entries go through, 6 = refuses market orders
+/// for lack of funds, 7 = places a market order, then loses the answer
+/// (ambiguous: the caller must look it up, never send it again), 8 = every
+/// cancel fails transiently (a reprice stays in flight across loops).
 #[derive(Clone)]
 pub struct Faulty {
     pub inner: PaperExchange,
@@ -52,6 +56,15 @@ impl Exchange for Faulty {
             }
             2 => std::future::pending().await,
             5 if is_exit(&req.client_order_id) => std::future::pending().await,
+            6 if req.kind == OrderKind::Market => Err(ExchangeError::InsufficientFunds {
+                message: "EOrder:Insufficient funds".into(),
+            }),
+            7 if req.kind == OrderKind::Market => {
+                let _ = self.inner.add_order(req).await;
+                Err(ExchangeError::Ambiguous {
+                    message: "timeout after send".into(),
+                })
+            }
             3 if is_exit(&req.client_order_id) => Err(ExchangeError::InsufficientFunds {
                 message: "EOrder:Insufficient funds".into(),
             }),
@@ -59,6 +72,11 @@ impl Exchange for Faulty {
         }
     }
     async fn cancel_order(&self, t: &str) -> Result<(), ExchangeError> {
+        if self.mode.load(Ordering::SeqCst) == 8 {
+            return Err(ExchangeError::Retryable {
+                message: "EService:Busy".into(),
+            });
+        }
         self.inner.cancel_order(t).await
     }
     async fn query_orders(&self, t: &[String]) -> Result<Vec<OrderInfo>, ExchangeError> {

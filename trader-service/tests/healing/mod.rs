@@ -36,6 +36,7 @@ pub fn config(bot: &str, slots: u32, stale_sec: i64) -> RuntimeConfig {
         allow_loss: false,
         round_trip_fee_pct: dec!(0.5),
         market_stale_sec: 300,
+        write_off_auto: false,
     };
     c
 }

@@ -23,6 +23,7 @@ fn rcfg() -> RepriceConfig {
         allow_loss: false,
         round_trip_fee_pct: dec!(0.5),
         market_stale_sec: 300,
+        write_off_auto: false,
     }
 }
 
@@ -86,6 +87,7 @@ fn put_exit(
         fills: FillTotals::default(),
         heal: Default::default(),
         reprice: None,
+        close: None,
     });
 }
 
