@@ -65,7 +65,10 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
                     _ if cancel_requested => GoneReason::CancelledByEngine,
                     _ => GoneReason::Cancelled,
                 };
-                if role == OrderRole::Exit {
+                if role == OrderRole::Exit && reason == GoneReason::CancelledByEngine {
+                    // Our own cancel (a reprice or a close): expected, not an alarm.
+                    tracing::debug!(%order_id, txid = %info.txid, "exit cancelled as requested");
+                } else if role == OrderRole::Exit {
                     tracing::warn!(%order_id, txid = %info.txid, status = ?info.status,
                         "exit left the book unfilled: sticky exit is re-placed, position stays open");
                 } else {
