@@ -521,6 +521,27 @@ impl HealingSettings {
         }
     }
 
+    /// The churner's settings in force (SPEC §6, §10): off unless
+    /// `CHURNER_ENABLED`; the profit target per [`Self::churner_profit_pct`].
+    #[must_use]
+    pub fn churner_config(&self, round_trip_fee_pct: Decimal) -> crate::healing::ChurnerConfig {
+        let sec = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        crate::healing::ChurnerConfig {
+            enabled: self.churner_enabled,
+            entry_pct: self.churner_entry_pct,
+            profit_pct: self.churner_profit_pct(round_trip_fee_pct).0,
+            order_size_usd: match self.churner_order_size {
+                OrderSize::Usd(usd) => Some(usd),
+                OrderSize::PairMinimum => None,
+            },
+            entry_timeout_sec: sec(self.churner_timeout_sec),
+            exit_timeout_sec: sec(self.churner_exit_timeout_sec),
+            min_headroom: self.churner_min_headroom,
+            reserve_usd: self.churner_reserve_usd,
+            max_active: self.churner_max_active,
+        }
+    }
+
     /// What repricing may do under these settings: tighten and subsidized
     /// reprices both follow `SUBSIDY_ENABLED` (the SPEC §10 master switch);
     /// subsidized ones start at `SUBSIDY_AUTO_REPRICE_BAND`. A market price

@@ -163,7 +163,10 @@ impl BacktestArgs {
                 stage: healing.stage(),
                 profile,
                 reprice,
-                market: healing.market.clone(),
+                market: crate::healing::HealingConfig {
+                    churner: healing.churner_config(fees.round_trip_pct()),
+                    ..healing.market.clone()
+                },
                 engine,
                 paper,
                 poll_interval_sec: i64::try_from(trading.poll_interval_sec).unwrap_or(i64::MAX),

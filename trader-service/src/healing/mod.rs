@@ -21,9 +21,12 @@
 //! - [`reprice`]: tighten, subsidized and loss-funded reprices of stuck
 //!   exits, with their skip reasons;
 //! - [`subsidy`]: the trader's per-slot subsidy view;
-//! - [`stats`]: counters of what healing did.
+//! - [`stats`]: counters of what healing did;
+//! - [`churner`]: the churner's round trips, gates, reserve and profit
+//!   routing (SPEC §6).
 
 pub mod candles;
+pub mod churner;
 pub mod config;
 pub mod hmm;
 pub mod regime;
@@ -39,6 +42,7 @@ mod proptests;
 mod regime_tests;
 
 pub use candles::{BarReturn, MarketHistory, MoveStats, ObserveError, Observed};
+pub use churner::{ChurnBook, ChurnerConfig};
 pub use config::{HealingConfig, RegimeConfig, TargetConfig};
 pub use regime::{OverrideError, RegimeDetector, RegimeOverride, RegimeUpdate, RegimeView};
 pub use reprice::{RepriceConfig, RepriceDecision, RepriceInputs, RepricePlan, SkipReason};
