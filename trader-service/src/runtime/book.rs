@@ -80,6 +80,14 @@ pub struct RuntimeBook {
     /// placement is pending or unresolved (write-ahead, like `placing`).
     #[serde(default)]
     pub stray_exits: BTreeMap<String, StrayExit>,
+    /// The churner's state (SPEC §6): committed with the engine step, so a
+    /// restart resumes every round trip exactly.
+    #[serde(default)]
+    pub churn: crate::healing::ChurnBook,
+    /// Write-ahead intents of churner placements whose outcome is not known
+    /// yet, by client id.
+    #[serde(default)]
+    pub churn_intents: BTreeMap<String, PlacementIntent>,
 }
 
 /// The exit of an adopted stray fill, before its placement is known: the
@@ -135,6 +143,20 @@ pub struct HeldOrder {
     pub cancel_requested: bool,
     /// Not yet on the exchange: to be placed.
     pub pending_placement: bool,
+}
+
+/// Whether the churner waits for the exchange (a placement to make or
+/// resolve, a cancel to confirm).
+#[must_use]
+pub fn churn_pending(book: &RuntimeBook) -> bool {
+    book.churn
+        .orders()
+        .any(|o| o.txid.is_none() && o.retry_at.is_none())
+        || book
+            .churn
+            .slots
+            .values()
+            .any(|s| s.stage.cancel_requested())
 }
 
 /// Every order of the non-halted slots, in deterministic order.

@@ -25,6 +25,8 @@ pub enum SlotModeKind {
     Sticky,
     /// An exit imported from a pre-ledger run (SPEC §9).
     Legacy,
+    /// A churner round trip (SPEC §6).
+    Churner,
 }
 
 /// Why a position closed (the subset of the ledger's reasons the runtime
@@ -124,6 +126,35 @@ pub enum LedgerWriteRequest {
     OverPerformance(OverPerformanceWrite),
     /// Move a position's exit (may debit subsidy).
     Reprice(RepriceWrite),
+    /// Credit a churner round trip's profit to the parent it works for.
+    ChurnerProfit(ChurnerProfitWrite),
+    /// Journal that a churner round trip was handed over to its slot.
+    HandedOver(HandedOverWrite),
+}
+
+/// `JournalEvent churner_profit` on the parent (SPEC §6 profit routing).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChurnerProfitWrite {
+    /// The parent position credited.
+    pub open_key: String,
+    /// The round trip that earned it (its own open key: unique, so the
+    /// idempotency key is too).
+    pub churner_open_key: String,
+    /// When, unix seconds.
+    pub at: i64,
+    /// The credit (positive).
+    pub net_profit: Decimal,
+}
+
+/// `JournalEvent handed_over` on a churner round trip.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandedOverWrite {
+    /// The round trip.
+    pub open_key: String,
+    /// When, unix seconds.
+    pub at: i64,
+    /// Seconds since its entry filled.
+    pub age_seconds: i64,
 }
 
 /// A reprice that took effect (SPEC §5): journaled as `repriced`, debiting
@@ -178,6 +209,8 @@ impl LedgerWriteRequest {
             Self::Close(w) => &w.open_key,
             Self::OverPerformance(w) => &w.open_key,
             Self::Reprice(w) => &w.open_key,
+            Self::ChurnerProfit(w) => &w.open_key,
+            Self::HandedOver(w) => &w.open_key,
         }
     }
 
@@ -190,6 +223,8 @@ impl LedgerWriteRequest {
             Self::Close(w) => format!("close:{}", w.open_key),
             Self::OverPerformance(w) => format!("overperf:{}", w.open_key),
             Self::Reprice(w) => format!("reprice:{}:{}", w.open_key, w.new_order_id),
+            Self::ChurnerProfit(w) => format!("churnprofit:{}", w.churner_open_key),
+            Self::HandedOver(w) => format!("handover:{}", w.open_key),
         }
     }
 
@@ -201,6 +236,7 @@ impl LedgerWriteRequest {
             Self::Close(_) => LedgerWrite::ClosePosition,
             Self::OverPerformance(_) => LedgerWrite::JournalEvent,
             Self::Reprice(_) => LedgerWrite::RepricePosition,
+            Self::ChurnerProfit(_) | Self::HandedOver(_) => LedgerWrite::JournalEvent,
         }
     }
 

@@ -33,6 +33,56 @@ impl ChurnBook {
             .count()
     }
 
+    /// Open keys of the round trips that are open positions (entry filled,
+    /// exit working).
+    pub fn open_keys(&self) -> impl Iterator<Item = &str> {
+        self.slots.values().filter_map(|s| match &s.stage {
+            ChurnStage::Exit { position, .. } | ChurnStage::HandedOver { position, .. } => {
+                Some(position.open_key.as_str())
+            }
+            _ => None,
+        })
+    }
+
+    /// What closing every open round trip at `price` would add: gross
+    /// against its entry, less its entry fee, the fees already paid on its
+    /// exit, and an exit fee at `maker_pct` (a backtest's mark-to-market).
+    #[must_use]
+    pub fn unrealized(&self, price: Decimal, maker_pct: Decimal) -> Decimal {
+        self.slots
+            .values()
+            .filter_map(|s| match &s.stage {
+                ChurnStage::Exit {
+                    order, position, ..
+                }
+                | ChurnStage::HandedOver {
+                    order, position, ..
+                } => {
+                    let open = position.volume - order.fills.volume;
+                    let done = match order.side {
+                        Side::Sell => {
+                            order.fills.notional - position.entry_price * order.fills.volume
+                        }
+                        Side::Buy => {
+                            position.entry_price * order.fills.volume - order.fills.notional
+                        }
+                    };
+                    let gross = match order.side {
+                        Side::Sell => (price - position.entry_price) * open,
+                        Side::Buy => (position.entry_price - price) * open,
+                    };
+                    Some(
+                        gross + done
+                            - position.entry_fee
+                            - order.fills.fee
+                            - price * open * maker_pct / Decimal::ONE_HUNDRED,
+                    )
+                }
+                _ => None,
+            })
+            .sum()
+    }
+
     /// Every churner order, with its slot.
     pub fn orders(&self) -> impl Iterator<Item = &ChurnOrder> {
         self.slots.values().filter_map(|s| s.stage.order())
