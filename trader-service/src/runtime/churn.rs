@@ -36,6 +36,49 @@ pub fn ranging(view: &RegimeView) -> bool {
 }
 
 impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
+    /// An operator's regime override (SPEC §12) until `until`: the
+    /// churner treats a forced `ranging` like the detector's. Kept in
+    /// memory like the detector itself.
+    ///
+    /// # Errors
+    /// [`crate::healing::OverrideError`] when `until` is not after `now`.
+    pub fn override_regime(
+        &mut self,
+        regime: Regime,
+        until: i64,
+        now: i64,
+    ) -> Result<(), crate::healing::OverrideError> {
+        self.market.regime.set_override(regime, until, now)?;
+        tracing::info!(
+            regime = regime.as_str(),
+            until,
+            "regime overridden by operator"
+        );
+        Ok(())
+    }
+
+    /// An operator's spawn or kill of a slot's churner (SPEC §6); carried
+    /// out by the next loop.
+    ///
+    /// # Errors
+    /// [`churner::ManualError`] for an unknown slot or a disabled churner.
+    pub fn manual_churner(
+        &mut self,
+        slot: SlotId,
+        cmd: churner::ManualCommand,
+    ) -> Result<(), churner::ManualError> {
+        churner::manual(
+            &mut self.book.churn,
+            &self.cfg.market.churner,
+            self.cfg.engine.slots,
+            slot,
+            cmd,
+        )?;
+        tracing::info!(slot, ?cmd, "churner command from operator");
+        self.dirty = true;
+        Ok(())
+    }
+
     /// Whether the churner has anything to run at all (enabled, or still
     /// holding orders from before it was switched off).
     fn churn_on(&self) -> bool {
