@@ -71,8 +71,14 @@ async fn run_case(
                 if let Some(p) = open.first() {
                     let at = c.time.max(p.entry.time.timestamp());
                     let amount = Decimal::from(*cents) / dec!(100);
-                    healing::credit(&local, p.position_id, &format!("credit-{i}-{k}"), amount, at)
-                        .await;
+                    healing::credit(
+                        &local,
+                        p.position_id,
+                        &format!("credit-{i}-{k}"),
+                        amount,
+                        at,
+                    )
+                    .await;
                 }
             }
         }
@@ -90,7 +96,12 @@ async fn run_case(
             if let ChurnStage::Exit { order, .. } | ChurnStage::HandedOver { order, .. } = &s.stage
                 && let Some(txid) = &order.txid
             {
-                prop_assert!(live.contains(txid), "churner exit {} not on the book at candle {}", order.id, i);
+                prop_assert!(
+                    live.contains(txid),
+                    "churner exit {} not on the book at candle {}",
+                    order.id,
+                    i
+                );
             }
         }
         prop_assert!(churn.reserve.total() <= churner.reserve_usd);
@@ -116,10 +127,6 @@ async fn run_case(
             }
         }
     }
-    eprintln!(
-        "case seed={seed} ranging={ranging}: churner {:?}",
-        rt.churn_book().stats
-    );
     flaky.set_down(false);
     rt.step(paper.clock().now_ms()).await.unwrap();
     rt.flush(paper.clock().now_ms()).await.unwrap();

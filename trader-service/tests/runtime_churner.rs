@@ -337,6 +337,22 @@ async fn a_timed_out_churner_exit_is_handed_over_and_kept() {
         matches!(r.stage(), ChurnStage::HandedOver { .. }),
         "no new churner while paused"
     );
+    // GetStatus and `ctl status` show it.
+    let handle = r.rt.handle();
+    r.flat(1, p).await;
+    let snap = handle.status();
+    let c = &snap.healing.churner;
+    assert!(c.enabled);
+    assert_eq!(c.stats.handed_over, 1);
+    let slot = c.slots.iter().find(|s| s.slot_id == 0).unwrap();
+    assert_eq!(slot.stage, "handed_over");
+    assert_eq!(slot.paused_reason.as_deref(), Some("handed_over_open"));
+    assert_eq!(slot.txid.as_deref(), Some(txid.as_str()));
+    assert!(slot.parent_open_key.is_some());
+    let text = trader_service::ctl::render_status(&trader_service::grpc::status_response(&snap));
+    assert!(text.contains("slot 0 churner handed_over"), "{text}");
+    assert!(text.contains("paused handed_over_open"), "{text}");
+    assert!(text.contains("handed over 1"), "{text}");
     r.step(candle(r.t, p, dec!(0.0996), p, p)).await;
     r.flat(1, p).await;
     r.rt.flush(r.paper.clock().now_ms()).await.unwrap();

@@ -835,11 +835,7 @@ fn exit_event(
             if routed == Routing::Compound {
                 s.compounded_usd += net;
             }
-            book.stats.cycles += 1;
-            book.stats.net_usd += net;
-            if net < Decimal::ZERO {
-                book.stats.losing_cycles += 1;
-            }
+            book.stats.count_cycle(net, f.last_at.unwrap_or(*at));
             if let Routing::Parent(_) = routed {
                 book.stats.credited_usd += net;
             }

@@ -431,4 +431,29 @@ pub struct ChurnStats {
     pub handed_over: u64,
     /// Entries cancelled unfilled on timeout.
     pub entry_timeouts: u64,
+    /// UTC day (unix seconds / 86400) of the `*_today` counters.
+    pub day: i64,
+    /// Round trips completed that day.
+    pub cycles_today: u64,
+    /// Their net, USD.
+    pub net_today_usd: Decimal,
+}
+
+impl ChurnStats {
+    /// Counts a completed round trip closed at `at`.
+    pub fn count_cycle(&mut self, net: Decimal, at: i64) {
+        let day = at.div_euclid(86_400);
+        if day != self.day {
+            self.day = day;
+            self.cycles_today = 0;
+            self.net_today_usd = Decimal::ZERO;
+        }
+        self.cycles += 1;
+        self.cycles_today += 1;
+        self.net_usd += net;
+        self.net_today_usd += net;
+        if net < Decimal::ZERO {
+            self.losing_cycles += 1;
+        }
+    }
 }
