@@ -49,7 +49,7 @@ async fn run_case(
     let churner = ChurnerConfig {
         enabled: true,
         order_size_usd: Some(dec!(6)),
-        reserve_usd: dec!(12),
+        reserve_usd: Some(dec!(12)),
         ..ChurnerConfig::off()
     };
     cfg.market.churner = churner.clone();
@@ -104,7 +104,7 @@ async fn run_case(
                 );
             }
         }
-        prop_assert!(churn.reserve.total() <= churner.reserve_usd);
+        prop_assert!(Some(churn.reserve.total()) <= churner.reserve_usd);
         prop_assert!(churn.reserve.lent.values().all(|l| *l <= dec!(6)));
         for x in rt.engine().open_exits() {
             let breakeven = match x.id.trade {

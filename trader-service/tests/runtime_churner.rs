@@ -87,7 +87,7 @@ impl Run {
         cfg.market.churner = ChurnerConfig {
             enabled: true,
             order_size_usd: Some(dec!(6)),
-            reserve_usd: dec!(12),
+            reserve_usd: Some(dec!(12)),
             ..ChurnerConfig::off()
         };
         let mut rt = Runtime::new(cfg, exchange.clone(), ledger.clone(), store)

@@ -203,7 +203,10 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
             active: u32::try_from(c.active()).unwrap_or(u32::MAX),
             stats: c.stats.clone(),
             reserve_earmarked: earmarked,
-            reserve_available: (self.cfg.market.churner.reserve_usd - earmarked)
+            reserve_available: (self.cfg.market.churner.reserve_limit(
+                &self.cfg.engine.pair,
+                self.engine.market.unwrap_or_default(),
+            ) - earmarked)
                 .max(rust_decimal::Decimal::ZERO),
             reserve_peak: c.reserve.peak,
             slots: c

@@ -24,8 +24,10 @@ pub struct ChurnerConfig {
     pub exit_timeout_sec: i64,
     /// `CHURNER_MIN_HEADROOM`: open-order headroom a churner needs.
     pub min_headroom: u32,
-    /// `CHURNER_RESERVE_USD`: the shared reserve.
-    pub reserve_usd: Decimal,
+    /// `CHURNER_RESERVE_USD`: the shared reserve; `None`: enough for
+    /// `CHURNER_MAX_ACTIVE` base orders at the current price (see
+    /// [`ChurnerConfig::reserve_limit`]).
+    pub reserve_usd: Option<Decimal>,
     /// `CHURNER_MAX_ACTIVE`.
     pub max_active: u32,
 }
@@ -42,9 +44,22 @@ impl ChurnerConfig {
             entry_timeout_sec: 300,
             exit_timeout_sec: 600,
             min_headroom: 10,
-            reserve_usd: Decimal::new(500, 2),
+            reserve_usd: None,
             max_active: 5,
         }
+    }
+}
+
+impl ChurnerConfig {
+    /// The reserve in force at `price`: the configured amount, else
+    /// `CHURNER_MAX_ACTIVE` base churner orders (so the default can always
+    /// fund the churners it allows, whatever the pair's price).
+    #[must_use]
+    pub fn reserve_limit(&self, pair: &crate::pair::PairSpec, price: Decimal) -> Decimal {
+        self.reserve_usd.unwrap_or_else(|| {
+            super::base_size_usd(self, pair, price).unwrap_or_default()
+                * Decimal::from(self.max_active)
+        })
     }
 }
 

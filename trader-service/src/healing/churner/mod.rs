@@ -507,7 +507,7 @@ fn activate(book: &mut ChurnBook, inputs: &ChurnInputs<'_>, view: &SlotView, par
         // slot compounded it pays itself.
         let lend = cost.min(limit);
         book.reserve
-            .can_lend(inputs.cfg.reserve_usd, lend)
+            .can_lend(inputs.cfg.reserve_limit(inputs.pair, inputs.market), lend)
             .then_some(Funding::Reserve(lend))
     };
     let Some(s) = book.slots.get(&slot) else {

@@ -21,7 +21,7 @@ fn cfg() -> ChurnerConfig {
     ChurnerConfig {
         enabled: true,
         order_size_usd: Some(dec!(6)),
-        reserve_usd: dec!(12),
+        reserve_usd: Some(dec!(12)),
         ..ChurnerConfig::off()
     }
 }
@@ -187,7 +187,7 @@ fn gates_block_with_reasons() {
         Some(PauseReason::Disabled)
     );
     let poor = ChurnerConfig {
-        reserve_usd: dec!(1),
+        reserve_usd: Some(dec!(1)),
         ..cfg()
     };
     assert_eq!(
@@ -207,7 +207,7 @@ fn gates_block_with_reasons() {
     ));
     // Headroom 14 with minimum 10: capacity 2 of 4 stuck slots.
     let big = ChurnerConfig {
-        reserve_usd: dec!(100),
+        reserve_usd: Some(dec!(100)),
         ..cfg()
     };
     let four: Vec<SlotView> = (0..4).map(stuck).collect();
@@ -230,7 +230,7 @@ fn reserve_is_never_over_lent_and_returns() {
         2,
         "12 USD of reserve funds two 6 USD churners"
     );
-    assert!(book.reserve.total() <= c.reserve_usd);
+    assert!(Some(book.reserve.total()) <= c.reserve_usd);
     assert!(book.reserve.lent.values().all(|l| *l <= dec!(6)));
     assert_eq!(book.slots[&2].paused, Some(PauseReason::NoCapital));
     // Slot 0's round trip completes: its loan returns and slot 2 starts.
@@ -247,7 +247,7 @@ fn reserve_is_never_over_lent_and_returns() {
         matches!(book.slots[&0].stage, ChurnStage::Entry { .. })
             || matches!(book.slots[&2].stage, ChurnStage::Entry { .. })
     );
-    assert!(book.reserve.total() <= c.reserve_usd);
+    assert!(Some(book.reserve.total()) <= c.reserve_usd);
     assert_eq!(
         book.reserve.peak,
         book.reserve.total().max(book.reserve.peak)
@@ -569,4 +569,34 @@ fn book_round_trips_through_json() {
     let json = serde_json::to_string(&book).unwrap();
     let back: ChurnBook = serde_json::from_str(&json).unwrap();
     assert_eq!(back, book);
+}
+
+/// Proves: with `CHURNER_RESERVE_USD` unset the reserve is
+/// `CHURNER_MAX_ACTIVE` base orders at the current price (52.5 XDG at
+/// 0.30 = 15.75 USD each), so it can fund a pair-minimum churner at any
+/// price; a configured amount is taken as given.
+#[test]
+fn default_reserve_funds_max_active_orders() {
+    let p = pair();
+    let c = ChurnerConfig {
+        enabled: true,
+        ..ChurnerConfig::off()
+    };
+    assert_eq!(c.reserve_limit(&p, dec!(0.30)), dec!(15.75) * dec!(5));
+    let fixed = ChurnerConfig {
+        reserve_usd: Some(dec!(5)),
+        ..c.clone()
+    };
+    assert_eq!(fixed.reserve_limit(&p, dec!(0.30)), dec!(5));
+    let slots = [stuck(0)];
+    let mut book = ChurnBook::default();
+    plan(&mut book, &inputs(&fixed, &p, 1000, dec!(0.30), &slots));
+    assert_eq!(
+        book.slots[&0].paused,
+        Some(PauseReason::NoCapital),
+        "5 USD funds no 15.75 USD order"
+    );
+    let mut book = ChurnBook::default();
+    plan(&mut book, &inputs(&c, &p, 1000, dec!(0.30), &slots));
+    assert!(matches!(book.slots[&0].stage, ChurnStage::Entry { .. }));
 }
