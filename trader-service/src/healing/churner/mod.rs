@@ -241,7 +241,6 @@ pub fn manual(
 
 /// Whether a slot's churner may run now, or why not (the first failing
 /// gate, for logs and the status).
-#[must_use]
 pub fn gate(
     s: &SlotChurn,
     view: &SlotView,

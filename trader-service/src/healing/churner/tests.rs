@@ -118,8 +118,8 @@ fn place(book: &mut ChurnBook, o: &ChurnOrder, txid: &str) {
     );
 }
 
-/// Proves: a stuck slot in a ranging market gets a buy entry at market
-/// - 0.15 % on the tick grid, funded by the reserve (no idle capital),
+/// Proves: a stuck slot in a ranging market gets a buy entry 0.15 %
+/// below the market on the tick grid, funded by the reserve (no idle capital),
 /// with a client id in the churner's own id space.
 #[test]
 fn activates_with_entry_below_market_from_reserve() {
