@@ -150,9 +150,11 @@ pub struct HealingArgs {
     /// Open-order headroom a churner needs.
     #[arg(long, env = "CHURNER_MIN_HEADROOM", default_value_t = 10)]
     pub churner_min_headroom: u32,
-    /// Shared USD reserve lent to churners of slots without idle capital.
-    #[arg(long, env = "CHURNER_RESERVE_USD", default_value = "5.00")]
-    pub churner_reserve_usd: Decimal,
+    /// Shared USD reserve lent to churners of slots without idle capital
+    /// (default: CHURNER_MAX_ACTIVE churner orders at the current price; a
+    /// fixed 5 USD cannot fund one pair-minimum order above 0.095 USD/XDG).
+    #[arg(long, env = "CHURNER_RESERVE_USD")]
+    pub churner_reserve_usd: Option<Decimal>,
     /// Maximum simultaneously active churners (>= 1).
     #[arg(long, env = "CHURNER_MAX_ACTIVE", default_value_t = 5)]
     pub churner_max_active: u32,
@@ -235,8 +237,8 @@ pub struct HealingSettings {
     pub churner_exit_timeout_sec: u64,
     /// Open-order headroom a churner needs.
     pub churner_min_headroom: u32,
-    /// Shared churner reserve in USD.
-    pub churner_reserve_usd: Decimal,
+    /// Shared churner reserve in USD; `None`: CHURNER_MAX_ACTIVE orders.
+    pub churner_reserve_usd: Option<Decimal>,
     /// Maximum active churners.
     pub churner_max_active: u32,
     /// Regime detector and profit-target windows (clamped).
@@ -371,7 +373,10 @@ impl HealingArgs {
     ) -> Result<(HealingSettings, Vec<ConfigWarning>), ConfigError> {
         let mut clamp = Clamp::default();
         for (name, value) in [
-            ("CHURNER_RESERVE_USD", self.churner_reserve_usd),
+            (
+                "CHURNER_RESERVE_USD",
+                self.churner_reserve_usd.unwrap_or_default(),
+            ),
             ("AGE_DISTANCE_WEIGHT", self.age_distance_weight),
         ] {
             if value < Decimal::ZERO {
@@ -521,6 +526,27 @@ impl HealingSettings {
         }
     }
 
+    /// The churner's settings in force (SPEC §6, §10): off unless
+    /// `CHURNER_ENABLED`; the profit target per [`Self::churner_profit_pct`].
+    #[must_use]
+    pub fn churner_config(&self, round_trip_fee_pct: Decimal) -> crate::healing::ChurnerConfig {
+        let sec = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        crate::healing::ChurnerConfig {
+            enabled: self.churner_enabled,
+            entry_pct: self.churner_entry_pct,
+            profit_pct: self.churner_profit_pct(round_trip_fee_pct).0,
+            order_size_usd: match self.churner_order_size {
+                OrderSize::Usd(usd) => Some(usd),
+                OrderSize::PairMinimum => None,
+            },
+            entry_timeout_sec: sec(self.churner_timeout_sec),
+            exit_timeout_sec: sec(self.churner_exit_timeout_sec),
+            min_headroom: self.churner_min_headroom,
+            reserve_usd: self.churner_reserve_usd,
+            max_active: self.churner_max_active,
+        }
+    }
+
     /// What repricing may do under these settings: tighten and subsidized
     /// reprices both follow `SUBSIDY_ENABLED` (the SPEC §10 master switch);
     /// subsidized ones start at `SUBSIDY_AUTO_REPRICE_BAND`. A market price
@@ -603,7 +629,13 @@ impl HealingSettings {
                 self.churner_timeout_sec, self.churner_exit_timeout_sec
             ),
             format!("CHURNER_MIN_HEADROOM={}", self.churner_min_headroom),
-            format!("CHURNER_RESERVE_USD={}", self.churner_reserve_usd),
+            format!(
+                "CHURNER_RESERVE_USD={}",
+                self.churner_reserve_usd.map_or_else(
+                    || "CHURNER_MAX_ACTIVE churner orders at the current price".to_string(),
+                    |r| r.to_string()
+                )
+            ),
             format!("CHURNER_MAX_ACTIVE={}", self.churner_max_active),
             format!(
                 "REGIME_WINDOW/MIN_RETURNS/REFIT_EVERY/CONFIDENCE/DWELL={}/{}/{}/{}/{}",

@@ -331,4 +331,49 @@ fn render_healing(out: &mut String, h: &pb::Healing) {
             skipped.join(", ")
         );
     }
+    if let Some(c) = &h.churner {
+        render_churner(out, c);
+    }
+}
+
+/// The churner: totals, the reserve, then one line per slot.
+fn render_churner(out: &mut String, c: &pb::ChurnerStatus) {
+    let _ = writeln!(
+        out,
+        "churner {}  active {}  today {} cycles {} USD  lifetime {} cycles ({} losing) net {} USD, \
+         handed over {}  reserve earmarked {} available {} peak {}",
+        if c.enabled { "on" } else { "off" },
+        c.active,
+        c.cycles_today,
+        c.profit_today_usd,
+        c.cycles,
+        c.losing_cycles,
+        c.net_usd,
+        c.handed_over,
+        c.reserve_earmarked_usd,
+        c.reserve_available_usd,
+        c.reserve_peak_usd
+    );
+    for s in &c.slots {
+        let _ = writeln!(
+            out,
+            "  slot {} churner {} cycle {}{}{}{}{}{}",
+            s.slot_id,
+            s.stage,
+            s.cycle,
+            opt_field(" parent", &s.parent_open_key),
+            opt_field(" side", &s.side),
+            opt_field(" order", &s.order_id),
+            opt_field(" paused", &s.paused_reason),
+            opt_field(" error", &s.last_error),
+        );
+    }
+}
+
+fn opt_field(name: &str, v: &str) -> String {
+    if v.is_empty() {
+        String::new()
+    } else {
+        format!("{name} {v}")
+    }
 }

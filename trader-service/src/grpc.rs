@@ -239,6 +239,39 @@ fn healing(h: &crate::runtime::status::HealingStatusView) -> pb::Healing {
         auto_write_off_loss_usd: format_decimal(h.write_offs.auto_loss_usd),
         operator_write_offs: h.write_offs.operator,
         operator_write_off_loss_usd: format_decimal(h.write_offs.operator_loss_usd),
+        churner: Some(churner(&h.churner)),
+    }
+}
+
+fn churner(c: &crate::runtime::status::ChurnerStatusView) -> pb::ChurnerStatus {
+    pb::ChurnerStatus {
+        enabled: c.enabled,
+        active: c.active,
+        cycles_today: c.stats.cycles_today,
+        profit_today_usd: format_decimal(c.stats.net_today_usd),
+        cycles: c.stats.cycles,
+        losing_cycles: c.stats.losing_cycles,
+        net_usd: format_decimal(c.stats.net_usd),
+        handed_over: c.stats.handed_over,
+        reserve_earmarked_usd: format_decimal(c.reserve_earmarked),
+        reserve_available_usd: format_decimal(c.reserve_available),
+        reserve_peak_usd: format_decimal(c.reserve_peak),
+        slots: c
+            .slots
+            .iter()
+            .map(|s| pb::ChurnerSlot {
+                slot_id: s.slot_id,
+                stage: s.stage.clone(),
+                parent_open_key: s.parent_open_key.clone().unwrap_or_default(),
+                cycle: s.cycle,
+                side: s.side.clone().unwrap_or_default(),
+                order_id: s.order_id.clone().unwrap_or_default(),
+                txid: s.txid.clone().unwrap_or_default(),
+                paused_reason: s.paused_reason.clone().unwrap_or_default(),
+                last_error: s.last_error.clone().unwrap_or_default(),
+                compounded_usd: format_decimal(s.compounded_usd),
+            })
+            .collect(),
     }
 }
 

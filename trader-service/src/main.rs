@@ -327,13 +327,7 @@ async fn run_backtest_cmd(args: &trader_service::backtest::BacktestArgs) -> Resu
         }
         eprintln!("self-healing profile: {}", cfg.profile.join(", "));
         eprintln!("repricing in force: {:?}", cfg.reprice);
-        if cfg.stage >= trader_service::config::RolloutStage::C {
-            eprintln!(
-                "note: stage {:?} includes the churner, which this build does not run yet; \
-                 repricing runs without it",
-                cfg.stage
-            );
-        }
+        eprintln!("churner in force: {:?}", cfg.market.churner);
         if let Some(short) = candles
             .first()
             .and_then(|c| trader_service::engine::pricing::size_shortfall(&cfg.engine, c.close))

@@ -3,6 +3,10 @@
 //! every loop: the trader's subsidy view is never negative, no exit is priced
 //! past breakeven (loss-funded healing is off), and every filled entry is
 //! worked by an exit the exchange holds (or one being placed or repriced).
+//! With the churner on (regime forced to ranging in some cases) and random
+//! ledger outages, after every loop: no filled churner inventory lacks a
+//! working exit (one the exchange holds, or one being placed) or a closed
+//! position, and the reserve's loans stay within their limits.
 //! At the end the ledger's balances equal the trader's view and are never
 //! negative, and every `repriced` row is on the tick grid.
 
@@ -20,38 +24,61 @@ use rust_decimal_macros::dec;
 use trader_service::engine::{ExitPlacement, TradeId};
 use trader_service::exchange::paper::PaperExchange;
 use trader_service::exchange::{Clock, SimClock};
+use trader_service::healing::Regime;
+use trader_service::healing::churner::{ChurnStage, ChurnerConfig};
 use trader_service::runtime::Runtime;
 use trader_service::runtime::ledger::LocalLedger;
 use trader_service::runtime::store::{StoreLocation, TraderStore};
 
 const BOT: &str = "prop-bot";
 
-async fn run_case(seed: u64, credits: Vec<(usize, u32)>) -> Result<(), TestCaseError> {
+async fn run_case(
+    seed: u64,
+    credits: Vec<(usize, u32)>,
+    ranging: bool,
+    outages: Vec<(usize, usize)>,
+) -> Result<(), TestCaseError> {
     let cs = grid::choppy_candles(1_500, seed);
     let paper = PaperExchange::new(grid::paper_config(100), SimClock::new(cs[0].time * 1000));
     let lib = Ledger::memory();
     let local = LocalLedger::new(lib.clone());
     let store = TraderStore::open(&StoreLocation::Memory).await.unwrap();
-    let mut rt = Runtime::new(
-        healing::config(BOT, 3, 1_200),
-        paper.clone(),
-        LocalLedger::new(lib.clone()),
-        store,
-    )
-    .await
-    .unwrap();
+    let flaky = healing::Flaky::new(LocalLedger::new(lib.clone()));
+    let mut cfg = healing::config(BOT, 3, 1_200);
+    cfg.open_order_limit = 100;
+    let churner = ChurnerConfig {
+        enabled: true,
+        order_size_usd: Some(dec!(6)),
+        reserve_usd: Some(dec!(12)),
+        ..ChurnerConfig::off()
+    };
+    cfg.market.churner = churner.clone();
+    let mut rt = Runtime::new(cfg, paper.clone(), flaky.clone(), store)
+        .await
+        .unwrap();
+    if ranging {
+        rt.override_regime(Regime::Ranging, cs[0].time + 30 * 86_400, cs[0].time)
+            .unwrap();
+    }
     let fee = dec!(0.5) / dec!(100);
     for (i, c) in cs.iter().enumerate() {
+        flaky.set_down(outages.iter().any(|(a, n)| (*a..*a + *n).contains(&i)));
         paper.step(c);
         rt.step(paper.clock().now_ms()).await.unwrap();
-        for (at, cents) in &credits {
+        for (k, (at, cents)) in credits.iter().enumerate() {
             if *at == i {
                 let open = lib.open_positions(BOT, None).await.unwrap();
                 if let Some(p) = open.first() {
                     let at = c.time.max(p.entry.time.timestamp());
                     let amount = Decimal::from(*cents) / dec!(100);
-                    healing::credit(&local, p.position_id, &format!("credit-{i}"), amount, at)
-                        .await;
+                    healing::credit(
+                        &local,
+                        p.position_id,
+                        &format!("credit-{i}-{k}"),
+                        amount,
+                        at,
+                    )
+                    .await;
                 }
             }
         }
@@ -63,6 +90,22 @@ async fn run_case(seed: u64, credits: Vec<(usize, u32)>) -> Result<(), TestCaseE
             .into_iter()
             .map(|o| o.txid)
             .collect();
+        let churn = rt.churn_book();
+        prop_assert_eq!(churn.naked_inventory(), Decimal::ZERO, "candle {}", i);
+        for s in churn.slots.values() {
+            if let ChurnStage::Exit { order, .. } | ChurnStage::HandedOver { order, .. } = &s.stage
+                && let Some(txid) = &order.txid
+            {
+                prop_assert!(
+                    live.contains(txid),
+                    "churner exit {} not on the book at candle {}",
+                    order.id,
+                    i
+                );
+            }
+        }
+        prop_assert!(Some(churn.reserve.total()) <= churner.reserve_usd);
+        prop_assert!(churn.reserve.lent.values().all(|l| *l <= dec!(6)));
         for x in rt.engine().open_exits() {
             let breakeven = match x.id.trade {
                 TradeId::A => x.price <= x.entry.price * (Decimal::ONE - fee),
@@ -84,6 +127,8 @@ async fn run_case(seed: u64, credits: Vec<(usize, u32)>) -> Result<(), TestCaseE
             }
         }
     }
+    flaky.set_down(false);
+    rt.step(paper.clock().now_ms()).await.unwrap();
     rt.flush(paper.clock().now_ms()).await.unwrap();
     for slot in 0..3 {
         let ledger = lib
@@ -124,8 +169,10 @@ proptest! {
     fn healing_keeps_its_invariants_on_random_markets(
         seed in 0u64..1_000,
         credits in proptest::collection::vec((50usize..1_400, 1u32..8), 0..12),
+        ranging in proptest::bool::ANY,
+        outages in proptest::collection::vec((50usize..1_400, 1usize..60), 0..3),
     ) {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(run_case(seed, credits))?;
+        rt.block_on(run_case(seed, credits, ranging, outages))?;
     }
 }

@@ -163,7 +163,10 @@ impl BacktestArgs {
                 stage: healing.stage(),
                 profile,
                 reprice,
-                market: healing.market.clone(),
+                market: crate::healing::HealingConfig {
+                    churner: healing.churner_config(fees.round_trip_pct()),
+                    ..healing.market.clone()
+                },
                 engine,
                 paper,
                 poll_interval_sec: i64::try_from(trading.poll_interval_sec).unwrap_or(i64::MAX),
@@ -301,6 +304,16 @@ pub struct BacktestReport {
     pub outbox_depth: u64,
     /// Daily samples.
     pub daily: Vec<DailySample>,
+    /// Churner round trips completed.
+    pub churner_cycles: u64,
+    /// Of those, with a negative net.
+    pub churner_losing_cycles: u64,
+    /// Net of every completed churner round trip, USD.
+    pub churner_net_usd: Decimal,
+    /// Churner round trips handed over to their slot (exit timeout).
+    pub handed_over: u64,
+    /// Most of the churner reserve lent at once, USD.
+    pub reserve_peak_usd: Decimal,
     /// Wall-clock duration (the only non-deterministic field).
     pub wall_seconds: f64,
 }
@@ -390,6 +403,7 @@ pub async fn run_backtest(
     rcfg.reprice = cfg.reprice.clone();
     rcfg.stage = cfg.stage;
     rcfg.market = cfg.market.clone();
+    rcfg.open_order_limit = u32::try_from(cfg.paper.max_open_orders).unwrap_or(u32::MAX);
     // Nobody inspects delivered writes of a backtest: keep the queue small.
     rcfg.outbox.retain_delivered = 0;
     let mut rt = Runtime::new(rcfg, paper.clone(), LocalLedger::new(ledger), store).await?;
@@ -473,7 +487,9 @@ pub async fn run_backtest(
     let rs = rt.reprice_stats().clone();
     let subsidy = rt.subsidy().clone();
     let acct = paper.with_book(|b| b.account());
-    let unrealized = mark_to_market(rt.engine(), last.close, cfg.paper.fees.maker_pct);
+    let churn = rt.churn_book().clone();
+    let unrealized = mark_to_market(rt.engine(), last.close, cfg.paper.fees.maker_pct)
+        + churn.unrealized(last.close, cfg.paper.fees.maker_pct);
     let reached = tracker.reached_stuck();
     Ok(BacktestReport {
         stage: cfg.stage,
@@ -514,6 +530,11 @@ pub async fn run_backtest(
         ledger_open_positions: ledger_open,
         outbox_depth: status.outbox.depth,
         daily,
+        churner_cycles: churn.stats.cycles,
+        churner_losing_cycles: churn.stats.losing_cycles,
+        churner_net_usd: usd(churn.stats.net_usd),
+        handed_over: churn.stats.handed_over,
+        reserve_peak_usd: usd(churn.reserve.peak),
         wall_seconds: started.elapsed().as_secs_f64(),
     })
 }
@@ -524,7 +545,7 @@ pub async fn run_backtest(
 pub fn compare_table(reports: &[BacktestReport]) -> String {
     use std::fmt::Write as _;
     type Row = (&'static str, fn(&BacktestReport) -> String);
-    let rows: [Row; 15] = [
+    let rows: [Row; 19] = [
         ("net_pnl_usd (mark-to-market)", |r| {
             r.net_pnl_usd.round_dp(4).to_string()
         }),
@@ -565,6 +586,16 @@ pub fn compare_table(reports: &[BacktestReport]) -> String {
                 r.auto_write_offs,
                 r.auto_write_off_loss_usd.round_dp(4)
             )
+        }),
+        ("churner_cycles (losing)", |r| {
+            format!("{} ({})", r.churner_cycles, r.churner_losing_cycles)
+        }),
+        ("churner_net_usd", |r| {
+            r.churner_net_usd.round_dp(4).to_string()
+        }),
+        ("handed_over", |r| r.handed_over.to_string()),
+        ("reserve_peak_usd", |r| {
+            r.reserve_peak_usd.round_dp(2).to_string()
         }),
         ("capital_locked_usd_at_end", |r| {
             r.capital_locked_usd_at_end.round_dp(2).to_string()

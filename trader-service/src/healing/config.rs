@@ -1,7 +1,7 @@
 //! Self-healing tunables for the regime detector (SPEC §12) and the profit
 //! target in force (SPEC §2, §5), with SPEC §10 semantics: out-of-range
 //! values are clamped to safe values and reported as [`ConfigWarning`]s,
-//! never a crash. Reprice and churner settings join this struct later.
+//! never a crash. The churner's settings ride along ([`crate::healing::churner::ChurnerConfig`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -14,6 +14,10 @@ pub struct HealingConfig {
     pub regime: RegimeConfig,
     /// Volatility-scaled profit target settings.
     pub target: TargetConfig,
+    /// Churner settings (SPEC §6, §10 `CHURNER_*`), clamped by the
+    /// configuration layer.
+    #[serde(default)]
+    pub churner: crate::healing::churner::ChurnerConfig,
 }
 
 /// Settings of the 3-state Gaussian HMM regime detector (SPEC §12).

@@ -24,10 +24,13 @@
 //! - [`operator`]: the cleanup queue, the move to breakeven and the hold
 //!   window of operator actions (SPEC §8);
 //! - [`stats`]: counters of what healing did;
+//! - [`churner`]: the churner's round trips, gates, reserve and profit
+//!   routing (SPEC §6);
 //! - [`throughput`]: profit per hour per regime x trade, opportunity cost
 //!   and the subsidy ETA (SPEC §7).
 
 pub mod candles;
+pub mod churner;
 pub mod config;
 pub mod hmm;
 pub mod operator;
@@ -45,6 +48,7 @@ mod proptests;
 mod regime_tests;
 
 pub use candles::{BarReturn, MarketHistory, MoveStats, ObserveError, Observed};
+pub use churner::{ChurnBook, ChurnerConfig};
 pub use config::{HealingConfig, RegimeConfig, TargetConfig};
 pub use regime::{OverrideError, RegimeDetector, RegimeOverride, RegimeUpdate, RegimeView};
 pub use reprice::{RepriceConfig, RepriceDecision, RepriceInputs, RepricePlan, SkipReason};

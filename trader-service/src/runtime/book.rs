@@ -80,6 +80,14 @@ pub struct RuntimeBook {
     /// placement is pending or unresolved (write-ahead, like `placing`).
     #[serde(default)]
     pub stray_exits: BTreeMap<String, StrayExit>,
+    /// The churner's state (SPEC §6): committed with the engine step, so a
+    /// restart resumes every round trip exactly.
+    #[serde(default)]
+    pub churn: crate::healing::ChurnBook,
+    /// Write-ahead intents of churner placements whose outcome is not known
+    /// yet, by client id.
+    #[serde(default)]
+    pub churn_intents: BTreeMap<String, PlacementIntent>,
     /// The operator's regime override (SPEC §12), restored into the
     /// detector on start so a restart does not drop it before its expiry.
     #[serde(default)]
@@ -158,6 +166,20 @@ pub struct HeldOrder {
     pub pending_placement: bool,
     /// To be placed as a market order (an operator's close at market).
     pub market: bool,
+}
+
+/// Whether the churner waits for the exchange (a placement to make or
+/// resolve, a cancel to confirm).
+#[must_use]
+pub fn churn_pending(book: &RuntimeBook) -> bool {
+    book.churn
+        .orders()
+        .any(|o| o.txid.is_none() && o.retry_at.is_none())
+        || book
+            .churn
+            .slots
+            .values()
+            .any(|s| s.stage.cancel_requested())
 }
 
 /// Every order of the non-halted slots, in deterministic order.

@@ -144,7 +144,10 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
     /// Feeds a market price to the healing model (only while healing is
     /// on: the sticky grid of stage A neither needs nor pays for it).
     pub(crate) fn observe_market(&mut self, now: i64, price: rust_decimal::Decimal) {
-        if self.cfg.reprice.tighten || self.cfg.reprice.subsidized {
+        if self.cfg.reprice.tighten
+            || self.cfg.reprice.subsidized
+            || self.cfg.market.churner.enabled
+        {
             self.market.observe(now, price);
         }
     }

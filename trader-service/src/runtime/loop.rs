@@ -74,6 +74,9 @@ pub struct RuntimeConfig {
     /// How long an ambiguous placement may still appear on the exchange
     /// before it may be placed again.
     pub placement_stale: StalePolicy,
+    /// Open orders the exchange allows the account (the churner's
+    /// headroom is this less what we hold).
+    pub open_order_limit: u32,
 }
 
 impl RuntimeConfig {
@@ -94,6 +97,8 @@ impl RuntimeConfig {
             stage: crate::config::RolloutStage::A,
             market: crate::healing::HealingConfig::default(),
             placement_stale: StalePolicy::default(),
+            // Kraken's limit at the intermediate verification tier.
+            open_order_limit: 225,
         }
     }
 }
@@ -235,6 +240,12 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
         &self.book.subsidy
     }
 
+    /// The churner's state.
+    #[must_use]
+    pub fn churn_book(&self) -> &crate::healing::ChurnBook {
+        &self.book.churn
+    }
+
     /// Repricing counters.
     #[must_use]
     pub fn reprice_stats(&self) -> &crate::healing::RepriceStats {
@@ -309,6 +320,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
             || !self.book.placing.is_empty()
             || !self.book.stray_exits.is_empty()
             || any_pending(&self.engine)
+            || crate::runtime::book::churn_pending(&self.book)
     }
 
     /// The backtest's cheap path: feeds one price to the engine without any
@@ -321,7 +333,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
         let acted = self.apply(&Event::PriceTick { price, now });
         self.observe_market(now, price);
         let healed = self.heal_if_due(now, self.cfg.call_budget);
-        acted || healed || self.pending.len() != before
+        acted || healed || self.pending.len() != before || self.churn_wants_step(now, price)
     }
 
     /// Feeds one event; routes its actions. Returns whether any action came
@@ -520,6 +532,11 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
         } else {
             0
         };
+
+        // 5b. The churner: its polls, plan, cancels and placements.
+        if let Some(p) = price {
+            self.churn(now_ms, p, &mut budget).await?;
+        }
 
         // 6. Commit, then deliver ledger writes.
         let committed = self.commit(now_ms).await?;

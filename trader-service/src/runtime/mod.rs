@@ -22,10 +22,13 @@
 //!   ledger coverage, SPEC §9), and the exchange scan that resolves
 //!   ambiguous placements ([`intents`]) and accounts for stray copies of
 //!   our orders (`strays`);
+//! - `churn`: the churner's executor (SPEC §6) around the pure
+//!   [`crate::healing::churner`];
 //! - [`status`]: the snapshot, control commands and handle the control API
 //!   is built on.
 
 pub mod book;
+mod churn;
 pub mod control;
 pub mod entry;
 pub mod exchange_clock;

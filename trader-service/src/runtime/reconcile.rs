@@ -98,6 +98,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
             }
             let cl = o.cl_ord_id.as_deref().unwrap_or_default();
             if held.contains(cl)
+                || cl.starts_with(crate::healing::churner::ORDER_PREFIX)
                 || self.book.placing.contains_key(cl)
                 || self.book.stray_exits.contains_key(cl)
                 || self.book.known.contains_key(&o.txid)
@@ -193,6 +194,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
             .values()
             .map(|p| p.open_key.as_str())
             .chain(self.book.legacy.values().map(|l| l.open_key.as_str()))
+            .chain(self.book.churn.open_keys())
             .collect();
         // A position with a parked write is the operator's: the ledger
         // refused what the trader knows happened (a fill, say), so closing

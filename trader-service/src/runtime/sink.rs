@@ -18,8 +18,8 @@ use crate::runtime::ledger::LedgerApi;
 use crate::runtime::outbox::{DeliveryError, Sink};
 use crate::runtime::store::TraderStore;
 use crate::runtime::writes::{
-    CloseKind, CloseWrite, LedgerWriteRequest, OpenWrite, OperatorWrite, OverPerformanceWrite,
-    RepriceWrite, SlotModeKind,
+    ChurnerProfitWrite, CloseKind, CloseWrite, HandedOverWrite, LedgerWriteRequest, OpenWrite,
+    OperatorWrite, OverPerformanceWrite, RepriceWrite, SlotModeKind,
 };
 
 /// Metadata key prefix of the `open_key -> position_id` map.
@@ -210,6 +210,30 @@ impl<L: LedgerApi> Sink for LedgerSink<'_, L> {
                     open_key: w.open_key.clone(),
                 })
             }
+            LedgerWriteRequest::ChurnerProfit(w) => {
+                let position_id = self.position_id(&w.open_key).await?;
+                self.ledger
+                    .journal_event(churner_profit_request(position_id, entry.key.as_str(), w))
+                    .await
+                    .map_err(|s| classify_status(&s))?;
+                tracing::info!(open_key = %w.open_key, position_id, net = %w.net_profit,
+                    churner = %w.churner_open_key, "churner profit credited to its parent");
+                Ok(LedgerAck::Journaled {
+                    open_key: w.open_key.clone(),
+                })
+            }
+            LedgerWriteRequest::HandedOver(w) => {
+                let position_id = self.position_id(&w.open_key).await?;
+                self.ledger
+                    .journal_event(handed_over_request(position_id, entry.key.as_str(), w))
+                    .await
+                    .map_err(|s| classify_status(&s))?;
+                tracing::info!(open_key = %w.open_key, position_id, age_seconds = w.age_seconds,
+                    "churner round trip handed over to its slot");
+                Ok(LedgerAck::Journaled {
+                    open_key: w.open_key.clone(),
+                })
+            }
         }
     }
 }
@@ -242,6 +266,7 @@ pub fn open_request(bot_id: &str, w: &OpenWrite) -> pb::OpenPositionRequest {
         slot_mode: match w.slot_mode {
             SlotModeKind::Sticky => pb::SlotMode::Sticky,
             SlotModeKind::Legacy => pb::SlotMode::Legacy,
+            SlotModeKind::Churner => pb::SlotMode::Churner,
         } as i32,
         cycle: w.cycle,
         open_key: w.open_key.clone(),
@@ -329,6 +354,50 @@ pub fn over_performance_request(
                     excess: format_decimal(w.excess),
                 },
             )),
+        }),
+    }
+}
+
+/// The proto request of a churner profit credit on its parent.
+#[must_use]
+pub fn churner_profit_request(
+    position_id: u64,
+    key: &str,
+    w: &ChurnerProfitWrite,
+) -> pb::JournalEventRequest {
+    pb::JournalEventRequest {
+        position_id,
+        event_key: key.to_owned(),
+        at: ts(w.at),
+        event_type: pb::EventType::ChurnerProfit as i32,
+        details: Some(pb::EventDetails {
+            kind: Some(pb::event_details::Kind::ChurnerProfit(
+                pb::ChurnerProfitDetails {
+                    net_profit: format_decimal(w.net_profit),
+                    churner_cycle_id: w.churner_open_key.clone(),
+                },
+            )),
+        }),
+    }
+}
+
+/// The proto request of a hand-over journal event.
+#[must_use]
+pub fn handed_over_request(
+    position_id: u64,
+    key: &str,
+    w: &HandedOverWrite,
+) -> pb::JournalEventRequest {
+    pb::JournalEventRequest {
+        position_id,
+        event_key: key.to_owned(),
+        at: ts(w.at),
+        event_type: pb::EventType::HandedOver as i32,
+        details: Some(pb::EventDetails {
+            kind: Some(pb::event_details::Kind::HandedOver(pb::HandedOverDetails {
+                reason: "churner exit timeout".into(),
+                age_seconds: w.age_seconds,
+            })),
         }),
     }
 }

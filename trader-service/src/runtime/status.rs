@@ -160,6 +160,53 @@ pub struct HealingStatusView {
     /// Closes at market by operator and by policy, with their losses.
     #[serde(default)]
     pub write_offs: crate::runtime::book::WriteOffStats,
+    /// The churner.
+    #[serde(default)]
+    pub churner: ChurnerStatusView,
+}
+
+/// One slot's churner as the status shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChurnerSlotView {
+    /// Slot.
+    pub slot_id: SlotId,
+    /// `idle`, `entry`, `exit` or `handed_over`.
+    pub stage: String,
+    /// The position it works for.
+    pub parent_open_key: Option<String>,
+    /// Round trip number.
+    pub cycle: u64,
+    /// Side of the working order.
+    pub side: Option<String>,
+    /// Client id of the working order.
+    pub order_id: Option<String>,
+    /// Exchange id of the working order.
+    pub txid: Option<String>,
+    /// Why it does not run.
+    pub paused_reason: Option<String>,
+    /// The last thing that went wrong.
+    pub last_error: Option<String>,
+    /// Profit compounded into its order size.
+    pub compounded_usd: Decimal,
+}
+
+/// The churner's totals and slots.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChurnerStatusView {
+    /// `CHURNER_ENABLED`.
+    pub enabled: bool,
+    /// Slots with a churner entry or exit working.
+    pub active: u32,
+    /// Lifetime counters (with today's).
+    pub stats: crate::healing::churner::ChurnStats,
+    /// Reserve lent now.
+    pub reserve_earmarked: Decimal,
+    /// Reserve still available.
+    pub reserve_available: Decimal,
+    /// Most ever lent at once.
+    pub reserve_peak: Decimal,
+    /// Per slot (slots that ever ran a churner).
+    pub slots: Vec<ChurnerSlotView>,
 }
 
 /// A ledger write the ledger refused for good.

@@ -192,6 +192,45 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
                 .collect(),
             spent: v.spent,
             write_offs: self.book.write_offs.clone(),
+            churner: self.churner_view(),
+        }
+    }
+
+    /// The churner's part of the healing section.
+    fn churner_view(&self) -> crate::runtime::status::ChurnerStatusView {
+        use crate::runtime::status::{ChurnerSlotView, ChurnerStatusView};
+        let c = &self.book.churn;
+        let earmarked = c.reserve.total();
+        ChurnerStatusView {
+            enabled: self.cfg.market.churner.enabled,
+            active: u32::try_from(c.active()).unwrap_or(u32::MAX),
+            stats: c.stats.clone(),
+            reserve_earmarked: earmarked,
+            reserve_available: (self.cfg.market.churner.reserve_limit(
+                &self.cfg.engine.pair,
+                self.engine.market.unwrap_or_default(),
+            ) - earmarked)
+                .max(rust_decimal::Decimal::ZERO),
+            reserve_peak: c.reserve.peak,
+            slots: c
+                .slots
+                .iter()
+                .map(|(slot, s)| {
+                    let o = s.stage.order();
+                    ChurnerSlotView {
+                        slot_id: *slot,
+                        stage: s.stage.as_str().to_owned(),
+                        parent_open_key: s.stage.parent().map(|p| p.open_key.clone()),
+                        cycle: s.cycle,
+                        side: o.map(|o| format!("{:?}", o.side).to_lowercase()),
+                        order_id: o.map(|o| o.id.clone()),
+                        txid: o.and_then(|o| o.txid.clone()),
+                        paused_reason: s.paused.map(|p| p.as_str().to_owned()),
+                        last_error: s.last_error.clone(),
+                        compounded_usd: s.compounded_usd,
+                    }
+                })
+                .collect(),
         }
     }
 }

@@ -25,6 +25,8 @@ pub enum SlotModeKind {
     Sticky,
     /// An exit imported from a pre-ledger run (SPEC §9).
     Legacy,
+    /// A churner round trip (SPEC §6).
+    Churner,
 }
 
 /// Why a position closed (the subset of the ledger's reasons the runtime
@@ -129,6 +131,10 @@ pub enum LedgerWriteRequest {
     Reprice(RepriceWrite),
     /// An operator's accepted action on a position (SPEC §8).
     Operator(OperatorWrite),
+    /// Credit a churner round trip's profit to the parent it works for.
+    ChurnerProfit(ChurnerProfitWrite),
+    /// Journal that a churner round trip was handed over to its slot.
+    HandedOver(HandedOverWrite),
 }
 
 /// `JournalEvent operator_action` (or `keep_holding` for a hold): an
@@ -150,6 +156,31 @@ pub struct OperatorWrite {
     pub hold_until: Option<i64>,
     /// When it was accepted, unix seconds.
     pub at: i64,
+}
+
+/// `JournalEvent churner_profit` on the parent (SPEC §6 profit routing).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChurnerProfitWrite {
+    /// The parent position credited.
+    pub open_key: String,
+    /// The round trip that earned it (its own open key: unique, so the
+    /// idempotency key is too).
+    pub churner_open_key: String,
+    /// When, unix seconds.
+    pub at: i64,
+    /// The credit (positive).
+    pub net_profit: Decimal,
+}
+
+/// `JournalEvent handed_over` on a churner round trip.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandedOverWrite {
+    /// The round trip.
+    pub open_key: String,
+    /// When, unix seconds.
+    pub at: i64,
+    /// Seconds since its entry filled.
+    pub age_seconds: i64,
 }
 
 /// A reprice that took effect (SPEC §5): journaled as `repriced`, debiting
@@ -205,6 +236,8 @@ impl LedgerWriteRequest {
             Self::OverPerformance(w) => &w.open_key,
             Self::Reprice(w) => &w.open_key,
             Self::Operator(w) => &w.open_key,
+            Self::ChurnerProfit(w) => &w.open_key,
+            Self::HandedOver(w) => &w.open_key,
         }
     }
 
@@ -218,6 +251,8 @@ impl LedgerWriteRequest {
             Self::OverPerformance(w) => format!("overperf:{}", w.open_key),
             Self::Reprice(w) => format!("reprice:{}:{}", w.open_key, w.new_order_id),
             Self::Operator(w) => format!("operator:{}", w.request_id),
+            Self::ChurnerProfit(w) => format!("churnprofit:{}", w.churner_open_key),
+            Self::HandedOver(w) => format!("handover:{}", w.open_key),
         }
     }
 
@@ -230,6 +265,7 @@ impl LedgerWriteRequest {
             Self::OverPerformance(_) => LedgerWrite::JournalEvent,
             Self::Reprice(_) => LedgerWrite::RepricePosition,
             Self::Operator(_) => LedgerWrite::JournalEvent,
+            Self::ChurnerProfit(_) | Self::HandedOver(_) => LedgerWrite::JournalEvent,
         }
     }
 

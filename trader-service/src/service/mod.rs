@@ -561,6 +561,7 @@ async fn trade<E: Exchange, C: Clock>(
     rcfg.shutdown_flush = Duration::from_secs(args.shutdown_flush_sec);
     rcfg.stage = plan.healing.stage();
     rcfg.market = plan.healing.market.clone();
+    rcfg.market.churner = plan.healing.churner_config(fees.round_trip_pct());
     rcfg.reprice = plan
         .healing
         .reprice_config(fees.round_trip_pct(), plan.trading.poll_interval_sec);

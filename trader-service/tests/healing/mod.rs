@@ -71,3 +71,76 @@ pub async fn credit(
         .await
         .unwrap();
 }
+
+/// A ledger that answers UNAVAILABLE while `down` is set (an outage).
+#[derive(Clone)]
+pub struct Flaky<L> {
+    pub inner: L,
+    pub down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl<L> Flaky<L> {
+    pub fn new(inner: L) -> Self {
+        Self {
+            inner,
+            down: Default::default(),
+        }
+    }
+
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn check(&self) -> Result<(), tonic::Status> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            Err(tonic::Status::unavailable("ledger down"))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl<L: LedgerApi> LedgerApi for Flaky<L> {
+    async fn open_position(
+        &self,
+        r: pb::OpenPositionRequest,
+    ) -> Result<pb::OpenPositionResponse, tonic::Status> {
+        self.check()?;
+        self.inner.open_position(r).await
+    }
+    async fn close_position(
+        &self,
+        r: pb::ClosePositionRequest,
+    ) -> Result<pb::ClosePositionResponse, tonic::Status> {
+        self.check()?;
+        self.inner.close_position(r).await
+    }
+    async fn journal_event(
+        &self,
+        r: pb::JournalEventRequest,
+    ) -> Result<pb::JournalEventResponse, tonic::Status> {
+        self.check()?;
+        self.inner.journal_event(r).await
+    }
+    async fn reprice_position(
+        &self,
+        r: pb::RepricePositionRequest,
+    ) -> Result<pb::RepricePositionResponse, tonic::Status> {
+        self.check()?;
+        self.inner.reprice_position(r).await
+    }
+    async fn list_open_positions(
+        &self,
+        r: pb::ListOpenPositionsRequest,
+    ) -> Result<pb::ListOpenPositionsResponse, tonic::Status> {
+        self.check()?;
+        self.inner.list_open_positions(r).await
+    }
+    async fn get_subsidy_balance(
+        &self,
+        r: pb::GetSubsidyBalanceRequest,
+    ) -> Result<pb::GetSubsidyBalanceResponse, tonic::Status> {
+        self.check()?;
+        self.inner.get_subsidy_balance(r).await
+    }
+}

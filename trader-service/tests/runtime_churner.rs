@@ -1,0 +1,445 @@
+//! The churner through the real loop: the [`Runtime`] over the paper
+//! exchange and the in-process ledger. A position gets stuck, the market
+//! ranges, the slot's churner runs round trips whose profit is credited to
+//! the stuck position, subsidy reprices it, it heals, and the churner
+//! stops; plus the hand-over of a churner exit that times out, a restart
+//! in the middle of a round trip, and a ledger outage while churning.
+
+#![allow(missing_docs)]
+
+mod faulty;
+mod grid;
+mod healing;
+
+use faulty::Faulty;
+use healing::Flaky;
+use ledger_service::Ledger;
+use ledger_service::domain::EventDetails;
+use ledger_service::ledger::JournalScope;
+use ledger_service::store::SqliteStore;
+use rust_decimal::Decimal;
+use rust_decimal_macros::dec;
+use trader_service::exchange::paper::PaperExchange;
+use trader_service::exchange::{Clock, SimClock};
+use trader_service::healing::Regime;
+use trader_service::healing::churner::{ChurnStage, ChurnerConfig, PauseReason};
+use trader_service::pair::Candle;
+use trader_service::runtime::Runtime;
+use trader_service::runtime::ledger::LocalLedger;
+use trader_service::runtime::store::{StoreLocation, TraderStore};
+
+const BOT: &str = "churn-bot";
+const T0: i64 = 1_700_000_000;
+
+fn candle(t: i64, o: Decimal, h: Decimal, l: Decimal, c: Decimal) -> Candle {
+    Candle {
+        time: t,
+        open: o,
+        high: h,
+        low: l,
+        close: c,
+        volume: dec!(1000),
+    }
+}
+
+struct Run {
+    rt: Runtime<Faulty, Flaky<LocalLedger<SqliteStore>>>,
+    exchange: Faulty,
+    paper: PaperExchange,
+    lib: Ledger<SqliteStore>,
+    ledger: Flaky<LocalLedger<SqliteStore>>,
+    dir: tempfile::TempDir,
+    t: i64,
+}
+
+impl Run {
+    async fn new() -> Self {
+        let paper = PaperExchange::new(grid::paper_config(60), SimClock::new(T0 * 1000));
+        let exchange = Faulty::new(paper.clone(), 0);
+        let lib = Ledger::in_memory().await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Flaky::new(LocalLedger::new(lib.clone()));
+        let rt = Self::runtime(&exchange, &ledger, &dir).await;
+        Self {
+            rt,
+            exchange,
+            paper,
+            lib,
+            ledger,
+            dir,
+            t: T0,
+        }
+    }
+
+    /// One slot of 6 USD, bands in minutes, stage D repricing, the churner
+    /// on with 6 USD orders from a 12 USD reserve, the regime forced to
+    /// ranging.
+    async fn runtime(
+        exchange: &Faulty,
+        ledger: &Flaky<LocalLedger<SqliteStore>>,
+        dir: &tempfile::TempDir,
+    ) -> Runtime<Faulty, Flaky<LocalLedger<SqliteStore>>> {
+        let store = TraderStore::open(&StoreLocation::File(dir.path().join("trader.db")))
+            .await
+            .unwrap();
+        let mut cfg = healing::config(BOT, 1, 1_800);
+        cfg.open_order_limit = 60;
+        cfg.market.churner = ChurnerConfig {
+            enabled: true,
+            order_size_usd: Some(dec!(6)),
+            reserve_usd: Some(dec!(12)),
+            ..ChurnerConfig::off()
+        };
+        let mut rt = Runtime::new(cfg, exchange.clone(), ledger.clone(), store)
+            .await
+            .unwrap();
+        rt.override_regime(Regime::Ranging, T0 + 30 * 86_400, T0)
+            .unwrap();
+        rt
+    }
+
+    async fn restart(&mut self) {
+        self.rt = Self::runtime(&self.exchange, &self.ledger, &self.dir).await;
+    }
+
+    async fn step(&mut self, c: Candle) {
+        self.paper.step(&c);
+        self.rt.step(self.paper.clock().now_ms()).await.unwrap();
+        self.t = c.time + 60;
+        assert_eq!(
+            self.rt.churn_book().naked_inventory(),
+            Decimal::ZERO,
+            "filled churner inventory always has an exit"
+        );
+        let r = &self.rt.churn_book().reserve;
+        assert!(r.total() <= dec!(12) && r.lent.values().all(|l| *l <= dec!(6)));
+        assert!(self.rt.subsidy().balance(0) >= Decimal::ZERO);
+    }
+
+    async fn flat(&mut self, n: usize, p: Decimal) {
+        for _ in 0..n {
+            self.step(candle(self.t, p, p, p, p)).await;
+        }
+    }
+
+    /// Entry 0.0998 filled, then 30 minutes at 0.0990: stuck.
+    async fn stuck_position(&mut self) -> u64 {
+        self.flat(3, dec!(0.1)).await;
+        self.step(candle(
+            self.t,
+            dec!(0.1),
+            dec!(0.1),
+            dec!(0.0990),
+            dec!(0.0990),
+        ))
+        .await;
+        // Eight minutes 0.8 % away: band aging (effective age > 600 s).
+        self.flat(8, dec!(0.0990)).await;
+        let pos = self.lib.open_positions(BOT, Some(0)).await.unwrap();
+        assert_eq!(pos.len(), 1);
+        pos[0].position_id
+    }
+
+    /// A dip that fills a churner buy entry at market - 0.15 %, then a
+    /// bounce that fills its exit at + 0.6 %, then a flat minute.
+    async fn range_once(&mut self) {
+        let p = dec!(0.0990);
+        self.step(candle(self.t, p, p, dec!(0.09884), p)).await;
+        self.step(candle(self.t, p, dec!(0.09950), p, p)).await;
+        self.flat(1, p).await;
+    }
+
+    fn stage(&self) -> ChurnStage {
+        self.rt.churn_book().slots[&0].stage.clone()
+    }
+
+    async fn kinds(&self, id: u64) -> Vec<&'static str> {
+        self.lib
+            .journal(&JournalScope::Position(id), 0, 200)
+            .await
+            .unwrap()
+            .entries
+            .iter()
+            .map(|e| match &e.details {
+                EventDetails::Created(_) => "created",
+                EventDetails::ChurnerProfit(_) => "churner_profit",
+                EventDetails::Repriced(_) => "repriced",
+                EventDetails::Filled(_) => "filled",
+                EventDetails::HandedOver(_) => "handed_over",
+                _ => "other",
+            })
+            .collect()
+    }
+
+    async fn churner_positions(&self) -> Vec<ledger_service::domain::Position> {
+        self.lib
+            .position_history(BOT, Some(0), 500)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|p| p.open_key.starts_with("churn:"))
+            .collect()
+    }
+}
+
+/// Proves the flywheel: a stuck position, a ranging market -> the churner
+/// runs round trips, each its own `churner` ledger position closed
+/// `filled`, each net credited to the stuck position as `churner_profit`;
+/// subsidy reprices the stuck exit to its fillable price, the churner
+/// stops (parent fully repriced), the market returns and the parent fills.
+/// Ledger balance = credits - debits = the trader's view, exactly.
+#[tokio::test]
+async fn the_flywheel_heals_a_stuck_position_from_churner_profit() {
+    let mut r = Run::new().await;
+    let id = r.stuck_position().await;
+    let original = r.rt.engine().open_exits().next().unwrap().price;
+    for _ in 0..30 {
+        r.range_once().await;
+        if r.rt.churn_book().slots[&0].paused == Some(PauseReason::ParentRepriced) {
+            break;
+        }
+    }
+    let book = r.rt.churn_book().clone();
+    assert!(book.stats.cycles >= 2, "{:?}", book.stats);
+    assert_eq!(book.stats.losing_cycles, 0);
+    assert_eq!(
+        book.slots[&0].paused,
+        Some(PauseReason::ParentRepriced),
+        "the churner stops once the parent is fully repriced: {book:?}"
+    );
+    let healed =
+        r.rt.engine()
+            .open_exits()
+            .find(|x| x.id.trade == trader_service::engine::TradeId::B)
+            .unwrap()
+            .price;
+    assert!(healed < original, "{healed} < {original}");
+    assert_eq!(healed, dec!(0.100299), "breakeven: entry 0.0998 x 1.005");
+
+    // The market comes back and the healed exit fills.
+    r.step(candle(
+        r.t,
+        dec!(0.0990),
+        dec!(0.1004),
+        dec!(0.0990),
+        dec!(0.1),
+    ))
+    .await;
+    r.flat(3, dec!(0.1)).await;
+    r.rt.flush(r.paper.clock().now_ms()).await.unwrap();
+    let kinds = r.kinds(id).await;
+    assert_eq!(kinds.first(), Some(&"created"));
+    assert_eq!(kinds.last(), Some(&"filled"), "{kinds:?}");
+    assert!(kinds.contains(&"repriced"));
+    let credits = kinds.iter().filter(|k| **k == "churner_profit").count();
+    assert_eq!(
+        credits as u64,
+        r.rt.churn_book().stats.cycles.min(credits as u64)
+    );
+    assert!(credits >= 1);
+
+    // Each round trip is its own churner position, closed filled, and the
+    // credits on the parent are exactly their nets.
+    let churns = r.churner_positions().await;
+    assert_eq!(churns.len() as u64, r.rt.churn_book().stats.cycles);
+    assert!(churns.iter().all(|p| p.outcome.is_some()));
+    let journal = r
+        .lib
+        .journal(&JournalScope::Position(id), 0, 200)
+        .await
+        .unwrap()
+        .entries;
+    let credited: Decimal = journal
+        .iter()
+        .filter_map(|e| match &e.details {
+            EventDetails::ChurnerProfit(d) => Some(d.net_profit),
+            _ => None,
+        })
+        .sum();
+    let consumed: Decimal = journal
+        .iter()
+        .filter_map(|e| match &e.details {
+            EventDetails::Repriced(d) => Some(d.subsidy_consumed),
+            _ => None,
+        })
+        .sum();
+    assert_eq!(credited, r.rt.churn_book().stats.credited_usd);
+    let balance = r
+        .lib
+        .subsidy_balance(BOT, 0)
+        .await
+        .unwrap()
+        .totals
+        .balance();
+    assert_eq!(balance, credited - consumed);
+    assert_eq!(
+        r.rt.subsidy().balance(0),
+        balance,
+        "the trader's view is exact"
+    );
+    // Whatever the churner does now, it no longer works for the healed
+    // position (the ranging market gave the slot a new aging position).
+    let parent_key = kinds_parent_key(&r, id).await;
+    assert!(
+        r.stage().parent().is_none_or(|p| p.open_key != parent_key),
+        "{:?}",
+        r.stage()
+    );
+}
+
+async fn kinds_parent_key(r: &Run, id: u64) -> String {
+    r.lib
+        .position_history(BOT, Some(0), 500)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|p| p.position_id == id)
+        .unwrap()
+        .open_key
+}
+
+/// Proves: a churner exit unfilled for 600 s is handed over (journaled
+/// `handed_over` on the churner position), stays on the book, the slot's
+/// churner pauses meanwhile; when it fills the round trip closes and the
+/// churner resumes.
+#[tokio::test]
+async fn a_timed_out_churner_exit_is_handed_over_and_kept() {
+    let mut r = Run::new().await;
+    r.stuck_position().await;
+    let p = dec!(0.0990);
+    r.step(candle(r.t, p, p, dec!(0.09884), p)).await;
+    assert!(
+        matches!(r.stage(), ChurnStage::Exit { .. }),
+        "{:?}",
+        r.stage()
+    );
+    r.flat(11, p).await;
+    let ChurnStage::HandedOver {
+        order, position, ..
+    } = r.stage()
+    else {
+        panic!("handed over expected: {:?}", r.stage())
+    };
+    assert_eq!(
+        r.rt.churn_book().slots[&0].paused,
+        Some(PauseReason::HandedOverOpen)
+    );
+    let txid = order.txid.clone().unwrap();
+    assert!(
+        r.paper
+            .with_book(|b| b.open_orders())
+            .iter()
+            .any(|o| o.txid == txid),
+        "exit stays"
+    );
+    r.flat(5, p).await;
+    assert!(
+        matches!(r.stage(), ChurnStage::HandedOver { .. }),
+        "no new churner while paused"
+    );
+    // GetStatus and `ctl status` show it.
+    let handle = r.rt.handle();
+    r.flat(1, p).await;
+    let snap = handle.status();
+    let c = &snap.healing.churner;
+    assert!(c.enabled);
+    assert_eq!(c.stats.handed_over, 1);
+    let slot = c.slots.iter().find(|s| s.slot_id == 0).unwrap();
+    assert_eq!(slot.stage, "handed_over");
+    assert_eq!(slot.paused_reason.as_deref(), Some("handed_over_open"));
+    assert_eq!(slot.txid.as_deref(), Some(txid.as_str()));
+    assert!(slot.parent_open_key.is_some());
+    let text = trader_service::ctl::render_status(&trader_service::grpc::status_response(&snap));
+    assert!(text.contains("slot 0 churner handed_over"), "{text}");
+    assert!(text.contains("paused handed_over_open"), "{text}");
+    assert!(text.contains("handed over 1"), "{text}");
+    r.step(candle(r.t, p, dec!(0.0996), p, p)).await;
+    r.flat(1, p).await;
+    r.rt.flush(r.paper.clock().now_ms()).await.unwrap();
+    let churns = r.churner_positions().await;
+    let pos = churns
+        .iter()
+        .find(|c| c.open_key == position.open_key)
+        .unwrap();
+    assert!(pos.outcome.is_some(), "closed filled");
+    assert_eq!(
+        r.kinds(pos.position_id).await,
+        ["created", "handed_over", "filled"]
+    );
+    assert_eq!(r.rt.churn_book().stats.handed_over, 1);
+    assert_ne!(
+        r.rt.churn_book().slots[&0].paused,
+        Some(PauseReason::HandedOverOpen)
+    );
+}
+
+/// Proves: a trader killed after a churner entry filled and its exit was
+/// placed resumes after a restart with exactly one churner exit on the
+/// book, the round trip opened once in the ledger, and it completes.
+#[tokio::test]
+async fn a_restart_mid_round_trip_duplicates_nothing() {
+    let mut r = Run::new().await;
+    r.stuck_position().await;
+    let p = dec!(0.0990);
+    r.step(candle(r.t, p, p, dec!(0.09884), p)).await;
+    let ChurnStage::Exit { position, .. } = r.stage() else {
+        panic!("exit expected: {:?}", r.stage())
+    };
+    r.restart().await;
+    r.flat(2, p).await;
+    let churn_orders: Vec<_> = r
+        .paper
+        .with_book(|b| b.open_orders())
+        .into_iter()
+        .filter(|o| o.cl_ord_id.as_deref().is_some_and(|c| c.starts_with("ch:")))
+        .collect();
+    assert_eq!(churn_orders.len(), 1, "{churn_orders:?}");
+    r.step(candle(r.t, p, dec!(0.0996), p, p)).await;
+    r.flat(1, p).await;
+    r.rt.flush(r.paper.clock().now_ms()).await.unwrap();
+    let churns = r.churner_positions().await;
+    assert_eq!(
+        churns
+            .iter()
+            .filter(|c| c.open_key == position.open_key)
+            .count(),
+        1
+    );
+    assert!(churns.iter().all(|c| c.outcome.is_some()) || churns.len() > 1);
+    assert_eq!(r.rt.churn_book().stats.cycles, 1);
+}
+
+/// Proves: while the ledger is down the churner goes on, its credits
+/// raise the trader's subsidy view from the outbox, and when the ledger
+/// returns every write lands once: the ledger's balance equals the view.
+#[tokio::test]
+async fn a_ledger_outage_while_churning_loses_nothing() {
+    let mut r = Run::new().await;
+    let id = r.stuck_position().await;
+    r.ledger.set_down(true);
+    for _ in 0..3 {
+        r.range_once().await;
+    }
+    let cycles = r.rt.churn_book().stats.cycles;
+    assert!(cycles >= 1);
+    let view = r.rt.subsidy().balance(0);
+    assert!(view > Decimal::ZERO, "credits counted from the outbox");
+    r.ledger.set_down(false);
+    r.flat(2, dec!(0.0990)).await;
+    r.rt.flush(r.paper.clock().now_ms()).await.unwrap();
+    let credits = r
+        .kinds(id)
+        .await
+        .iter()
+        .filter(|k| **k == "churner_profit")
+        .count();
+    assert_eq!(credits as u64, cycles);
+    let balance = r
+        .lib
+        .subsidy_balance(BOT, 0)
+        .await
+        .unwrap()
+        .totals
+        .balance();
+    assert_eq!(r.rt.subsidy().balance(0), balance);
+}
