@@ -15,7 +15,7 @@
 #      the ledger's journal must equal what the trader's outbox delivered:
 #      nothing lost, nothing duplicated (counts and keys);
 #   3. restart the postgres container: the ledger reconnects by itself (same
-#      ledger containers, writes go on);
+#      ledger containers, writes go on); then the audit of steps 2 and 3;
 #   4. `down` keeps the volumes; `up` again resumes with the same positions.
 #
 # Prints a summary; exits non-zero on any failure. Tear-down (`down -v`)
@@ -240,21 +240,6 @@ else
   fail "restart of the whole ledger service"
 fi
 
-stage "2. audit: the ledger's journal against the trader's outbox"
-if pause_and_drain; then
-  dc stop -t 30 trader >/dev/null
-  docker cp "$(trader_container):/var/lib/healgrid/." "$WORK/store"
-  if "$AUDIT" audit "$WORK/store/trader.db" "http://$(ledger_addr)" "$BOT" "$SLOT_COUNT"; then
-    pass "audit: ledger journal = trader outbox (counts and keys; nothing lost or duplicated)"
-  else
-    fail "audit: ledger journal and trader outbox differ"
-  fi
-  dc start trader >/dev/null
-  wait_healthy trader 1 120 || fail "trader back after the audit"
-else
-  fail "the trader's outbox did not drain for the audit"
-fi
-
 # --- 3. postgres restart ---------------------------------------------------
 
 stage "3. restart postgres: the ledger reconnects by itself"
@@ -272,13 +257,27 @@ else
   fail "no ledger writes after the postgres restart"
 fi
 
+# --- audit ------------------------------------------------------------------
+
+# After steps 2 and 3: the trader is paused, drained and stopped (its store
+# is read from a copy; the paper exchange lives in the trader process, so
+# the trader is not restarted before step 4).
+stage "2+3. audit: the ledger's journal against the trader's outbox"
+pause_and_drain || fail "the trader's outbox did not drain for the audit"
+trader_positions() { status_json | json '"\n".join(p["position_id"] for p in d["positions"] if p.get("position_id"))' | sort -n; }
+trader_before="$(trader_positions)"
+ledger_before="$("$AUDIT" open-positions "http://$(ledger_addr)" "$BOT" "$SLOT_COUNT")"
+dc stop -t 30 trader >/dev/null
+docker cp "$(trader_container):/var/lib/healgrid/." "$WORK/store"
+if "$AUDIT" audit "$WORK/store/trader.db" "http://$(ledger_addr)" "$BOT" "$SLOT_COUNT"; then
+  pass "audit: ledger journal = trader outbox (counts and keys; nothing lost or duplicated)"
+else
+  fail "audit: ledger journal and trader outbox differ"
+fi
+
 # --- 4. down keeps volumes; up resumes ----------------------------------------
 
 stage "4. down keeps the volumes; up resumes with the same positions"
-pause_and_drain || fail "the trader's outbox did not drain before down"
-ledger_before="$("$AUDIT" open-positions "http://$(ledger_addr)" "$BOT" "$SLOT_COUNT")"
-trader_positions() { status_json | json '"\n".join(p["position_id"] for p in d["positions"] if p.get("position_id"))' | sort -n; }
-trader_before="$(trader_positions)"
 dc down >/dev/null
 volumes="$(docker volume ls -q --filter "name=${COMPOSE_PROJECT_NAME}_")"
 if grep -q "_postgres-data$" <<<"$volumes" && grep -q "_trader-store$" <<<"$volumes"; then
