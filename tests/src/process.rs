@@ -170,7 +170,10 @@ impl LedgerProcess {
             if let Some(st) = self.child.try_wait().expect("waiting for the ledger") {
                 return st.code();
             }
-            assert!(Instant::now() < deadline, "ledger did not exit in {within:?}");
+            assert!(
+                Instant::now() < deadline,
+                "ledger did not exit in {within:?}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }

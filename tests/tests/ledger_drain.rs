@@ -37,7 +37,11 @@ async fn sigterm_reports_not_serving_while_calls_are_still_answered() {
     // inside it, whatever the machine's load.
     let mut ledger =
         LedgerProcess::start_with(port, &db, &[("LEDGER_DRAIN_GRACE_SEC", "20")]).await;
-    assert_eq!(check_health(port), (true, String::new()), "healthy at first");
+    assert_eq!(
+        check_health(port),
+        (true, String::new()),
+        "healthy at first"
+    );
 
     let channel = tonic::transport::Endpoint::from_shared(ledger.endpoint.clone())
         .expect("endpoint")

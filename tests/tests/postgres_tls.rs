@@ -70,17 +70,40 @@ fn make_certificates(dir: &Path) {
     };
     openssl(
         &[
-            "req", "-x509", "-new", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-            "-subj", "/CN=healgrid test CA", "-keyout", "ca.key", "-out", "ca.crt",
-            "-addext", "basicConstraints=critical,CA:TRUE",
-            "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+            "req",
+            "-x509",
+            "-new",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=healgrid test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
         ],
         "making the CA",
     );
     openssl(
         &[
-            "req", "-new", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
-            "-keyout", "server.key", "-out", "server.csr",
+            "req",
+            "-new",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
         ],
         "making the server key",
     );
@@ -94,8 +117,21 @@ fn make_certificates(dir: &Path) {
     .expect("writing server.ext");
     openssl(
         &[
-            "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-            "-CAcreateserial", "-days", "2", "-extfile", "server.ext", "-out", "server.crt",
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+            "-out",
+            "server.crt",
         ],
         "signing the server certificate",
     );
@@ -112,7 +148,9 @@ impl TlsPostgres {
         let data = dir.join("data");
         if is_root() {
             run(
-                Command::new("chown").args(["-R", "postgres:postgres"]).arg(dir),
+                Command::new("chown")
+                    .args(["-R", "postgres:postgres"])
+                    .arg(dir),
                 "chown of the cluster directory",
             );
         }
@@ -132,7 +170,9 @@ impl TlsPostgres {
         .expect("writing pg_hba.conf");
         if is_root() {
             run(
-                Command::new("chown").args(["postgres:postgres"]).arg(data.join("pg_hba.conf")),
+                Command::new("chown")
+                    .args(["postgres:postgres"])
+                    .arg(data.join("pg_hba.conf")),
                 "chown pg_hba.conf",
             );
         }
@@ -149,7 +189,10 @@ impl TlsPostgres {
             .arg(format!("unix_socket_directories={}", dir.display()))
             .args(["-c", "ssl=on"])
             .arg("-c")
-            .arg(format!("ssl_cert_file={}", dir.join("server.crt").display()))
+            .arg(format!(
+                "ssl_cert_file={}",
+                dir.join("server.crt").display()
+            ))
             .arg("-c")
             .arg(format!("ssl_key_file={}", dir.join("server.key").display()))
             .stdout(Stdio::null())
@@ -175,7 +218,10 @@ impl TlsPostgres {
     }
 
     fn url(&self, params: &str) -> String {
-        format!("postgres://postgres@localhost:{}/postgres?{params}", self.port)
+        format!(
+            "postgres://postgres@localhost:{}/postgres?{params}",
+            self.port
+        )
     }
 }
 
@@ -232,11 +278,7 @@ async fn the_ledger_reaches_postgres_over_tls_with_require_and_verify_full() {
     let ca = dir.path().join("ca.crt");
 
     ledger_answers(&pg.url("sslmode=require")).await;
-    ledger_answers(&pg.url(&format!(
-        "sslmode=verify-full&sslrootcert={}",
-        ca.display()
-    )))
-    .await;
+    ledger_answers(&pg.url(&format!("sslmode=verify-full&sslrootcert={}", ca.display()))).await;
 
     let unverified = ledger_refuses(&pg.url("sslmode=verify-full"));
     assert!(

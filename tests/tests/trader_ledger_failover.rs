@@ -144,7 +144,10 @@ async fn writes_fail_over_between_two_ledger_replicas_and_none_is_lost() {
     let outbox = trader_outbox(&store).await;
     for state in ["pending", "parked"] {
         assert!(
-            outbox.keys_by_state.get(state).is_none_or(BTreeSet::is_empty),
+            outbox
+                .keys_by_state
+                .get(state)
+                .is_none_or(BTreeSet::is_empty),
             "{state} outbox entries left: {:?}",
             outbox.keys_by_state.get(state)
         );
@@ -161,7 +164,10 @@ async fn writes_fail_over_between_two_ledger_replicas_and_none_is_lost() {
     let event_keys = view.event_keys();
     assert_unique("journal event_key", &event_keys);
     for k in &outbox.event_keys {
-        assert!(event_keys.contains(k), "event {k} is missing from the journal");
+        assert!(
+            event_keys.contains(k),
+            "event {k} is missing from the journal"
+        );
     }
     assert_eq!(view.count(lpb::EventType::Created), outbox.opened.len());
     assert_eq!(view.count(lpb::EventType::Filled), outbox.closed.len());

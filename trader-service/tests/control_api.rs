@@ -357,7 +357,11 @@ fn run_rejects_bad_configuration_naming_the_setting() {
             &[],
             "LEDGER_URL",
         ),
-        (&[], &[("LEDGER_URL", "http://a:50051,b:50051")], "LEDGER_URL"),
+        (
+            &[],
+            &[("LEDGER_URL", "http://a:50051,b:50051")],
+            "LEDGER_URL",
+        ),
         (&["--exchange", "kraken"], &[], "KRAKEN_API_KEY"),
         (
             &["--exchange", "kraken"],

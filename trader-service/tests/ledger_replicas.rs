@@ -120,10 +120,7 @@ async fn writes_are_balanced_and_fail_over_between_replicas() {
     for i in 0..10 {
         client.open_position(open(i)).await.expect("write");
     }
-    let (on_a, on_b) = (
-        positions(addr_a).await,
-        positions(addr_b).await,
-    );
+    let (on_a, on_b) = (positions(addr_a).await, positions(addr_b).await);
     assert_eq!(on_a + on_b, 10);
     assert!(on_a >= 3 && on_b >= 3, "balanced: {on_a} on A, {on_b} on B");
 

@@ -28,7 +28,12 @@ fn usage() -> ExitCode {
 async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let slots = |s: &str| s.parse::<u32>().ok();
-    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         ["journal-count", url, bot, n] => {
             let Some(n) = slots(n) else { return usage() };
             println!("{}", ledger_view(url, bot, n).await.journal.len());
@@ -37,7 +42,11 @@ async fn main() -> ExitCode {
         ["open-positions", url, bot, n] => {
             let Some(n) = slots(n) else { return usage() };
             let view = ledger_view(url, bot, n).await;
-            let ids: BTreeSet<u64> = view.open_positions().iter().map(|p| p.position_id).collect();
+            let ids: BTreeSet<u64> = view
+                .open_positions()
+                .iter()
+                .map(|p| p.position_id)
+                .collect();
             for id in ids {
                 println!("{id}");
             }
@@ -80,7 +89,11 @@ async fn audit(store: &Path, url: &str, bot: &str, slots: u32) -> ExitCode {
     check(
         "no position twice in the ledger",
         unique_open.len() == open_keys.len(),
-        format!("{} positions, {} distinct open keys", open_keys.len(), unique_open.len()),
+        format!(
+            "{} positions, {} distinct open keys",
+            open_keys.len(),
+            unique_open.len()
+        ),
     );
     let lost: Vec<&String> = outbox.opened.difference(&unique_open).collect();
     let extra: Vec<&String> = unique_open.difference(&outbox.opened).collect();
@@ -108,7 +121,11 @@ async fn audit(store: &Path, url: &str, bot: &str, slots: u32) -> ExitCode {
     check(
         "no journal event twice",
         unique_events.len() == event_keys.len(),
-        format!("{} events, {} distinct keys", event_keys.len(), unique_events.len()),
+        format!(
+            "{} events, {} distinct keys",
+            event_keys.len(),
+            unique_events.len()
+        ),
     );
     let missing: Vec<&String> = outbox
         .event_keys

@@ -176,7 +176,11 @@ impl LedgerApi for GrpcLedger {
         self.replicas
             .call(|mut c| {
                 let req = self.request(req.clone());
-                async move { c.reprice_position(req).await.map(tonic::Response::into_inner) }
+                async move {
+                    c.reprice_position(req)
+                        .await
+                        .map(tonic::Response::into_inner)
+                }
             })
             .await
     }
@@ -188,7 +192,11 @@ impl LedgerApi for GrpcLedger {
         self.replicas
             .call(|mut c| {
                 let req = self.request(req.clone());
-                async move { c.list_open_positions(req).await.map(tonic::Response::into_inner) }
+                async move {
+                    c.list_open_positions(req)
+                        .await
+                        .map(tonic::Response::into_inner)
+                }
             })
             .await
     }
@@ -200,7 +208,11 @@ impl LedgerApi for GrpcLedger {
         self.replicas
             .call(|mut c| {
                 let req = self.request(req.clone());
-                async move { c.get_subsidy_balance(req).await.map(tonic::Response::into_inner) }
+                async move {
+                    c.get_subsidy_balance(req)
+                        .await
+                        .map(tonic::Response::into_inner)
+                }
             })
             .await
     }

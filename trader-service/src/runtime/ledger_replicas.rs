@@ -540,7 +540,10 @@ mod tests {
         let first = replicas.up_in_turn();
         let second = replicas.up_in_turn();
         assert_eq!(first.len(), 2);
-        assert_ne!(first[0].0, second[0].0, "calls start at the next replica in turn");
+        assert_ne!(
+            first[0].0, second[0].0,
+            "calls start at the next replica in turn"
+        );
         replicas.failed((0, a), &Status::unavailable("down"));
         assert_eq!(replicas.replicas(), vec![(a, false), (b, true)]);
         let order: Vec<ReplicaKey> = replicas.up_in_turn().into_iter().map(|(k, _)| k).collect();
