@@ -56,6 +56,12 @@ pub struct Config {
     /// Log format; verbosity comes from `RUST_LOG` (default `info`).
     #[arg(long, env = "GATEWAY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// Do not serve: GET `/healthz` of the gateway listening on `--listen`
+    /// (on loopback when it listens on every address) and exit 0 on
+    /// `200 OK`, 1 otherwise. The container healthcheck.
+    #[arg(long)]
+    pub check_health: bool,
 }
 
 impl std::fmt::Debug for Config {
@@ -69,6 +75,7 @@ impl std::fmt::Debug for Config {
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("token_file", &self.token_file)
             .field("log_format", &self.log_format)
+            .field("check_health", &self.check_health)
             .finish()
     }
 }

@@ -1,7 +1,11 @@
 //! `gateway`: serves the healgrid REST API and dashboard until SIGTERM or
-//! ctrl-c. Starts even when the trader or ledger is down.
+//! ctrl-c. Starts even when the trader or ledger is down. `--check-health`
+//! is the container healthcheck: it asks a running gateway instead.
 
+use std::net::SocketAddr;
+use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
@@ -11,8 +15,11 @@ use gateway::config::{Config, LogFormat};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<ExitCode> {
     let config = Config::parse();
+    if config.check_health {
+        return Ok(check_health(config.listen).await);
+    }
     init_logging(config.log_format);
     let policy = config.action_policy()?;
     let deadline = config.rpc_deadline()?;
@@ -33,7 +40,49 @@ async fn main() -> anyhow::Result<()> {
     let state = Arc::new(AppState::new(backends, policy, config.bot_id.clone()));
     gateway::serve(listener, state, shutdown_signal()).await?;
     tracing::info!("gateway stopped");
-    Ok(())
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `GET /healthz` on the gateway at `listen` (loopback for an unspecified
+/// address): exit 0 on `200`, else one line on stderr and exit 1.
+async fn check_health(mut listen: SocketAddr) -> ExitCode {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    if listen.ip().is_unspecified() {
+        listen.set_ip(if listen.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    let probe = async {
+        let mut stream = tokio::net::TcpStream::connect(listen).await?;
+        stream
+            .write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            .await?;
+        let mut reply = Vec::new();
+        stream.read_to_end(&mut reply).await?;
+        std::io::Result::Ok(String::from_utf8_lossy(&reply).into_owned())
+    };
+    match tokio::time::timeout(Duration::from_secs(3), probe).await {
+        Ok(Ok(reply)) if reply.starts_with("HTTP/1.0 200") || reply.starts_with("HTTP/1.1 200") => {
+            ExitCode::SUCCESS
+        }
+        Ok(Ok(reply)) => {
+            eprintln!(
+                "gateway at {listen}: {}",
+                reply.lines().next().unwrap_or("empty reply")
+            );
+            ExitCode::FAILURE
+        }
+        Ok(Err(e)) => {
+            eprintln!("gateway at {listen}: {e}");
+            ExitCode::FAILURE
+        }
+        Err(_) => {
+            eprintln!("gateway at {listen}: no answer within 3 s");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn init_logging(format: LogFormat) {

@@ -367,6 +367,18 @@ async fn backends_down_or_hanging_answer_503_and_504() {
     let gw = GatewayProcess::start("127.0.0.1", &envs, &dir.path().join("gw.log")).await;
     let base = gw.base.as_str();
     assert_eq!(get(base, "/healthz").await.status, 200);
+    // The container healthcheck: alive is alive, whatever the backends.
+    let port = base.rsplit(':').next().expect("port");
+    let check = |listen: String| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_gateway"))
+            .args(["--check-health", "--listen", &listen])
+            .output()
+            .expect("running gateway --check-health")
+    };
+    assert!(check(format!("0.0.0.0:{port}")).status.success());
+    let dead = check(format!("127.0.0.1:{}", free_port()));
+    assert!(!dead.status.success());
+    assert!(String::from_utf8_lossy(&dead.stderr).contains("gateway at 127.0.0.1:"));
     let ready = get(base, "/readyz").await;
     assert_eq!(ready.status, 503);
     assert!(

@@ -38,6 +38,36 @@ pub struct Config {
     /// Log format; verbosity comes from `RUST_LOG` (default `info`).
     #[arg(long, env = "LEDGER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// Seconds the server goes on answering after SIGTERM while its health
+    /// reports NOT_SERVING, so clients move to another replica first
+    /// (0 to 300; keep it below the orchestrator's stop timeout).
+    #[arg(long, env = "LEDGER_DRAIN_GRACE_SEC", default_value_t = 2,
+          value_parser = clap::value_parser!(u64).range(0..=300))]
+    pub drain_grace_sec: u64,
+
+    /// Do not serve: ask the ledger listening on `--listen` (on loopback
+    /// when it listens on every address) for its `grpc.health.v1` status
+    /// and exit 0 when SERVING, 1 otherwise. The container healthcheck.
+    #[arg(long)]
+    pub check_health: bool,
+}
+
+impl Config {
+    /// Where a health check on this host reaches the server: `--listen`,
+    /// with an unspecified address (`0.0.0.0`, `::`) replaced by loopback.
+    #[must_use]
+    pub fn local_endpoint(&self) -> String {
+        let mut addr = self.listen;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(if addr.is_ipv4() {
+                std::net::Ipv4Addr::LOCALHOST.into()
+            } else {
+                std::net::Ipv6Addr::LOCALHOST.into()
+            });
+        }
+        format!("http://{addr}")
+    }
 }
 
 #[cfg(test)]
@@ -50,6 +80,24 @@ mod tests {
         assert_eq!(c.listen.to_string(), "127.0.0.1:50051");
         assert_eq!(c.database_url, "sqlite://healgrid-ledger.db");
         assert_eq!(c.log_format, LogFormat::Text);
+        assert_eq!(c.drain_grace_sec, 2);
+        assert!(!c.check_health);
+    }
+
+    #[test]
+    fn health_checks_reach_an_unspecified_listen_address_on_loopback() {
+        let c = Config::try_parse_from(["ledger-service", "--listen", "0.0.0.0:50051"]).unwrap();
+        assert_eq!(c.local_endpoint(), "http://127.0.0.1:50051");
+        let c = Config::try_parse_from(["ledger-service", "--listen", "[::]:7"]).unwrap();
+        assert_eq!(c.local_endpoint(), "http://[::1]:7");
+        let c = Config::try_parse_from(["ledger-service", "--listen", "10.0.0.5:9"]).unwrap();
+        assert_eq!(c.local_endpoint(), "http://10.0.0.5:9");
+    }
+
+    #[test]
+    fn a_drain_grace_beyond_five_minutes_is_refused() {
+        let e = Config::try_parse_from(["ledger-service", "--drain-grace-sec", "301"]).unwrap_err();
+        assert!(e.to_string().contains("301"), "{e}");
     }
 
     #[test]

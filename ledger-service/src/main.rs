@@ -1,5 +1,10 @@
 //! `ledger-service`: serves the healgrid ledger over gRPC until SIGTERM or
-//! ctrl-c, then drains in-flight requests and exits.
+//! ctrl-c, then drains (health NOT_SERVING for the drain grace, then the
+//! calls in flight) and exits. `--check-health` is the container
+//! healthcheck: it asks a running ledger instead of serving.
+
+use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
@@ -10,8 +15,11 @@ use ledger_service::{
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<ExitCode> {
     let config = Config::parse();
+    if config.check_health {
+        return Ok(check_health(&config.local_endpoint()).await);
+    }
     init_logging(config.log_format);
     let ledger = AnyLedger::open(&config.database_url, config.db_max_connections)
         .await
@@ -20,8 +28,50 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
-    ledger.serve(listener, shutdown_signal()).await?;
-    Ok(())
+    ledger
+        .serve_draining(
+            listener,
+            shutdown_signal(),
+            Duration::from_secs(config.drain_grace_sec),
+        )
+        .await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Exit 0 when the ledger at `endpoint` reports SERVING within 3 s; else
+/// one line on stderr saying what it reported, and exit 1.
+async fn check_health(endpoint: &str) -> ExitCode {
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    };
+    let timeout = Duration::from_secs(3);
+    let status = async {
+        let channel = tonic::transport::Endpoint::from_shared(endpoint.to_owned())?
+            .connect_timeout(timeout)
+            .connect()
+            .await?;
+        let mut request = tonic::Request::new(HealthCheckRequest {
+            service: String::new(),
+        });
+        request.set_timeout(timeout);
+        let reply = HealthClient::new(channel).check(request).await?;
+        anyhow::Ok(reply.into_inner().status())
+    };
+    match tokio::time::timeout(timeout * 2, status).await {
+        Ok(Ok(ServingStatus::Serving)) => ExitCode::SUCCESS,
+        Ok(Ok(other)) => {
+            eprintln!("ledger at {endpoint}: {}", other.as_str_name());
+            ExitCode::FAILURE
+        }
+        Ok(Err(e)) => {
+            eprintln!("ledger at {endpoint}: {e:#}");
+            ExitCode::FAILURE
+        }
+        Err(_) => {
+            eprintln!("ledger at {endpoint}: no answer within {timeout:?}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn init_logging(format: LogFormat) {

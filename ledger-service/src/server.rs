@@ -1,8 +1,16 @@
 //! The gRPC server: the ledger service plus `grpc.health.v1` and server
 //! reflection (v1 and v1alpha, covering the health service too), so
 //! `grpcurl list`, `describe` and calls work without `.proto` files.
+//!
+//! # Draining
+//! When asked to stop, the server first reports `NOT_SERVING` (overall and
+//! for `healgrid.ledger.v1.LedgerService`) for a drain grace while it goes
+//! on answering every call, so health checkers and clients move to another
+//! replica before this one closes; then it stops accepting connections and
+//! finishes the calls in flight. A rolling restart therefore loses no call.
 
 use std::future::Future;
+use std::time::Duration;
 
 use healgrid_proto::ledger::v1::ledger_service_server::LedgerServiceServer;
 use tokio::net::TcpListener;
@@ -75,31 +83,71 @@ impl AnyLedger {
         }
     }
 
-    /// Serves this ledger; see [`serve`].
+    /// Serves this ledger with no drain grace; see [`serve`].
     pub async fn serve(
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), ServerError> {
+        self.serve_draining(listener, shutdown, Duration::ZERO)
+            .await
+    }
+
+    /// Serves this ledger, draining for `grace` once `shutdown` resolves;
+    /// see [`serve_draining`].
+    pub async fn serve_draining(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send,
+        grace: Duration,
+    ) -> Result<(), ServerError> {
         match self {
-            Self::Sqlite(l) => serve(l, listener, shutdown).await,
-            Self::Postgres(l) => serve(l, listener, shutdown).await,
-            Self::Memory(l) => serve(l, listener, shutdown).await,
+            Self::Sqlite(l) => serve_draining(l, listener, shutdown, grace).await,
+            Self::Postgres(l) => serve_draining(l, listener, shutdown, grace).await,
+            Self::Memory(l) => serve_draining(l, listener, shutdown, grace).await,
         }
     }
 }
 
 /// Serves `ledger` on `listener` until `shutdown` resolves, then finishes
-/// in-flight requests and returns. Tests pass a listener bound to port 0.
+/// in-flight requests and returns (health turns `NOT_SERVING` first, with
+/// no grace). Tests pass a listener bound to port 0.
 pub async fn serve<S: Store>(
     ledger: Ledger<S>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServerError> {
+    serve_draining(ledger, listener, shutdown, Duration::ZERO).await
+}
+
+/// Serves `ledger` on `listener`; once `shutdown` resolves, reports
+/// `NOT_SERVING` and keeps answering calls for `grace` (see the module
+/// docs), then finishes in-flight requests and returns.
+pub async fn serve_draining<S: Store>(
+    ledger: Ledger<S>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+    grace: Duration,
+) -> Result<(), ServerError> {
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_serving::<LedgerServiceServer<LedgerGrpc<S>>>()
         .await;
+    let drain = async move {
+        shutdown.await;
+        health
+            .set_not_serving::<LedgerServiceServer<LedgerGrpc<S>>>()
+            .await;
+        health
+            .set_service_status("", tonic_health::ServingStatus::NotServing)
+            .await;
+        info!(
+            grace_ms = grace.as_millis(),
+            "draining: health reports NOT_SERVING, calls are still answered"
+        );
+        tokio::time::sleep(grace).await;
+        info!("drain grace over; closing the listener and finishing calls in flight");
+    };
     let (reflection_v1, reflection_v1alpha) =
         healgrid_proto::reflection::services(healgrid_proto::LEDGER_FILE_DESCRIPTOR_SET)?;
     let ledger_service = LedgerServiceServer::new(LedgerGrpc::new(ledger))
@@ -111,10 +159,7 @@ pub async fn serve<S: Store>(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(ledger_service)
-        .serve_with_incoming_shutdown(
-            TcpIncoming::from(listener).with_nodelay(Some(true)),
-            shutdown,
-        )
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), drain)
         .await?;
     info!("ledger gRPC server stopped");
     Ok(())

@@ -112,10 +112,19 @@ impl LedgerProcess {
     /// # Panics
     /// When the process exits or is not healthy within 60 seconds.
     pub async fn start_on(port: u16, database_url: &str) -> Self {
+        Self::start_with(port, database_url, &[]).await
+    }
+
+    /// [`Self::start_on`] with extra environment (`LEDGER_DRAIN_GRACE_SEC`...).
+    ///
+    /// # Panics
+    /// When the process exits or is not healthy within 60 seconds.
+    pub async fn start_with(port: u16, database_url: &str, envs: &[(&str, &str)]) -> Self {
         let child = Command::new(ledger_binary())
             .env("LEDGER_LISTEN", format!("127.0.0.1:{port}"))
             .env("LEDGER_DATABASE_URL", database_url)
             .env("RUST_LOG", "warn")
+            .envs(envs.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -136,6 +145,37 @@ impl LedgerProcess {
     pub fn sigkill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Sends SIGTERM (the ledger starts draining) without waiting.
+    ///
+    /// # Panics
+    /// When `kill` cannot be run.
+    pub fn sigterm(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("running kill -TERM");
+        assert!(status.success(), "kill -TERM failed");
+    }
+
+    /// Waits up to `within` for the process to exit; its exit code (`None`
+    /// if killed by a signal).
+    ///
+    /// # Panics
+    /// When it does not exit in time.
+    pub async fn wait_exit(&mut self, within: Duration) -> Option<i32> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(st) = self.child.try_wait().expect("waiting for the ledger") {
+                return st.code();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "ledger did not exit in {within:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }
 

@@ -352,6 +352,16 @@ fn run_rejects_bad_configuration_naming_the_setting() {
         (&[], &[("ORDER_SIZE_USD", "-5")], "ORDER_SIZE_USD"),
         (&["--slots", "0"], &[], "SLOTS"),
         (&["--ledger-url", "127.0.0.1:50051"], &[], "LEDGER_URL"),
+        (
+            &["--ledger-url", "http://a:50051,http://a:50051"],
+            &[],
+            "LEDGER_URL",
+        ),
+        (
+            &[],
+            &[("LEDGER_URL", "http://a:50051,b:50051")],
+            "LEDGER_URL",
+        ),
         (&["--exchange", "kraken"], &[], "KRAKEN_API_KEY"),
         (
             &["--exchange", "kraken"],

@@ -3,7 +3,8 @@
 //!
 //! - [`GrpcLedger`]: the production gRPC client, with a per-call deadline so
 //!   a hung ledger turns into a retryable `DEADLINE_EXCEEDED` instead of a
-//!   stalled trading loop;
+//!   stalled trading loop, balanced and failing over across the ledger's
+//!   replicas ([`super::ledger_replicas`]);
 //! - [`LocalLedger`]: calls the ledger's gRPC *service* implementation
 //!   in-process (no network), so backtests and tests go through exactly the
 //!   same request validation and status mapping as production.
@@ -14,12 +15,14 @@ use std::future::Future;
 use std::time::Duration;
 
 use healgrid_proto::ledger::v1 as pb;
-use healgrid_proto::ledger::v1::ledger_service_client::LedgerServiceClient;
 use healgrid_proto::ledger::v1::ledger_service_server::LedgerService;
 use ledger_service::grpc::LedgerGrpc;
 use ledger_service::store::Store;
-use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Status};
+
+use super::ledger_replicas::{
+    LedgerReplicas, LedgerUrlError, ReplicaPolicy, parse_ledger_urls, system_resolver,
+};
 
 /// The ledger operations the trader runtime uses.
 pub trait LedgerApi: Send + Sync {
@@ -67,40 +70,59 @@ pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// Why the gRPC ledger client could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerConnectError {
-    /// The URL is not a valid endpoint.
+    /// `LEDGER_URL` is not one or more valid URLs.
     #[error("invalid ledger url {url}: {source}")]
     InvalidUrl {
-        /// The URL given.
+        /// The value given.
         url: String,
-        /// The parser's error.
-        source: tonic::transport::Error,
+        /// What is wrong with it.
+        source: LedgerUrlError,
     },
 }
 
 /// The production ledger client.
 #[derive(Debug, Clone)]
 pub struct GrpcLedger {
-    client: LedgerServiceClient<Channel>,
+    replicas: LedgerReplicas,
     timeout: Duration,
 }
 
 impl GrpcLedger {
     /// A client that connects lazily: the trader starts (and trades) even
     /// when the ledger is down; calls fail `UNAVAILABLE` until it is up.
+    /// `urls` is `LEDGER_URL`: one URL or several, comma-separated, each
+    /// host possibly resolving to several replicas.
     ///
     /// # Errors
     /// [`LedgerConnectError::InvalidUrl`] for a malformed URL.
-    pub fn connect_lazy(url: &str, timeout: Duration) -> Result<Self, LedgerConnectError> {
-        let endpoint = Endpoint::from_shared(url.to_owned())
-            .map_err(|source| LedgerConnectError::InvalidUrl {
-                url: url.to_owned(),
-                source,
-            })?
-            .connect_timeout(timeout);
+    pub fn connect_lazy(urls: &str, timeout: Duration) -> Result<Self, LedgerConnectError> {
+        Self::with_replicas(urls, timeout, ReplicaPolicy::default())
+    }
+
+    /// [`Self::connect_lazy`] with a given re-resolution and back-off
+    /// policy.
+    ///
+    /// # Errors
+    /// [`LedgerConnectError::InvalidUrl`] for a malformed URL.
+    pub fn with_replicas(
+        urls: &str,
+        timeout: Duration,
+        policy: ReplicaPolicy,
+    ) -> Result<Self, LedgerConnectError> {
+        let targets = parse_ledger_urls(urls).map_err(|source| LedgerConnectError::InvalidUrl {
+            url: urls.to_owned(),
+            source,
+        })?;
         Ok(Self {
-            client: LedgerServiceClient::new(endpoint.connect_lazy()),
+            replicas: LedgerReplicas::new(targets, system_resolver(), timeout, policy),
             timeout,
         })
+    }
+
+    /// The replicas known now, and whether each is up.
+    #[must_use]
+    pub fn replicas(&self) -> Vec<(std::net::SocketAddr, bool)> {
+        self.replicas.replicas()
     }
 
     fn request<T>(&self, msg: T) -> Request<T> {
@@ -115,48 +137,84 @@ impl LedgerApi for GrpcLedger {
         &self,
         req: pb::OpenPositionRequest,
     ) -> Result<pb::OpenPositionResponse, Status> {
-        let mut c = self.client.clone();
-        Ok(c.open_position(self.request(req)).await?.into_inner())
+        self.replicas
+            .call(|mut c| {
+                let req = self.request(req.clone());
+                async move { c.open_position(req).await.map(tonic::Response::into_inner) }
+            })
+            .await
     }
 
     async fn close_position(
         &self,
         req: pb::ClosePositionRequest,
     ) -> Result<pb::ClosePositionResponse, Status> {
-        let mut c = self.client.clone();
-        Ok(c.close_position(self.request(req)).await?.into_inner())
+        self.replicas
+            .call(|mut c| {
+                let req = self.request(req.clone());
+                async move { c.close_position(req).await.map(tonic::Response::into_inner) }
+            })
+            .await
     }
 
     async fn journal_event(
         &self,
         req: pb::JournalEventRequest,
     ) -> Result<pb::JournalEventResponse, Status> {
-        let mut c = self.client.clone();
-        Ok(c.journal_event(self.request(req)).await?.into_inner())
+        self.replicas
+            .call(|mut c| {
+                let req = self.request(req.clone());
+                async move { c.journal_event(req).await.map(tonic::Response::into_inner) }
+            })
+            .await
     }
 
     async fn reprice_position(
         &self,
         req: pb::RepricePositionRequest,
     ) -> Result<pb::RepricePositionResponse, Status> {
-        let mut c = self.client.clone();
-        Ok(c.reprice_position(self.request(req)).await?.into_inner())
+        self.replicas
+            .call(|mut c| {
+                let req = self.request(req.clone());
+                async move {
+                    c.reprice_position(req)
+                        .await
+                        .map(tonic::Response::into_inner)
+                }
+            })
+            .await
     }
 
     async fn list_open_positions(
         &self,
         req: pb::ListOpenPositionsRequest,
     ) -> Result<pb::ListOpenPositionsResponse, Status> {
-        let mut c = self.client.clone();
-        Ok(c.list_open_positions(self.request(req)).await?.into_inner())
+        self.replicas
+            .call(|mut c| {
+                let req = self.request(req.clone());
+                async move {
+                    c.list_open_positions(req)
+                        .await
+                        .map(tonic::Response::into_inner)
+                }
+            })
+            .await
     }
 
     async fn get_subsidy_balance(
         &self,
         req: pb::GetSubsidyBalanceRequest,
     ) -> Result<pb::GetSubsidyBalanceResponse, Status> {
-        let mut c = self.client.clone();
-        Ok(c.get_subsidy_balance(self.request(req)).await?.into_inner())
+        self.replicas
+            .call(|mut c| {
+                let req = self.request(req.clone());
+                async move {
+                    c.get_subsidy_balance(req)
+                        .await
+                        .map(tonic::Response::into_inner)
+                }
+            })
+            .await
     }
 }
 

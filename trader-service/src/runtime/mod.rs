@@ -17,7 +17,8 @@
 //!   its "now" on the exchange's clock ([`exchange_clock`]);
 //! - [`writes`]: the ledger writes derived from engine actions, keyed by
 //!   open key; [`sink`]: their delivery over a [`ledger::LedgerApi`] (gRPC
-//!   in production, the in-process ledger in tests and backtests);
+//!   in production, balanced over the ledger's replicas by
+//!   [`ledger_replicas`]; the in-process ledger in tests and backtests);
 //! - [`reconcile`]: start-up and periodic reconciliation (legacy import,
 //!   ledger coverage, SPEC §9), and the exchange scan that resolves
 //!   ambiguous placements ([`intents`]) and accounts for stray copies of
@@ -36,6 +37,7 @@ pub mod fills;
 pub(crate) mod heal;
 pub mod intents;
 pub mod ledger;
+pub mod ledger_replicas;
 #[path = "loop.rs"]
 pub mod r#loop;
 mod operator;

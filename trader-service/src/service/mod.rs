@@ -95,7 +95,9 @@ pub struct RunArgs {
     /// Kraken verification tier for the client-side rate counters: starter, intermediate or pro.
     #[arg(long, env = "KRAKEN_TIER", default_value = "starter")]
     pub kraken_tier: String,
-    /// Ledger service gRPC URL.
+    /// Ledger service gRPC URL; several replicas comma-separated
+    /// (`http://a:50051,http://b:50051`), and a name resolving to several
+    /// addresses is balanced over all of them.
     #[arg(long, env = "LEDGER_URL", default_value = "http://127.0.0.1:50051")]
     pub ledger_url: String,
     /// The ledger's bot id [default: {exchange}:{PAIR}:main].
@@ -238,7 +240,8 @@ impl RunArgs {
     pub fn plan(&self) -> Result<RunPlan, RunError> {
         let (trading, w1) = self.trading.resolve()?;
         let (healing, w2) = self.healing.resolve(&trading)?;
-        check_http_url("LEDGER_URL", &self.ledger_url)?;
+        crate::runtime::ledger_replicas::parse_ledger_urls(&self.ledger_url)
+            .map_err(|e| setting("LEDGER_URL", e.to_string()))?;
         if self.call_budget == 0 {
             return Err(setting("PRIVATE_CALL_BUDGET", "must be at least 1 (got 0)"));
         }
