@@ -148,11 +148,19 @@ struct Queue {
     running: usize,
 }
 
+/// Most positions whose bot and slot [`Batcher`] remembers; past it the
+/// memory starts over (a miss only costs one read).
+const SLOT_CACHE_LIMIT: usize = 100_000;
+
 /// The queue of one ledger's writes, shared by its clones.
 #[derive(Default)]
 pub(super) struct Batcher {
     queue: Mutex<Queue>,
     batching: Batching,
+    /// Bot and slot of positions seen before. Both are write-once, so a
+    /// remembered answer never goes stale, and a batch of known positions
+    /// skips the read.
+    slots: Mutex<HashMap<u64, (String, u32)>>,
 }
 
 impl std::fmt::Debug for Batcher {
@@ -167,6 +175,7 @@ impl Batcher {
     pub(super) fn new(batching: Batching) -> Self {
         Self {
             queue: Mutex::default(),
+            slots: Mutex::default(),
             batching: Batching {
                 max_in_flight: batching.max_in_flight.max(1),
                 max_batch: batching.max_batch.max(1),
@@ -185,6 +194,50 @@ impl Batcher {
         self.queue
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Remembers the bot and slot of a position.
+    pub(super) fn remember_slot(&self, position_id: u64, bot_id: &str, slot_id: u32) {
+        let mut slots = self
+            .slots
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if slots.len() >= SLOT_CACHE_LIMIT {
+            slots.clear();
+        }
+        slots.insert(position_id, (bot_id.to_owned(), slot_id));
+    }
+
+    /// Bot and slot of each existing position of `ids`: remembered ones
+    /// from memory, the rest read from the store.
+    async fn position_slots<S: Store>(
+        &self,
+        store: &S,
+        ids: &[u64],
+    ) -> StoreResult<HashMap<u64, (String, u32)>> {
+        let mut found = HashMap::new();
+        let mut missing = Vec::new();
+        {
+            let slots = self
+                .slots
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for id in ids {
+                match slots.get(id) {
+                    Some(slot) => {
+                        found.insert(*id, slot.clone());
+                    }
+                    None => missing.push(*id),
+                }
+            }
+        }
+        if !missing.is_empty() {
+            for (id, (bot_id, slot_id)) in store.position_slots(&missing).await? {
+                self.remember_slot(id, &bot_id, slot_id);
+                found.insert(id, (bot_id, slot_id));
+            }
+        }
+        Ok(found)
     }
 
     /// The next batch: queued jobs in arrival order, each event key once;
@@ -246,7 +299,7 @@ impl<S: Store> Ledger<S> {
 
     async fn run_jobs(&self, jobs: Vec<Job>) {
         let size = jobs.len();
-        match apply_batch(self.store.as_ref(), &jobs).await {
+        match apply_batch(self.store.as_ref(), &self.batcher, &jobs).await {
             Ok(results) => {
                 debug!(size, "write batch committed");
                 for (job, result) in jobs.into_iter().zip(results) {
@@ -256,13 +309,18 @@ impl<S: Store> Ledger<S> {
             Err(e) if size > 1 => {
                 warn!(size, error = %e, "write batch failed; running its writes one by one");
                 for job in jobs {
-                    let result =
-                        match apply_batch(self.store.as_ref(), std::slice::from_ref(&job)).await {
-                            Ok(mut results) => {
-                                results.pop().unwrap_or(Err(StoreError::BatchLost.into()))
-                            }
-                            Err(e) => Err(e.into()),
-                        };
+                    let result = match apply_batch(
+                        self.store.as_ref(),
+                        &self.batcher,
+                        std::slice::from_ref(&job),
+                    )
+                    .await
+                    {
+                        Ok(mut results) => {
+                            results.pop().unwrap_or(Err(StoreError::BatchLost.into()))
+                        }
+                        Err(e) => Err(e.into()),
+                    };
                     let _ = job.reply.send(result);
                 }
             }
@@ -321,10 +379,11 @@ struct PendingRow {
 /// only when the store failed, after which nothing was written.
 async fn apply_batch<S: Store>(
     store: &S,
+    batcher: &Batcher,
     jobs: &[Job],
 ) -> StoreResult<Vec<Result<Applied, LedgerError>>> {
     let ids: Vec<u64> = jobs.iter().map(|j| j.write.position_id()).collect();
-    let slots = store.position_slots(&ids).await?;
+    let slots = batcher.position_slots(store, &ids).await?;
 
     let mut claims: BTreeMap<(String, u32), u32> = BTreeMap::new();
     for id in &ids {

@@ -121,6 +121,8 @@ impl<S: Store> Ledger<S> {
             })
             .await?;
         tx.commit().await?;
+        self.batcher
+            .remember_slot(position_id, &cmd.bot_id, cmd.slot_id);
         info!(position_id, bot_id = %cmd.bot_id, slot_id = cmd.slot_id, open_key = %cmd.open_key, "position opened");
         Ok(OpenOutcome {
             position: cmd.to_position(position_id),
