@@ -129,7 +129,7 @@ impl Answer {
 #[derive(Debug)]
 pub(super) enum Applied {
     /// Appended (the answer of the write's kind).
-    Fresh(Answer),
+    Fresh(Box<Answer>),
     /// Its key was recorded before; the caller replays it.
     Replay(EventKeyRecord),
 }
@@ -521,7 +521,7 @@ async fn apply_batch<S: Store>(
                     .ok_or_else(|| StoreError::corrupt("position_journal", "row id missing"))?;
                 answer.entry_mut().journal_id = journal_id;
                 log_fresh(&answer, journal_id);
-                Ok(Applied::Fresh(answer))
+                Ok(Applied::Fresh(Box::new(answer)))
             }
             (None, Some(Err(e))) => Err(e),
             (None, None) => Err(LedgerError::PositionNotFound {

@@ -245,7 +245,7 @@ impl<S: Store> Ledger<S> {
         hash: String,
     ) -> Result<Keyed<Answer>, LedgerError> {
         let record = match self.submit(write, hash.clone()).await {
-            Ok(Applied::Fresh(answer)) => return Ok(Keyed::Fresh(answer)),
+            Ok(Applied::Fresh(answer)) => return Ok(Keyed::Fresh(*answer)),
             Ok(Applied::Replay(record)) => record,
             Err(e) if is_duplicate(&e) => self.recorded_key(position_id, event_key).await?,
             Err(e) => return Err(e),

@@ -2,7 +2,7 @@
 //! any backend, a real gRPC server on an ephemeral port, and request
 //! builders.
 
-#![allow(dead_code, missing_docs)]
+#![allow(dead_code, missing_docs, unused_macros, unused_imports)]
 
 pub mod commands;
 
