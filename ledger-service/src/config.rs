@@ -35,6 +35,15 @@ pub struct Config {
     #[arg(long, env = "LEDGER_DB_MAX_CONNECTIONS", default_value_t = crate::store::DEFAULT_MAX_CONNECTIONS)]
     pub db_max_connections: u32,
 
+    /// Write batches (transactions) one process runs at once; concurrent
+    /// writes arriving meanwhile wait and share the next batch.
+    #[arg(long, env = "LEDGER_BATCH_IN_FLIGHT", default_value_t = crate::ledger::Batching::default().max_in_flight)]
+    pub batch_in_flight: usize,
+
+    /// Most writes in one batch.
+    #[arg(long, env = "LEDGER_BATCH_MAX", default_value_t = crate::ledger::Batching::default().max_batch)]
+    pub batch_max: usize,
+
     /// Log format; verbosity comes from `RUST_LOG` (default `info`).
     #[arg(long, env = "LEDGER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -67,6 +76,16 @@ impl Config {
             });
         }
         format!("http://{addr}")
+    }
+}
+
+impl Config {
+    /// How the ledger groups writes.
+    pub fn batching(&self) -> crate::ledger::Batching {
+        crate::ledger::Batching {
+            max_in_flight: self.batch_in_flight,
+            max_batch: self.batch_max,
+        }
     }
 }
 

@@ -19,6 +19,7 @@ pub mod grpc;
 pub mod ledger;
 pub mod server;
 pub mod store;
+mod store_error;
 
 pub use domain::LedgerError;
 pub use ledger::Ledger;

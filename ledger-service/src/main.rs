@@ -23,8 +23,9 @@ async fn main() -> anyhow::Result<ExitCode> {
     init_logging(config.log_format);
     let ledger = AnyLedger::open(&config.database_url, config.db_max_connections)
         .await
-        .with_context(|| format!("opening {}", redact(&config.database_url)))?;
-    tracing::info!(backend = ledger.backend(), database = %redact(&config.database_url), "ledger database ready");
+        .with_context(|| format!("opening {}", redact(&config.database_url)))?
+        .with_batching(config.batching());
+    tracing::info!(backend = ledger.backend(), database = %redact(&config.database_url), batching = ?config.batching(), "ledger database ready");
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;

@@ -20,6 +20,7 @@ use tracing::info;
 use crate::{
     Ledger,
     grpc::LedgerGrpc,
+    ledger::Batching,
     store::{MemoryStore, PgStore, SqliteStore, Store, StoreError},
 };
 
@@ -72,6 +73,15 @@ impl AnyLedger {
     /// A fresh, empty in-memory ledger (see [`Ledger::memory`]).
     pub fn memory() -> Self {
         Self::Memory(Ledger::memory())
+    }
+
+    /// Sets how the ledger groups writes (see [`Batching`]).
+    pub fn with_batching(self, batching: Batching) -> Self {
+        match self {
+            Self::Sqlite(l) => Self::Sqlite(l.with_batching(batching)),
+            Self::Postgres(l) => Self::Postgres(l.with_batching(batching)),
+            Self::Memory(l) => Self::Memory(l.with_batching(batching)),
+        }
     }
 
     /// Short backend name for logs.

@@ -271,21 +271,6 @@ async fn lifecycle(mut s: Server) {
     s.shutdown().await;
 }
 
-#[tokio::test]
-async fn lifecycle_sqlite() {
-    on_sqlite(lifecycle).await;
-}
-
-#[tokio::test]
-async fn lifecycle_memory() {
-    on_memory(lifecycle).await;
-}
-
-#[tokio::test]
-async fn lifecycle_postgres() {
-    on_postgres("lifecycle_postgres", lifecycle).await;
-}
-
 /// The refusals a journal write meets under the slot lock carry the same
 /// status and message on every backend, whichever layer checks them.
 async fn journal_refusals(mut s: Server) {
@@ -351,21 +336,6 @@ async fn journal_refusals(mut s: Server) {
         .into_inner();
     assert_eq!(late.subsidy.unwrap().balance, "1.5");
     s.shutdown().await;
-}
-
-#[tokio::test]
-async fn journal_refusals_sqlite() {
-    on_sqlite(journal_refusals).await;
-}
-
-#[tokio::test]
-async fn journal_refusals_memory() {
-    on_memory(journal_refusals).await;
-}
-
-#[tokio::test]
-async fn journal_refusals_postgres() {
-    on_postgres("journal_refusals_postgres", journal_refusals).await;
 }
 
 /// Compaction through gRPC: balances identical, folded rows gone, late
@@ -452,17 +422,4 @@ async fn compaction(mut s: Server) {
     s.shutdown().await;
 }
 
-#[tokio::test]
-async fn compaction_sqlite() {
-    on_sqlite(compaction).await;
-}
-
-#[tokio::test]
-async fn compaction_memory() {
-    on_memory(compaction).await;
-}
-
-#[tokio::test]
-async fn compaction_postgres() {
-    on_postgres("compaction_postgres", compaction).await;
-}
+grpc_suite!(lifecycle, journal_refusals, compaction);

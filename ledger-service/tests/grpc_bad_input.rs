@@ -507,17 +507,4 @@ async fn bad_input(mut s: Server) {
     s.shutdown().await;
 }
 
-#[tokio::test]
-async fn bad_input_sqlite() {
-    on_sqlite(bad_input).await;
-}
-
-#[tokio::test]
-async fn bad_input_memory() {
-    on_memory(bad_input).await;
-}
-
-#[tokio::test]
-async fn bad_input_postgres() {
-    on_postgres("bad_input_postgres", bad_input).await;
-}
+grpc_suite!(bad_input);

@@ -7,7 +7,10 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::commands::{at, close, credit, debit, open};
+use common::{
+    commands::{at, close, credit, debit, open},
+    ledger_suite,
+};
 use futures::future::join_all;
 use healgrid_tests::pg::TestSchema;
 use ledger_service::{
@@ -107,30 +110,6 @@ async fn racing_keys<S: Store>(ledger: Ledger<S>) {
     assert_eq!(summary.total.earned(), dec!(1));
 }
 
-#[tokio::test]
-async fn racing_debits_sqlite_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("race.db").display());
-    racing_debits(Ledger::open_sqlite(&url).await.unwrap()).await;
-}
-
-#[tokio::test]
-async fn racing_debits_postgres() {
-    if let Some(schema) = TestSchema::create("racing_debits_postgres").await {
-        racing_debits(Ledger::open_postgres(&schema.url, 16).await.unwrap()).await;
-    }
-}
-
-#[tokio::test]
-async fn racing_debits_memory() {
-    racing_debits(Ledger::memory()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn racing_debits_memory_multi_thread() {
-    racing_debits(Ledger::memory()).await;
-}
-
 /// Many tasks race debits and credits on one slot of the in-memory ledger:
 /// every answer shows a non-negative balance, and the final balance is the
 /// credits minus exactly the accepted debits.
@@ -187,30 +166,6 @@ async fn racing_subsidy_writes_memory() {
     assert!(b.balance() >= Decimal::ZERO);
     let audit = ledger.subsidy_audit("swarm", 7).await.unwrap();
     assert!(audit.is_consistent(), "{audit:?}");
-}
-
-#[tokio::test]
-async fn racing_keys_sqlite_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("keys.db").display());
-    racing_keys(Ledger::open_sqlite(&url).await.unwrap()).await;
-}
-
-#[tokio::test]
-async fn racing_keys_postgres() {
-    if let Some(schema) = TestSchema::create("racing_keys_postgres").await {
-        racing_keys(Ledger::open_postgres(&schema.url, 16).await.unwrap()).await;
-    }
-}
-
-#[tokio::test]
-async fn racing_keys_memory() {
-    racing_keys(Ledger::memory()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn racing_keys_memory_multi_thread() {
-    racing_keys(Ledger::memory()).await;
 }
 
 #[tokio::test]
@@ -478,4 +433,31 @@ async fn compaction_preserves_every_balance_postgres() {
         .unwrap()
         .current();
     run_random_journal(ledger, ops).await;
+}
+
+ledger_suite!(racing_debits, racing_keys);
+
+/// The in-memory backend gives exactly PostgreSQL's answers (ids, orders,
+/// refusals, compaction reports, pages) to the same random journals, each
+/// on a fresh schema; a fixed sample, since each case costs a schema.
+#[tokio::test]
+async fn memory_answers_exactly_as_postgres() {
+    use proptest::{strategy::ValueTree, test_runner::TestRunner};
+    let mut runner = TestRunner::deterministic();
+    for case in 0..6 {
+        let Some(schema) = TestSchema::create("memory_answers_as_postgres").await else {
+            return;
+        };
+        let ops = proptest::collection::vec(op(), 40..100)
+            .new_tree(&mut runner)
+            .unwrap()
+            .current();
+        let postgres = Ledger::open_postgres(&schema.url, 4).await.unwrap();
+        let postgres = run_random_journal(postgres, ops.clone()).await;
+        let memory = run_random_journal(Ledger::memory(), ops).await;
+        assert_eq!(postgres.len(), memory.len(), "case {case}");
+        for (i, (p, m)) in postgres.iter().zip(&memory).enumerate() {
+            assert_eq!(p, m, "case {case}: answer {i} differs");
+        }
+    }
 }

@@ -1,68 +1,90 @@
 //! `ledger-bench`: JournalEvent throughput and latency over gRPC on
-//! PostgreSQL next to a raw sqlx insert of the same rows, and
-//! GetSubsidyBalance latency as one slot's journal grows.
+//! PostgreSQL next to a raw sqlx insert of the same rows, two ledger
+//! processes on one database next to one, and GetSubsidyBalance latency as
+//! one slot's journal grows.
 //!
-//! Runs in its own schema of `DATABASE_URL` (dropped afterwards) against an
-//! in-process server on a loopback port, so the gRPC stack, the ledger
-//! rules and the database are all on the measured path.
+//! The ledgers are real `ledger-service` processes on loopback ports, each
+//! build in its own schema of `DATABASE_URL` (dropped afterwards), so the
+//! gRPC stack, the ledger rules and the database are all on the measured
+//! path. `--baseline-bin` names a second build (e.g. of the commit before a
+//! change); its rounds alternate with the measured build's and the raw
+//! inserts in the same run, so a shared machine's noise hits all sides.
+//!
+//! The last line is for scripts:
+//! `ledger-bench: ratio32=<x> p99_32_ms=<y> p99_256_ms=<z> errors256=<n>
+//! replicas_gain64=<g> subsidy_flat=<f>` (all of the measured build):
+//! throughput over the raw insert at 32 clients, p99 latencies at 32 and
+//! 256 clients, failed calls at 256, throughput of two processes over one
+//! at 64 clients, and GetSubsidyBalance p50 at the largest journal over the
+//! smallest.
 //!
 //! ```text
-//! cargo run --release -p ledger-service --bin ledger-bench
-//! cargo run --release -p ledger-service --bin ledger-bench -- --quick   # CI smoke pass
+//! cargo build --release -p ledger-service
+//! target/release/ledger-bench --baseline-bin /tmp/before/ledger-service
+//! target/release/ledger-bench --quick   # CI smoke pass
 //! ```
 
-use std::time::{Duration, Instant};
+use std::{
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::{Duration, Instant},
+};
 
 use anyhow::{Context, bail};
 use clap::Parser;
 use hdrhistogram::Histogram;
 use healgrid_proto::ledger::v1::{self as pb, ledger_service_client::LedgerServiceClient};
-use ledger_service::{Ledger, server};
 use prost_types::Timestamp;
 use sqlx::{Connection, PgConnection, PgPool, postgres::PgPoolOptions};
-use tokio::{net::TcpListener, sync::oneshot};
+use tokio::process::{Child, Command};
 use tonic::transport::Channel;
 
 const T0: i64 = 1_700_000_000;
+
+/// Pool size of the raw baseline and of each ledger process, unless set:
+/// the ledger's own default.
+const DEFAULT_POOL: u32 = 8;
 
 /// Benchmark settings.
 #[derive(Debug, Parser)]
 #[command(name = "ledger-bench", about)]
 struct Args {
-    /// PostgreSQL to benchmark against; a fresh schema is created in it.
+    /// PostgreSQL to benchmark against; fresh schemas are created in it.
     #[arg(long, env = "DATABASE_URL")]
     database_url: String,
     /// Tiny sizes for a CI smoke pass.
     #[arg(long)]
     quick: bool,
+    /// The `ledger-service` build to measure; by default the one next to
+    /// this program.
+    #[arg(long)]
+    ledger_bin: Option<PathBuf>,
+    /// A second build to measure side by side (the "before").
+    #[arg(long)]
+    baseline_bin: Option<PathBuf>,
     /// Concurrent clients per JournalEvent round.
-    #[arg(long, value_delimiter = ',', default_value = "1,8,32")]
+    #[arg(long, value_delimiter = ',', default_value = "1,32,256")]
     concurrency: Vec<usize>,
-    /// Total JournalEvent calls per round.
-    #[arg(long, default_value_t = 6000)]
+    /// Total JournalEvent calls per round (a single client makes a quarter).
+    #[arg(long, default_value_t = 4000)]
     ops: usize,
+    /// Clients of the one-process versus two-process round.
+    #[arg(long, default_value_t = 64)]
+    replica_clients: usize,
     /// Journal sizes (rows of one slot) for the GetSubsidyBalance latency.
-    #[arg(long, value_delimiter = ',', default_value = "1000,100000,1000000")]
+    #[arg(long, value_delimiter = ',', default_value = "1000,1000000")]
     subsidy_rows: Vec<u64>,
     /// GetSubsidyBalance calls per size.
     #[arg(long, default_value_t = 2000)]
     subsidy_samples: usize,
-    /// Pooled connections of the ledger and of the raw baseline (the same
-    /// for both; by default the ledger service's own default).
-    #[arg(long, default_value_t = ledger_service::store::DEFAULT_MAX_CONNECTIONS)]
+    /// Pooled connections of each ledger process and of the raw baseline.
+    #[arg(long, default_value_t = DEFAULT_POOL)]
     pool: u32,
-    /// gRPC and raw rounds per concurrency level, alternated; the table
-    /// shows the median of each side, since one round on a shared machine
-    /// can be off by a third either way (autovacuum, checkpoints).
+    /// Rounds per side and level, alternated; the table shows the median of
+    /// each side, since one round on a shared machine can be off by a third
+    /// either way (autovacuum, checkpoints).
     #[arg(long, default_value_t = 3)]
     repeat: usize,
-}
-
-/// The round with the median throughput.
-fn median(mut rounds: Vec<Round>) -> anyhow::Result<Round> {
-    rounds.sort_by(|a, b| a.throughput().total_cmp(&b.throughput()));
-    let mid = rounds.len() / 2;
-    rounds.into_iter().nth(mid).context("no rounds")
 }
 
 type Client = LedgerServiceClient<Channel>;
@@ -74,6 +96,7 @@ fn ts(seconds: i64) -> Option<Timestamp> {
 /// One measured round.
 struct Round {
     ops: usize,
+    errors: usize,
     elapsed: Duration,
     latency_us: Histogram<u64>,
 }
@@ -86,6 +109,13 @@ impl Round {
     fn ms(&self, q: f64) -> f64 {
         self.latency_us.value_at_quantile(q) as f64 / 1000.0
     }
+}
+
+/// The round with the median throughput.
+fn median(mut rounds: Vec<Round>) -> anyhow::Result<Round> {
+    rounds.sort_by(|a, b| a.throughput().total_cmp(&b.throughput()));
+    let mid = rounds.len() / 2;
+    rounds.into_iter().nth(mid).context("no rounds")
 }
 
 fn histogram() -> anyhow::Result<Histogram<u64>> {
@@ -131,72 +161,127 @@ fn credit(position_id: u64, key: String) -> pb::JournalEventRequest {
     }
 }
 
-/// JournalEvent over gRPC: `clients` tasks, each on its own slot.
+/// A running `ledger-service` process.
+struct Ledger {
+    child: Child,
+    endpoint: String,
+}
+
+impl Ledger {
+    /// Starts `bin` on a free loopback port over `url` and waits until it
+    /// answers.
+    async fn start(bin: &Path, url: &str, pool: u32) -> anyhow::Result<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let child = Command::new(bin)
+            .env("LEDGER_LISTEN", format!("127.0.0.1:{port}"))
+            .env("LEDGER_DATABASE_URL", url)
+            .env("LEDGER_DB_MAX_CONNECTIONS", pool.to_string())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(mut c) = LedgerServiceClient::connect(endpoint.clone()).await
+                && c.get_subsidy_balance(pb::GetSubsidyBalanceRequest {
+                    bot_id: "probe".into(),
+                    slot_id: Some(0),
+                })
+                .await
+                .is_ok()
+            {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("{} did not start on port {port}", bin.display());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(Self { child, endpoint })
+    }
+
+    async fn stop(mut self) -> anyhow::Result<()> {
+        self.child.kill().await?;
+        Ok(())
+    }
+}
+
+/// JournalEvent over gRPC: `clients` tasks, each on its own slot, spread
+/// over `endpoints` in turn. Failed calls are counted, not fatal.
 async fn grpc_round(
-    endpoint: &str,
-    round: usize,
+    endpoints: &[String],
+    bot: &str,
     clients: usize,
     ops: usize,
 ) -> anyhow::Result<Round> {
-    let bot = format!("bench-{round}");
-    let mut setup = LedgerServiceClient::connect(endpoint.to_owned()).await?;
     let mut positions = Vec::new();
     for slot in 0..clients {
-        let slot = u32::try_from(slot)?;
+        let endpoint = endpoints[slot % endpoints.len()].clone();
+        let mut setup = LedgerServiceClient::connect(endpoint).await?;
         let p = setup
-            .open_position(open_request(&bot, slot))
+            .open_position(open_request(bot, u32::try_from(slot)?))
             .await?
             .into_inner();
         positions.push(p.position.context("position")?.position_id);
     }
-    let per_client = ops / clients;
+    let per_client = (ops / clients).max(1);
+    let mut connected = Vec::new();
+    for (c, position_id) in positions.into_iter().enumerate() {
+        let endpoint = endpoints[c % endpoints.len()].clone();
+        let client: Client = LedgerServiceClient::connect(endpoint).await?;
+        connected.push((c, position_id, client));
+    }
     let start = Instant::now();
-    let tasks: Vec<_> = positions
+    let tasks: Vec<_> = connected
         .into_iter()
-        .enumerate()
-        .map(|(c, position_id)| {
-            let endpoint = endpoint.to_owned();
+        .map(|(c, position_id, mut client)| {
             tokio::spawn(async move {
-                let mut client: Client = LedgerServiceClient::connect(endpoint).await?;
                 let mut h = histogram()?;
+                let mut errors = 0;
                 for n in 0..per_client {
                     let t = Instant::now();
-                    client
+                    let call = client
                         .journal_event(credit(position_id, format!("k-{c}-{n}")))
-                        .await?;
+                        .await;
+                    if call.is_err() {
+                        errors += 1;
+                    }
                     h.record(u64::try_from(t.elapsed().as_micros())?.max(1))?;
                 }
-                anyhow::Ok(h)
+                anyhow::Ok((h, errors))
             })
         })
         .collect();
     let mut latency_us = histogram()?;
+    let mut errors = 0;
     for t in tasks {
-        latency_us.add(t.await??)?;
+        let (h, e) = t.await??;
+        latency_us.add(h)?;
+        errors += e;
     }
     Ok(Round {
         ops: per_client * clients,
+        errors,
         elapsed: start.elapsed(),
         latency_us,
     })
 }
 
 /// The same rows inserted with plain sqlx, one autocommit INSERT each.
-async fn raw_round(
-    pool: &PgPool,
-    round: usize,
-    clients: usize,
-    ops: usize,
-) -> anyhow::Result<Round> {
+async fn raw_round(pool: &PgPool, bot: &str, clients: usize, ops: usize) -> anyhow::Result<Round> {
     let position_id: i64 = sqlx::query_scalar("SELECT MIN(position_id) FROM position_ledger")
         .fetch_one(pool)
         .await?;
-    let per_client = ops / clients;
+    let per_client = (ops / clients).max(1);
     let start = Instant::now();
     let tasks: Vec<_> = (0..clients)
         .map(|c| {
             let pool = pool.clone();
-            let bot = format!("raw-{round}");
+            let bot = bot.to_owned();
             tokio::spawn(async move {
                 let mut h = histogram()?;
                 for n in 0..per_client {
@@ -236,6 +321,7 @@ async fn raw_round(
     }
     Ok(Round {
         ops: per_client * clients,
+        errors: 0,
         elapsed: start.elapsed(),
         latency_us,
     })
@@ -320,11 +406,53 @@ async fn subsidy_latency(
     Ok((
         Round {
             ops: samples,
+            errors: 0,
             elapsed: start.elapsed(),
             latency_us,
         },
         balance,
     ))
+}
+
+/// A schema of the benchmark database, dropped by [`Schemas::drop_all`].
+struct Schemas {
+    admin: PgConnection,
+    base_url: String,
+    names: Vec<String>,
+}
+
+impl Schemas {
+    /// A fresh schema; returns a URL whose sessions use only it.
+    async fn create(&mut self, tag: &str) -> anyhow::Result<String> {
+        let name = format!("ledger_bench_{tag}_{}", uuid::Uuid::new_v4().simple());
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {name}")))
+            .execute(&mut self.admin)
+            .await?;
+        self.names.push(name.clone());
+        let sep = if self.base_url.contains('?') {
+            '&'
+        } else {
+            '?'
+        };
+        Ok(format!("{}{sep}options[search_path]={name}", self.base_url))
+    }
+
+    async fn drop_all(mut self) -> anyhow::Result<()> {
+        for name in &self.names {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA {name} CASCADE")))
+                .execute(&mut self.admin)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// A build under measurement.
+struct Build {
+    label: &'static str,
+    bin: PathBuf,
+    url: String,
+    ledger: Option<Ledger>,
 }
 
 #[tokio::main]
@@ -333,111 +461,242 @@ async fn main() -> anyhow::Result<()> {
     if args.quick {
         args.ops = 240;
         args.repeat = 1;
+        args.concurrency = vec![1, 32, 64];
+        args.replica_clients = 16;
         args.subsidy_rows = vec![1_000, 10_000];
         args.subsidy_samples = 100;
     }
-    let schema = format!("ledger_bench_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = PgConnection::connect(&args.database_url)
+    let admin = PgConnection::connect(&args.database_url)
         .await
         .context("connecting to DATABASE_URL")?;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .execute(&mut admin)
-        .await?;
-    let sep = if args.database_url.contains('?') {
-        '&'
-    } else {
-        '?'
+    let mut schemas = Schemas {
+        admin,
+        base_url: args.database_url.clone(),
+        names: Vec::new(),
     };
-    let url = format!("{}{sep}options[search_path]={schema}", args.database_url);
-    let result = run(&args, &url).await;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-        .execute(&mut admin)
-        .await?;
+    let result = run(&args, &mut schemas).await;
+    schemas.drop_all().await?;
     result
 }
 
-async fn run(args: &Args, url: &str) -> anyhow::Result<()> {
-    let ledger = Ledger::open_postgres(url, args.pool).await?;
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let endpoint = format!("http://{}", listener.local_addr()?);
-    let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(server::serve(ledger, listener, async {
-        let _ = stopped.await;
-    }));
+fn default_ledger_bin() -> anyhow::Result<PathBuf> {
+    let me = std::env::current_exe()?;
+    let dir = me.parent().context("program directory")?;
+    Ok(dir.join("ledger-service"))
+}
+
+async fn run(args: &Args, schemas: &mut Schemas) -> anyhow::Result<()> {
+    let bin = match &args.ledger_bin {
+        Some(b) => b.clone(),
+        None => default_ledger_bin()?,
+    };
+    let mut builds = vec![Build {
+        label: "this build",
+        bin,
+        url: schemas.create("after").await?,
+        ledger: None,
+    }];
+    if let Some(bin) = &args.baseline_bin {
+        builds.push(Build {
+            label: "baseline",
+            bin: bin.clone(),
+            url: schemas.create("before").await?,
+            ledger: None,
+        });
+    }
+    for b in &mut builds {
+        b.ledger = Some(Ledger::start(&b.bin, &b.url, args.pool).await?);
+    }
     let raw_pool = PgPoolOptions::new()
         .max_connections(args.pool)
-        .connect(url)
+        .connect(&builds[0].url)
         .await?;
 
     println!(
-        "JournalEvent (churner_profit credit, one slot per client), {} calls per round",
+        "JournalEvent (churner_profit credit, one slot per client), about {} calls per round",
         args.ops
     );
     println!();
     println!(
-        "| clients | gRPC ops/s | p50 ms | p99 ms | raw sqlx ops/s | raw p50 ms | raw p99 ms | ratio |"
+        "| clients | build | ops/s | p50 ms | p99 ms | errors | raw sqlx ops/s | raw p50 ms | raw p99 ms | ratio |"
     );
     println!(
-        "|--------:|-----------:|-------:|-------:|---------------:|-----------:|-----------:|------:|"
+        "|--------:|:------|------:|-------:|-------:|-------:|---------------:|-----------:|-----------:|------:|"
     );
-    let mut every_ratio = Vec::new();
-    for (level, &clients) in args.concurrency.iter().enumerate() {
+    let mut line = Line::default();
+    let mut round = 0;
+    for &clients in &args.concurrency {
         let clients = clients.max(1);
-        let (mut gs, mut rs) = (Vec::new(), Vec::new());
-        let mut ratios = Vec::new();
-        for rep in 0..args.repeat.max(1) {
-            let round = level * 1000 + rep;
-            let g = grpc_round(&endpoint, round, clients, args.ops).await?;
-            let r = raw_round(&raw_pool, round, clients, args.ops).await?;
-            ratios.push(format!("{:.2}", g.throughput() / r.throughput()));
-            gs.push(g);
-            rs.push(r);
+        let ops = if clients == 1 { args.ops / 4 } else { args.ops };
+        let mut sides: Vec<Vec<Round>> = builds.iter().map(|_| Vec::new()).collect();
+        let mut raws = Vec::new();
+        for _ in 0..args.repeat.max(1) {
+            for (b, side) in builds.iter().zip(&mut sides) {
+                round += 1;
+                let endpoint = b.endpoint()?;
+                side.push(grpc_round(&[endpoint], &format!("bench-{round}"), clients, ops).await?);
+            }
+            round += 1;
+            raws.push(raw_round(&raw_pool, &format!("raw-{round}"), clients, ops).await?);
         }
-        every_ratio.push(format!("{clients} clients: {}", ratios.join(", ")));
-        let (g, r) = (median(gs)?, median(rs)?);
-        println!(
-            "| {clients:>7} | {:>10.0} | {:>6.2} | {:>6.2} | {:>14.0} | {:>10.2} | {:>10.2} | {:>5.2} |",
-            g.throughput(),
-            g.ms(0.5),
-            g.ms(0.99),
-            r.throughput(),
-            r.ms(0.5),
-            r.ms(0.99),
-            g.throughput() / r.throughput()
-        );
+        let raw = median(raws)?;
+        for (b, side) in builds.iter().zip(sides) {
+            let g = median(side)?;
+            let ratio = g.throughput() / raw.throughput();
+            println!(
+                "| {clients:>7} | {} | {:>5.0} | {:>6.2} | {:>6.2} | {:>6} | {:>14.0} | {:>10.2} | {:>10.2} | {:>5.2} |",
+                b.label,
+                g.throughput(),
+                g.ms(0.5),
+                g.ms(0.99),
+                g.errors,
+                raw.throughput(),
+                raw.ms(0.5),
+                raw.ms(0.99),
+                ratio,
+            );
+            if b.label == "this build" {
+                line.record(clients, &g, ratio);
+            }
+        }
     }
     println!();
     println!(
-        "Median of {} alternated rounds per side; ratio of each gRPC round to the raw round right after it:",
+        "Median of {} alternated rounds per side.",
         args.repeat.max(1)
     );
-    for line in every_ratio {
-        println!("- {line}");
-    }
+
     println!();
-    println!("GetSubsidyBalance, one slot, sequential calls");
+    println!(
+        "{} clients, one ledger process versus two on the same database",
+        args.replica_clients
+    );
+    println!();
+    println!("| build | one process ops/s | two processes ops/s | gain | errors |");
+    println!("|:------|------------------:|--------------------:|-----:|-------:|");
+    for b in &builds {
+        let second = Ledger::start(&b.bin, &b.url, args.pool).await?;
+        let one_endpoint = vec![b.endpoint()?];
+        let two_endpoints = vec![b.endpoint()?, second.endpoint.clone()];
+        let (mut ones, mut twos) = (Vec::new(), Vec::new());
+        for _ in 0..args.repeat.max(1) {
+            round += 1;
+            ones.push(
+                grpc_round(
+                    &one_endpoint,
+                    &format!("one-{round}"),
+                    args.replica_clients,
+                    args.ops,
+                )
+                .await?,
+            );
+            round += 1;
+            twos.push(
+                grpc_round(
+                    &two_endpoints,
+                    &format!("two-{round}"),
+                    args.replica_clients,
+                    args.ops,
+                )
+                .await?,
+            );
+        }
+        second.stop().await?;
+        let (one, two) = (median(ones)?, median(twos)?);
+        let gain = two.throughput() / one.throughput();
+        println!(
+            "| {} | {:>17.0} | {:>19.0} | {:>4.2} | {:>6} |",
+            b.label,
+            one.throughput(),
+            two.throughput(),
+            gain,
+            one.errors + two.errors
+        );
+        if b.label == "this build" {
+            line.replicas_gain = Some(gain);
+        }
+    }
+
+    println!();
+    println!("GetSubsidyBalance, one slot, sequential calls (this build)");
     println!();
     println!("| journal rows | p50 ms | p99 ms | balance |");
     println!("|-------------:|-------:|-------:|--------:|");
     let mut p50s = Vec::new();
+    let endpoint = builds[0].endpoint()?;
     for &rows in &args.subsidy_rows {
-        let (round, balance) =
+        let (r, balance) =
             subsidy_latency(&raw_pool, &endpoint, rows, args.subsidy_samples).await?;
-        p50s.push(round.ms(0.5));
+        p50s.push(r.ms(0.5));
         println!(
             "| {rows:>12} | {:>6.3} | {:>6.3} | {balance:>7} |",
-            round.ms(0.5),
-            round.ms(0.99)
+            r.ms(0.5),
+            r.ms(0.99)
         );
     }
     if let (Some(first), Some(last)) = (p50s.first(), p50s.last()) {
+        line.subsidy_flat = Some(last / first);
         println!();
         println!(
             "p50 growth from smallest to largest journal: {:.2}x",
             last / first
         );
     }
-    let _ = stop.send(());
-    server.await??;
+    for b in builds {
+        if let Some(l) = b.ledger {
+            l.stop().await?;
+        }
+    }
+    println!();
+    println!("{}", line.render());
     Ok(())
+}
+
+impl Build {
+    fn endpoint(&self) -> anyhow::Result<String> {
+        Ok(self
+            .ledger
+            .as_ref()
+            .context("ledger not started")?
+            .endpoint
+            .clone())
+    }
+}
+
+/// The closing machine-readable figures; `nan` where not measured.
+#[derive(Default)]
+struct Line {
+    ratio32: Option<f64>,
+    p99_32_ms: Option<f64>,
+    p99_256_ms: Option<f64>,
+    errors256: Option<usize>,
+    replicas_gain: Option<f64>,
+    subsidy_flat: Option<f64>,
+}
+
+impl Line {
+    fn record(&mut self, clients: usize, round: &Round, ratio: f64) {
+        if clients == 32 {
+            self.ratio32 = Some(ratio);
+            self.p99_32_ms = Some(round.ms(0.99));
+        }
+        if clients == 256 {
+            self.p99_256_ms = Some(round.ms(0.99));
+            self.errors256 = Some(round.errors);
+        }
+    }
+
+    fn render(&self) -> String {
+        let f = |v: Option<f64>| v.map_or_else(|| "nan".to_owned(), |v| format!("{v:.2}"));
+        format!(
+            "ledger-bench: ratio32={} p99_32_ms={} p99_256_ms={} errors256={} replicas_gain64={} subsidy_flat={}",
+            f(self.ratio32),
+            f(self.p99_32_ms),
+            f(self.p99_256_ms),
+            self.errors256
+                .map_or_else(|| "nan".to_owned(), |n| n.to_string()),
+            f(self.replicas_gain),
+            f(self.subsidy_flat),
+        )
+    }
 }

@@ -6,7 +6,7 @@
 
 use rust_decimal::Decimal;
 
-use crate::store::{Refusal, StoreError};
+use crate::store_error::StoreError;
 
 /// Why a ledger operation was refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -72,44 +72,10 @@ pub enum LedgerError {
     Store(StoreError),
 }
 
-/// Store errors are database failures, except the rules a backend checked
-/// atomically ([`StoreError::Refused`]), which become their domain errors.
+/// Store errors are database failures.
 impl From<StoreError> for LedgerError {
     fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Refused(refusal) => refusal.into(),
-            other => Self::Store(other),
-        }
-    }
-}
-
-impl From<Refusal> for LedgerError {
-    fn from(r: Refusal) -> Self {
-        match r {
-            Refusal::PositionNotFound { position_id } => Self::PositionNotFound { position_id },
-            Refusal::PositionClosed {
-                position_id,
-                action,
-            } => Self::PositionClosed {
-                position_id,
-                action,
-            },
-            Refusal::KeyConflict { key } => Self::KeyConflict {
-                field: "event_key",
-                key,
-            },
-            Refusal::InsufficientSubsidy {
-                bot_id,
-                slot_id,
-                balance,
-                requested,
-            } => Self::InsufficientSubsidy {
-                bot_id,
-                slot_id,
-                balance,
-                requested,
-            },
-        }
+        Self::Store(e)
     }
 }
 

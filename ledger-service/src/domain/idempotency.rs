@@ -10,8 +10,8 @@ use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
 
 use super::{
-    journal::{EventCommand, EventDetails},
-    position::{CloseCommand, OpenCommand, RepriceCommand},
+    journal::{EventCommand, EventDetails, RepriceCommand},
+    position::{CloseCommand, OpenCommand},
 };
 
 /// Accumulates fields in a fixed order and hashes them.

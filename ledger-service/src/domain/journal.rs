@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     LedgerError,
-    position::{Position, Regime, SlotMode, require_id, text_enum},
+    position::{CloseCommand, CloseReason, Position, Regime, SlotMode, require_id, text_enum},
     subsidy::SubsidyDelta,
     validate,
 };
@@ -357,9 +357,94 @@ impl EventCommand {
     }
 }
 
+/// A request to move a position's exit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepriceCommand {
+    /// The position whose exit moves.
+    pub position_id: u64,
+    /// Idempotency key of the reprice.
+    pub event_key: String,
+    /// New exit price.
+    pub new_price: Decimal,
+    /// Exchange txid of the new exit order.
+    pub new_txid: String,
+    /// Why the exit moved.
+    pub reason: RepriceReason,
+    /// Subsidy spent on the move.
+    pub subsidy_consumed: Decimal,
+    /// When the move happened.
+    pub at: DateTime<Utc>,
+}
+
+impl RepriceCommand {
+    /// Checks every field; `tighten` never spends subsidy.
+    pub fn validated(mut self, now: DateTime<Utc>) -> Result<Self, LedgerError> {
+        require_id(self.position_id)?;
+        validate::id("event_key", &self.event_key)?;
+        validate::opt_id("new_txid", &self.new_txid)?;
+        validate::positive("new_price", self.new_price)?;
+        validate::non_negative("subsidy_consumed", self.subsidy_consumed)?;
+        if self.reason == RepriceReason::Tighten && !self.subsidy_consumed.is_zero() {
+            return Err(LedgerError::invalid(
+                "subsidy_consumed",
+                format!(
+                    "must be zero when reason is tighten, got \"{}\"",
+                    self.subsidy_consumed
+                ),
+            ));
+        }
+        self.at = validate::time("at", self.at, now)?;
+        Ok(self)
+    }
+}
+
+/// The close event of a close: derived here, beside the event types, so
+/// positions need not know the journal.
+impl CloseCommand {
+    /// Checks the close against the stored position and derives the details
+    /// of the matching close event.
+    pub fn close_details(&self, position: &Position) -> Result<EventDetails, LedgerError> {
+        position.ensure_open("close")?;
+        let o = &self.outcome;
+        if o.exit_time < position.entry.time {
+            return Err(LedgerError::invalid(
+                "exit_time",
+                format!(
+                    "is before the entry_time {} of position {}",
+                    position.entry.time, position.position_id
+                ),
+            ));
+        }
+        let zero = Decimal::ZERO;
+        let age_seconds = (o.exit_time - position.entry.time).num_seconds();
+        let written_off = || WrittenOffDetails {
+            close_price: o.exit_price.unwrap_or(zero),
+            realized_loss: -o.net_profit.unwrap_or(zero),
+            reason: self.reason.clone(),
+        };
+        let cancelled = || CancelledDetails {
+            reason: self.reason.clone(),
+            age_seconds,
+        };
+        Ok(match o.close_reason {
+            CloseReason::Filled => EventDetails::Filled(FilledDetails {
+                fill_price: o.exit_price.unwrap_or(zero),
+                fill_cost: o.exit_cost.unwrap_or(zero),
+                fill_fee: o.exit_fee.unwrap_or(zero),
+                net_profit: o.net_profit.unwrap_or(zero),
+            }),
+            CloseReason::WrittenOff => EventDetails::WrittenOff(written_off()),
+            CloseReason::SoftClosed => EventDetails::SoftClosed(written_off()),
+            CloseReason::Cancelled => EventDetails::Cancelled(cancelled()),
+            CloseReason::ExchangeCancelled => EventDetails::ExchangeCancelled(cancelled()),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::position::{Outcome, PositionStatus, tests::open_command};
     use rust_decimal_macros::dec;
 
     fn at() -> DateTime<Utc> {
@@ -438,5 +523,56 @@ mod tests {
                 .starts_with("details.churner_profit.net_profit"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn close_requires_fill_figures_and_an_open_position() {
+        let now = Utc::now();
+        let exit_time = DateTime::from_timestamp(1_700_000_100, 0).unwrap();
+        let cmd = CloseCommand {
+            position_id: 1,
+            event_key: "close-1".into(),
+            outcome: Outcome {
+                close_reason: CloseReason::Filled,
+                exit_price: Some(dec!(0.101)),
+                exit_cost: Some(dec!(10.1)),
+                exit_fee: Some(dec!(0.026)),
+                exit_time,
+                exit_regime: Regime::Ranging,
+                net_profit: None,
+            },
+            reason: String::new(),
+        };
+        let e = cmd.clone().validated(now).unwrap_err();
+        assert!(e.to_string().starts_with("net_profit"), "{e}");
+
+        let mut cancel = cmd.clone();
+        cancel.outcome.close_reason = CloseReason::Cancelled;
+        let cancel = cancel.validated(now).unwrap();
+        let mut pos = open_command("b", 0, "k").to_position(1);
+        match cancel.close_details(&pos).unwrap() {
+            EventDetails::Cancelled(d) => assert_eq!(d.age_seconds, 100),
+            other => panic!("unexpected {other:?}"),
+        }
+        pos.status = PositionStatus::Closed;
+        assert!(matches!(
+            cancel.close_details(&pos),
+            Err(LedgerError::PositionClosed { .. })
+        ));
+    }
+
+    #[test]
+    fn tighten_never_spends_subsidy() {
+        let cmd = RepriceCommand {
+            position_id: 1,
+            event_key: "r".into(),
+            new_price: dec!(0.1005),
+            new_txid: "TX2".into(),
+            reason: RepriceReason::Tighten,
+            subsidy_consumed: dec!(0.01),
+            at: DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
+        };
+        let e = cmd.validated(Utc::now()).unwrap_err();
+        assert!(e.to_string().starts_with("subsidy_consumed"), "{e}");
     }
 }

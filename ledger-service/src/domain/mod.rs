@@ -11,9 +11,9 @@ pub mod subsidy;
 pub mod validate;
 
 pub use error::LedgerError;
-pub use journal::{EventDetails, EventType, JournalEntry, RepriceReason};
+pub use journal::{EventDetails, EventType, JournalEntry, RepriceCommand, RepriceReason};
 pub use position::{
-    CloseCommand, CloseReason, OpenCommand, Outcome, Position, PositionStatus, Regime,
-    RepriceCommand, SlotMode, TradeId,
+    CloseCommand, CloseReason, OpenCommand, Outcome, Position, PositionStatus, Regime, SlotMode,
+    TradeId,
 };
 pub use subsidy::{SlotSubsidy, SubsidyDelta, SubsidyTotals};

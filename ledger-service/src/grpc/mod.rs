@@ -10,12 +10,7 @@ use healgrid_proto::ledger::v1::{self as pb, ledger_service_server::LedgerServic
 use tonic::{Request, Response, Status};
 use tracing::{error, warn};
 
-use crate::{
-    Ledger, LedgerError,
-    domain::validate,
-    ledger::JournalScope,
-    store::{Store, StoreError},
-};
+use crate::{Ledger, LedgerError, domain::validate, ledger::JournalScope, store::Store};
 
 /// The gRPC service over a ledger.
 #[derive(Debug, Clone)]
@@ -42,16 +37,10 @@ pub fn status_of(e: LedgerError) -> Status {
         | LedgerError::Precondition(_) => Status::failed_precondition(e.to_string()),
         LedgerError::Store(store) => {
             error!(error = %store, "storage failure");
-            match store {
-                StoreError::Database {
-                    source:
-                        sqlx::Error::PoolTimedOut
-                        | sqlx::Error::PoolClosed
-                        | sqlx::Error::Io(_)
-                        | sqlx::Error::Tls(_),
-                    ..
-                } => Status::unavailable("ledger storage is unavailable; retry"),
-                _ => Status::internal("ledger storage failure"),
+            if store.is_transient() {
+                Status::unavailable("ledger storage is unavailable; retry")
+            } else {
+                Status::internal("ledger storage failure")
             }
         }
     }

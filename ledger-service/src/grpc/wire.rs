@@ -15,11 +15,12 @@ use crate::domain::{
     EventDetails, EventType, JournalEntry, LedgerError, Position, RepriceReason, SlotSubsidy,
     journal::{
         CancelledDetails, ChurnerProfitDetails, EventCommand, HandedOverDetails,
-        KeepHoldingDetails, OperatorActionDetails, OverPerformanceDetails, WrittenOffDetails,
+        KeepHoldingDetails, OperatorActionDetails, OverPerformanceDetails, RepriceCommand,
+        WrittenOffDetails,
     },
     position::{
-        CloseCommand, CloseReason, Entry, OpenCommand, Outcome, PositionStatus, Regime,
-        RepriceCommand, SlotMode, TradeId,
+        CloseCommand, CloseReason, Entry, OpenCommand, Outcome, PositionStatus, Regime, SlotMode,
+        TradeId,
     },
     validate,
 };

@@ -5,6 +5,7 @@
 //! (e.g. over the in-memory backend, [`Ledger::memory`]), so both get
 //! exactly the same invariants.
 
+mod batch;
 mod compact;
 mod writes;
 
@@ -12,9 +13,11 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+pub use batch::Batching;
 pub use compact::CompactReport;
 pub use writes::{CloseOutcome, EventOutcome, OpenOutcome, RepriceOutcome};
 
+use self::batch::Batcher;
 use crate::{
     domain::{
         JournalEntry, LedgerError, Position, SlotSubsidy, SubsidyTotals, position::require_id,
@@ -33,6 +36,7 @@ pub const DEFAULT_JOURNAL_LIMIT: u32 = 100;
 pub struct Ledger<S> {
     store: Arc<S>,
     clock: fn() -> DateTime<Utc>,
+    batcher: Arc<Batcher>,
 }
 
 impl<S> Clone for Ledger<S> {
@@ -40,6 +44,7 @@ impl<S> Clone for Ledger<S> {
         Self {
             store: Arc::clone(&self.store),
             clock: self.clock,
+            batcher: Arc::clone(&self.batcher),
         }
     }
 }
@@ -131,7 +136,20 @@ impl<S: Store> Ledger<S> {
         Self {
             store: Arc::new(store),
             clock: Utc::now,
+            batcher: Arc::new(Batcher::new(Batching::default())),
         }
+    }
+
+    /// Replaces how writes are grouped into transactions (see
+    /// [`Batching`]); call before the first write.
+    pub fn with_batching(mut self, batching: Batching) -> Self {
+        self.batcher = Arc::new(Batcher::new(batching));
+        self
+    }
+
+    /// How writes are grouped into transactions.
+    pub fn batching(&self) -> Batching {
+        self.batcher.batching()
     }
 
     /// Replaces the clock used to reject far-future times (for backtests

@@ -1,30 +1,28 @@
-//! The four write operations. Each runs in one transaction that starts by
-//! locking the slot, then checks the idempotency key, then the rules, then
-//! writes the position change and its journal row together.
+//! The four write operations.
 //!
-//! A backend that offers [`Store::append_event`] runs the lock, key check,
-//! rules and append of `JournalEvent` and `RepricePosition` as one atomic
-//! call instead; the ledger still validates the request and builds the row.
+//! An open runs in its own transaction: lock the slot, check the open key,
+//! insert the position and its `created` row. The keyed journal writes
+//! (events, reprices, closes) are validated here and then applied in group
+//! commits by [`super::batch`], where their rules live; a retried key is
+//! answered here from the row it wrote the first time.
 //!
 //! A unique violation on an idempotency key means a concurrent writer (on
 //! another slot, so not serialized by our lock) used the same key first; the
-//! transaction is rolled back and the request is answered as a replay.
+//! write is rolled back and the request is answered as a replay.
 
-use rust_decimal::Decimal;
 use tracing::{debug, info};
 
-use super::Ledger;
+use super::{
+    Ledger,
+    batch::{Answer, Applied, Write},
+};
 use crate::{
     domain::{
-        EventDetails, JournalEntry, LedgerError, Position, SlotSubsidy, SubsidyTotals, idempotency,
-        journal::{CreatedDetails, EventCommand, RepricedDetails},
-        position::{CloseCommand, OpenCommand, PositionStatus, RepriceCommand},
-        subsidy::{CumulativeAt, current_totals},
+        EventDetails, JournalEntry, LedgerError, Position, SlotSubsidy, idempotency,
+        journal::{CreatedDetails, EventCommand, RepriceCommand},
+        position::{CloseCommand, OpenCommand},
     },
-    store::{
-        Appended, AppendedRow, AtomicAppend, EventKeyRecord, NewJournalRow, SlotHead, Store,
-        StoreError, StoreTx,
-    },
+    store::{EventKeyRecord, NewJournalRow, Store, StoreError, StoreTx},
 };
 
 /// Result of [`Ledger::open_position`].
@@ -71,12 +69,6 @@ pub struct RepriceOutcome {
     pub subsidy: SlotSubsidy,
     /// True when the event key had already been applied.
     pub replayed: bool,
-}
-
-/// Either the fresh result of a write or the key record to replay.
-enum Attempt<T> {
-    Done(T),
-    Replay(EventKeyRecord),
 }
 
 /// What a keyed write came to: its fresh outcome, or the journal entry its
@@ -129,6 +121,8 @@ impl<S: Store> Ledger<S> {
             })
             .await?;
         tx.commit().await?;
+        self.batcher
+            .remember_slot(position_id, &cmd.bot_id, cmd.slot_id);
         info!(position_id, bot_id = %cmd.bot_id, slot_id = cmd.slot_id, open_key = %cmd.open_key, "position opened");
         Ok(OpenOutcome {
             position: cmd.to_position(position_id),
@@ -172,15 +166,13 @@ impl<S: Store> Ledger<S> {
     pub async fn journal_event(&self, cmd: EventCommand) -> Result<EventOutcome, LedgerError> {
         let cmd = cmd.validated(self.now())?;
         let hash = idempotency::event_hash(&cmd);
-        let written = self.keyed_write(
-            cmd.position_id,
-            &cmd.event_key,
-            &hash,
-            self.append_event_atomically(&cmd, &hash),
-            self.try_event(&cmd, &hash),
-        );
-        let entry = match written.await? {
-            Keyed::Fresh(outcome) => return Ok(outcome),
+        let (position_id, key) = (cmd.position_id, cmd.event_key.clone());
+        let entry = match self
+            .keyed_write(position_id, &key, Write::Event(cmd), hash)
+            .await?
+        {
+            Keyed::Fresh(Answer::Event(outcome)) => return Ok(outcome),
+            Keyed::Fresh(_) => return Err(StoreError::BatchLost.into()),
             Keyed::Replayed(entry) => entry,
         };
         let subsidy = self.subsidy_balance(&entry.bot_id, entry.slot_id).await?;
@@ -191,111 +183,6 @@ impl<S: Store> Ledger<S> {
         })
     }
 
-    /// [`Ledger::try_event`] as one atomic store call; `None` when the
-    /// backend has none.
-    async fn append_event_atomically(
-        &self,
-        cmd: &EventCommand,
-        hash: &str,
-    ) -> Result<Option<Attempt<EventOutcome>>, LedgerError> {
-        let request = AtomicAppend {
-            position_id: cmd.position_id,
-            at: cmd.at,
-            details: &cmd.details,
-            event_key: &cmd.event_key,
-            request_hash: hash,
-            require_open: cmd.open_required(),
-            move_exit: None,
-            close: None,
-        };
-        let row = match self.store.append_event(&request).await? {
-            None => return Ok(None),
-            Some(Appended::Replayed(record)) => return Ok(Some(Attempt::Replay(record))),
-            Some(Appended::Fresh(row)) => row,
-        };
-        let AppendedRow {
-            journal_id,
-            position,
-            totals,
-            ..
-        } = *row;
-        let (bot_id, slot_id) = (position.bot_id, position.slot_id);
-        info!(journal_id, position_id = cmd.position_id, bot_id, slot_id, event_type = %cmd.details.event_type(), event_key = %cmd.event_key, balance = %totals.balance(), "event journaled");
-        Ok(Some(Attempt::Done(EventOutcome {
-            entry: JournalEntry {
-                journal_id,
-                position_id: cmd.position_id,
-                bot_id: bot_id.clone(),
-                slot_id,
-                at: cmd.at,
-                details: cmd.details.clone(),
-                event_key: cmd.event_key.clone(),
-            },
-            subsidy: SlotSubsidy {
-                bot_id,
-                slot_id,
-                totals,
-            },
-            replayed: false,
-        })))
-    }
-
-    async fn try_event(
-        &self,
-        cmd: &EventCommand,
-        hash: &str,
-    ) -> Result<Attempt<EventOutcome>, LedgerError> {
-        let mut tx = self.store.begin().await?;
-        let (bot_id, slot_id, head) = lock_position_slot(&mut tx, cmd.position_id).await?;
-        let bot_id = bot_id.as_str();
-        let ctx = tx
-            .write_context(bot_id, slot_id, &cmd.event_key, cmd.position_id)
-            .await?;
-        if let Some(record) = ctx.key {
-            return Ok(Attempt::Replay(record));
-        }
-        let position = ctx.position.ok_or(LedgerError::PositionNotFound {
-            position_id: cmd.position_id,
-        })?;
-        cmd.check_position(&position)?;
-        let (subsidy_row, totals) =
-            subsidy_after(&head, ctx.newest, bot_id, slot_id, &cmd.details)?;
-        let journal_id = tx
-            .append_keyed(
-                NewJournalRow {
-                    position_id: cmd.position_id,
-                    bot_id,
-                    slot_id,
-                    slot_seq: head.seq,
-                    at: cmd.at,
-                    details: &cmd.details,
-                    event_key: &cmd.event_key,
-                    subsidy: subsidy_row,
-                },
-                hash,
-            )
-            .await?;
-        tx.commit().await?;
-        info!(journal_id, position_id = cmd.position_id, bot_id, slot_id, event_type = %cmd.details.event_type(), event_key = %cmd.event_key, balance = %totals.balance(), "event journaled");
-        Ok(Attempt::Done(EventOutcome {
-            entry: JournalEntry {
-                journal_id,
-                position_id: cmd.position_id,
-                bot_id: bot_id.to_owned(),
-                slot_id,
-                at: cmd.at,
-                details: cmd.details.clone(),
-                event_key: cmd.event_key.clone(),
-            },
-            subsidy: SlotSubsidy {
-                bot_id: bot_id.to_owned(),
-                slot_id,
-                totals,
-            },
-            replayed: false,
-        }))
-    }
-
     /// Moves a position's exit, journals `repriced` and debits subsidy, all
     /// or nothing. A debit beyond the balance is refused.
     pub async fn reprice_position(
@@ -304,18 +191,16 @@ impl<S: Store> Ledger<S> {
     ) -> Result<RepriceOutcome, LedgerError> {
         let cmd = cmd.validated(self.now())?;
         let hash = idempotency::reprice_hash(&cmd);
-        let written = self.keyed_write(
-            cmd.position_id,
-            &cmd.event_key,
-            &hash,
-            self.reprice_atomically(&cmd, &hash),
-            self.try_reprice(&cmd, &hash),
-        );
-        let entry = match written.await? {
-            Keyed::Fresh(outcome) => return Ok(outcome),
+        let (position_id, key) = (cmd.position_id, cmd.event_key.clone());
+        let entry = match self
+            .keyed_write(position_id, &key, Write::Reprice(cmd), hash)
+            .await?
+        {
+            Keyed::Fresh(Answer::Reprice(outcome)) => return Ok(outcome),
+            Keyed::Fresh(_) => return Err(StoreError::BatchLost.into()),
             Keyed::Replayed(entry) => entry,
         };
-        let position = self.position(cmd.position_id).await?;
+        let position = self.position(position_id).await?;
         let subsidy = self
             .subsidy_balance(&position.bot_id, position.slot_id)
             .await?;
@@ -327,158 +212,20 @@ impl<S: Store> Ledger<S> {
         })
     }
 
-    /// [`Ledger::try_reprice`] as one atomic store call; `None` when the
-    /// backend has none. The store fills in the old exit it found under the
-    /// lock.
-    async fn reprice_atomically(
-        &self,
-        cmd: &RepriceCommand,
-        hash: &str,
-    ) -> Result<Option<Attempt<RepriceOutcome>>, LedgerError> {
-        let mut details = RepricedDetails {
-            old_price: Decimal::ZERO,
-            new_price: cmd.new_price,
-            old_txid: String::new(),
-            new_txid: cmd.new_txid.clone(),
-            reason: cmd.reason,
-            subsidy_consumed: cmd.subsidy_consumed,
-        };
-        let request_details = EventDetails::Repriced(details.clone());
-        let request = AtomicAppend {
-            position_id: cmd.position_id,
-            at: cmd.at,
-            details: &request_details,
-            event_key: &cmd.event_key,
-            request_hash: hash,
-            require_open: Some("reprice"),
-            move_exit: Some((cmd.new_price, &cmd.new_txid)),
-            close: None,
-        };
-        let row = match self.store.append_event(&request).await? {
-            None => return Ok(None),
-            Some(Appended::Replayed(record)) => return Ok(Some(Attempt::Replay(record))),
-            Some(Appended::Fresh(row)) => row,
-        };
-        let AppendedRow {
-            journal_id,
-            position,
-            totals,
-            old_exit: (old_price, old_txid),
-        } = *row;
-        details.old_price = old_price;
-        details.old_txid = old_txid;
-        let (bot_id, slot_id) = (position.bot_id.clone(), position.slot_id);
-        info!(journal_id, position_id = cmd.position_id, bot_id, slot_id, reason = %cmd.reason, subsidy_consumed = %cmd.subsidy_consumed, balance = %totals.balance(), "position repriced");
-        Ok(Some(Attempt::Done(RepriceOutcome {
-            position,
-            entry: JournalEntry {
-                journal_id,
-                position_id: cmd.position_id,
-                bot_id: bot_id.clone(),
-                slot_id,
-                at: cmd.at,
-                details: EventDetails::Repriced(details),
-                event_key: cmd.event_key.clone(),
-            },
-            subsidy: SlotSubsidy {
-                bot_id,
-                slot_id,
-                totals,
-            },
-            replayed: false,
-        })))
-    }
-
-    async fn try_reprice(
-        &self,
-        cmd: &RepriceCommand,
-        hash: &str,
-    ) -> Result<Attempt<RepriceOutcome>, LedgerError> {
-        let mut tx = self.store.begin().await?;
-        let (bot_id, slot_id, head) = lock_position_slot(&mut tx, cmd.position_id).await?;
-        let bot_id = bot_id.as_str();
-        let ctx = tx
-            .write_context(bot_id, slot_id, &cmd.event_key, cmd.position_id)
-            .await?;
-        if let Some(record) = ctx.key {
-            return Ok(Attempt::Replay(record));
-        }
-        let mut position = ctx.position.ok_or(LedgerError::PositionNotFound {
-            position_id: cmd.position_id,
-        })?;
-        position.ensure_open("reprice")?;
-        let details = EventDetails::Repriced(RepricedDetails {
-            old_price: position.current_exit_price,
-            new_price: cmd.new_price,
-            old_txid: position.exit_txid.clone(),
-            new_txid: cmd.new_txid.clone(),
-            reason: cmd.reason,
-            subsidy_consumed: cmd.subsidy_consumed,
-        });
-        let (subsidy_row, totals) = subsidy_after(&head, ctx.newest, bot_id, slot_id, &details)?;
-        let journal_id = tx
-            .append_keyed(
-                NewJournalRow {
-                    position_id: cmd.position_id,
-                    bot_id,
-                    slot_id,
-                    slot_seq: head.seq,
-                    at: cmd.at,
-                    details: &details,
-                    event_key: &cmd.event_key,
-                    subsidy: subsidy_row,
-                },
-                hash,
-            )
-            .await?;
-        position.current_exit_price = cmd.new_price;
-        position.exit_txid.clone_from(&cmd.new_txid);
-        position.times_repriced = position.times_repriced.saturating_add(1);
-        tx.update_exit_intent(
-            position.position_id,
-            position.current_exit_price,
-            &position.exit_txid,
-            position.times_repriced,
-        )
-        .await?;
-        tx.commit().await?;
-        info!(journal_id, position_id = cmd.position_id, bot_id, slot_id, reason = %cmd.reason, subsidy_consumed = %cmd.subsidy_consumed, balance = %totals.balance(), "position repriced");
-        Ok(Attempt::Done(RepriceOutcome {
-            position,
-            entry: JournalEntry {
-                journal_id,
-                position_id: cmd.position_id,
-                bot_id: bot_id.to_owned(),
-                slot_id,
-                at: cmd.at,
-                details,
-                event_key: cmd.event_key.clone(),
-            },
-            subsidy: SlotSubsidy {
-                bot_id: bot_id.to_owned(),
-                slot_id,
-                totals,
-            },
-            replayed: false,
-        }))
-    }
-
     /// Writes the outcome once and journals the matching close event.
     pub async fn close_position(&self, cmd: CloseCommand) -> Result<CloseOutcome, LedgerError> {
         let cmd = cmd.validated(self.now())?;
         let hash = idempotency::close_hash(&cmd);
-        let written = self.keyed_write(
-            cmd.position_id,
-            &cmd.event_key,
-            &hash,
-            self.close_atomically(&cmd, &hash),
-            self.try_close(&cmd, &hash),
-        );
-        let entry = match written.await? {
-            Keyed::Fresh(outcome) => return Ok(outcome),
+        let (position_id, key) = (cmd.position_id, cmd.event_key.clone());
+        let entry = match self
+            .keyed_write(position_id, &key, Write::Close(cmd), hash)
+            .await?
+        {
+            Keyed::Fresh(Answer::Close(outcome)) => return Ok(outcome),
+            Keyed::Fresh(_) => return Err(StoreError::BatchLost.into()),
             Keyed::Replayed(entry) => entry,
         };
-        let position = self.position(cmd.position_id).await?;
+        let position = self.position(position_id).await?;
         Ok(CloseOutcome {
             position,
             entry,
@@ -486,145 +233,24 @@ impl<S: Store> Ledger<S> {
         })
     }
 
-    /// [`Ledger::try_close`] as one atomic store call after one unlocked
-    /// read; `None` when the backend has no such call, or when the read
-    /// finds anything but an open position the close applies to, which the
-    /// locked path then answers exactly (replay, closed, invalid time).
-    ///
-    /// The close details depend only on write-once entry fields, so the
-    /// unlocked read is enough to build them; the store re-checks under the
-    /// lock that the position is still open.
-    async fn close_atomically(
-        &self,
-        cmd: &CloseCommand,
-        hash: &str,
-    ) -> Result<Option<Attempt<CloseOutcome>>, LedgerError> {
-        if !S::ATOMIC_APPEND {
-            return Ok(None);
-        }
-        let Some(read) = self.store.position(cmd.position_id).await? else {
-            return Ok(None);
-        };
-        let Ok(details) = cmd.close_details(&read) else {
-            return Ok(None);
-        };
-        let request = AtomicAppend {
-            position_id: cmd.position_id,
-            at: cmd.outcome.exit_time,
-            details: &details,
-            event_key: &cmd.event_key,
-            request_hash: hash,
-            require_open: Some("close"),
-            move_exit: None,
-            close: Some(&cmd.outcome),
-        };
-        let row = match self.store.append_event(&request).await? {
-            None => return Ok(None),
-            Some(Appended::Replayed(record)) => return Ok(Some(Attempt::Replay(record))),
-            Some(Appended::Fresh(row)) => row,
-        };
-        let AppendedRow {
-            journal_id,
-            position,
-            ..
-        } = *row;
-        let (bot_id, slot_id) = (position.bot_id.clone(), position.slot_id);
-        info!(journal_id, position_id = cmd.position_id, bot_id, slot_id, close_reason = %cmd.outcome.close_reason, "position closed");
-        Ok(Some(Attempt::Done(CloseOutcome {
-            position,
-            entry: JournalEntry {
-                journal_id,
-                position_id: cmd.position_id,
-                bot_id,
-                slot_id,
-                at: cmd.outcome.exit_time,
-                details,
-                event_key: cmd.event_key.clone(),
-            },
-            replayed: false,
-        })))
-    }
-
-    async fn try_close(
-        &self,
-        cmd: &CloseCommand,
-        hash: &str,
-    ) -> Result<Attempt<CloseOutcome>, LedgerError> {
-        let mut tx = self.store.begin().await?;
-        let (bot_id, slot_id, head) = lock_position_slot(&mut tx, cmd.position_id).await?;
-        let bot_id = bot_id.as_str();
-        let ctx = tx
-            .write_context(bot_id, slot_id, &cmd.event_key, cmd.position_id)
-            .await?;
-        if let Some(record) = ctx.key {
-            return Ok(Attempt::Replay(record));
-        }
-        let mut position = ctx.position.ok_or(LedgerError::PositionNotFound {
-            position_id: cmd.position_id,
-        })?;
-        let details = cmd.close_details(&position)?;
-        let journal_id = tx
-            .append_keyed(
-                NewJournalRow {
-                    position_id: cmd.position_id,
-                    bot_id,
-                    slot_id,
-                    slot_seq: head.seq,
-                    at: cmd.outcome.exit_time,
-                    details: &details,
-                    event_key: &cmd.event_key,
-                    subsidy: None,
-                },
-                hash,
-            )
-            .await?;
-        tx.close_position(cmd.position_id, &cmd.outcome).await?;
-        tx.commit().await?;
-        info!(journal_id, position_id = cmd.position_id, bot_id, slot_id, close_reason = %cmd.outcome.close_reason, "position closed");
-        position.status = PositionStatus::Closed;
-        position.outcome = Some(cmd.outcome.clone());
-        Ok(Attempt::Done(CloseOutcome {
-            position,
-            entry: JournalEntry {
-                journal_id,
-                position_id: cmd.position_id,
-                bot_id: bot_id.to_owned(),
-                slot_id,
-                at: cmd.outcome.exit_time,
-                details,
-                event_key: cmd.event_key.clone(),
-            },
-            replayed: false,
-        }))
-    }
-
-    /// The key record a concurrent writer committed first.
-    /// Runs one keyed write: the backend's one-call append when it has one
-    /// (`atomic` answers `None` otherwise), else the same steps through
-    /// transaction primitives (`fallback`, only polled when needed). A key
-    /// already recorded, found under the lock or by losing a race on the
-    /// key's unique index, becomes the entry it first wrote, after checking
-    /// the retry carries the same content (`hash`).
-    async fn keyed_write<T>(
+    /// Runs one keyed write through the group commit. A key already
+    /// recorded, found under the lock or by losing a race on the key's
+    /// unique index, becomes the entry it first wrote, after checking the
+    /// retry carries the same content (`hash`).
+    async fn keyed_write(
         &self,
         position_id: u64,
         event_key: &str,
-        hash: &str,
-        atomic: impl Future<Output = Result<Option<Attempt<T>>, LedgerError>>,
-        fallback: impl Future<Output = Result<Attempt<T>, LedgerError>>,
-    ) -> Result<Keyed<T>, LedgerError> {
-        let attempt = match atomic.await {
-            Ok(Some(attempt)) => Ok(attempt),
-            Ok(None) => fallback.await,
-            Err(e) => Err(e),
-        };
-        let record = match attempt {
-            Ok(Attempt::Done(outcome)) => return Ok(Keyed::Fresh(outcome)),
-            Ok(Attempt::Replay(record)) => record,
+        write: Write,
+        hash: String,
+    ) -> Result<Keyed<Answer>, LedgerError> {
+        let record = match self.submit(write, hash.clone()).await {
+            Ok(Applied::Fresh(answer)) => return Ok(Keyed::Fresh(*answer)),
+            Ok(Applied::Replay(record)) => record,
             Err(e) if is_duplicate(&e) => self.recorded_key(position_id, event_key).await?,
             Err(e) => return Err(e),
         };
-        let entry = self.replayed_entry(&record, hash, event_key).await?;
+        let entry = self.replayed_entry(&record, &hash, event_key).await?;
         Ok(Keyed::Replayed(entry))
     }
 
@@ -668,32 +294,4 @@ impl<S: Store> Ledger<S> {
                 journal_id: record.journal_id,
             })
     }
-}
-
-/// Locks the slot of a position; the position must exist.
-async fn lock_position_slot<T: StoreTx>(
-    tx: &mut T,
-    position_id: u64,
-) -> Result<(String, u32, SlotHead), LedgerError> {
-    tx.lock_position_slot(position_id)
-        .await?
-        .ok_or(LedgerError::PositionNotFound { position_id })
-}
-
-/// The subsidy row to store for `details` (if it moves subsidy) and the
-/// slot's totals after it. Refuses an overdraft.
-fn subsidy_after(
-    head: &SlotHead,
-    newest: Option<CumulativeAt>,
-    bot_id: &str,
-    slot_id: u32,
-    details: &EventDetails,
-) -> Result<(Option<(SubsidyTotals, SubsidyTotals)>, SubsidyTotals), LedgerError> {
-    let current = current_totals(head.snapshot, newest);
-    let delta = details.subsidy_delta();
-    if delta.is_zero() {
-        return Ok((None, current));
-    }
-    let next = current.apply(&delta, bot_id, slot_id)?;
-    Ok((Some((delta, next)), next))
 }

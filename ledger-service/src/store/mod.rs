@@ -7,14 +7,14 @@
 //! transaction first takes the slot lock ([`StoreTx::lock_slot`]), which
 //! serializes all writes to one slot across connections and processes.
 //!
-//! A backend may also offer [`Store::append_event`], which runs the whole
-//! locked append of a journal write as one atomic call: one round trip
-//! instead of five on a networked database.
+//! A batch of writes (see `ledger::batch`) uses the batch primitives
+//! ([`StoreTx::lock_slots`], [`StoreTx::write_contexts`],
+//! [`StoreTx::append_rows`]); their default bodies loop over the single-row
+//! primitives, and a networked backend answers each in one round trip.
 
-use std::future::Future;
+use std::{collections::HashMap, future::Future};
 
 use chrono::{DateTime, Utc};
-use rust_decimal::Decimal;
 
 use crate::domain::{
     JournalEntry, Outcome, Position, SubsidyTotals,
@@ -25,109 +25,14 @@ use crate::domain::{
 
 mod memory;
 mod postgres;
+mod sql;
 mod sqlite;
 
 pub use memory::MemoryStore;
 pub use postgres::{DEFAULT_MAX_CONNECTIONS, PgStore};
 pub use sqlite::SqliteStore;
 
-/// Failures of the storage layer.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// A query failed.
-    #[error("database error during {op}: {source}")]
-    Database {
-        /// What the store was doing.
-        op: &'static str,
-        /// The driver error.
-        #[source]
-        source: sqlx::Error,
-    },
-    /// A unique constraint rejected an insert: a concurrent writer used the
-    /// same idempotency key first.
-    #[error("unique key taken during {op}")]
-    Duplicate {
-        /// What the store was doing.
-        op: &'static str,
-    },
-    /// Running the embedded migrations failed.
-    #[error("migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-    /// A stored value could not be read back.
-    #[error("corrupt row in {table}: {reason}")]
-    Corrupt {
-        /// Table of the row.
-        table: &'static str,
-        /// What was wrong.
-        reason: String,
-    },
-    /// The database URL names no supported backend.
-    #[error("unsupported database url {0:?}: expected sqlite:... or postgres://...")]
-    UnsupportedUrl(String),
-    /// The database checked a ledger rule inside an atomic append and
-    /// refused the write; the ledger reports it as the matching domain error.
-    #[error("write refused: {0}")]
-    Refused(#[from] Refusal),
-}
-
-/// A ledger rule that [`Store::append_event`] checked under the slot lock
-/// and found violated. Mirrors the domain errors of the same names, so the
-/// gRPC status and message are the same whichever path ran the check.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Refusal {
-    /// The position does not exist.
-    #[error("position {position_id} not found")]
-    PositionNotFound {
-        /// The id that was looked up.
-        position_id: u64,
-    },
-    /// The write needs an open position and this one is closed.
-    #[error("position {position_id} is closed; {action} is not allowed")]
-    PositionClosed {
-        /// The closed position.
-        position_id: u64,
-        /// The refused operation, from [`AtomicAppend::require_open`].
-        action: &'static str,
-    },
-    /// The event key was used before with different content.
-    #[error("event_key {key:?} was already used with different content")]
-    KeyConflict {
-        /// The reused key.
-        key: String,
-    },
-    /// The debit would make the slot's balance negative.
-    #[error(
-        "insufficient subsidy for bot {bot_id} slot {slot_id}: balance {balance}, requested {requested}"
-    )]
-    InsufficientSubsidy {
-        /// Bot of the slot.
-        bot_id: String,
-        /// Slot whose balance is too low.
-        slot_id: u32,
-        /// Balance before the refused debit.
-        balance: Decimal,
-        /// The refused debit.
-        requested: Decimal,
-    },
-}
-
-impl StoreError {
-    /// Wraps a driver error, recognising unique violations.
-    pub(crate) fn db(op: &'static str) -> impl FnOnce(sqlx::Error) -> Self {
-        move |source| match &source {
-            sqlx::Error::Database(e) if e.is_unique_violation() => Self::Duplicate { op },
-            _ => Self::Database { op, source },
-        }
-    }
-
-    /// A value that could not be decoded.
-    pub(crate) fn corrupt(table: &'static str, reason: impl Into<String>) -> Self {
-        Self::Corrupt {
-            table,
-            reason: reason.into(),
-        }
-    }
-}
+pub use crate::store_error::StoreError;
 
 /// Shorthand for store results.
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -206,52 +111,38 @@ pub struct WriteContext {
     pub newest: Option<CumulativeAt>,
 }
 
-/// A keyed journal write for [`Store::append_event`]: everything the
-/// backend needs to lock, check and append in one atomic call. The ledger
-/// has already validated it and computed its details.
-#[derive(Debug, Clone)]
-pub struct AtomicAppend<'a> {
-    /// Position written to; its slot is the one locked.
-    pub position_id: u64,
-    /// When the event happened.
-    pub at: DateTime<Utc>,
-    /// Typed details; a `repriced` row gets its old price and txid from the
-    /// locked position, whatever the caller put there.
-    pub details: &'a EventDetails,
-    /// Idempotency key.
+/// A slot a batch of writes locks, and how many sequence numbers it
+/// reserves there (one per row the batch may append to it).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SlotClaim {
+    /// Bot of the slot.
+    pub bot_id: String,
+    /// The slot.
+    pub slot_id: u32,
+    /// Sequence numbers to reserve; at least 1.
+    pub rows: u32,
+}
+
+/// What one keyed write of a batch reads under its slot lock.
+#[derive(Debug, Clone, Copy)]
+pub struct ContextQuery<'a> {
+    /// Bot of the written position.
+    pub bot_id: &'a str,
+    /// Slot of the written position.
+    pub slot_id: u32,
+    /// The write's idempotency key.
     pub event_key: &'a str,
+    /// The written position.
+    pub position_id: u64,
+}
+
+/// A journal row to append with its idempotency key's request hash.
+#[derive(Debug, Clone)]
+pub struct KeyedRow<'a> {
+    /// The row; its `event_key` is recorded for its bot.
+    pub row: NewJournalRow<'a>,
     /// Hash of the request content, compared on a retried key.
     pub request_hash: &'a str,
-    /// The action named in [`Refusal::PositionClosed`] when the write needs
-    /// an open position; `None` when closed positions accept it.
-    pub require_open: Option<&'static str>,
-    /// New exit price and txid when the write is a reprice.
-    pub move_exit: Option<(Decimal, &'a str)>,
-    /// The outcome to write when the write is a close.
-    pub close: Option<&'a Outcome>,
-}
-
-/// A row appended by [`Store::append_event`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AppendedRow {
-    /// The new journal row.
-    pub journal_id: u64,
-    /// The position after the write (moved by a reprice, closed by a close).
-    pub position: Position,
-    /// The slot's lifetime subsidy totals after the write.
-    pub totals: SubsidyTotals,
-    /// Exit price and txid the position had before the write.
-    pub old_exit: (Decimal, String),
-}
-
-/// Result of [`Store::append_event`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Appended {
-    /// The row was appended.
-    Fresh(Box<AppendedRow>),
-    /// The key had already been applied with the same content; nothing was
-    /// written.
-    Replayed(EventKeyRecord),
 }
 
 /// What compaction folded for one slot.
@@ -345,24 +236,22 @@ pub trait Store: Send + Sync + 'static {
         open_key: &str,
     ) -> impl Future<Output = StoreResult<Option<OpenKeyRecord>>> + Send;
 
-    /// Whether [`Store::append_event`] is offered, so the ledger can skip
-    /// reads only that path needs.
-    const ATOMIC_APPEND: bool = false;
-
-    /// Locks the position's slot, checks the key (a retry with the same hash
-    /// is [`Appended::Replayed`], a different hash [`Refusal::KeyConflict`]),
-    /// the position state and the subsidy balance, then appends the row and
-    /// its key (and moves the exit of a reprice), all atomically in one
-    /// call. Rules are refused with [`StoreError::Refused`].
-    ///
-    /// Returns `Ok(None)` when the backend has no such call; the ledger then
-    /// runs the same steps through [`StoreTx`] primitives.
-    fn append_event(
+    /// The bot and slot of each of `position_ids` that exists. Both are
+    /// write-once, so the answer holds without any lock; a batch of writes
+    /// uses it to take its slot locks in one fixed order.
+    fn position_slots(
         &self,
-        request: &AtomicAppend<'_>,
-    ) -> impl Future<Output = StoreResult<Option<Appended>>> + Send {
-        let _ = request;
-        async { Ok(None) }
+        position_ids: &[u64],
+    ) -> impl Future<Output = StoreResult<HashMap<u64, (String, u32)>>> + Send {
+        async move {
+            let mut slots = HashMap::new();
+            for &id in position_ids {
+                if let Some(p) = self.position(id).await? {
+                    slots.insert(id, (p.bot_id, p.slot_id));
+                }
+            }
+            Ok(slots)
+        }
     }
 
     /// Audit of the SPEC §3.3 formula: the slot watermark and the sum of
@@ -537,6 +426,61 @@ pub trait StoreTx: Send {
             };
             self.insert_event_key(bot_id, event_key, &record).await?;
             Ok(journal_id)
+        }
+    }
+
+    /// Locks every claimed slot, in the order given (callers sort the
+    /// claims, so batches in any process take their locks in one order and
+    /// never deadlock), reserving `rows` sequence numbers in each. Returns
+    /// one head per claim, whose `seq` is the first reserved number.
+    fn lock_slots(
+        &mut self,
+        claims: &[SlotClaim],
+    ) -> impl Future<Output = StoreResult<Vec<SlotHead>>> + Send {
+        async move {
+            let mut heads = Vec::with_capacity(claims.len());
+            for claim in claims {
+                let head = self.lock_slot(&claim.bot_id, claim.slot_id).await?;
+                for _ in 1..claim.rows {
+                    self.lock_slot(&claim.bot_id, claim.slot_id).await?;
+                }
+                heads.push(head);
+            }
+            Ok(heads)
+        }
+    }
+
+    /// [`StoreTx::write_context`] of each query, in order, all read before
+    /// any write of the batch. Backends may fetch them in one round trip.
+    fn write_contexts(
+        &mut self,
+        queries: &[ContextQuery<'_>],
+    ) -> impl Future<Output = StoreResult<Vec<WriteContext>>> + Send {
+        async move {
+            let mut contexts = Vec::with_capacity(queries.len());
+            for q in queries {
+                contexts.push(
+                    self.write_context(q.bot_id, q.slot_id, q.event_key, q.position_id)
+                        .await?,
+                );
+            }
+            Ok(contexts)
+        }
+    }
+
+    /// [`StoreTx::append_keyed`] of each row, in order; returns their
+    /// journal ids. The rows' event keys are distinct. Backends may append
+    /// them all in one round trip.
+    fn append_rows(
+        &mut self,
+        rows: &[KeyedRow<'_>],
+    ) -> impl Future<Output = StoreResult<Vec<u64>>> + Send {
+        async move {
+            let mut ids = Vec::with_capacity(rows.len());
+            for r in rows {
+                ids.push(self.append_keyed(r.row.clone(), r.request_hash).await?);
+            }
+            Ok(ids)
         }
     }
 

@@ -4,11 +4,8 @@
 use chrono::{DateTime, Utc};
 use ledger_service::domain::{
     EventDetails, RepriceReason,
-    journal::{ChurnerProfitDetails, EventCommand},
-    position::{
-        CloseCommand, CloseReason, Entry, OpenCommand, Outcome, Regime, RepriceCommand, SlotMode,
-        TradeId,
-    },
+    journal::{ChurnerProfitDetails, EventCommand, RepriceCommand},
+    position::{CloseCommand, CloseReason, Entry, OpenCommand, Outcome, Regime, SlotMode, TradeId},
 };
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;

@@ -2,7 +2,7 @@
 //! any backend, a real gRPC server on an ephemeral port, and request
 //! builders.
 
-#![allow(dead_code, missing_docs)]
+#![allow(dead_code, missing_docs, unused_macros, unused_imports)]
 
 pub mod commands;
 
@@ -211,3 +211,77 @@ pub fn balance_request(bot: &str, slot: u32) -> pb::GetSubsidyBalanceRequest {
         slot_id: Some(slot),
     }
 }
+
+/// Stamps gRPC scenarios (each an `async fn(Server)`) onto every backend:
+/// `memory::name`, `sqlite::name` and `postgres::name`. A new backend gets
+/// the whole suite by one more arm here. Call it once per test file.
+macro_rules! grpc_suite {
+    ($($scenario:ident),+ $(,)?) => {
+        mod memory {
+            $(#[tokio::test]
+            async fn $scenario() {
+                $crate::common::on_memory(super::$scenario).await;
+            })+
+        }
+        mod sqlite {
+            $(#[tokio::test]
+            async fn $scenario() {
+                $crate::common::on_sqlite(super::$scenario).await;
+            })+
+        }
+        mod postgres {
+            $(#[tokio::test]
+            async fn $scenario() {
+                $crate::common::on_postgres(
+                    concat!(stringify!($scenario), "_postgres"),
+                    super::$scenario,
+                )
+                .await;
+            })+
+        }
+    };
+}
+pub(crate) use grpc_suite;
+
+/// Stamps in-process scenarios (each an `async fn<S: Store>(Ledger<S>)`)
+/// onto every backend: the in-memory store on one and on two threads, an
+/// SQLite file (so writers really use several connections) and
+/// PostgreSQL. Call it once per test file.
+macro_rules! ledger_suite {
+    ($($scenario:ident),+ $(,)?) => {
+        mod memory {
+            $(#[tokio::test]
+            async fn $scenario() {
+                super::$scenario(::ledger_service::Ledger::memory()).await;
+            })+
+        }
+        mod memory_multi_thread {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $scenario() {
+                super::$scenario(::ledger_service::Ledger::memory()).await;
+            })+
+        }
+        mod sqlite {
+            $(#[tokio::test]
+            async fn $scenario() {
+                let dir = ::tempfile::tempdir().unwrap();
+                let url = format!("sqlite://{}", dir.path().join("ledger.db").display());
+                let ledger = ::ledger_service::Ledger::open_sqlite(&url).await.unwrap();
+                super::$scenario(ledger).await;
+            })+
+        }
+        mod postgres {
+            $(#[tokio::test]
+            async fn $scenario() {
+                let test = concat!(stringify!($scenario), "_postgres");
+                if let Some(schema) = ::healgrid_tests::pg::TestSchema::create(test).await {
+                    let ledger = ::ledger_service::Ledger::open_postgres(&schema.url, 16)
+                        .await
+                        .unwrap();
+                    super::$scenario(ledger).await;
+                }
+            })+
+        }
+    };
+}
+pub(crate) use ledger_suite;

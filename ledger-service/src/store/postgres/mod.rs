@@ -7,11 +7,11 @@
 //! proceed in parallel. Under READ COMMITTED each later statement of the
 //! transaction sees everything the previous lock holder committed.
 //!
-//! Journal writes skip the transaction primitives: [`Store::append_event`]
-//! runs the same lock, checks and append in one server-side function call,
-//! one round trip instead of five.
+//! A batch of writes takes its locks, reads its context and appends its
+//! rows in one statement each (arrays bound with `unnest`), so a batch of
+//! any size costs the same few round trips.
 
-use std::{str::FromStr, time::Duration};
+use std::{collections::HashMap, str::FromStr, time::Duration};
 
 use sqlx::{
     PgPool, Postgres, Transaction,
@@ -20,11 +20,11 @@ use sqlx::{
 
 use crate::domain::{JournalEntry, Position, SubsidyTotals, subsidy::CumulativeAt};
 use crate::store::{
-    Appended, AtomicAppend, EventKeyRecord, OpenKeyRecord, SlotSubsidyState, Store, StoreError,
-    StoreResult, to_i64, to_u32, to_u64,
+    EventKeyRecord, OpenKeyRecord, SlotSubsidyState, Store, StoreError, StoreResult, to_i64,
+    to_u32, to_u64,
 };
 
-mod append;
+mod batch;
 mod rows;
 
 pub use rows::DEFAULT_MAX_CONNECTIONS;
@@ -274,10 +274,11 @@ impl Store for PgStore {
             .transpose()
     }
 
-    const ATOMIC_APPEND: bool = true;
-
-    async fn append_event(&self, request: &AtomicAppend<'_>) -> StoreResult<Option<Appended>> {
-        append::append_event(&self.pool, request).await.map(Some)
+    async fn position_slots(
+        &self,
+        position_ids: &[u64],
+    ) -> StoreResult<HashMap<u64, (String, u32)>> {
+        batch::position_slots(&self.pool, position_ids).await
     }
 
     async fn subsidy_audit(

@@ -1,25 +1,17 @@
-//! Row decoding and shared SQL of the PostgreSQL backend.
+//! The PostgreSQL dialect of the shared row mapping
+//! ([`crate::store::sql`]): decimals are NUMERIC, times TIMESTAMPTZ, the
+//! journal's details JSONB.
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use sqlx::{Postgres, Row, postgres::PgRow};
 
-use crate::domain::{
-    JournalEntry, Outcome, Position, PositionStatus, SubsidyTotals,
-    journal::EventDetails,
-    position::{CloseReason, Entry, Regime, SlotMode, TradeId},
-    subsidy::CumulativeAt,
-};
-use crate::store::{
-    EventKeyRecord, NewJournalRow, OpenKeyRecord, SlotHead, StoreError, StoreResult, to_i64,
-    to_u32, to_u64,
-};
+use crate::store::{NewJournalRow, StoreError, StoreResult, sql::Cells, to_i64};
 
-pub(super) const POSITION_COLUMNS: &str = "position_id, bot_id, slot_id, trade_id, slot_mode, cycle, \
-    open_key, entry_price, entry_cost, entry_fee, entry_volume, entry_time, entry_regime, \
-    entry_volatility, original_exit_price, target_profit_pct, current_exit_price, exit_txid, \
-    times_repriced, status, exit_price, exit_cost, exit_fee, exit_time, exit_regime, \
-    net_profit, close_reason";
+pub(super) use crate::store::sql::{
+    EVENT_KEY_SQL, FOLDABLE, LOCK_SLOT_TAIL, OPEN_KEY_SQL, POSITION_COLUMNS, event_key_from_row,
+    journal_from_row, open_key_from_row, opt_totals, position_from_row, slot_head, totals,
+};
 
 pub(super) const JOURNAL_COLUMNS: &str =
     "journal_id, position_id, bot_id, slot_id, at, event_type, details::text AS details, event_key";
@@ -32,16 +24,31 @@ pub(super) const JOURNAL_COLUMNS: &str =
 /// lower. Callers beyond the pool wait in the pool's queue, in order.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 8;
 
-pub(super) fn dec(row: &PgRow, col: &str) -> StoreResult<Decimal> {
-    row.try_get(col).map_err(StoreError::db("read decimal"))
-}
+impl Cells for PgRow {
+    const BACKEND: &'static str = "postgres";
 
-pub(super) fn opt_dec(row: &PgRow, col: &str) -> StoreResult<Option<Decimal>> {
-    row.try_get(col).map_err(StoreError::db("read decimal"))
-}
+    fn text(&self, col: &str) -> StoreResult<String> {
+        get(self, col)
+    }
 
-pub(super) fn text_enum<T>(col: &str, text: &str, parse: fn(&str) -> Option<T>) -> StoreResult<T> {
-    parse(text).ok_or_else(|| StoreError::corrupt("postgres", format!("{col}: unknown {text:?}")))
+    fn int(&self, col: &str) -> StoreResult<i64> {
+        // BIGINT ids and counts, INTEGER `times_repriced`.
+        self.try_get::<i64, _>(col)
+            .or_else(|_| self.try_get::<i32, _>(col).map(i64::from))
+            .map_err(StoreError::db("read integer"))
+    }
+
+    fn dec(&self, col: &str) -> StoreResult<Decimal> {
+        get(self, col)
+    }
+
+    fn opt_dec(&self, col: &str) -> StoreResult<Option<Decimal>> {
+        get(self, col)
+    }
+
+    fn time(&self, col: &str) -> StoreResult<DateTime<Utc>> {
+        get(self, col)
+    }
 }
 
 pub(super) fn get<'r, T: sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>>(
@@ -49,141 +56,6 @@ pub(super) fn get<'r, T: sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>>(
     col: &str,
 ) -> StoreResult<T> {
     row.try_get(col).map_err(StoreError::db("read column"))
-}
-
-pub(super) fn position_from_row(row: &PgRow) -> StoreResult<Position> {
-    let status = text_enum(
-        "status",
-        &get::<String>(row, "status")?,
-        PositionStatus::parse,
-    )?;
-    let outcome = match status {
-        PositionStatus::Open => None,
-        PositionStatus::Closed => Some(Outcome {
-            close_reason: text_enum(
-                "close_reason",
-                &get::<String>(row, "close_reason")?,
-                CloseReason::parse,
-            )?,
-            exit_price: opt_dec(row, "exit_price")?,
-            exit_cost: opt_dec(row, "exit_cost")?,
-            exit_fee: opt_dec(row, "exit_fee")?,
-            exit_time: get::<DateTime<Utc>>(row, "exit_time")?,
-            exit_regime: text_enum(
-                "exit_regime",
-                &get::<String>(row, "exit_regime")?,
-                Regime::parse,
-            )?,
-            net_profit: opt_dec(row, "net_profit")?,
-        }),
-    };
-    Ok(Position {
-        position_id: to_u64("position_ledger", get(row, "position_id")?)?,
-        bot_id: get(row, "bot_id")?,
-        slot_id: to_u32("position_ledger", get(row, "slot_id")?)?,
-        trade_id: text_enum("trade_id", &get::<String>(row, "trade_id")?, TradeId::parse)?,
-        slot_mode: text_enum(
-            "slot_mode",
-            &get::<String>(row, "slot_mode")?,
-            SlotMode::parse,
-        )?,
-        cycle: to_u64("position_ledger", get(row, "cycle")?)?,
-        open_key: get(row, "open_key")?,
-        entry: Entry {
-            price: dec(row, "entry_price")?,
-            cost: dec(row, "entry_cost")?,
-            fee: dec(row, "entry_fee")?,
-            volume: dec(row, "entry_volume")?,
-            time: get::<DateTime<Utc>>(row, "entry_time")?,
-            regime: text_enum(
-                "entry_regime",
-                &get::<String>(row, "entry_regime")?,
-                Regime::parse,
-            )?,
-            volatility: dec(row, "entry_volatility")?,
-        },
-        original_exit_price: dec(row, "original_exit_price")?,
-        target_profit_pct: dec(row, "target_profit_pct")?,
-        current_exit_price: dec(row, "current_exit_price")?,
-        exit_txid: get(row, "exit_txid")?,
-        times_repriced: u32::try_from(get::<i32>(row, "times_repriced")?)
-            .map_err(|_| StoreError::corrupt("position_ledger", "times_repriced out of range"))?,
-        status,
-        outcome,
-    })
-}
-
-pub(super) fn journal_from_row(row: &PgRow) -> StoreResult<JournalEntry> {
-    let json: String = get(row, "details")?;
-    let details = EventDetails::from_json(&json)
-        .map_err(|e| StoreError::corrupt("position_journal", format!("details: {e}")))?;
-    let event_type: String = get(row, "event_type")?;
-    if details.event_type().as_str() != event_type {
-        return Err(StoreError::corrupt(
-            "position_journal",
-            format!("event_type {event_type} does not match its details"),
-        ));
-    }
-    Ok(JournalEntry {
-        journal_id: to_u64("position_journal", get(row, "journal_id")?)?,
-        position_id: to_u64("position_journal", get(row, "position_id")?)?,
-        bot_id: get(row, "bot_id")?,
-        slot_id: to_u32("position_journal", get(row, "slot_id")?)?,
-        at: get::<DateTime<Utc>>(row, "at")?,
-        details,
-        event_key: get(row, "event_key")?,
-    })
-}
-
-pub(super) fn totals(row: &PgRow, prefix: &str) -> StoreResult<SubsidyTotals> {
-    Ok(SubsidyTotals {
-        churner_profit: dec(row, &format!("{prefix}churner_profit"))?,
-        over_performance: dec(row, &format!("{prefix}over_performance"))?,
-        subsidy: dec(row, &format!("{prefix}subsidy"))?,
-        operator: dec(row, &format!("{prefix}operator"))?,
-    })
-}
-
-pub(super) fn opt_totals(row: &PgRow, prefix: &str) -> StoreResult<Option<SubsidyTotals>> {
-    let probe: Option<Decimal> = get(row, &format!("{prefix}churner_profit"))?;
-    match probe {
-        None => Ok(None),
-        Some(_) => totals(row, prefix).map(Some),
-    }
-}
-
-pub(super) fn event_key_from_row(row: &PgRow) -> StoreResult<EventKeyRecord> {
-    Ok(EventKeyRecord {
-        request_hash: get(row, "request_hash")?,
-        position_id: to_u64("ledger_event_keys", get(row, "position_id")?)?,
-        journal_id: to_u64("ledger_event_keys", get(row, "journal_id")?)?,
-    })
-}
-
-pub(super) fn open_key_from_row(row: &PgRow) -> StoreResult<OpenKeyRecord> {
-    Ok(OpenKeyRecord {
-        request_hash: get(row, "open_hash")?,
-        position_id: to_u64("position_ledger", get(row, "position_id")?)?,
-    })
-}
-
-/// Upsert tail shared by the slot locks: bump the sequence (which takes the
-/// row lock until commit) and return the slot's state.
-pub(super) const LOCK_SLOT_TAIL: &str = "ON CONFLICT (bot_id, slot_id) DO UPDATE \
-    SET last_seq = ledger_slots.last_seq + 1 \
-    RETURNING bot_id, slot_id, last_seq, watermark_churner_profit, watermark_over_performance, \
-      watermark_subsidy, watermark_operator, snapshot_seq, snapshot_churner_profit, \
-      snapshot_over_performance, snapshot_subsidy, snapshot_operator";
-
-pub(super) fn slot_head(row: &PgRow) -> StoreResult<SlotHead> {
-    Ok(SlotHead {
-        seq: get(row, "last_seq")?,
-        watermark: totals(row, "watermark_")?,
-        snapshot: CumulativeAt {
-            slot_seq: get(row, "snapshot_seq")?,
-            totals: totals(row, "snapshot_")?,
-        },
-    })
 }
 
 pub(super) const INSERT_JOURNAL: &str = "INSERT INTO position_journal (position_id, bot_id, slot_id, \
@@ -217,10 +89,3 @@ pub(super) fn bind_journal_row<'q>(
         .bind(cum.map(|c| c.subsidy))
         .bind(cum.map(|c| c.operator))
 }
-
-pub(super) const EVENT_KEY_SQL: &str = "SELECT request_hash, position_id, journal_id \
-    FROM ledger_event_keys WHERE bot_id = $1 AND event_key = $2";
-pub(super) const OPEN_KEY_SQL: &str =
-    "SELECT open_hash, position_id FROM position_ledger WHERE bot_id = $1 AND open_key = $2";
-pub(super) const FOLDABLE: &str = "FROM position_journal j JOIN position_ledger p ON p.position_id = j.position_id \
-    WHERE j.bot_id = $1 AND j.slot_id = $2 AND p.status = 'closed' AND p.exit_time < $3";

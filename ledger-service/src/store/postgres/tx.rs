@@ -7,8 +7,8 @@ use crate::domain::{
     Outcome, Position, SubsidyTotals, position::OpenCommand, subsidy::CumulativeAt,
 };
 use crate::store::{
-    EventKeyRecord, FoldSums, NewJournalRow, OpenKeyRecord, SlotHead, StoreError, StoreResult,
-    StoreTx, WriteContext, to_i64, to_u32, to_u64,
+    ContextQuery, EventKeyRecord, FoldSums, KeyedRow, NewJournalRow, OpenKeyRecord, SlotClaim,
+    SlotHead, StoreError, StoreResult, StoreTx, WriteContext, to_i64, to_u32, to_u64,
 };
 
 use super::{PgTx, rows::*};
@@ -399,6 +399,21 @@ impl StoreTx for PgTx {
         .await
         .map_err(StoreError::db("set watermark"))?;
         Ok(())
+    }
+
+    async fn lock_slots(&mut self, claims: &[SlotClaim]) -> StoreResult<Vec<SlotHead>> {
+        self.lock_claims(claims).await
+    }
+
+    async fn write_contexts(
+        &mut self,
+        queries: &[ContextQuery<'_>],
+    ) -> StoreResult<Vec<WriteContext>> {
+        self.contexts(queries).await
+    }
+
+    async fn append_rows(&mut self, rows: &[KeyedRow<'_>]) -> StoreResult<Vec<u64>> {
+        self.append_all(rows).await
     }
 
     async fn commit(self) -> StoreResult<()> {

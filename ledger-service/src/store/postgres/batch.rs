@@ -1,0 +1,258 @@
+//! The batch primitives of the PostgreSQL backend: each one statement over
+//! arrays (`unnest`), so a batch of any size costs the same round trips.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use sqlx::PgPool;
+
+use crate::domain::subsidy::CumulativeAt;
+use crate::store::{
+    ContextQuery, EventKeyRecord, KeyedRow, SlotClaim, SlotHead, StoreError, StoreResult,
+    WriteContext, to_i64, to_u32, to_u64,
+};
+
+use super::{PgTx, rows::*};
+
+/// Bot and slot of each existing position of `ids`.
+pub(super) async fn position_slots(
+    pool: &PgPool,
+    ids: &[u64],
+) -> StoreResult<HashMap<u64, (String, u32)>> {
+    let ids: Vec<i64> = ids.iter().map(|&id| to_i64(id)).collect();
+    let rows = sqlx::query(
+        "SELECT position_id, bot_id, slot_id FROM position_ledger WHERE position_id = ANY($1)",
+    )
+    .bind(ids)
+    .fetch_all(pool)
+    .await
+    .map_err(StoreError::db("read position slots"))?;
+    rows.iter()
+        .map(|row| {
+            Ok((
+                to_u64("position_ledger", get(row, "position_id")?)?,
+                (
+                    get(row, "bot_id")?,
+                    to_u32("position_ledger", get(row, "slot_id")?)?,
+                ),
+            ))
+        })
+        .collect()
+}
+
+impl PgTx {
+    /// Locks the claimed slots in one upsert, in the claims' order (byte
+    /// order of the bot id, then slot, as the ledger sorts them; `COLLATE
+    /// "C"` keeps the database's order the same), reserving `rows`
+    /// sequence numbers in each.
+    pub(super) async fn lock_claims(&mut self, claims: &[SlotClaim]) -> StoreResult<Vec<SlotHead>> {
+        let bots: Vec<&str> = claims.iter().map(|c| c.bot_id.as_str()).collect();
+        let slots: Vec<i64> = claims.iter().map(|c| i64::from(c.slot_id)).collect();
+        let counts: Vec<i64> = claims.iter().map(|c| i64::from(c.rows.max(1))).collect();
+        let rows = sqlx::query(
+            "INSERT INTO ledger_slots (bot_id, slot_id, last_seq) \
+             SELECT b, s, n FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS t(b, s, n) \
+             ORDER BY b COLLATE \"C\", s \
+             ON CONFLICT (bot_id, slot_id) DO UPDATE \
+             SET last_seq = ledger_slots.last_seq + EXCLUDED.last_seq \
+             RETURNING bot_id, slot_id, last_seq, watermark_churner_profit, \
+               watermark_over_performance, watermark_subsidy, watermark_operator, snapshot_seq, \
+               snapshot_churner_profit, snapshot_over_performance, snapshot_subsidy, \
+               snapshot_operator",
+        )
+        .bind(bots)
+        .bind(slots)
+        .bind(&counts)
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(StoreError::db("lock slots"))?;
+        let mut by_slot: HashMap<(String, u32), SlotHead> = HashMap::new();
+        for row in &rows {
+            let head = slot_head(row)?;
+            let key = (
+                get::<String>(row, "bot_id")?,
+                to_u32("ledger_slots", get(row, "slot_id")?)?,
+            );
+            by_slot.insert(key, head);
+        }
+        claims
+            .iter()
+            .zip(counts)
+            .map(|(c, n)| {
+                let mut head = by_slot
+                    .remove(&(c.bot_id.clone(), c.slot_id))
+                    .ok_or_else(|| {
+                        StoreError::corrupt("ledger_slots", "claimed slot not locked")
+                    })?;
+                // `last_seq` is now the last reserved number.
+                head.seq = head.seq - n + 1;
+                Ok(head)
+            })
+            .collect()
+    }
+
+    /// Every query's key, position and the newest subsidy row of its slot,
+    /// in one statement run after the locks, so READ COMMITTED gives it a
+    /// snapshot with every earlier write of those slots.
+    pub(super) async fn contexts(
+        &mut self,
+        queries: &[ContextQuery<'_>],
+    ) -> StoreResult<Vec<WriteContext>> {
+        let bots: Vec<&str> = queries.iter().map(|q| q.bot_id).collect();
+        let slots: Vec<i64> = queries.iter().map(|q| i64::from(q.slot_id)).collect();
+        let keys: Vec<&str> = queries.iter().map(|q| q.event_key).collect();
+        let ids: Vec<i64> = queries.iter().map(|q| to_i64(q.position_id)).collect();
+        let rows = sqlx::query(
+            "SELECT t.ord, k.request_hash, k.position_id AS key_position_id, \
+               k.journal_id AS key_journal_id, p.*, j.slot_seq AS newest_seq, \
+               j.cum_churner_profit, j.cum_over_performance, j.cum_subsidy, j.cum_operator \
+             FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[]) \
+               WITH ORDINALITY AS t(bot, slot, ekey, pid, ord) \
+             LEFT JOIN ledger_event_keys k ON k.bot_id = t.bot AND k.event_key = t.ekey \
+             LEFT JOIN position_ledger p ON p.position_id = t.pid \
+             LEFT JOIN LATERAL (SELECT slot_seq, cum_churner_profit, cum_over_performance, \
+                 cum_subsidy, cum_operator FROM position_journal \
+               WHERE bot_id = t.bot AND slot_id = t.slot AND affects_subsidy \
+               ORDER BY slot_seq DESC LIMIT 1) j ON true \
+             ORDER BY t.ord",
+        )
+        .bind(bots)
+        .bind(slots)
+        .bind(keys)
+        .bind(ids)
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(StoreError::db("read write contexts"))?;
+        rows.iter()
+            .map(|row| {
+                let key = match get::<Option<i64>>(row, "key_journal_id")? {
+                    Some(journal_id) => Some(EventKeyRecord {
+                        request_hash: get(row, "request_hash")?,
+                        position_id: to_u64("ledger_event_keys", get(row, "key_position_id")?)?,
+                        journal_id: to_u64("ledger_event_keys", journal_id)?,
+                    }),
+                    None => None,
+                };
+                let position = match get::<Option<i64>>(row, "position_id")? {
+                    Some(_) => Some(position_from_row(row)?),
+                    None => None,
+                };
+                let newest = match opt_totals(row, "cum_")? {
+                    Some(totals) => Some(CumulativeAt {
+                        slot_seq: get(row, "newest_seq")?,
+                        totals,
+                    }),
+                    None => None,
+                };
+                Ok(WriteContext {
+                    key,
+                    position,
+                    newest,
+                })
+            })
+            .collect()
+    }
+
+    /// Appends every row and records its key in one statement; returns the
+    /// journal ids in the rows' order.
+    pub(super) async fn append_all(&mut self, rows: &[KeyedRow<'_>]) -> StoreResult<Vec<u64>> {
+        let n = rows.len();
+        let mut position_id = Vec::with_capacity(n);
+        let mut bot_id = Vec::with_capacity(n);
+        let mut slot_id = Vec::with_capacity(n);
+        let mut slot_seq = Vec::with_capacity(n);
+        let mut at: Vec<DateTime<Utc>> = Vec::with_capacity(n);
+        let mut event_type = Vec::with_capacity(n);
+        let mut details = Vec::with_capacity(n);
+        let mut event_key = Vec::with_capacity(n);
+        let mut affects = Vec::with_capacity(n);
+        let mut deltas: [Vec<Option<Decimal>>; 4] = Default::default();
+        let mut cums: [Vec<Option<Decimal>>; 4] = Default::default();
+        let mut hashes = Vec::with_capacity(n);
+        for (i, r) in rows.iter().enumerate() {
+            let row = &r.row;
+            position_id.push(to_i64(row.position_id));
+            bot_id.push(row.bot_id);
+            slot_id.push(i64::from(row.slot_id));
+            slot_seq.push(row.slot_seq);
+            at.push(row.at);
+            event_type.push(row.details.event_type().as_str());
+            details.push(row.details.to_json());
+            event_key.push(row.event_key);
+            affects.push(row.subsidy.is_some());
+            let (d, c) = row.subsidy.unzip();
+            let parts = |t: Option<crate::domain::SubsidyTotals>| {
+                [
+                    t.map(|t| t.churner_profit),
+                    t.map(|t| t.over_performance),
+                    t.map(|t| t.subsidy),
+                    t.map(|t| t.operator),
+                ]
+            };
+            for (k, v) in parts(d).into_iter().enumerate() {
+                deltas[k].push(v);
+            }
+            for (k, v) in parts(c).into_iter().enumerate() {
+                cums[k].push(v);
+            }
+            hashes.push(r.request_hash);
+            debug_assert_eq!(hashes.len(), i + 1);
+        }
+        let [d0, d1, d2, d3] = deltas;
+        let [c0, c1, c2, c3] = cums;
+        let done = sqlx::query(
+            "WITH t AS (SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], \
+                 $4::bigint[], $5::timestamptz[], $6::text[], $7::text[], $8::text[], \
+                 $9::bool[], $10::numeric[], $11::numeric[], $12::numeric[], $13::numeric[], \
+                 $14::numeric[], $15::numeric[], $16::numeric[], $17::numeric[], $18::text[]) \
+                 WITH ORDINALITY AS t(position_id, bot_id, slot_id, slot_seq, at, event_type, \
+                   details, event_key, affects_subsidy, d0, d1, d2, d3, c0, c1, c2, c3, \
+                   request_hash, ord)), \
+             j AS (INSERT INTO position_journal (position_id, bot_id, slot_id, slot_seq, at, \
+                 event_type, details, event_key, affects_subsidy, delta_churner_profit, \
+                 delta_over_performance, delta_subsidy, delta_operator, cum_churner_profit, \
+                 cum_over_performance, cum_subsidy, cum_operator) \
+               SELECT position_id, bot_id, slot_id, slot_seq, at, event_type, details::jsonb, \
+                 event_key, affects_subsidy, d0, d1, d2, d3, c0, c1, c2, c3 FROM t ORDER BY ord \
+               RETURNING journal_id, bot_id, slot_id, slot_seq), \
+             k AS (INSERT INTO ledger_event_keys (bot_id, event_key, request_hash, \
+                 position_id, journal_id) \
+               SELECT t.bot_id, t.event_key, t.request_hash, t.position_id, j.journal_id \
+               FROM t JOIN j ON j.bot_id = t.bot_id AND j.slot_id = t.slot_id \
+                 AND j.slot_seq = t.slot_seq) \
+             SELECT t.ord, j.journal_id FROM t JOIN j ON j.bot_id = t.bot_id \
+               AND j.slot_id = t.slot_id AND j.slot_seq = t.slot_seq ORDER BY t.ord",
+        )
+        .bind(position_id)
+        .bind(bot_id)
+        .bind(slot_id)
+        .bind(slot_seq)
+        .bind(at)
+        .bind(event_type)
+        .bind(details)
+        .bind(event_key)
+        .bind(affects)
+        .bind(d0)
+        .bind(d1)
+        .bind(d2)
+        .bind(d3)
+        .bind(c0)
+        .bind(c1)
+        .bind(c2)
+        .bind(c3)
+        .bind(hashes)
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(StoreError::db("append journal rows"))?;
+        if done.len() != n {
+            return Err(StoreError::corrupt(
+                "position_journal",
+                format!("appended {} rows of {n}", done.len()),
+            ));
+        }
+        done.iter()
+            .map(|row| to_u64("position_journal", get(row, "journal_id")?))
+            .collect()
+    }
+}
