@@ -30,6 +30,15 @@ cd "$ROOT"
 T0=$SECONDS
 read -r -a COMPOSE_CMD <<<"${COMPOSE:-docker-compose}"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+# Which cargo profile the images carry: `release` for a deployment-like
+# run, `dev` to reuse what `cargo test` already built (CI does, to stay in
+# its time budget; the services behave the same, only slower).
+PROFILE="${HEALGRID_COMPOSE_PROFILE:-release}"
+case "$PROFILE" in
+  release) PROFILE_DIR=release ;;
+  dev) PROFILE_DIR=debug ;;
+  *) echo "HEALGRID_COMPOSE_PROFILE must be release or dev, not $PROFILE" >&2; exit 2 ;;
+esac
 WORK="$(mktemp -d)"
 
 export COMPOSE_PROJECT_NAME="${COMPOSE_PROJECT_NAME:-healgridci}"
@@ -117,7 +126,7 @@ gateway_addr() { dc port gateway 8080; }
 status_json() { curl -fsS "http://$(gateway_addr)/api/v1/status"; }
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 outbox_depth() { status_json | json 'd["outbox"]["depth"]'; }
-AUDIT="$TARGET/release/compose-audit"
+AUDIT="$TARGET/$PROFILE_DIR/compose-audit"
 journal_count() { "$AUDIT" journal-count "http://$(ledger_addr)" "$BOT" "$SLOT_COUNT"; }
 
 # wait_progress WHAT SECONDS: the ledger journal grows by at least 3 rows
@@ -152,11 +161,11 @@ pause_and_drain() {
 
 # --- 0. build and start ----------------------------------------------------
 
-stage "building the release binaries on the host"
-cargo build --release --locked --bin ledger-service --bin trader-service --bin gateway --bin compose-audit
+stage "building the $PROFILE binaries on the host"
+cargo build --profile "$PROFILE" --locked --bin ledger-service --bin trader-service --bin gateway --bin compose-audit
 mkdir -p .docker-bin
 for b in ledger-service trader-service gateway; do
-  objcopy --strip-debug "$TARGET/release/$b" ".docker-bin/$b"
+  objcopy --strip-debug "$TARGET/$PROFILE_DIR/$b" ".docker-bin/$b"
 done
 
 stage "base images from Debian's packages"
