@@ -423,16 +423,15 @@ impl LedgerReplicas {
             let dropped = before - pool.replicas.len();
             let mut added = Vec::new();
             for addr in addrs {
-                if !pool.replicas.contains_key(&(i, addr)) {
+                if let std::collections::btree_map::Entry::Vacant(slot) =
+                    pool.replicas.entry((i, addr))
+                {
                     let channel = self.channel(&self.inner.targets[i], addr);
-                    pool.replicas.insert(
-                        (i, addr),
-                        Replica {
-                            channel,
-                            failures: 0,
-                            retry_at: None,
-                        },
-                    );
+                    slot.insert(Replica {
+                        channel,
+                        failures: 0,
+                        retry_at: None,
+                    });
                     added.push(addr.to_string());
                 }
             }
