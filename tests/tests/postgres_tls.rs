@@ -141,6 +141,8 @@ fn make_certificates(dir: &Path) {
 struct TlsPostgres {
     child: Child,
     port: u16,
+    bindir: PathBuf,
+    data: PathBuf,
 }
 
 impl TlsPostgres {
@@ -199,7 +201,12 @@ impl TlsPostgres {
             .stderr(Stdio::null())
             .spawn()
             .expect("starting postgres");
-        let mut pg = Self { child, port };
+        let mut pg = Self {
+            child,
+            port,
+            bindir: bindir.to_path_buf(),
+            data: data.clone(),
+        };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Ok(Some(status)) = pg.child.try_wait() {
@@ -227,9 +234,15 @@ impl TlsPostgres {
 
 impl Drop for TlsPostgres {
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
+        // Stop the server itself: when the child is `runuser`, a signal to
+        // it is not passed on to postgres, and waiting would never end.
+        let _ = as_postgres(&self.bindir.join("pg_ctl"))
+            .args(["stop", "-m", "immediate", "-D"])
+            .arg(&self.data)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
             .status();
+        let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
