@@ -612,7 +612,7 @@ impl PaperBook {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::exchange::types::PairInfo;
     use crate::pair::{FeeSchedule, PairSpec};

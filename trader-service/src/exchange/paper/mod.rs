@@ -195,32 +195,14 @@ impl Exchange for PaperExchange {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exchange::PairInfo;
-    use crate::pair::PairSpec;
     use rust_decimal_macros::dec;
 
     #[tokio::test]
     async fn server_time_is_the_simulated_clock() {
         let config = PaperConfig {
-            pair: PairInfo {
-                spec: PairSpec {
-                    symbol: "XDGUSD".into(),
-                    price_decimals: 7,
-                    lot_decimals: 8,
-                    ordermin: dec!(50),
-                    costmin: dec!(0.5),
-                },
-                base: "XXDG".into(),
-                quote: "ZUSD".into(),
-            },
-            fees: FeeSchedule {
-                maker_pct: dec!(0.25),
-                taker_pct: dec!(0.40),
-            },
-            initial_base: dec!(1000),
             initial_quote: dec!(100),
             max_open_orders: 10,
-            fill_participation: None,
+            ..book::tests::config()
         };
         let clock = SimClock::new(1_640_995_200_000);
         let ex = PaperExchange::new(config, clock.clone());
