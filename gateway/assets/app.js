@@ -65,7 +65,10 @@
     let payload = {};
     try { payload = await r.json(); } catch (e) { /* empty body */ }
     if (r.ok) {
-      toast("done: POST " + path + " → " + JSON.stringify(payload), false);
+      const said = payload.message
+        ? payload.action + ": " + payload.message + (payload.replayed ? " (done earlier; nothing done again)" : "")
+        : JSON.stringify(payload);
+      toast("done: POST " + path + " → " + said, false);
     } else {
       const msg = payload.error ? payload.error.message : "HTTP " + r.status;
       toast("refused (" + r.status + "): " + msg, true);

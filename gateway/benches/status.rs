@@ -87,6 +87,30 @@ impl TraderService for FixedTrader {
     ) -> Result<Response<pb::OperatorActionResponse>, Status> {
         Err(Status::unimplemented("bench"))
     }
+    async fn spawn_churner(
+        &self,
+        _: Request<pb::SpawnChurnerRequest>,
+    ) -> Result<Response<pb::OperatorActionResponse>, Status> {
+        Err(Status::unimplemented("bench"))
+    }
+    async fn kill_churner(
+        &self,
+        _: Request<pb::KillChurnerRequest>,
+    ) -> Result<Response<pb::OperatorActionResponse>, Status> {
+        Err(Status::unimplemented("bench"))
+    }
+    async fn set_churner_reserve(
+        &self,
+        _: Request<pb::SetChurnerReserveRequest>,
+    ) -> Result<Response<pb::OperatorActionResponse>, Status> {
+        Err(Status::unimplemented("bench"))
+    }
+    async fn get_candles(
+        &self,
+        _: Request<pb::GetCandlesRequest>,
+    ) -> Result<Response<pb::GetCandlesResponse>, Status> {
+        Err(Status::unimplemented("bench"))
+    }
 }
 
 fn status() -> pb::GetStatusResponse {

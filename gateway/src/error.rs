@@ -48,9 +48,6 @@ pub enum ApiError {
     /// another request).
     #[error("{0}")]
     Conflict(String),
-    /// The route exists but its backend support does not yet.
-    #[error("{0}")]
-    NotImplemented(String),
     /// A backend answered with an error status.
     #[error("{backend} {rpc}: {message}")]
     Backend {
@@ -131,7 +128,6 @@ impl ApiError {
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
-            Self::NotImplemented(_) => (StatusCode::NOT_IMPLEMENTED, "not_implemented"),
             Self::Backend { code, .. } => grpc_to_http(*code),
             Self::Deadline { .. } => (StatusCode::GATEWAY_TIMEOUT, "deadline_exceeded"),
             Self::BadAnswer { .. } => (StatusCode::BAD_GATEWAY, "bad_gateway"),

@@ -1,7 +1,8 @@
 //! The REST API through the real `gateway` binary against real
 //! `ledger-service` and `trader-service run` processes (paper exchange):
 //! every read route, pause/resume with idempotent retry, auth refusals,
-//! bad input (never a 500), and backends that are down or hang.
+//! bad input (never a 500), and backends that are down or hang. The
+//! operator actions on positions and churners: `api_actions.rs`.
 
 #![allow(missing_docs)]
 
@@ -154,7 +155,8 @@ async fn api_against_the_real_stack() {
             .is_some_and(|p| !p.is_empty())
     );
 
-    // Subsidy, cleanup queue; what the backends cannot serve yet is 501.
+    // Subsidy, cleanup queue (write-off positions only), churners (off at
+    // stage A), candles.
     let sub = get(base, "/api/v1/subsidy").await;
     assert_eq!(
         (sub.status, sub.json()["bot_id"].as_str()),
@@ -164,21 +166,25 @@ async fn api_against_the_real_stack() {
     );
     let queue = get(base, "/api/v1/cleanup-queue").await;
     assert_eq!(queue.status, 200, "{}", queue.text);
-    assert!(
-        queue.json()["positions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|p| p["band"] == "write_off")
-    );
-    for path in ["/api/v1/churners", "/api/v1/candles?since=0"] {
-        let a = get(base, path).await;
-        assert_eq!(
-            (a.status, a.error_code().as_str()),
-            (501, "not_implemented"),
-            "{path}"
-        );
+    for p in queue.json()["positions"].as_array().unwrap() {
+        assert!(p["actions"].is_array(), "{p}");
+        assert!(p["position_id"].is_string(), "{p}");
     }
+    let churners = get(base, "/api/v1/churners").await;
+    assert_eq!(churners.status, 200, "{}", churners.text);
+    assert_eq!(
+        churners.json()["enabled"],
+        false,
+        "stage A: {}",
+        churners.text
+    );
+    let candles = get(base, "/api/v1/candles?since=0").await;
+    assert_eq!(candles.status, 200, "{}", candles.text);
+    assert!(
+        !candles.json()["candles"].as_array().unwrap().is_empty(),
+        "the trader has seen prices: {}",
+        candles.text
+    );
 
     // Bad input: 400/404/405/422 with the JSON shape, never a 500.
     for (path, code) in [
@@ -269,12 +275,14 @@ async fn api_against_the_real_stack() {
     })
     .await;
 
-    // Actions the trader cannot do yet: 501 after auth, key and id checks.
+    // Operator actions reach the trader (every route in detail:
+    // api_actions.rs): key and id are checked first, the trader refuses an
+    // unknown position.
     for (path, key, code) in [
         (
-            format!("/api/v1/positions/{id}/close-at-market"),
+            "/api/v1/positions/99999999/close-at-market".to_owned(),
             Some("k1"),
-            501,
+            404,
         ),
         (format!("/api/v1/positions/{id}/keep-holding"), None, 400),
         (
@@ -282,11 +290,10 @@ async fn api_against_the_real_stack() {
             Some("k2"),
             400,
         ),
-        ("/api/v1/churners/0/spawn".to_owned(), Some("k3"), 501),
+        ("/api/v1/churners/0/spawn".to_owned(), Some("k3"), 409),
         ("/api/v1/churners/-1/kill".to_owned(), Some("k4"), 400),
-        ("/api/v1/regime-override".to_owned(), Some("k5"), 501),
     ] {
-        let a = post(base, &path, key, None, "{}").await;
+        let a = post(base, &path, key, None, r#"{"reason":"api test"}"#).await;
         assert_eq!(a.status, code, "{path}: {}", a.text);
         a.error_code();
     }

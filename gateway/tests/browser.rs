@@ -1,8 +1,9 @@
 //! The dashboard in headless Chromium (Debian's `chromium` and
 //! `chromium-driver`), driven over the W3C WebDriver protocol with plain
 //! HTTP: the real gateway in front of real ledger and trader processes.
-//! It loads the dashboard, reads the heat map and the subsidy card, pauses
-//! the trader through the confirm dialog (with a reason), sees the result,
+//! It loads the dashboard, reads the heat map and the subsidy card, holds a
+//! cleanup-queue position through the confirm dialog (with a reason) and
+//! sees the answer and the journal row, pauses the trader the same way,
 //! opens a position's journal, and saves screenshots at 1280x800 and at
 //! phone width under `$CARGO_TARGET_DIR/gateway-screenshots/`.
 //!
@@ -18,7 +19,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use healgrid_tests::process::{LedgerProcess, TraderProcess, free_port};
+use healgrid_tests::process::free_port;
 use serde_json::{Value, json};
 use support::GatewayProcess;
 
@@ -130,6 +131,31 @@ impl Driver {
         }
     }
 
+    /// Waits until nothing matches `css` (the page refreshes itself).
+    async fn absent(&self, css: &str, secs: u64) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let v = self
+                .cmd(
+                    "POST",
+                    "/execute/sync",
+                    json!({
+                        "script": "return document.querySelector(arguments[0]) === null;",
+                        "args": [css]
+                    }),
+                )
+                .await;
+            if v.as_bool() == Some(true) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{css} still there after {secs} s"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     async fn element(&self, css: &str) -> String {
         let v = self
             .cmd(
@@ -193,35 +219,9 @@ async fn dashboard_in_headless_chromium() {
         return;
     };
     let dir = tempfile::tempdir().expect("tempdir");
-    let ledger =
-        LedgerProcess::start(&format!("sqlite://{}", dir.path().join("l.db").display())).await;
-    let store = format!("sqlite://{}", dir.path().join("t.db").display());
-    let args: Vec<String> = [
-        "--exchange",
-        "paper",
-        "--market",
-        "synthetic",
-        "--seed",
-        "5",
-        "--sim-speed",
-        "1200",
-        "--ledger-url",
-        &ledger.endpoint,
-        "--store",
-        &store,
-        "--bot-id",
-        BOT,
-        "--slots",
-        "4",
-        "--order-size-usd",
-        "10",
-        "--profit-pct",
-        "0.5",
-    ]
-    .iter()
-    .map(ToString::to_string)
-    .collect();
-    let trader = TraderProcess::start(&args, &[], &dir.path().join("trader.log")).await;
+    // Every slot's long leg is stuck within seconds: the cleanup queue has
+    // rows to act on.
+    let (ledger, trader) = support::start_stuck_stack(dir.path(), BOT, 4).await;
     let envs = [
         ("TRADER_URL", trader.endpoint.as_str()),
         ("LEDGER_URL", ledger.endpoint.as_str()),
@@ -249,6 +249,49 @@ async fn dashboard_in_headless_chromium() {
         })
         .await;
     driver.screenshot("dashboard-1280x800.png").await;
+
+    // Act on a cleanup-queue row: Hold, confirm with a reason; the toast
+    // shows the trader's answer, the row leaves the queue, and the
+    // position's journal shows the hold with the reason.
+    let row = support::queue_of(&gw.base, 1, 60).await[0].clone();
+    let hold_button =
+        format!("#cleanup tr[data-position='{row}'] button[data-action$='/keep-holding']");
+    driver
+        .text_when(&format!("#cleanup tr[data-position='{row}']"), 20, |t| {
+            t.contains("Hold") && t.contains("Close") && t.contains("Breakeven")
+        })
+        .await;
+    driver.screenshot("cleanup-queue.png").await;
+    driver.click(&hold_button).await;
+    driver
+        .text_when("#confirm-title", 5, |t| {
+            t.contains(&format!("Keep holding position {row}"))
+        })
+        .await;
+    driver
+        .type_into("#confirm-reason", "browser test: waiting for the rebound")
+        .await;
+    driver.click("#confirm-ok").await;
+    let toast = driver
+        .text_when("#toast", 20, |t| t.contains("keep_holding"))
+        .await;
+    assert!(toast.contains("done") && toast.contains(&row), "{toast}");
+    driver
+        .absent(&format!("#cleanup tr[data-position='{row}']"), 20)
+        .await;
+    driver.screenshot("cleanup-queue-held.png").await;
+    driver
+        .goto(&format!("{}/ui/positions/{row}", gw.base))
+        .await;
+    let journal = driver
+        .text_when("#journal", 30, |t| t.contains("keep_holding"))
+        .await;
+    assert!(
+        journal.contains("browser test: waiting for the rebound"),
+        "{journal}"
+    );
+    driver.screenshot("position-held.png").await;
+    driver.goto(&format!("{}/", gw.base)).await;
 
     // Pause through the confirm dialog with a reason; see the result.
     driver.click("button[data-action='/api/v1/pause']").await;

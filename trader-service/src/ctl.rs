@@ -52,7 +52,7 @@ pub enum CtlAction {
         #[arg(long, default_value = "operator")]
         reason: String,
     },
-    /// Operator actions: queue, breakeven, hold, release, regime.
+    /// Operator actions: queue, breakeven, hold, release, regime, churner.
     #[command(flatten)]
     Ops(crate::ctl_ops::OpsAction),
 }

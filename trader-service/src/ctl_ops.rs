@@ -1,5 +1,6 @@
 //! The operator-action commands of `trader-service ctl` (SPEC §8): the
-//! cleanup queue, breakeven, hold and release, and the regime override.
+//! cleanup queue, breakeven, hold and release, the regime override and the
+//! churner (spawn, kill, reserve).
 //! Each action sends a fresh `request_id` (or `--request-id`, to retry one
 //! safely) and prints the trader's answer.
 
@@ -78,6 +79,48 @@ pub enum OpsAction {
         ttl: i64,
         /// Why (for the log).
         #[arg(long, default_value = "operator")]
+        reason: String,
+        /// Idempotency key.
+        #[arg(long)]
+        request_id: Option<String>,
+    },
+    /// The churner by hand: spawn or kill a slot's churner, set the reserve.
+    #[command(subcommand)]
+    Churner(ChurnerAction),
+}
+
+/// `ctl churner ...`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum ChurnerAction {
+    /// Run a slot's churner even when the automatic gates would not (a
+    /// parent position, headroom and capital are still required).
+    Spawn {
+        /// Slot id.
+        slot: u32,
+        /// Why (for the log).
+        #[arg(long)]
+        reason: String,
+        /// Idempotency key.
+        #[arg(long)]
+        request_id: Option<String>,
+    },
+    /// Stop a slot's churner (a filled churner entry keeps its exit).
+    Kill {
+        /// Slot id.
+        slot: u32,
+        /// Why (for the log).
+        #[arg(long)]
+        reason: String,
+        /// Idempotency key.
+        #[arg(long)]
+        request_id: Option<String>,
+    },
+    /// Set the churner reserve in force, USD (kept across restarts).
+    Reserve {
+        /// USD, e.g. 25.50.
+        usd: String,
+        /// Why (for the log).
+        #[arg(long)]
         reason: String,
         /// Idempotency key.
         #[arg(long)]
@@ -224,8 +267,57 @@ pub async fn run(ch: Channel, action: &OpsAction) -> Result<String, CtlError> {
                 .await?;
             return Ok(answer(r.get_ref()));
         }
+        OpsAction::Churner(a) => return churner(&mut c, a).await,
     }
     .await?;
+    Ok(answer(r.get_ref()))
+}
+
+async fn churner(
+    c: &mut TraderServiceClient<Channel>,
+    action: &ChurnerAction,
+) -> Result<String, CtlError> {
+    let r = match action {
+        ChurnerAction::Spawn {
+            slot,
+            reason,
+            request_id,
+        } => {
+            c.spawn_churner(pb::SpawnChurnerRequest {
+                slot_id: *slot,
+                request_id: fresh_request_id(request_id.as_ref()),
+                reason: reason.clone(),
+                operator: whoami(),
+            })
+            .await?
+        }
+        ChurnerAction::Kill {
+            slot,
+            reason,
+            request_id,
+        } => {
+            c.kill_churner(pb::KillChurnerRequest {
+                slot_id: *slot,
+                request_id: fresh_request_id(request_id.as_ref()),
+                reason: reason.clone(),
+                operator: whoami(),
+            })
+            .await?
+        }
+        ChurnerAction::Reserve {
+            usd,
+            reason,
+            request_id,
+        } => {
+            c.set_churner_reserve(pb::SetChurnerReserveRequest {
+                reserve_usd: usd.clone(),
+                request_id: fresh_request_id(request_id.as_ref()),
+                reason: reason.clone(),
+                operator: whoami(),
+            })
+            .await?
+        }
+    };
     Ok(answer(r.get_ref()))
 }
 

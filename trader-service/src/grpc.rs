@@ -366,6 +366,43 @@ impl TraderService for TraderGrpc {
             .await
             .map(Response::new)
     }
+
+    async fn spawn_churner(
+        &self,
+        request: Request<pb::SpawnChurnerRequest>,
+    ) -> Result<Response<pb::OperatorActionResponse>, Status> {
+        operator_api::spawn_churner(&self.handle, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn kill_churner(
+        &self,
+        request: Request<pb::KillChurnerRequest>,
+    ) -> Result<Response<pb::OperatorActionResponse>, Status> {
+        operator_api::kill_churner(&self.handle, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn set_churner_reserve(
+        &self,
+        request: Request<pb::SetChurnerReserveRequest>,
+    ) -> Result<Response<pb::OperatorActionResponse>, Status> {
+        operator_api::set_churner_reserve(&self.handle, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn get_candles(
+        &self,
+        request: Request<pb::GetCandlesRequest>,
+    ) -> Result<Response<pb::GetCandlesResponse>, Status> {
+        Ok(Response::new(operator_api::get_candles(
+            &self.handle,
+            request.get_ref(),
+        )))
+    }
 }
 
 #[cfg(test)]

@@ -16,8 +16,10 @@ use crate::healing::Regime;
 use crate::healing::operator::{RefusalKind, hold_window};
 use crate::runtime::RuntimeHandle;
 use crate::runtime::control::{
-    ActionError, ActionOutcome, ActionRequest, MAX_REQUEST_ID_LEN, OperatorAction,
+    ActionError, ActionOutcome, ActionRequest, MAX_CHURNER_RESERVE_USD, MAX_REQUEST_ID_LEN,
+    OperatorAction,
 };
+use rust_decimal::Decimal;
 
 /// Shortest regime override, seconds.
 pub const OVERRIDE_MIN_SEC: i64 = 60;
@@ -139,15 +141,14 @@ pub async fn reprice_to_breakeven(
     handle: &RuntimeHandle,
     r: pb::RepriceToBreakevenRequest,
 ) -> Result<pb::OperatorActionResponse, Status> {
-    let req = ActionRequest {
-        request_id: request_id(&r.request_id)?,
-        action: OperatorAction::RepriceToBreakeven {
-            position_id: position_id(&r.position_id)?,
-        },
-        reason: reason(&r.reason)?,
-        operator: operator(&r.operator)?,
+    let action = OperatorAction::RepriceToBreakeven {
+        position_id: position_id(&r.position_id)?,
     };
-    run(handle, req).await
+    run(
+        handle,
+        checked(&r.request_id, action, &r.reason, &r.operator)?,
+    )
+    .await
 }
 
 /// `CloseAtMarket`.
@@ -158,15 +159,14 @@ pub async fn close_at_market(
     handle: &RuntimeHandle,
     r: pb::CloseAtMarketRequest,
 ) -> Result<pb::OperatorActionResponse, Status> {
-    let req = ActionRequest {
-        request_id: request_id(&r.request_id)?,
-        action: OperatorAction::CloseAtMarket {
-            position_id: position_id(&r.position_id)?,
-        },
-        reason: reason(&r.reason)?,
-        operator: operator(&r.operator)?,
+    let action = OperatorAction::CloseAtMarket {
+        position_id: position_id(&r.position_id)?,
     };
-    run(handle, req).await
+    run(
+        handle,
+        checked(&r.request_id, action, &r.reason, &r.operator)?,
+    )
+    .await
 }
 
 /// `KeepHolding`.
@@ -178,16 +178,15 @@ pub async fn keep_holding(
     r: pb::KeepHoldingRequest,
 ) -> Result<pb::OperatorActionResponse, Status> {
     let hold_sec = hold_window(r.hold_seconds).map_err(|e| Status::invalid_argument(e.message))?;
-    let req = ActionRequest {
-        request_id: request_id(&r.request_id)?,
-        action: OperatorAction::KeepHolding {
-            position_id: position_id(&r.position_id)?,
-            hold_sec,
-        },
-        reason: reason(&r.reason)?,
-        operator: operator(&r.operator)?,
+    let action = OperatorAction::KeepHolding {
+        position_id: position_id(&r.position_id)?,
+        hold_sec,
     };
-    run(handle, req).await
+    run(
+        handle,
+        checked(&r.request_id, action, &r.reason, &r.operator)?,
+    )
+    .await
 }
 
 /// `ReleaseHold`.
@@ -198,15 +197,14 @@ pub async fn release_hold(
     handle: &RuntimeHandle,
     r: pb::ReleaseHoldRequest,
 ) -> Result<pb::OperatorActionResponse, Status> {
-    let req = ActionRequest {
-        request_id: request_id(&r.request_id)?,
-        action: OperatorAction::ReleaseHold {
-            position_id: position_id(&r.position_id)?,
-        },
-        reason: reason(&r.reason)?,
-        operator: operator(&r.operator)?,
+    let action = OperatorAction::ReleaseHold {
+        position_id: position_id(&r.position_id)?,
     };
-    run(handle, req).await
+    run(
+        handle,
+        checked(&r.request_id, action, &r.reason, &r.operator)?,
+    )
+    .await
 }
 
 /// `SetRegimeOverride` (`auto` clears it).
@@ -236,14 +234,117 @@ pub async fn set_regime_override(
             r.ttl_seconds
         )));
     }
-    let req = ActionRequest {
-        request_id: request_id(&r.request_id)?,
-        action: OperatorAction::SetRegimeOverride {
-            regime,
-            ttl_sec: if regime.is_some() { r.ttl_seconds } else { 0 },
-        },
-        reason: reason(&r.reason)?,
-        operator: operator(&r.operator)?,
+    let action = OperatorAction::SetRegimeOverride {
+        regime,
+        ttl_sec: if regime.is_some() { r.ttl_seconds } else { 0 },
     };
-    run(handle, req).await
+    run(
+        handle,
+        checked(&r.request_id, action, &r.reason, &r.operator)?,
+    )
+    .await
+}
+
+/// The request fields every action carries, checked.
+fn checked(
+    request_id_raw: &str,
+    action: OperatorAction,
+    reason_raw: &str,
+    operator_raw: &str,
+) -> Result<ActionRequest, Status> {
+    Ok(ActionRequest {
+        request_id: request_id(request_id_raw)?,
+        action,
+        reason: reason(reason_raw)?,
+        operator: operator(operator_raw)?,
+    })
+}
+
+/// `SpawnChurner`.
+///
+/// # Errors
+/// The request's or the action's refusal as a gRPC status.
+pub async fn spawn_churner(
+    handle: &RuntimeHandle,
+    r: pb::SpawnChurnerRequest,
+) -> Result<pb::OperatorActionResponse, Status> {
+    let action = OperatorAction::SpawnChurner { slot: r.slot_id };
+    run(
+        handle,
+        checked(&r.request_id, action, &r.reason, &r.operator)?,
+    )
+    .await
+}
+
+/// `KillChurner`.
+///
+/// # Errors
+/// The request's or the action's refusal as a gRPC status.
+pub async fn kill_churner(
+    handle: &RuntimeHandle,
+    r: pb::KillChurnerRequest,
+) -> Result<pb::OperatorActionResponse, Status> {
+    let action = OperatorAction::KillChurner { slot: r.slot_id };
+    run(
+        handle,
+        checked(&r.request_id, action, &r.reason, &r.operator)?,
+    )
+    .await
+}
+
+/// A reserve as the operator typed it: a plain decimal from 0 to
+/// [`MAX_CHURNER_RESERVE_USD`].
+fn reserve_usd(raw: &str) -> Result<Decimal, Status> {
+    let t = raw.trim();
+    match t.parse::<Decimal>() {
+        Ok(d) if d >= Decimal::ZERO && d <= Decimal::from(MAX_CHURNER_RESERVE_USD) => {
+            Ok(d.normalize())
+        }
+        Ok(d) => Err(Status::invalid_argument(format!(
+            "reserve_usd {d} is out of range: 0 to {MAX_CHURNER_RESERVE_USD}"
+        ))),
+        Err(_) => Err(Status::invalid_argument(format!(
+            "reserve_usd {raw:?} is not a decimal number of USD (e.g. \"25.50\")"
+        ))),
+    }
+}
+
+/// `SetChurnerReserve`.
+///
+/// # Errors
+/// The request's or the action's refusal as a gRPC status.
+pub async fn set_churner_reserve(
+    handle: &RuntimeHandle,
+    r: pb::SetChurnerReserveRequest,
+) -> Result<pb::OperatorActionResponse, Status> {
+    let action = OperatorAction::SetChurnerReserve {
+        reserve_usd: reserve_usd(&r.reserve_usd)?,
+    };
+    run(
+        handle,
+        checked(&r.request_id, action, &r.reason, &r.operator)?,
+    )
+    .await
+}
+
+/// `GetCandles`: the price bars of the snapshot the loop published last.
+#[must_use]
+pub fn get_candles(handle: &RuntimeHandle, r: &pb::GetCandlesRequest) -> pb::GetCandlesResponse {
+    let s = handle.status();
+    pb::GetCandlesResponse {
+        bar_seconds: crate::healing::candles::REGIME_BAR_SEC,
+        bars: s
+            .price_bars
+            .iter()
+            .filter(|b| b.start >= r.since_unix)
+            .map(|b| pb::PriceBar {
+                start_unix: b.start,
+                open: format_decimal(b.open),
+                high: format_decimal(b.high),
+                low: format_decimal(b.low),
+                close: format_decimal(b.close),
+                samples: b.samples,
+            })
+            .collect(),
+    }
 }

@@ -1,15 +1,14 @@
 //! Operator actions (`POST`). Each needs the bearer token (see
 //! [`crate::auth`]) and an `Idempotency-Key`; a retry with the same key and
 //! request returns the first answer (see [`crate::idempotency`]).
-//! Pause and resume reach the trader; the others answer 501 until the
-//! trader's operator RPCs exist.
+//! Pause and resume are here; the trader's operator actions (positions,
+//! churners, regime) are in [`super::operator`], through the same [`once`].
 
 use std::future::Future;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use healgrid_proto::trader::v1 as pb;
@@ -17,7 +16,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{Shared, parse_id, parse_slot};
+use super::Shared;
 use crate::error::{ApiError, Backend, ErrorBody};
 use crate::idempotency::{self, Stored};
 use crate::view::status::Mode;
@@ -67,15 +66,16 @@ fn replayed(s: Stored) -> Response {
 }
 
 /// Runs an action once per idempotency key: authorize, read the key, then
-/// either replay the stored answer or run `act` and store its answer.
-async fn once<F, Fut>(
+/// either replay the stored answer or run `act` (given the key, which the
+/// trader's operator RPCs take as their `request_id`) and store its answer.
+pub(crate) async fn once<F, Fut>(
     state: &Shared,
     headers: &HeaderMap,
     fingerprint: String,
     act: F,
 ) -> Result<Response, ApiError>
 where
-    F: FnOnce() -> Fut,
+    F: FnOnce(String) -> Fut,
     Fut: Future<Output = Result<serde_json::Value, ApiError>>,
 {
     state.policy.authorize(headers)?;
@@ -85,7 +85,7 @@ where
         tracing::info!(action = %fingerprint.lines().next().unwrap_or_default(), "action replayed from its idempotency key");
         return Ok(replayed(stored));
     }
-    let body = act().await?;
+    let body = act(key.clone()).await?;
     state.idempotency.store(
         key,
         Stored {
@@ -97,7 +97,7 @@ where
     Ok((StatusCode::OK, Json(body)).into_response())
 }
 
-fn fingerprint(route: &str, body: &Bytes) -> String {
+pub(crate) fn fingerprint(route: &str, body: &Bytes) -> String {
     format!("POST {route}\n{}", String::from_utf8_lossy(body))
 }
 
@@ -111,7 +111,14 @@ fn mode_of(v: i32) -> Mode {
 
 fn reason(body: &Bytes) -> Result<String, ApiError> {
     let b: ReasonBody = parse_body(body)?;
-    let r = b.reason.unwrap_or_default();
+    checked_reason(b.reason.unwrap_or_default())
+}
+
+/// A reason within [`MAX_REASON_LEN`].
+///
+/// # Errors
+/// [`ApiError::Unprocessable`] when longer.
+pub(crate) fn checked_reason(r: String) -> Result<String, ApiError> {
     if r.len() > MAX_REASON_LEN {
         return Err(ApiError::Unprocessable(format!(
             "reason is longer than {MAX_REASON_LEN} bytes"
@@ -155,7 +162,7 @@ pub async fn pause(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let fp = fingerprint("/api/v1/pause", &body);
-    once(&state, &headers, fp, || async {
+    once(&state, &headers, fp, |_| async {
         let reason = reason(&body)?;
         tracing::info!(reason, "operator pause");
         let b = &state.backends;
@@ -191,7 +198,7 @@ pub async fn resume(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let fp = fingerprint("/api/v1/resume", &body);
-    once(&state, &headers, fp, || async {
+    once(&state, &headers, fp, |_| async {
         let reason = reason(&body)?;
         tracing::info!(reason, "operator resume");
         let b = &state.backends;
@@ -203,129 +210,3 @@ pub async fn resume(
     })
     .await
 }
-
-type IdParser = fn(&str, Result<Path<String>, PathRejection>) -> Result<u64, ApiError>;
-
-/// A path id to check: its parser, what it is called, and the raw value.
-type PathId<'a> = (IdParser, &'a str, Result<Path<String>, PathRejection>);
-
-/// Authorizes, checks the key and the id, then says the trader cannot do
-/// this yet.
-async fn not_yet(
-    state: &Shared,
-    headers: &HeaderMap,
-    id: Option<PathId<'_>>,
-    action: &str,
-) -> Result<Response, ApiError> {
-    state.policy.authorize(headers)?;
-    idempotency::key_from(headers)?;
-    if let Some((parse, what, raw)) = id {
-        parse(what, raw)?;
-    }
-    Err(ApiError::NotImplemented(format!(
-        "{action} is not available yet: the trader has no operator RPC for it"
-    )))
-}
-
-macro_rules! not_yet_action {
-    ($name:ident, $path:literal, $action:literal) => {
-        #[doc = concat!("Not available until the trader's operator RPCs exist: ", $action, ".")]
-        #[utoipa::path(
-            post, path = $path, tag = "actions",
-            security(("bearer" = [])),
-            params(("Idempotency-Key" = String, Header, description = "Unique per intended action")),
-            responses(
-                (status = 400, description = "Missing Idempotency-Key", body = ErrorBody),
-                (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
-                (status = 403, description = "Actions disabled on this gateway", body = ErrorBody),
-                (status = 501, description = "Not available yet", body = ErrorBody),
-            )
-        )]
-        pub async fn $name(State(state): State<Shared>, headers: HeaderMap) -> Result<Response, ApiError> {
-            not_yet(&state, &headers, None, $action).await
-        }
-    };
-    ($name:ident, $path:literal, $action:literal, $param:literal, $what:literal, $parse:path) => {
-        #[doc = concat!("Not available until the trader's operator RPCs exist: ", $action, ".")]
-        #[utoipa::path(
-            post, path = $path, tag = "actions",
-            security(("bearer" = [])),
-            params(
-                ($param = String, Path, description = $what),
-                ("Idempotency-Key" = String, Header, description = "Unique per intended action"),
-            ),
-            responses(
-                (status = 400, description = "Missing Idempotency-Key or bad id", body = ErrorBody),
-                (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
-                (status = 403, description = "Actions disabled on this gateway", body = ErrorBody),
-                (status = 501, description = "Not available yet", body = ErrorBody),
-            )
-        )]
-        pub async fn $name(
-            State(state): State<Shared>,
-            headers: HeaderMap,
-            id: Result<Path<String>, PathRejection>,
-        ) -> Result<Response, ApiError> {
-            not_yet(&state, &headers, Some(($parse, $what, id)), $action).await
-        }
-    };
-}
-
-not_yet_action!(
-    reprice_breakeven,
-    "/api/v1/positions/{id}/reprice-breakeven",
-    "reprice to breakeven",
-    "id",
-    "position id",
-    parse_id
-);
-not_yet_action!(
-    close_at_market,
-    "/api/v1/positions/{id}/close-at-market",
-    "close at market",
-    "id",
-    "position id",
-    parse_id
-);
-not_yet_action!(
-    keep_holding,
-    "/api/v1/positions/{id}/keep-holding",
-    "keep holding",
-    "id",
-    "position id",
-    parse_id
-);
-not_yet_action!(
-    release_hold,
-    "/api/v1/positions/{id}/release-hold",
-    "release hold",
-    "id",
-    "position id",
-    parse_id
-);
-not_yet_action!(
-    spawn_churner,
-    "/api/v1/churners/{slot}/spawn",
-    "spawn churner",
-    "slot",
-    "slot id",
-    parse_slot
-);
-not_yet_action!(
-    kill_churner,
-    "/api/v1/churners/{slot}/kill",
-    "kill churner",
-    "slot",
-    "slot id",
-    parse_slot
-);
-not_yet_action!(
-    churner_reserve,
-    "/api/v1/churner-reserve",
-    "set churner reserve"
-);
-not_yet_action!(
-    regime_override,
-    "/api/v1/regime-override",
-    "regime override"
-);

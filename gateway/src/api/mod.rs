@@ -9,6 +9,7 @@
 
 pub mod actions;
 pub mod derived;
+pub mod operator;
 pub mod positions;
 pub mod status;
 pub mod subsidy;
@@ -113,14 +114,14 @@ pub fn api_routes() -> OpenApiRouter<Shared> {
         .routes(routes!(derived::candles))
         .routes(routes!(actions::pause))
         .routes(routes!(actions::resume))
-        .routes(routes!(actions::reprice_breakeven))
-        .routes(routes!(actions::close_at_market))
-        .routes(routes!(actions::keep_holding))
-        .routes(routes!(actions::release_hold))
-        .routes(routes!(actions::spawn_churner))
-        .routes(routes!(actions::kill_churner))
-        .routes(routes!(actions::churner_reserve))
-        .routes(routes!(actions::regime_override))
+        .routes(routes!(operator::reprice_breakeven))
+        .routes(routes!(operator::close_at_market))
+        .routes(routes!(operator::keep_holding))
+        .routes(routes!(operator::release_hold))
+        .routes(routes!(operator::spawn_churner))
+        .routes(routes!(operator::kill_churner))
+        .routes(routes!(operator::churner_reserve))
+        .routes(routes!(operator::regime_override))
 }
 
 /// The OpenAPI 3.1 document of [`api_routes`].

@@ -17,10 +17,12 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
+use crate::api::derived::fetch_cleanup_queue;
 use crate::api::status::fetch_status;
 use crate::api::subsidy::{SubsidySummary, fetch_summary};
 use crate::api::{API_VERSION, Shared, parse_id};
 use crate::error::ApiError;
+use crate::view::operator::{self as ov, Churners, CleanupEntry};
 use crate::view::status::{self as sv, Status};
 
 const CSS: &str = include_str!("../../assets/app.css");
@@ -43,10 +45,18 @@ pub struct Snapshot {
     pub status: Result<Status, ApiError>,
     /// The ledger's subsidy.
     pub subsidy: Result<SubsidySummary, ApiError>,
+    /// The trader's cleanup queue.
+    pub queue: Result<Vec<CleanupEntry>, ApiError>,
+    /// The churner section of the status (absent when the status failed or
+    /// the trader predates it).
+    pub churners: Option<Churners>,
 }
 
 async fn snapshot(state: &Shared) -> Snapshot {
-    let status = fetch_status(state).await.map(|r| sv::status(&r));
+    let raw_status = fetch_status(state).await;
+    let churners = raw_status.as_ref().ok().and_then(ov::churners);
+    let status = raw_status.map(|r| sv::status(&r));
+    let queue = fetch_cleanup_queue(state).await;
     let bot = match (&state.bot_id, &status) {
         (Some(b), _) => Ok(b.clone()),
         (None, Ok(s)) => Ok(s.bot_id.clone()),
@@ -59,7 +69,12 @@ async fn snapshot(state: &Shared) -> Snapshot {
         Ok(b) => fetch_summary(state, &b).await,
         Err(e) => Err(e),
     };
-    Snapshot { status, subsidy }
+    Snapshot {
+        status,
+        subsidy,
+        queue,
+        churners,
+    }
 }
 
 fn page(title: &str, body: Markup) -> Markup {

@@ -9,7 +9,8 @@ use healgrid_proto::convert::format_decimal;
 use maud::{Markup, html};
 
 use super::{Snapshot, chart, raw, unavailable};
-use crate::view::status::{self as sv, BANDS, Mode, Status};
+use crate::view::operator::CleanupEntry;
+use crate::view::status::{self as sv, BANDS, Mode};
 
 fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
     v.map_or_else(|| "—".to_owned(), |v| v.to_string())
@@ -25,7 +26,7 @@ pub fn all(s: &Snapshot) -> Markup {
             section.card.wide #heatmap { h2 { "Age heat map (open positions by band × slot)" } (heatmap(s)) }
             section.card.wide #slots { h2 { "Slots" } (slots(s)) }
             section.card.wide #cleanup { h2 { "Cleanup queue" } (cleanup(s)) }
-            section.card #churners { h2 { "Churner activity" } (churners()) }
+            section.card #churners { h2 { "Churner activity" } (churners(s)) }
         }
     }
 }
@@ -161,40 +162,78 @@ fn subsidy(snap: &Snapshot) -> Markup {
     }
 }
 
-fn churners() -> Markup {
-    html! { p.muted { "not reported by the trader yet" } }
+fn churners(snap: &Snapshot) -> Markup {
+    let c = match (&snap.status, &snap.churners) {
+        (Err(e), _) => return unavailable(e),
+        (Ok(_), None) => return html! { p.muted { "not reported by this trader" } },
+        (Ok(_), Some(c)) => c,
+    };
+    html! {
+        dl.kv {
+            dt { "Churner" } dd { @if c.enabled { "on" } @else { "off" } " · " (c.active) " active" }
+            dt { "Today" } dd { (c.cycles_today) " cycles · $" (money(&c.profit_today_usd)) }
+            dt { "Lifetime" } dd { (c.cycles) " cycles (" (c.losing_cycles) " losing) · net $" (money(&c.net_usd)) " · " (c.handed_over) " handed over" }
+            dt { "Reserve" } dd { "$" (money(&c.reserve_earmarked_usd)) " lent · $" (money(&c.reserve_available_usd)) " available" }
+        }
+        @if !c.slots.is_empty() {
+            div.scroll {
+                table {
+                    thead { tr { th { "slot" } th { "stage" } th { "cycle" } th { "paused" } } }
+                    tbody {
+                        @for s in &c.slots {
+                            tr { td { "#" (s.slot_id) } td { (s.stage) } td { (s.cycle) } td { (opt(s.paused_reason.as_ref())) } }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The button of one queue action, when the trader offers it.
+fn action_button(p: &CleanupEntry, action: &str) -> Markup {
+    let id = &p.position_id;
+    let (path, title, label) = match action {
+        "reprice_to_breakeven" => (
+            "reprice-breakeven",
+            "Reprice position {} to breakeven",
+            "Breakeven",
+        ),
+        "close_at_market" => (
+            "close-at-market",
+            "Close position {} at market (realizes the loss)",
+            "Close",
+        ),
+        "keep_holding" => ("keep-holding", "Keep holding position {} for 96 h", "Hold"),
+        _ => return html! {},
+    };
+    html! {
+        button data-action={"/api/v1/positions/" (id) "/" (path)} data-title=(title.replace("{}", id))
+            data-hold=[(action == "keep_holding").then_some("345600")] { (label) }
+    }
 }
 
 fn cleanup(snap: &Snapshot) -> Markup {
-    let st: &Status = match &snap.status {
-        Ok(s) => s,
+    let queue = match &snap.queue {
+        Ok(q) => q,
         Err(e) => return unavailable(e),
     };
-    let queue = sv::cleanup_queue(&st.positions);
     if queue.is_empty() {
-        return html! { p.muted { "empty: no open position is in band write_off" } };
+        return html! { p.muted { "empty: no open position in band write_off that is not on hold" } };
     }
     html! {
         div.scroll {
             table.queue {
-                thead { tr { th { "position" } th { "slot" } th { "entry" } th { "exit" } th { "distance %" } th { "age" } th { "actions" } } }
+                thead { tr { th { "position" } th { "slot" } th { "entry" } th { "exit" } th { "distance %" } th { "age" } th { "need $" } th { "opp. cost $" } th { "actions" } } }
                 tbody {
-                    @for p in &queue {
-                        tr {
-                            td { @match &p.position_id {
-                                Some(id) => { a href={"/ui/positions/" (id)} { (id) } }
-                                None => { span.muted title="the ledger has not acknowledged it yet" { "pending" } }
-                            } }
+                    @for p in queue {
+                        tr data-position=(p.position_id) {
+                            td { a href={"/ui/positions/" (p.position_id)} { (p.position_id) } }
                             td { "#" (p.slot_id) " " (p.trade.to_uppercase()) }
                             td { (p.entry_price) } td { (p.exit_price) } td { (p.distance_pct) }
                             td { (age(p.age_seconds)) }
-                            td.actions {
-                                @if let Some(id) = &p.position_id {
-                                    button data-action={"/api/v1/positions/" (id) "/reprice-breakeven"} data-title={"Reprice position " (id) " to breakeven"} { "Breakeven" }
-                                    button data-action={"/api/v1/positions/" (id) "/close-at-market"} data-title={"Close position " (id) " at market"} { "Close" }
-                                    button data-action={"/api/v1/positions/" (id) "/keep-holding"} data-title={"Keep holding position " (id)} data-hold="345600" { "Hold" }
-                                }
-                            }
+                            td { (money(&p.subsidy_needed)) } td { (money(&p.opportunity_cost)) }
+                            td.actions { @for a in &p.actions { (action_button(p, a)) } }
                         }
                     }
                 }
@@ -251,6 +290,8 @@ mod tests {
         let html = all(&Snapshot {
             status: Err(down(Backend::Trader)),
             subsidy: Err(down(Backend::Ledger)),
+            queue: Err(down(Backend::Trader)),
+            churners: None,
         })
         .into_string();
         assert!(html.contains("trader unavailable") && html.contains("ledger unavailable"));
@@ -258,6 +299,8 @@ mod tests {
         let html = all(&Snapshot {
             status: Ok(empty),
             subsidy: Err(down(Backend::Ledger)),
+            queue: Ok(Vec::new()),
+            churners: None,
         })
         .into_string();
         assert!(html.contains("no slots yet") && html.contains("no market price yet"));

@@ -5,6 +5,7 @@
 //! in one place. No I/O here.
 
 pub mod ledger;
+pub mod operator;
 pub mod status;
 
 use healgrid_proto::convert::{parse_decimal, timestamp_to_utc};

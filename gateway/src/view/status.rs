@@ -1,5 +1,5 @@
 //! The trader's status as JSON, and what is derived from it: positions per
-//! band, the band x slot heat map and the cleanup queue.
+//! band and the band x slot heat map.
 
 use std::collections::BTreeMap;
 
@@ -419,19 +419,6 @@ pub fn heatmap(positions: &[OpenPosition]) -> BTreeMap<(u32, Band), HeatCell> {
     cells
 }
 
-/// The cleanup queue (SPEC §8): open positions in band `write_off`, oldest
-/// first. The trader does not report holds yet, so none is excluded.
-#[must_use]
-pub fn cleanup_queue(positions: &[OpenPosition]) -> Vec<OpenPosition> {
-    let mut q: Vec<OpenPosition> = positions
-        .iter()
-        .filter(|p| p.band == Band::WriteOff)
-        .cloned()
-        .collect();
-    q.sort_by_key(|p| std::cmp::Reverse(p.age_seconds));
-    q
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -450,8 +437,8 @@ mod tests {
     }
 
     /// Proves: an empty status (trader before its first loop) converts
-    /// with absent fields as `None`, and bands, heat map and cleanup queue
-    /// are derived with exact decimal capital.
+    /// with absent fields as `None`, and bands and heat map are derived
+    /// with exact decimal capital.
     #[test]
     fn converts_and_derives() {
         let empty = status(&pb::GetStatusResponse::default());
@@ -477,10 +464,5 @@ mod tests {
         let heat = heatmap(&s.positions);
         assert_eq!(heat[&(0, Band::Fresh)].capital, Decimal::TEN);
         assert_eq!(heat[&(2, Band::Unknown)].capital, Decimal::ZERO);
-        let q = cleanup_queue(&s.positions);
-        assert_eq!(
-            q.iter().map(|p| p.age_seconds).collect::<Vec<_>>(),
-            vec![500, 99]
-        );
     }
 }

@@ -160,3 +160,99 @@ pub async fn wait_for<T>(what: &str, secs: u64, mut f: impl AsyncFnMut() -> Opti
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Writes a 1-minute candle CSV that makes every slot's long leg stuck: a
+/// flat market at 0.1 (the grid places its entries), one candle that dips
+/// to 0.09 (the buy entries fill) and then a flat 0.09 far below their sell
+/// exits, for `minutes` more minutes. Flat candles (high = low = close)
+/// fill nothing else. Times end two days ago, so the replay runs at the
+/// trader's sim speed from the start.
+pub fn stuck_market_csv(dir: &Path, minutes: usize) -> PathBuf {
+    use std::fmt::Write as _;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    let mut t = now - now.rem_euclid(60) - 2 * 86_400 - 60 * (minutes as i64 + 20);
+    let mut csv = String::from("time,open,high,low,close,volume\n");
+    for _ in 0..10 {
+        let _ = writeln!(csv, "{t},0.1,0.1,0.1,0.1,1000000");
+        t += 60;
+    }
+    let _ = writeln!(csv, "{t},0.1,0.1,0.09,0.09,1000000");
+    for _ in 0..minutes {
+        t += 60;
+        let _ = writeln!(csv, "{t},0.09,0.09,0.09,0.09,1000000");
+    }
+    let path = dir.join("stuck-market.csv");
+    std::fs::write(&path, csv).expect("writing the market CSV");
+    path
+}
+
+/// A ledger and a paper trader (churner on, tiny age bands, profit 1 %)
+/// replaying [`stuck_market_csv`]: within seconds each of its `slots` holds
+/// one open long position in band `write_off`, in the cleanup queue.
+pub async fn start_stuck_stack(
+    dir: &Path,
+    bot: &str,
+    slots: u32,
+) -> (
+    healgrid_tests::process::LedgerProcess,
+    healgrid_tests::process::TraderProcess,
+) {
+    use healgrid_tests::process::{LedgerProcess, TraderProcess};
+    let ledger =
+        LedgerProcess::start(&format!("sqlite://{}", dir.join("ledger.db").display())).await;
+    let csv = stuck_market_csv(dir, 20_000);
+    let store = format!("sqlite://{}", dir.join("trader.db").display());
+    let market = format!("csv:{}", csv.display());
+    let slots = slots.to_string();
+    let args: Vec<String> = [
+        "--exchange",
+        "paper",
+        "--market",
+        &market,
+        "--sim-speed",
+        "600",
+        "--ledger-url",
+        &ledger.endpoint,
+        "--store",
+        &store,
+        "--bot-id",
+        bot,
+        "--slots",
+        &slots,
+        "--order-size-usd",
+        "10",
+        "--profit-pct",
+        "1.0",
+    ]
+    .iter()
+    .map(ToString::to_string)
+    .collect();
+    let envs = [
+        ("AGE_BAND_FRESH_SEC", "60"),
+        ("AGE_BAND_AGING_SEC", "120"),
+        ("AGE_BAND_STALE_SEC", "180"),
+        ("AGE_BAND_STUCK_SEC", "240"),
+        ("CHURNER_ENABLED", "true"),
+    ];
+    let trader = TraderProcess::start(&args, &envs, &dir.join("trader.log")).await;
+    (ledger, trader)
+}
+
+/// Waits until the gateway's cleanup queue holds `n` positions; returns
+/// their ids, oldest first.
+pub async fn queue_of(base: &str, n: usize, secs: u64) -> Vec<String> {
+    wait_for("the cleanup queue", secs, async || {
+        let q = get(base, "/api/v1/cleanup-queue").await;
+        assert_eq!(q.status, 200, "{}", q.text);
+        let ids: Vec<String> = q.json()["positions"]
+            .as_array()?
+            .iter()
+            .filter_map(|p| p["position_id"].as_str().map(str::to_owned))
+            .collect();
+        (ids.len() >= n).then_some(ids)
+    })
+    .await
+}

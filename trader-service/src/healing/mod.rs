@@ -34,6 +34,7 @@ pub mod churner;
 pub mod config;
 pub mod hmm;
 pub mod operator;
+pub mod price_bars;
 pub mod regime;
 pub mod reprice;
 pub mod stats;

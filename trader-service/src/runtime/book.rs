@@ -92,6 +92,10 @@ pub struct RuntimeBook {
     /// detector on start so a restart does not drop it before its expiry.
     #[serde(default)]
     pub regime_override: Option<crate::healing::RegimeOverride>,
+    /// The churner reserve an operator set (`SetChurnerReserve`), in force
+    /// over `CHURNER_RESERVE_USD` and restored on start.
+    #[serde(default)]
+    pub churner_reserve_usd: Option<Decimal>,
     /// Positions closed at market, by operator and by policy.
     #[serde(default)]
     pub write_offs: WriteOffStats,

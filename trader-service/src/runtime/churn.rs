@@ -16,6 +16,7 @@ use crate::exchange::{Exchange, ExchangeError, OrderInfo, OrderKind, OrderReques
 use crate::healing::churner::{
     self, ChurnAction, ChurnEvent, ChurnInputs, ParentView, Routing, SlotView,
 };
+use crate::healing::operator::OperatorRefusal;
 use crate::healing::reprice::{fillable_price, subsidy_needed};
 use crate::healing::{Regime, RegimeView, SubsidySource};
 use crate::runtime::book::{CallBudget, held_orders, position_key};
@@ -77,6 +78,64 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
         tracing::info!(slot, ?cmd, "churner command from operator");
         self.dirty = true;
         Ok(())
+    }
+
+    /// An operator's spawn or kill as an action: the command's effect in
+    /// words, or the refusal (unknown slot: not found; churner off or
+    /// already so: failed precondition).
+    pub(crate) fn operator_churner(
+        &mut self,
+        slot: SlotId,
+        cmd: churner::ManualCommand,
+    ) -> Result<String, OperatorRefusal> {
+        self.manual_churner(slot, cmd).map_err(|e| match e {
+            churner::ManualError::UnknownSlot(_) => OperatorRefusal::not_found(format!(
+                "slot {slot} does not exist (this trader runs slots 0 to {})",
+                self.cfg.engine.slots.saturating_sub(1)
+            )),
+            other => OperatorRefusal::precondition(other.to_string()),
+        })?;
+        Ok(match cmd {
+            churner::ManualCommand::Spawn => format!(
+                "churner of slot {slot} spawned: it runs from the next loop while the slot \
+                 has a parent position, headroom and capital"
+            ),
+            churner::ManualCommand::Kill => format!(
+                "churner of slot {slot} killed: a resting entry is cancelled, a filled entry \
+                 keeps its exit"
+            ),
+        })
+    }
+
+    /// An operator's churner reserve: in force from the next loop and kept
+    /// across restarts. A reserve below what is lent now is refused (the
+    /// loans would exceed it).
+    pub(crate) fn set_churner_reserve(
+        &mut self,
+        reserve_usd: Decimal,
+    ) -> Result<String, OperatorRefusal> {
+        if !self.cfg.market.churner.enabled {
+            return Err(OperatorRefusal::precondition(
+                churner::ManualError::Disabled.to_string(),
+            ));
+        }
+        let lent = self.book.churn.reserve.total();
+        if reserve_usd < lent {
+            return Err(OperatorRefusal::precondition(format!(
+                "reserve {reserve_usd} USD is below the {lent} USD lent to churners now; \
+                 kill churners or wait for their cycles to end first"
+            )));
+        }
+        let was = self.cfg.market.churner.reserve_usd;
+        self.cfg.market.churner.reserve_usd = Some(reserve_usd);
+        self.book.churner_reserve_usd = Some(reserve_usd);
+        self.dirty = true;
+        tracing::info!(reserve_usd = %reserve_usd, was = ?was, lent = %lent,
+            "churner reserve set by operator");
+        Ok(format!(
+            "churner reserve set to {reserve_usd} USD (was {}); {lent} USD lent now",
+            was.map_or_else(|| "the default".to_owned(), |w| format!("{w} USD"))
+        ))
     }
 
     /// Whether the churner has anything to run at all (enabled, or still

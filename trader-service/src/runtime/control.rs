@@ -60,7 +60,27 @@ pub enum OperatorAction {
         /// Lifetime, seconds (ignored when clearing).
         ttl_sec: i64,
     },
+    /// Run a slot's churner by hand (SPEC §6).
+    SpawnChurner {
+        /// The slot.
+        slot: crate::engine::SlotId,
+    },
+    /// Stop a slot's churner; a filled entry keeps its exit.
+    KillChurner {
+        /// The slot.
+        slot: crate::engine::SlotId,
+    },
+    /// Set the churner reserve in force (already validated: 0 ..
+    /// [`MAX_CHURNER_RESERVE_USD`]).
+    SetChurnerReserve {
+        /// USD.
+        reserve_usd: rust_decimal::Decimal,
+    },
 }
+
+/// Largest churner reserve an operator may set, USD (a typo guard, far
+/// above any sane reserve).
+pub const MAX_CHURNER_RESERVE_USD: i64 = 1_000_000;
 
 impl OperatorAction {
     /// Snake-case name, as journaled.
@@ -72,6 +92,9 @@ impl OperatorAction {
             Self::ReleaseHold { .. } => "release_hold",
             Self::CloseAtMarket { .. } => "close_at_market",
             Self::SetRegimeOverride { .. } => "set_regime_override",
+            Self::SpawnChurner { .. } => "spawn_churner",
+            Self::KillChurner { .. } => "kill_churner",
+            Self::SetChurnerReserve { .. } => "set_churner_reserve",
         }
     }
 }

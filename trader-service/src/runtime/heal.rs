@@ -35,6 +35,8 @@ pub(crate) struct MarketModel {
     pub(crate) regime: crate::healing::RegimeDetector,
     /// Seconds spent under each label, sampled at the healing cadence.
     pub(crate) regime_seconds: std::collections::BTreeMap<crate::healing::Regime, i64>,
+    /// 5-minute price bars of the last day, for the dashboard's chart.
+    pub(crate) bars: crate::healing::price_bars::PriceBars,
 }
 
 impl MarketModel {
@@ -43,6 +45,7 @@ impl MarketModel {
             history: crate::healing::MarketHistory::new(&config),
             regime: crate::healing::RegimeDetector::new(config.regime),
             regime_seconds: Default::default(),
+            bars: Default::default(),
         }
     }
 
@@ -141,9 +144,11 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
         }
     }
 
-    /// Feeds a market price to the healing model (only while healing is
-    /// on: the sticky grid of stage A neither needs nor pays for it).
+    /// Feeds a market price to the chart's bars, and to the healing model
+    /// only while healing is on (the sticky grid of stage A neither needs
+    /// nor pays for it).
     pub(crate) fn observe_market(&mut self, now: i64, price: rust_decimal::Decimal) {
+        self.market.bars.observe(now, price);
         if self.cfg.reprice.tighten
             || self.cfg.reprice.subsidized
             || self.cfg.market.churner.enabled

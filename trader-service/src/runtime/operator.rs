@@ -264,6 +264,15 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
                     ))
                 }
             },
+            OperatorAction::SpawnChurner { slot } => self
+                .operator_churner(*slot, crate::healing::churner::ManualCommand::Spawn)
+                .map(|m| done(None, m)),
+            OperatorAction::KillChurner { slot } => self
+                .operator_churner(*slot, crate::healing::churner::ManualCommand::Kill)
+                .map(|m| done(None, m)),
+            OperatorAction::SetChurnerReserve { reserve_usd } => self
+                .set_churner_reserve(*reserve_usd)
+                .map(|m| done(None, m)),
         }
     }
 
@@ -478,8 +487,8 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
         self.throughput_dirty = true;
     }
 
-    /// Restores the throughput statistics and the regime override after a
-    /// start.
+    /// Restores the throughput statistics, the operator's churner reserve
+    /// and the regime override after a start.
     pub(crate) async fn restore_operator_state(&mut self) -> Result<(), RuntimeError> {
         if let Some(json) = self.store.get_meta(THROUGHPUT_META_KEY).await? {
             match serde_json::from_str(&json) {
@@ -488,6 +497,10 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
                     tracing::warn!(error = %e, "stored throughput statistics unreadable; starting empty")
                 }
             }
+        }
+        if let Some(r) = self.book.churner_reserve_usd {
+            self.cfg.market.churner.reserve_usd = Some(r);
+            tracing::info!(reserve_usd = %r, "operator churner reserve restored");
         }
         if let Some(o) = self.book.regime_override
             // An expired override is restored too: the detector's view

@@ -271,6 +271,9 @@ pub struct StatusSnapshot {
     /// (SPEC §8).
     #[serde(default)]
     pub cleanup_queue: Vec<crate::healing::operator::CleanupEntry>,
+    /// The 5-minute price bars of the last day (the dashboard's chart).
+    #[serde(default)]
+    pub price_bars: Vec<crate::healing::price_bars::PriceBar>,
 }
 
 impl StatusSnapshot {
@@ -292,6 +295,7 @@ impl StatusSnapshot {
             loops: 0,
             budget: BudgetStatusView::default(),
             cleanup_queue: Vec::new(),
+            price_bars: Vec::new(),
         }
     }
 

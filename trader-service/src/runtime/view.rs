@@ -112,6 +112,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
             loops: self.stats.loops,
             budget: self.last_budget,
             cleanup_queue: self.cleanup_queue(now),
+            price_bars: self.market.bars.since(i64::MIN),
         })
     }
 

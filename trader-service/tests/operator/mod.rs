@@ -62,15 +62,22 @@ pub struct Run {
     pub lib: Ledger<SqliteStore>,
     pub dir: tempfile::TempDir,
     pub t: i64,
+    /// The runtime's configuration (kept for restarts).
+    pub cfg: RuntimeConfig,
 }
 
 impl Run {
     pub async fn new() -> Self {
+        Self::with_config(config()).await
+    }
+
+    /// A run whose runtime uses `cfg` (e.g. with the churner on).
+    pub async fn with_config(cfg: RuntimeConfig) -> Self {
         let paper = PaperExchange::new(grid::paper_config(60), SimClock::new(T0 * 1000));
         let exchange = Faulty::new(paper.clone(), 0);
         let lib = Ledger::in_memory().await.unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let (rt, client, stop, url) = Self::start(&exchange, &lib, &dir).await;
+        let (rt, client, stop, url) = Self::start(&cfg, &exchange, &lib, &dir).await;
         Self {
             rt,
             client,
@@ -81,11 +88,13 @@ impl Run {
             lib,
             dir,
             t: T0,
+            cfg,
         }
     }
 
     /// A runtime on the store file and a gRPC server on its handle.
     pub async fn start(
+        cfg: &RuntimeConfig,
         exchange: &Faulty,
         lib: &Ledger<SqliteStore>,
         dir: &tempfile::TempDir,
@@ -99,7 +108,7 @@ impl Run {
             .await
             .unwrap();
         let mut rt = Runtime::new(
-            config(),
+            cfg.clone(),
             exchange.clone(),
             LocalLedger::new(lib.clone()),
             store,
@@ -137,7 +146,8 @@ impl Run {
         if let Some(s) = self.stop_server.take() {
             let _ = s.send(());
         }
-        let (rt, client, stop, url) = Self::start(&self.exchange, &self.lib, &self.dir).await;
+        let (rt, client, stop, url) =
+            Self::start(&self.cfg, &self.exchange, &self.lib, &self.dir).await;
         self.rt = rt;
         self.client = client;
         self.url = url;

@@ -214,13 +214,28 @@ pub enum ManualError {
     /// The churner is off in the configuration.
     #[error("the churner is disabled (CHURNER_ENABLED=false)")]
     Disabled,
+    /// The slot's churner is already under this command: nothing to do.
+    #[error("nothing to do: the churner of slot {0} is already {1}")]
+    Already(SlotId, &'static str),
+}
+
+impl ManualCommand {
+    /// What the command leaves the churner as, in words.
+    #[must_use]
+    pub fn as_state(self) -> &'static str {
+        match self {
+            Self::Spawn => "spawned by hand",
+            Self::Kill => "killed",
+        }
+    }
 }
 
 /// Applies an operator command to a slot's churner; the next [`plan`]
 /// carries it out.
 ///
 /// # Errors
-/// [`ManualError`] when the slot is unknown or the churner is off.
+/// [`ManualError`] when the slot is unknown, the churner is off, or the
+/// slot's churner is already under `cmd`; nothing changes then.
 pub fn manual(
     book: &mut ChurnBook,
     cfg: &ChurnerConfig,
@@ -228,11 +243,14 @@ pub fn manual(
     slot: SlotId,
     cmd: ManualCommand,
 ) -> Result<(), ManualError> {
+    if slot >= slots {
+        return Err(ManualError::UnknownSlot(slot));
+    }
     if !cfg.enabled {
         return Err(ManualError::Disabled);
     }
-    if slot >= slots {
-        return Err(ManualError::UnknownSlot(slot));
+    if book.slots.get(&slot).and_then(|s| s.manual) == Some(cmd) {
+        return Err(ManualError::Already(slot, cmd.as_state()));
     }
     let s = book.slots.entry(slot).or_default();
     s.manual = Some(cmd);

@@ -527,8 +527,8 @@ fn exit_price_never_crosses_nor_loses() {
 }
 
 /// Proves: operator spawn runs a churner whose parent is only fresh and
-/// kill stops it (cancel of the resting entry); bad slots and a disabled
-/// churner are refused with clear errors and change nothing.
+/// kill stops it (cancel of the resting entry); bad slots, a disabled
+/// churner and a repeated command are refused with clear errors and change nothing.
 #[test]
 fn manual_spawn_and_kill() {
     let (c, p) = (cfg(), pair());
@@ -546,6 +546,12 @@ fn manual_spawn_and_kill() {
     );
     assert_eq!(book, ChurnBook::default());
     manual(&mut book, &c, 1, 0, ManualCommand::Spawn).unwrap();
+    let before = book.clone();
+    assert_eq!(
+        manual(&mut book, &c, 1, 0, ManualCommand::Spawn),
+        Err(ManualError::Already(0, "spawned by hand"))
+    );
+    assert_eq!(book, before);
     plan(&mut book, &inputs(&c, &p, 1000, dec!(0.1), &slots));
     let e = entry_of(&book, 0);
     place(&mut book, &e, "TE");

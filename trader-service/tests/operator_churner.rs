@@ -1,0 +1,316 @@
+//! The churner's operator actions (SPEC §6, §8) and the price bars, through
+//! the real gRPC server and runtime: spawn, kill and the reserve with their
+//! refusals and idempotent retries (also across a restart), the `ctl
+//! churner` commands as a real process, and `GetCandles`.
+
+#![allow(missing_docs)]
+
+mod faulty;
+mod grid;
+mod healing;
+mod operator;
+
+use healgrid_proto::trader::v1 as pb;
+use operator::*;
+use rust_decimal_macros::dec;
+use tonic::Code;
+
+/// The operator-action grid with the churner on.
+fn churner_on() -> trader_service::runtime::RuntimeConfig {
+    let mut c = config();
+    c.market.churner.enabled = true;
+    c
+}
+
+impl Run {
+    async fn spawn(
+        &mut self,
+        slot: u32,
+        id: &str,
+    ) -> Result<pb::OperatorActionResponse, tonic::Status> {
+        let req = pb::SpawnChurnerRequest {
+            slot_id: slot,
+            request_id: id.into(),
+            reason: "ranging all day".into(),
+            operator: "alice".into(),
+        };
+        self.call(move |mut c| {
+            Box::pin(async move { c.spawn_churner(req).await.map(|r| r.into_inner()) })
+        })
+        .await
+    }
+
+    async fn kill(
+        &mut self,
+        slot: u32,
+        id: &str,
+    ) -> Result<pb::OperatorActionResponse, tonic::Status> {
+        let req = pb::KillChurnerRequest {
+            slot_id: slot,
+            request_id: id.into(),
+            reason: "trend coming".into(),
+            operator: "alice".into(),
+        };
+        self.call(move |mut c| {
+            Box::pin(async move { c.kill_churner(req).await.map(|r| r.into_inner()) })
+        })
+        .await
+    }
+
+    async fn reserve(
+        &mut self,
+        usd: &str,
+        id: &str,
+    ) -> Result<pb::OperatorActionResponse, tonic::Status> {
+        let req = pb::SetChurnerReserveRequest {
+            reserve_usd: usd.into(),
+            request_id: id.into(),
+            reason: "more room".into(),
+            operator: "alice".into(),
+        };
+        self.call(move |mut c| {
+            Box::pin(async move { c.set_churner_reserve(req).await.map(|r| r.into_inner()) })
+        })
+        .await
+    }
+
+    async fn churner_status(&mut self) -> pb::ChurnerStatus {
+        self.status().await.healing.unwrap().churner.unwrap()
+    }
+}
+
+/// Proves, over gRPC with the churner on: spawn is accepted and a retry
+/// with the same request id returns the first answer (replayed, nothing
+/// done again), also after a restart; a second spawn under a new id has
+/// nothing to do (FAILED_PRECONDITION); kill stops it (the status shows
+/// the slot paused `killed`); the reserve set by the operator is in force
+/// in the status and survives a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spawn_kill_and_reserve_are_idempotent_and_survive_restart() {
+    let mut r = Run::with_config(churner_on()).await;
+    r.minutes(2, dec!(0.1)).await;
+
+    let first = r.spawn(0, "sp-1").await.unwrap();
+    assert_eq!(
+        (
+            first.action.as_str(),
+            first.position_id.as_str(),
+            first.replayed
+        ),
+        ("spawn_churner", "", false)
+    );
+    assert!(first.message.contains("slot 0 spawned"), "{first:?}");
+    let again = r.spawn(0, "sp-1").await.unwrap();
+    assert!(again.replayed);
+    assert_eq!((again.message, again.at), (first.message.clone(), first.at));
+    let twice = r.spawn(0, "sp-2").await.unwrap_err();
+    assert_eq!(twice.code(), Code::FailedPrecondition, "{twice:?}");
+    assert!(twice.message().contains("already spawned"), "{twice:?}");
+
+    let set = r.reserve("12.50", "rs-1").await.unwrap();
+    assert_eq!(set.action, "set_churner_reserve");
+    assert!(set.message.contains("12.5 USD"), "{set:?}");
+    r.minutes(1, dec!(0.1)).await;
+    let c = r.churner_status().await;
+    let lent: rust_decimal::Decimal = c.reserve_earmarked_usd.parse().unwrap();
+    let available: rust_decimal::Decimal = c.reserve_available_usd.parse().unwrap();
+    assert_eq!(lent + available, dec!(12.5), "{c:?}");
+
+    r.flush().await;
+    r.restart().await;
+    let after = r.spawn(0, "sp-1").await.unwrap();
+    assert!(after.replayed, "the answer survives a restart");
+    assert!(r.reserve("12.50", "rs-1").await.unwrap().replayed);
+    r.minutes(1, dec!(0.1)).await;
+    let c = r.churner_status().await;
+    let lent: rust_decimal::Decimal = c.reserve_earmarked_usd.parse().unwrap();
+    let available: rust_decimal::Decimal = c.reserve_available_usd.parse().unwrap();
+    assert_eq!(
+        lent + available,
+        dec!(12.5),
+        "the reserve survives a restart"
+    );
+
+    let killed = r.kill(0, "kl-1").await.unwrap();
+    assert!(killed.message.contains("slot 0 killed"), "{killed:?}");
+    assert!(r.kill(0, "kl-1").await.unwrap().replayed);
+    let dead = r.kill(0, "kl-2").await.unwrap_err();
+    assert_eq!(dead.code(), Code::FailedPrecondition, "{dead:?}");
+    r.minutes(1, dec!(0.1)).await;
+    let c = r.churner_status().await;
+    let slot0 = c
+        .slots
+        .iter()
+        .find(|s| s.slot_id == 0)
+        .expect("slot 0 listed");
+    assert_eq!(slot0.paused_reason, "killed", "{c:?}");
+    // Spawning again after a kill is allowed.
+    r.spawn(0, "sp-3").await.unwrap();
+}
+
+/// Proves: malformed churner requests are INVALID_ARGUMENT, an unknown
+/// slot NOT_FOUND and a disabled churner FAILED_PRECONDITION, each with a
+/// message, and none changes anything (the churner status is the same).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn churner_refusals_name_their_reason() {
+    let mut off = Run::new().await;
+    off.minutes(1, dec!(0.1)).await;
+    for (res, code, words) in [
+        (
+            off.spawn(0, "a1").await,
+            Code::FailedPrecondition,
+            "disabled",
+        ),
+        (
+            off.kill(0, "a2").await,
+            Code::FailedPrecondition,
+            "disabled",
+        ),
+        (
+            off.reserve("5", "a3").await,
+            Code::FailedPrecondition,
+            "disabled",
+        ),
+        (
+            off.spawn(7, "a4").await,
+            Code::NotFound,
+            "slot 7 does not exist",
+        ),
+    ] {
+        let e = res.unwrap_err();
+        assert_eq!(e.code(), code, "{e:?}");
+        assert!(e.message().contains(words), "{e:?}");
+    }
+    assert!(off.churner_status().await.slots.is_empty());
+
+    let mut on = Run::with_config(churner_on()).await;
+    on.minutes(1, dec!(0.1)).await;
+    let before = on.churner_status().await;
+    for (res, code, words) in [
+        (on.kill(1, "b1").await, Code::NotFound, "slots 0 to 0"),
+        (on.spawn(0, "").await, Code::InvalidArgument, "request_id"),
+        (
+            on.reserve("abc", "b2").await,
+            Code::InvalidArgument,
+            "not a decimal",
+        ),
+        (
+            on.reserve("-1", "b3").await,
+            Code::InvalidArgument,
+            "out of range",
+        ),
+        (
+            on.reserve("1000001", "b4").await,
+            Code::InvalidArgument,
+            "out of range",
+        ),
+    ] {
+        let e = res.unwrap_err();
+        assert_eq!(e.code(), code, "{e:?}");
+        assert!(e.message().contains(words), "{e:?}");
+    }
+    on.minutes(1, dec!(0.1)).await;
+    assert_eq!(on.churner_status().await, before, "nothing changed");
+}
+
+/// Proves: `ctl churner spawn|kill SLOT --reason` and `ctl churner reserve
+/// USD --reason` reach the trader as a real process and print its answer;
+/// a refusal exits non-zero with the trader's message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctl_churner_commands() {
+    let mut r = Run::with_config(churner_on()).await;
+    r.minutes(1, dec!(0.1)).await;
+    let (ok, out, err) = r
+        .ctl(&["churner", "spawn", "0", "--reason", "by hand"], "")
+        .await;
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains("spawn_churner") && out.contains("slot 0 spawned"),
+        "{out}"
+    );
+    let (ok, out, err) = r
+        .ctl(
+            &[
+                "churner",
+                "reserve",
+                "7.5",
+                "--reason",
+                "room",
+                "--request-id",
+                "c-1",
+            ],
+            "",
+        )
+        .await;
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("set to 7.5 USD"), "{out}");
+    let (ok, out, _) = r
+        .ctl(
+            &[
+                "churner",
+                "reserve",
+                "7.5",
+                "--reason",
+                "room",
+                "--request-id",
+                "c-1",
+            ],
+            "",
+        )
+        .await;
+    assert!(ok && out.contains("nothing done again"), "{out}");
+    let (ok, out, err) = r
+        .ctl(&["churner", "kill", "0", "--reason", "stop"], "")
+        .await;
+    assert!(ok && out.contains("slot 0 killed"), "{out}{err}");
+    let (ok, _, err) = r
+        .ctl(&["churner", "kill", "9", "--reason", "stop"], "")
+        .await;
+    assert!(!ok, "an unknown slot fails");
+    assert!(err.contains("slot 9 does not exist"), "{err}");
+}
+
+/// Proves: `GetCandles` returns the 5-minute bars of the prices the loop
+/// observed (open first, close last, high and low the extremes), filtered
+/// by `since_unix`, and says their length.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn candles_are_the_observed_five_minute_bars() {
+    let mut r = Run::new().await;
+    // T0 is 1_700_000_000 = 20 s into a 5-minute bar.
+    r.minutes(3, dec!(0.1)).await;
+    r.minutes(4, dec!(0.0990)).await;
+    let all = r
+        .client
+        .get_candles(pb::GetCandlesRequest { since_unix: 0 })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(all.bar_seconds, 300);
+    assert!(all.bars.len() >= 2, "{all:?}");
+    let b0 = &all.bars[0];
+    assert_eq!(b0.start_unix % 300, 0);
+    assert!(b0.start_unix <= T0 && T0 < b0.start_unix + 300, "{b0:?}");
+    assert_eq!(b0.open, "0.1");
+    assert!(
+        all.bars
+            .windows(2)
+            .all(|w| w[0].start_unix < w[1].start_unix)
+    );
+    let last = all.bars.last().unwrap();
+    assert_eq!(last.close, "0.099", "{all:?}");
+    let mixed = all
+        .bars
+        .iter()
+        .find(|b| b.high == "0.1" && b.low == "0.099")
+        .expect("one bar holds both prices");
+    assert!(mixed.samples >= 2);
+    let later = r
+        .client
+        .get_candles(pb::GetCandlesRequest {
+            since_unix: last.start_unix,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(later.bars, vec![last.clone()]);
+}
