@@ -131,6 +131,19 @@ impl Driver {
         }
     }
 
+    /// Scrolls the first match of `css` to the top of the window.
+    async fn scroll_to(&self, css: &str) {
+        self.cmd(
+            "POST",
+            "/execute/sync",
+            json!({
+                "script": "document.querySelector(arguments[0]).scrollIntoView();",
+                "args": [css]
+            }),
+        )
+        .await;
+    }
+
     /// Waits until nothing matches `css` (the page refreshes itself).
     async fn absent(&self, css: &str, secs: u64) {
         let deadline = Instant::now() + Duration::from_secs(secs);
@@ -261,6 +274,7 @@ async fn dashboard_in_headless_chromium() {
             t.contains("Hold") && t.contains("Close") && t.contains("Breakeven")
         })
         .await;
+    driver.scroll_to("#cleanup").await;
     driver.screenshot("cleanup-queue.png").await;
     driver.click(&hold_button).await;
     driver
@@ -279,6 +293,7 @@ async fn dashboard_in_headless_chromium() {
     driver
         .absent(&format!("#cleanup tr[data-position='{row}']"), 20)
         .await;
+    driver.scroll_to("#cleanup").await;
     driver.screenshot("cleanup-queue-held.png").await;
     driver
         .goto(&format!("{}/ui/positions/{row}", gw.base))
