@@ -108,24 +108,14 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
     }
 
     /// An operator's churner reserve: in force from the next loop and kept
-    /// across restarts. A reserve below what is lent now is refused (the
-    /// loans would exceed it).
+    /// across restarts; refused by [`churner::check_reserve`].
     pub(crate) fn set_churner_reserve(
         &mut self,
         reserve_usd: Decimal,
     ) -> Result<String, OperatorRefusal> {
-        if !self.cfg.market.churner.enabled {
-            return Err(OperatorRefusal::precondition(
-                churner::ManualError::Disabled.to_string(),
-            ));
-        }
+        churner::check_reserve(&self.book.churn, &self.cfg.market.churner, reserve_usd)
+            .map_err(|e| OperatorRefusal::precondition(e.to_string()))?;
         let lent = self.book.churn.reserve.total();
-        if reserve_usd < lent {
-            return Err(OperatorRefusal::precondition(format!(
-                "reserve {reserve_usd} USD is below the {lent} USD lent to churners now; \
-                 kill churners or wait for their cycles to end first"
-            )));
-        }
         let was = self.cfg.market.churner.reserve_usd;
         self.cfg.market.churner.reserve_usd = Some(reserve_usd);
         self.book.churner_reserve_usd = Some(reserve_usd);

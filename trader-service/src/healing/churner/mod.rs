@@ -217,6 +217,38 @@ pub enum ManualError {
     /// The slot's churner is already under this command: nothing to do.
     #[error("nothing to do: the churner of slot {0} is already {1}")]
     Already(SlotId, &'static str),
+    /// A reserve below what churners have borrowed now.
+    #[error(
+        "reserve {reserve} USD is below the {lent} USD lent to churners now; kill churners \
+         or wait for their cycles to end first"
+    )]
+    ReserveBelowLent {
+        /// The reserve asked for.
+        reserve: Decimal,
+        /// Lent now.
+        lent: Decimal,
+    },
+}
+
+/// Whether an operator may set the reserve to `reserve` now: the churner
+/// must be on and the reserve must cover what is lent (loans are never
+/// called back early, so a smaller reserve would be over-lent).
+///
+/// # Errors
+/// [`ManualError::Disabled`] or [`ManualError::ReserveBelowLent`].
+pub fn check_reserve(
+    book: &ChurnBook,
+    cfg: &ChurnerConfig,
+    reserve: Decimal,
+) -> Result<(), ManualError> {
+    if !cfg.enabled {
+        return Err(ManualError::Disabled);
+    }
+    let lent = book.reserve.total();
+    if reserve < lent {
+        return Err(ManualError::ReserveBelowLent { reserve, lent });
+    }
+    Ok(())
 }
 
 impl ManualCommand {

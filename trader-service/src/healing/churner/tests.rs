@@ -526,6 +526,29 @@ fn exit_price_never_crosses_nor_loses() {
     );
 }
 
+/// Proves: the operator's reserve must cover what is lent now (equal is
+/// fine) and needs the churner on.
+#[test]
+fn reserve_change_covers_the_loans() {
+    let c = cfg();
+    let mut book = ChurnBook::default();
+    book.reserve.lend(0, dec!(5.5));
+    book.reserve.lend(1, dec!(4));
+    assert_eq!(check_reserve(&book, &c, dec!(9.5)), Ok(()));
+    assert_eq!(check_reserve(&book, &c, dec!(20)), Ok(()));
+    assert_eq!(
+        check_reserve(&book, &c, dec!(9)),
+        Err(ManualError::ReserveBelowLent {
+            reserve: dec!(9),
+            lent: dec!(9.5)
+        })
+    );
+    assert_eq!(
+        check_reserve(&ChurnBook::default(), &ChurnerConfig::off(), dec!(1)),
+        Err(ManualError::Disabled)
+    );
+}
+
 /// Proves: operator spawn runs a churner whose parent is only fresh and
 /// kill stops it (cancel of the resting entry); bad slots, a disabled
 /// churner and a repeated command are refused with clear errors and change nothing.
