@@ -49,17 +49,22 @@ struct Run {
     lib: Ledger<SqliteStore>,
     ledger: Flaky<LocalLedger<SqliteStore>>,
     dir: tempfile::TempDir,
+    slots: u32,
     t: i64,
 }
 
 impl Run {
     async fn new() -> Self {
+        Self::with_slots(1).await
+    }
+
+    async fn with_slots(slots: u32) -> Self {
         let paper = PaperExchange::new(grid::paper_config(60), SimClock::new(T0 * 1000));
         let exchange = Faulty::new(paper.clone(), 0);
         let lib = Ledger::in_memory().await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         let ledger = Flaky::new(LocalLedger::new(lib.clone()));
-        let rt = Self::runtime(&exchange, &ledger, &dir).await;
+        let rt = Self::runtime(&exchange, &ledger, &dir, slots).await;
         Self {
             rt,
             exchange,
@@ -67,22 +72,24 @@ impl Run {
             lib,
             ledger,
             dir,
+            slots,
             t: T0,
         }
     }
 
-    /// One slot of 6 USD, bands in minutes, stage D repricing, the churner
-    /// on with 6 USD orders from a 12 USD reserve, the regime forced to
-    /// ranging.
+    /// `slots` slots of 6 USD, bands in minutes, stage D repricing, the
+    /// churner on with 6 USD orders from a 12 USD reserve, the regime
+    /// forced to ranging.
     async fn runtime(
         exchange: &Faulty,
         ledger: &Flaky<LocalLedger<SqliteStore>>,
         dir: &tempfile::TempDir,
+        slots: u32,
     ) -> Runtime<Faulty, Flaky<LocalLedger<SqliteStore>>> {
         let store = TraderStore::open(&StoreLocation::File(dir.path().join("trader.db")))
             .await
             .unwrap();
-        let mut cfg = healing::config(BOT, 1, 1_800);
+        let mut cfg = healing::config(BOT, slots, 1_800);
         cfg.open_order_limit = 60;
         cfg.market.churner = ChurnerConfig {
             enabled: true,
@@ -99,7 +106,7 @@ impl Run {
     }
 
     async fn restart(&mut self) {
-        self.rt = Self::runtime(&self.exchange, &self.ledger, &self.dir).await;
+        self.rt = Self::runtime(&self.exchange, &self.ledger, &self.dir, self.slots).await;
     }
 
     async fn step(&mut self, c: Candle) {
@@ -151,6 +158,15 @@ impl Run {
 
     fn stage(&self) -> ChurnStage {
         self.rt.churn_book().slots[&0].stage.clone()
+    }
+
+    /// The churner orders resting on the paper book.
+    fn churn_orders(&self) -> Vec<trader_service::exchange::OrderInfo> {
+        self.paper
+            .with_book(|b| b.open_orders())
+            .into_iter()
+            .filter(|o| o.cl_ord_id.as_deref().is_some_and(|c| c.starts_with("ch:")))
+            .collect()
     }
 
     async fn kinds(&self, id: u64) -> Vec<&'static str> {
@@ -442,4 +458,121 @@ async fn a_ledger_outage_while_churning_loses_nothing() {
         .totals
         .balance();
     assert_eq!(r.rt.subsidy().balance(0), balance);
+}
+
+/// Proves: a churner entry unfilled for `CHURNER_TIMEOUT_SEC` (300 s) is
+/// cancelled on the exchange and re-entered at the market of that moment;
+/// one churner order rests at any time and no round trip is counted.
+#[tokio::test]
+async fn an_unfilled_churner_entry_is_re_entered_at_the_current_price() {
+    let mut r = Run::new().await;
+    r.stuck_position().await;
+    let ChurnStage::Entry { order: first, .. } = r.stage() else {
+        panic!("entry expected: {:?}", r.stage())
+    };
+    assert_eq!(first.price, dec!(0.0988515), "0.0990 - 0.15 %");
+    // The market lifts away from the entry and stays: nothing fills.
+    let p = dec!(0.0993);
+    for _ in 0..7 {
+        r.step(candle(r.t, p, p, p, p)).await;
+        assert!(r.churn_orders().len() <= 1, "{:?}", r.churn_orders());
+    }
+    let ChurnStage::Entry { order: second, .. } = r.stage() else {
+        panic!("re-entry expected: {:?}", r.stage())
+    };
+    assert_ne!(second.id, first.id);
+    assert_eq!(
+        second.price,
+        dec!(0.0991510),
+        "0.0993 - 0.15 %, rounded down"
+    );
+    let resting = r.churn_orders();
+    assert_eq!(resting.len(), 1, "{resting:?}");
+    assert_eq!(resting[0].limit_price, Some(second.price));
+    assert_ne!(
+        Some(resting[0].txid.clone()),
+        first.txid,
+        "the first is gone"
+    );
+    assert_eq!(r.rt.churn_book().stats.cycles, 0);
+}
+
+/// Proves: when the regime leaves ranging after a churner entry filled,
+/// the churner stops (no new entry) but the filled inventory keeps its
+/// exit on the book; the exit still fills and closes the round trip.
+#[tokio::test]
+async fn deactivation_keeps_the_exit_of_a_filled_churner_entry() {
+    let mut r = Run::new().await;
+    r.stuck_position().await;
+    let p = dec!(0.0990);
+    r.step(candle(r.t, p, p, dec!(0.09884), p)).await;
+    let ChurnStage::Exit {
+        order, position, ..
+    } = r.stage()
+    else {
+        panic!("exit expected: {:?}", r.stage())
+    };
+    r.rt.override_regime(Regime::Bearish, r.t + 86_400, r.t)
+        .unwrap();
+    r.flat(3, p).await;
+    assert!(
+        matches!(r.stage(), ChurnStage::Exit { .. }),
+        "the exit stays: {:?}",
+        r.stage()
+    );
+    assert_eq!(
+        r.rt.churn_book().slots[&0].paused,
+        Some(PauseReason::NotRanging)
+    );
+    let resting = r.churn_orders();
+    assert_eq!(resting.len(), 1, "only the exit: {resting:?}");
+    assert_eq!(Some(resting[0].txid.clone()), order.txid);
+    // The bounce fills the exit; the churner stays off.
+    r.step(candle(r.t, p, dec!(0.0996), p, p)).await;
+    r.flat(2, p).await;
+    r.rt.flush(r.paper.clock().now_ms()).await.unwrap();
+    assert!(matches!(r.stage(), ChurnStage::Idle), "{:?}", r.stage());
+    assert!(r.churn_orders().is_empty());
+    assert_eq!(r.rt.churn_book().stats.cycles, 1);
+    let churns = r.churner_positions().await;
+    let pos = churns
+        .iter()
+        .find(|c| c.open_key == position.open_key)
+        .unwrap();
+    assert!(pos.outcome.is_some(), "closed filled");
+}
+
+/// Proves: three slots stuck at once with a 12 USD reserve and 6 USD
+/// churner orders: the reserve lends to two slots at most (through entry
+/// timeouts and re-entries), the third waits with `no_capital`, and it is
+/// never over-lent at any loop.
+#[tokio::test]
+async fn the_reserve_is_never_over_lent() {
+    let mut r = Run::with_slots(3).await;
+    r.flat(3, dec!(0.1)).await;
+    // A drop through every slot's buy entry (0.2, 0.7 and 1.2 % below).
+    let low = dec!(0.0980);
+    r.step(candle(r.t, dec!(0.1), dec!(0.1), low, low)).await;
+    let mut saw_no_capital = false;
+    let mut most_lent = 0;
+    for _ in 0..12 {
+        r.step(candle(r.t, low, low, low, low)).await;
+        let book = r.rt.churn_book();
+        assert!(book.reserve.lent.len() <= 2, "{:?}", book.reserve);
+        assert!(r.churn_orders().len() <= 2, "{:?}", r.churn_orders());
+        most_lent = most_lent.max(book.reserve.lent.len());
+        saw_no_capital |= book
+            .slots
+            .values()
+            .any(|s| s.paused == Some(PauseReason::NoCapital));
+    }
+    let open = r.lib.open_positions(BOT, None).await.unwrap();
+    let parents: std::collections::BTreeSet<u32> = open
+        .iter()
+        .filter(|p| !p.open_key.starts_with("churn:"))
+        .map(|p| p.slot_id)
+        .collect();
+    assert_eq!(parents.len(), 3, "every slot holds a stuck long: {open:?}");
+    assert_eq!(most_lent, 2, "the reserve was used up to its limit");
+    assert!(saw_no_capital, "the third slot waited for capital");
 }

@@ -32,7 +32,7 @@ use crate::runtime::ledger::{LedgerApi, LocalLedger};
 use crate::runtime::status::ALL_BANDS;
 use crate::runtime::store::{StoreLocation, TraderStore};
 use crate::runtime::{Runtime, RuntimeConfig, RuntimeError};
-use tracker::HealTracker;
+use tracker::{HealTracker, Held, Key};
 
 /// `trader-service backtest` options: the grid and healing settings of the
 /// live trader (same flags and environment) plus the replay's account and
@@ -373,14 +373,48 @@ fn regime_share(seconds: &BTreeMap<crate::healing::Regime, i64>) -> BTreeMap<Str
         .collect()
 }
 
-/// Entry cost of every open position, by slot, trade and cycle.
-fn entry_costs(
-    engine: &crate::engine::EngineState,
-) -> BTreeMap<(u32, crate::engine::TradeId, u64), Decimal> {
-    engine
+/// Every open position at `now` with its band and entry cost: the grid's
+/// exits and the churner round trips handed over to their slots (held
+/// like any position, so they count as stuck like any position).
+fn held<E: crate::exchange::Exchange, L: LedgerApi>(
+    rt: &Runtime<E, L>,
+    now: i64,
+    market: Decimal,
+) -> Vec<Held> {
+    let bands = &rt.engine_config().bands;
+    let costs: BTreeMap<_, _> = rt
+        .engine()
         .open_exits()
         .map(|x| ((x.id.slot, x.id.trade, x.id.cycle), x.entry.cost))
-        .collect()
+        .collect();
+    let grid = classify_all(rt.engine(), now, bands)
+        .into_iter()
+        .map(|p| Held {
+            cost: costs
+                .get(&(p.slot, p.trade, p.cycle))
+                .copied()
+                .unwrap_or_default(),
+            key: Key::Trade(p.slot, p.trade, p.cycle),
+            band: p.age.band,
+            age_sec: p.age.age_sec,
+        });
+    let churn = rt.churn_book().slots.values().filter_map(|s| {
+        let crate::healing::churner::ChurnStage::HandedOver {
+            order, position, ..
+        } = &s.stage
+        else {
+            return None;
+        };
+        let age =
+            crate::engine::classify(position.entry_time, now, order.price, market, bands).ok()?;
+        Some(Held {
+            key: Key::Churn(position.open_key.clone()),
+            band: age.band,
+            age_sec: age.age_sec,
+            cost: position.entry_cost,
+        })
+    });
+    grid.chain(churn).collect()
 }
 
 /// Runs a backtest over `candles` (oldest first).
@@ -443,16 +477,9 @@ pub async fn run_backtest(
         }
         if c.time >= next_hour {
             next_hour = c.time + HOUR;
-            let open = classify_all(rt.engine(), c.time, &rt.engine_config().bands);
-            let costs = entry_costs(rt.engine());
             let hours = Decimal::from(c.time - last_sample) / Decimal::from(HOUR);
             last_sample = c.time;
-            tracker.sample(c.time, hours, &open, |p| {
-                costs
-                    .get(&(p.slot, p.trade, p.cycle))
-                    .copied()
-                    .unwrap_or_default()
-            });
+            tracker.sample(c.time, hours, &held(&rt, c.time, c.close));
         }
         if c.time >= next_day {
             next_day = c.time + DAY;
@@ -472,15 +499,8 @@ pub async fn run_backtest(
     let end_ms = clock.now_ms();
     rt.step(end_ms).await?;
     rt.flush(end_ms).await?;
-    let open = classify_all(rt.engine(), last.time, &rt.engine_config().bands);
-    let costs = entry_costs(rt.engine());
     let hours = Decimal::from(last.time - last_sample) / Decimal::from(HOUR);
-    tracker.sample(last.time, hours, &open, |p| {
-        costs
-            .get(&(p.slot, p.trade, p.cycle))
-            .copied()
-            .unwrap_or_default()
-    });
+    tracker.sample(last.time, hours, &held(&rt, last.time, last.close));
     let status = rt.status(end_ms).await?;
     let ledger_open = rt.ledger_open_positions().await.unwrap_or(usize::MAX);
     let stats = rt.stats().clone();

@@ -1,15 +1,37 @@
 //! What the backtest measures about healing, sampled hourly from the
 //! engine: which positions reached band stuck, when they healed (their exit
 //! filled afterwards), how long that took, and how much capital sat stuck
-//! for how long. Plain bookkeeping over samples; no I/O.
+//! for how long. Plain bookkeeping over samples; no I/O. A churner round
+//! trip handed over to its slot is held like any position, so it is
+//! sampled like one.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use rust_decimal::Decimal;
 
-use crate::engine::{AgeBand, PositionBand, TradeId};
+use crate::engine::{AgeBand, TradeId};
 
-type Key = (u32, TradeId, u64);
+/// Which position a sample is of.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Key {
+    /// A grid slot's trade cycle.
+    Trade(u32, TradeId, u64),
+    /// A churner round trip, by its ledger open key.
+    Churn(String),
+}
+
+/// One open position at a sample.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    /// Which position.
+    pub key: Key,
+    /// Its band now.
+    pub band: AgeBand,
+    /// Seconds since its entry filled.
+    pub age_sec: i64,
+    /// What its entry cost.
+    pub cost: Decimal,
+}
 
 /// Hourly samples of open positions, folded into the report's figures.
 #[derive(Debug, Default)]
@@ -28,29 +50,22 @@ pub struct HealTracker {
 
 impl HealTracker {
     /// Folds one sample at `now`, `hours` after the previous one, of every
-    /// open position (`cost_of` gives a position's entry cost).
-    pub fn sample(
-        &mut self,
-        now: i64,
-        hours: Decimal,
-        open: &[PositionBand],
-        cost_of: impl Fn(&PositionBand) -> Decimal,
-    ) {
-        let mut still: BTreeSet<Key> = BTreeSet::new();
+    /// open position.
+    pub fn sample(&mut self, now: i64, hours: Decimal, open: &[Held]) {
+        let mut still: BTreeSet<&Key> = BTreeSet::new();
         for p in open {
-            let key = (p.slot, p.trade, p.cycle);
-            still.insert(key);
-            self.longest_open = self.longest_open.max(p.age.age_sec);
-            if p.age.band >= AgeBand::Stuck {
-                self.stuck_since.entry(key).or_insert(now);
-                self.stuck_capital_hours += hours * cost_of(p);
+            still.insert(&p.key);
+            self.longest_open = self.longest_open.max(p.age_sec);
+            if p.band >= AgeBand::Stuck {
+                self.stuck_since.entry(p.key.clone()).or_insert(now);
+                self.stuck_capital_hours += hours * p.cost;
             }
         }
         let gone: Vec<Key> = self
             .stuck_since
             .keys()
             .filter(|k| !still.contains(k) && !self.closed.contains(*k))
-            .copied()
+            .cloned()
             .collect();
         for k in gone {
             if let Some(since) = self.stuck_since.get(&k) {
@@ -107,45 +122,44 @@ impl HealTracker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{OrderId, OrderRole, PositionAge};
     use rust_decimal_macros::dec;
 
-    fn pos(cycle: u64, band: AgeBand) -> PositionBand {
-        PositionBand {
-            slot: 0,
-            trade: TradeId::B,
-            cycle,
-            exit_order_id: OrderId {
-                slot: 0,
-                trade: TradeId::B,
-                cycle,
-                role: OrderRole::Exit,
-                seq: cycle,
-            },
-            position_id: None,
-            age: PositionAge {
-                age_sec: 10,
-                distance_pct: dec!(1),
-                effective_age_sec: dec!(10),
-                band,
-            },
+    fn pos(cycle: u64, band: AgeBand) -> Held {
+        Held {
+            key: Key::Trade(0, TradeId::B, cycle),
+            band,
+            age_sec: 10,
+            cost: dec!(5),
         }
     }
 
     #[test]
     fn stuck_positions_that_close_count_as_healed_with_their_time() {
         let mut t = HealTracker::default();
-        let cost = |_: &PositionBand| dec!(5);
         t.sample(
             0,
             dec!(1),
             &[pos(1, AgeBand::Stuck), pos(2, AgeBand::Fresh)],
-            cost,
         );
-        t.sample(3600, dec!(1), &[pos(1, AgeBand::WriteOff)], cost);
-        t.sample(7200, dec!(1), &[], cost);
+        t.sample(3600, dec!(1), &[pos(1, AgeBand::WriteOff)]);
+        t.sample(7200, dec!(1), &[]);
         assert_eq!((t.reached_stuck(), t.healed(), t.still_stuck()), (1, 1, 0));
         assert_eq!(t.time_to_heal(0.5), Some(7200));
         assert_eq!(t.stuck_capital_hours(), dec!(10));
+    }
+
+    #[test]
+    fn a_handed_over_churner_position_is_held_like_any_other() {
+        let mut t = HealTracker::default();
+        let churn = Held {
+            key: Key::Churn("churn:T1".into()),
+            band: AgeBand::Stuck,
+            age_sec: 100,
+            cost: dec!(8),
+        };
+        t.sample(0, dec!(2), &[churn.clone(), pos(1, AgeBand::Stuck)]);
+        t.sample(3600, dec!(1), &[pos(1, AgeBand::Stuck)]);
+        assert_eq!(t.stuck_capital_hours(), dec!(31));
+        assert_eq!((t.reached_stuck(), t.healed()), (2, 1));
     }
 }
