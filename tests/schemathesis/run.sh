@@ -14,7 +14,7 @@ target="${CARGO_TARGET_DIR:-$repo/target}"
 venv="$target/schemathesis-venv"
 # Pinned so a new release cannot change the verdict unannounced.
 requirements=(schemathesis==4.32.5)
-examples="${SCHEMATHESIS_EXAMPLES:-30}"
+examples="${SCHEMATHESIS_EXAMPLES:-250}"
 seed="${SCHEMATHESIS_SEED:-20261129}"
 
 cargo build --locked -p ledger-service -p trader-service -p gateway \
