@@ -55,6 +55,11 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(0..=300))]
     pub drain_grace_sec: u64,
 
+    /// Address of the Prometheus listener (`GET /metrics`); none when
+    /// unset.
+    #[arg(long, env = "LEDGER_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// Do not serve: ask the ledger listening on `--listen` (on loopback
     /// when it listens on every address) for its `grpc.health.v1` status
     /// and exit 0 when SERVING, 1 otherwise. The container healthcheck.
@@ -101,6 +106,7 @@ mod tests {
         assert_eq!(c.log_format, LogFormat::Text);
         assert_eq!(c.drain_grace_sec, 2);
         assert!(!c.check_health);
+        assert_eq!(c.metrics_listen, None);
     }
 
     #[test]

@@ -11,12 +11,14 @@
 //!   backends;
 //! - [`Ledger`]: the in-process API, applying the rules over a store
 //!   (used directly by backtests);
-//! - [`grpc`] and [`server`]: the thin `healgrid.ledger.v1` adapter.
+//! - [`grpc`] and [`server`]: the thin `healgrid.ledger.v1` adapter;
+//!   [`metrics`]: what it exposes to Prometheus.
 
 pub mod config;
 pub mod domain;
 pub mod grpc;
 pub mod ledger;
+pub mod metrics;
 pub mod server;
 pub mod store;
 mod store_error;

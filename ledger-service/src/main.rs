@@ -10,6 +10,7 @@ use anyhow::Context;
 use clap::Parser;
 use ledger_service::{
     config::{Config, LogFormat},
+    metrics::LedgerMetrics,
     server::AnyLedger,
 };
 use tracing_subscriber::EnvFilter;
@@ -29,11 +30,23 @@ async fn main() -> anyhow::Result<ExitCode> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
+    let metrics = LedgerMetrics::new();
+    if let Some(addr) = config.metrics_listen {
+        let metrics_listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding the metrics listener {addr}"))?;
+        tokio::spawn(healgrid_metrics::serve(
+            metrics_listener,
+            metrics.registry(),
+            std::future::pending(),
+        ));
+    }
     ledger
-        .serve_draining(
+        .serve_observed(
             listener,
             shutdown_signal(),
             Duration::from_secs(config.drain_grace_sec),
+            metrics,
         )
         .await?;
     Ok(ExitCode::SUCCESS)

@@ -17,10 +17,13 @@ use tokio::net::TcpListener;
 use tonic::transport::{Server, server::TcpIncoming};
 use tracing::info;
 
+use std::sync::Arc;
+
 use crate::{
     Ledger,
     grpc::LedgerGrpc,
     ledger::Batching,
+    metrics::LedgerMetrics,
     store::{MemoryStore, PgStore, SqliteStore, Store, StoreError},
 };
 
@@ -111,10 +114,23 @@ impl AnyLedger {
         shutdown: impl Future<Output = ()> + Send,
         grace: Duration,
     ) -> Result<(), ServerError> {
+        self.serve_observed(listener, shutdown, grace, LedgerMetrics::new())
+            .await
+    }
+
+    /// [`Self::serve_draining`], recording into `metrics` (see
+    /// [`serve_observed`]).
+    pub async fn serve_observed(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send,
+        grace: Duration,
+        metrics: Arc<LedgerMetrics>,
+    ) -> Result<(), ServerError> {
         match self {
-            Self::Sqlite(l) => serve_draining(l, listener, shutdown, grace).await,
-            Self::Postgres(l) => serve_draining(l, listener, shutdown, grace).await,
-            Self::Memory(l) => serve_draining(l, listener, shutdown, grace).await,
+            Self::Sqlite(l) => serve_observed(l, listener, shutdown, grace, metrics).await,
+            Self::Postgres(l) => serve_observed(l, listener, shutdown, grace, metrics).await,
+            Self::Memory(l) => serve_observed(l, listener, shutdown, grace, metrics).await,
         }
     }
 }
@@ -139,6 +155,19 @@ pub async fn serve_draining<S: Store>(
     shutdown: impl Future<Output = ()> + Send,
     grace: Duration,
 ) -> Result<(), ServerError> {
+    serve_observed(ledger, listener, shutdown, grace, LedgerMetrics::new()).await
+}
+
+/// [`serve_draining`], recording every call (method, code, latency) and
+/// every write into `metrics`, which the caller may serve on its own
+/// listener ([`healgrid_metrics::serve`]).
+pub async fn serve_observed<S: Store>(
+    ledger: Ledger<S>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+    grace: Duration,
+    metrics: Arc<LedgerMetrics>,
+) -> Result<(), ServerError> {
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_serving::<LedgerServiceServer<LedgerGrpc<S>>>()
@@ -160,11 +189,13 @@ pub async fn serve_draining<S: Store>(
     };
     let (reflection_v1, reflection_v1alpha) =
         healgrid_proto::reflection::services(healgrid_proto::LEDGER_FILE_DESCRIPTOR_SET)?;
-    let ledger_service = LedgerServiceServer::new(LedgerGrpc::new(ledger))
-        .max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let ledger_service =
+        LedgerServiceServer::new(LedgerGrpc::with_metrics(ledger, metrics.clone()))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let addr = listener.local_addr().ok();
     info!(?addr, "ledger gRPC server listening");
     Server::builder()
+        .layer(metrics.rpc_layer())
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

@@ -9,6 +9,7 @@ pub mod engine;
 pub mod exchange;
 pub mod grpc;
 pub mod healing;
+pub mod metrics;
 pub mod operator_api;
 pub mod pair;
 pub mod runtime;

@@ -75,14 +75,17 @@ impl ModeFilter {
 #[into_params(parameter_in = Query)]
 pub struct PositionsQuery {
     /// `open` (default) or `closed`.
+    #[param(inline)]
     pub status: Option<StatusFilter>,
     /// Only this slot.
     pub slot: Option<u32>,
     /// Only this age band (open positions only).
     pub band: Option<Band>,
     /// Only this slot mode.
+    #[param(inline)]
     pub mode: Option<ModeFilter>,
     /// Page size, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
     /// Rows to skip.
     pub offset: Option<usize>,
@@ -283,7 +286,7 @@ pub async fn fetch_detail(state: &Shared, id: u64) -> Result<PositionDetail, Api
 /// One position and its journal.
 #[utoipa::path(
     get, path = "/api/v1/positions/{id}", tag = "positions",
-    params(("id" = String, Path, description = "Ledger position id (positive integer)")),
+    params(("id" = u64, Path, minimum = 1, description = "Ledger position id (positive integer)")),
     responses(
         (status = 200, description = "The position", body = PositionDetail),
         (status = 400, description = "Bad id", body = ErrorBody),
@@ -312,7 +315,7 @@ pub struct PositionHistory {
 /// How a position's exit price moved: its first price and every reprice.
 #[utoipa::path(
     get, path = "/api/v1/positions/{id}/history", tag = "positions",
-    params(("id" = String, Path, description = "Ledger position id (positive integer)")),
+    params(("id" = u64, Path, minimum = 1, description = "Ledger position id (positive integer)")),
     responses(
         (status = 200, description = "Exit price history", body = PositionHistory),
         (status = 400, description = "Bad id", body = ErrorBody),

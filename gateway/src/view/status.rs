@@ -193,7 +193,10 @@ pub struct Healing {
     /// Profit target new exits are placed with, percent (decimal string).
     pub profit_target_pct: String,
     /// Subsidy still needed per slot to bring its eligible positions to
-    /// their fillable price (decimal strings), by slot id.
+    /// their fillable price (decimal strings), by slot id. JSON object keys
+    /// are strings, so the schema says so (an integer key type would make
+    /// every answer fail validation).
+    #[schema(value_type = std::collections::BTreeMap<String, String>)]
     pub pending_need: std::collections::BTreeMap<u32, String>,
     /// Reprices that took effect: tighten, subsidized (full + partial),
     /// loss-funded.

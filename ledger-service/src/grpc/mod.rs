@@ -6,22 +6,48 @@
 
 pub mod wire;
 
+use std::sync::Arc;
+
 use healgrid_proto::ledger::v1::{self as pb, ledger_service_server::LedgerService};
 use tonic::{Request, Response, Status};
 use tracing::{error, warn};
 
-use crate::{Ledger, LedgerError, domain::validate, ledger::JournalScope, store::Store};
+use crate::{
+    Ledger, LedgerError, domain::validate, ledger::JournalScope, metrics::LedgerMetrics,
+    store::Store,
+};
 
 /// The gRPC service over a ledger.
 #[derive(Debug, Clone)]
 pub struct LedgerGrpc<S> {
     ledger: Ledger<S>,
+    metrics: Arc<LedgerMetrics>,
 }
 
 impl<S: Store> LedgerGrpc<S> {
-    /// Wraps a ledger.
+    /// Wraps a ledger (its metrics are kept but not served).
     pub fn new(ledger: Ledger<S>) -> Self {
-        Self { ledger }
+        Self::with_metrics(ledger, LedgerMetrics::new())
+    }
+
+    /// Wraps a ledger, counting its writes into `metrics`.
+    pub fn with_metrics(ledger: Ledger<S>, metrics: Arc<LedgerMetrics>) -> Self {
+        Self { ledger, metrics }
+    }
+
+    /// Counts the journal row a write appended (none when replayed).
+    fn appended(&self, write: &str, replayed: bool) {
+        if !replayed {
+            self.metrics.journal_row_appended(write);
+        }
+    }
+
+    /// [`fail`] for a write, counting a refused subsidy debit.
+    fn write_failed(&self, e: LedgerError) -> Status {
+        if matches!(e, LedgerError::InsufficientSubsidy { .. }) {
+            self.metrics.subsidy_debit_refused();
+        }
+        fail(e)
     }
 }
 
@@ -60,7 +86,12 @@ impl<S: Store> LedgerService for LedgerGrpc<S> {
         request: Request<pb::OpenPositionRequest>,
     ) -> Result<Response<pb::OpenPositionResponse>, Status> {
         let cmd = wire::open_command(request.into_inner()).map_err(fail)?;
-        let out = self.ledger.open_position(cmd).await.map_err(fail)?;
+        let out = self
+            .ledger
+            .open_position(cmd)
+            .await
+            .map_err(|e| self.write_failed(e))?;
+        self.appended("open", out.replayed);
         Ok(Response::new(pb::OpenPositionResponse {
             position: Some(wire::position_to_pb(out.position)),
             journal_id: out.journal_id,
@@ -73,7 +104,12 @@ impl<S: Store> LedgerService for LedgerGrpc<S> {
         request: Request<pb::JournalEventRequest>,
     ) -> Result<Response<pb::JournalEventResponse>, Status> {
         let cmd = wire::event_command(request.into_inner()).map_err(fail)?;
-        let out = self.ledger.journal_event(cmd).await.map_err(fail)?;
+        let out = self
+            .ledger
+            .journal_event(cmd)
+            .await
+            .map_err(|e| self.write_failed(e))?;
+        self.appended("event", out.replayed);
         Ok(Response::new(pb::JournalEventResponse {
             entry: Some(wire::entry_to_pb(out.entry)),
             subsidy: Some(wire::subsidy_to_pb(out.subsidy)),
@@ -86,7 +122,12 @@ impl<S: Store> LedgerService for LedgerGrpc<S> {
         request: Request<pb::ClosePositionRequest>,
     ) -> Result<Response<pb::ClosePositionResponse>, Status> {
         let cmd = wire::close_command(request.into_inner()).map_err(fail)?;
-        let out = self.ledger.close_position(cmd).await.map_err(fail)?;
+        let out = self
+            .ledger
+            .close_position(cmd)
+            .await
+            .map_err(|e| self.write_failed(e))?;
+        self.appended("close", out.replayed);
         Ok(Response::new(pb::ClosePositionResponse {
             position: Some(wire::position_to_pb(out.position)),
             entry: Some(wire::entry_to_pb(out.entry)),
@@ -99,7 +140,12 @@ impl<S: Store> LedgerService for LedgerGrpc<S> {
         request: Request<pb::RepricePositionRequest>,
     ) -> Result<Response<pb::RepricePositionResponse>, Status> {
         let cmd = wire::reprice_command(request.into_inner()).map_err(fail)?;
-        let out = self.ledger.reprice_position(cmd).await.map_err(fail)?;
+        let out = self
+            .ledger
+            .reprice_position(cmd)
+            .await
+            .map_err(|e| self.write_failed(e))?;
+        self.appended("reprice", out.replayed);
         Ok(Response::new(pb::RepricePositionResponse {
             position: Some(wire::position_to_pb(out.position)),
             entry: Some(wire::entry_to_pb(out.entry)),

@@ -8,6 +8,7 @@ pub mod clock;
 pub mod error;
 pub mod kraken;
 pub mod market;
+pub mod metered;
 pub mod paper;
 pub mod sim_server;
 pub mod types;

@@ -157,6 +157,8 @@ pub struct Runtime<E, L> {
     pub(crate) throughput: crate::healing::throughput::ThroughputSizer,
     /// The statistics changed since the last commit.
     pub(crate) throughput_dirty: bool,
+    /// Where loops are recorded for Prometheus, when anywhere.
+    pub(crate) metrics: Option<Arc<crate::metrics::TraderMetrics>>,
 }
 
 impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
@@ -221,6 +223,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
             pending_meta: Vec::new(),
             throughput: Default::default(),
             throughput_dirty: false,
+            metrics: None,
         };
         rt.engine.ensure_slots(rt.cfg.engine.slots);
         rt.restore_position_ids().await?;
@@ -744,9 +747,11 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
                 }
             }
             let now_ms = xclock.loop_now(&self.exchange, clock).await;
+            let started = std::time::Instant::now();
             if let Err(e) = self.step(now_ms).await {
                 tracing::error!(error = %e, "loop failed (local store); retrying next loop");
             }
+            self.observe_loop(started.elapsed());
             let sleep = tokio::time::sleep(poll_interval);
             tokio::pin!(sleep);
             loop {

@@ -40,6 +40,7 @@ pub mod ledger;
 pub mod ledger_replicas;
 #[path = "loop.rs"]
 pub mod r#loop;
+mod observe;
 mod operator;
 pub mod outbox;
 mod placement;

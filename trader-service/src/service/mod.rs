@@ -27,8 +27,10 @@ use crate::config::{
 use crate::exchange::kraken::limits::RateTier;
 use crate::exchange::kraken::{KrakenClient, KrakenConfig};
 use crate::exchange::market::{CsvReplay, MarketSource, SyntheticConfig, SyntheticMarket};
+use crate::exchange::metered::Metered;
 use crate::exchange::paper::{PaperConfig, PaperExchange};
 use crate::exchange::{Clock, Exchange, SimClock, SystemClock};
+use crate::metrics::TraderMetrics;
 use crate::pair::FeeSchedule;
 use crate::runtime::ledger::{DEFAULT_CALL_TIMEOUT, GrpcLedger};
 use crate::runtime::store::{StoreLocation, TraderStore};
@@ -80,6 +82,9 @@ pub struct RunArgs {
     /// Address of the gRPC control API (status, pause, resume, health).
     #[arg(long, env = "TRADER_LISTEN", default_value = crate::server::DEFAULT_LISTEN)]
     pub listen: SocketAddr,
+    /// Address of the Prometheus listener (`GET /metrics`); none when unset.
+    #[arg(long, env = "TRADER_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Exchange to trade on.
     #[arg(long, env = "EXCHANGE", value_enum, default_value_t = ExchangeKind::Paper)]
     pub exchange: ExchangeKind,
@@ -195,6 +200,14 @@ pub enum RunError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The metrics address could not be bound.
+    #[error("TRADER_METRICS_LISTEN: cannot listen on {addr}: {source}")]
+    MetricsBind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
     /// The control API failed.
     #[error(transparent)]
     Server(#[from] crate::server::ServerError),
@@ -207,7 +220,11 @@ impl RunError {
     pub fn is_config(&self) -> bool {
         matches!(
             self,
-            Self::Config(_) | Self::Setting { .. } | Self::Bind { .. } | Self::Store(_)
+            Self::Config(_)
+                | Self::Setting { .. }
+                | Self::Bind { .. }
+                | Self::MetricsBind { .. }
+                | Self::Store(_)
         )
     }
 }
@@ -353,6 +370,11 @@ impl RunArgs {
             format!("LEDGER_URL={}", self.ledger_url),
             format!("TRADER_DATABASE_URL={}", self.store),
             format!("TRADER_LISTEN={}", self.listen),
+            format!(
+                "TRADER_METRICS_LISTEN={}",
+                self.metrics_listen
+                    .map_or_else(|| "off".to_owned(), |a| a.to_string())
+            ),
             format!("PRIVATE_CALL_BUDGET={}", self.call_budget),
             format!("PLACEMENT_STALE_SEC={}", self.placement_stale_sec),
             format!("POST_ONLY={}", self.post_only),
@@ -569,7 +591,20 @@ async fn trade<E: Exchange, C: Clock>(
         .healing
         .reprice_config(fees.round_trip_pct(), plan.trading.poll_interval_sec);
     tracing::info!(reprice = ?rcfg.reprice, "repricing in force");
+    let metrics = TraderMetrics::new();
+    if let Some(addr) = args.metrics_listen {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| RunError::MetricsBind { addr, source })?;
+        tokio::spawn(healgrid_metrics::serve(
+            listener,
+            metrics.registry(),
+            std::future::pending(),
+        ));
+    }
+    let exchange = Metered::new(exchange, metrics.clone());
     let mut rt = Runtime::new(rcfg, exchange, ledger, store).await?;
+    rt.observe_into(metrics);
     let handle = rt.handle();
     let listener = TcpListener::bind(args.listen)
         .await
