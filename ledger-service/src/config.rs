@@ -1,8 +1,11 @@
 //! Command-line and environment configuration (flags win over environment).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
+use healgrid_proto::auth::{RequireToken, ServiceToken, token_parser};
+use healgrid_proto::tls::{ServerSecurity, TlsError};
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -55,6 +58,24 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(0..=300))]
     pub drain_grace_sec: u64,
 
+    /// Shared token every call must carry (`authorization: Bearer ...`),
+    /// except health and (unless `--reflection-needs-token`) reflection.
+    /// Give the same value to the trader and the gateway. Never logged.
+    #[arg(long, env = "LEDGER_TOKEN", hide_env_values = true, value_parser = token_parser("LEDGER_TOKEN"))]
+    pub token: Option<ServiceToken>,
+
+    /// With `--token`, refuse reflection without the token too.
+    #[arg(long, env = "LEDGER_REFLECTION_NEEDS_TOKEN")]
+    pub reflection_needs_token: bool,
+
+    /// PEM certificate chain to serve gRPC over TLS with (needs `--tls-key`).
+    #[arg(long, env = "LEDGER_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of `--tls-cert`.
+    #[arg(long, env = "LEDGER_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
     /// Do not serve: ask the ledger listening on `--listen` (on loopback
     /// when it listens on every address) for its `grpc.health.v1` status
     /// and exit 0 when SERVING, 1 otherwise. The container healthcheck.
@@ -80,6 +101,16 @@ impl Config {
 }
 
 impl Config {
+    /// The token check and TLS of the gRPC listener (files read now).
+    ///
+    /// # Errors
+    /// [`TlsError`] when the certificate or key cannot be used.
+    pub fn security(&self) -> Result<ServerSecurity, TlsError> {
+        let auth = RequireToken::new(self.token.clone(), self.reflection_needs_token);
+        let files = self.tls_cert.as_deref().zip(self.tls_key.as_deref());
+        ServerSecurity::new(auth, files)
+    }
+
     /// How the ledger groups writes.
     pub fn batching(&self) -> crate::ledger::Batching {
         crate::ledger::Batching {
@@ -117,6 +148,20 @@ mod tests {
     fn a_drain_grace_beyond_five_minutes_is_refused() {
         let e = Config::try_parse_from(["ledger-service", "--drain-grace-sec", "301"]).unwrap_err();
         assert!(e.to_string().contains("301"), "{e}");
+    }
+
+    #[test]
+    fn token_and_tls_flags_come_in_pairs_and_hide_the_token() {
+        let e = Config::try_parse_from(["ledger-service", "--tls-cert", "c.pem"]).unwrap_err();
+        assert!(e.to_string().contains("--tls-key"), "{e}");
+        let e = Config::try_parse_from(["ledger-service", "--token", " "]).unwrap_err();
+        assert!(
+            e.to_string().contains("LEDGER_TOKEN is set but empty"),
+            "{e}"
+        );
+        let c = Config::try_parse_from(["ledger-service", "--token", "s3cret"]).unwrap();
+        assert!(!format!("{c:?}").contains("s3cret"));
+        assert!(c.security().unwrap().auth.is_enabled());
     }
 
     #[test]

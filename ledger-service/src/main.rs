@@ -21,6 +21,15 @@ async fn main() -> anyhow::Result<ExitCode> {
         return Ok(check_health(&config.local_endpoint()).await);
     }
     init_logging(config.log_format);
+    let security = config.security()?;
+    if let Some(warning) = healgrid_proto::auth::exposure_warning(
+        "THE LEDGER",
+        config.listen,
+        &security.auth,
+        "LEDGER_TOKEN",
+    ) {
+        tracing::warn!("{warning}");
+    }
     let ledger = AnyLedger::open(&config.database_url, config.db_max_connections)
         .await
         .with_context(|| format!("opening {}", redact(&config.database_url)))?
@@ -30,10 +39,11 @@ async fn main() -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     ledger
-        .serve_draining(
+        .serve_secured(
             listener,
             shutdown_signal(),
             Duration::from_secs(config.drain_grace_sec),
+            &security,
         )
         .await?;
     Ok(ExitCode::SUCCESS)

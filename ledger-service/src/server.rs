@@ -13,8 +13,9 @@ use std::future::Future;
 use std::time::Duration;
 
 use healgrid_proto::ledger::v1::ledger_service_server::LedgerServiceServer;
+use healgrid_proto::tls::ServerSecurity;
 use tokio::net::TcpListener;
-use tonic::transport::{Server, server::TcpIncoming};
+use tonic::transport::server::TcpIncoming;
 use tracing::info;
 
 use crate::{
@@ -111,10 +112,23 @@ impl AnyLedger {
         shutdown: impl Future<Output = ()> + Send,
         grace: Duration,
     ) -> Result<(), ServerError> {
+        self.serve_secured(listener, shutdown, grace, &ServerSecurity::default())
+            .await
+    }
+
+    /// [`Self::serve_draining`] behind `security` (token check, TLS); see
+    /// [`serve_secured`].
+    pub async fn serve_secured(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send,
+        grace: Duration,
+        security: &ServerSecurity,
+    ) -> Result<(), ServerError> {
         match self {
-            Self::Sqlite(l) => serve_draining(l, listener, shutdown, grace).await,
-            Self::Postgres(l) => serve_draining(l, listener, shutdown, grace).await,
-            Self::Memory(l) => serve_draining(l, listener, shutdown, grace).await,
+            Self::Sqlite(l) => serve_secured(l, listener, shutdown, grace, security).await,
+            Self::Postgres(l) => serve_secured(l, listener, shutdown, grace, security).await,
+            Self::Memory(l) => serve_secured(l, listener, shutdown, grace, security).await,
         }
     }
 }
@@ -138,6 +152,25 @@ pub async fn serve_draining<S: Store>(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
     grace: Duration,
+) -> Result<(), ServerError> {
+    serve_secured(
+        ledger,
+        listener,
+        shutdown,
+        grace,
+        &ServerSecurity::default(),
+    )
+    .await
+}
+
+/// [`serve_draining`] with TLS and the token check of `security` in front
+/// of every service (health and, as configured, reflection stay open).
+pub async fn serve_secured<S: Store>(
+    ledger: Ledger<S>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+    grace: Duration,
+    security: &ServerSecurity,
 ) -> Result<(), ServerError> {
     let (health, health_service) = tonic_health::server::health_reporter();
     health
@@ -163,8 +196,14 @@ pub async fn serve_draining<S: Store>(
     let ledger_service = LedgerServiceServer::new(LedgerGrpc::new(ledger))
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let addr = listener.local_addr().ok();
-    info!(?addr, "ledger gRPC server listening");
-    Server::builder()
+    info!(
+        ?addr,
+        transport = security.transport(),
+        token_required = security.auth.is_enabled(),
+        "ledger gRPC server listening"
+    );
+    security
+        .server()?
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

@@ -7,9 +7,9 @@ use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::Subcommand;
+use healgrid_proto::auth::AuthChannel;
 use healgrid_proto::trader::v1 as pb;
 use healgrid_proto::trader::v1::trader_service_client::TraderServiceClient;
-use tonic::transport::Channel;
 
 use crate::ctl::CtlError;
 
@@ -136,7 +136,7 @@ fn answer(r: &pb::OperatorActionResponse) -> String {
 ///
 /// # Errors
 /// [`CtlError::Call`] with the trader's refusal.
-pub async fn run(ch: Channel, action: &OpsAction) -> Result<String, CtlError> {
+pub async fn run(ch: AuthChannel, action: &OpsAction) -> Result<String, CtlError> {
     let mut c = TraderServiceClient::new(ch);
     let r = match action {
         OpsAction::Queue => {

@@ -10,6 +10,7 @@
 //! clamped and logged instead (see [`crate::config`]).
 
 pub mod paper;
+pub mod security;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -31,6 +32,7 @@ use crate::exchange::paper::{PaperConfig, PaperExchange};
 use crate::exchange::{Clock, Exchange, SimClock, SystemClock};
 use crate::pair::FeeSchedule;
 use crate::runtime::ledger::{DEFAULT_CALL_TIMEOUT, GrpcLedger};
+use crate::runtime::ledger_replicas::ReplicaPolicy;
 use crate::runtime::store::{StoreLocation, TraderStore};
 use crate::runtime::{Runtime, RuntimeConfig};
 
@@ -157,6 +159,9 @@ pub struct RunArgs {
     /// Self-healing settings.
     #[command(flatten)]
     pub healing: HealingArgs,
+    /// Token and TLS of the control API and towards the ledger.
+    #[command(flatten)]
+    pub security: security::SecurityArgs,
 }
 
 /// Why `run` stopped with an error.
@@ -210,6 +215,11 @@ impl RunError {
             Self::Config(_) | Self::Setting { .. } | Self::Bind { .. } | Self::Store(_)
         )
     }
+}
+
+/// A TLS file setting that cannot be used (the message names the flag).
+fn tls_setting(e: healgrid_proto::tls::TlsError) -> RunError {
+    setting("TLS", e.to_string())
 }
 
 fn setting(name: &'static str, message: impl Into<String>) -> RunError {
@@ -393,8 +403,28 @@ pub async fn run(args: RunArgs, shutdown: impl Future<Output = ()>) -> Result<()
     for line in plan.healing.profile() {
         tracing::info!(profile = %line, "self-healing profile");
     }
-    let ledger = GrpcLedger::connect_lazy(&args.ledger_url, DEFAULT_CALL_TIMEOUT)
-        .map_err(|e| setting("LEDGER_URL", e.to_string()))?;
+    let server_security = args.security.server().map_err(tls_setting)?;
+    if let Some(warning) = healgrid_proto::auth::exposure_warning(
+        "THE TRADER",
+        args.listen,
+        &server_security.auth,
+        "TRADER_TOKEN",
+    ) {
+        tracing::warn!("{warning}");
+    }
+    let ledger_tls = args.security.ledger_tls().map_err(tls_setting)?;
+    let ledger = GrpcLedger::secured(
+        &args.ledger_url,
+        DEFAULT_CALL_TIMEOUT,
+        ReplicaPolicy::default(),
+        ledger_tls,
+        args.security.ledger_token.as_ref(),
+    )
+    .map_err(|e| setting("LEDGER_URL", e.to_string()))?;
+    let wiring = Wiring {
+        ledger,
+        control: server_security,
+    };
     match args.exchange {
         ExchangeKind::Kraken => {
             let client =
@@ -403,7 +433,7 @@ pub async fn run(args: RunArgs, shutdown: impl Future<Output = ()>) -> Result<()
                     message: e.to_string(),
                 })?;
             let poll = Duration::from_secs(plan.trading.poll_interval_sec);
-            trade(&args, &plan, client, ledger, &SystemClock, poll, shutdown).await
+            trade(&args, &plan, client, wiring, &SystemClock, poll, shutdown).await
         }
         ExchangeKind::Paper => {
             let pp = paper::find_pair(&plan.trading.pair).ok_or_else(|| {
@@ -458,7 +488,7 @@ pub async fn run(args: RunArgs, shutdown: impl Future<Output = ()>) -> Result<()
                 "paper exchange: simulated time runs {}x real time",
                 args.sim_speed
             );
-            let result = trade(&args, &plan, exchange, ledger, &clock, poll, shutdown).await;
+            let result = trade(&args, &plan, exchange, wiring, &clock, poll, shutdown).await;
             driver.abort();
             result
         }
@@ -500,13 +530,20 @@ fn paper_market(
     })
 }
 
+/// What `run` sets up before trading: the ledger client and the control
+/// API's token check and TLS.
+struct Wiring {
+    ledger: GrpcLedger,
+    control: healgrid_proto::tls::ServerSecurity,
+}
+
 /// Asks the exchange for the pair, builds the runtime, serves the control
 /// API and runs the loop until `shutdown`.
 async fn trade<E: Exchange, C: Clock>(
     args: &RunArgs,
     plan: &RunPlan,
     exchange: E,
-    ledger: GrpcLedger,
+    wiring: Wiring,
     clock: &C,
     poll: Duration,
     shutdown: impl Future<Output = ()>,
@@ -569,7 +606,7 @@ async fn trade<E: Exchange, C: Clock>(
         .healing
         .reprice_config(fees.round_trip_pct(), plan.trading.poll_interval_sec);
     tracing::info!(reprice = ?rcfg.reprice, "repricing in force");
-    let mut rt = Runtime::new(rcfg, exchange, ledger, store).await?;
+    let mut rt = Runtime::new(rcfg, exchange, wiring.ledger, store).await?;
     let handle = rt.handle();
     let listener = TcpListener::bind(args.listen)
         .await
@@ -578,9 +615,18 @@ async fn trade<E: Exchange, C: Clock>(
             source,
         })?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(crate::server::serve(handle, listener, async {
-        let _ = stop_rx.await;
-    }));
+    let security = wiring.control;
+    let server = tokio::spawn(async move {
+        crate::server::serve_secured(
+            handle,
+            listener,
+            async {
+                let _ = stop_rx.await;
+            },
+            &security,
+        )
+        .await
+    });
     tracing::info!(listen = %args.listen, bot_id = %plan.bot_id, "trader running; SIGTERM or Ctrl-C to stop");
     let result = rt.run_forever(clock, poll, shutdown).await;
     tracing::info!("trading loop stopped; resting orders left on the exchange");
