@@ -76,6 +76,11 @@ pub struct Config {
     #[arg(long, env = "LEDGER_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
 
+    /// PEM CA that `--check-health` trusts when the ledger serves TLS
+    /// (the system's roots without it).
+    #[arg(long, env = "LEDGER_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
+
     /// Do not serve: ask the ledger listening on `--listen` (on loopback
     /// when it listens on every address) for its `grpc.health.v1` status
     /// and exit 0 when SERVING, 1 otherwise. The container healthcheck.
@@ -85,18 +90,28 @@ pub struct Config {
 
 impl Config {
     /// Where a health check on this host reaches the server: `--listen`,
-    /// with an unspecified address (`0.0.0.0`, `::`) replaced by loopback.
+    /// with an unspecified address (`0.0.0.0`, `::`) replaced by loopback;
+    /// over TLS (`https://localhost:PORT`, the name certificates carry)
+    /// when the ledger serves TLS.
     #[must_use]
     pub fn local_endpoint(&self) -> String {
         let mut addr = self.listen;
         if addr.ip().is_unspecified() {
+            if self.tls_cert.is_some() {
+                return format!("https://localhost:{}", addr.port());
+            }
             addr.set_ip(if addr.is_ipv4() {
                 std::net::Ipv4Addr::LOCALHOST.into()
             } else {
                 std::net::Ipv6Addr::LOCALHOST.into()
             });
         }
-        format!("http://{addr}")
+        let scheme = if self.tls_cert.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{addr}")
     }
 }
 
@@ -142,6 +157,14 @@ mod tests {
         assert_eq!(c.local_endpoint(), "http://[::1]:7");
         let c = Config::try_parse_from(["ledger-service", "--listen", "10.0.0.5:9"]).unwrap();
         assert_eq!(c.local_endpoint(), "http://10.0.0.5:9");
+        let tls = ["--tls-cert", "c.pem", "--tls-key", "k.pem"];
+        let c = Config::try_parse_from(
+            ["ledger-service", "--listen", "0.0.0.0:7"]
+                .into_iter()
+                .chain(tls),
+        )
+        .unwrap();
+        assert_eq!(c.local_endpoint(), "https://localhost:7");
     }
 
     #[test]

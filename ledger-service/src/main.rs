@@ -18,7 +18,7 @@ use tracing_subscriber::EnvFilter;
 async fn main() -> anyhow::Result<ExitCode> {
     let config = Config::parse();
     if config.check_health {
-        return Ok(check_health(&config.local_endpoint()).await);
+        return Ok(check_health(&config).await);
     }
     init_logging(config.log_format);
     let security = config.security()?;
@@ -49,18 +49,20 @@ async fn main() -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Exit 0 when the ledger at `endpoint` reports SERVING within 3 s; else
-/// one line on stderr saying what it reported, and exit 1.
-async fn check_health(endpoint: &str) -> ExitCode {
+/// Exit 0 when the ledger this config serves reports SERVING within 3 s
+/// (over TLS when it serves TLS, trusting `--tls-ca`); else one line on
+/// stderr saying what it reported, and exit 1.
+async fn check_health(config: &Config) -> ExitCode {
     use tonic_health::pb::{
         HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
     };
+    let endpoint = &config.local_endpoint();
     let timeout = Duration::from_secs(3);
     let status = async {
-        let channel = tonic::transport::Endpoint::from_shared(endpoint.to_owned())?
-            .connect_timeout(timeout)
-            .connect()
-            .await?;
+        let tls = healgrid_proto::tls::ClientTls::new("--tls-ca", config.tls_ca.as_deref())?;
+        let plain =
+            tonic::transport::Endpoint::from_shared(endpoint.to_owned())?.connect_timeout(timeout);
+        let channel = tls.apply(plain, None)?.connect().await?;
         let mut request = tonic::Request::new(HealthCheckRequest {
             service: String::new(),
         });

@@ -345,6 +345,15 @@ async fn ledger_and_trader_talk_over_tls_with_tokens_and_refuse_strangers() {
         .expect("OpenPosition with the token");
     assert_eq!(open_positions(&mut good, probe).await, 1);
 
+    // The container healthcheck speaks TLS to a TLS ledger.
+    let check = Command::new(ledger_binary())
+        .args(["--check-health", "--listen", &listen, "--tls-cert", cert])
+        .args(["--tls-key", key, "--tls-ca", ca])
+        .env_clear()
+        .output()
+        .expect("running --check-health");
+    assert!(check.status.success(), "{}", text(&check));
+
     // Without the CA, or in plaintext, a client fails clearly.
     let no_ca = ctl(&["--url", &ledger_url, "health"]);
     assert!(!no_ca.status.success());
