@@ -115,6 +115,34 @@ impl Config {
     }
 }
 
+/// `url` with its password hidden (`user:***@`, and a `password=` query
+/// parameter), for logs and errors: a database URL may carry the only
+/// secret of the deployment.
+#[must_use]
+pub fn redact_url(url: &str) -> String {
+    let mut out = match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    };
+    if let Some((base, query)) = out.split_once('?') {
+        let params: Vec<String> = query
+            .split('&')
+            .map(|p| match p.split_once('=') {
+                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                _ => p.to_owned(),
+            })
+            .collect();
+        out = format!("{base}?{}", params.join("&"));
+    }
+    out
+}
+
 impl Config {
     /// The token check and TLS of the gRPC listener (files read now).
     ///
@@ -185,6 +213,20 @@ mod tests {
         let c = Config::try_parse_from(["ledger-service", "--token", "s3cret"]).unwrap();
         assert!(!format!("{c:?}").contains("s3cret"));
         assert!(c.security().unwrap().auth.is_enabled());
+    }
+
+    #[test]
+    fn database_passwords_are_hidden() {
+        assert_eq!(
+            redact_url("postgres://u:pw@h:5432/db?sslmode=require"),
+            "postgres://u:***@h:5432/db?sslmode=require"
+        );
+        assert_eq!(
+            redact_url("postgres://h/db?user=u&password=pw&sslmode=require"),
+            "postgres://h/db?user=u&password=***&sslmode=require"
+        );
+        assert_eq!(redact_url("sqlite://ledger.db"), "sqlite://ledger.db");
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use ledger_service::{
-    config::{Config, LogFormat},
+    config::{Config, LogFormat, redact_url},
     server::AnyLedger,
 };
 use tracing_subscriber::EnvFilter;
@@ -32,9 +32,9 @@ async fn main() -> anyhow::Result<ExitCode> {
     }
     let ledger = AnyLedger::open(&config.database_url, config.db_max_connections)
         .await
-        .with_context(|| format!("opening {}", redact(&config.database_url)))?
+        .with_context(|| format!("opening {}", redact_url(&config.database_url)))?
         .with_batching(config.batching());
-    tracing::info!(backend = ledger.backend(), database = %redact(&config.database_url), batching = ?config.batching(), "ledger database ready");
+    tracing::info!(backend = ledger.backend(), database = %redact_url(&config.database_url), batching = ?config.batching(), "ledger database ready");
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
@@ -97,20 +97,6 @@ fn init_logging(format: LogFormat) {
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
-    }
-}
-
-/// Hides the password of a database URL in logs.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let creds = &url[scheme + 3..at];
-            match creds.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
     }
 }
 

@@ -67,7 +67,7 @@ impl AnyLedger {
                 Ledger::open_postgres(url, max_connections).await?,
             ))
         } else {
-            Err(StoreError::UnsupportedUrl(url.to_owned()))
+            Err(StoreError::UnsupportedUrl(crate::config::redact_url(url)))
         }
     }
 

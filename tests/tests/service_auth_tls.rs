@@ -500,25 +500,37 @@ async fn secrets_never_reach_logs_errors_or_status() {
     ];
     let mut outputs: Vec<(String, String)> = Vec::new();
 
-    // A PostgreSQL URL with a password, where nothing listens: the ledger
-    // fails to start and says why, without the password.
-    let pg_url = format!("postgres://healgrid:{PG_PASSWORD}@127.0.0.1:1/healgrid");
-    let mut failing = Service::spawn(
-        ledger_binary(),
-        &["--listen", &format!("127.0.0.1:{}", free_port())],
-        &[
-            ("LEDGER_DATABASE_URL", &pg_url),
-            ("LEDGER_TOKEN", LEDGER_TOKEN),
-        ],
-        &dir.path().join("ledger-pg.log"),
-    );
-    assert_ne!(failing.exit_code().await, Some(0), "no database, no ledger");
-    let said = failing.log_text();
-    assert!(
-        said.contains("healgrid:***@127.0.0.1:1"),
-        "the URL, redacted: {said}"
-    );
-    outputs.push(("ledger on an unreachable PostgreSQL".into(), said));
+    // Database URLs with a password, where nothing listens (or naming no
+    // supported backend): the ledger fails to start and says why, without
+    // the password.
+    for (url, shown) in [
+        (
+            format!("postgres://healgrid:{PG_PASSWORD}@127.0.0.1:1/healgrid"),
+            "healgrid:***@127.0.0.1:1",
+        ),
+        (
+            format!("postgres://127.0.0.1:1/healgrid?user=healgrid&password={PG_PASSWORD}"),
+            "password=***",
+        ),
+        (
+            format!("mysql://healgrid:{PG_PASSWORD}@127.0.0.1:1/healgrid"),
+            "unsupported database url",
+        ),
+    ] {
+        let mut failing = Service::spawn(
+            ledger_binary(),
+            &["--listen", &format!("127.0.0.1:{}", free_port())],
+            &[
+                ("LEDGER_DATABASE_URL", &url),
+                ("LEDGER_TOKEN", LEDGER_TOKEN),
+            ],
+            &dir.path().join("ledger-bad-db.log"),
+        );
+        assert_ne!(failing.exit_code().await, Some(0), "no database, no ledger");
+        let said = failing.log_text();
+        assert!(said.contains(shown), "says why, password hidden: {said}");
+        outputs.push((format!("ledger on {shown}"), said));
+    }
 
     // Listening beyond loopback without a token: the loud warning.
     let exposed_port = free_port();
