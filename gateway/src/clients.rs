@@ -7,14 +7,20 @@
 //! on the client side, and turns a failure into [`ApiError`] once.
 
 use std::future::Future;
+use std::path::Path;
 use std::time::Duration;
+
+use healgrid_proto::auth::{AuthChannel, ClientAuth, ServiceToken};
+use healgrid_proto::tls::{ClientTls, error_chain};
+use tonic::service::interceptor::InterceptedService;
 
 use healgrid_proto::ledger::v1::ledger_service_client::LedgerServiceClient;
 use healgrid_proto::trader::v1::trader_service_client::TraderServiceClient;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
 
+use crate::config::BackendSecurityArgs;
 use crate::error::{ApiError, Backend};
 
 /// Time allowed to open a TCP connection to a backend.
@@ -32,36 +38,100 @@ pub struct BadUrl {
     pub source: tonic::transport::Error,
 }
 
+/// Why the backend clients cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendSetupError {
+    /// A URL does not parse.
+    #[error(transparent)]
+    Url(#[from] BadUrl),
+    /// The TLS settings of a backend cannot be used.
+    #[error("{backend} TLS: {message}")]
+    Tls {
+        /// Which backend.
+        backend: Backend,
+        /// What is wrong.
+        message: String,
+    },
+}
+
 /// The trader and ledger clients plus the deadline of every call.
 #[derive(Debug, Clone)]
 pub struct Backends {
-    trader: TraderServiceClient<Channel>,
-    ledger: LedgerServiceClient<Channel>,
-    trader_health: HealthClient<Channel>,
-    ledger_health: HealthClient<Channel>,
+    trader: TraderServiceClient<AuthChannel>,
+    ledger: LedgerServiceClient<AuthChannel>,
+    trader_health: HealthClient<AuthChannel>,
+    ledger_health: HealthClient<AuthChannel>,
     deadline: Duration,
 }
 
-fn lazy_channel(backend: Backend, url: &str) -> Result<Channel, BadUrl> {
+/// A lazily connected channel to `backend` at `url`, over TLS for
+/// `https://` (trusting `ca` when given), whose calls carry `token`.
+fn lazy_channel(
+    backend: Backend,
+    url: &str,
+    ca: Option<&Path>,
+    token: Option<&ServiceToken>,
+) -> Result<AuthChannel, BackendSetupError> {
     let endpoint = Endpoint::from_shared(url.to_owned()).map_err(|source| BadUrl {
         backend,
         url: url.to_owned(),
         source,
     })?;
-    Ok(endpoint
-        .connect_timeout(CONNECT_TIMEOUT)
-        .tcp_nodelay(true)
-        .connect_lazy())
+    let tls_error = |message: String| BackendSetupError::Tls { backend, message };
+    let setting = match backend {
+        Backend::Trader => "--trader-tls-ca",
+        Backend::Ledger => "--ledger-tls-ca",
+    };
+    let tls = ClientTls::new(setting, ca).map_err(|e| tls_error(e.to_string()))?;
+    tls.check_url(url).map_err(|e| tls_error(e.to_string()))?;
+    let endpoint = endpoint.connect_timeout(CONNECT_TIMEOUT).tcp_nodelay(true);
+    let channel = tls
+        .apply(endpoint, None)
+        .map_err(|e| tls_error(error_chain(&e)))?
+        .connect_lazy();
+    Ok(InterceptedService::new(channel, ClientAuth::new(token)))
 }
 
 impl Backends {
     /// Clients for both backends; nothing is connected yet.
     ///
     /// # Errors
-    /// [`BadUrl`] when a URL does not parse.
-    pub fn new(trader_url: &str, ledger_url: &str, deadline: Duration) -> Result<Self, BadUrl> {
-        let trader = lazy_channel(Backend::Trader, trader_url)?;
-        let ledger = lazy_channel(Backend::Ledger, ledger_url)?;
+    /// [`BackendSetupError::Url`] when a URL does not parse.
+    pub fn new(
+        trader_url: &str,
+        ledger_url: &str,
+        deadline: Duration,
+    ) -> Result<Self, BackendSetupError> {
+        Self::secured(
+            trader_url,
+            ledger_url,
+            deadline,
+            &BackendSecurityArgs::default(),
+        )
+    }
+
+    /// [`Self::new`] with the tokens and CAs of `security`.
+    ///
+    /// # Errors
+    /// [`BackendSetupError`] when a URL does not parse or a CA is unusable.
+    pub fn secured(
+        trader_url: &str,
+        ledger_url: &str,
+        deadline: Duration,
+        security: &BackendSecurityArgs,
+    ) -> Result<Self, BackendSetupError> {
+        let trader = lazy_channel(
+            Backend::Trader,
+            trader_url,
+            security.trader_tls_ca.as_deref(),
+            security.trader_token.as_ref(),
+        )?;
+        let ledger = lazy_channel(
+            Backend::Ledger,
+            ledger_url,
+            security.ledger_tls_ca.as_deref(),
+            security.ledger_token.as_ref(),
+        )?;
         Ok(Self {
             trader: TraderServiceClient::new(trader.clone()),
             ledger: LedgerServiceClient::new(ledger.clone()),
@@ -73,13 +143,13 @@ impl Backends {
 
     /// A trader client (cheap clone of the shared channel).
     #[must_use]
-    pub fn trader(&self) -> TraderServiceClient<Channel> {
+    pub fn trader(&self) -> TraderServiceClient<AuthChannel> {
         self.trader.clone()
     }
 
     /// A ledger client (cheap clone of the shared channel).
     #[must_use]
-    pub fn ledger(&self) -> LedgerServiceClient<Channel> {
+    pub fn ledger(&self) -> LedgerServiceClient<AuthChannel> {
         self.ledger.clone()
     }
 

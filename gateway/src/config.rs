@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
+use healgrid_proto::auth::{ServiceToken, token_parser};
+
 use crate::auth::{ActionPolicy, Token};
 
 /// Log output format.
@@ -57,6 +59,10 @@ pub struct Config {
     #[arg(long, env = "GATEWAY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
+    /// Tokens and CAs towards the trader and the ledger.
+    #[command(flatten)]
+    pub backend_security: BackendSecurityArgs,
+
     /// Do not serve: GET `/healthz` of the gateway listening on `--listen`
     /// (on loopback when it listens on every address) and exit 0 on
     /// `200 OK`, 1 otherwise. The container healthcheck.
@@ -76,8 +82,30 @@ impl std::fmt::Debug for Config {
             .field("token_file", &self.token_file)
             .field("log_format", &self.log_format)
             .field("check_health", &self.check_health)
+            .field("backend_security", &self.backend_security)
             .finish()
     }
+}
+
+/// How the gateway reaches its backends: the token each requires and the
+/// CA that signed each one's certificate (for `https://` URLs). The tokens'
+/// `Debug` is redacted.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct BackendSecurityArgs {
+    /// The trader's token (its `TRADER_TOKEN`), sent with every trader call.
+    #[arg(long, env = "TRADER_TOKEN", hide_env_values = true,
+          value_parser = token_parser("TRADER_TOKEN"))]
+    pub trader_token: Option<ServiceToken>,
+    /// The ledger's token (its `LEDGER_TOKEN`), sent with every ledger call.
+    #[arg(long, env = "LEDGER_TOKEN", hide_env_values = true,
+          value_parser = token_parser("LEDGER_TOKEN"))]
+    pub ledger_token: Option<ServiceToken>,
+    /// PEM CA of the trader's certificate, for an `https://` TRADER_URL.
+    #[arg(long, env = "TRADER_TLS_CA")]
+    pub trader_tls_ca: Option<PathBuf>,
+    /// PEM CA of the ledger's certificate, for an `https://` LEDGER_URL.
+    #[arg(long, env = "LEDGER_TLS_CA")]
+    pub ledger_tls_ca: Option<PathBuf>,
 }
 
 /// A setting that cannot work.

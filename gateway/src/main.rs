@@ -23,7 +23,12 @@ async fn main() -> anyhow::Result<ExitCode> {
     init_logging(config.log_format);
     let policy = config.action_policy()?;
     let deadline = config.rpc_deadline()?;
-    let backends = Backends::new(&config.trader_url, &config.ledger_url, deadline)?;
+    let backends = Backends::secured(
+        &config.trader_url,
+        &config.ledger_url,
+        deadline,
+        &config.backend_security,
+    )?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;

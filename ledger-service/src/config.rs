@@ -1,8 +1,11 @@
 //! Command-line and environment configuration (flags win over environment).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
+use healgrid_proto::auth::{RequireToken, ServiceToken, token_parser};
+use healgrid_proto::tls::{ServerSecurity, TlsError};
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -60,6 +63,29 @@ pub struct Config {
     #[arg(long, env = "LEDGER_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
 
+    /// Shared token every call must carry (`authorization: Bearer ...`),
+    /// except health and (unless `--reflection-needs-token`) reflection.
+    /// Give the same value to the trader and the gateway. Never logged.
+    #[arg(long, env = "LEDGER_TOKEN", hide_env_values = true, value_parser = token_parser("LEDGER_TOKEN"))]
+    pub token: Option<ServiceToken>,
+
+    /// With `--token`, refuse reflection without the token too.
+    #[arg(long, env = "LEDGER_REFLECTION_NEEDS_TOKEN")]
+    pub reflection_needs_token: bool,
+
+    /// PEM certificate chain to serve gRPC over TLS with (needs `--tls-key`).
+    #[arg(long, env = "LEDGER_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of `--tls-cert`.
+    #[arg(long, env = "LEDGER_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// PEM CA that `--check-health` trusts when the ledger serves TLS
+    /// (the system's roots without it).
+    #[arg(long, env = "LEDGER_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
+
     /// Do not serve: ask the ledger listening on `--listen` (on loopback
     /// when it listens on every address) for its `grpc.health.v1` status
     /// and exit 0 when SERVING, 1 otherwise. The container healthcheck.
@@ -69,22 +95,70 @@ pub struct Config {
 
 impl Config {
     /// Where a health check on this host reaches the server: `--listen`,
-    /// with an unspecified address (`0.0.0.0`, `::`) replaced by loopback.
+    /// with an unspecified address (`0.0.0.0`, `::`) replaced by loopback;
+    /// over TLS (`https://localhost:PORT`, the name certificates carry)
+    /// when the ledger serves TLS.
     #[must_use]
     pub fn local_endpoint(&self) -> String {
         let mut addr = self.listen;
         if addr.ip().is_unspecified() {
+            if self.tls_cert.is_some() {
+                return format!("https://localhost:{}", addr.port());
+            }
             addr.set_ip(if addr.is_ipv4() {
                 std::net::Ipv4Addr::LOCALHOST.into()
             } else {
                 std::net::Ipv6Addr::LOCALHOST.into()
             });
         }
-        format!("http://{addr}")
+        let scheme = if self.tls_cert.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{addr}")
     }
 }
 
+/// `url` with its password hidden (`user:***@`, and a `password=` query
+/// parameter), for logs and errors: a database URL may carry the only
+/// secret of the deployment.
+#[must_use]
+pub fn redact_url(url: &str) -> String {
+    let mut out = match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    };
+    if let Some((base, query)) = out.split_once('?') {
+        let params: Vec<String> = query
+            .split('&')
+            .map(|p| match p.split_once('=') {
+                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                _ => p.to_owned(),
+            })
+            .collect();
+        out = format!("{base}?{}", params.join("&"));
+    }
+    out
+}
+
 impl Config {
+    /// The token check and TLS of the gRPC listener (files read now).
+    ///
+    /// # Errors
+    /// [`TlsError`] when the certificate or key cannot be used.
+    pub fn security(&self) -> Result<ServerSecurity, TlsError> {
+        let auth = RequireToken::new(self.token.clone(), self.reflection_needs_token);
+        let files = self.tls_cert.as_deref().zip(self.tls_key.as_deref());
+        ServerSecurity::new(auth, files)
+    }
+
     /// How the ledger groups writes.
     pub fn batching(&self) -> crate::ledger::Batching {
         crate::ledger::Batching {
@@ -117,12 +191,48 @@ mod tests {
         assert_eq!(c.local_endpoint(), "http://[::1]:7");
         let c = Config::try_parse_from(["ledger-service", "--listen", "10.0.0.5:9"]).unwrap();
         assert_eq!(c.local_endpoint(), "http://10.0.0.5:9");
+        let tls = ["--tls-cert", "c.pem", "--tls-key", "k.pem"];
+        let c = Config::try_parse_from(
+            ["ledger-service", "--listen", "0.0.0.0:7"]
+                .into_iter()
+                .chain(tls),
+        )
+        .unwrap();
+        assert_eq!(c.local_endpoint(), "https://localhost:7");
     }
 
     #[test]
     fn a_drain_grace_beyond_five_minutes_is_refused() {
         let e = Config::try_parse_from(["ledger-service", "--drain-grace-sec", "301"]).unwrap_err();
         assert!(e.to_string().contains("301"), "{e}");
+    }
+
+    #[test]
+    fn token_and_tls_flags_come_in_pairs_and_hide_the_token() {
+        let e = Config::try_parse_from(["ledger-service", "--tls-cert", "c.pem"]).unwrap_err();
+        assert!(e.to_string().contains("--tls-key"), "{e}");
+        let e = Config::try_parse_from(["ledger-service", "--token", " "]).unwrap_err();
+        assert!(
+            e.to_string().contains("LEDGER_TOKEN is set but empty"),
+            "{e}"
+        );
+        let c = Config::try_parse_from(["ledger-service", "--token", "s3cret"]).unwrap();
+        assert!(!format!("{c:?}").contains("s3cret"));
+        assert!(c.security().unwrap().auth.is_enabled());
+    }
+
+    #[test]
+    fn database_passwords_are_hidden() {
+        assert_eq!(
+            redact_url("postgres://u:pw@h:5432/db?sslmode=require"),
+            "postgres://u:***@h:5432/db?sslmode=require"
+        );
+        assert_eq!(
+            redact_url("postgres://h/db?user=u&password=pw&sslmode=require"),
+            "postgres://h/db?user=u&password=***&sslmode=require"
+        );
+        assert_eq!(redact_url("sqlite://ledger.db"), "sqlite://ledger.db");
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
     }
 
     #[test]

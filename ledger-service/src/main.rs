@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use ledger_service::{
-    config::{Config, LogFormat},
+    config::{Config, LogFormat, redact_url},
     metrics::LedgerMetrics,
     server::AnyLedger,
 };
@@ -19,14 +19,23 @@ use tracing_subscriber::EnvFilter;
 async fn main() -> anyhow::Result<ExitCode> {
     let config = Config::parse();
     if config.check_health {
-        return Ok(check_health(&config.local_endpoint()).await);
+        return Ok(check_health(&config).await);
     }
     init_logging(config.log_format);
+    let security = config.security()?;
+    if let Some(warning) = healgrid_proto::auth::exposure_warning(
+        "THE LEDGER",
+        config.listen,
+        &security.auth,
+        "LEDGER_TOKEN",
+    ) {
+        tracing::warn!("{warning}");
+    }
     let ledger = AnyLedger::open(&config.database_url, config.db_max_connections)
         .await
-        .with_context(|| format!("opening {}", redact(&config.database_url)))?
+        .with_context(|| format!("opening {}", redact_url(&config.database_url)))?
         .with_batching(config.batching());
-    tracing::info!(backend = ledger.backend(), database = %redact(&config.database_url), batching = ?config.batching(), "ledger database ready");
+    tracing::info!(backend = ledger.backend(), database = %redact_url(&config.database_url), batching = ?config.batching(), "ledger database ready");
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
@@ -42,28 +51,31 @@ async fn main() -> anyhow::Result<ExitCode> {
         ));
     }
     ledger
-        .serve_observed(
+        .serve_secured(
             listener,
             shutdown_signal(),
             Duration::from_secs(config.drain_grace_sec),
+            &security,
             metrics,
         )
         .await?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Exit 0 when the ledger at `endpoint` reports SERVING within 3 s; else
-/// one line on stderr saying what it reported, and exit 1.
-async fn check_health(endpoint: &str) -> ExitCode {
+/// Exit 0 when the ledger this config serves reports SERVING within 3 s
+/// (over TLS when it serves TLS, trusting `--tls-ca`); else one line on
+/// stderr saying what it reported, and exit 1.
+async fn check_health(config: &Config) -> ExitCode {
     use tonic_health::pb::{
         HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
     };
+    let endpoint = &config.local_endpoint();
     let timeout = Duration::from_secs(3);
     let status = async {
-        let channel = tonic::transport::Endpoint::from_shared(endpoint.to_owned())?
-            .connect_timeout(timeout)
-            .connect()
-            .await?;
+        let tls = healgrid_proto::tls::ClientTls::new("--tls-ca", config.tls_ca.as_deref())?;
+        let plain =
+            tonic::transport::Endpoint::from_shared(endpoint.to_owned())?.connect_timeout(timeout);
+        let channel = tls.apply(plain, None)?.connect().await?;
         let mut request = tonic::Request::new(HealthCheckRequest {
             service: String::new(),
         });
@@ -98,20 +110,6 @@ fn init_logging(format: LogFormat) {
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
-    }
-}
-
-/// Hides the password of a database URL in logs.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let creds = &url[scheme + 3..at];
-            match creds.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
     }
 }
 

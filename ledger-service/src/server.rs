@@ -13,8 +13,9 @@ use std::future::Future;
 use std::time::Duration;
 
 use healgrid_proto::ledger::v1::ledger_service_server::LedgerServiceServer;
+use healgrid_proto::tls::ServerSecurity;
 use tokio::net::TcpListener;
-use tonic::transport::{Server, server::TcpIncoming};
+use tonic::transport::server::TcpIncoming;
 use tracing::info;
 
 use std::sync::Arc;
@@ -69,7 +70,7 @@ impl AnyLedger {
                 Ledger::open_postgres(url, max_connections).await?,
             ))
         } else {
-            Err(StoreError::UnsupportedUrl(url.to_owned()))
+            Err(StoreError::UnsupportedUrl(crate::config::redact_url(url)))
         }
     }
 
@@ -114,23 +115,32 @@ impl AnyLedger {
         shutdown: impl Future<Output = ()> + Send,
         grace: Duration,
     ) -> Result<(), ServerError> {
-        self.serve_observed(listener, shutdown, grace, LedgerMetrics::new())
-            .await
+        self.serve_secured(
+            listener,
+            shutdown,
+            grace,
+            &ServerSecurity::default(),
+            LedgerMetrics::new(),
+        )
+        .await
     }
 
-    /// [`Self::serve_draining`], recording into `metrics` (see
-    /// [`serve_observed`]).
-    pub async fn serve_observed(
+    /// [`Self::serve_draining`] behind `security` (token check, TLS),
+    /// recording into `metrics`; see [`serve_secured`].
+    pub async fn serve_secured(
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send,
         grace: Duration,
+        security: &ServerSecurity,
         metrics: Arc<LedgerMetrics>,
     ) -> Result<(), ServerError> {
         match self {
-            Self::Sqlite(l) => serve_observed(l, listener, shutdown, grace, metrics).await,
-            Self::Postgres(l) => serve_observed(l, listener, shutdown, grace, metrics).await,
-            Self::Memory(l) => serve_observed(l, listener, shutdown, grace, metrics).await,
+            Self::Sqlite(l) => serve_secured(l, listener, shutdown, grace, security, metrics).await,
+            Self::Postgres(l) => {
+                serve_secured(l, listener, shutdown, grace, security, metrics).await
+            }
+            Self::Memory(l) => serve_secured(l, listener, shutdown, grace, security, metrics).await,
         }
     }
 }
@@ -155,17 +165,28 @@ pub async fn serve_draining<S: Store>(
     shutdown: impl Future<Output = ()> + Send,
     grace: Duration,
 ) -> Result<(), ServerError> {
-    serve_observed(ledger, listener, shutdown, grace, LedgerMetrics::new()).await
+    serve_secured(
+        ledger,
+        listener,
+        shutdown,
+        grace,
+        &ServerSecurity::default(),
+        LedgerMetrics::new(),
+    )
+    .await
 }
 
-/// [`serve_draining`], recording every call (method, code, latency) and
-/// every write into `metrics`, which the caller may serve on its own
-/// listener ([`healgrid_metrics::serve`]).
-pub async fn serve_observed<S: Store>(
+/// [`serve_draining`] with TLS and the token check of `security` in front
+/// of every service (health and, as configured, reflection stay open),
+/// recording every call (method, code, latency) and every write into
+/// `metrics`, which the caller may serve on its own listener
+/// ([`healgrid_metrics::serve`]).
+pub async fn serve_secured<S: Store>(
     ledger: Ledger<S>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
     grace: Duration,
+    security: &ServerSecurity,
     metrics: Arc<LedgerMetrics>,
 ) -> Result<(), ServerError> {
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -193,9 +214,14 @@ pub async fn serve_observed<S: Store>(
         LedgerServiceServer::new(LedgerGrpc::with_metrics(ledger, metrics.clone()))
             .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let addr = listener.local_addr().ok();
-    info!(?addr, "ledger gRPC server listening");
-    Server::builder()
-        .layer(metrics.rpc_layer())
+    info!(
+        ?addr,
+        transport = security.transport(),
+        token_required = security.auth.is_enabled(),
+        "ledger gRPC server listening"
+    );
+    security
+        .server_with(metrics.rpc_layer())?
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

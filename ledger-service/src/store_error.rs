@@ -36,7 +36,8 @@ pub enum StoreError {
     /// committed is unknown, so the caller retries with the same key.
     #[error("the write batch ended without an answer; retry with the same key")]
     BatchLost,
-    /// The database URL names no supported backend.
+    /// The database URL names no supported backend (the URL as shown has
+    /// its password hidden).
     #[error("unsupported database url {0:?}: expected sqlite:... or postgres://...")]
     UnsupportedUrl(String),
 }

@@ -5,8 +5,10 @@
 //! decimal strings and timestamps, so parsing rules cannot drift between
 //! callers.
 
+pub mod auth;
 pub mod convert;
 pub mod reflection;
+pub mod tls;
 
 /// Encoded `FileDescriptorSet` of the ledger contract, for gRPC reflection.
 pub const LEDGER_FILE_DESCRIPTOR_SET: &[u8] =

@@ -39,10 +39,18 @@ pub fn trader_binary() -> PathBuf {
     built_binary("trader-service")
 }
 
+/// Path of the `gateway` binary, built like [`ledger_binary`].
+///
+/// # Panics
+/// When the build fails.
+pub fn gateway_binary() -> PathBuf {
+    built_binary("gateway")
+}
+
 /// Every service binary the tests start, built together in one cargo
 /// invocation (once per test process): one feature resolution for all of
 /// them, so building one never invalidates the other's dependencies.
-const SERVICES: [&str; 2] = ["ledger-service", "trader-service"];
+const SERVICES: [&str; 3] = ["ledger-service", "trader-service", "gateway"];
 
 /// Path of the service binary `package` (debug profile), building all of
 /// [`SERVICES`] on first use.
@@ -184,13 +192,27 @@ impl LedgerProcess {
 /// # Panics
 /// When the process exits or is not healthy within 60 seconds.
 pub async fn wait_healthy(child: &mut Child, endpoint: &str, name: &str) {
+    wait_healthy_tls(child, endpoint, None, name).await;
+}
+
+/// [`wait_healthy`] for an `https://` endpoint too, trusting the PEM CA
+/// file `ca` (health answers without a token).
+///
+/// # Panics
+/// When the process exits, the CA is unusable, or the service is not
+/// healthy within 60 seconds.
+pub async fn wait_healthy_tls(child: &mut Child, endpoint: &str, ca: Option<&Path>, name: &str) {
+    let tls = healgrid_proto::tls::ClientTls::new("ca", ca).expect("usable CA file");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Ok(Some(status)) = child.try_wait() {
             panic!("{name} exited early: {status}");
         }
-        let channel = tonic::transport::Endpoint::from_shared(endpoint.to_owned())
-            .expect("valid endpoint")
+        let endpoint =
+            tonic::transport::Endpoint::from_shared(endpoint.to_owned()).expect("valid endpoint");
+        let channel = tls
+            .apply(endpoint, None)
+            .expect("TLS configured")
             .connect()
             .await;
         if let Ok(channel) = channel {
@@ -218,7 +240,7 @@ impl Drop for LedgerProcess {
 
 /// Opens `path` for appending, so every (re)start of a process adds to one
 /// log a failing test can point at.
-fn log_file(path: &Path) -> File {
+pub fn log_file(path: &Path) -> File {
     OpenOptions::new()
         .create(true)
         .append(true)

@@ -9,17 +9,29 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use healgrid_proto::trader::v1 as pb;
 use healgrid_proto::trader::v1::trader_service_client::TraderServiceClient;
+use std::path::PathBuf;
 use thiserror::Error;
-use tonic::transport::{Channel, Endpoint};
+
+use healgrid_proto::auth::{AuthChannel, ClientAuth, ServiceToken, token_parser};
+use healgrid_proto::tls::{ClientTls, error_chain};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Endpoint;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
 
 /// `ctl` options.
 #[derive(Debug, Clone, Args)]
 pub struct CtlArgs {
-    /// gRPC URL of the service to talk to.
+    /// gRPC URL of the service to talk to (`https://` for TLS).
     #[arg(long, env = "TRADER_URL", default_value = "http://127.0.0.1:50052")]
     pub url: String,
+    /// The trader's token (its `TRADER_TOKEN`), sent with every call.
+    #[arg(long, env = "TRADER_TOKEN", hide_env_values = true, value_parser = token_parser("TRADER_TOKEN"))]
+    pub token: Option<ServiceToken>,
+    /// PEM CA that signed the service's certificate, for an `https://`
+    /// URL (the system's roots without it).
+    #[arg(long, env = "TRADER_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
     /// What to do.
     #[command(subcommand)]
     pub action: CtlAction,
@@ -79,18 +91,31 @@ pub enum CtlError {
     NotServing(i32),
 }
 
-async fn channel(url: &str) -> Result<Channel, CtlError> {
-    let err = |e: tonic::transport::Error| CtlError::Connect {
+/// A connected channel to `args.url` (over TLS for `https://`) whose calls
+/// carry the token.
+async fn channel(args: &CtlArgs) -> Result<AuthChannel, CtlError> {
+    let url = &args.url;
+    let err = |message: String| CtlError::Connect {
         url: url.to_owned(),
-        message: e.to_string(),
+        message,
     };
-    Endpoint::from_shared(url.to_owned())
-        .map_err(err)?
+    let transport = |e: tonic::transport::Error| err(error_chain(&e));
+    let tls = ClientTls::new("--tls-ca", args.tls_ca.as_deref()).map_err(|e| err(e.to_string()))?;
+    tls.check_url(url).map_err(|e| err(e.to_string()))?;
+    let endpoint = Endpoint::from_shared(url.to_owned())
+        .map_err(transport)?
         .connect_timeout(Duration::from_secs(3))
-        .timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(5));
+    let channel = tls
+        .apply(endpoint, None)
+        .map_err(transport)?
         .connect()
         .await
-        .map_err(err)
+        .map_err(transport)?;
+    Ok(InterceptedService::new(
+        channel,
+        ClientAuth::new(args.token.as_ref()),
+    ))
 }
 
 /// Runs one `ctl` command and returns what to print.
@@ -98,7 +123,7 @@ async fn channel(url: &str) -> Result<Channel, CtlError> {
 /// # Errors
 /// [`CtlError`] when the service cannot be reached or refuses.
 pub async fn run(args: &CtlArgs) -> Result<String, CtlError> {
-    let ch = channel(&args.url).await?;
+    let ch = channel(args).await?;
     match &args.action {
         CtlAction::Health => {
             let r = HealthClient::new(ch)

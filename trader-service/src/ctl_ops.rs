@@ -8,9 +8,9 @@ use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::Subcommand;
+use healgrid_proto::auth::AuthChannel;
 use healgrid_proto::trader::v1 as pb;
 use healgrid_proto::trader::v1::trader_service_client::TraderServiceClient;
-use tonic::transport::Channel;
 
 use crate::ctl::CtlError;
 
@@ -179,7 +179,7 @@ fn answer(r: &pb::OperatorActionResponse) -> String {
 ///
 /// # Errors
 /// [`CtlError::Call`] with the trader's refusal.
-pub async fn run(ch: Channel, action: &OpsAction) -> Result<String, CtlError> {
+pub async fn run(ch: AuthChannel, action: &OpsAction) -> Result<String, CtlError> {
     let mut c = TraderServiceClient::new(ch);
     let r = match action {
         OpsAction::Queue => {
@@ -274,7 +274,7 @@ pub async fn run(ch: Channel, action: &OpsAction) -> Result<String, CtlError> {
 }
 
 async fn churner(
-    c: &mut TraderServiceClient<Channel>,
+    c: &mut TraderServiceClient<AuthChannel>,
     action: &ChurnerAction,
 ) -> Result<String, CtlError> {
     let r = match action {

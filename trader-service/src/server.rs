@@ -4,9 +4,10 @@
 
 use std::future::Future;
 
+use healgrid_proto::tls::ServerSecurity;
 use healgrid_proto::trader::v1::trader_service_server::TraderServiceServer;
 use tokio::net::TcpListener;
-use tonic::transport::{Server, server::TcpIncoming};
+use tonic::transport::server::TcpIncoming;
 
 use crate::grpc::TraderGrpc;
 use crate::runtime::RuntimeHandle;
@@ -40,6 +41,20 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServerError> {
+    serve_secured(handle, listener, shutdown, &ServerSecurity::default()).await
+}
+
+/// [`serve`] with TLS and the token check of `security` in front of every
+/// service (health and, as configured, reflection stay open).
+///
+/// # Errors
+/// [`ServerError`] if reflection cannot be built or the transport fails.
+pub async fn serve_secured(
+    handle: RuntimeHandle,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+    security: &ServerSecurity,
+) -> Result<(), ServerError> {
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_serving::<TraderServiceServer<TraderGrpc>>()
@@ -49,8 +64,14 @@ pub async fn serve(
     let trader = TraderServiceServer::new(TraderGrpc::new(handle))
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let addr = listener.local_addr().ok();
-    tracing::info!(?addr, "trader control API listening (gRPC)");
-    Server::builder()
+    tracing::info!(
+        ?addr,
+        transport = security.transport(),
+        token_required = security.auth.is_enabled(),
+        "trader control API listening (gRPC)"
+    );
+    security
+        .server()?
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

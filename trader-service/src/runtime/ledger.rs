@@ -14,8 +14,10 @@
 use std::future::Future;
 use std::time::Duration;
 
+use healgrid_proto::auth::{ClientAuth, ServiceToken};
 use healgrid_proto::ledger::v1 as pb;
 use healgrid_proto::ledger::v1::ledger_service_server::LedgerService;
+use healgrid_proto::tls::{ClientTls, error_chain};
 use ledger_service::grpc::LedgerGrpc;
 use ledger_service::store::Store;
 use tonic::{Request, Status};
@@ -78,6 +80,9 @@ pub enum LedgerConnectError {
         /// What is wrong with it.
         source: LedgerUrlError,
     },
+    /// The TLS settings for the ledger cannot be used.
+    #[error("ledger TLS: {0}")]
+    Tls(String),
 }
 
 /// The production ledger client.
@@ -109,12 +114,43 @@ impl GrpcLedger {
         timeout: Duration,
         policy: ReplicaPolicy,
     ) -> Result<Self, LedgerConnectError> {
+        Self::secured(urls, timeout, policy, ClientTls::default(), None)
+    }
+
+    /// [`Self::with_replicas`] over TLS for `https://` URLs (trusting
+    /// `tls`'s CA) and sending `token` with every call.
+    ///
+    /// # Errors
+    /// [`LedgerConnectError`] for a malformed URL or unusable TLS settings.
+    pub fn secured(
+        urls: &str,
+        timeout: Duration,
+        policy: ReplicaPolicy,
+        tls: ClientTls,
+        token: Option<&ServiceToken>,
+    ) -> Result<Self, LedgerConnectError> {
         let targets = parse_ledger_urls(urls).map_err(|source| LedgerConnectError::InvalidUrl {
             url: urls.to_owned(),
             source,
         })?;
+        for target in &targets {
+            let url = target.url();
+            tls.check_url(&url)
+                .map_err(|e| LedgerConnectError::Tls(e.to_string()))?;
+            if let Ok(endpoint) = tonic::transport::Endpoint::from_shared(url) {
+                tls.apply(endpoint, None)
+                    .map_err(|e| LedgerConnectError::Tls(error_chain(&e)))?;
+            }
+        }
+        let security = (tls, ClientAuth::new(token));
         Ok(Self {
-            replicas: LedgerReplicas::new(targets, system_resolver(), timeout, policy),
+            replicas: LedgerReplicas::secured(
+                targets,
+                system_resolver(),
+                timeout,
+                policy,
+                security,
+            ),
             timeout,
         })
     }

@@ -35,7 +35,9 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use healgrid_proto::auth::{AuthChannel, ClientAuth};
 use healgrid_proto::ledger::v1::ledger_service_client::LedgerServiceClient;
+use healgrid_proto::tls::ClientTls;
 use tonic::transport::{Channel, Endpoint, Uri};
 use tonic::{Code, Status};
 
@@ -198,6 +200,10 @@ pub struct LedgerReplicas {
 struct Inner {
     targets: Vec<LedgerTarget>,
     resolve: Resolver,
+    /// TLS of `https://` targets.
+    tls: ClientTls,
+    /// The token every call carries, if any.
+    auth: ClientAuth,
     connect_timeout: Duration,
     policy: ReplicaPolicy,
     pool: Mutex<Pool>,
@@ -225,10 +231,31 @@ impl LedgerReplicas {
         connect_timeout: Duration,
         policy: ReplicaPolicy,
     ) -> Self {
+        Self::secured(
+            targets,
+            resolve,
+            connect_timeout,
+            policy,
+            (ClientTls::default(), ClientAuth::default()),
+        )
+    }
+
+    /// [`Self::new`] with TLS for `https://` targets and a token sent with
+    /// every call.
+    #[must_use]
+    pub fn secured(
+        targets: Vec<LedgerTarget>,
+        resolve: Resolver,
+        connect_timeout: Duration,
+        policy: ReplicaPolicy,
+        (tls, auth): (ClientTls, ClientAuth),
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 targets,
                 resolve,
+                tls,
+                auth,
                 connect_timeout,
                 policy,
                 pool: Mutex::new(Pool::default()),
@@ -263,7 +290,7 @@ impl LedgerReplicas {
     /// The last replica's status, or `UNAVAILABLE` when no replica is up.
     pub async fn call<T, F, Fut>(&self, call: F) -> Result<T, Status>
     where
-        F: Fn(LedgerServiceClient<Channel>) -> Fut,
+        F: Fn(LedgerServiceClient<AuthChannel>) -> Fut,
         Fut: Future<Output = Result<T, Status>>,
     {
         self.look_up(false).await;
@@ -276,7 +303,8 @@ impl LedgerReplicas {
         }
         let mut last = None;
         for (key, channel) in order {
-            match call(LedgerServiceClient::new(channel)).await {
+            let client = LedgerServiceClient::with_interceptor(channel, self.inner.auth.clone());
+            match call(client).await {
                 Ok(v) => {
                     self.succeeded(key);
                     return Ok(v);
@@ -448,10 +476,11 @@ impl LedgerReplicas {
     }
 
     /// A lazily connected channel to `addr`, sending `target`'s authority
-    /// (so a TLS or virtual-host front sees the name, not the address).
+    /// (so a TLS or virtual-host front sees the name, not the address) and,
+    /// for `https://`, checking the certificate against the target's host.
     fn channel(&self, target: &LedgerTarget, addr: SocketAddr) -> Channel {
         let uri = format!("{}://{addr}", target.scheme);
-        match Endpoint::from_shared(uri) {
+        let endpoint = match Endpoint::from_shared(uri) {
             // HTTP/2 pings notice a connection to a vanished host (killed
             // container: no reset ever comes) and drop it.
             Ok(e) => e
@@ -459,13 +488,22 @@ impl LedgerReplicas {
                 .connect_timeout(self.inner.connect_timeout)
                 .http2_keep_alive_interval(Duration::from_secs(10))
                 .keep_alive_timeout(self.inner.connect_timeout)
-                .keep_alive_while_idle(true)
-                .connect_lazy(),
+                .keep_alive_while_idle(true),
             // A socket address always makes a valid URI; fall back to the
             // target's own URL rather than panic.
-            Err(_) => Endpoint::from(target.url.clone())
-                .connect_timeout(self.inner.connect_timeout)
-                .connect_lazy(),
+            Err(_) => {
+                Endpoint::from(target.url.clone()).connect_timeout(self.inner.connect_timeout)
+            }
+        };
+        match self.inner.tls.apply(endpoint.clone(), Some(&target.host)) {
+            Ok(secured) => secured.connect_lazy(),
+            Err(e) => {
+                // Checked at start-up (`GrpcLedger::secured`); should it
+                // still fail, calls fail (no TLS for https) and say so.
+                tracing::error!(ledger = %target.url, error = %healgrid_proto::tls::error_chain(&e),
+                    "cannot set up TLS to the ledger");
+                endpoint.connect_lazy()
+            }
         }
     }
 }

@@ -10,6 +10,7 @@
 //! clamped and logged instead (see [`crate::config`]).
 
 pub mod paper;
+pub mod security;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -33,6 +34,7 @@ use crate::exchange::{Clock, Exchange, SimClock, SystemClock};
 use crate::metrics::TraderMetrics;
 use crate::pair::FeeSchedule;
 use crate::runtime::ledger::{DEFAULT_CALL_TIMEOUT, GrpcLedger};
+use crate::runtime::ledger_replicas::ReplicaPolicy;
 use crate::runtime::store::{StoreLocation, TraderStore};
 use crate::runtime::{Runtime, RuntimeConfig};
 
@@ -162,6 +164,9 @@ pub struct RunArgs {
     /// Self-healing settings.
     #[command(flatten)]
     pub healing: HealingArgs,
+    /// Token and TLS of the control API and towards the ledger.
+    #[command(flatten)]
+    pub security: security::SecurityArgs,
 }
 
 /// Why `run` stopped with an error.
@@ -227,6 +232,11 @@ impl RunError {
                 | Self::Store(_)
         )
     }
+}
+
+/// A TLS file setting that cannot be used (the message names the flag).
+fn tls_setting(e: healgrid_proto::tls::TlsError) -> RunError {
+    setting("TLS", e.to_string())
 }
 
 fn setting(name: &'static str, message: impl Into<String>) -> RunError {
@@ -415,8 +425,28 @@ pub async fn run(args: RunArgs, shutdown: impl Future<Output = ()>) -> Result<()
     for line in plan.healing.profile() {
         tracing::info!(profile = %line, "self-healing profile");
     }
-    let ledger = GrpcLedger::connect_lazy(&args.ledger_url, DEFAULT_CALL_TIMEOUT)
-        .map_err(|e| setting("LEDGER_URL", e.to_string()))?;
+    let server_security = args.security.server().map_err(tls_setting)?;
+    if let Some(warning) = healgrid_proto::auth::exposure_warning(
+        "THE TRADER",
+        args.listen,
+        &server_security.auth,
+        "TRADER_TOKEN",
+    ) {
+        tracing::warn!("{warning}");
+    }
+    let ledger_tls = args.security.ledger_tls().map_err(tls_setting)?;
+    let ledger = GrpcLedger::secured(
+        &args.ledger_url,
+        DEFAULT_CALL_TIMEOUT,
+        ReplicaPolicy::default(),
+        ledger_tls,
+        args.security.ledger_token.as_ref(),
+    )
+    .map_err(|e| setting("LEDGER_URL", e.to_string()))?;
+    let wiring = Wiring {
+        ledger,
+        control: server_security,
+    };
     match args.exchange {
         ExchangeKind::Kraken => {
             let client =
@@ -425,7 +455,7 @@ pub async fn run(args: RunArgs, shutdown: impl Future<Output = ()>) -> Result<()
                     message: e.to_string(),
                 })?;
             let poll = Duration::from_secs(plan.trading.poll_interval_sec);
-            trade(&args, &plan, client, ledger, &SystemClock, poll, shutdown).await
+            trade(&args, &plan, client, wiring, &SystemClock, poll, shutdown).await
         }
         ExchangeKind::Paper => {
             let pp = paper::find_pair(&plan.trading.pair).ok_or_else(|| {
@@ -480,7 +510,7 @@ pub async fn run(args: RunArgs, shutdown: impl Future<Output = ()>) -> Result<()
                 "paper exchange: simulated time runs {}x real time",
                 args.sim_speed
             );
-            let result = trade(&args, &plan, exchange, ledger, &clock, poll, shutdown).await;
+            let result = trade(&args, &plan, exchange, wiring, &clock, poll, shutdown).await;
             driver.abort();
             result
         }
@@ -522,13 +552,20 @@ fn paper_market(
     })
 }
 
+/// What `run` sets up before trading: the ledger client and the control
+/// API's token check and TLS.
+struct Wiring {
+    ledger: GrpcLedger,
+    control: healgrid_proto::tls::ServerSecurity,
+}
+
 /// Asks the exchange for the pair, builds the runtime, serves the control
 /// API and runs the loop until `shutdown`.
 async fn trade<E: Exchange, C: Clock>(
     args: &RunArgs,
     plan: &RunPlan,
     exchange: E,
-    ledger: GrpcLedger,
+    wiring: Wiring,
     clock: &C,
     poll: Duration,
     shutdown: impl Future<Output = ()>,
@@ -603,7 +640,7 @@ async fn trade<E: Exchange, C: Clock>(
         ));
     }
     let exchange = Metered::new(exchange, metrics.clone());
-    let mut rt = Runtime::new(rcfg, exchange, ledger, store).await?;
+    let mut rt = Runtime::new(rcfg, exchange, wiring.ledger, store).await?;
     rt.observe_into(metrics);
     let handle = rt.handle();
     let listener = TcpListener::bind(args.listen)
@@ -613,9 +650,18 @@ async fn trade<E: Exchange, C: Clock>(
             source,
         })?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(crate::server::serve(handle, listener, async {
-        let _ = stop_rx.await;
-    }));
+    let security = wiring.control;
+    let server = tokio::spawn(async move {
+        crate::server::serve_secured(
+            handle,
+            listener,
+            async {
+                let _ = stop_rx.await;
+            },
+            &security,
+        )
+        .await
+    });
     tracing::info!(listen = %args.listen, bot_id = %plan.bot_id, "trader running; SIGTERM or Ctrl-C to stop");
     let result = rt.run_forever(clock, poll, shutdown).await;
     tracing::info!("trading loop stopped; resting orders left on the exchange");

@@ -1,0 +1,693 @@
+//! Service auth and TLS through the real binaries, with a CA and a server
+//! certificate (for `localhost` and 127.0.0.1) made by this test.
+//!
+//! Proves:
+//! - the ledger and the trader serve over TLS with a token; the trader
+//!   writes to the ledger over TLS with the ledger's token; `ctl` reads the
+//!   trader's status over TLS with the trader's token;
+//! - health and reflection answer without a token; any other call without
+//!   it, or with another token, gets UNAUTHENTICATED and changes nothing
+//!   (a trader holding the wrong ledger token parks its writes and the
+//!   ledger stays empty);
+//! - a client without the CA, or speaking plaintext, fails clearly;
+//! - a non-loopback bind without a token logs the loud warning;
+//! - no secret (tokens, the Kraken key and secret, a database password)
+//!   appears in any log, error or status output of a run.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use healgrid_proto::auth::{AuthChannel, ClientAuth, ServiceToken};
+use healgrid_proto::ledger::v1 as lpb;
+use healgrid_proto::ledger::v1::ledger_service_client::LedgerServiceClient;
+use healgrid_proto::tls::ClientTls;
+use healgrid_proto::trader::v1 as tpb;
+use healgrid_proto::trader::v1::trader_service_client::TraderServiceClient;
+use healgrid_tests::http;
+use healgrid_tests::process::{
+    SimProcess, free_port, gateway_binary, ledger_binary, log_file, trader_binary, wait_healthy_tls,
+};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Endpoint;
+
+const LEDGER_TOKEN: &str = "ledger-token-Zq81vT";
+const TRADER_TOKEN: &str = "trader-token-Xw42pL";
+const GATEWAY_TOKEN: &str = "gateway-token-Mb77cR";
+const PG_PASSWORD: &str = "pg-password-Kd93sW";
+
+/// The CA, and a server certificate and key it signed, as PEM files.
+struct Pki {
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+fn make_pki(dir: &Path) -> Pki {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("CA key"))
+        .expect("CA certificate");
+    let key = KeyPair::generate().expect("server key");
+    let cert = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+        .expect("server params")
+        .signed_by(&key, &ca)
+        .expect("server certificate");
+    let pki = Pki {
+        ca: dir.join("ca.pem"),
+        cert: dir.join("server.pem"),
+        key: dir.join("server.key"),
+    };
+    std::fs::write(&pki.ca, ca.pem()).expect("writing the CA");
+    std::fs::write(&pki.cert, cert.pem()).expect("writing the certificate");
+    std::fs::write(&pki.key, key.serialize_pem()).expect("writing the key");
+    pki
+}
+
+/// A service process logging to a file, killed when dropped.
+struct Service {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Service {
+    fn spawn(binary: PathBuf, args: &[&str], envs: &[(&str, &str)], log: &Path) -> Self {
+        let child = Command::new(binary)
+            .args(args)
+            .env_clear()
+            .env("RUST_LOG", "info")
+            .envs(envs.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(log_file(log))
+            .stderr(log_file(log))
+            .spawn()
+            .expect("spawning a service");
+        Self {
+            child,
+            log: log.to_owned(),
+        }
+    }
+
+    async fn healthy(mut self, endpoint: &str, ca: Option<&Path>) -> Self {
+        wait_healthy_tls(
+            &mut self.child,
+            endpoint,
+            ca,
+            &self.log.display().to_string(),
+        )
+        .await;
+        self
+    }
+
+    /// Waits up to 60 s for the exit; its code.
+    async fn exit_code(&mut self) -> Option<i32> {
+        let end = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(st) = self.child.try_wait().expect("waiting") {
+                return st.code();
+            }
+            assert!(Instant::now() < end, "{} did not exit", self.log.display());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn stop(&mut self) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let _ = self.exit_code().await;
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A channel to `url` (TLS with `ca` for https) sending `token` as the
+/// setting `name`.
+async fn channel(
+    url: &str,
+    ca: Option<&Path>,
+    token: Option<(&'static str, &str)>,
+) -> Result<AuthChannel, String> {
+    let tls = ClientTls::new("ca", ca).map_err(|e| e.to_string())?;
+    let endpoint = Endpoint::from_shared(url.to_owned()).map_err(|e| e.to_string())?;
+    let channel = tls
+        .apply(endpoint, None)
+        .map_err(|e| e.to_string())?
+        .connect()
+        .await
+        .map_err(|e| healgrid_proto::tls::error_chain(&e))?;
+    let token = token.map(|(name, v)| ServiceToken::new(name, v).expect("valid token"));
+    Ok(InterceptedService::new(
+        channel,
+        ClientAuth::new(token.as_ref()),
+    ))
+}
+
+async fn ledger_client(
+    url: &str,
+    ca: Option<&Path>,
+    token: Option<&str>,
+) -> LedgerServiceClient<AuthChannel> {
+    let ch = channel(url, ca, token.map(|t| ("LEDGER_TOKEN", t)))
+        .await
+        .expect("connecting to the ledger");
+    LedgerServiceClient::new(ch)
+}
+
+async fn open_positions(c: &mut LedgerServiceClient<AuthChannel>, bot: &str) -> usize {
+    c.list_open_positions(lpb::ListOpenPositionsRequest {
+        bot_id: bot.into(),
+        slot_id: None,
+    })
+    .await
+    .expect("ListOpenPositions with the right token")
+    .into_inner()
+    .positions
+    .len()
+}
+
+fn open_request(bot: &str) -> lpb::OpenPositionRequest {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs();
+    lpb::OpenPositionRequest {
+        bot_id: bot.into(),
+        slot_id: Some(0),
+        trade_id: lpb::TradeId::B as i32,
+        slot_mode: lpb::SlotMode::Sticky as i32,
+        cycle: 1,
+        open_key: "auth-test-open".into(),
+        entry_price: "0.0931".into(),
+        entry_cost: "9.31".into(),
+        entry_fee: "0.0242".into(),
+        entry_volume: "100".into(),
+        entry_time: Some(prost_types::Timestamp {
+            seconds: i64::try_from(now).expect("seconds fit") - 60,
+            nanos: 0,
+        }),
+        entry_regime: lpb::Regime::Ranging as i32,
+        entry_volatility: "0.8".into(),
+        original_exit_price: "0.0940".into(),
+        target_profit_pct: "1.0".into(),
+        exit_txid: "OEXIT-1".into(),
+        migration: false,
+    }
+}
+
+/// `trader-service ctl ARGS`.
+fn ctl(args: &[&str]) -> Output {
+    Command::new(trader_binary())
+        .arg("ctl")
+        .args(args)
+        .env_clear()
+        .output()
+        .expect("running ctl")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Paper-trading arguments of `trader-service run` for `bot`.
+fn paper_args<'a>(bot: &'a str, store: &'a str, listen: &'a str, ledger: &'a str) -> Vec<&'a str> {
+    vec![
+        "run",
+        "--listen",
+        listen,
+        "--exchange",
+        "paper",
+        "--seed",
+        "7",
+        "--sim-speed",
+        "1200",
+        "--ledger-url",
+        ledger,
+        "--store",
+        store,
+        "--bot-id",
+        bot,
+        "--slots",
+        "3",
+        "--order-size-usd",
+        "10",
+        "--profit-pct",
+        "0.5",
+    ]
+}
+
+async fn trader_status(c: &mut TraderServiceClient<AuthChannel>) -> tpb::GetStatusResponse {
+    c.get_status(tpb::GetStatusRequest {})
+        .await
+        .expect("GetStatus with the token")
+        .into_inner()
+}
+
+/// Polls the trader's status until `done` holds (at most 90 s).
+async fn wait_status(
+    what: &str,
+    c: &mut TraderServiceClient<AuthChannel>,
+    done: impl Fn(&tpb::GetStatusResponse) -> bool,
+) -> tpb::GetStatusResponse {
+    let end = Instant::now() + Duration::from_secs(90);
+    loop {
+        let s = trader_status(c).await;
+        if done(&s) {
+            return s;
+        }
+        assert!(
+            Instant::now() < end,
+            "timed out waiting for {what}; last status: loops {} outbox {:?} parked {:?}",
+            s.loops,
+            s.outbox,
+            s.parked_writes
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ledger_and_trader_talk_over_tls_with_tokens_and_refuse_strangers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pki = make_pki(dir.path());
+    let (ca, cert, key) = (
+        pki.ca.to_str().unwrap(),
+        pki.cert.to_str().unwrap(),
+        pki.key.to_str().unwrap(),
+    );
+    let port = free_port();
+    let ledger_url = format!("https://localhost:{port}");
+    let ledger_db = format!("sqlite://{}", dir.path().join("ledger.db").display());
+    let listen = format!("127.0.0.1:{port}");
+    let ledger = Service::spawn(
+        ledger_binary(),
+        &["--listen", &listen, "--tls-cert", cert, "--tls-key", key],
+        &[
+            ("LEDGER_DATABASE_URL", &ledger_db),
+            ("LEDGER_TOKEN", LEDGER_TOKEN),
+        ],
+        &dir.path().join("ledger.log"),
+    )
+    // Health over TLS, without a token.
+    .healthy(&ledger_url, Some(&pki.ca))
+    .await;
+
+    // Reflection answers without a token too.
+    let ch = channel(&ledger_url, Some(&pki.ca), None).await.unwrap();
+    let mut reflection =
+        tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient::new(ch);
+    let list = tonic_reflection::pb::v1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(
+            tonic_reflection::pb::v1::server_reflection_request::MessageRequest::ListServices(
+                String::new(),
+            ),
+        ),
+    };
+    let mut replies = reflection
+        .server_reflection_info(tokio_stream::iter(vec![list]))
+        .await
+        .expect("reflection without a token")
+        .into_inner();
+    let reply = replies.message().await.expect("a reflection reply");
+    assert!(format!("{reply:?}").contains("healgrid.ledger.v1.LedgerService"));
+
+    // No token, or another one: UNAUTHENTICATED, and nothing is written.
+    // (Its own bot id: the trader below must not meet this position.)
+    let probe = "tls-probe";
+    for token in [None, Some("not-the-token")] {
+        let mut c = ledger_client(&ledger_url, Some(&pki.ca), token).await;
+        let e = c.open_position(open_request(probe)).await.unwrap_err();
+        assert_eq!(e.code(), tonic::Code::Unauthenticated, "{e:?}");
+        assert!(e.message().contains("LEDGER_TOKEN"), "{}", e.message());
+    }
+    let mut good = ledger_client(&ledger_url, Some(&pki.ca), Some(LEDGER_TOKEN)).await;
+    assert_eq!(
+        open_positions(&mut good, probe).await,
+        0,
+        "refused calls changed nothing"
+    );
+    good.open_position(open_request(probe))
+        .await
+        .expect("OpenPosition with the token");
+    assert_eq!(open_positions(&mut good, probe).await, 1);
+
+    // The container healthcheck speaks TLS to a TLS ledger.
+    let check = Command::new(ledger_binary())
+        .args(["--check-health", "--listen", &listen, "--tls-cert", cert])
+        .args(["--tls-key", key, "--tls-ca", ca])
+        .env_clear()
+        .output()
+        .expect("running --check-health");
+    assert!(check.status.success(), "{}", text(&check));
+
+    // Without the CA, or in plaintext, a client fails clearly.
+    let no_ca = ctl(&["--url", &ledger_url, "health"]);
+    assert!(!no_ca.status.success());
+    let said = text(&no_ca);
+    assert!(
+        said.contains("certificate") || said.contains("native certs"),
+        "a client without the CA says why: {said}"
+    );
+    let plain = ctl(&["--url", &format!("http://127.0.0.1:{port}"), "health"]);
+    assert!(!plain.status.success(), "plaintext to a TLS port fails");
+    let with_ca = ctl(&["--url", &ledger_url, "--tls-ca", ca, "health"]);
+    assert!(with_ca.status.success(), "{}", text(&with_ca));
+    let ca_for_http = ctl(&["--url", "http://127.0.0.1:1", "--tls-ca", ca, "health"]);
+    assert!(
+        text(&ca_for_http).contains("not https://"),
+        "{}",
+        text(&ca_for_http)
+    );
+
+    // The trader: TLS and a token on its control API, TLS and the ledger's
+    // token towards the ledger.
+    let bot = "tls-bot";
+    let trader_port = free_port();
+    let trader_listen = format!("127.0.0.1:{trader_port}");
+    let trader_url = format!("https://localhost:{trader_port}");
+    let store = format!("sqlite://{}", dir.path().join("trader.db").display());
+    let mut args = paper_args(bot, &store, &trader_listen, &ledger_url);
+    args.extend(["--tls-cert", cert, "--tls-key", key, "--ledger-tls-ca", ca]);
+    let mut trader = Service::spawn(
+        trader_binary(),
+        &args,
+        &[
+            ("LEDGER_TOKEN", LEDGER_TOKEN),
+            ("TRADER_TOKEN", TRADER_TOKEN),
+        ],
+        &dir.path().join("trader.log"),
+    )
+    .healthy(&trader_url, Some(&pki.ca))
+    .await;
+    let ch = channel(
+        &trader_url,
+        Some(&pki.ca),
+        Some(("TRADER_TOKEN", TRADER_TOKEN)),
+    )
+    .await
+    .unwrap();
+    let mut control = TraderServiceClient::new(ch);
+    wait_status("positions the ledger acknowledged", &mut control, |s| {
+        s.positions.iter().any(|p| !p.position_id.is_empty())
+            && s.outbox.is_some_and(|o| o.depth == 0 && o.parked == 0)
+    })
+    .await;
+    assert!(
+        open_positions(&mut good, bot).await >= 1,
+        "the trader's writes landed"
+    );
+
+    let refused = ctl(&["--url", &trader_url, "--tls-ca", ca, "status"]);
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused).contains("TRADER_TOKEN"),
+        "{}",
+        text(&refused)
+    );
+    let status = ctl(&[
+        "--url",
+        &trader_url,
+        "--tls-ca",
+        ca,
+        "--token",
+        TRADER_TOKEN,
+        "status",
+    ]);
+    assert!(status.status.success(), "{}", text(&status));
+    assert!(text(&status).contains(bot), "{}", text(&status));
+
+    trader.stop().await;
+    drop(ledger);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trader_with_the_wrong_ledger_token_parks_its_writes_and_changes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let ledger_url = format!("http://127.0.0.1:{port}");
+    let ledger_db = format!("sqlite://{}", dir.path().join("ledger.db").display());
+    let _ledger = Service::spawn(
+        ledger_binary(),
+        &["--listen", &format!("127.0.0.1:{port}")],
+        &[
+            ("LEDGER_DATABASE_URL", &ledger_db),
+            ("LEDGER_TOKEN", LEDGER_TOKEN),
+        ],
+        &dir.path().join("ledger.log"),
+    )
+    .healthy(&ledger_url, None)
+    .await;
+    let bot = "wrong-token-bot";
+    let trader_port = free_port();
+    let trader_listen = format!("127.0.0.1:{trader_port}");
+    let store = format!("sqlite://{}", dir.path().join("trader.db").display());
+    let trader = Service::spawn(
+        trader_binary(),
+        &paper_args(bot, &store, &trader_listen, &ledger_url),
+        &[("LEDGER_TOKEN", "some-other-token")],
+        &dir.path().join("trader.log"),
+    )
+    .healthy(&format!("http://{trader_listen}"), None)
+    .await;
+    let ch = channel(&format!("http://{trader_listen}"), None, None)
+        .await
+        .unwrap();
+    let mut control = TraderServiceClient::new(ch);
+    let s = wait_status("a parked ledger write", &mut control, |s| {
+        s.outbox.is_some_and(|o| o.parked > 0)
+    })
+    .await;
+    assert!(
+        s.parked_writes
+            .iter()
+            .any(|p| p.reason.contains("Unauthenticated")),
+        "parked for the token: {:?}",
+        s.parked_writes
+    );
+    let mut good = ledger_client(&ledger_url, None, Some(LEDGER_TOKEN)).await;
+    assert_eq!(
+        open_positions(&mut good, bot).await,
+        0,
+        "nothing reached the ledger"
+    );
+    drop(trader);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_never_reach_logs_errors_or_status() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secrets = [
+        LEDGER_TOKEN,
+        TRADER_TOKEN,
+        GATEWAY_TOKEN,
+        PG_PASSWORD,
+        SimProcess::KEY,
+        SimProcess::SECRET,
+    ];
+    let mut outputs: Vec<(String, String)> = Vec::new();
+
+    // Database URLs with a password, where nothing listens (or naming no
+    // supported backend): the ledger fails to start and says why, without
+    // the password.
+    for (url, shown) in [
+        (
+            format!("postgres://healgrid:{PG_PASSWORD}@127.0.0.1:1/healgrid"),
+            "healgrid:***@127.0.0.1:1",
+        ),
+        (
+            format!("postgres://127.0.0.1:1/healgrid?user=healgrid&password={PG_PASSWORD}"),
+            "password=***",
+        ),
+        (
+            format!("mysql://healgrid:{PG_PASSWORD}@127.0.0.1:1/healgrid"),
+            "unsupported database url",
+        ),
+    ] {
+        let mut failing = Service::spawn(
+            ledger_binary(),
+            &["--listen", &format!("127.0.0.1:{}", free_port())],
+            &[
+                ("LEDGER_DATABASE_URL", &url),
+                ("LEDGER_TOKEN", LEDGER_TOKEN),
+            ],
+            &dir.path().join("ledger-bad-db.log"),
+        );
+        assert_ne!(failing.exit_code().await, Some(0), "no database, no ledger");
+        let said = failing.log_text();
+        assert!(said.contains(shown), "says why, password hidden: {said}");
+        outputs.push((format!("ledger on {shown}"), said));
+    }
+
+    // Listening beyond loopback without a token: the loud warning.
+    let exposed_port = free_port();
+    let exposed_db = format!("sqlite://{}", dir.path().join("exposed.db").display());
+    let exposed = Service::spawn(
+        ledger_binary(),
+        &["--listen", &format!("0.0.0.0:{exposed_port}")],
+        &[("LEDGER_DATABASE_URL", &exposed_db)],
+        &dir.path().join("ledger-exposed.log"),
+    )
+    .healthy(&format!("http://127.0.0.1:{exposed_port}"), None)
+    .await;
+    assert!(
+        exposed
+            .log_text()
+            .contains("(NOT LOOPBACK) WITHOUT A TOKEN"),
+        "{}",
+        exposed.log_text()
+    );
+    drop(exposed);
+
+    // The whole system with every secret set: simulator, ledger, trader on
+    // Kraken, gateway.
+    let sim = SimProcess::start(&["--speed", "60"], &dir.path().join("sim.log")).await;
+    let port = free_port();
+    let ledger_url = format!("http://127.0.0.1:{port}");
+    let ledger_db = format!("sqlite://{}", dir.path().join("ledger.db").display());
+    let mut ledger = Service::spawn(
+        ledger_binary(),
+        &["--listen", &format!("0.0.0.0:{port}")],
+        &[
+            ("LEDGER_DATABASE_URL", &ledger_db),
+            ("LEDGER_TOKEN", LEDGER_TOKEN),
+        ],
+        &dir.path().join("ledger.log"),
+    )
+    .healthy(&ledger_url, None)
+    .await;
+    let trader_port = free_port();
+    let trader_listen = format!("127.0.0.1:{trader_port}");
+    let trader_url = format!("http://{trader_listen}");
+    let store = format!("sqlite://{}", dir.path().join("trader.db").display());
+    let sim_url = sim.url();
+    let mut trader = Service::spawn(
+        trader_binary(),
+        &[
+            "run",
+            "--listen",
+            &trader_listen,
+            "--exchange",
+            "kraken",
+            "--kraken-api-url",
+            &sim_url,
+            "--kraken-tier",
+            "pro",
+            "--ledger-url",
+            &ledger_url,
+            "--store",
+            &store,
+            "--bot-id",
+            "secrets-bot",
+            "--slots",
+            "2",
+            "--order-size-usd",
+            "10",
+            "--poll-interval-sec",
+            "1",
+        ],
+        &[
+            ("KRAKEN_API_KEY", SimProcess::KEY),
+            ("KRAKEN_API_SECRET", SimProcess::SECRET),
+            ("LEDGER_TOKEN", LEDGER_TOKEN),
+            ("TRADER_TOKEN", TRADER_TOKEN),
+        ],
+        &dir.path().join("trader.log"),
+    )
+    .healthy(&trader_url, None)
+    .await;
+    let gateway_port = free_port();
+    let gateway_addr = format!("127.0.0.1:{gateway_port}");
+    let mut gateway = Service::spawn(
+        gateway_binary(),
+        &[
+            "--listen",
+            &gateway_addr,
+            "--trader-url",
+            &trader_url,
+            "--ledger-url",
+            &ledger_url,
+        ],
+        &[
+            ("LEDGER_TOKEN", LEDGER_TOKEN),
+            ("TRADER_TOKEN", TRADER_TOKEN),
+            ("GATEWAY_TOKEN", GATEWAY_TOKEN),
+        ],
+        &dir.path().join("gateway.log"),
+    );
+    let ch = channel(&trader_url, None, Some(("TRADER_TOKEN", TRADER_TOKEN)))
+        .await
+        .unwrap();
+    let mut control = TraderServiceClient::new(ch);
+    wait_status("three trading loops", &mut control, |s| s.loops >= 3).await;
+
+    let end = Instant::now() + Duration::from_secs(60);
+    let gateway_status = loop {
+        match http::request(&gateway_addr, "GET", "/api/v1/status").await {
+            Ok(body) => break body,
+            other => {
+                assert!(Instant::now() < end, "gateway status never 200: {other:?}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    assert!(gateway_status.contains("secrets-bot"), "{gateway_status}");
+    outputs.push(("gateway /api/v1/status".into(), gateway_status));
+    for (name, args) in [
+        (
+            "ctl status",
+            vec!["--url", &trader_url, "--token", TRADER_TOKEN, "status"],
+        ),
+        (
+            "ctl status, wrong token",
+            vec!["--url", &trader_url, "--token", "wrong-token", "status"],
+        ),
+        ("ctl status, no token", vec!["--url", &trader_url, "status"]),
+    ] {
+        outputs.push((name.into(), text(&ctl(&args))));
+    }
+    // A refused ledger call leaves a log line on the ledger.
+    let mut stranger = ledger_client(&ledger_url, None, Some("wrong-token")).await;
+    let refused = stranger
+        .open_position(open_request("secrets-bot"))
+        .await
+        .unwrap_err();
+    outputs.push(("refused ledger call".into(), format!("{refused:?}")));
+
+    trader.stop().await;
+    gateway.stop().await;
+    ledger.stop().await;
+    drop(sim);
+    for (name, service) in [
+        ("trader", &trader),
+        ("gateway", &gateway),
+        ("ledger", &ledger),
+    ] {
+        outputs.push((format!("{name} log"), service.log_text()));
+    }
+    assert!(
+        outputs.iter().any(|(_, t)| t.contains("UNAUTHENTICATED")),
+        "a refusal was logged"
+    );
+    for (name, out) in &outputs {
+        for secret in secrets {
+            assert!(
+                !out.contains(secret),
+                "{name} shows a secret ({secret}):\n{out}"
+            );
+        }
+    }
+}
