@@ -314,3 +314,54 @@ async fn regime_override_is_shown_survives_restart_and_clears() {
     assert_eq!(regime.override_until, None);
     assert_ne!(regime.state, "bearish");
 }
+
+/// Proves: a trader killed between the cancel and the re-placement of an
+/// operator breakeven (the exchange never answered the new exit) restarts
+/// with exactly one exit, at breakeven, one `operator_action` and one
+/// `repriced` in the journal, and the retry is answered from the first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_during_a_breakeven_reprices_once_after_restart() {
+    let mut r = Run::new().await;
+    let id = r.write_off_position().await;
+    r.breakeven(&id, "be-kill").await.unwrap();
+    r.exchange.set(5);
+    assert!(
+        r.minutes_until_hang(5, dec!(0.0990)).await,
+        "the new exit must have been sent"
+    );
+    r.exchange.set(0);
+    r.restart().await;
+    r.minutes(5, dec!(0.0990)).await;
+    r.flush().await;
+    let exits: Vec<_> = r
+        .paper
+        .with_book(|b| b.open_orders())
+        .into_iter()
+        .filter(|o| faulty::is_exit(o.cl_ord_id.as_deref().unwrap_or_default()))
+        .collect();
+    assert_eq!(exits.len(), 1, "{exits:?}");
+    assert_eq!(exits[0].limit_price, Some(dec!(0.100299)));
+    assert_eq!(
+        r.kinds(&id).await,
+        ["created", "operator_action", "repriced"],
+        "one action, one reprice"
+    );
+    let again = r.breakeven(&id, "be-kill").await.unwrap();
+    assert!(again.replayed);
+}
+
+/// Proves: a trader killed right after it accepted a hold (before its next
+/// loop) ends, after a restart and the operator's retry, with one hold in
+/// force and one `keep_holding` in the journal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_right_after_a_hold_holds_once() {
+    let mut r = Run::new().await;
+    let id = r.write_off_position().await;
+    r.hold(&id, "hold-kill", 3_600).await.unwrap();
+    r.restart().await;
+    r.hold(&id, "hold-kill", 3_600).await.unwrap();
+    r.minutes(2, dec!(0.0990)).await;
+    r.flush().await;
+    assert!(r.queue().await.is_empty(), "held");
+    assert_eq!(r.kinds(&id).await, ["created", "keep_holding"]);
+}
