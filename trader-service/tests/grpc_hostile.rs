@@ -224,46 +224,28 @@ fn position_calls(real: &str) -> Vec<(&'static str, BoxedStrategy<Call>)> {
         let id = if c.poison(&p) { id } else { bad };
         (id, c)
     };
+    // The actions whose only own field is the position id.
+    macro_rules! on_position {
+        ($rpc:literal, $variant:ident, $request:ident) => {
+            (
+                $rpc,
+                id().prop_map(pick)
+                    .prop_map(|(position_id, c)| {
+                        Call::$variant(pb::$request {
+                            position_id,
+                            request_id: c.request_id,
+                            reason: c.reason,
+                            operator: c.operator,
+                        })
+                    })
+                    .boxed(),
+            )
+        };
+    }
     vec![
-        (
-            "RepriceToBreakeven",
-            id().prop_map(pick)
-                .prop_map(|(position_id, c)| {
-                    Call::Breakeven(pb::RepriceToBreakevenRequest {
-                        position_id,
-                        request_id: c.request_id,
-                        reason: c.reason,
-                        operator: c.operator,
-                    })
-                })
-                .boxed(),
-        ),
-        (
-            "CloseAtMarket",
-            id().prop_map(pick)
-                .prop_map(|(position_id, c)| {
-                    Call::Close(pb::CloseAtMarketRequest {
-                        position_id,
-                        request_id: c.request_id,
-                        reason: c.reason,
-                        operator: c.operator,
-                    })
-                })
-                .boxed(),
-        ),
-        (
-            "ReleaseHold",
-            id().prop_map(pick)
-                .prop_map(|(position_id, c)| {
-                    Call::Release(pb::ReleaseHoldRequest {
-                        position_id,
-                        request_id: c.request_id,
-                        reason: c.reason,
-                        operator: c.operator,
-                    })
-                })
-                .boxed(),
-        ),
+        on_position!("RepriceToBreakeven", Breakeven, RepriceToBreakevenRequest),
+        on_position!("CloseAtMarket", Close, CloseAtMarketRequest),
+        on_position!("ReleaseHold", Release, ReleaseHoldRequest),
         (
             "KeepHolding",
             (
