@@ -649,31 +649,20 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
         // metadata (written before the ack was recorded) on restore.
         let was_dirty = self.dirty;
         let mut acted = false;
-        let mut opened = false;
         for d in report.delivered {
-            let LedgerAck::Opened {
-                exit_order_id,
+            if let LedgerAck::Opened {
+                exit_order_id: Some(exit),
                 position_id,
                 ..
             } = d.ack
-            else {
-                continue;
-            };
-            opened = true;
-            if let Some(order_id) = exit_order_id.and_then(|e| e.parse::<OrderId>().ok()) {
+                && let Ok(order_id) = exit.parse::<OrderId>()
+            {
                 acted |= self.apply(&Event::PositionOpened {
                     order_id,
                     position_id,
                 });
                 self.acks_uncommitted = true;
             }
-        }
-        // An open whose ack names no engine exit (a position adopted after a
-        // restart, or one queued before its exit existed) is matched by its
-        // open key instead, from the id the sink recorded.
-        if opened && self.restore_position_ids().await? {
-            acted = true;
-            self.acks_uncommitted = true;
         }
         self.dirty = was_dirty || acted;
         Ok(n)
@@ -787,9 +776,8 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
     }
 
     /// Re-feeds ledger ids known in the store's metadata to engine exits
-    /// that lack them (an ack recorded just before a crash, or one whose
-    /// write named no exit); whether any was fed.
-    async fn restore_position_ids(&mut self) -> Result<bool, RuntimeError> {
+    /// that lack them (an ack recorded just before a crash).
+    async fn restore_position_ids(&mut self) -> Result<(), RuntimeError> {
         let exits: Vec<(OrderId, String)> = self
             .engine
             .open_exits()
@@ -802,7 +790,6 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
                     .map(|p| (x.id, p.open_key.clone()))
             })
             .collect();
-        let mut fed = false;
         for (order_id, open_key) in exits {
             if let Some(position_id) = self
                 .store
@@ -813,10 +800,9 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
                     order_id,
                     position_id,
                 });
-                fed = true;
             }
         }
-        Ok(fed)
+        Ok(())
     }
 
     /// Builds and publishes the status snapshot (when a handle exists).
