@@ -196,6 +196,21 @@ async fn trader_killed_mid_run_never_duplicates() {
     stage("final run trading; freezing the market");
     stepping.store(false, Ordering::SeqCst);
     stepper.await.expect("stepper");
+    // A fill of the last market step may still be on its way in: let the
+    // trader place its exit (the position is journaled with it) before the
+    // pause, which stops placements.
+    let still = status(&mut c).await;
+    wait_for(
+        "every position journaled on the frozen market",
+        60,
+        &mut c,
+        |s| {
+            s.loops >= still.loops + 2
+                && s.positions.iter().all(|p| !p.position_id.is_empty())
+                && s.outbox.is_some_and(|o| o.depth == 0 && o.parked == 0)
+        },
+    )
+    .await;
     c.pause(pb::PauseRequest {
         reason: "audit".into(),
     })
