@@ -93,6 +93,7 @@ fn snapshot() -> StatusSnapshot {
             distance_pct: dec("1.2345"),
             effective_age_sec: dec("12345.678"),
             hold_until: None,
+            opportunity_cost: dec("0.0123"),
         })
         .collect();
     s

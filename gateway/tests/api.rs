@@ -164,6 +164,13 @@ async fn api_against_the_real_stack() {
         "{}",
         sub.text
     );
+    // The trader's pending need beside the ledger's figures: nothing is
+    // needed at stage A, so the ETA is zero, not unknown.
+    let pending = &sub.json()["pending"];
+    assert_eq!(pending["total"], "0", "{}", sub.text);
+    assert_eq!(pending["eta_seconds"], 0, "{}", sub.text);
+    assert!(pending["by_slot"].is_object(), "{}", sub.text);
+    assert!(pending["churner_net_24h_usd"].is_string(), "{}", sub.text);
     let queue = get(base, "/api/v1/cleanup-queue").await;
     assert_eq!(queue.status, 200, "{}", queue.text);
     for p in queue.json()["positions"].as_array().unwrap() {
@@ -304,6 +311,8 @@ async fn api_against_the_real_stack() {
     for needle in [
         "Age heat map",
         "Subsidy health",
+        "pending need $0",
+        "ETA nothing needed",
         "Cleanup queue",
         BOT,
         "app.js",

@@ -256,6 +256,10 @@ async fn dashboard_in_headless_chromium() {
         .text_when("#subsidy", 10, |t| t.contains("balance"))
         .await;
     assert!(!subsidy.contains("unavailable"), "{subsidy}");
+    assert!(
+        subsidy.contains("pending need $") && subsidy.contains("ETA"),
+        "{subsidy}"
+    );
     driver
         .text_when("#overview", 10, |t| {
             t.contains(BOT) && t.contains("running")

@@ -279,7 +279,7 @@ pub fn render_status(s: &pb::GetStatusResponse) -> String {
         let band = enum_name(p.band, |b: pb::AgeBand| b.as_str_name());
         let _ = writeln!(
             out,
-            "  slot {} cycle {} entry {} exit {} vol {}  {} age {}s dist {}% eff {}s  ledger #{}",
+            "  slot {} cycle {} entry {} exit {} vol {}  {} age {}s dist {}% eff {}s  opportunity cost {}  ledger #{}",
             p.slot_id,
             p.cycle,
             p.entry_price,
@@ -289,6 +289,7 @@ pub fn render_status(s: &pb::GetStatusResponse) -> String {
             p.age_seconds,
             p.distance_pct,
             p.effective_age_seconds,
+            p.opportunity_cost,
             if p.position_id.is_empty() {
                 "pending"
             } else {
@@ -327,6 +328,16 @@ fn render_healing(out: &mut String, h: &pb::Healing) {
         "subsidy earned [{}] spent {}",
         earned.join(", "),
         h.spent
+    );
+    let _ = writeln!(
+        out,
+        "pending need {} USD  churner net last 24 h {} USD  ETA {}",
+        h.pending_need_total,
+        h.churner_net_24h_usd,
+        h.eta_seconds.map_or_else(
+            || "unknown (no churner profit in the last 24 h)".to_owned(),
+            |s| format!("{s}s"),
+        )
     );
     for s in &h.subsidy {
         let _ = writeln!(

@@ -150,6 +150,7 @@ fn position(p: &PositionStatusView) -> pb::Position {
         age_seconds: p.age_sec,
         distance_pct: format_decimal(p.distance_pct),
         effective_age_seconds: format_decimal(p.effective_age_sec),
+        opportunity_cost: format_decimal(p.opportunity_cost),
     }
 }
 
@@ -240,6 +241,9 @@ fn healing(h: &crate::runtime::status::HealingStatusView) -> pb::Healing {
         operator_write_offs: h.write_offs.operator,
         operator_write_off_loss_usd: format_decimal(h.write_offs.operator_loss_usd),
         churner: Some(churner(&h.churner)),
+        pending_need_total: format_decimal(h.pending_need_total),
+        churner_net_24h_usd: format_decimal(h.churner_net_24h),
+        eta_seconds: h.eta_sec,
     }
 }
 

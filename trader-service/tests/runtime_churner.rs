@@ -303,6 +303,54 @@ async fn the_flywheel_heals_a_stuck_position_from_churner_profit() {
     );
 }
 
+/// Proves SPEC §7 in the status: while a stuck position still needs
+/// subsidy and the churner has earned some, `GetStatus` reports the total
+/// pending need (the sum of the slots'), the churner's net of the last
+/// 24 h and the ETA `ceil(need x 86400 / net)`; `ctl status` prints them
+/// and every open position carries its opportunity cost.
+#[tokio::test]
+async fn the_status_reports_pending_need_and_the_eta_to_earn_it() {
+    let mut r = Run::new().await;
+    r.stuck_position().await;
+    let handle = r.rt.handle();
+    let mut snap = handle.status();
+    for _ in 0..30 {
+        r.range_once().await;
+        r.flat(1, dec!(0.1)).await;
+        snap = handle.status();
+        if snap.healing.pending_need_total > Decimal::ZERO && snap.healing.churner.stats.cycles >= 1
+        {
+            break;
+        }
+    }
+    let h = &snap.healing;
+    let stats = &snap.healing.churner.stats;
+    assert!(stats.cycles >= 1, "{stats:?}");
+    assert_eq!(
+        h.churner_net_24h, stats.net_usd,
+        "every round trip is recent"
+    );
+    let per_slot: Decimal = h.subsidy.iter().map(|s| s.pending_need).sum();
+    assert_eq!(h.pending_need_total, per_slot);
+    assert!(h.pending_need_total > Decimal::ZERO, "{h:?}");
+    let want = (h.pending_need_total * dec!(86400) / h.churner_net_24h)
+        .round_dp_with_strategy(0, rust_decimal::RoundingStrategy::ToPositiveInfinity);
+    assert_eq!(h.eta_sec.map(Decimal::from), Some(want));
+    assert!(
+        snap.positions
+            .iter()
+            .all(|p| p.opportunity_cost >= Decimal::ZERO)
+    );
+    let text = trader_service::ctl::render_status(&trader_service::grpc::status_response(&snap));
+    let eta = h.eta_sec.unwrap();
+    assert!(
+        text.contains(&format!("pending need {} USD", h.pending_need_total))
+            && text.contains(&format!("ETA {eta}s")),
+        "{text}"
+    );
+    assert!(text.contains("opportunity cost"), "{text}");
+}
+
 async fn kinds_parent_key(r: &Run, id: u64) -> String {
     r.lib
         .position_history(BOT, Some(0), 500)

@@ -8,8 +8,10 @@ use utoipa::ToSchema;
 
 use super::Shared;
 use super::positions::bot_id;
+use super::status::fetch_status;
 use crate::error::{ApiError, Backend, ErrorBody};
 use crate::view::ledger::{self as lv, Subsidy};
+use crate::view::status as sv;
 
 /// Subsidy of every slot plus totals.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -20,6 +22,36 @@ pub struct SubsidySummary {
     pub slots: Vec<Subsidy>,
     /// Sums over all slots (`slot_id` 0).
     pub total: Option<Subsidy>,
+    /// What the trader still needs and when it expects to have earned it;
+    /// absent when the trader did not answer (the ledger's figures stand
+    /// on their own).
+    pub pending: Option<PendingNeed>,
+}
+
+/// The trader's pending subsidy need and its ETA (SPEC §7).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PendingNeed {
+    /// Sum over slots (decimal string, USD).
+    pub total: String,
+    /// Per slot (decimal strings), by slot id.
+    #[schema(value_type = std::collections::BTreeMap<String, String>)]
+    pub by_slot: std::collections::BTreeMap<u32, String>,
+    /// Churner net of the last 24 h (decimal string, USD): the ETA's rate.
+    pub churner_net_24h_usd: String,
+    /// Seconds to earn `total` at that rate; absent (unknown) while the
+    /// rate is not positive, 0 when nothing is needed.
+    pub eta_seconds: Option<i64>,
+}
+
+impl From<&crate::view::status::Healing> for PendingNeed {
+    fn from(h: &crate::view::status::Healing) -> Self {
+        Self {
+            total: h.pending_need_total.clone(),
+            by_slot: h.pending_need.clone(),
+            churner_net_24h_usd: h.churner_net_24h_usd.clone(),
+            eta_seconds: h.eta_seconds,
+        }
+    }
 }
 
 /// The ledger's subsidy summary.
@@ -42,10 +74,12 @@ pub async fn fetch_summary(state: &Shared, bot: &str) -> Result<SubsidySummary, 
         bot_id: bot.to_owned(),
         slots: r.slots.iter().map(lv::subsidy).collect(),
         total: r.total.as_ref().map(lv::subsidy),
+        pending: None,
     })
 }
 
-/// Per-slot subsidy balance and where it was earned and spent.
+/// Per-slot subsidy balance and where it was earned and spent (ledger),
+/// with the trader's pending need and ETA when the trader answers.
 #[utoipa::path(
     get, path = "/api/v1/subsidy", tag = "subsidy",
     responses(
@@ -56,5 +90,16 @@ pub async fn fetch_summary(state: &Shared, bot: &str) -> Result<SubsidySummary, 
 )]
 pub async fn get_subsidy(State(state): State<Shared>) -> Result<Json<SubsidySummary>, ApiError> {
     let bot = bot_id(&state).await?;
-    Ok(Json(fetch_summary(&state, &bot).await?))
+    let mut summary = fetch_summary(&state, &bot).await?;
+    summary.pending = match fetch_status(&state).await {
+        Ok(r) => r
+            .healing
+            .as_ref()
+            .map(|h| PendingNeed::from(&sv::healing(h))),
+        Err(e) => {
+            tracing::warn!(error = %e, "trader unreachable: subsidy shown without its pending need");
+            None
+        }
+    };
+    Ok(Json(summary))
 }

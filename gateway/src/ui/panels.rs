@@ -158,7 +158,32 @@ fn subsidy(snap: &Snapshot) -> Markup {
                 }
             }
         }
-        p.muted { "pending need and ETA: not reported by the backends yet" }
+        (pending(snap))
+    }
+}
+
+/// The trader's pending need and the ETA to earn it (SPEC §7).
+fn pending(snap: &Snapshot) -> Markup {
+    match snap.status.as_ref().ok().and_then(|s| s.healing.as_ref()) {
+        None => html! { p.muted { "pending need and ETA: the trader did not report them" } },
+        Some(h) => html! {
+            p #pending-need {
+                "pending need $" (h.pending_need_total)
+                " · churner net last 24 h $" (h.churner_net_24h_usd)
+                " · ETA " (eta(h.eta_seconds))
+            }
+        },
+    }
+}
+
+/// An ETA in words: `unknown` without a churner profit rate.
+fn eta(seconds: Option<i64>) -> String {
+    match seconds {
+        None => "unknown (no churner profit in the last 24 h)".to_owned(),
+        Some(0) => "nothing needed".to_owned(),
+        Some(s) if s < 3_600 => format!("{} min", (s + 59) / 60),
+        Some(s) if s < 172_800 => format!("{:.1} h", s as f64 / 3_600.0),
+        Some(s) => format!("{:.1} days", s as f64 / 86_400.0),
     }
 }
 

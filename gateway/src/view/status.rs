@@ -166,6 +166,9 @@ pub struct OpenPosition {
     pub distance_pct: String,
     /// Distance-weighted age, seconds (decimal string).
     pub effective_age_seconds: String,
+    /// SPEC §7 opportunity cost of the capital it ties up, USD (decimal
+    /// string; "0" while the trader knows no profit rate).
+    pub opportunity_cost: String,
 }
 
 /// Open positions of one band.
@@ -201,9 +204,18 @@ pub struct Healing {
     /// Reprices that took effect: tighten, subsidized (full + partial),
     /// loss-funded.
     pub reprices: [u64; 3],
+    /// Sum of the pending need of every slot (decimal string, USD).
+    pub pending_need_total: String,
+    /// Churner net of the last 24 h (decimal string, USD): the ETA's rate.
+    pub churner_net_24h_usd: String,
+    /// Seconds to earn the pending need at that rate; absent (unknown)
+    /// while the rate is not positive, 0 when nothing is needed.
+    pub eta_seconds: Option<i64>,
 }
 
-fn healing(h: &pb::Healing) -> Healing {
+/// The healing section of a trader status.
+#[must_use]
+pub fn healing(h: &pb::Healing) -> Healing {
     let r = h.regime.clone().unwrap_or_default();
     let c = h.reprices.clone().unwrap_or_default();
     Healing {
@@ -222,6 +234,9 @@ fn healing(h: &pb::Healing) -> Healing {
             c.subsidized_full + c.subsidized_partial,
             c.loss_funded,
         ],
+        pending_need_total: h.pending_need_total.clone(),
+        churner_net_24h_usd: h.churner_net_24h_usd.clone(),
+        eta_seconds: h.eta_seconds,
     }
 }
 
@@ -315,6 +330,7 @@ fn position(p: &pb::Position) -> OpenPosition {
         age_seconds: p.age_seconds,
         distance_pct: p.distance_pct.clone(),
         effective_age_seconds: p.effective_age_seconds.clone(),
+        opportunity_cost: p.opportunity_cost.clone(),
     }
 }
 

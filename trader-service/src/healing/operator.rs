@@ -9,7 +9,7 @@
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{AgeBand, EngineConfig, EngineState, ExitOrder, classify_all};
+use crate::engine::{AgeBand, EngineConfig, EngineState, ExitOrder, PositionBand, classify_all};
 use crate::healing::reprice::{RepriceConfig, fillable_price, subsidy_needed};
 use crate::healing::throughput::{OpenSample, PositionCost, ThroughputSizer};
 use crate::healing::vocab::Regime;
@@ -238,6 +238,30 @@ pub struct QueueInputs<'a> {
     pub now: i64,
 }
 
+impl QueueInputs<'_> {
+    /// SPEC §7 opportunity cost of the open position `x` (classified as
+    /// `b`), given the open exits as censored samples (`open`, see
+    /// [`open_samples`]).
+    #[must_use]
+    pub fn opportunity_cost(
+        &self,
+        b: &PositionBand,
+        x: &ExitOrder,
+        open: &[OpenSample],
+    ) -> Decimal {
+        self.sizer.opportunity_cost(
+            &PositionCost {
+                regime: self.regime,
+                trade: b.trade,
+                age_sec: b.age.age_sec,
+                entry_cost: x.entry.cost,
+                total_capital: self.total_capital,
+            },
+            open,
+        )
+    }
+}
+
 /// Open sticky exits as censored throughput samples.
 #[must_use]
 pub fn open_samples(engine: &EngineState, regime: Regime, now: i64) -> Vec<OpenSample> {
@@ -276,16 +300,7 @@ pub fn cleanup_queue(inp: QueueInputs<'_>) -> Vec<CleanupEntry> {
                 market,
                 (!inp.cfg.allow_loss).then_some(inp.cfg.round_trip_fee_pct),
             );
-            let cost = inp.sizer.opportunity_cost(
-                &PositionCost {
-                    regime: inp.regime,
-                    trade: b.trade,
-                    age_sec: b.age.age_sec,
-                    entry_cost: x.entry.cost,
-                    total_capital: inp.total_capital,
-                },
-                &open,
-            );
+            let cost = inp.opportunity_cost(&b, x, &open);
             let mut actions = Vec::new();
             if breakeven_move(
                 inp.engine,

@@ -226,8 +226,8 @@ fn recency_weight(rank: usize) -> f64 {
     0.5_f64.powf(rank as f64 / HALF_LIFE)
 }
 
-/// One churner profit credit (fed by the churner).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One completed churner round trip's net (fed by the churner).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChurnerProfit {
     /// When it was earned, unix seconds.
     pub at: i64,
@@ -235,19 +235,32 @@ pub struct ChurnerProfit {
     pub net: Decimal,
 }
 
+/// Net of the churner round trips of the [`ETA_WINDOW_SEC`] up to `now`
+/// (later ones, from a clock that stepped back, do not count).
+pub fn net_in_window<'a>(
+    churner: impl IntoIterator<Item = &'a ChurnerProfit>,
+    now: i64,
+) -> Decimal {
+    churner
+        .into_iter()
+        .filter(|c| c.at <= now && now - c.at < ETA_WINDOW_SEC)
+        .map(|c| c.net)
+        .sum()
+}
+
 /// Time to clear `pending_need` at the churner's profit rate of the last
 /// [`ETA_WINDOW_SEC`] (SPEC §7), in seconds, rounded up. `Some(0)` when
 /// nothing is needed; `None` when the rate is zero or negative (unknown).
 #[must_use]
-pub fn eta_sec(pending_need: Decimal, churner: &[ChurnerProfit], now: i64) -> Option<i64> {
+pub fn eta_sec<'a>(
+    pending_need: Decimal,
+    churner: impl IntoIterator<Item = &'a ChurnerProfit>,
+    now: i64,
+) -> Option<i64> {
     if pending_need <= Decimal::ZERO {
         return Some(0);
     }
-    let earned: Decimal = churner
-        .iter()
-        .filter(|c| c.at <= now && now - c.at < ETA_WINDOW_SEC)
-        .map(|c| c.net)
-        .sum();
+    let earned = net_in_window(churner, now);
     if earned <= Decimal::ZERO {
         return None;
     }

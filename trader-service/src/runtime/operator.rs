@@ -432,7 +432,12 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
 
     /// The cleanup queue at `now` (SPEC §8).
     pub(crate) fn cleanup_queue(&self, now: i64) -> Vec<CleanupEntry> {
-        cleanup_queue(QueueInputs {
+        cleanup_queue(self.queue_inputs(now))
+    }
+
+    /// What the cleanup queue and opportunity costs are computed from.
+    pub(crate) fn queue_inputs(&self, now: i64) -> QueueInputs<'_> {
+        QueueInputs {
             engine: &self.engine,
             engine_cfg: &self.cfg.engine,
             cfg: &self.cfg.reprice,
@@ -440,7 +445,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
             regime: self.market.regime.view(now).label,
             total_capital: self.total_capital(),
             now,
-        })
+        }
     }
 
     /// The bot's capital for opportunity costs: both trades of every slot

@@ -103,6 +103,10 @@ pub struct PositionStatusView {
     /// End of an operator hold in force (unix seconds).
     #[serde(default)]
     pub hold_until: Option<i64>,
+    /// SPEC §7 opportunity cost of the capital it ties up, USD (zero while
+    /// no profit rate is known).
+    #[serde(default)]
+    pub opportunity_cost: Decimal,
 }
 
 /// Outbox health: how far the ledger lags behind the trader.
@@ -163,6 +167,16 @@ pub struct HealingStatusView {
     /// The churner.
     #[serde(default)]
     pub churner: ChurnerStatusView,
+    /// Sum of every slot's pending need.
+    #[serde(default)]
+    pub pending_need_total: Decimal,
+    /// Churner net of the last 24 h: the rate the ETA is taken from.
+    #[serde(default)]
+    pub churner_net_24h: Decimal,
+    /// Seconds to earn `pending_need_total` at that rate (SPEC §7); `None`
+    /// (unknown) while the rate is not positive.
+    #[serde(default)]
+    pub eta_sec: Option<i64>,
 }
 
 /// One slot's churner as the status shows it.

@@ -57,10 +57,13 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
                     .collect(),
             })
             .collect();
+        let queue = self.queue_inputs(now);
+        let open = crate::healing::operator::open_samples(&self.engine, queue.regime, now);
         let positions = classify_all(&self.engine, now, &self.cfg.engine.bands)
             .into_iter()
             .filter_map(|b| {
                 let x = self.engine.open_exits().find(|x| x.id == b.exit_order_id)?;
+                let opportunity_cost = queue.opportunity_cost(&b, x, &open);
                 Some(PositionStatusView {
                     slot_id: b.slot,
                     trade: b.trade,
@@ -75,6 +78,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
                     distance_pct: b.age.distance_pct.round_dp(4),
                     effective_age_sec: b.age.effective_age_sec.round_dp(0),
                     hold_until: x.heal.hold_until.filter(|u| now < *u),
+                    opportunity_cost,
                 })
             })
             .collect();
@@ -107,7 +111,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
                 parked: u64::try_from(parked.len()).unwrap_or(u64::MAX),
             },
             parked_writes: parked,
-            healing: self.healing_view(),
+            healing: self.healing_view(now),
             last_loop_at_ms: self.last_loop_ms,
             loops: self.stats.loops,
             budget: self.last_budget,
@@ -152,7 +156,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
 
 impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
     /// The self-healing section of the status.
-    fn healing_view(&self) -> HealingStatusView {
+    fn healing_view(&self, now: i64) -> HealingStatusView {
         let v = &self.book.subsidy;
         let slots: std::collections::BTreeSet<_> = self
             .engine
@@ -161,6 +165,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
             .chain(v.balance.keys())
             .copied()
             .collect();
+        let pending_need_total: rust_decimal::Decimal = self.pending_need.values().sum();
         HealingStatusView {
             stage: format!("{:?}", self.cfg.stage),
             regime: {
@@ -194,6 +199,9 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
             spent: v.spent,
             write_offs: self.book.write_offs.clone(),
             churner: self.churner_view(),
+            pending_need_total,
+            churner_net_24h: self.book.churn.stats.net_in_window(now),
+            eta_sec: self.book.churn.stats.eta_sec(pending_need_total, now),
         }
     }
 

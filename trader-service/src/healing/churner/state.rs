@@ -2,12 +2,13 @@
 //! and lifetime figures. Plain serde data, persisted by the runtime with
 //! the engine state in one commit, so a restart resumes exactly.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::{FillTotals, SlotId, TradeId};
+use crate::healing::throughput::{ChurnerProfit, ETA_WINDOW_SEC, eta_sec, net_in_window};
 use crate::pair::Side;
 
 /// Everything the churner remembers.
@@ -437,9 +438,27 @@ pub struct ChurnStats {
     pub cycles_today: u64,
     /// Their net, USD.
     pub net_today_usd: Decimal,
+    /// Round trips closed in the last [`ETA_WINDOW_SEC`] before the newest,
+    /// oldest first: the rolling rate the subsidy ETA is taken from
+    /// (SPEC §7). Bounded by the window, not by a count.
+    pub last_window: VecDeque<ChurnerProfit>,
 }
 
 impl ChurnStats {
+    /// Net of the round trips closed in the [`ETA_WINDOW_SEC`] up to `now`.
+    #[must_use]
+    pub fn net_in_window(&self, now: i64) -> Decimal {
+        net_in_window(&self.last_window, now)
+    }
+
+    /// Time to earn `pending_need` at the churner's rate of the last
+    /// [`ETA_WINDOW_SEC`] ([`eta_sec`]); `None` when that rate is not
+    /// positive.
+    #[must_use]
+    pub fn eta_sec(&self, pending_need: Decimal, now: i64) -> Option<i64> {
+        eta_sec(pending_need, &self.last_window, now)
+    }
+
     /// Counts a completed round trip closed at `at`.
     pub fn count_cycle(&mut self, net: Decimal, at: i64) {
         let day = at.div_euclid(86_400);
@@ -455,5 +474,44 @@ impl ChurnStats {
         if net < Decimal::ZERO {
             self.losing_cycles += 1;
         }
+        self.last_window.push_back(ChurnerProfit { at, net });
+        let newest = self.last_window.iter().map(|c| c.at).max().unwrap_or(at);
+        while self
+            .last_window
+            .front()
+            .is_some_and(|c| newest - c.at >= ETA_WINDOW_SEC)
+        {
+            self.last_window.pop_front();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rust_decimal_macros::dec;
+
+    use super::*;
+
+    /// Proves: the ETA's rate is the net of the last 24 h only; older
+    /// round trips leave the window (and the stored list), so the ETA turns
+    /// unknown a day after the last profitable round trip.
+    #[test]
+    fn the_eta_rate_is_the_net_of_the_last_day() {
+        let mut s = ChurnStats::default();
+        s.count_cycle(dec!(0.02), 1_000);
+        s.count_cycle(dec!(0.01), 50_000);
+        assert_eq!(s.net_in_window(50_000), dec!(0.03));
+        // 0.03 a day pays 0.06 in two days.
+        assert_eq!(s.eta_sec(dec!(0.06), 50_000), Some(172_800));
+        assert_eq!(s.eta_sec(Decimal::ZERO, 50_000), Some(0));
+        // A day after the first: only the second counts.
+        assert_eq!(s.net_in_window(87_400), dec!(0.01));
+        s.count_cycle(dec!(-0.005), 87_400);
+        assert_eq!(s.last_window.len(), 2, "the first left the window");
+        assert_eq!(s.net_in_window(87_400), dec!(0.005));
+        // A day after the last: nothing earned, the ETA is unknown.
+        assert_eq!(s.net_in_window(87_400 + 86_400), Decimal::ZERO);
+        assert_eq!(s.eta_sec(dec!(0.06), 87_400 + 86_400), None);
+        assert_eq!((s.cycles, s.losing_cycles), (3, 1));
     }
 }
