@@ -406,9 +406,9 @@ pub fn write_csv(
 mod tests {
     use super::*;
 
-    /// Proves: candles at the two ends of the `i64` range (found by
-    /// review of the `candles_csv` fuzz target, which reproduces it) load
-    /// and report their interval without an overflow panic.
+    /// Proves: candles at the two ends of the `i64` range (an overflow
+    /// panic in the `candles_csv` fuzz target, whose seed corpus keeps this
+    /// file) load and report their interval without a panic.
     #[test]
     fn interval_of_extreme_times_saturates() {
         let csv = "-9000000000000000000,1,1,1,1,1\n9000000000000000000,1,1,1,1,1\n";

@@ -634,8 +634,9 @@ mod tests {
     }
 
     /// Proves: a reply with times or figures beyond what a decimal can
-    /// scale (found by the `kraken_reply` fuzz target) is read without a
-    /// panic: the time becomes 0 and the average price stays unknown.
+    /// scale (both panicked in the `kraken_reply` fuzz target, whose seed
+    /// corpus keeps these bodies) is read without a panic: the time becomes
+    /// 0 and the average price stays unknown.
     #[test]
     fn absurd_times_and_figures_do_not_panic() {
         let trades: TradesHistoryResult = parse_envelope(
