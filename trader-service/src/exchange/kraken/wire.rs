@@ -79,8 +79,12 @@ pub fn parse_decimal(s: &str) -> Option<Decimal> {
         .or_else(|| Decimal::from_scientific(s).ok())
 }
 
+/// Unix seconds to milliseconds; a time too large for either (only a
+/// broken or hostile reply sends one) becomes 0, like any unreadable time.
 fn seconds_to_ms(n: Num) -> UnixMillis {
-    (n.0 * Decimal::ONE_THOUSAND).trunc().to_i64().unwrap_or(0)
+    n.0.checked_mul(Decimal::ONE_THOUSAND)
+        .and_then(|ms| ms.trunc().to_i64())
+        .unwrap_or(0)
 }
 
 /// `txid` as Kraken sends it: an array (AddOrder) or a single string.
@@ -426,8 +430,9 @@ impl OrderWire {
         let vol_exec = self.vol_exec.0;
         let avg_price = match self.price.map(|n| n.0) {
             Some(p) if p > Decimal::ZERO && vol_exec > Decimal::ZERO => Some(p),
+            // Checked: an absurd cost over a tiny volume overflows.
             _ if vol_exec > Decimal::ZERO && self.cost.0 > Decimal::ZERO => {
-                Some(self.cost.0 / vol_exec)
+                self.cost.0.checked_div(vol_exec)
             }
             _ => None,
         };
@@ -626,6 +631,32 @@ mod tests {
         assert_eq!(info.opened_at, 1_700_000_000_500);
         assert_eq!(info.closed_at, Some(1_700_000_100_000));
         assert_eq!(info.cl_ord_id.as_deref(), Some("c-1"));
+    }
+
+    /// Proves: a reply with times or figures beyond what a decimal can
+    /// scale (both panicked in the `kraken_reply` fuzz target, whose seed
+    /// corpus keeps these bodies) is read without a panic: the time becomes
+    /// 0 and the average price stays unknown.
+    #[test]
+    fn absurd_times_and_figures_do_not_panic() {
+        let trades: TradesHistoryResult = parse_envelope(
+            r#"{"error":[],"result":{"trades":{"T":{"ordertxid":"O","pair":"P",
+            "time":"1e27","type":"buy","ordertype":"limit","price":1,"cost":1,
+            "fee":0,"vol":1}}}}"#,
+        )
+        .unwrap();
+        let (id, t) = trades.trades.into_iter().next().unwrap();
+        assert_eq!(t.into_trade(id).unwrap().time, 0);
+        let orders: QueryOrdersResult = parse_envelope(
+            r#"{"error":[],"result":{"O":{"status":"closed","opentm":1,
+            "descr":{"pair":"P","type":"buy","ordertype":"limit"},"vol":1,
+            "vol_exec":"0.0000000000000000000000000001",
+            "cost":"79228162514264337593543950335","fee":0}}}"#,
+        )
+        .unwrap();
+        let info = orders_from_map(orders).unwrap();
+        assert_eq!(info[0].avg_price, None);
+        assert_eq!(info[0].opened_at, 1000);
     }
 
     #[test]
