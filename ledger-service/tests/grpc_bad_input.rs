@@ -507,4 +507,48 @@ async fn bad_input(mut s: Server) {
     s.shutdown().await;
 }
 
-grpc_suite!(bad_input);
+/// Proves: credits whose lifetime totals would leave `Decimal`'s range are
+/// refused with FAILED_PRECONDITION (not a panic inside the write), and the
+/// refused credit writes nothing.
+async fn subsidy_totals_never_overflow(mut s: Server) {
+    let c = &mut s.client;
+    let id = c
+        .open_position(open_request("bot-big", 2, "big-open"))
+        .await
+        .unwrap()
+        .into_inner()
+        .position
+        .unwrap()
+        .position_id;
+    let big = "9".repeat(28);
+    for i in 0..7 {
+        c.journal_event(credit_request(id, &format!("big-{i}"), &big))
+            .await
+            .unwrap();
+    }
+    let rows = journal_len(c, "bot-big", 2).await;
+    let status = c
+        .journal_event(credit_request(id, "big-7", &big))
+        .await
+        .expect_err("an overflowing credit was accepted");
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    assert!(
+        status
+            .message()
+            .starts_with("subsidy totals of bot bot-big slot 2"),
+        "{status:?}"
+    );
+    assert_eq!(journal_len(c, "bot-big", 2).await, rows);
+    let balance = c
+        .get_subsidy_balance(balance_request("bot-big", 2))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        balance.subsidy.unwrap().balance,
+        "69999999999999999999999999993"
+    );
+    s.shutdown().await;
+}
+
+grpc_suite!(bad_input, subsidy_totals_never_overflow);

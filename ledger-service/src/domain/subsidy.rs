@@ -65,15 +65,36 @@ impl SubsidyTotals {
         }
     }
 
+    /// Component-wise sum, `None` when a component or the balance would
+    /// leave `Decimal`'s range.
+    pub fn checked_plus(&self, other: &Self) -> Option<Self> {
+        let next = Self {
+            churner_profit: self.churner_profit.checked_add(other.churner_profit)?,
+            over_performance: self.over_performance.checked_add(other.over_performance)?,
+            subsidy: self.subsidy.checked_add(other.subsidy)?,
+            operator: self.operator.checked_add(other.operator)?,
+        };
+        // earned(), consumed() and balance() must not overflow either.
+        let earned = next.churner_profit.checked_add(next.over_performance)?;
+        let consumed = next.subsidy.checked_add(next.operator)?;
+        earned.checked_sub(consumed)?;
+        Some(next)
+    }
+
     /// The totals after applying `delta`, refusing a debit that would leave a
-    /// negative balance (never clamped).
+    /// negative balance (never clamped) and totals too large to represent
+    /// (hostile amounts; the slot is unchanged either way).
     pub fn apply(
         &self,
         delta: &SubsidyDelta,
         bot_id: &str,
         slot_id: u32,
     ) -> Result<Self, LedgerError> {
-        let next = self.plus(delta);
+        let next = self.checked_plus(delta).ok_or_else(|| {
+            LedgerError::Precondition(format!(
+                "subsidy totals of bot {bot_id} slot {slot_id} would exceed the largest representable amount"
+            ))
+        })?;
         if delta.is_debit() && next.balance() < Decimal::ZERO {
             return Err(LedgerError::InsufficientSubsidy {
                 bot_id: bot_id.to_owned(),
@@ -132,6 +153,32 @@ mod tests {
             subsidy: x,
             ..Default::default()
         }
+    }
+
+    /// Proves: credits whose totals would leave `Decimal`'s range are
+    /// refused with a precondition error instead of panicking.
+    #[test]
+    fn totals_that_would_overflow_are_refused() {
+        let big = Decimal::MAX / dec!(2);
+        let t = SubsidyTotals::default()
+            .apply(&credit(big), "b", 0)
+            .unwrap();
+        let e = t.apply(&credit(big), "b", 0).unwrap_err();
+        assert!(
+            matches!(e, LedgerError::Precondition(ref m) if m.contains("largest")),
+            "{e}"
+        );
+        let e = t
+            .apply(
+                &SubsidyDelta {
+                    over_performance: big,
+                    ..Default::default()
+                },
+                "b",
+                0,
+            )
+            .unwrap_err();
+        assert!(matches!(e, LedgerError::Precondition(_)), "{e}");
     }
 
     #[test]
