@@ -265,6 +265,10 @@ pub struct BacktestReport {
     pub still_stuck_at_end: usize,
     /// Sum over positions of hours in band stuck or write-off x entry cost.
     pub stuck_capital_hours: Decimal,
+    /// The part of `stuck_capital_hours` held in churner round trips handed
+    /// over to their slot: what the churner added to the grid's own.
+    #[serde(default)]
+    pub stuck_capital_hours_churner: Decimal,
     /// Subsidy credited (over-performance, churner, operator).
     pub subsidy_earned_usd: Decimal,
     /// Subsidy spent on reprices.
@@ -532,6 +536,7 @@ pub async fn run_backtest(
         time_to_heal_p90_seconds: tracker.time_to_heal(0.9),
         still_stuck_at_end: tracker.still_stuck(),
         stuck_capital_hours: usd(tracker.stuck_capital_hours()),
+        stuck_capital_hours_churner: usd(tracker.stuck_capital_hours_churner()),
         subsidy_earned_usd: usd(subsidy.total_earned()),
         subsidy_spent_usd: usd(subsidy.spent),
         reprices_tighten: rs.tighten,
@@ -565,7 +570,7 @@ pub async fn run_backtest(
 pub fn compare_table(reports: &[BacktestReport]) -> String {
     use std::fmt::Write as _;
     type Row = (&'static str, fn(&BacktestReport) -> String);
-    let rows: [Row; 19] = [
+    let rows: [Row; 20] = [
         ("net_pnl_usd (mark-to-market)", |r| {
             r.net_pnl_usd.round_dp(4).to_string()
         }),
@@ -583,6 +588,9 @@ pub fn compare_table(reports: &[BacktestReport]) -> String {
         ("still_stuck_at_end", |r| r.still_stuck_at_end.to_string()),
         ("stuck_capital_hours", |r| {
             r.stuck_capital_hours.round_dp(1).to_string()
+        }),
+        ("  of which churner", |r| {
+            r.stuck_capital_hours_churner.round_dp(1).to_string()
         }),
         ("subsidy_earned/spent_usd", |r| {
             format!(

@@ -44,6 +44,8 @@ pub struct HealTracker {
     closed: BTreeSet<Key>,
     /// Sum over samples of hours x entry cost of positions stuck or worse.
     stuck_capital_hours: Decimal,
+    /// The part of it in handed-over churner round trips.
+    stuck_capital_hours_churner: Decimal,
     /// Longest time a position was open.
     longest_open: i64,
 }
@@ -59,6 +61,9 @@ impl HealTracker {
             if p.band >= AgeBand::Stuck {
                 self.stuck_since.entry(p.key.clone()).or_insert(now);
                 self.stuck_capital_hours += hours * p.cost;
+                if matches!(p.key, Key::Churn(_)) {
+                    self.stuck_capital_hours_churner += hours * p.cost;
+                }
             }
         }
         let gone: Vec<Key> = self
@@ -97,6 +102,13 @@ impl HealTracker {
     #[must_use]
     pub fn stuck_capital_hours(&self) -> Decimal {
         self.stuck_capital_hours
+    }
+
+    /// Of [`Self::stuck_capital_hours`], the part in handed-over churner
+    /// round trips.
+    #[must_use]
+    pub fn stuck_capital_hours_churner(&self) -> Decimal {
+        self.stuck_capital_hours_churner
     }
 
     /// Longest open time seen, seconds.
@@ -160,6 +172,7 @@ mod tests {
         t.sample(0, dec!(2), &[churn.clone(), pos(1, AgeBand::Stuck)]);
         t.sample(3600, dec!(1), &[pos(1, AgeBand::Stuck)]);
         assert_eq!(t.stuck_capital_hours(), dec!(31));
+        assert_eq!(t.stuck_capital_hours_churner(), dec!(16), "2 h x 8");
         assert_eq!((t.reached_stuck(), t.healed()), (2, 1));
     }
 }
