@@ -142,14 +142,11 @@ pub fn check(
         known.insert(p.open_key.as_str());
         known.insert(p.exit_txid.as_str());
     }
-    let journal_text: Vec<String> = journal
-        .iter()
-        .map(|e| format!("{:?}", e.details))
-        .collect();
+    let journal_text: Vec<String> = journal.iter().map(|e| format!("{:?}", e.details)).collect();
     for o in sim.iter().filter(|o| o.filled()) {
         c.fills_checked += 1;
-        let found = known.contains(o.txid.as_str())
-            || journal_text.iter().any(|t| t.contains(&o.txid));
+        let found =
+            known.contains(o.txid.as_str()) || journal_text.iter().any(|t| t.contains(&o.txid));
         if !found {
             c.lost += 1;
             c.details.push(format!(
@@ -165,11 +162,15 @@ pub fn check(
     for (what, dups) in [("position", dup_positions), ("journal event", dup_events)] {
         for (key, n) in dups {
             c.duplicated += n;
-            c.details
-                .push(format!("duplicated: {what} {key} journaled {n} extra time(s)"));
+            c.details.push(format!(
+                "duplicated: {what} {key} journaled {n} extra time(s)"
+            ));
         }
     }
-    for p in positions.iter().filter(|p| p.open_key.starts_with("legacy:")) {
+    for p in positions
+        .iter()
+        .filter(|p| p.open_key.starts_with("legacy:"))
+    {
         c.details.push(format!(
             "imported: the trader lost track of its own order {}",
             p.open_key
@@ -188,8 +189,9 @@ pub fn check(
     for (what, dups) in [("client order id", ids), ("intent", intents)] {
         for (key, n) in dups {
             c.duplicate_orders += n;
-            c.details
-                .push(format!("duplicate order: {what} {key} placed {n} extra time(s)"));
+            c.details.push(format!(
+                "duplicate order: {what} {key} placed {n} extra time(s)"
+            ));
         }
     }
 
@@ -213,7 +215,10 @@ pub fn check(
     }
 
     for s in subsidy {
-        let negative = s.balance.parse::<Decimal>().is_ok_and(|b| b < Decimal::ZERO);
+        let negative = s
+            .balance
+            .parse::<Decimal>()
+            .is_ok_and(|b| b < Decimal::ZERO);
         if negative {
             c.details.push(format!(
                 "subsidy of slot {} is negative: {}",
@@ -273,7 +278,10 @@ mod tests {
             order("E3", "1:A:1:en:1", "canceled", 0),
             order("E4", "1:A:1:en:2", "open", 0),
         ];
-        let positions = [position(1, "E1", "X1", false), position(2, "E2", "X2", true)];
+        let positions = [
+            position(1, "E1", "X1", false),
+            position(2, "E2", "X2", true),
+        ];
         let c = check(&sim, &positions, &[], &[], &TRADING);
         assert!(c.clean(), "{:?}", c.details);
     }

@@ -14,7 +14,11 @@ pub mod check;
 pub mod rig;
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 
 use check::Counts;
 use rig::{Rig, RigError};
@@ -123,7 +127,12 @@ impl fmt::Display for Summary {
         write!(
             f,
             "{}, {}, {}, {}, {}, {}, {}",
-            self.scenario, self.injected, self.survived, c.lost, c.duplicated, c.duplicate_orders,
+            self.scenario,
+            self.injected,
+            self.survived,
+            c.lost,
+            c.duplicated,
+            c.duplicate_orders,
             c.naked
         )
     }
@@ -266,17 +275,33 @@ async fn inject_one(rig: &mut Rig, scenario: Scenario, rng: &mut Rng) -> Result<
     }
 }
 
-/// Runs the whole plan, scenarios one after another; seeds derive from
-/// `seed` so the suite is reproducible.
-pub async fn run_suite(long: bool, seed: u64, only: Option<&str>, keep: bool) -> Vec<Summary> {
-    let mut out = Vec::new();
+/// Runs the whole plan, `jobs` scenarios at a time (each on its own
+/// processes and ports), printing each summary line as its scenario ends;
+/// returns them in plan order. Seeds derive from `seed`, so the fault
+/// moments are reproducible.
+pub async fn run_suite(
+    long: bool,
+    seed: u64,
+    only: Option<&str>,
+    keep: bool,
+    jobs: usize,
+) -> Vec<Summary> {
+    let limit = Arc::new(Semaphore::new(jobs.max(1)));
+    let mut set = JoinSet::new();
     for (i, (scenario, faults)) in plan(long).into_iter().enumerate() {
         if only.is_some_and(|o| !scenario.to_string().contains(o)) {
             continue;
         }
-        let s = run_scenario(scenario, faults, seed.wrapping_add(i as u64), keep).await;
-        println!("{s}");
-        out.push(s);
+        let limit = Arc::clone(&limit);
+        let seed = seed.wrapping_add(i as u64);
+        set.spawn(async move {
+            let _permit = limit.acquire_owned().await.expect("semaphore open");
+            let s = run_scenario(scenario, faults, seed, keep).await;
+            println!("{s}");
+            (i, s)
+        });
     }
-    out
+    let mut out: Vec<(usize, Summary)> = set.join_all().await.into_iter().collect();
+    out.sort_by_key(|(i, _)| *i);
+    out.into_iter().map(|(_, s)| s).collect()
 }
