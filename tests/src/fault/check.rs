@@ -310,10 +310,12 @@ mod tests {
         let c = check(&sim, &positions, &[], &subsidy, &halted);
         assert_eq!(c.lost, 1, "E4 is nowhere in the ledger");
         assert_eq!(c.duplicated, 1, "E1 journaled twice");
-        // One reused client order id, and two filled orders of intent 0:B:1:en.
-        assert_eq!(c.duplicate_orders, 2);
+        // One reused client order id, whose two orders (one filled, one
+        // live) also share an intent, and two filled orders of intent
+        // 0:B:1:en.
+        assert_eq!(c.duplicate_orders, 3);
         assert_eq!(c.naked, 3);
-        assert_eq!(c.details.len(), 1 + 1 + 2 + 3 + 2);
+        assert_eq!(c.details.len(), 1 + 1 + 3 + 3 + 2);
     }
 
     #[test]
