@@ -6,6 +6,7 @@
 //! which case they fail: CI must never skip them silently.
 
 pub mod audit;
+pub mod fault;
 pub mod hostile;
 pub mod http;
 pub mod pg;

@@ -66,3 +66,29 @@ async fn ambiguous_add_orders_are_sent_once_and_duplicates_refused() {
     assert!(!ok.reconciled);
     sim.shutdown();
 }
+
+/// An injected `EOrder:Rate limit exceeded` was not processed: the client
+/// backs off and sends the order again, and exactly one order rests.
+#[tokio::test]
+async fn an_injected_rate_limit_is_backed_off_and_placed_once() {
+    let sim = start_sim(sim_config(fast_tier())).await;
+    let c = KrakenClient::new(client_config(&sim, fast_tier())).unwrap();
+    sim.inject(FaultRule {
+        method: "AddOrder".into(),
+        fault: Fault::RateLimited,
+        count: 1,
+    });
+    let ack = c
+        .add_order(&limit(Side::Buy, dec!(0.09), dec!(50), 1, "rl"))
+        .await
+        .unwrap();
+    assert_eq!(
+        sim.stats().calls.get("AddOrder").copied(),
+        Some(2),
+        "refused once, then sent again"
+    );
+    let open = c.open_orders().await.unwrap();
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].txid, ack.txid);
+    sim.shutdown();
+}

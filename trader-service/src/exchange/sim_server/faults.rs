@@ -25,6 +25,10 @@ pub enum Fault {
     /// placed a copy with the same `cl_ord_id` and it is still open, the
     /// original is refused (`EOrder:Duplicate order`) and never appears.
     DelayedAccept,
+    /// Reply `EOrder:Rate limit exceeded` without processing, as Kraken does
+    /// when its trading counter is full, whatever the simulator's own
+    /// counters say.
+    RateLimited,
 }
 
 /// A request to inject `fault` into the next `count` calls of `method`.

@@ -488,6 +488,7 @@ async fn private(
     match fault {
         None => envelope(s.handle(&method, &form)),
         Some(Fault::ServiceUnavailable) => err("EService:Unavailable"),
+        Some(Fault::RateLimited) => err("EOrder:Rate limit exceeded"),
         Some(Fault::Http5xxHtml) => html_502(),
         Some(Fault::Timeout) => {
             tokio::time::sleep(s.cfg.hang).await;

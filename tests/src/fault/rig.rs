@@ -1,0 +1,322 @@
+//! One run of the suite: the real simulator, ledger and trader on loopback,
+//! a market stepped by the rig (so it can be frozen), and the end-of-run
+//! audit that collects the three views for the checker.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use healgrid_proto::ledger::v1::{self as lpb, ledger_service_client::LedgerServiceClient};
+use healgrid_proto::trader::v1::{self as pb, trader_service_client::TraderServiceClient};
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+
+use super::check::{self, Counts, TraderEnd};
+use crate::audit::ledger_view;
+use crate::http;
+use crate::process::{LedgerProcess, SimProcess, TraderProcess, free_port};
+
+/// Grid slots the trader runs.
+pub const SLOTS: u32 = 3;
+/// The trader's bot id.
+pub const BOT: &str = "fault-suite";
+
+/// A failure of the rig itself (not of the system under test).
+#[derive(Debug, thiserror::Error)]
+pub enum RigError {
+    /// A wait ran out.
+    #[error("timed out after {secs}s waiting for {what}")]
+    Timeout {
+        /// What was awaited.
+        what: String,
+        /// How long.
+        secs: u64,
+    },
+    /// A call to one of the services failed.
+    #[error("{0}")]
+    Call(String),
+}
+
+/// Running processes of one run, plus the market stepper.
+pub struct Rig {
+    /// Where the databases and logs live.
+    pub dir: PathBuf,
+    /// The exchange.
+    pub sim: SimProcess,
+    /// The ledger, `None` while killed.
+    pub ledger: Option<LedgerProcess>,
+    ledger_port: u16,
+    /// The trader, `None` while killed.
+    pub trader: Option<TraderProcess>,
+    stepping: Arc<AtomicBool>,
+    stepper: Option<JoinHandle<()>>,
+}
+
+impl Rig {
+    /// Starts the simulator (manual clock, stepped every `step_ms`) and the
+    /// ledger in `dir`; the trader is started by [`Rig::start_trader`].
+    ///
+    /// # Panics
+    /// When a process does not come up (see [`crate::process`]).
+    pub async fn start(dir: &Path, seed: u64, step_ms: u64) -> Self {
+        let sim = SimProcess::start(
+            &["--speed", "0", "--tier", "pro", "--seed", &seed.to_string()],
+            &dir.join("sim.log"),
+        )
+        .await;
+        let ledger_port = free_port();
+        let ledger = LedgerProcess::start_on(ledger_port, &ledger_db(dir)).await;
+        let stepping = Arc::new(AtomicBool::new(true));
+        let stepper = {
+            let addr = sim.addr.clone();
+            let stepping = Arc::clone(&stepping);
+            // One 60 s candle per step; the ledger refuses times more than
+            // 24 h ahead, so a run must freeze before 1440 steps.
+            tokio::spawn(async move {
+                while stepping.load(Ordering::SeqCst) {
+                    let _ = http::request(&addr, "POST", "/sim/step").await;
+                    tokio::time::sleep(Duration::from_millis(step_ms)).await;
+                }
+            })
+        };
+        Self {
+            dir: dir.to_owned(),
+            sim,
+            ledger: Some(ledger),
+            ledger_port,
+            trader: None,
+            stepping,
+            stepper: Some(stepper),
+        }
+    }
+
+    /// `trader-service run` against the simulator and the ledger, at
+    /// self-healing stage D (subsidy, churners, auto-reprice of stuck
+    /// positions), on the same store across restarts.
+    fn trader_args(&self) -> Vec<String> {
+        let ledger = format!("http://127.0.0.1:{}", self.ledger_port);
+        let store = format!("sqlite://{}", self.dir.join("trader.db").display());
+        [
+            "--exchange",
+            "kraken",
+            "--kraken-api-url",
+            &self.sim.url(),
+            "--kraken-tier",
+            "pro",
+            "--ledger-url",
+            &ledger,
+            "--store",
+            &store,
+            "--bot-id",
+            BOT,
+            "--slots",
+            &SLOTS.to_string(),
+            "--order-size-usd",
+            "10",
+            "--profit-pct",
+            "0.5",
+            "--poll-interval-sec",
+            "5",
+            "--subsidy-enabled",
+            "true",
+            "--churner-enabled",
+            "true",
+            "--subsidy-auto-reprice-band",
+            "stuck",
+        ]
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+    }
+
+    /// Starts (or restarts) the trader and waits until it serves.
+    ///
+    /// # Panics
+    /// When it does not come up.
+    pub async fn start_trader(&mut self) {
+        let envs = [
+            ("KRAKEN_API_KEY", SimProcess::KEY),
+            ("KRAKEN_API_SECRET", SimProcess::SECRET),
+        ];
+        let args = self.trader_args();
+        let log = self.dir.join("trader.log");
+        self.trader = Some(TraderProcess::start(&args, &envs, &log).await);
+    }
+
+    /// SIGKILLs the trader.
+    pub fn kill_trader(&mut self) {
+        if let Some(mut t) = self.trader.take() {
+            t.sigkill();
+        }
+    }
+
+    /// SIGKILLs the ledger.
+    pub fn kill_ledger(&mut self) {
+        if let Some(mut l) = self.ledger.take() {
+            l.sigkill();
+        }
+    }
+
+    /// Restarts the ledger on its port and database, where the trader
+    /// expects it.
+    ///
+    /// # Panics
+    /// When it does not come up.
+    pub async fn start_ledger(&mut self) {
+        self.ledger = Some(LedgerProcess::start_on(self.ledger_port, &ledger_db(&self.dir)).await);
+    }
+
+    /// Queues `count` faults of kind `fault` (snake case, see the
+    /// simulator's `Fault`) on `method`; returns the faults still pending.
+    ///
+    /// # Errors
+    /// When the simulator does not answer.
+    pub async fn inject(&self, method: &str, fault: &str, count: u32) -> Result<u64, RigError> {
+        let body = format!(r#"{{"method":"{method}","fault":"{fault}","count":{count}}}"#);
+        let reply = http::post_json(&self.sim.addr, "/sim/faults", &body)
+            .await
+            .map_err(|e| RigError::Call(format!("POST /sim/faults: {e}")))?;
+        let v: serde_json::Value =
+            serde_json::from_str(&reply).map_err(|e| RigError::Call(e.to_string()))?;
+        Ok(v["pending"].as_u64().unwrap_or_default())
+    }
+
+    /// Faults queued and not yet consumed.
+    ///
+    /// # Errors
+    /// When the simulator does not answer.
+    pub async fn pending_faults(&self) -> Result<u64, RigError> {
+        self.inject("AddOrder", "service_unavailable", 0).await
+    }
+
+    async fn client(&self) -> Result<TraderServiceClient<Channel>, RigError> {
+        let t = self
+            .trader
+            .as_ref()
+            .ok_or_else(|| RigError::Call("the trader is not running".into()))?;
+        TraderServiceClient::connect(t.endpoint.clone())
+            .await
+            .map_err(|e| RigError::Call(format!("connecting to the trader: {e}")))
+    }
+
+    /// The trader's status.
+    ///
+    /// # Errors
+    /// When the trader does not answer.
+    pub async fn status(&self) -> Result<pb::GetStatusResponse, RigError> {
+        let mut c = self.client().await?;
+        c.get_status(pb::GetStatusRequest {})
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|e| RigError::Call(format!("GetStatus: {e}")))
+    }
+
+    /// Polls the trader's status until `f` holds.
+    ///
+    /// # Errors
+    /// When it does not within `secs`, or the trader stops answering.
+    pub async fn wait_for(
+        &self,
+        what: &str,
+        secs: u64,
+        mut f: impl FnMut(&pb::GetStatusResponse) -> bool,
+    ) -> Result<pb::GetStatusResponse, RigError> {
+        let end = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Ok(s) = self.status().await
+                && f(&s)
+            {
+                return Ok(s);
+            }
+            if Instant::now() >= end {
+                return Err(RigError::Timeout {
+                    what: what.into(),
+                    secs,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until the trader completes `loops` more loops while running:
+    /// how the suite tells it survived a fault.
+    ///
+    /// # Errors
+    /// When it does not within `secs`.
+    pub async fn wait_trading(&self, loops: u64, secs: u64) -> Result<(), RigError> {
+        let from = self.status().await.map(|s| s.loops).unwrap_or(0);
+        self.wait_for("the trader to trade on", secs, |s| {
+            s.mode == pb::Mode::Running as i32 && s.loops >= from + loops
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Freezes the market, lets every fill reach the ledger, pauses the
+    /// trader and checks the three views against each other.
+    ///
+    /// # Errors
+    /// When the trader does not settle; the caller counts that as a failed
+    /// run with the reason.
+    pub async fn audit(mut self) -> Result<Counts, RigError> {
+        self.stepping.store(false, Ordering::SeqCst);
+        if let Some(s) = self.stepper.take() {
+            let _ = s.await;
+        }
+        // A fill of the last step may still be on its way in: let the
+        // trader place its exit (the position is journaled with it) before
+        // the pause, which stops placements.
+        let still = self.status().await?;
+        let settled = self
+            .wait_for("every position journaled on the frozen market", 90, |s| {
+                s.loops >= still.loops + 2
+                    && s.positions.iter().all(|p| !p.position_id.is_empty())
+                    && s.outbox.is_some_and(|o| o.depth == 0 && o.parked == 0)
+            })
+            .await?;
+        let trader = TraderEnd {
+            trading: settled.mode == pb::Mode::Running as i32,
+            mode_reason: format!("mode {} {}", settled.mode, settled.mode_reason),
+        };
+        let mut c = self.client().await?;
+        c.pause(pb::PauseRequest {
+            reason: "audit".into(),
+        })
+        .await
+        .map_err(|e| RigError::Call(format!("Pause: {e}")))?;
+        let frozen = self.status().await?;
+        self.wait_for("two quiet loops, outbox drained", 60, |s| {
+            s.mode == pb::Mode::Paused as i32
+                && s.loops >= frozen.loops + 2
+                && s.outbox.is_some_and(|o| o.depth == 0 && o.parked == 0)
+        })
+        .await?;
+
+        let body = http::request(&self.sim.addr, "GET", "/sim/orders")
+            .await
+            .map_err(|e| RigError::Call(format!("GET /sim/orders: {e}")))?;
+        let sim = check::parse_sim_orders(&body).map_err(RigError::Call)?;
+        let endpoint = format!("http://127.0.0.1:{}", self.ledger_port);
+        let view = ledger_view(&endpoint, BOT, SLOTS).await;
+        let subsidy = LedgerServiceClient::connect(endpoint)
+            .await
+            .map_err(|e| RigError::Call(format!("connecting to the ledger: {e}")))?
+            .get_subsidy_summary(lpb::GetSubsidySummaryRequest { bot_id: BOT.into() })
+            .await
+            .map_err(|e| RigError::Call(format!("GetSubsidySummary: {e}")))?
+            .into_inner()
+            .slots;
+        let mut counts = check::check(&sim, &view.positions, &view.journal, &subsidy, &trader);
+        if counts.fills_checked == 0 {
+            counts
+                .details
+                .push("nothing filled: the run proved nothing".into());
+        }
+        Ok(counts)
+    }
+}
+
+fn ledger_db(dir: &Path) -> String {
+    format!("sqlite://{}", dir.join("ledger.db").display())
+}
