@@ -54,6 +54,16 @@ fn txids(s: &pb::GetStatusResponse) -> BTreeSet<String> {
         .collect()
 }
 
+/// Exchange ids of the status's entry orders.
+fn entry_txids(s: &pb::GetStatusResponse) -> BTreeSet<String> {
+    s.slots
+        .iter()
+        .flat_map(|sl| sl.orders.iter())
+        .filter(|o| !o.txid.is_empty() && o.order_id.contains(":en:"))
+        .map(|o| o.txid.clone())
+        .collect()
+}
+
 async fn reflection_lists_services(channel: Channel) -> Vec<String> {
     use tonic_reflection::pb::v1::ServerReflectionRequest;
     use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
@@ -245,23 +255,35 @@ async fn control_api_over_grpc() {
             (s.mode == pb::Mode::Paused as i32).then_some(s)
         })
         .await;
-        let known = txids(&paused);
-        let book_before: BTreeSet<String> =
-            paper.with_book(|b| b.open_orders().into_iter().map(|o| o.txid).collect());
-        // Fills go on while paused: wait for an order the engine wants
-        // placed (a new exit after an entry fill) that the pause holds back.
+        let known = entry_txids(&paused);
+        let entries_on_book = |paper: &trader_service::exchange::paper::PaperExchange| {
+            paper.with_book(|b| {
+                b.open_orders()
+                    .into_iter()
+                    .filter(|o| o.cl_ord_id.as_deref().is_some_and(|c| c.contains(":en:")))
+                    .map(|o| o.txid)
+                    .collect::<BTreeSet<String>>()
+            })
+        };
+        let book_before = entries_on_book(&paper);
+        // Fills go on while paused (their exits are placed): wait for an
+        // entry the engine wants placed (the next cycle after an exit
+        // fill) that the pause holds back.
         let (waiting, loops_then) =
-            deadline_loop("a placement held back by the pause", 60, async || {
+            deadline_loop("an entry held back by the pause", 60, async || {
                 let s = status(&mut c).await;
-                assert!(txids(&s).is_subset(&known), "no new order while paused");
+                assert!(
+                    entry_txids(&s).is_subset(&known),
+                    "no new entry while paused"
+                );
                 s.slots
                     .iter()
                     .flat_map(|sl| &sl.orders)
-                    .find(|o| o.txid.is_empty())
+                    .find(|o| o.txid.is_empty() && o.order_id.contains(":en:"))
                     .map(|o| (o.order_id.clone(), s.loops))
             })
             .await;
-        // Several more loops: still not placed, nothing new on the book.
+        // Several more loops: still not placed, no new entry on the book.
         deadline_loop("more loops", 10, async || {
             (status(&mut c).await.loops >= loops_then + 5).then_some(())
         })
@@ -272,13 +294,21 @@ async fn control_api_over_grpc() {
             .iter()
             .flat_map(|sl| &sl.orders)
             .find(|o| o.order_id == waiting)
-            .expect("the held-back order is still wanted");
+            .expect("the held-back entry is still wanted");
         assert!(still.txid.is_empty(), "placed while paused");
-        let book_now: BTreeSet<String> =
-            paper.with_book(|b| b.open_orders().into_iter().map(|o| o.txid).collect());
         assert!(
-            book_now.is_subset(&book_before),
-            "the exchange got a new order while paused"
+            entries_on_book(&paper).is_subset(&book_before),
+            "the exchange got a new entry while paused"
+        );
+        // Every exit the engine holds is on the book: paused or not, filled
+        // inventory keeps its exit.
+        assert!(
+            s.slots
+                .iter()
+                .flat_map(|sl| &sl.orders)
+                .filter(|o| o.order_id.contains(":ex:"))
+                .all(|o| !o.txid.is_empty()),
+            "an exit waited for the pause to end: {s:?}"
         );
 
         c.resume(pb::ResumeRequest {

@@ -81,54 +81,72 @@ async fn budget_defers_placements_to_later_loops() {
     assert_eq!(ids.len(), 20, "no duplicates");
 }
 
-/// Proves: paused, the runtime places nothing new but still processes
-/// fills (and journals them); positions whose exit is not placed yet reach
-/// the ledger when it is, with its txid; resumed, it places again.
+/// Proves: paused, the runtime places no entry and cancels nothing, but
+/// still processes fills and places the exit of every entry that fills
+/// (filled inventory is never left without its exit), so those positions
+/// reach the ledger during the pause; resumed, it places entries again.
 #[tokio::test]
-async fn pause_stops_placements_but_not_fills() {
+async fn pause_stops_entries_but_not_fills_or_their_exits() {
     let cs = grid::candles(1500, 9);
     let (mut rt, paper) = runtime(3, 30, &cs[0]).await;
     paper.step(&cs[0]);
     rt.step(paper.clock().now_ms()).await.unwrap();
     rt.apply_command(ControlCommand::Pause);
     assert_eq!(rt.mode(), RuntimeMode::Paused);
-    let placed = rt.stats().placements;
+    let entries = |paper: &PaperExchange| {
+        paper.with_book(|b| {
+            b.open_orders()
+                .into_iter()
+                .filter(|o| o.cl_ord_id.as_deref().is_some_and(|c| c.contains(":en:")))
+                .map(|o| o.txid)
+                .collect::<std::collections::BTreeSet<_>>()
+        })
+    };
+    let entries_before = entries(&paper);
     let fills = rt.stats().fills;
-    for c in &cs[1..1500] {
+    let mut last = 1;
+    for (i, c) in cs[1..1500].iter().enumerate() {
         paper.step(c);
         rt.step(paper.clock().now_ms()).await.unwrap();
+        assert!(
+            entries(&paper).is_subset(&entries_before),
+            "no entry placed while paused"
+        );
+        last = i + 1;
         if rt.stats().fills > fills + 2 {
             break;
         }
     }
-    assert_eq!(rt.stats().placements, placed, "no placement while paused");
     assert!(
         rt.stats().fills > fills,
         "fills still processed while paused"
     );
-    // The filled entries' exits wait unplaced, so their positions wait for
-    // an exit txid before reaching the ledger.
-    let waiting = rt
-        .engine()
-        .open_exits()
-        .filter(|x| x.position_id.is_none())
-        .count();
-    assert!(waiting > 0, "entries filled during the pause");
-    assert_eq!(
-        rt.ledger_open_positions().await.unwrap(),
-        rt.engine().open_exits().count() - waiting
-    );
-    rt.apply_command(ControlCommand::Resume);
-    paper.step(&cs[1499]);
-    rt.step(paper.clock().now_ms()).await.unwrap();
-    assert!(rt.stats().placements > placed, "placing again after resume");
-    assert!(
-        rt.engine().open_exits().all(|x| x.position_id.is_some()),
-        "placed exits' positions reached the ledger in the same loop"
-    );
+    // Every filled entry got its exit on the book, and its position
+    // reached the ledger with that exit's txid.
+    assert!(rt.engine().open_exits().count() > 0);
+    for x in rt.engine().open_exits() {
+        assert!(x.position_id.is_some(), "{x:?}");
+        let txid = x.txid().map(str::to_owned);
+        assert!(
+            paper.with_book(|b| b
+                .open_orders()
+                .iter()
+                .any(|o| Some(&o.txid) == txid.as_ref())),
+            "exit {} resting on the book",
+            x.id
+        );
+    }
     assert_eq!(
         rt.ledger_open_positions().await.unwrap(),
         rt.engine().open_exits().count()
+    );
+    let placed = rt.stats().placements;
+    rt.apply_command(ControlCommand::Resume);
+    paper.step(&cs[last + 1]);
+    rt.step(paper.clock().now_ms()).await.unwrap();
+    assert!(
+        rt.stats().placements > placed,
+        "placing entries again after resume"
     );
 }
 

@@ -138,8 +138,8 @@ fn answer(mode: i32) -> Result<serde_json::Value, ApiError> {
     })
 }
 
-/// Pauses trading: no placements or cancels from the next loop on; fills
-/// are still processed.
+/// Pauses trading: no entries or cancels from the next loop on; fills are
+/// still processed and their exits placed.
 #[utoipa::path(
     post, path = "/api/v1/pause", tag = "actions",
     security(("bearer" = [])),

@@ -169,11 +169,16 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
             self.dirty = true;
         }
         self.churn_actions(actions, now);
-        if self.book.paused || self.halted.is_some() {
+        if self.halted.is_some() {
             return Ok(());
         }
-        self.churn_cancels(now_ms, market, budget).await;
-        self.churn_place(now_ms, market, budget).await
+        // Paused: no entries and no cancels, but the exit of filled churner
+        // inventory is still placed (never left without its exit).
+        let paused = self.book.paused;
+        if !paused {
+            self.churn_cancels(now_ms, market, budget).await;
+        }
+        self.churn_place(now_ms, market, budget, paused).await
     }
 
     /// Whether the churner would change anything at this price (the
@@ -594,17 +599,28 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
         }
     }
 
+    /// Places the churner orders that want placing, within the budget;
+    /// with `exits_only` (paused) only the exits of filled inventory.
     async fn churn_place(
         &mut self,
         now_ms: i64,
         market: Decimal,
         budget: &mut CallBudget,
+        exits_only: bool,
     ) -> Result<(), RuntimeError> {
         let now = now_ms.div_euclid(1000);
         let wanted: Vec<churner::ChurnOrder> = self
             .book
             .churn
-            .orders()
+            .slots
+            .values()
+            .filter_map(|s| {
+                if exits_only {
+                    s.stage.exit()
+                } else {
+                    s.stage.order()
+                }
+            })
             .filter(|o| o.wants_placement(now))
             .cloned()
             .collect();

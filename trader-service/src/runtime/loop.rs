@@ -294,7 +294,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
         match cmd {
             ControlCommand::Pause => {
                 tracing::info!(
-                    "paused by operator: no placements or cancels, fills still processed"
+                    "paused by operator: no entries or cancels; fills still processed and their exits placed"
                 );
                 self.book.paused = true;
             }

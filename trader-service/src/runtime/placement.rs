@@ -9,7 +9,7 @@
 //! [`crate::runtime::intents`] whether it is adopted or may be placed
 //! again. Meanwhile every other order keeps trading.
 
-use crate::engine::{Event, GoneReason, OrderId, PlaceFailReason};
+use crate::engine::{Event, GoneReason, OrderId, OrderRole, PlaceFailReason};
 use crate::exchange::{Exchange, ExchangeError, OrderKind, OrderRequest};
 use crate::runtime::book::{CallBudget, HeldOrder, held_orders};
 use crate::runtime::intents::PlacementIntent;
@@ -43,7 +43,24 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
             if wanted == 0 {
                 return Ok(0);
             }
-            if self.book.paused || self.halted.is_some() {
+            if self.halted.is_some() {
+                tracing::debug!(wanted, mode = ?self.mode(), "not trading: actions wait");
+                return Ok(wanted);
+            }
+            // Paused: no entries and no cancels, but the exit of a filled
+            // entry is still placed. Filled inventory is never left without
+            // its exit, and the fill reaches the ledger (its open is written
+            // with the exit's txid) while the pause lasts.
+            let (cancels, places) = if self.book.paused {
+                let exits: Vec<HeldOrder> = places
+                    .into_iter()
+                    .filter(|h| h.role == OrderRole::Exit)
+                    .collect();
+                (Vec::new(), exits)
+            } else {
+                (cancels, places)
+            };
+            if cancels.is_empty() && places.is_empty() {
                 tracing::debug!(wanted, mode = ?self.mode(), "not trading: actions wait");
                 return Ok(wanted);
             }

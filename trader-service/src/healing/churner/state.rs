@@ -204,6 +204,15 @@ impl ChurnStage {
         }
     }
 
+    /// The exit working filled inventory in this stage (not an entry).
+    #[must_use]
+    pub fn exit(&self) -> Option<&ChurnOrder> {
+        match self {
+            Self::Exit { order, .. } | Self::HandedOver { order, .. } => Some(order),
+            Self::Idle | Self::Entry { .. } => None,
+        }
+    }
+
     /// Mutable access to the working order.
     pub fn order_mut(&mut self) -> Option<&mut ChurnOrder> {
         match self {
