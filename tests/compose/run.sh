@@ -311,14 +311,19 @@ while :; do
 done
 # The restarted paper market opens again at its start price, so an exit it
 # reaches may fill at once: a position may close after `up` (the ledger has
-# it closed, the audit above proved nothing is lost), but none may appear
-# from nowhere, and the trader and the ledger must agree.
+# it closed, the audit above proved nothing is lost). An entry it reaches may
+# fill too, and even paused the trader places that entry's exit, so a new
+# position may open: it must be newer than every position from before (no
+# old one comes back from nowhere), and the trader and the ledger must agree.
 n="$(grep -c . <<<"$ledger_before" || true)"
 before_all="$(printf '%s\n%s\n' "$ledger_before" "$trader_before" | grep . | sort -u)"
+newest_before="$(sort -n <<<"$before_all" | tail -n1)"
 unknown="$(comm -23 <(grep . <<<"$ledger_after" | sort -u) <(sort -u <<<"$before_all"))"
+resurrected="$(awk -v max="${newest_before:-0}" 'NF && $1 <= max' <<<"$unknown")"
+opened="$(awk -v max="${newest_before:-0}" 'NF && $1 > max' <<<"$unknown" | tr '\n' ' ')"
 closed="$(comm -23 <(sort -u <<<"$before_all") <(grep . <<<"$ledger_after" | sort -u) | tr '\n' ' ')"
-if [ "$n" -gt 0 ] && [ -z "$unknown" ] && [ "$trader_after" = "$ledger_after" ]; then
-  pass "up after down: the trader and the ledger resume the stored positions [$(tr '\n' ' ' <<<"$ledger_after")] (closed since by the restarted market: [${closed}])"
+if [ "$n" -gt 0 ] && [ -z "$resurrected" ] && [ "$trader_after" = "$ledger_after" ]; then
+  pass "up after down: the trader and the ledger resume the stored positions [$(tr '\n' ' ' <<<"$ledger_after")] (closed since by the restarted market: [${closed}]; opened since: [${opened}])"
 else
   fail "positions across down/up: ledger [$(tr '\n' ' ' <<<"$ledger_before")] -> [$(tr '\n' ' ' <<<"$ledger_after")], trader [$(tr '\n' ' ' <<<"$trader_before")] -> [$(tr '\n' ' ' <<<"$trader_after")]"
 fi
