@@ -276,14 +276,7 @@ async fn lifecycle(mut s: Server) {
 async fn journal_refusals(mut s: Server) {
     let c = &mut s.client;
     let bot = "bot-r";
-    let id = c
-        .open_position(open_request(bot, 0, "r-open"))
-        .await
-        .unwrap()
-        .into_inner()
-        .position
-        .unwrap()
-        .position_id;
+    let id = open_id(c, bot, 0, "r-open").await;
     c.journal_event(credit_request(id, "r-credit", "1.0"))
         .await
         .unwrap();
@@ -343,22 +336,8 @@ async fn journal_refusals(mut s: Server) {
 async fn compaction(mut s: Server) {
     let c = &mut s.client;
     let bot = "bot-c";
-    let a = c
-        .open_position(open_request(bot, 0, "a"))
-        .await
-        .unwrap()
-        .into_inner()
-        .position
-        .unwrap()
-        .position_id;
-    let b = c
-        .open_position(open_request(bot, 0, "b"))
-        .await
-        .unwrap()
-        .into_inner()
-        .position
-        .unwrap()
-        .position_id;
+    let a = open_id(c, bot, 0, "a").await;
+    let b = open_id(c, bot, 0, "b").await;
     c.journal_event(credit_request(a, "ca", "2")).await.unwrap();
     c.reprice_position(reprice_request(a, "ra", "0.0935", Subsidy, "0.5"))
         .await

@@ -423,14 +423,7 @@ async fn journal_len(c: &mut Client, bot: &str, slot: u32) -> usize {
 
 async fn bad_input(mut s: Server) {
     let c = &mut s.client;
-    let id = c
-        .open_position(open_request("bot-ok", 1, "good-open"))
-        .await
-        .unwrap()
-        .into_inner()
-        .position
-        .unwrap()
-        .position_id;
+    let id = open_id(c, "bot-ok", 1, "good-open").await;
     c.journal_event(credit_request(id, "good-credit", "0.5"))
         .await
         .unwrap();
@@ -512,14 +505,7 @@ async fn bad_input(mut s: Server) {
 /// refused credit writes nothing.
 async fn subsidy_totals_never_overflow(mut s: Server) {
     let c = &mut s.client;
-    let id = c
-        .open_position(open_request("bot-big", 2, "big-open"))
-        .await
-        .unwrap()
-        .into_inner()
-        .position
-        .unwrap()
-        .position_id;
+    let id = open_id(c, "bot-big", 2, "big-open").await;
     let big = "9".repeat(28);
     for i in 0..7 {
         c.journal_event(credit_request(id, &format!("big-{i}"), &big))

@@ -155,6 +155,20 @@ pub fn open_request(bot: &str, slot: u32, key: &str) -> pb::OpenPositionRequest 
     }
 }
 
+/// Opens `open_request(bot, slot, key)` and returns the new position's id.
+///
+/// # Panics
+/// When the ledger refuses the open.
+pub async fn open_id(c: &mut LedgerServiceClient<Channel>, bot: &str, slot: u32, key: &str) -> u64 {
+    c.open_position(open_request(bot, slot, key))
+        .await
+        .unwrap()
+        .into_inner()
+        .position
+        .unwrap()
+        .position_id
+}
+
 pub fn credit_request(position_id: u64, key: &str, amount: &str) -> pb::JournalEventRequest {
     pb::JournalEventRequest {
         position_id,
