@@ -12,7 +12,8 @@ venv="$target/ccxt-venv"
 # Pinned so a new ccxt release cannot change the verdict unannounced.
 requirements=(ccxt==4.5.90 pytest==9.2.0)
 
-cargo build --locked -p trader-service --bin trader-service
+. tests/scripts/bins.sh
+build_bins dev trader-service
 
 if ! "$venv/bin/python" -c 'import ccxt, pytest' >/dev/null 2>&1; then
   echo "Creating the ccxt venv in $venv"

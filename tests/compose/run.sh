@@ -162,7 +162,8 @@ pause_and_drain() {
 # --- 0. build and start ----------------------------------------------------
 
 stage "building the $PROFILE binaries on the host"
-cargo build --profile "$PROFILE" --locked --bin ledger-service --bin trader-service --bin gateway --bin compose-audit
+. tests/scripts/bins.sh
+build_bins "$PROFILE" ledger-service trader-service gateway compose-audit
 mkdir -p .docker-bin
 for b in ledger-service trader-service gateway; do
   objcopy --strip-debug "$TARGET/$PROFILE_DIR/$b" ".docker-bin/$b"

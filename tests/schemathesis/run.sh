@@ -17,8 +17,8 @@ requirements=(schemathesis==4.32.5)
 examples="${SCHEMATHESIS_EXAMPLES:-250}"
 seed="${SCHEMATHESIS_SEED:-20261129}"
 
-cargo build --locked -p ledger-service -p trader-service -p gateway \
-  --bin ledger-service --bin trader-service --bin gateway
+. tests/scripts/bins.sh
+build_bins dev ledger-service trader-service gateway
 
 if ! "$venv/bin/schemathesis" --version >/dev/null 2>&1; then
   echo "Creating the schemathesis venv in $venv"
