@@ -365,3 +365,33 @@ async fn a_kill_right_after_a_hold_holds_once() {
     assert!(r.queue().await.is_empty(), "held");
     assert_eq!(r.kinds(&id).await, ["created", "keep_holding"]);
 }
+
+/// Proves: a regime override accepted right before the trader is killed
+/// (nothing else happened since) is in force after the restart with the
+/// same expiry, and the retry is answered from the first; clearing it and
+/// a kill right after leaves it cleared.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_right_after_a_regime_override_keeps_it_once() {
+    let mut r = Run::new().await;
+    r.minutes(2, dec!(0.1)).await;
+    let set = r.regime("bullish", 3_600, "rg-kill").await.unwrap();
+    r.restart().await;
+    let again = r.regime("bullish", 3_600, "rg-kill").await.unwrap();
+    assert!(again.replayed);
+    assert_eq!(again.at, set.at);
+    r.minutes(1, dec!(0.1)).await;
+    let regime = r.status().await.healing.unwrap().regime.unwrap();
+    assert_eq!(
+        (
+            regime.state.as_str(),
+            regime.override_until.map(|t| t.seconds)
+        ),
+        ("bullish", Some(set.at.unwrap().seconds + 3_600))
+    );
+    r.regime("auto", 0, "rg-clear").await.unwrap();
+    r.restart().await;
+    assert!(r.regime("auto", 0, "rg-clear").await.unwrap().replayed);
+    r.minutes(1, dec!(0.1)).await;
+    let regime = r.status().await.healing.unwrap().regime.unwrap();
+    assert_eq!(regime.override_until, None);
+}

@@ -11,6 +11,7 @@ mod healing;
 mod operator;
 
 use healgrid_proto::trader::v1 as pb;
+use ledger_service::domain::EventDetails;
 use operator::*;
 use rust_decimal_macros::dec;
 use tonic::Code;
@@ -313,4 +314,118 @@ async fn candles_are_the_observed_five_minute_bars() {
         .unwrap()
         .into_inner();
     assert_eq!(later.bars, vec![last.clone()]);
+}
+
+impl Run {
+    /// The operator actions journaled on position `id`: (action, reason,
+    /// operator) in journal order.
+    async fn operator_rows(&self, id: &str) -> Vec<(String, String, String)> {
+        self.journal(id)
+            .await
+            .into_iter()
+            .filter_map(|d| match d {
+                EventDetails::OperatorAction(a) => Some((a.action, a.reason, a.operator)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Churner orders the paper exchange ever took (open or closed).
+    fn churner_orders(&self) -> Vec<trader_service::exchange::OrderInfo> {
+        self.paper.with_book(|b| {
+            b.open_orders()
+                .into_iter()
+                .chain(b.closed_orders())
+                .filter(|o| o.cl_ord_id.as_deref().is_some_and(|c| c.starts_with("ch:")))
+                .collect()
+        })
+    }
+}
+
+/// Proves, over gRPC: a spawn and a kill on a slot with a stuck position
+/// name that position in their answers and are journaled on it as
+/// `operator_action` with the operator's reason; the trader killed right
+/// after accepting each (nothing flushed to the ledger yet) restarts, the
+/// retries with the same request ids are answered from the first, and the
+/// journal holds each action exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spawn_and_kill_are_journaled_once_on_the_parent_across_kills() {
+    let mut r = Run::with_config(churner_on()).await;
+    let id = r.write_off_position().await;
+
+    let spawned = r.spawn(0, "sp-j").await.unwrap();
+    assert_eq!(spawned.position_id, id, "{spawned:?}");
+    assert!(!spawned.replayed);
+    r.restart().await;
+    let again = r.spawn(0, "sp-j").await.unwrap();
+    assert!(again.replayed, "{again:?}");
+    assert_eq!(again.position_id, id);
+
+    let killed = r.kill(0, "kl-j").await.unwrap();
+    assert_eq!(killed.position_id, id, "{killed:?}");
+    r.restart().await;
+    assert!(r.kill(0, "kl-j").await.unwrap().replayed);
+    assert!(r.spawn(0, "sp-j").await.unwrap().replayed);
+
+    r.minutes(2, dec!(0.0990)).await;
+    r.flush().await;
+    assert_eq!(
+        r.operator_rows(&id).await,
+        [
+            ("spawn_churner".into(), "ranging all day".into(), "alice".into()),
+            ("kill_churner".into(), "trend coming".into(), "alice".into()),
+        ]
+    );
+    let slot0 = r.churner_status().await;
+    let slot0 = slot0.slots.iter().find(|s| s.slot_id == 0).unwrap();
+    assert_eq!(slot0.paused_reason, "killed", "{slot0:?}");
+}
+
+/// Proves: a trader killed in the middle of a spawn (the churner's entry
+/// was sent and the exchange never answered) restarts with exactly one
+/// churner entry on the book, the spawn journaled once, and the retry
+/// answered from the first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_during_a_spawn_places_one_entry_after_restart() {
+    let mut r = Run::with_config(churner_on()).await;
+    let id = r.write_off_position().await;
+    r.spawn(0, "sp-hang").await.unwrap();
+    r.exchange.set(2);
+    assert!(
+        r.minutes_until_hang(3, dec!(0.0990)).await,
+        "the churner's entry must have been sent"
+    );
+    r.exchange.set(0);
+    r.restart().await;
+    assert!(r.spawn(0, "sp-hang").await.unwrap().replayed);
+    r.minutes(3, dec!(0.0990)).await;
+    r.flush().await;
+    let orders = r.churner_orders();
+    assert_eq!(orders.len(), 1, "{orders:?}");
+    assert_eq!(
+        r.operator_rows(&id).await,
+        [("spawn_churner".into(), "ranging all day".into(), "alice".into())]
+    );
+}
+
+/// Proves: a reserve set right before the trader is killed is in force
+/// after the restart, its retry is answered from the first and changes
+/// nothing, and a spawn on a slot with no position is still accepted (no
+/// position to name).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_right_after_a_reserve_keeps_it_once() {
+    let mut r = Run::with_config(churner_on()).await;
+    r.minutes(1, dec!(0.1)).await;
+    let set = r.reserve("9", "rs-kill").await.unwrap();
+    r.restart().await;
+    let again = r.reserve("9", "rs-kill").await.unwrap();
+    assert!(again.replayed);
+    assert_eq!((again.message, again.at), (set.message, set.at));
+    r.minutes(1, dec!(0.1)).await;
+    let c = r.churner_status().await;
+    let lent: rust_decimal::Decimal = c.reserve_earmarked_usd.parse().unwrap();
+    let available: rust_decimal::Decimal = c.reserve_available_usd.parse().unwrap();
+    assert_eq!(lent + available, dec!(9), "{c:?}");
+    let lone = r.spawn(0, "sp-lone").await.unwrap();
+    assert_eq!(lone.position_id, "", "{lone:?}");
 }

@@ -38,8 +38,8 @@ pub fn ranging(view: &RegimeView) -> bool {
 
 impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
     /// An operator's regime override (SPEC §12) until `until`: the
-    /// churner treats a forced `ranging` like the detector's. Kept in
-    /// memory like the detector itself.
+    /// churner treats a forced `ranging` like the detector's. Kept in the
+    /// book, so it survives a restart. The one place an override is set.
     ///
     /// # Errors
     /// [`crate::healing::OverrideError`] when `until` is not after `now`.
@@ -50,6 +50,8 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
         now: i64,
     ) -> Result<(), crate::healing::OverrideError> {
         self.market.regime.set_override(regime, until, now)?;
+        self.book.regime_override = self.market.regime.active_override(now);
+        self.dirty = true;
         tracing::info!(
             regime = regime.as_str(),
             until,

@@ -6,6 +6,7 @@
 
 use crate::engine::{Event, ExitOrder, RepriceKind};
 use crate::exchange::Exchange;
+use crate::healing::churner::ManualCommand;
 use crate::healing::operator::{
     CleanupEntry, OperatorRefusal, QueueInputs, breakeven_move, cleanup_queue, exit_unavailable,
     on_hold,
@@ -19,6 +20,17 @@ use crate::runtime::control::{
 use crate::runtime::ledger::LedgerApi;
 use crate::runtime::r#loop::{Runtime, RuntimeError};
 use crate::runtime::writes::{CloseNote, LedgerWriteRequest, OperatorWrite};
+
+/// The position a slot's churner works for, as an operator's churner
+/// command is journaled on it.
+struct ChurnerParent {
+    /// Its ledger open key.
+    open_key: String,
+    /// Its ledger id, once the ledger acknowledged it.
+    position_id: Option<String>,
+    /// Its entry time (a journal row is never dated before it).
+    entry_time: i64,
+}
 
 /// Store metadata key of the persisted throughput statistics.
 pub(crate) const THROUGHPUT_META_KEY: &str = "throughput";
@@ -237,11 +249,8 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
             OperatorAction::SetRegimeOverride { regime, ttl_sec } => match regime {
                 Some(r) => {
                     let until = now + ttl_sec;
-                    self.market
-                        .regime
-                        .set_override(*r, until, now)
+                    self.override_regime(*r, until, now)
                         .map_err(|e| OperatorRefusal::invalid(e.to_string()))?;
-                    self.book.regime_override = self.market.regime.active_override(now);
                     Ok(done(
                         None,
                         format!("regime forced to {r} until {until} (unix seconds)"),
@@ -250,6 +259,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
                 None => {
                     let was = self.market.regime.clear_override();
                     self.book.regime_override = None;
+                    self.dirty = true;
                     Ok(done(
                         None,
                         match was {
@@ -264,16 +274,72 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
                     ))
                 }
             },
-            OperatorAction::SpawnChurner { slot } => self
-                .operator_churner(*slot, crate::healing::churner::ManualCommand::Spawn)
-                .map(|m| done(None, m)),
-            OperatorAction::KillChurner { slot } => self
-                .operator_churner(*slot, crate::healing::churner::ManualCommand::Kill)
-                .map(|m| done(None, m)),
+            OperatorAction::SpawnChurner { slot } => {
+                self.churner_action(req, *slot, ManualCommand::Spawn, now)
+            }
+            OperatorAction::KillChurner { slot } => {
+                self.churner_action(req, *slot, ManualCommand::Kill, now)
+            }
             OperatorAction::SetChurnerReserve { reserve_usd } => self
                 .set_churner_reserve(*reserve_usd)
                 .map(|m| done(None, m)),
         }
+    }
+
+    /// A spawn or kill of a slot's churner, journaled on the position the
+    /// churner works for (so it shows in that position's history). The
+    /// answer names that position when it has a ledger id.
+    fn churner_action(
+        &mut self,
+        req: &ActionRequest,
+        slot: crate::engine::SlotId,
+        cmd: ManualCommand,
+        now: i64,
+    ) -> Result<ActionOutcome, OperatorRefusal> {
+        let message = self.operator_churner(slot, cmd)?;
+        let parent = self.churner_parent(slot, now);
+        match &parent {
+            Some(p) => self.journal_on(req, p.open_key.clone(), None, now.max(p.entry_time)),
+            None => tracing::warn!(request_id = %req.request_id, slot,
+                "churner command accepted on a slot without an open position; no position \
+                 journal to record it on"),
+        }
+        Ok(ActionOutcome {
+            action: req.action.name().to_owned(),
+            position_id: parent.and_then(|p| p.position_id),
+            message,
+            at: now,
+            replayed: false,
+        })
+    }
+
+    /// The position a slot's churner works for: the parent its running
+    /// round trip names, else the one the churner would take now (the
+    /// slot's worst open position, as [`Self::churn_views`] picks it).
+    fn churner_parent(&self, slot: crate::engine::SlotId, now: i64) -> Option<ChurnerParent> {
+        let running = self
+            .book
+            .churn
+            .slots
+            .get(&slot)
+            .and_then(|s| s.stage.parent())
+            .cloned();
+        let parent = running.or_else(|| {
+            let market = self.engine.market?;
+            self.churn_views(now, market)
+                .into_iter()
+                .find(|v| v.slot == slot)
+                .and_then(|v| v.parent)
+                .map(|v| v.parent)
+        })?;
+        let exit = self.engine.open_exits().find(|x| {
+            x.id.slot == slot && x.id.trade == parent.trade && x.id.cycle == parent.cycle
+        });
+        Some(ChurnerParent {
+            position_id: exit.and_then(|x| x.position_id.clone()),
+            entry_time: exit.map_or(i64::MIN, |x| x.entry.time),
+            open_key: parent.open_key,
+        })
     }
 
     /// Starts a close at market of `x` in the engine and notes why on the
@@ -410,21 +476,36 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
         })
     }
 
-    /// Queues the action's journal row (in this step's commit).
+    /// Queues the action's journal row on the position of exit `x` (in
+    /// this step's commit).
     fn journal(&mut self, req: &ActionRequest, x: &ExitOrder, hold_until: Option<i64>, now: i64) {
         let key = position_key(x.id.slot, x.id.trade, x.id.cycle);
         let Some(pos) = self.book.positions.get(&key) else {
             tracing::error!(%key, "operator action on an untracked position; ledger not told");
             return;
         };
+        let open_key = pos.open_key.clone();
+        self.journal_on(req, open_key, hold_until, now.max(x.entry.time));
+    }
+
+    /// Queues the action's journal row on the position opened under
+    /// `open_key`, keyed by the request id: a retry, or a recomputation
+    /// after a crash, journals it once.
+    fn journal_on(
+        &mut self,
+        req: &ActionRequest,
+        open_key: String,
+        hold_until: Option<i64>,
+        at: i64,
+    ) {
         let w = OperatorWrite {
-            open_key: pos.open_key.clone(),
+            open_key,
             request_id: req.request_id.clone(),
             action: req.action.name().to_owned(),
             reason: req.reason.clone(),
             operator: req.operator.clone(),
             hold_until,
-            at: now.max(x.entry.time),
+            at,
         };
         self.pending
             .push(LedgerWriteRequest::Operator(w).to_entry());
