@@ -372,7 +372,11 @@ async fn spawn_and_kill_are_journaled_once_on_the_parent_across_kills() {
     assert_eq!(
         r.operator_rows(&id).await,
         [
-            ("spawn_churner".into(), "ranging all day".into(), "alice".into()),
+            (
+                "spawn_churner".into(),
+                "ranging all day".into(),
+                "alice".into()
+            ),
             ("kill_churner".into(), "trend coming".into(), "alice".into()),
         ]
     );
@@ -404,7 +408,11 @@ async fn a_kill_during_a_spawn_places_one_entry_after_restart() {
     assert_eq!(orders.len(), 1, "{orders:?}");
     assert_eq!(
         r.operator_rows(&id).await,
-        [("spawn_churner".into(), "ranging all day".into(), "alice".into())]
+        [(
+            "spawn_churner".into(),
+            "ranging all day".into(),
+            "alice".into()
+        )]
     );
 }
 
