@@ -6,6 +6,7 @@ mod common;
 use common::*;
 use futures::future::BoxFuture;
 use healgrid_proto::ledger::v1::{self as pb, ledger_service_client::LedgerServiceClient};
+use healgrid_tests::hostile::{Undecodable, judge_undecodable, send_raw};
 use pb::RepriceReason::{Subsidy, Tighten};
 use tonic::{Code, transport::Channel};
 
@@ -537,4 +538,67 @@ async fn subsidy_totals_never_overflow(mut s: Server) {
     s.shutdown().await;
 }
 
-grpc_suite!(bad_input, subsidy_totals_never_overflow);
+/// Proves: a write whose protobuf cannot be decoded (a string field that is
+/// not UTF-8, cut short, or of the wrong wire type), appended to a request
+/// that would otherwise be written, is refused as INVALID_ARGUMENT saying so
+/// (not INTERNAL), on every write RPC, and the store is unchanged.
+async fn undecodable_requests(s: Server) {
+    let c = &mut s.client.clone();
+    let id = open_id(c, "bot-ok", 1, "good-open").await;
+    c.journal_event(credit_request(id, "good-credit", "0.5"))
+        .await
+        .unwrap();
+    let before = dump(s.ledger(), id, &["bot-ok"]).await;
+    // Requests the ledger would write, each with a string field made
+    // undecodable.
+    let writes = [
+        (
+            "OpenPosition",
+            Undecodable::every(&open_request("bot-ok", 1, "undecodable"), 1),
+        ),
+        (
+            "JournalEvent",
+            Undecodable::every(&credit_request(id, "undecodable", "0.5"), 2),
+        ),
+        (
+            "ClosePosition",
+            Undecodable::every(&close_request(id, "undecodable", T0 + 100), 2),
+        ),
+        (
+            "RepricePosition",
+            Undecodable::every(
+                &reprice_request(id, "undecodable", "0.0935", Subsidy, "0.1"),
+                3,
+            ),
+        ),
+        (
+            "Compact",
+            Undecodable::every(
+                &pb::CompactRequest {
+                    bot_id: "bot-ok".into(),
+                    cutoff: ts(T0 + 10_000),
+                },
+                1,
+            ),
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (method, bodies) in writes {
+        let path = format!("/healgrid.ledger.v1.LedgerService/{method}");
+        for (defect, body) in bodies {
+            let answer = send_raw(s.channel.clone(), &path, body).await;
+            if let Err(why) = judge_undecodable(&answer) {
+                failures.push(format!("{method} {defect:?}: {why}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert_eq!(dump(s.ledger(), id, &["bot-ok"]).await, before);
+    s.shutdown().await;
+}
+
+grpc_suite!(
+    bad_input,
+    subsidy_totals_never_overflow,
+    undecodable_requests
+);

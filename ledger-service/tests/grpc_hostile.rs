@@ -16,7 +16,6 @@ use std::fmt::Debug;
 use common::*;
 use healgrid_proto::ledger::v1::{self as pb, ledger_service_client::LedgerServiceClient};
 use healgrid_tests::hostile::{Clipped, JUNK_DECIMALS, judge};
-use ledger_service::{Ledger, ledger::JournalScope, server::AnyLedger, store::Store};
 use pb::event_details::Kind;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
@@ -548,38 +547,6 @@ fn every_rpc(ids: &[u64]) -> Vec<(&'static str, BoxedStrategy<Call>)> {
     all
 }
 
-/// Everything the store holds, read through the in-process API: positions
-/// by id (a few ids past the last, so a stray insert shows), their journal
-/// rows, and the subsidy of the seeded bots.
-async fn dump_of<S: Store>(l: &Ledger<S>, last_id: u64) -> String {
-    let mut out = String::new();
-    for id in 1..=last_id + 3 {
-        let position = l.position(id).await;
-        out.push_str(&format!("{position:?}\n"));
-        if position.is_ok() {
-            let rows = l.journal(&JournalScope::Position(id), 0, 1000).await;
-            out.push_str(&format!("{rows:?}\n"));
-        }
-    }
-    for bot in BOTS {
-        out.push_str(&format!("{:?}\n", l.subsidy_summary(bot).await));
-        out.push_str(&format!("{:?}\n", l.open_positions(bot, None).await));
-        out.push_str(&format!(
-            "{:?}\n",
-            l.position_history(bot, None, 1000).await
-        ));
-    }
-    out
-}
-
-async fn dump(l: &AnyLedger, last_id: u64) -> String {
-    match l {
-        AnyLedger::Sqlite(l) => dump_of(l, last_id).await,
-        AnyLedger::Postgres(l) => dump_of(l, last_id).await,
-        AnyLedger::Memory(l) => dump_of(l, last_id).await,
-    }
-}
-
 /// Open, credited, repriced and closed positions on two bots; returns their
 /// ids.
 async fn seed(c: &mut Client) -> Vec<u64> {
@@ -629,7 +596,7 @@ where
     let client = server.client.clone();
     let ids = rt.block_on(seed(&mut client.clone()));
     let last_id = *ids.iter().max().unwrap();
-    let before = rt.block_on(dump(&ledger, last_id));
+    let before = rt.block_on(dump(&ledger, last_id, &BOTS));
 
     for (rpc, strategy) in every_rpc(&ids) {
         let mut runner = TestRunner::new(Config {
@@ -645,7 +612,7 @@ where
             let answer = rt.block_on(call.clone().send(client.clone()));
             judge(call.is_read(), &answer).map_err(TestCaseError::fail)?;
             if write {
-                let after = rt.block_on(dump(&ledger, last_id));
+                let after = rt.block_on(dump(&ledger, last_id, &BOTS));
                 prop_assert!(after == before, "the store changed");
             }
             Ok(())
@@ -690,7 +657,7 @@ where
             Clipped(&call)
         );
     }
-    assert_eq!(rt.block_on(dump(&ledger, last_id)), before);
+    assert_eq!(rt.block_on(dump(&ledger, last_id, &BOTS)), before);
     // The server still answers after all of it.
     rt.block_on(client.clone().get_position(pb::GetPositionRequest {
         position_id: ids[0],

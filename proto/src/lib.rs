@@ -6,6 +6,7 @@
 //! callers.
 
 pub mod auth;
+pub mod codec;
 pub mod convert;
 pub mod reflection;
 pub mod tls;

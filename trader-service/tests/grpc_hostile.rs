@@ -9,7 +9,8 @@
 //! random values elsewhere, so it must be refused with a clear status (never
 //! INTERNAL or UNKNOWN); reads may answer OK. The trader's status (mode,
 //! slots, positions, orders, healing, churner) and the ledger's journal are
-//! identical before and after.
+//! identical before and after. So are they after writes whose protobuf
+//! cannot be decoded, which are refused as INVALID_ARGUMENT.
 
 #![allow(missing_docs)]
 
@@ -22,7 +23,9 @@ use std::cell::RefCell;
 
 use healgrid_proto::trader::v1 as pb;
 use healgrid_proto::trader::v1::trader_service_client::TraderServiceClient;
-use healgrid_tests::hostile::{Clipped, JUNK_DECIMALS, judge};
+use healgrid_tests::hostile::{
+    Clipped, JUNK_DECIMALS, Undecodable, judge, judge_undecodable, send_raw,
+};
 use ledger_service::ledger::JournalScope;
 use operator::{BOT, Run};
 use proptest::prelude::*;
@@ -509,4 +512,73 @@ fn hostile_requests_change_nothing() {
     let q = rt.block_on(run.borrow_mut().queue());
     assert_eq!(q.len(), 1);
     assert_eq!(q[0].position_id, id);
+}
+
+/// Proves: an operator write whose protobuf cannot be decoded (a string
+/// field that is not UTF-8, cut short, or of the wrong wire type), appended
+/// to a request the trader would carry out, is refused as INVALID_ARGUMENT
+/// saying so (not INTERNAL), and the trader and its ledger are unchanged.
+#[test]
+fn undecodable_requests_change_nothing() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut run = rt.block_on(Run::new());
+    let id = rt.block_on(run.write_off_position());
+    let before = rt.block_on(snapshot(&mut run, &id));
+    let channel = rt
+        .block_on(Channel::from_shared(run.url.clone()).unwrap().connect())
+        .unwrap();
+    let writes = [
+        (
+            "Pause",
+            Undecodable::every(
+                &pb::PauseRequest {
+                    reason: "maintenance".into(),
+                },
+                1,
+            ),
+        ),
+        (
+            "CloseAtMarket",
+            Undecodable::every(
+                &pb::CloseAtMarketRequest {
+                    position_id: id.clone(),
+                    request_id: "undecodable-close".into(),
+                    reason: "stuck".into(),
+                    operator: "ops".into(),
+                },
+                3,
+            ),
+        ),
+        (
+            "SetChurnerReserve",
+            Undecodable::every(
+                &pb::SetChurnerReserveRequest {
+                    reserve_usd: "25".into(),
+                    request_id: "undecodable-reserve".into(),
+                    reason: "more".into(),
+                    operator: "ops".into(),
+                },
+                1,
+            ),
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (method, bodies) in writes {
+        let path = format!("/healgrid.trader.v1.TraderService/{method}");
+        for (defect, body) in bodies {
+            let (channel, path) = (channel.clone(), path.clone());
+            let answer = rt.block_on(
+                run.call(move |_| Box::pin(async move { send_raw(channel, &path, body).await })),
+            );
+            if let Err(why) = judge_undecodable(&answer) {
+                failures.push(format!("{method} {defect:?}: {why}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert_eq!(rt.block_on(snapshot(&mut run, &id)), before);
 }

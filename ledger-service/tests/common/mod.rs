@@ -10,7 +10,7 @@ use std::future::Future;
 
 use healgrid_proto::ledger::v1::{self as pb, ledger_service_client::LedgerServiceClient};
 use healgrid_tests::pg::TestSchema;
-use ledger_service::{Ledger, server::AnyLedger};
+use ledger_service::{Ledger, ledger::JournalScope, server::AnyLedger, store::Store};
 use prost_types::Timestamp;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tonic::transport::Channel;
@@ -62,7 +62,7 @@ pub struct Server {
     pub channel: Channel,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
-    _fixture: Fixture,
+    fixture: Fixture,
 }
 
 impl Server {
@@ -89,8 +89,13 @@ impl Server {
             channel,
             stop: Some(stop),
             task: Some(task),
-            _fixture: fixture,
+            fixture,
         }
+    }
+
+    /// The ledger the server runs, for reading its store in-process.
+    pub fn ledger(&self) -> &AnyLedger {
+        &self.fixture.ledger
     }
 
     /// Stops gracefully and waits for the server task.
@@ -223,6 +228,39 @@ pub fn balance_request(bot: &str, slot: u32) -> pb::GetSubsidyBalanceRequest {
     pb::GetSubsidyBalanceRequest {
         bot_id: bot.into(),
         slot_id: Some(slot),
+    }
+}
+
+/// Everything the store holds, read through the in-process API: positions
+/// by id (a few ids past the last, so a stray insert shows), their journal
+/// rows, and the subsidy, open positions and history of `bots`.
+async fn dump_of<S: Store>(l: &Ledger<S>, last_id: u64, bots: &[&str]) -> String {
+    let mut out = String::new();
+    for id in 1..=last_id + 3 {
+        let position = l.position(id).await;
+        out.push_str(&format!("{position:?}\n"));
+        if position.is_ok() {
+            let rows = l.journal(&JournalScope::Position(id), 0, 1000).await;
+            out.push_str(&format!("{rows:?}\n"));
+        }
+    }
+    for &bot in bots {
+        out.push_str(&format!("{:?}\n", l.subsidy_summary(bot).await));
+        out.push_str(&format!("{:?}\n", l.open_positions(bot, None).await));
+        out.push_str(&format!(
+            "{:?}\n",
+            l.position_history(bot, None, 1000).await
+        ));
+    }
+    out
+}
+
+/// [`dump_of`] on any backend.
+pub async fn dump(l: &AnyLedger, last_id: u64, bots: &[&str]) -> String {
+    match l {
+        AnyLedger::Sqlite(l) => dump_of(l, last_id, bots).await,
+        AnyLedger::Postgres(l) => dump_of(l, last_id, bots).await,
+        AnyLedger::Memory(l) => dump_of(l, last_id, bots).await,
     }
 }
 
