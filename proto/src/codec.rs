@@ -7,7 +7,9 @@
 //!
 //! Only the generated servers use it: a client that cannot decode a
 //! response keeps prost's INTERNAL, since there the fault is the server's.
-//! Responses are encoded by prost's own encoder, unchanged.
+//! Responses are encoded by prost's own encoder, unchanged. The health and
+//! reflection services are generated inside tonic-health and
+//! tonic-reflection with prost's codec, so they keep its INTERNAL.
 
 use std::marker::PhantomData;
 
