@@ -2,8 +2,9 @@
 //! exchange and the in-process ledger. A position gets stuck, the market
 //! ranges, the slot's churner runs round trips whose profit is credited to
 //! the stuck position, subsidy reprices it, it heals, and the churner
-//! stops; plus the hand-over of a churner exit that times out, a restart
-//! in the middle of a round trip, and a ledger outage while churning.
+//! stops; plus the hand-over of a churner exit that times out and the
+//! healing of such a handed-over round trip, a restart in the middle of a
+//! round trip, and a ledger outage while churning.
 
 #![allow(missing_docs)]
 
