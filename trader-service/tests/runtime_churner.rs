@@ -2,8 +2,9 @@
 //! exchange and the in-process ledger. A position gets stuck, the market
 //! ranges, the slot's churner runs round trips whose profit is credited to
 //! the stuck position, subsidy reprices it, it heals, and the churner
-//! stops; plus the hand-over of a churner exit that times out, a restart
-//! in the middle of a round trip, and a ledger outage while churning.
+//! stops; plus the hand-over of a churner exit that times out and the
+//! healing of such a handed-over round trip, a restart in the middle of a
+//! round trip, and a ledger outage while churning.
 
 #![allow(missing_docs)]
 
@@ -19,6 +20,7 @@ use ledger_service::ledger::JournalScope;
 use ledger_service::store::SqliteStore;
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
+use trader_service::engine::AgeBand;
 use trader_service::exchange::paper::PaperExchange;
 use trader_service::exchange::{Clock, SimClock};
 use trader_service::healing::Regime;
@@ -50,6 +52,8 @@ struct Run {
     ledger: Flaky<LocalLedger<SqliteStore>>,
     dir: tempfile::TempDir,
     slots: u32,
+    /// Band from which subsidized repricing runs.
+    auto_band: AgeBand,
     t: i64,
 }
 
@@ -59,12 +63,16 @@ impl Run {
     }
 
     async fn with_slots(slots: u32) -> Self {
+        Self::with(slots, AgeBand::Stuck).await
+    }
+
+    async fn with(slots: u32, auto_band: AgeBand) -> Self {
         let paper = PaperExchange::new(grid::paper_config(60), SimClock::new(T0 * 1000));
         let exchange = Faulty::new(paper.clone(), 0);
         let lib = Ledger::in_memory().await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         let ledger = Flaky::new(LocalLedger::new(lib.clone()));
-        let rt = Self::runtime(&exchange, &ledger, &dir, slots).await;
+        let rt = Self::runtime(&exchange, &ledger, &dir, slots, auto_band).await;
         Self {
             rt,
             exchange,
@@ -73,6 +81,7 @@ impl Run {
             ledger,
             dir,
             slots,
+            auto_band,
             t: T0,
         }
     }
@@ -85,12 +94,14 @@ impl Run {
         ledger: &Flaky<LocalLedger<SqliteStore>>,
         dir: &tempfile::TempDir,
         slots: u32,
+        auto_band: AgeBand,
     ) -> Runtime<Faulty, Flaky<LocalLedger<SqliteStore>>> {
         let store = TraderStore::open(&StoreLocation::File(dir.path().join("trader.db")))
             .await
             .unwrap();
         let mut cfg = healing::config(BOT, slots, 1_800);
         cfg.open_order_limit = 60;
+        cfg.reprice.auto_band = auto_band;
         cfg.market.churner = ChurnerConfig {
             enabled: true,
             order_size_usd: Some(dec!(6)),
@@ -106,7 +117,14 @@ impl Run {
     }
 
     async fn restart(&mut self) {
-        self.rt = Self::runtime(&self.exchange, &self.ledger, &self.dir, self.slots).await;
+        self.rt = Self::runtime(
+            &self.exchange,
+            &self.ledger,
+            &self.dir,
+            self.slots,
+            self.auto_band,
+        )
+        .await;
     }
 
     async fn step(&mut self, c: Candle) {
@@ -434,6 +452,111 @@ async fn a_timed_out_churner_exit_is_handed_over_and_kept() {
     assert_ne!(
         r.rt.churn_book().slots[&0].paused,
         Some(PauseReason::HandedOverOpen)
+    );
+}
+
+/// Proves: a handed-over round trip heals like any position of its slot.
+/// Its exit times out and it is handed over; it ages into band stale; the
+/// slot gets subsidy and repricing moves the churner's exit (cancel, the
+/// remainder placed again at the fillable price, `repriced` journaled on
+/// the round trip, the slot's subsidy debited); the market reaches the new
+/// price, it fills, and the slot's churner resumes with a new entry.
+#[tokio::test]
+async fn a_handed_over_round_trip_is_repriced_fills_and_the_churner_resumes() {
+    let mut r = Run::with(1, AgeBand::Stale).await;
+    let parent = r.stuck_position().await;
+    let p = dec!(0.0990);
+    r.step(candle(r.t, p, p, dec!(0.09884), p)).await;
+    r.flat(11, p).await;
+    let ChurnStage::HandedOver {
+        order: first,
+        position,
+        ..
+    } = r.stage()
+    else {
+        panic!("handed over expected: {:?}", r.stage())
+    };
+    // The slot gets subsidy (as an operator or the churner would credit it).
+    healing::credit(&r.ledger, parent, "credit-1", dec!(0.02), r.t).await;
+    let mut repriced = None;
+    for _ in 0..60 {
+        r.flat(1, p).await;
+        if let ChurnStage::HandedOver { order, heal, .. } = r.stage()
+            && heal.times_repriced > 0
+            && order.txid.is_some()
+        {
+            repriced = Some(order);
+            break;
+        }
+    }
+    let order = repriced.unwrap_or_else(|| panic!("repriced expected: {:?}", r.stage()));
+    assert!(
+        order.price < first.price,
+        "{} < {}",
+        order.price,
+        first.price
+    );
+    assert_ne!(order.id, first.id);
+    assert_eq!(order.volume, position.volume, "the whole remainder");
+    // Fillable: entry x 1.005 (the fee floor), above the market.
+    assert_eq!(
+        order.price,
+        (position.entry_price * dec!(1.005))
+            .round_dp_with_strategy(7, rust_decimal::RoundingStrategy::ToPositiveInfinity)
+    );
+    let book: Vec<_> = r.churn_orders().into_iter().map(|o| o.txid).collect();
+    assert_eq!(
+        book,
+        vec![order.txid.clone().unwrap()],
+        "only the new exit rests"
+    );
+    assert_eq!(
+        r.rt.churn_book().slots[&0].paused,
+        Some(PauseReason::HandedOverOpen)
+    );
+    // The slot's subsidy paid the move (what is left may go to the parent,
+    // looked at after the handed-over round trip).
+    let spent = (first.price - order.price) * position.volume;
+    let left = r.rt.subsidy().balance(0);
+    assert!(left <= dec!(0.02) - spent, "{left}");
+    // The market reaches the new price: it fills and the churner resumes.
+    r.step(candle(r.t, p, order.price + dec!(0.00002), p, p))
+        .await;
+    r.flat(2, p).await;
+    assert!(
+        matches!(
+            r.stage(),
+            ChurnStage::Entry { .. } | ChurnStage::Exit { .. }
+        ),
+        "the slot's churner resumes: {:?}",
+        r.stage()
+    );
+    assert_ne!(
+        r.rt.churn_book().slots[&0].paused,
+        Some(PauseReason::HandedOverOpen)
+    );
+    r.rt.flush(r.paper.clock().now_ms()).await.unwrap();
+    let churns = r.churner_positions().await;
+    let pos = churns
+        .iter()
+        .find(|c| c.open_key == position.open_key)
+        .unwrap();
+    assert!(pos.outcome.is_some(), "closed filled");
+    assert_eq!(
+        r.kinds(pos.position_id).await,
+        ["created", "handed_over", "repriced", "filled"]
+    );
+    let ledger = r
+        .lib
+        .subsidy_balance(BOT, 0)
+        .await
+        .unwrap()
+        .totals
+        .balance();
+    assert_eq!(
+        r.rt.subsidy().balance(0),
+        ledger,
+        "the trader's view is exact"
     );
 }
 

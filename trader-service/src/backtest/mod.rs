@@ -402,22 +402,16 @@ fn held<E: crate::exchange::Exchange, L: LedgerApi>(
             band: p.age.band,
             age_sec: p.age.age_sec,
         });
-    let churn = rt.churn_book().slots.values().filter_map(|s| {
-        let crate::healing::churner::ChurnStage::HandedOver {
-            order, position, ..
-        } = &s.stage
-        else {
-            return None;
-        };
-        let age =
-            crate::engine::classify(position.entry_time, now, order.price, market, bands).ok()?;
-        Some(Held {
-            key: Key::Churn(position.open_key.clone()),
-            band: age.band,
-            age_sec: age.age_sec,
-            cost: position.entry_cost,
-        })
-    });
+    let churn = rt
+        .churn_book()
+        .handed_over(now, market, bands)
+        .into_iter()
+        .map(|h| Held {
+            key: Key::Churn(h.position.open_key.clone()),
+            band: h.age.band,
+            age_sec: h.age.age_sec,
+            cost: h.position.entry_cost,
+        });
     grid.chain(churn).collect()
 }
 

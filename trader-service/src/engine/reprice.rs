@@ -23,7 +23,7 @@ use rust_decimal::Decimal;
 use crate::engine::events::{Action, InvalidReason, Notice, RepriceBooking};
 use crate::engine::reducer::Ctx;
 use crate::engine::types::{
-    ExitPlacement, OrderId, OrderRole, PendingReprice, RepriceKind, SlotState, TradeWork,
+    ExitPlacement, OrderId, OrderRole, PendingReprice, SlotState, TradeWork,
 };
 
 /// Accepts a reprice decision for the exit `id`, or reports why it cannot
@@ -171,24 +171,12 @@ pub(crate) fn complete(
     };
     let volume = x.remaining();
     let old_price = x.price;
-    let subsidy_consumed = if r.subsidized {
-        let moved = (old_price - r.new_price).abs() * volume;
-        r.subsidy_cap
-            .map_or(moved, |cap| moved.min(cap.max(Decimal::ZERO)))
-    } else {
-        Decimal::ZERO
-    };
+    let subsidy_consumed = r.consumed(old_price, volume);
     x.price = r.new_price;
     x.id = new_id;
     x.placement = ExitPlacement::Pending;
     x.placed_at = ctx.now;
-    x.heal.times_repriced += 1;
-    match r.kind {
-        RepriceKind::Tighten => x.heal.tightened = true,
-        RepriceKind::Subsidy | RepriceKind::LossFunded | RepriceKind::Operator => {
-            x.heal.last_subsidy_reprice_at = Some(ctx.now);
-        }
-    }
+    x.heal.record(r.kind, ctx.now);
     out.push(Action::Repriced(RepriceBooking {
         slot: slot_id,
         trade: id.trade,

@@ -371,6 +371,20 @@ pub struct HealFacts {
     pub hold_until: Option<i64>,
 }
 
+impl HealFacts {
+    /// Records a reprice of `kind` that took effect at `at`: a tighten
+    /// happens once, a paid move starts the per-position cooldown.
+    pub fn record(&mut self, kind: RepriceKind, at: i64) {
+        self.times_repriced += 1;
+        match kind {
+            RepriceKind::Tighten => self.tightened = true,
+            RepriceKind::Subsidy | RepriceKind::LossFunded | RepriceKind::Operator => {
+                self.last_subsidy_reprice_at = Some(at);
+            }
+        }
+    }
+}
+
 /// A reprice the engine accepted: the old placement is being cancelled.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingReprice {
@@ -390,6 +404,21 @@ pub struct PendingReprice {
     pub subsidy_cap: Option<Decimal>,
     /// When it was requested.
     pub requested_at: i64,
+}
+
+impl PendingReprice {
+    /// Subsidy the move consumes from `old_price` at the `volume` still
+    /// open once the old placement is gone: the whole distance when subsidy
+    /// pays (at most the cap), nothing for a tighten.
+    #[must_use]
+    pub fn consumed(&self, old_price: Decimal, volume: Decimal) -> Decimal {
+        if !self.subsidized {
+            return Decimal::ZERO;
+        }
+        let moved = (old_price - self.new_price).abs() * volume;
+        self.subsidy_cap
+            .map_or(moved, |cap| moved.min(cap.max(Decimal::ZERO)))
+    }
 }
 
 /// Why an exit was repriced (SPEC §5).

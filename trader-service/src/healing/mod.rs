@@ -52,7 +52,9 @@ pub use candles::{BarReturn, MarketHistory, MoveStats, ObserveError, Observed};
 pub use churner::{ChurnBook, ChurnerConfig};
 pub use config::{HealingConfig, RegimeConfig, TargetConfig};
 pub use regime::{OverrideError, RegimeDetector, RegimeOverride, RegimeUpdate, RegimeView};
-pub use reprice::{RepriceConfig, RepriceDecision, RepriceInputs, RepricePlan, SkipReason};
+pub use reprice::{
+    ExitRef, RepriceConfig, RepriceDecision, RepriceInputs, RepricePlan, SkipReason,
+};
 pub use stats::RepriceStats;
 pub use subsidy::{SubsidySource, SubsidyView};
 pub use target::{Target, TargetBound, TargetError, TargetExplain, profit_target};

@@ -1,7 +1,15 @@
 //! Repricing of stuck exits (SPEC §5): which open positions move, where to,
-//! and who pays. A pure function of the engine state, the trader's subsidy
-//! view, the market and `now`; the runtime carries the decisions out through
-//! the engine ([`crate::engine::Event::RepriceExit`]).
+//! and who pays. A pure function of the engine state, the churner's
+//! handed-over round trips, the trader's subsidy view, the market and
+//! `now`; the runtime carries the decisions out through the engine
+//! ([`crate::engine::Event::RepriceExit`]) or, for a handed-over round
+//! trip, through the churner ([`crate::healing::churner::request_reprice`]).
+//!
+//! A round trip handed over to its slot (SPEC §6) is a position of that
+//! slot like any other: the same rule below decides its moves and the
+//! slot's balance pays. Handed-over round trips are looked at first: while
+//! one is open the slot's churner pauses, so healing it restarts the
+//! churner that earns subsidy for the slot's other positions.
 //!
 //! Three kinds of move, checked per position in this order:
 //! - **tighten** (band stale or worse, free, once per position): an exit
@@ -27,8 +35,10 @@ use rust_decimal::{Decimal, RoundingStrategy};
 use serde::Serialize;
 
 use crate::engine::{
-    AgeBand, EngineConfig, EngineState, OrderId, RepriceKind, SlotId, TradeId, classify_all,
+    AgeBand, EngineConfig, EngineState, HealFacts, OrderId, RepriceKind, SlotId, TradeId,
+    classify_all,
 };
+use crate::healing::churner::ChurnBook;
 use crate::pair::Side;
 
 const HUNDRED: Decimal = Decimal::ONE_HUNDRED;
@@ -133,11 +143,31 @@ impl SkipReason {
     }
 }
 
+/// Which exit a decision is about: a slot's exit in the engine, or the
+/// exit of a churner round trip handed over to its slot.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExitRef {
+    /// The engine's exit, by its current local id.
+    Slot(OrderId),
+    /// A handed-over churner exit, by its client id.
+    Churner(String),
+}
+
+impl std::fmt::Display for ExitRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Slot(id) => id.fmt(f),
+            Self::Churner(id) => f.write_str(id),
+        }
+    }
+}
+
 /// One reprice to carry out.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RepriceDecision {
-    /// The exit's current local id.
-    pub order_id: OrderId,
+    /// The exit to move.
+    pub exit: ExitRef,
     /// Slot.
     pub slot: SlotId,
     /// Trade.
@@ -162,8 +192,8 @@ pub struct RepriceDecision {
 /// A position left alone, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Skip {
-    /// The exit's current local id.
-    pub order_id: OrderId,
+    /// The exit left alone.
+    pub exit: ExitRef,
     /// Why.
     pub reason: SkipReason,
 }
@@ -187,6 +217,8 @@ pub struct RepricePlan {
 pub struct RepriceInputs<'a> {
     /// The engine (positions, exits, market).
     pub engine: &'a EngineState,
+    /// The churner (its handed-over round trips are positions too).
+    pub churn: &'a ChurnBook,
     /// Its configuration (pair grid, entry offset, bands).
     pub engine_cfg: &'a EngineConfig,
     /// Repricing settings.
@@ -302,6 +334,63 @@ pub fn tighten_price(
     engine_cfg.pair.round_price_passive(side, raw)
 }
 
+/// One open position as the rule reads it, whoever holds its exit.
+struct Candidate<'a> {
+    exit: ExitRef,
+    slot: SlotId,
+    trade: TradeId,
+    band: AgeBand,
+    /// Current exit price.
+    price: Decimal,
+    /// Volume still open.
+    volume: Decimal,
+    entry: Decimal,
+    target_profit_pct: Decimal,
+    heal: &'a HealFacts,
+    /// Resting on the book, and neither being repriced nor closed.
+    live: bool,
+}
+
+/// Every open position with its band: handed-over churner round trips
+/// first, then the engine's exits.
+fn candidates<'a>(inp: &RepriceInputs<'a>, market: Decimal) -> Vec<Candidate<'a>> {
+    let bands = &inp.engine_cfg.bands;
+    let churn = inp
+        .churn
+        .handed_over(inp.now, market, bands)
+        .into_iter()
+        .map(|h| Candidate {
+            exit: ExitRef::Churner(h.order.id.clone()),
+            slot: h.slot,
+            trade: h.position.trade,
+            band: h.age.band,
+            price: h.order.price,
+            volume: h.remaining(),
+            entry: h.position.entry_price,
+            target_profit_pct: h.position.target_profit_pct,
+            heal: h.heal,
+            live: h.live(),
+        });
+    let slots = classify_all(inp.engine, inp.now, bands)
+        .into_iter()
+        .filter_map(|pb| {
+            let x = inp.engine.slots.get(&pb.slot)?.trade(pb.trade).exit()?;
+            Some(Candidate {
+                exit: ExitRef::Slot(x.id),
+                slot: pb.slot,
+                trade: pb.trade,
+                band: pb.age.band,
+                price: x.price,
+                volume: x.remaining(),
+                entry: x.entry.price,
+                target_profit_pct: x.target_profit_pct,
+                heal: &x.heal,
+                live: x.txid().is_some() && x.reprice.is_none() && x.close.is_none(),
+            })
+        });
+    churn.chain(slots).collect()
+}
+
 /// Plans this loop's reprices.
 #[must_use]
 pub fn plan(inp: RepriceInputs<'_>) -> RepricePlan {
@@ -316,21 +405,13 @@ pub fn plan(inp: RepriceInputs<'_>) -> RepricePlan {
     let stale = inp.market_age_sec.is_none_or(|a| a > cfg.market_stale_sec);
     let mut balance = inp.subsidy.clone();
     let fee_floor = (!cfg.allow_loss).then_some(cfg.round_trip_fee_pct);
-    for pb in classify_all(inp.engine, inp.now, &inp.engine_cfg.bands) {
-        let Some(x) = inp
-            .engine
-            .slots
-            .get(&pb.slot)
-            .and_then(|s| s.trade(pb.trade).exit())
-        else {
-            continue;
-        };
+    for c in candidates(&inp, market) {
         out.checked += 1;
         let skip = |reason| Skip {
-            order_id: x.id,
+            exit: c.exit.clone(),
             reason,
         };
-        let band = pb.age.band;
+        let band = c.band;
         if band < AgeBand::Stale {
             // Fresh and aging positions are the churner's, not repricing's.
             out.skips.push(skip(SkipReason::BandNotEligible));
@@ -340,26 +421,25 @@ pub fn plan(inp: RepriceInputs<'_>) -> RepricePlan {
             out.skips.push(skip(SkipReason::MarketStale));
             continue;
         }
-        if x.heal.hold_until.is_some_and(|until| inp.now < until) {
+        if c.heal.hold_until.is_some_and(|until| inp.now < until) {
             out.skips.push(skip(SkipReason::HeldByOperator));
             continue;
         }
-        if x.txid().is_none() || x.reprice.is_some() || x.close.is_some() {
+        if !c.live {
             out.skips.push(skip(SkipReason::ExitMissing));
             continue;
         }
-        let side = pb.trade.exit_side();
-        let volume = x.remaining();
-        let entry = x.entry.price;
+        let side = c.trade.exit_side();
+        let (volume, entry) = (c.volume, c.entry);
         // Tighten: free, once, toward the target in force.
         if cfg.tighten
-            && !x.heal.tightened
-            && x.target_profit_pct > inp.target_pct + TIGHTEN_MARGIN_PCT
+            && !c.heal.tightened
+            && c.target_profit_pct > inp.target_pct + TIGHTEN_MARGIN_PCT
         {
             let to = tighten_price(inp.engine_cfg, side, entry, market, inp.target_pct);
             let closer = match side {
-                Side::Sell => to < x.price,
-                Side::Buy => to > x.price,
+                Side::Sell => to < c.price,
+                Side::Buy => to > c.price,
             };
             if closer {
                 if out.decisions.len() >= inp.max_decisions {
@@ -367,11 +447,11 @@ pub fn plan(inp: RepriceInputs<'_>) -> RepricePlan {
                     continue;
                 }
                 out.decisions.push(RepriceDecision {
-                    order_id: x.id,
-                    slot: pb.slot,
-                    trade: pb.trade,
+                    exit: c.exit.clone(),
+                    slot: c.slot,
+                    trade: c.trade,
                     band,
-                    old_price: x.price,
+                    old_price: c.price,
                     new_price: to,
                     kind: RepriceKind::Tighten,
                     subsidy_consumed: Decimal::ZERO,
@@ -386,26 +466,26 @@ pub fn plan(inp: RepriceInputs<'_>) -> RepricePlan {
             continue;
         }
         let fillable = fillable_price(inp.engine_cfg, side, entry, market, fee_floor);
-        let needed = subsidy_needed(side, x.price, fillable, volume);
+        let needed = subsidy_needed(side, c.price, fillable, volume);
         if needed <= Decimal::ZERO {
             out.skips.push(skip(SkipReason::NoFillableDelta));
             continue;
         }
-        *out.pending_need.entry(pb.slot).or_default() += needed;
-        if inp.subsidy_halted.contains(&pb.slot) {
+        *out.pending_need.entry(c.slot).or_default() += needed;
+        if inp.subsidy_halted.contains(&c.slot) {
             out.skips.push(skip(SkipReason::SubsidyHalted));
             continue;
         }
-        if x.heal
+        if c.heal
             .last_subsidy_reprice_at
             .is_some_and(|at| inp.now - at < cfg.interval_sec)
         {
             out.skips.push(skip(SkipReason::Cooldown));
             continue;
         }
-        let bal = balance.get(&pb.slot).copied().unwrap_or_default();
+        let bal = balance.get(&c.slot).copied().unwrap_or_default();
         let Some((new_price, consumed)) =
-            subsidized_move(inp.engine_cfg, side, x.price, fillable, volume, bal)
+            subsidized_move(inp.engine_cfg, side, c.price, fillable, volume, bal)
         else {
             out.skips.push(skip(SkipReason::InsufficientBalance));
             continue;
@@ -422,16 +502,16 @@ pub fn plan(inp: RepriceInputs<'_>) -> RepricePlan {
             Side::Sell => new_price < breakeven,
             Side::Buy => new_price > breakeven,
         };
-        balance.insert(pb.slot, bal - consumed);
-        if let Some(n) = out.pending_need.get_mut(&pb.slot) {
+        balance.insert(c.slot, bal - consumed);
+        if let Some(n) = out.pending_need.get_mut(&c.slot) {
             *n -= consumed;
         }
         out.decisions.push(RepriceDecision {
-            order_id: x.id,
-            slot: pb.slot,
-            trade: pb.trade,
+            exit: c.exit,
+            slot: c.slot,
+            trade: c.trade,
             band,
-            old_price: x.price,
+            old_price: c.price,
             new_price,
             kind: if below_breakeven {
                 RepriceKind::LossFunded

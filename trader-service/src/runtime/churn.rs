@@ -380,6 +380,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
                         );
                     }
                 }
+                ChurnAction::Repriced(r) => self.on_churn_repriced(r),
                 ChurnAction::HandOver {
                     slot,
                     position,
@@ -579,7 +580,8 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
             match self.exchange.cancel_order(&txid).await {
                 Ok(()) | Err(ExchangeError::UnknownOrder { .. }) => {
                     self.stats.cancels += 1;
-                    tracing::info!(order_id = %id, %txid, "churner entry cancelled");
+                    tracing::info!(order_id = %id, %txid,
+                        "churner order cancelled (an entry, or a handed-over exit being repriced)");
                     match self
                         .exchange
                         .query_orders(std::slice::from_ref(&txid))

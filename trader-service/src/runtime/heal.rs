@@ -6,10 +6,10 @@
 //! ledger write and subsidy-view debit. Every decision is one structured
 //! log line that says why.
 
-use crate::engine::{Event, RepriceBooking, RepriceKind, SlotId};
+use crate::engine::{Event, PendingReprice, RepriceBooking, RepriceKind, SlotId};
 use crate::exchange::Exchange;
 use crate::healing::reprice::{RepriceInputs, plan};
-use crate::healing::{SkipReason, SubsidySource};
+use crate::healing::{ExitRef, SkipReason, SubsidySource};
 use crate::runtime::book::position_key;
 use crate::runtime::ledger::LedgerApi;
 use crate::runtime::r#loop::Runtime;
@@ -84,6 +84,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
             .map(|t| (now * 1000 - t).max(0).div_euclid(1000));
         let mut p = plan(RepriceInputs {
             engine: &self.engine,
+            churn: &self.book.churn,
             engine_cfg: &self.cfg.engine,
             cfg: &self.cfg.reprice,
             market_age_sec,
@@ -100,29 +101,91 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
                 s.reason,
                 SkipReason::SubsidyHalted | SkipReason::MarketStale
             ) {
-                tracing::warn!(order_id = %s.order_id, reason = s.reason.as_str(), "reprice skipped");
+                tracing::warn!(order_id = %s.exit, reason = s.reason.as_str(), "reprice skipped");
             } else {
-                tracing::debug!(order_id = %s.order_id, reason = s.reason.as_str(), "reprice skipped");
+                tracing::debug!(order_id = %s.exit, reason = s.reason.as_str(), "reprice skipped");
             }
         }
         let mut acted = self.auto_write_off(now);
         for d in p.decisions {
-            tracing::info!(order_id = %d.order_id, slot = d.slot, trade = d.trade.as_str(),
+            tracing::info!(order_id = %d.exit, slot = d.slot, trade = d.trade.as_str(),
                 band = ?d.band, kind = d.kind.as_str(), old_price = %d.old_price,
                 new_price = %d.new_price, subsidy_consumed = %d.subsidy_consumed,
                 needed = %d.needed, full = d.full,
                 balance = %self.book.subsidy.balance(d.slot),
                 "reprice decided: cancel the exit, re-place the rest at the new price");
-            acted |= self.apply(&Event::RepriceExit {
-                order_id: d.order_id,
-                new_price: d.new_price,
-                kind: d.kind,
-                subsidized: d.kind != RepriceKind::Tighten,
-                full: d.full,
-                subsidy_cap: None,
-            });
+            let subsidized = d.kind != RepriceKind::Tighten;
+            acted |= match d.exit {
+                ExitRef::Slot(order_id) => self.apply(&Event::RepriceExit {
+                    order_id,
+                    new_price: d.new_price,
+                    kind: d.kind,
+                    subsidized,
+                    full: d.full,
+                    subsidy_cap: None,
+                }),
+                ExitRef::Churner(order_id) => self.reprice_handed_over(
+                    &order_id,
+                    PendingReprice {
+                        new_price: d.new_price,
+                        kind: d.kind,
+                        subsidized,
+                        full: d.full,
+                        subsidy_cap: None,
+                        requested_at: now,
+                    },
+                ),
+            };
         }
         acted
+    }
+
+    /// Hands a reprice of a handed-over churner exit to the churner: the
+    /// churner loop cancels the exit and, once the cancel is confirmed,
+    /// places the remainder at the new price and books the move
+    /// ([`Self::on_churn_repriced`]). Returns whether it was accepted.
+    fn reprice_handed_over(&mut self, order_id: &str, want: PendingReprice) -> bool {
+        match crate::healing::churner::request_reprice(
+            &mut self.book.churn,
+            &self.cfg.engine.pair,
+            order_id,
+            want,
+        ) {
+            Ok(()) => {
+                self.dirty = true;
+                true
+            }
+            Err(e) => {
+                tracing::warn!(%order_id, error = %e, "reprice of a handed-over exit not started");
+                false
+            }
+        }
+    }
+
+    /// A reprice of a handed-over churner exit took effect: journal
+    /// `repriced` on the round trip (keyed by the replacement's client id)
+    /// and debit the slot's subsidy view, in this step's commit.
+    pub(crate) fn on_churn_repriced(&mut self, r: crate::healing::churner::ChurnReprice) {
+        tracing::info!(open_key = %r.open_key, slot = r.slot, kind = r.kind.as_str(),
+            old_price = %r.old_price, new_price = %r.new_price, volume = %r.volume,
+            subsidy_consumed = %r.subsidy_consumed, "reprice of a handed-over exit took effect");
+        self.book.subsidy.debit(r.slot, r.subsidy_consumed);
+        self.book.heal_stats.count_booking(r.kind, r.full);
+        self.pending.push(
+            LedgerWriteRequest::Reprice(RepriceWrite {
+                open_key: r.open_key,
+                slot: r.slot,
+                new_order_id: r.new_order_id,
+                old_price: r.old_price,
+                new_price: r.new_price,
+                volume: r.volume,
+                kind: r.kind,
+                subsidy_consumed: r.subsidy_consumed,
+                at: r.at,
+            })
+            .to_entry(),
+        );
+        self.dirty = true;
     }
 
     /// Recomputes the volatility-adjusted profit target (SPEC §5) and hands

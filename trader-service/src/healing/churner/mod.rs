@@ -13,15 +13,22 @@
 //! `idle -> entry resting -> exit resting -> idle` (round trip done), with
 //! `exit resting -> handed over` when the exit outlives
 //! `CHURNER_EXIT_TIMEOUT_SEC`: the exit stays on the book, the round trip
-//! becomes a position the slot holds like any other, and the slot's
-//! churner pauses until it closes. Filled churner inventory always has an
-//! exit at or above its profit target (never a loss, never naked): no rule
-//! here cancels an exit.
+//! becomes a position the slot holds like any other (it ages and healing
+//! reprices it, see `handover`), and the slot's churner pauses until it
+//! closes. Filled churner inventory always has an exit (never naked): no
+//! rule here cancels an exit except healing's reprice of a handed-over one,
+//! which places the remainder again.
 //!
 //! Module map: [`config`] (tunables), [`state`] (the book, orders, reserve,
-//! counters), this file (the decisions), `tests` beside it.
+//! counters), `events` (folding the exchange's reports), `handover` (the
+//! handed-over round trip as a position healing moves), `manual` (operator
+//! spawn, kill and reserve), this file (the per-loop decisions), `tests`
+//! beside it.
 
 pub mod config;
+mod events;
+mod handover;
+mod manual;
 pub mod state;
 
 #[cfg(test)]
@@ -29,10 +36,13 @@ mod tests;
 
 use rust_decimal::Decimal;
 
-use crate::engine::{AgeBand, SlotId, TradeId};
+use crate::engine::{AgeBand, HealFacts, SlotId};
 use crate::pair::{PairSpec, Side};
 
 pub use config::ChurnerConfig;
+pub use events::{ChurnEvent, RETRY_SEC, on_event, route};
+pub use handover::{ChurnReprice, HandedOverView, RepriceRefused, request_reprice};
+pub use manual::{ManualCommand, ManualError, check_reserve, manual};
 pub use state::{
     CancelWhy, ChurnBook, ChurnOrder, ChurnPosition, ChurnStage, ChurnStats, Funding, ParentRef,
     PauseReason, Reserve, SlotChurn,
@@ -136,6 +146,9 @@ pub enum ChurnAction {
         /// Seconds since the entry filled.
         age_seconds: i64,
     },
+    /// A handed-over round trip's exit was repriced by healing: the ledger
+    /// journals `repriced` on the round trip and the slot's subsidy pays.
+    Repriced(ChurnReprice),
 }
 
 /// Where a finished round trip's net went (SPEC §6 profit routing).
@@ -148,145 +161,6 @@ pub enum Routing {
     Compound,
     /// Not positive: nothing to route; a loss is booked on the round trip.
     Nothing,
-}
-
-/// What the exchange reported about a churner order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ChurnEvent {
-    /// The order is on the book under `txid`.
-    Placed {
-        /// Client id.
-        order_id: String,
-        /// Exchange id.
-        txid: String,
-    },
-    /// The exchange refused the order for good.
-    PlaceFailed {
-        /// Client id.
-        order_id: String,
-        /// Why, for the status.
-        reason: String,
-        /// Unix seconds.
-        at: i64,
-    },
-    /// New execution of the order (a delta, never a running total).
-    Fill {
-        /// Client id.
-        order_id: String,
-        /// Price of the new execution(s).
-        price: Decimal,
-        /// New volume.
-        volume: Decimal,
-        /// New cost.
-        cost: Decimal,
-        /// New fee.
-        fee: Decimal,
-        /// Unix seconds.
-        at: i64,
-    },
-    /// The order left the book (cancelled, expired, or fully filled).
-    Gone {
-        /// Client id.
-        order_id: String,
-        /// Unix seconds.
-        at: i64,
-    },
-}
-
-/// Operator commands (SPEC §6 "spawn and kill a churner by hand").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ManualCommand {
-    /// Run the slot's churner even if the automatic gates would not
-    /// activate it (capital, headroom and a parent are still required).
-    Spawn,
-    /// Stop the slot's churner: a resting entry is cancelled; a filled
-    /// entry keeps its exit.
-    Kill,
-}
-
-/// Why a churner cannot act on a manual command.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ManualError {
-    /// The slot does not exist.
-    #[error("slot {0} does not exist")]
-    UnknownSlot(SlotId),
-    /// The churner is off in the configuration.
-    #[error("the churner is disabled (CHURNER_ENABLED=false)")]
-    Disabled,
-    /// The slot's churner is already under this command: nothing to do.
-    #[error("nothing to do: the churner of slot {0} is already {1}")]
-    Already(SlotId, &'static str),
-    /// A reserve below what churners have borrowed now.
-    #[error(
-        "reserve {reserve} USD is below the {lent} USD lent to churners now; kill churners \
-         or wait for their cycles to end first"
-    )]
-    ReserveBelowLent {
-        /// The reserve asked for.
-        reserve: Decimal,
-        /// Lent now.
-        lent: Decimal,
-    },
-}
-
-/// Whether an operator may set the reserve to `reserve` now: the churner
-/// must be on and the reserve must cover what is lent (loans are never
-/// called back early, so a smaller reserve would be over-lent).
-///
-/// # Errors
-/// [`ManualError::Disabled`] or [`ManualError::ReserveBelowLent`].
-pub fn check_reserve(
-    book: &ChurnBook,
-    cfg: &ChurnerConfig,
-    reserve: Decimal,
-) -> Result<(), ManualError> {
-    if !cfg.enabled {
-        return Err(ManualError::Disabled);
-    }
-    let lent = book.reserve.total();
-    if reserve < lent {
-        return Err(ManualError::ReserveBelowLent { reserve, lent });
-    }
-    Ok(())
-}
-
-impl ManualCommand {
-    /// What the command leaves the churner as, in words.
-    #[must_use]
-    pub fn as_state(self) -> &'static str {
-        match self {
-            Self::Spawn => "spawned by hand",
-            Self::Kill => "killed",
-        }
-    }
-}
-
-/// Applies an operator command to a slot's churner; the next [`plan`]
-/// carries it out.
-///
-/// # Errors
-/// [`ManualError`] when the slot is unknown, the churner is off, or the
-/// slot's churner is already under `cmd`; nothing changes then.
-pub fn manual(
-    book: &mut ChurnBook,
-    cfg: &ChurnerConfig,
-    slots: u32,
-    slot: SlotId,
-    cmd: ManualCommand,
-) -> Result<(), ManualError> {
-    if slot >= slots {
-        return Err(ManualError::UnknownSlot(slot));
-    }
-    if !cfg.enabled {
-        return Err(ManualError::Disabled);
-    }
-    if book.slots.get(&slot).and_then(|s| s.manual) == Some(cmd) {
-        return Err(ManualError::Already(slot, cmd.as_state()));
-    }
-    let s = book.slots.entry(slot).or_default();
-    s.manual = Some(cmd);
-    Ok(())
 }
 
 /// Whether a slot's churner may run now, or why not (the first failing
@@ -524,23 +398,22 @@ fn step_slot(
                 parent,
                 funding,
                 at: now,
+                heal: HealFacts::default(),
+                reprice: None,
             };
         }
     }
     if let ChurnStage::HandedOver {
-        order, position, ..
+        order,
+        position,
+        heal,
+        ..
     } = &mut s.stage
         && order.txid.is_none()
         && !order.sending
         && order.retry_at.is_some_and(|t| now >= t)
     {
-        order.price = exit_price(
-            inputs.cfg,
-            inputs.pair,
-            order.side,
-            position.entry_price,
-            inputs.market,
-        );
+        order.price = handover::replacement_price(inputs, order, position, heal);
         order.retry_at = None;
     }
 }
@@ -624,320 +497,3 @@ pub fn slot_of(order_id: &str) -> Option<SlotId> {
         .parse()
         .ok()
 }
-
-/// Folds one exchange report into the book. `still_needed` is the
-/// subsidy the slot's parent still needs (profit routing), `market` the
-/// latest price (an exit never crosses it).
-pub fn on_event(
-    book: &mut ChurnBook,
-    cfg: &ChurnerConfig,
-    pair: &PairSpec,
-    event: &ChurnEvent,
-    still_needed: Decimal,
-    market: Decimal,
-) -> Vec<ChurnAction> {
-    let id = match event {
-        ChurnEvent::Placed { order_id, .. }
-        | ChurnEvent::PlaceFailed { order_id, .. }
-        | ChurnEvent::Fill { order_id, .. }
-        | ChurnEvent::Gone { order_id, .. } => order_id,
-    };
-    let mut out = Vec::new();
-    let Some(slot) = slot_of(id) else {
-        return out;
-    };
-    let Some(mut s) = book.slots.remove(&slot) else {
-        return out;
-    };
-    if s.stage.order().is_none_or(|o| &o.id != id) {
-        book.slots.insert(slot, s);
-        return out;
-    }
-    let stage = std::mem::take(&mut s.stage);
-    s.stage = match stage {
-        ChurnStage::Entry {
-            mut order,
-            parent,
-            funding,
-            cancel,
-        } => {
-            let done = match event {
-                ChurnEvent::Placed { txid, .. } => {
-                    order.txid = Some(txid.clone());
-                    order.sending = false;
-                    None
-                }
-                ChurnEvent::PlaceFailed { reason, .. } => {
-                    s.last_error = Some(format!("entry refused: {reason}"));
-                    Some(false)
-                }
-                ChurnEvent::Fill {
-                    price,
-                    volume,
-                    cost,
-                    fee,
-                    at,
-                    ..
-                } => {
-                    order.fills.add(*price, *volume, *cost, *fee, *at);
-                    order.current.add(*price, *volume, *cost, *fee, *at);
-                    (order.fills.volume >= order.volume).then_some(true)
-                }
-                ChurnEvent::Gone { .. } => {
-                    if order.fills.volume.is_zero() && cancel == Some(CancelWhy::Timeout) {
-                        book.stats.entry_timeouts += 1;
-                    }
-                    Some(!order.fills.volume.is_zero())
-                }
-            };
-            match done {
-                None => ChurnStage::Entry {
-                    order,
-                    parent,
-                    funding,
-                    cancel,
-                },
-                Some(false) => {
-                    book.reserve.lent.remove(&slot);
-                    ChurnStage::Idle
-                }
-                Some(true) => {
-                    // The round trip is a position with an exit now (a
-                    // partly filled entry that left the book too).
-                    let at = match event {
-                        ChurnEvent::Fill { at, .. }
-                        | ChurnEvent::Gone { at, .. }
-                        | ChurnEvent::PlaceFailed { at, .. } => *at,
-                        ChurnEvent::Placed { .. } => order.created_at,
-                    };
-                    let (position, exit) = start_exit(&mut s, slot, &order, cfg, pair, market, at);
-                    out.push(ChurnAction::Open {
-                        slot,
-                        position: position.clone(),
-                    });
-                    ChurnStage::Exit {
-                        order: exit,
-                        position,
-                        parent,
-                        funding,
-                    }
-                }
-            }
-        }
-        ChurnStage::Exit {
-            mut order,
-            position,
-            parent,
-            funding,
-        } => {
-            if exit_event(
-                book,
-                &mut s,
-                &mut order,
-                &position,
-                &parent,
-                event,
-                still_needed,
-                &mut out,
-            ) {
-                ChurnStage::Idle
-            } else {
-                ChurnStage::Exit {
-                    order,
-                    position,
-                    parent,
-                    funding,
-                }
-            }
-        }
-        ChurnStage::HandedOver {
-            mut order,
-            position,
-            parent,
-            funding,
-            at,
-        } => {
-            if exit_event(
-                book,
-                &mut s,
-                &mut order,
-                &position,
-                &parent,
-                event,
-                still_needed,
-                &mut out,
-            ) {
-                ChurnStage::Idle
-            } else {
-                ChurnStage::HandedOver {
-                    order,
-                    position,
-                    parent,
-                    funding,
-                    at,
-                }
-            }
-        }
-        ChurnStage::Idle => ChurnStage::Idle,
-    };
-    if matches!(s.stage, ChurnStage::Idle) && s.paused == Some(PauseReason::HandedOverOpen) {
-        s.paused = None;
-    }
-    book.slots.insert(slot, s);
-    out
-}
-
-/// The round trip of a filled entry and its exit order.
-fn start_exit(
-    s: &mut SlotChurn,
-    slot: SlotId,
-    entry: &ChurnOrder,
-    cfg: &ChurnerConfig,
-    pair: &PairSpec,
-    market: Decimal,
-    at: i64,
-) -> (ChurnPosition, ChurnOrder) {
-    let fills = &entry.fills;
-    let entry_price = fills.notional / fills.volume;
-    let exit_side = entry.side.opposite();
-    let price = exit_price(cfg, pair, exit_side, entry_price, market);
-    let position = ChurnPosition {
-        open_key: format!(
-            "{OPEN_KEY_PREFIX}{}",
-            entry.txid.clone().unwrap_or_else(|| entry.id.clone())
-        ),
-        cycle: s.cycle,
-        trade: match entry.side {
-            Side::Buy => TradeId::B,
-            Side::Sell => TradeId::A,
-        },
-        entry_price,
-        entry_cost: fills.cost,
-        entry_fee: fills.fee,
-        volume: fills.volume,
-        entry_time: fills.last_at.unwrap_or(at),
-        exit_price: price,
-        target_profit_pct: cfg.profit_pct,
-    };
-    s.seq += 1;
-    let exit = ChurnOrder {
-        id: order_id(slot, s.cycle, "ex", s.seq),
-        slot,
-        side: exit_side,
-        price,
-        volume: fills.volume,
-        txid: None,
-        sending: false,
-        created_at: at,
-        retry_at: None,
-        fills: crate::engine::FillTotals::default(),
-        current: crate::engine::FillTotals::default(),
-    };
-    (position, exit)
-}
-
-/// Folds an exit's report; returns whether the round trip is over.
-#[allow(clippy::too_many_arguments)]
-fn exit_event(
-    book: &mut ChurnBook,
-    s: &mut SlotChurn,
-    order: &mut ChurnOrder,
-    position: &ChurnPosition,
-    parent: &ParentRef,
-    event: &ChurnEvent,
-    still_needed: Decimal,
-    out: &mut Vec<ChurnAction>,
-) -> bool {
-    let slot = order.slot;
-    match event {
-        ChurnEvent::Placed { txid, .. } => {
-            order.txid = Some(txid.clone());
-            order.sending = false;
-            false
-        }
-        ChurnEvent::PlaceFailed { reason, at, .. } => {
-            // Inventory is never left naked: the exit is tried again.
-            s.last_error = Some(format!("exit refused: {reason}; tried again"));
-            replace_later(s, order, position, *at + RETRY_SEC);
-            false
-        }
-        ChurnEvent::Fill {
-            price,
-            volume,
-            cost,
-            fee,
-            at,
-            ..
-        } => {
-            order.fills.add(*price, *volume, *cost, *fee, *at);
-            order.current.add(*price, *volume, *cost, *fee, *at);
-            if order.fills.volume < position.volume {
-                return false;
-            }
-            let f = &order.fills;
-            let gross = match order.side {
-                Side::Sell => f.notional - position.entry_price * position.volume,
-                Side::Buy => position.entry_price * position.volume - f.notional,
-            };
-            let net = gross - position.entry_fee - f.fee;
-            let routed = route(net, still_needed, parent);
-            if routed == Routing::Compound {
-                s.compounded_usd += net;
-            }
-            book.stats.count_cycle(net, f.last_at.unwrap_or(*at));
-            if let Routing::Parent(_) = routed {
-                book.stats.credited_usd += net;
-            }
-            out.push(ChurnAction::Close {
-                slot,
-                position: position.clone(),
-                exit_price: f.notional / f.volume,
-                exit_cost: f.cost,
-                exit_fee: f.fee,
-                exit_time: f.last_at.unwrap_or(*at),
-                net,
-                routed,
-            });
-            book.reserve.lent.remove(&slot);
-            true
-        }
-        ChurnEvent::Gone { at, .. } => {
-            // An exit that left the book unfilled is placed again: filled
-            // inventory is never abandoned.
-            if order.fills.volume < position.volume {
-                s.last_error = Some("exit left the book unfilled; placed again".into());
-                replace_later(s, order, position, *at);
-            }
-            false
-        }
-    }
-}
-
-/// Where a round trip's net goes: to the parent while it still needs
-/// subsidy, else into the slot's churner size; a loss goes nowhere (it is
-/// booked on the round trip's own position).
-#[must_use]
-pub fn route(net: Decimal, still_needed: Decimal, parent: &ParentRef) -> Routing {
-    if net <= Decimal::ZERO {
-        Routing::Nothing
-    } else if still_needed > Decimal::ZERO {
-        Routing::Parent(parent.clone())
-    } else {
-        Routing::Compound
-    }
-}
-
-/// Turns an exit into a fresh placement of what is still open, due at
-/// `at` (a new client id: the exchange never sees one twice).
-fn replace_later(s: &mut SlotChurn, order: &mut ChurnOrder, position: &ChurnPosition, at: i64) {
-    s.seq += 1;
-    order.id = order_id(order.slot, position.cycle, "ex", s.seq);
-    order.volume = position.volume - order.fills.volume;
-    order.txid = None;
-    order.sending = false;
-    order.retry_at = Some(at);
-    order.current = crate::engine::FillTotals::default();
-}
-
-/// Seconds before a refused exit is tried again.
-pub const RETRY_SEC: i64 = 60;

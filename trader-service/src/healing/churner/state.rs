@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, VecDeque};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{FillTotals, SlotId, TradeId};
+use crate::engine::{FillTotals, HealFacts, PendingReprice, SlotId, TradeId};
 use crate::healing::throughput::{ChurnerProfit, ETA_WINDOW_SEC, eta_sec, net_in_window};
 use crate::pair::Side;
 
@@ -189,6 +189,13 @@ pub enum ChurnStage {
         funding: Funding,
         /// When it was handed over.
         at: i64,
+        /// Healing facts (tighten done, last paid reprice, reprice count),
+        /// as a slot's exit keeps them.
+        #[serde(default)]
+        heal: HealFacts,
+        /// A reprice decided by healing whose cancel is not confirmed yet.
+        #[serde(default)]
+        reprice: Option<PendingReprice>,
     },
 }
 
@@ -245,13 +252,18 @@ impl ChurnStage {
         }
     }
 
-    /// Whether a cancel of the working order was decided (entries only).
+    /// Whether a cancel of the working order was decided: an entry's, or
+    /// a handed-over exit's being repriced (its remainder is placed again
+    /// at the new price once the cancel is confirmed).
     #[must_use]
     pub fn cancel_requested(&self) -> bool {
         matches!(
             self,
             Self::Entry {
                 cancel: Some(_),
+                ..
+            } | Self::HandedOver {
+                reprice: Some(_),
                 ..
             }
         )

@@ -389,6 +389,102 @@ fn exit_timeout_hands_over_and_pauses_the_slot() {
     assert_eq!(book.naked_inventory(), Decimal::ZERO);
 }
 
+/// Proves: healing's reprice of a handed-over exit cancels it, and the
+/// confirmed cancel places only the remainder at the new price under a
+/// new client id, books the move with the subsidy of that remainder, and
+/// records it in the round trip's healing facts; a refused re-placement
+/// keeps the repriced price.
+#[test]
+fn a_handed_over_exit_is_repriced_by_cancel_and_replace_of_the_remainder() {
+    let (c, p) = (cfg(), pair());
+    let slots = [stuck(0)];
+    let mut book = ChurnBook::default();
+    plan(&mut book, &inputs(&c, &p, 1000, dec!(0.1), &slots));
+    let e = entry_of(&book, 0);
+    place(&mut book, &e, "TE1");
+    fill_all(&mut book, &e, e.price, 1100, dec!(1));
+    let x = exit_of(&book, 0);
+    place(&mut book, &x, "TX1");
+    plan(&mut book, &inputs(&c, &p, 1700, dec!(0.099), &slots));
+    // A third of the exit fills before the reprice.
+    let part = (x.volume / dec!(3)).round_dp(8);
+    let ev = |e: ChurnEvent, book: &mut ChurnBook| on_event(book, &c, &p, &e, dec!(1), dec!(0.099));
+    ev(
+        ChurnEvent::Fill {
+            order_id: x.id.clone(),
+            price: x.price,
+            volume: part,
+            cost: x.price * part,
+            fee: Decimal::ZERO,
+            at: 1800,
+        },
+        &mut book,
+    );
+    let want = |price| crate::engine::PendingReprice {
+        new_price: price,
+        kind: crate::engine::RepriceKind::Subsidy,
+        subsidized: true,
+        full: true,
+        subsidy_cap: None,
+        requested_at: 2000,
+    };
+    let to = x.price - dec!(0.0002);
+    assert!(matches!(
+        request_reprice(&mut book, &p, "ch:0:9:ex:9", want(to)),
+        Err(RepriceRefused::NotHandedOver(_))
+    ));
+    assert!(matches!(
+        request_reprice(&mut book, &p, &x.id, want(x.price)),
+        Err(RepriceRefused::BadPrice { .. })
+    ));
+    request_reprice(&mut book, &p, &x.id, want(to)).unwrap();
+    assert!(book.slots[&0].stage.cancel_requested());
+    assert!(matches!(
+        request_reprice(&mut book, &p, &x.id, want(to)),
+        Err(RepriceRefused::InProgress(_))
+    ));
+    let out = ev(
+        ChurnEvent::Gone {
+            order_id: x.id.clone(),
+            at: 2010,
+        },
+        &mut book,
+    );
+    let rest = x.volume - part;
+    let [ChurnAction::Repriced(r)] = out.as_slice() else {
+        panic!("a reprice booking expected: {out:?}")
+    };
+    assert_eq!(
+        (r.old_price, r.new_price, r.volume, r.subsidy_consumed, r.at),
+        (x.price, to, rest, dec!(0.0002) * rest, 2010)
+    );
+    let y = exit_of(&book, 0);
+    assert_eq!(r.new_order_id, y.id);
+    assert_ne!(y.id, x.id, "a new client id");
+    assert_eq!((y.price, y.volume, y.txid.as_deref()), (to, rest, None));
+    assert!(y.wants_placement(2010));
+    assert!(!book.slots[&0].stage.cancel_requested());
+    let ChurnStage::HandedOver { heal, .. } = &book.slots[&0].stage else {
+        panic!("still handed over")
+    };
+    assert_eq!(heal.times_repriced, 1);
+    assert_eq!(heal.last_subsidy_reprice_at, Some(2010));
+    assert_eq!(book.naked_inventory(), Decimal::ZERO);
+    // Refused: tried again later at the repriced price, not the old target.
+    ev(
+        ChurnEvent::PlaceFailed {
+            order_id: y.id.clone(),
+            reason: "post only".into(),
+            at: 2020,
+        },
+        &mut book,
+    );
+    plan(&mut book, &inputs(&c, &p, 2100, dec!(0.099), &slots));
+    let z = exit_of(&book, 0);
+    assert_eq!((z.price, z.volume), (to, rest));
+    assert!(z.wants_placement(2100));
+}
+
 /// Proves: deactivation (regime leaves ranging) cancels an unfilled entry
 /// but a filled entry keeps its exit; an entry that never reached the
 /// exchange is dropped locally and its loan returned.

@@ -10,6 +10,9 @@ use crate::engine::test_support::cfg;
 use crate::engine::{
     EngineState, EntryFacts, ExitOrder, ExitPlacement, FillTotals, OrderRole, TradeWork,
 };
+use crate::healing::churner::{
+    ChurnOrder, ChurnPosition, ChurnStage, Funding, ParentRef, SlotChurn,
+};
 
 const H: i64 = 3_600;
 const NOW: i64 = 1_000_000;
@@ -92,10 +95,20 @@ fn put_exit(
 }
 
 fn run(s: &EngineState, c: &RepriceConfig, balance: Decimal) -> RepricePlan {
+    run_with(s, &ChurnBook::default(), c, balance)
+}
+
+fn run_with(
+    s: &EngineState,
+    churn: &ChurnBook,
+    c: &RepriceConfig,
+    balance: Decimal,
+) -> RepricePlan {
     let ecfg = cfg();
     let subsidy: BTreeMap<_, _> = s.slots.keys().map(|k| (*k, balance)).collect();
     plan(RepriceInputs {
         engine: s,
+        churn,
         engine_cfg: &ecfg,
         cfg: c,
         market_age_sec: Some(10),
@@ -280,8 +293,10 @@ fn each_skip_reason() {
     let ecfg = cfg();
     let subsidy = BTreeMap::from([(0, dec!(1))]);
     let halted = BTreeSet::from([0]);
+    let churn = ChurnBook::default();
     let base = RepriceInputs {
         engine: &s,
+        churn: &churn,
         engine_cfg: &ecfg,
         cfg: &c,
         market_age_sec: Some(301),
@@ -336,5 +351,124 @@ fn tighten_moves_once_toward_the_target_in_force_for_free() {
     assert!(
         run(&s, &c, dec!(0)).decisions.is_empty(),
         "once per position"
+    );
+}
+
+/// The SPEC example's position as a churner round trip of slot 0 handed
+/// over to its slot (buy 20 at 0.1000, exit selling at 0.1020, filled
+/// 80 h ago), with no position of the engine: market 0.1000.
+fn handed_over_example() -> (EngineState, ChurnBook) {
+    let mut s = EngineState::new(1);
+    s.market = Some(dec!(0.1000));
+    s.now = NOW;
+    let order = ChurnOrder {
+        id: "ch:0:3:ex:7".into(),
+        slot: 0,
+        side: Side::Sell,
+        price: dec!(0.1020),
+        volume: dec!(20),
+        txid: Some("X-CH".into()),
+        sending: false,
+        created_at: NOW - 80 * H,
+        retry_at: None,
+        fills: FillTotals::default(),
+        current: FillTotals::default(),
+    };
+    let position = ChurnPosition {
+        open_key: "churn:E-CH".into(),
+        cycle: 3,
+        trade: TradeId::B,
+        entry_price: dec!(0.1000),
+        entry_cost: dec!(2),
+        entry_fee: Decimal::ZERO,
+        volume: dec!(20),
+        entry_time: NOW - 80 * H,
+        exit_price: dec!(0.1020),
+        target_profit_pct: dec!(2),
+    };
+    let mut churn = ChurnBook::default();
+    churn.slots.insert(
+        0,
+        SlotChurn {
+            stage: ChurnStage::HandedOver {
+                order,
+                position,
+                parent: ParentRef {
+                    open_key: "parent".into(),
+                    trade: TradeId::B,
+                    cycle: 1,
+                },
+                funding: Funding::Idle,
+                at: NOW - 79 * H,
+                heal: Default::default(),
+                reprice: None,
+            },
+            ..SlotChurn::default()
+        },
+    );
+    (s, churn)
+}
+
+/// Proves: a handed-over churner round trip in band stuck is repriced by
+/// the same rule as a slot's exit, paid by its slot's subsidy: with 0.05
+/// it moves fully to the fillable price 0.1005 for 0.03.
+#[test]
+fn a_handed_over_round_trip_in_band_stuck_gets_a_subsidized_reprice() {
+    let (s, churn) = handed_over_example();
+    let p = run_with(&s, &churn, &rcfg(), dec!(0.05));
+    assert_eq!(p.checked, 1);
+    assert_eq!(p.decisions.len(), 1, "{p:?}");
+    let d = &p.decisions[0];
+    assert_eq!(d.exit, ExitRef::Churner("ch:0:3:ex:7".into()));
+    assert_eq!((d.slot, d.trade, d.band), (0, TradeId::B, AgeBand::Stuck));
+    assert_eq!(
+        (d.kind, d.old_price, d.new_price, d.subsidy_consumed, d.full),
+        (
+            RepriceKind::Subsidy,
+            dec!(0.1020),
+            dec!(0.1005),
+            dec!(0.0300),
+            true
+        )
+    );
+    // The same position held by the engine gets the same decision.
+    let engine = run(&spec_state(0), &rcfg(), dec!(0.05));
+    let e = &engine.decisions[0];
+    assert_eq!(
+        (e.new_price, e.subsidy_consumed, e.kind),
+        (d.new_price, d.subsidy_consumed, d.kind)
+    );
+}
+
+/// Proves: without subsidy in its slot a handed-over round trip is left
+/// alone with the reason shown, its need still counted as pending.
+#[test]
+fn a_handed_over_round_trip_without_subsidy_is_skipped_with_a_reason() {
+    let (s, churn) = handed_over_example();
+    let p = run_with(&s, &churn, &rcfg(), Decimal::ZERO);
+    assert!(p.decisions.is_empty());
+    assert_eq!(
+        p.skips,
+        vec![Skip {
+            exit: ExitRef::Churner("ch:0:3:ex:7".into()),
+            reason: SkipReason::InsufficientBalance,
+        }]
+    );
+    assert_eq!(p.pending_need.get(&0), Some(&dec!(0.0300)));
+}
+
+/// Proves: a handed-over exit being repriced, or not on the book, is not
+/// decided again.
+#[test]
+fn a_handed_over_exit_not_live_is_skipped() {
+    let (s, mut churn) = handed_over_example();
+    if let Some(ChurnStage::HandedOver { order, .. }) =
+        churn.slots.get_mut(&0).map(|s| &mut s.stage)
+    {
+        order.txid = None;
+    }
+    assert_eq!(
+        reasons(&run_with(&s, &churn, &rcfg(), dec!(1))),
+        vec![SkipReason::ExitMissing]
     );
 }

@@ -1,0 +1,236 @@
+//! A churner round trip handed over to its slot (SPEC §6) as a position
+//! like any other for healing: it has an age band (age from its entry
+//! fill, distance of its exit from the market, as for any exit), the one
+//! repricing rule ([`crate::healing::reprice::plan`]) decides its moves and
+//! the slot's subsidy pays for them, and a reprice is carried out as for a
+//! slot's exit: the live exit is cancelled, and once the cancel is
+//! confirmed (racing fills applied) only the remainder is placed again at
+//! the new price and the move is booked for the ledger.
+
+use rust_decimal::Decimal;
+
+use super::events::replace_later;
+use super::{
+    ChurnAction, ChurnBook, ChurnInputs, ChurnOrder, ChurnPosition, ChurnStage, SlotChurn,
+    exit_price, slot_of,
+};
+use crate::engine::{
+    BandConfig, HealFacts, PendingReprice, PositionAge, RepriceKind, SlotId, classify,
+};
+use crate::pair::{PairSpec, Side};
+
+/// One handed-over round trip as healing sees it at a given time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandedOverView<'a> {
+    /// Slot that holds it (and whose subsidy pays for it).
+    pub slot: SlotId,
+    /// Its exit.
+    pub order: &'a ChurnOrder,
+    /// The round trip.
+    pub position: &'a ChurnPosition,
+    /// Its healing facts.
+    pub heal: &'a HealFacts,
+    /// A reprice is in progress (its cancel is not confirmed yet).
+    pub repricing: bool,
+    /// Age facts: age from the entry fill, distance of the exit.
+    pub age: PositionAge,
+}
+
+impl HandedOverView<'_> {
+    /// Base volume still open (what a reprice moves).
+    #[must_use]
+    pub fn remaining(&self) -> Decimal {
+        self.position.volume - self.order.fills.volume
+    }
+
+    /// Whether its exit rests on the book and may be repriced now.
+    #[must_use]
+    pub fn live(&self) -> bool {
+        self.order.txid.is_some() && !self.order.sending && !self.repricing
+    }
+}
+
+impl ChurnBook {
+    /// Every handed-over round trip with its age band at `now` and
+    /// `market`, in slot order; empty when the market is not positive.
+    #[must_use]
+    pub fn handed_over(
+        &self,
+        now: i64,
+        market: Decimal,
+        bands: &BandConfig,
+    ) -> Vec<HandedOverView<'_>> {
+        self.slots
+            .iter()
+            .filter_map(|(slot, s)| {
+                let ChurnStage::HandedOver {
+                    order,
+                    position,
+                    heal,
+                    reprice,
+                    ..
+                } = &s.stage
+                else {
+                    return None;
+                };
+                let age = classify(position.entry_time, now, order.price, market, bands).ok()?;
+                Some(HandedOverView {
+                    slot: *slot,
+                    order,
+                    position,
+                    heal,
+                    repricing: reprice.is_some(),
+                    age,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Why a reprice of a churner exit was not accepted (nothing changed).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RepriceRefused {
+    /// No handed-over round trip has this exit now.
+    #[error("no handed-over round trip has the exit {0}")]
+    NotHandedOver(String),
+    /// The exit is not resting on the book (being placed or re-placed).
+    #[error("the exit {0} is not live on the book")]
+    NotLive(String),
+    /// A reprice of it is already in progress.
+    #[error("the exit {0} is already being repriced")]
+    InProgress(String),
+    /// The new price is off the tick grid, not positive, or no move.
+    #[error("{price} is not a new price on the tick grid for the exit {order_id}")]
+    BadPrice {
+        /// The exit.
+        order_id: String,
+        /// The price asked for.
+        price: Decimal,
+    },
+}
+
+/// Accepts healing's reprice of the handed-over exit `order_id`: the
+/// runtime cancels it ([`super::ChurnStage::cancel_requested`]) and the
+/// confirmed cancel completes the move.
+///
+/// # Errors
+/// [`RepriceRefused`] when the exit is not a live handed-over exit, is
+/// already being repriced, or the price is no move on the grid.
+pub fn request_reprice(
+    book: &mut ChurnBook,
+    pair: &PairSpec,
+    order_id: &str,
+    want: PendingReprice,
+) -> Result<(), RepriceRefused> {
+    let stage = slot_of(order_id)
+        .and_then(|slot| book.slots.get_mut(&slot))
+        .map(|s| &mut s.stage);
+    let Some(ChurnStage::HandedOver { order, reprice, .. }) = stage else {
+        return Err(RepriceRefused::NotHandedOver(order_id.to_owned()));
+    };
+    if order.id != order_id {
+        return Err(RepriceRefused::NotHandedOver(order_id.to_owned()));
+    }
+    if order.txid.is_none() || order.sending {
+        return Err(RepriceRefused::NotLive(order_id.to_owned()));
+    }
+    if reprice.is_some() {
+        return Err(RepriceRefused::InProgress(order_id.to_owned()));
+    }
+    let p = want.new_price;
+    if p <= Decimal::ZERO || pair.round_price(p) != p || p == order.price {
+        return Err(RepriceRefused::BadPrice {
+            order_id: order_id.to_owned(),
+            price: p,
+        });
+    }
+    *reprice = Some(want);
+    Ok(())
+}
+
+/// A handed-over exit's reprice that took effect: its old placement is
+/// gone and the remainder is being placed at the new price.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChurnReprice {
+    /// Slot (whose subsidy pays).
+    pub slot: SlotId,
+    /// The round trip's ledger open key.
+    pub open_key: String,
+    /// Client id of the replacement: unique per reprice, the ledger
+    /// write's idempotency key.
+    pub new_order_id: String,
+    /// Price before.
+    pub old_price: Decimal,
+    /// Price after.
+    pub new_price: Decimal,
+    /// Volume placed again (the part still open).
+    pub volume: Decimal,
+    /// Why.
+    pub kind: RepriceKind,
+    /// Subsidy spent.
+    pub subsidy_consumed: Decimal,
+    /// Whether the move reached the fillable price.
+    pub full: bool,
+    /// When it took effect (never before the entry filled).
+    pub at: i64,
+}
+
+/// The cancel of a reprice is confirmed at `at`: books the move and turns
+/// the exit into a placement of the remainder at the new price. Nothing is
+/// booked when nothing is left (the fill closed the round trip).
+pub(super) fn complete_reprice(
+    s: &mut SlotChurn,
+    order: &mut ChurnOrder,
+    position: &ChurnPosition,
+    heal: &mut HealFacts,
+    r: &PendingReprice,
+    at: i64,
+) -> Option<ChurnAction> {
+    let volume = position.volume - order.fills.volume;
+    if volume <= Decimal::ZERO {
+        return None;
+    }
+    let old_price = order.price;
+    order.price = r.new_price;
+    replace_later(s, order, position, at);
+    heal.record(r.kind, at);
+    Some(ChurnAction::Repriced(ChurnReprice {
+        slot: order.slot,
+        open_key: position.open_key.clone(),
+        new_order_id: order.id.clone(),
+        old_price,
+        new_price: r.new_price,
+        volume,
+        kind: r.kind,
+        subsidy_consumed: r.consumed(old_price, volume),
+        full: r.full,
+        at: at.max(position.entry_time),
+    }))
+}
+
+/// The price a handed-over exit is placed again at after the exchange
+/// refused it or it left the book: the round trip's own exit price until
+/// healing moved it, then the price healing chose (a move already paid
+/// for), in both cases never crossing the market.
+pub(super) fn replacement_price(
+    inputs: &ChurnInputs<'_>,
+    order: &ChurnOrder,
+    position: &ChurnPosition,
+    heal: &HealFacts,
+) -> Decimal {
+    if heal.times_repriced == 0 {
+        return exit_price(
+            inputs.cfg,
+            inputs.pair,
+            order.side,
+            position.entry_price,
+            inputs.market,
+        );
+    }
+    let tick = inputs.pair.tick();
+    let raw = match order.side {
+        Side::Sell => order.price.max(inputs.market + tick),
+        Side::Buy => order.price.min(inputs.market - tick),
+    };
+    inputs.pair.round_price_passive(order.side, raw)
+}
