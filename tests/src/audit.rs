@@ -181,3 +181,44 @@ pub fn assert_unique(what: &str, items: &[String]) {
     let dups: Vec<&String> = items.iter().filter(|i| !seen.insert(*i)).collect();
     assert!(dups.is_empty(), "duplicate {what}: {dups:?}");
 }
+
+/// Asserts the ledger holds exactly what the trader's store says it
+/// delivered: nothing left pending or parked, every position the trader
+/// opened once and nothing else, every close once, every journal event once.
+///
+/// # Panics
+/// On the first disagreement, saying what differs.
+pub fn assert_delivered_exactly(outbox: &TraderOutbox, view: &LedgerView) {
+    for state in ["pending", "parked"] {
+        assert!(
+            outbox
+                .keys_by_state
+                .get(state)
+                .is_none_or(BTreeSet::is_empty),
+            "{state} outbox entries left: {:?}",
+            outbox.keys_by_state.get(state)
+        );
+    }
+    let open_keys = view.open_keys();
+    assert_unique("position open_key", &open_keys);
+    assert_eq!(
+        open_keys.into_iter().collect::<BTreeSet<_>>(),
+        outbox.opened,
+        "every position the trader opened is in the ledger exactly once, and nothing else"
+    );
+    assert_eq!(
+        view.closed_keys(),
+        outbox.closed,
+        "every close exactly once"
+    );
+    let event_keys = view.event_keys();
+    assert_unique("journal event_key", &event_keys);
+    for k in &outbox.event_keys {
+        assert!(
+            event_keys.contains(k),
+            "event {k} delivered by the trader is missing from the journal"
+        );
+    }
+    assert_eq!(view.count(pb::EventType::Created), outbox.opened.len());
+    assert_eq!(view.count(pb::EventType::Filled), outbox.closed.len());
+}

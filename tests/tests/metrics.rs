@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use healgrid_metrics::Scrape;
 use healgrid_proto::ledger::v1::{self as pb, ledger_service_client::LedgerServiceClient};
 use healgrid_tests::http;
-use healgrid_tests::process::{LedgerProcess, SimProcess, TraderProcess, free_port};
+use healgrid_tests::process::{LedgerProcess, RunArgs, SimProcess, TraderProcess, free_port};
 use prost_types::Timestamp;
 use tonic::Code;
 
@@ -202,47 +202,25 @@ async fn scrape_until(addr: &str, secs: u64, what: &str, done: impl Fn(&Scrape) 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trader_metrics_count_loops_fills_budget_and_exchange_errors() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let sim = SimProcess::start(
-        &["--speed", "0", "--tier", "pro", "--seed", "11"],
-        &dir.path().join("sim.log"),
-    )
-    .await;
+    let sim = SimProcess::start_manual(11, &dir.path().join("sim.log")).await;
     let ledger = LedgerProcess::start(&format!(
         "sqlite://{}",
         dir.path().join("ledger.db").display()
     ))
     .await;
     let metrics = format!("127.0.0.1:{}", free_port());
-    let args: Vec<String> = [
-        "--exchange",
-        "kraken",
-        "--kraken-api-url",
-        &sim.url(),
-        "--kraken-tier",
-        "pro",
-        "--ledger-url",
-        &ledger.endpoint,
-        "--store",
-        &format!("sqlite://{}", dir.path().join("trader.db").display()),
-        "--bot-id",
-        BOT,
-        "--slots",
-        "2",
-        "--order-size-usd",
-        "10",
-        "--poll-interval-sec",
-        "1",
-        "--metrics-listen",
-        &metrics,
-    ]
-    .iter()
-    .map(ToString::to_string)
-    .collect();
-    let envs = [
-        ("KRAKEN_API_KEY", SimProcess::KEY),
-        ("KRAKEN_API_SECRET", SimProcess::SECRET),
-    ];
-    let _trader = TraderProcess::start(&args, &envs, &dir.path().join("trader.log")).await;
+    let run = RunArgs {
+        bot: BOT,
+        store: &dir.path().join("trader.db"),
+        ledger_url: &ledger.endpoint,
+        slots: 2,
+    };
+    let args = run.kraken(
+        &sim,
+        &["--poll-interval-sec", "1", "--metrics-listen", &metrics],
+    );
+    let log = dir.path().join("trader.log");
+    let _trader = TraderProcess::start(&args, &SimProcess::CREDENTIALS, &log).await;
     scrape_until(&metrics, 30, "first loop", |s| {
         s.value("trader_loops_total", &[]).unwrap_or(0.0) >= 1.0
     })

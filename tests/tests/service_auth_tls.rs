@@ -15,18 +15,18 @@
 //!   appears in any log, error or status output of a run.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use healgrid_proto::auth::{AuthChannel, ClientAuth, ServiceToken};
 use healgrid_proto::ledger::v1 as lpb;
 use healgrid_proto::ledger::v1::ledger_service_client::LedgerServiceClient;
 use healgrid_proto::tls::ClientTls;
-use healgrid_proto::trader::v1 as tpb;
 use healgrid_proto::trader::v1::trader_service_client::TraderServiceClient;
 use healgrid_tests::http;
 use healgrid_tests::process::{
-    SimProcess, free_port, gateway_binary, ledger_binary, log_file, trader_binary, wait_healthy_tls,
+    RunArgs, Service, SimProcess, TraderProcess, free_port, gateway_binary, ledger_binary,
+    trader_binary, wait_until,
 };
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Endpoint;
@@ -65,69 +65,12 @@ fn make_pki(dir: &Path) -> Pki {
     pki
 }
 
-/// A service process logging to a file, killed when dropped.
-struct Service {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Service {
-    fn spawn(binary: PathBuf, args: &[&str], envs: &[(&str, &str)], log: &Path) -> Self {
-        let child = Command::new(binary)
-            .args(args)
-            .env_clear()
-            .env("RUST_LOG", "info")
-            .envs(envs.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(log_file(log))
-            .stderr(log_file(log))
-            .spawn()
-            .expect("spawning a service");
-        Self {
-            child,
-            log: log.to_owned(),
-        }
-    }
-
-    async fn healthy(mut self, endpoint: &str, ca: Option<&Path>) -> Self {
-        wait_healthy_tls(
-            &mut self.child,
-            endpoint,
-            ca,
-            &self.log.display().to_string(),
-        )
-        .await;
-        self
-    }
-
-    /// Waits up to 60 s for the exit; its code.
-    async fn exit_code(&mut self) -> Option<i32> {
-        let end = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(st) = self.child.try_wait().expect("waiting") {
-                return st.code();
-            }
-            assert!(Instant::now() < end, "{} did not exit", self.log.display());
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    async fn stop(&mut self) {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let _ = self.exit_code().await;
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `ledger-service ARGS` on the database `db`, expecting `token` when
+/// given, logging to `log`.
+fn spawn_ledger(args: &[&str], db: &str, token: Option<&str>, log: &Path) -> Service {
+    let mut envs = vec![("LEDGER_DATABASE_URL", db)];
+    envs.extend(token.map(|t| ("LEDGER_TOKEN", t)));
+    Service::spawn(&ledger_binary(), args, &envs, log)
 }
 
 /// A channel to `url` (TLS with `ca` for https) sending `token` as the
@@ -222,61 +165,15 @@ fn text(o: &Output) -> String {
     )
 }
 
-/// Paper-trading arguments of `trader-service run` for `bot`.
-fn paper_args<'a>(bot: &'a str, store: &'a str, listen: &'a str, ledger: &'a str) -> Vec<&'a str> {
-    vec![
-        "run",
-        "--listen",
-        listen,
-        "--exchange",
-        "paper",
-        "--seed",
-        "7",
-        "--sim-speed",
-        "1200",
-        "--ledger-url",
-        ledger,
-        "--store",
-        store,
-        "--bot-id",
+/// Paper-trading arguments of `trader-service run` for `bot`, then `more`.
+fn paper_args(bot: &str, store: &Path, ledger: &str, more: &[&str]) -> Vec<String> {
+    let run = RunArgs {
         bot,
-        "--slots",
-        "3",
-        "--order-size-usd",
-        "10",
-        "--profit-pct",
-        "0.5",
-    ]
-}
-
-async fn trader_status(c: &mut TraderServiceClient<AuthChannel>) -> tpb::GetStatusResponse {
-    c.get_status(tpb::GetStatusRequest {})
-        .await
-        .expect("GetStatus with the token")
-        .into_inner()
-}
-
-/// Polls the trader's status until `done` holds (at most 90 s).
-async fn wait_status(
-    what: &str,
-    c: &mut TraderServiceClient<AuthChannel>,
-    done: impl Fn(&tpb::GetStatusResponse) -> bool,
-) -> tpb::GetStatusResponse {
-    let end = Instant::now() + Duration::from_secs(90);
-    loop {
-        let s = trader_status(c).await;
-        if done(&s) {
-            return s;
-        }
-        assert!(
-            Instant::now() < end,
-            "timed out waiting for {what}; last status: loops {} outbox {:?} parked {:?}",
-            s.loops,
-            s.outbox,
-            s.parked_writes
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        store,
+        ledger_url: ledger,
+        slots: 3,
+    };
+    run.paper(7, more)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -292,13 +189,10 @@ async fn ledger_and_trader_talk_over_tls_with_tokens_and_refuse_strangers() {
     let ledger_url = format!("https://localhost:{port}");
     let ledger_db = format!("sqlite://{}", dir.path().join("ledger.db").display());
     let listen = format!("127.0.0.1:{port}");
-    let ledger = Service::spawn(
-        ledger_binary(),
+    let ledger = spawn_ledger(
         &["--listen", &listen, "--tls-cert", cert, "--tls-key", key],
-        &[
-            ("LEDGER_DATABASE_URL", &ledger_db),
-            ("LEDGER_TOKEN", LEDGER_TOKEN),
-        ],
+        &ledger_db,
+        Some(LEDGER_TOKEN),
         &dir.path().join("ledger.log"),
     )
     // Health over TLS, without a token.
@@ -379,11 +273,16 @@ async fn ledger_and_trader_talk_over_tls_with_tokens_and_refuse_strangers() {
     let trader_port = free_port();
     let trader_listen = format!("127.0.0.1:{trader_port}");
     let trader_url = format!("https://localhost:{trader_port}");
-    let store = format!("sqlite://{}", dir.path().join("trader.db").display());
-    let mut args = paper_args(bot, &store, &trader_listen, &ledger_url);
-    args.extend(["--tls-cert", cert, "--tls-key", key, "--ledger-tls-ca", ca]);
+    let store = dir.path().join("trader.db");
+    let tls = ["--tls-cert", cert, "--tls-key", key, "--ledger-tls-ca", ca];
+    let run = ["run", "--listen", &trader_listen];
+    let args = [
+        run.map(String::from).to_vec(),
+        paper_args(bot, &store, &ledger_url, &tls),
+    ]
+    .concat();
     let mut trader = Service::spawn(
-        trader_binary(),
+        &trader_binary(),
         &args,
         &[
             ("LEDGER_TOKEN", LEDGER_TOKEN),
@@ -401,7 +300,7 @@ async fn ledger_and_trader_talk_over_tls_with_tokens_and_refuse_strangers() {
     .await
     .unwrap();
     let mut control = TraderServiceClient::new(ch);
-    wait_status("positions the ledger acknowledged", &mut control, |s| {
+    wait_until("positions the ledger acknowledged", 90, &mut control, |s| {
         s.positions.iter().any(|p| !p.position_id.is_empty())
             && s.outbox.is_some_and(|o| o.depth == 0 && o.parked == 0)
     })
@@ -430,7 +329,7 @@ async fn ledger_and_trader_talk_over_tls_with_tokens_and_refuse_strangers() {
     assert!(status.status.success(), "{}", text(&status));
     assert!(text(&status).contains(bot), "{}", text(&status));
 
-    trader.stop().await;
+    trader.terminate(Duration::from_secs(60)).await;
     drop(ledger);
 }
 
@@ -440,34 +339,25 @@ async fn a_trader_with_the_wrong_ledger_token_parks_its_writes_and_changes_nothi
     let port = free_port();
     let ledger_url = format!("http://127.0.0.1:{port}");
     let ledger_db = format!("sqlite://{}", dir.path().join("ledger.db").display());
-    let _ledger = Service::spawn(
-        ledger_binary(),
+    let _ledger = spawn_ledger(
         &["--listen", &format!("127.0.0.1:{port}")],
-        &[
-            ("LEDGER_DATABASE_URL", &ledger_db),
-            ("LEDGER_TOKEN", LEDGER_TOKEN),
-        ],
+        &ledger_db,
+        Some(LEDGER_TOKEN),
         &dir.path().join("ledger.log"),
     )
     .healthy(&ledger_url, None)
     .await;
     let bot = "wrong-token-bot";
-    let trader_port = free_port();
-    let trader_listen = format!("127.0.0.1:{trader_port}");
-    let store = format!("sqlite://{}", dir.path().join("trader.db").display());
-    let trader = Service::spawn(
-        trader_binary(),
-        &paper_args(bot, &store, &trader_listen, &ledger_url),
+    let store = dir.path().join("trader.db");
+    let trader = TraderProcess::start(
+        &paper_args(bot, &store, &ledger_url, &[]),
         &[("LEDGER_TOKEN", "some-other-token")],
         &dir.path().join("trader.log"),
     )
-    .healthy(&format!("http://{trader_listen}"), None)
     .await;
-    let ch = channel(&format!("http://{trader_listen}"), None, None)
-        .await
-        .unwrap();
+    let ch = channel(&trader.endpoint, None, None).await.unwrap();
     let mut control = TraderServiceClient::new(ch);
-    let s = wait_status("a parked ledger write", &mut control, |s| {
+    let s = wait_until("a parked ledger write", 90, &mut control, |s| {
         s.outbox.is_some_and(|o| o.parked > 0)
     })
     .await;
@@ -517,16 +407,14 @@ async fn secrets_never_reach_logs_errors_or_status() {
             "unsupported database url",
         ),
     ] {
-        let mut failing = Service::spawn(
-            ledger_binary(),
+        let mut failing = spawn_ledger(
             &["--listen", &format!("127.0.0.1:{}", free_port())],
-            &[
-                ("LEDGER_DATABASE_URL", &url),
-                ("LEDGER_TOKEN", LEDGER_TOKEN),
-            ],
+            &url,
+            Some(LEDGER_TOKEN),
             &dir.path().join("ledger-bad-db.log"),
         );
-        assert_ne!(failing.exit_code().await, Some(0), "no database, no ledger");
+        let exit = failing.wait_exit(Duration::from_secs(60)).await;
+        assert_ne!(exit, Some(0), "no database, no ledger");
         let said = failing.log_text();
         assert!(said.contains(shown), "says why, password hidden: {said}");
         outputs.push((format!("ledger on {shown}"), said));
@@ -535,10 +423,10 @@ async fn secrets_never_reach_logs_errors_or_status() {
     // Listening beyond loopback without a token: the loud warning.
     let exposed_port = free_port();
     let exposed_db = format!("sqlite://{}", dir.path().join("exposed.db").display());
-    let exposed = Service::spawn(
-        ledger_binary(),
+    let exposed = spawn_ledger(
         &["--listen", &format!("0.0.0.0:{exposed_port}")],
-        &[("LEDGER_DATABASE_URL", &exposed_db)],
+        &exposed_db,
+        None,
         &dir.path().join("ledger-exposed.log"),
     )
     .healthy(&format!("http://127.0.0.1:{exposed_port}"), None)
@@ -558,61 +446,39 @@ async fn secrets_never_reach_logs_errors_or_status() {
     let port = free_port();
     let ledger_url = format!("http://127.0.0.1:{port}");
     let ledger_db = format!("sqlite://{}", dir.path().join("ledger.db").display());
-    let mut ledger = Service::spawn(
-        ledger_binary(),
+    let mut ledger = spawn_ledger(
         &["--listen", &format!("0.0.0.0:{port}")],
-        &[
-            ("LEDGER_DATABASE_URL", &ledger_db),
-            ("LEDGER_TOKEN", LEDGER_TOKEN),
-        ],
+        &ledger_db,
+        Some(LEDGER_TOKEN),
         &dir.path().join("ledger.log"),
     )
     .healthy(&ledger_url, None)
     .await;
-    let trader_port = free_port();
-    let trader_listen = format!("127.0.0.1:{trader_port}");
-    let trader_url = format!("http://{trader_listen}");
-    let store = format!("sqlite://{}", dir.path().join("trader.db").display());
-    let sim_url = sim.url();
-    let mut trader = Service::spawn(
-        trader_binary(),
+    let run = RunArgs {
+        bot: "secrets-bot",
+        store: &dir.path().join("trader.db"),
+        ledger_url: &ledger_url,
+        slots: 2,
+    };
+    let envs = [
+        SimProcess::CREDENTIALS.as_slice(),
         &[
-            "run",
-            "--listen",
-            &trader_listen,
-            "--exchange",
-            "kraken",
-            "--kraken-api-url",
-            &sim_url,
-            "--kraken-tier",
-            "pro",
-            "--ledger-url",
-            &ledger_url,
-            "--store",
-            &store,
-            "--bot-id",
-            "secrets-bot",
-            "--slots",
-            "2",
-            "--order-size-usd",
-            "10",
-            "--poll-interval-sec",
-            "1",
-        ],
-        &[
-            ("KRAKEN_API_KEY", SimProcess::KEY),
-            ("KRAKEN_API_SECRET", SimProcess::SECRET),
             ("LEDGER_TOKEN", LEDGER_TOKEN),
             ("TRADER_TOKEN", TRADER_TOKEN),
         ],
+    ]
+    .concat();
+    let mut trader = TraderProcess::start(
+        &run.kraken(&sim, &["--poll-interval-sec", "1"]),
+        &envs,
         &dir.path().join("trader.log"),
     )
-    .healthy(&trader_url, None)
     .await;
+    let trader_url = trader.endpoint.clone();
     let gateway_port = free_port();
     let gateway_addr = format!("127.0.0.1:{gateway_port}");
     let mut gateway = Service::spawn(
-        gateway_binary(),
+        &gateway_binary(),
         &[
             "--listen",
             &gateway_addr,
@@ -632,7 +498,7 @@ async fn secrets_never_reach_logs_errors_or_status() {
         .await
         .unwrap();
     let mut control = TraderServiceClient::new(ch);
-    wait_status("three trading loops", &mut control, |s| s.loops >= 3).await;
+    wait_until("three trading loops", 90, &mut control, |s| s.loops >= 3).await;
 
     let end = Instant::now() + Duration::from_secs(60);
     let gateway_status = loop {
@@ -667,12 +533,12 @@ async fn secrets_never_reach_logs_errors_or_status() {
         .unwrap_err();
     outputs.push(("refused ledger call".into(), format!("{refused:?}")));
 
-    trader.stop().await;
-    gateway.stop().await;
-    ledger.stop().await;
+    for service in [&mut *trader, &mut gateway, &mut ledger] {
+        service.terminate(Duration::from_secs(60)).await;
+    }
     drop(sim);
     for (name, service) in [
-        ("trader", &trader),
+        ("trader", &*trader),
         ("gateway", &gateway),
         ("ledger", &ledger),
     ] {

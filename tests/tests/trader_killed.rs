@@ -14,15 +14,14 @@
 //! ledger's.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use healgrid_proto::trader::v1::{self as pb, trader_service_client::TraderServiceClient};
+use healgrid_proto::trader::v1 as pb;
 use healgrid_tests::audit::{assert_unique, ledger_view};
 use healgrid_tests::http;
-use healgrid_tests::process::{LedgerProcess, SimProcess, TraderProcess};
-use tonic::transport::Channel;
+use healgrid_tests::process::{
+    LedgerProcess, RunArgs, SimProcess, TraderProcess, status, wait_until,
+};
 
 const BOT: &str = "kill-trader";
 const SLOTS: u32 = 3;
@@ -37,35 +36,6 @@ const SLOTS: u32 = 3;
 /// exchange's rate counter, which outlives the trader like Kraken's does,
 /// so more rapid kills only make the test slower.)
 const KILLS: [(bool, u64); 4] = [(false, 1_000), (false, 150), (true, 5_050), (true, 5_150)];
-
-async fn status(c: &mut TraderServiceClient<Channel>) -> pb::GetStatusResponse {
-    c.get_status(pb::GetStatusRequest {})
-        .await
-        .expect("GetStatus")
-        .into_inner()
-}
-
-async fn wait_for(
-    what: &str,
-    secs: u64,
-    c: &mut TraderServiceClient<Channel>,
-    mut f: impl FnMut(&pb::GetStatusResponse) -> bool,
-) -> pb::GetStatusResponse {
-    let end = Instant::now() + Duration::from_secs(secs);
-    loop {
-        let s = status(c).await;
-        if f(&s) {
-            return s;
-        }
-        assert!(
-            Instant::now() < end,
-            "timed out after {secs}s waiting for {what}; loops {} outbox {:?}",
-            s.loops,
-            s.outbox
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 /// Every order the simulator ever accepted: txid -> (cl_ord_id, status).
 async fn sim_orders(sim: &SimProcess) -> (BTreeMap<String, String>, Vec<String>) {
@@ -105,59 +75,24 @@ async fn trader_killed_mid_run_never_duplicates() {
     let log = dir.join("trader.log");
     // The market only moves when this test steps it, so it can be frozen
     // for the final comparison.
-    let sim = SimProcess::start(
-        &["--speed", "0", "--tier", "pro", "--seed", "11"],
-        &dir.join("sim.log"),
-    )
-    .await;
+    let sim = SimProcess::start_manual(11, &dir.join("sim.log")).await;
     let ledger =
         LedgerProcess::start(&format!("sqlite://{}", dir.join("ledger.db").display())).await;
     stage("simulator and ledger up");
-    let stepping = Arc::new(AtomicBool::new(true));
-    let stepper = {
-        let addr = sim.addr.clone();
-        let stepping = Arc::clone(&stepping);
-        tokio::spawn(async move {
-            // One 60 s candle every 50 ms: 1200x real time. The simulator's
-            // clock starts at the wall clock and runs ahead of it; the
-            // ledger refuses times more than 24 h in the future, which this
-            // pace reaches only after 72 s of stepping.
-            while stepping.load(Ordering::SeqCst) {
-                let _ = http::request(&addr, "POST", "/sim/step").await;
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        })
-    };
+    // One 60 s candle every 50 ms: 1200x real time. The simulator's clock
+    // starts at the wall clock and runs ahead of it; the ledger refuses
+    // times more than 24 h in the future, which this pace reaches only
+    // after 72 s of stepping.
+    let stepper = sim.step_every(Duration::from_millis(50));
 
-    let args: Vec<String> = [
-        "--exchange",
-        "kraken",
-        "--kraken-api-url",
-        &sim.url(),
-        "--kraken-tier",
-        "pro",
-        "--ledger-url",
-        &ledger.endpoint,
-        "--store",
-        &format!("sqlite://{}", dir.join("trader.db").display()),
-        "--bot-id",
-        BOT,
-        "--slots",
-        "3",
-        "--order-size-usd",
-        "10",
-        "--profit-pct",
-        "0.5",
-        "--poll-interval-sec",
-        "5",
-    ]
-    .iter()
-    .map(ToString::to_string)
-    .collect();
-    let envs = [
-        ("KRAKEN_API_KEY", SimProcess::KEY),
-        ("KRAKEN_API_SECRET", SimProcess::SECRET),
-    ];
+    let run = RunArgs {
+        bot: BOT,
+        store: &dir.join("trader.db"),
+        ledger_url: &ledger.endpoint,
+        slots: SLOTS,
+    };
+    let args = run.kraken(&sim, &["--profit-pct", "0.5", "--poll-interval-sec", "5"]);
+    let envs = SimProcess::CREDENTIALS;
 
     for (i, (after_first_loop, delay_ms)) in KILLS.iter().enumerate() {
         if i == 0 {
@@ -171,10 +106,8 @@ async fn trader_killed_mid_run_never_duplicates() {
         }
         let mut trader = TraderProcess::start(&args, &envs, &log).await;
         if *after_first_loop {
-            let mut c = TraderServiceClient::connect(trader.endpoint.clone())
-                .await
-                .expect("connect");
-            wait_for("a loop after start", 30, &mut c, |s| s.loops >= 1).await;
+            let mut c = trader.client().await;
+            wait_until("a loop after start", 30, &mut c, |s| s.loops >= 1).await;
         }
         tokio::time::sleep(Duration::from_millis(*delay_ms)).await;
         trader.sigkill();
@@ -182,25 +115,22 @@ async fn trader_killed_mid_run_never_duplicates() {
     }
 
     let mut trader = TraderProcess::start(&args, &envs, &log).await;
-    let mut c = TraderServiceClient::connect(trader.endpoint.clone())
-        .await
-        .expect("connect");
-    let start = wait_for("a loop after the last restart", 30, &mut c, |s| {
+    let mut c = trader.client().await;
+    let start = wait_until("a loop after the last restart", 30, &mut c, |s| {
         s.loops >= 1
     })
     .await;
-    wait_for("trading after the last restart", 60, &mut c, |s| {
+    wait_until("trading after the last restart", 60, &mut c, |s| {
         s.loops >= start.loops + 2
     })
     .await;
     stage("final run trading; freezing the market");
-    stepping.store(false, Ordering::SeqCst);
-    stepper.await.expect("stepper");
+    stepper.stop().await;
     // A fill of the last market step may still be on its way in: let the
     // trader place its exit (the position is journaled with it) before the
     // pause, which stops placements.
     let still = status(&mut c).await;
-    wait_for(
+    wait_until(
         "every position journaled on the frozen market",
         60,
         &mut c,
@@ -217,7 +147,7 @@ async fn trader_killed_mid_run_never_duplicates() {
     .await
     .expect("Pause");
     let frozen = status(&mut c).await;
-    let s = wait_for("two quiet loops, outbox drained", 30, &mut c, |s| {
+    let s = wait_until("two quiet loops, outbox drained", 30, &mut c, |s| {
         s.mode == pb::Mode::Paused as i32
             && s.loops >= frozen.loops + 2
             && s.outbox.is_some_and(|o| o.depth == 0 && o.parked == 0)
@@ -274,7 +204,7 @@ async fn trader_killed_mid_run_never_duplicates() {
     );
 
     assert_eq!(
-        trader.sigterm(Duration::from_secs(30)).await,
+        trader.terminate(Duration::from_secs(30)).await,
         Some(0),
         "clean exit; see {}",
         log.display()

@@ -13,22 +13,14 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use healgrid_proto::ledger::v1 as lpb;
 use healgrid_proto::trader::v1::{self as pb, trader_service_client::TraderServiceClient};
-use healgrid_tests::audit::{assert_unique, ledger_view, trader_outbox};
+use healgrid_tests::audit::{assert_delivered_exactly, ledger_view, trader_outbox};
 use healgrid_tests::pg::TestSchema;
-use healgrid_tests::process::{LedgerProcess, TraderProcess, free_port};
+use healgrid_tests::process::{LedgerProcess, RunArgs, TraderProcess, free_port, status};
 use tonic::transport::Channel;
 
 const BOT: &str = "failover";
 const SLOTS: u32 = 3;
-
-async fn status(c: &mut TraderServiceClient<Channel>) -> pb::GetStatusResponse {
-    c.get_status(pb::GetStatusRequest {})
-        .await
-        .expect("GetStatus")
-        .into_inner()
-}
 
 fn depth(s: &pb::GetStatusResponse) -> u64 {
     s.outbox.map_or(0, |o| o.depth)
@@ -83,37 +75,15 @@ async fn writes_fail_over_between_two_ledger_replicas_and_none_is_lost() {
     let mut b = LedgerProcess::start_on(port_b, &schema.url).await;
     let urls = format!("{},{}", a.endpoint, b.endpoint);
 
-    let args: Vec<String> = [
-        "--exchange",
-        "paper",
-        "--market",
-        "synthetic",
-        "--seed",
-        "11",
-        "--sim-speed",
-        "1200",
-        "--ledger-url",
-        &urls,
-        "--store",
-        &format!("sqlite://{}", store.display()),
-        "--bot-id",
-        BOT,
-        "--slots",
-        "3",
-        "--order-size-usd",
-        "10",
-        "--profit-pct",
-        "0.5",
-        "--shutdown-flush-sec",
-        "10",
-    ]
-    .iter()
-    .map(ToString::to_string)
-    .collect();
+    let run = RunArgs {
+        bot: BOT,
+        store: &store,
+        ledger_url: &urls,
+        slots: SLOTS,
+    };
+    let args = run.paper(11, &["--market", "synthetic", "--shutdown-flush-sec", "10"]);
     let mut trader = TraderProcess::start(&args, &[], &log).await;
-    let mut c = TraderServiceClient::connect(trader.endpoint.clone())
-        .await
-        .expect("connect to the trader");
+    let mut c = trader.client().await;
     stage("stack up; waiting for deliveries through both replicas");
     let n = wait_for_more_deliveries("first deliveries", &mut c, &store, 0, 4).await;
 
@@ -132,44 +102,15 @@ async fn writes_fail_over_between_two_ledger_replicas_and_none_is_lost() {
     })
     .await
     .expect("Pause");
-    let exit = trader.sigterm(Duration::from_secs(30)).await;
+    let exit = trader.terminate(Duration::from_secs(30)).await;
     assert_eq!(exit, Some(0), "clean exit; see {}", log.display());
-    let log_text = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(
-        log_text.contains("ledger replica unreachable"),
+        trader.log_text().contains("ledger replica unreachable"),
         "the failover is in the log"
     );
 
     stage("auditing");
     let outbox = trader_outbox(&store).await;
-    for state in ["pending", "parked"] {
-        assert!(
-            outbox
-                .keys_by_state
-                .get(state)
-                .is_none_or(BTreeSet::is_empty),
-            "{state} outbox entries left: {:?}",
-            outbox.keys_by_state.get(state)
-        );
-    }
-    let view = ledger_view(&a.endpoint, BOT, SLOTS).await;
-    let open_keys = view.open_keys();
-    assert_unique("position open_key", &open_keys);
-    assert_eq!(
-        open_keys.into_iter().collect::<BTreeSet<_>>(),
-        outbox.opened,
-        "every position the trader opened is in the ledger once, and nothing else"
-    );
-    assert_eq!(view.closed_keys(), outbox.closed, "every close once");
-    let event_keys = view.event_keys();
-    assert_unique("journal event_key", &event_keys);
-    for k in &outbox.event_keys {
-        assert!(
-            event_keys.contains(k),
-            "event {k} is missing from the journal"
-        );
-    }
-    assert_eq!(view.count(lpb::EventType::Created), outbox.opened.len());
-    assert_eq!(view.count(lpb::EventType::Filled), outbox.closed.len());
+    assert_delivered_exactly(&outbox, &ledger_view(&a.endpoint, BOT, SLOTS).await);
     stage("done");
 }

@@ -11,44 +11,14 @@
 
 use std::time::{Duration, Instant};
 
-use healgrid_proto::ledger::v1 as lpb;
-use healgrid_proto::trader::v1::{self as pb, trader_service_client::TraderServiceClient};
-use healgrid_tests::audit::{assert_unique, ledger_view, trader_outbox};
-use healgrid_tests::process::{LedgerProcess, TraderProcess, free_port};
-use tonic::transport::Channel;
+use healgrid_proto::trader::v1 as pb;
+use healgrid_tests::audit::{assert_delivered_exactly, ledger_view, trader_outbox};
+use healgrid_tests::process::{
+    LedgerProcess, RunArgs, TraderProcess, free_port, status, wait_status,
+};
 
 const BOT: &str = "kill-ledger";
 const SLOTS: u32 = 3;
-
-async fn status(c: &mut TraderServiceClient<Channel>) -> pb::GetStatusResponse {
-    c.get_status(pb::GetStatusRequest {})
-        .await
-        .expect("GetStatus")
-        .into_inner()
-}
-
-async fn wait_for<T>(
-    what: &str,
-    secs: u64,
-    c: &mut TraderServiceClient<Channel>,
-    mut f: impl FnMut(&pb::GetStatusResponse) -> Option<T>,
-) -> T {
-    let end = Instant::now() + Duration::from_secs(secs);
-    loop {
-        let s = status(c).await;
-        if let Some(t) = f(&s) {
-            return t;
-        }
-        assert!(
-            Instant::now() < end,
-            "timed out after {secs}s waiting for {what}; last status: loops {} outbox {:?} positions {}",
-            s.loops,
-            s.outbox,
-            s.positions.len()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 fn depth(s: &pb::GetStatusResponse) -> u64 {
     s.outbox.map_or(0, |o| o.depth)
@@ -65,42 +35,20 @@ async fn ledger_killed_mid_run_loses_and_duplicates_nothing() {
     let port = free_port();
     let mut ledger = LedgerProcess::start_on(port, &ledger_db).await;
 
-    let args: Vec<String> = [
-        "--exchange",
-        "paper",
-        "--market",
-        "synthetic",
-        "--seed",
-        "7",
-        "--sim-speed",
-        "1200",
-        "--ledger-url",
-        &ledger.endpoint,
-        "--store",
-        &format!("sqlite://{}", store_path.display()),
-        "--bot-id",
-        BOT,
-        "--slots",
-        "3",
-        "--order-size-usd",
-        "10",
-        "--profit-pct",
-        "0.5",
-        "--shutdown-flush-sec",
-        "10",
-    ]
-    .iter()
-    .map(ToString::to_string)
-    .collect();
+    let run = RunArgs {
+        bot: BOT,
+        store: &store_path,
+        ledger_url: &ledger.endpoint,
+        slots: SLOTS,
+    };
+    let args = run.paper(7, &["--market", "synthetic", "--shutdown-flush-sec", "10"]);
     stage("ledger up");
     let mut trader = TraderProcess::start(&args, &[], &log).await;
     stage("trader up");
-    let mut c = TraderServiceClient::connect(trader.endpoint.clone())
-        .await
-        .expect("connect to the trader");
+    let mut c = trader.client().await;
 
     // Trading, with positions acknowledged by the ledger.
-    wait_for("acknowledged positions", 60, &mut c, |s| {
+    wait_status("acknowledged positions", 60, &mut c, |s| {
         (s.positions.iter().any(|p| !p.position_id.is_empty()) && depth(s) == 0).then_some(())
     })
     .await;
@@ -110,7 +58,7 @@ async fn ledger_killed_mid_run_loses_and_duplicates_nothing() {
     let killed_at = status(&mut c).await;
     // The outbox grows: every queued write comes from a fill, so trading
     // (and filling) goes on without the ledger.
-    let grown = wait_for(
+    let grown = wait_status(
         "the outbox to grow while the ledger is down",
         60,
         &mut c,
@@ -122,7 +70,7 @@ async fn ledger_killed_mid_run_loses_and_duplicates_nothing() {
 
     stage("outbox grew; restarting the ledger");
     let ledger = LedgerProcess::start_on(port, &ledger_db).await;
-    wait_for("the outbox to drain after the restart", 60, &mut c, |s| {
+    wait_status("the outbox to drain after the restart", 60, &mut c, |s| {
         (depth(s) == 0).then_some(())
     })
     .await;
@@ -133,11 +81,11 @@ async fn ledger_killed_mid_run_loses_and_duplicates_nothing() {
     })
     .await
     .expect("Pause");
-    wait_for("paused", 20, &mut c, |s| {
+    wait_status("paused", 20, &mut c, |s| {
         (s.mode == pb::Mode::Paused as i32).then_some(())
     })
     .await;
-    let exit = trader.sigterm(Duration::from_secs(30)).await;
+    let exit = trader.terminate(Duration::from_secs(30)).await;
     assert_eq!(
         exit,
         Some(0),
@@ -146,43 +94,10 @@ async fn ledger_killed_mid_run_loses_and_duplicates_nothing() {
     );
 
     stage("trader stopped; auditing");
-    // The trader's record of what it delivered...
+    // The trader's record of what it delivered, against what the ledger
+    // holds.
     let outbox = trader_outbox(&store_path).await;
-    for state in ["pending", "parked"] {
-        assert!(
-            outbox.keys_by_state.get(state).is_none_or(|k| k.is_empty()),
-            "{state} outbox entries left: {:?}",
-            outbox.keys_by_state.get(state)
-        );
-    }
     assert!(!outbox.opened.is_empty() && !outbox.closed.is_empty());
-
-    // ... against what the ledger holds.
-    let view = ledger_view(&ledger.endpoint, BOT, SLOTS).await;
-    let open_keys = view.open_keys();
-    assert_unique("position open_key", &open_keys);
-    assert_eq!(
-        open_keys
-            .iter()
-            .cloned()
-            .collect::<std::collections::BTreeSet<_>>(),
-        outbox.opened,
-        "every position the trader opened is in the ledger exactly once, and nothing else"
-    );
-    assert_eq!(
-        view.closed_keys(),
-        outbox.closed,
-        "every close exactly once"
-    );
-    let event_keys = view.event_keys();
-    assert_unique("journal event_key", &event_keys);
-    for k in &outbox.event_keys {
-        assert!(
-            event_keys.contains(k),
-            "event {k} delivered by the trader is missing from the journal"
-        );
-    }
-    assert_eq!(view.count(lpb::EventType::Created), outbox.opened.len());
-    assert_eq!(view.count(lpb::EventType::Filled), outbox.closed.len());
+    assert_delivered_exactly(&outbox, &ledger_view(&ledger.endpoint, BOT, SLOTS).await);
     drop(ledger);
 }

@@ -12,8 +12,11 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
+use healgrid_proto::auth::AuthChannel;
 use healgrid_proto::trader::v1 as pb;
+use healgrid_proto::trader::v1::trader_service_client::TraderServiceClient;
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use utoipa::ToSchema;
 
 use super::actions::{checked_reason, fingerprint, once, parse_body};
@@ -80,22 +83,31 @@ fn required<T>(v: Option<T>, what: &str) -> Result<T, ApiError> {
     v.ok_or_else(|| ApiError::Unprocessable(format!("{what} is required")))
 }
 
-/// Runs one operator RPC and shapes its answer.
-async fn trader_answer<F>(
-    state: &Shared,
-    rpc: &'static str,
-    fut: F,
+/// The one way an operator action reaches the trader: parse the body as
+/// `B`, let `request` build the RPC's message from it (checking what the
+/// action requires), send it with `rpc` under the gateway's deadline and
+/// shape the trader's answer. Each action states only its body, its message
+/// and its RPC.
+async fn act<B, Req, Fut>(
+    s: &Shared,
+    body: &Bytes,
+    name: &'static str,
+    request: impl FnOnce(B) -> Result<Req, ApiError>,
+    rpc: impl FnOnce(TraderServiceClient<AuthChannel>, tonic::Request<Req>) -> Fut,
 ) -> Result<serde_json::Value, ApiError>
 where
-    F: Future<Output = Result<tonic::Response<pb::OperatorActionResponse>, tonic::Status>>,
+    B: DeserializeOwned + Default,
+    Fut: Future<Output = Result<tonic::Response<pb::OperatorActionResponse>, tonic::Status>>,
 {
-    let r = state.backends.call(Backend::Trader, rpc, fut).await?;
+    let req = s.backends.request(request(parse_body(body)?)?);
+    let fut = rpc(s.backends.trader(), req);
+    let r = s.backends.call(Backend::Trader, name, fut).await?;
     let answer: ActionAnswer = action_answer(&r);
-    tracing::info!(rpc, action = %answer.action, position_id = ?answer.position_id,
+    tracing::info!(rpc = name, action = %answer.action, position_id = ?answer.position_id,
         replayed = answer.replayed, "operator action accepted by the trader");
     serde_json::to_value(answer).map_err(|e| ApiError::BadAnswer {
         backend: Backend::Trader,
-        rpc,
+        rpc: name,
         message: e.to_string(),
     })
 }
@@ -103,7 +115,7 @@ where
 macro_rules! operator_action {
     // An action on a path id (position or slot).
     ($(#[doc = $doc:literal])* $name:ident, $path:literal, $param:literal, $what:literal,
-     $parse:path, $body:ty, $run:path) => {
+     $parse:path, $body:ty, $rpc:literal, $method:ident, $build:path) => {
         $(#[doc = $doc])*
         #[utoipa::path(
             post, path = $path, tag = "actions",
@@ -136,13 +148,15 @@ macro_rules! operator_action {
             let fp = fingerprint(uri.path(), &body);
             once(&state, &headers, fp, |key| async {
                 let id = $parse($what, id)?;
-                $run(&state, key, id, &body).await
+                let request = |b: $body| $build(b, id, key);
+                act(&state, &body, $rpc, request, |mut t, r| async move { t.$method(r).await }).await
             })
             .await
         }
     };
     // An action without a path id.
-    ($(#[doc = $doc:literal])* $name:ident, $path:literal, $body:ty, $run:path) => {
+    ($(#[doc = $doc:literal])* $name:ident, $path:literal, $body:ty, $rpc:literal, $method:ident,
+     $build:path) => {
         $(#[doc = $doc])*
         #[utoipa::path(
             post, path = $path, tag = "actions",
@@ -168,82 +182,57 @@ macro_rules! operator_action {
             body: Bytes,
         ) -> Result<Response, ApiError> {
             let fp = fingerprint(uri.path(), &body);
-            once(&state, &headers, fp, |key| async { $run(&state, key, &body).await }).await
+            once(&state, &headers, fp, |key| async {
+                let request = |b: $body| $build(b, key);
+                act(&state, &body, $rpc, request, |mut t, r| async move { t.$method(r).await }).await
+            })
+            .await
         }
     };
 }
 
-async fn run_breakeven(
-    s: &Shared,
-    request_id: String,
+// What each action sends: its message, built from the body (checking what
+// the action requires, in the order the fields are listed).
+
+fn breakeven(
+    b: ActionBody,
     id: u64,
-    body: &Bytes,
-) -> Result<serde_json::Value, ApiError> {
-    let b: ActionBody = parse_body(body)?;
-    let req = s.backends.request(pb::RepriceToBreakevenRequest {
+    request_id: String,
+) -> Result<pb::RepriceToBreakevenRequest, ApiError> {
+    Ok(pb::RepriceToBreakevenRequest {
         position_id: id.to_string(),
         request_id,
         reason: required_reason(b.reason)?,
         operator: OPERATOR.into(),
-    });
-    let mut trader = s.backends.trader();
-    let fut = trader.reprice_to_breakeven(req);
-    trader_answer(s, "RepriceToBreakeven", fut).await
+    })
 }
 
-async fn run_close(
-    s: &Shared,
-    request_id: String,
-    id: u64,
-    body: &Bytes,
-) -> Result<serde_json::Value, ApiError> {
-    let b: ActionBody = parse_body(body)?;
-    let req = s.backends.request(pb::CloseAtMarketRequest {
+fn close(b: ActionBody, id: u64, request_id: String) -> Result<pb::CloseAtMarketRequest, ApiError> {
+    Ok(pb::CloseAtMarketRequest {
         position_id: id.to_string(),
         request_id,
         reason: required_reason(b.reason)?,
         operator: OPERATOR.into(),
-    });
-    let mut trader = s.backends.trader();
-    let fut = trader.close_at_market(req);
-    trader_answer(s, "CloseAtMarket", fut).await
+    })
 }
 
-async fn run_hold(
-    s: &Shared,
-    request_id: String,
-    id: u64,
-    body: &Bytes,
-) -> Result<serde_json::Value, ApiError> {
-    let b: HoldBody = parse_body(body)?;
-    let req = s.backends.request(pb::KeepHoldingRequest {
+fn hold(b: HoldBody, id: u64, request_id: String) -> Result<pb::KeepHoldingRequest, ApiError> {
+    Ok(pb::KeepHoldingRequest {
         position_id: id.to_string(),
         request_id,
         hold_seconds: b.hold_seconds.unwrap_or(0),
         reason: required_reason(b.reason)?,
         operator: OPERATOR.into(),
-    });
-    let mut trader = s.backends.trader();
-    let fut = trader.keep_holding(req);
-    trader_answer(s, "KeepHolding", fut).await
+    })
 }
 
-async fn run_release(
-    s: &Shared,
-    request_id: String,
-    id: u64,
-    body: &Bytes,
-) -> Result<serde_json::Value, ApiError> {
-    let b: ActionBody = parse_body(body)?;
-    let req = s.backends.request(pb::ReleaseHoldRequest {
+fn release(b: ActionBody, id: u64, request_id: String) -> Result<pb::ReleaseHoldRequest, ApiError> {
+    Ok(pb::ReleaseHoldRequest {
         position_id: id.to_string(),
         request_id,
         reason: required_reason(b.reason)?,
         operator: OPERATOR.into(),
-    });
-    let mut trader = s.backends.trader();
-    let fut = trader.release_hold(req);
-    trader_answer(s, "ReleaseHold", fut).await
+    })
 }
 
 /// A slot id as the trader's proto carries it (parse_slot bounds it).
@@ -251,75 +240,45 @@ fn slot_of(slot: u64) -> u32 {
     u32::try_from(slot).unwrap_or(u32::MAX)
 }
 
-async fn run_spawn(
-    s: &Shared,
-    request_id: String,
+fn spawn(
+    b: ActionBody,
     slot: u64,
-    body: &Bytes,
-) -> Result<serde_json::Value, ApiError> {
-    let b: ActionBody = parse_body(body)?;
-    let req = s.backends.request(pb::SpawnChurnerRequest {
+    request_id: String,
+) -> Result<pb::SpawnChurnerRequest, ApiError> {
+    Ok(pb::SpawnChurnerRequest {
         slot_id: slot_of(slot),
         request_id,
         reason: required_reason(b.reason)?,
         operator: OPERATOR.into(),
-    });
-    let mut trader = s.backends.trader();
-    let fut = trader.spawn_churner(req);
-    trader_answer(s, "SpawnChurner", fut).await
+    })
 }
 
-async fn run_kill(
-    s: &Shared,
-    request_id: String,
-    slot: u64,
-    body: &Bytes,
-) -> Result<serde_json::Value, ApiError> {
-    let b: ActionBody = parse_body(body)?;
-    let req = s.backends.request(pb::KillChurnerRequest {
+fn kill(b: ActionBody, slot: u64, request_id: String) -> Result<pb::KillChurnerRequest, ApiError> {
+    Ok(pb::KillChurnerRequest {
         slot_id: slot_of(slot),
         request_id,
         reason: required_reason(b.reason)?,
         operator: OPERATOR.into(),
-    });
-    let mut trader = s.backends.trader();
-    let fut = trader.kill_churner(req);
-    trader_answer(s, "KillChurner", fut).await
+    })
 }
 
-async fn run_reserve(
-    s: &Shared,
-    request_id: String,
-    body: &Bytes,
-) -> Result<serde_json::Value, ApiError> {
-    let b: ReserveBody = parse_body(body)?;
-    let req = s.backends.request(pb::SetChurnerReserveRequest {
+fn reserve(b: ReserveBody, request_id: String) -> Result<pb::SetChurnerReserveRequest, ApiError> {
+    Ok(pb::SetChurnerReserveRequest {
         reserve_usd: required(b.reserve_usd, "reserve_usd")?,
         request_id,
         reason: required_reason(b.reason)?,
         operator: OPERATOR.into(),
-    });
-    let mut trader = s.backends.trader();
-    let fut = trader.set_churner_reserve(req);
-    trader_answer(s, "SetChurnerReserve", fut).await
+    })
 }
 
-async fn run_regime(
-    s: &Shared,
-    request_id: String,
-    body: &Bytes,
-) -> Result<serde_json::Value, ApiError> {
-    let b: RegimeBody = parse_body(body)?;
-    let req = s.backends.request(pb::SetRegimeOverrideRequest {
+fn regime(b: RegimeBody, request_id: String) -> Result<pb::SetRegimeOverrideRequest, ApiError> {
+    Ok(pb::SetRegimeOverrideRequest {
         regime: required(b.regime, "regime")?,
         ttl_seconds: b.ttl_seconds.unwrap_or(0),
         request_id,
         reason: required_reason(b.reason)?,
         operator: OPERATOR.into(),
-    });
-    let mut trader = s.backends.trader();
-    let fut = trader.set_regime_override(req);
-    trader_answer(s, "SetRegimeOverride", fut).await
+    })
 }
 
 operator_action!(
@@ -331,7 +290,9 @@ operator_action!(
     "position id",
     parse_id,
     ActionBody,
-    run_breakeven
+    "RepriceToBreakeven",
+    reprice_to_breakeven,
+    breakeven
 );
 operator_action!(
     /// Cancels the exit and closes the position at market; the exchange's
@@ -342,7 +303,9 @@ operator_action!(
     "position id",
     parse_id,
     ActionBody,
-    run_close
+    "CloseAtMarket",
+    close_at_market,
+    close
 );
 operator_action!(
     /// Hides the position from the cleanup queue and suspends its
@@ -353,7 +316,9 @@ operator_action!(
     "position id",
     parse_id,
     HoldBody,
-    run_hold
+    "KeepHolding",
+    keep_holding,
+    hold
 );
 operator_action!(
     /// Ends a hold early.
@@ -363,7 +328,9 @@ operator_action!(
     "position id",
     parse_id,
     ActionBody,
-    run_release
+    "ReleaseHold",
+    release_hold,
+    release
 );
 operator_action!(
     /// Runs the slot's churner by hand (a parent position, headroom and
@@ -374,7 +341,9 @@ operator_action!(
     "slot id",
     parse_slot,
     ActionBody,
-    run_spawn
+    "SpawnChurner",
+    spawn_churner,
+    spawn
 );
 operator_action!(
     /// Stops the slot's churner; a filled churner entry keeps its exit.
@@ -384,14 +353,18 @@ operator_action!(
     "slot id",
     parse_slot,
     ActionBody,
-    run_kill
+    "KillChurner",
+    kill_churner,
+    kill
 );
 operator_action!(
     /// Sets the churner reserve in force (kept across trader restarts).
     churner_reserve,
     "/api/v1/churner-reserve",
     ReserveBody,
-    run_reserve
+    "SetChurnerReserve",
+    set_churner_reserve,
+    reserve
 );
 operator_action!(
     /// Forces the regime label for `ttl_seconds`, or clears the override
@@ -399,5 +372,7 @@ operator_action!(
     regime_override,
     "/api/v1/regime-override",
     RegimeBody,
-    run_regime
+    "SetRegimeOverride",
+    set_regime_override,
+    regime
 );

@@ -112,6 +112,44 @@ impl Counts {
     }
 }
 
+/// The column of [`Counts`] a violation counts in.
+#[derive(Debug, Clone, Copy)]
+enum Column {
+    Lost,
+    Duplicated,
+    DuplicateOrders,
+    Naked,
+    /// Spelled out in the details only.
+    None,
+}
+
+impl Counts {
+    /// Counts one violation `n` times in `column` and spells it out.
+    fn record(&mut self, column: Column, n: u64, detail: String) {
+        match column {
+            Column::Lost => self.lost += n,
+            Column::Duplicated => self.duplicated += n,
+            Column::DuplicateOrders => self.duplicate_orders += n,
+            Column::Naked => self.naked += n,
+            Column::None => {}
+        }
+        self.details.push(detail);
+    }
+
+    /// Counts every item of `items` seen more than once in `column`, as
+    /// many times as it is extra, spelled out by `say(item, extra)`.
+    fn record_extras<'a>(
+        &mut self,
+        column: Column,
+        items: impl IntoIterator<Item = &'a str>,
+        say: impl Fn(&str, u64) -> String,
+    ) {
+        for (item, n) in extras(items) {
+            self.record(column, n, say(item, n));
+        }
+    }
+}
+
 /// Every item seen more than once, with how many extra times.
 fn extras<'a>(items: impl IntoIterator<Item = &'a str>) -> BTreeMap<&'a str, u64> {
     let mut seen: BTreeMap<&str, u64> = BTreeMap::new();
@@ -148,52 +186,46 @@ pub fn check(
         let found =
             known.contains(o.txid.as_str()) || journal_text.iter().any(|t| t.contains(&o.txid));
         if !found {
-            c.lost += 1;
-            c.details.push(format!(
+            let detail = format!(
                 "lost: fill of {} ({}, {}) is not in the ledger",
                 o.txid, o.cl_ord_id, o.status
-            ));
+            );
+            c.record(Column::Lost, 1, detail);
         }
     }
 
     // Exactly once: no position and no journal event twice.
-    let dup_positions = extras(positions.iter().map(|p| p.open_key.as_str()));
-    let dup_events = extras(journal.iter().map(|e| e.event_key.as_str()));
-    for (what, dups) in [("position", dup_positions), ("journal event", dup_events)] {
-        for (key, n) in dups {
-            c.duplicated += n;
-            c.details.push(format!(
-                "duplicated: {what} {key} journaled {n} extra time(s)"
-            ));
-        }
-    }
+    let journaled = |what: &'static str| {
+        move |key: &str, n: u64| format!("duplicated: {what} {key} journaled {n} extra time(s)")
+    };
+    let open_keys = positions.iter().map(|p| p.open_key.as_str());
+    c.record_extras(Column::Duplicated, open_keys, journaled("position"));
+    let event_keys = journal.iter().map(|e| e.event_key.as_str());
+    c.record_extras(Column::Duplicated, event_keys, journaled("journal event"));
     for p in positions
         .iter()
         .filter(|p| p.open_key.starts_with("legacy:"))
     {
-        c.details.push(format!(
+        let detail = format!(
             "imported: the trader lost track of its own order {}",
             p.open_key
-        ));
+        );
+        c.record(Column::None, 1, detail);
     }
 
     // No double placement: one order per client order id, and one live or
     // filled order per intent.
-    let ids = extras(
-        sim.iter()
-            .filter(|o| !o.cl_ord_id.is_empty())
-            .map(|o| o.cl_ord_id.as_str()),
-    );
+    let placed = |what: &'static str| {
+        move |key: &str, n: u64| format!("duplicate order: {what} {key} placed {n} extra time(s)")
+    };
+    let ids = sim
+        .iter()
+        .filter(|o| !o.cl_ord_id.is_empty())
+        .map(|o| o.cl_ord_id.as_str());
+    c.record_extras(Column::DuplicateOrders, ids, placed("client order id"));
     let live_or_filled = sim.iter().filter(|o| o.status == "open" || o.filled());
-    let intents = extras(live_or_filled.filter_map(SimOrder::intent));
-    for (what, dups) in [("client order id", ids), ("intent", intents)] {
-        for (key, n) in dups {
-            c.duplicate_orders += n;
-            c.details.push(format!(
-                "duplicate order: {what} {key} placed {n} extra time(s)"
-            ));
-        }
-    }
+    let intents = live_or_filled.filter_map(SimOrder::intent);
+    c.record_extras(Column::DuplicateOrders, intents, placed("intent"));
 
     // No naked inventory: every open position's exit rests on the exchange.
     let live: BTreeSet<&str> = sim
@@ -206,11 +238,11 @@ pub fn check(
         .filter(|p| p.status == lpb::PositionStatus::Open as i32)
     {
         if !live.contains(p.exit_txid.as_str()) {
-            c.naked += 1;
-            c.details.push(format!(
+            let detail = format!(
                 "naked: position {} (slot {}, entry {}) has no live exit (exit txid `{}`)",
                 p.position_id, p.slot_id, p.open_key, p.exit_txid
-            ));
+            );
+            c.record(Column::Naked, 1, detail);
         }
     }
 
@@ -220,17 +252,13 @@ pub fn check(
             .parse::<Decimal>()
             .is_ok_and(|b| b < Decimal::ZERO);
         if negative {
-            c.details.push(format!(
-                "subsidy of slot {} is negative: {}",
-                s.slot_id, s.balance
-            ));
+            let detail = format!("subsidy of slot {} is negative: {}", s.slot_id, s.balance);
+            c.record(Column::None, 1, detail);
         }
     }
     if !trader.trading {
-        c.details.push(format!(
-            "the trader stopped trading: {}",
-            trader.mode_reason
-        ));
+        let detail = format!("the trader stopped trading: {}", trader.mode_reason);
+        c.record(Column::None, 1, detail);
     }
     c
 }

@@ -3,19 +3,16 @@
 //! audit that collects the three views for the checker.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use healgrid_proto::ledger::v1::{self as lpb, ledger_service_client::LedgerServiceClient};
 use healgrid_proto::trader::v1::{self as pb, trader_service_client::TraderServiceClient};
-use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
 use super::check::{self, Counts, TraderEnd};
 use crate::audit::ledger_view;
 use crate::http;
-use crate::process::{LedgerProcess, SimProcess, TraderProcess, free_port};
+use crate::process::{LedgerProcess, RunArgs, SimProcess, Stepper, TraderProcess, free_port};
 
 /// Grid slots the trader runs.
 pub const SLOTS: u32 = 3;
@@ -49,8 +46,7 @@ pub struct Rig {
     ledger_port: u16,
     /// The trader, `None` while killed.
     pub trader: Option<TraderProcess>,
-    stepping: Arc<AtomicBool>,
-    stepper: Option<JoinHandle<()>>,
+    stepper: Option<Stepper>,
 }
 
 impl Rig {
@@ -60,33 +56,16 @@ impl Rig {
     /// # Panics
     /// When a process does not come up (see [`crate::process`]).
     pub async fn start(dir: &Path, seed: u64, step_ms: u64) -> Self {
-        let sim = SimProcess::start(
-            &["--speed", "0", "--tier", "pro", "--seed", &seed.to_string()],
-            &dir.join("sim.log"),
-        )
-        .await;
+        let sim = SimProcess::start_manual(seed, &dir.join("sim.log")).await;
         let ledger_port = free_port();
         let ledger = LedgerProcess::start_on(ledger_port, &ledger_db(dir)).await;
-        let stepping = Arc::new(AtomicBool::new(true));
-        let stepper = {
-            let addr = sim.addr.clone();
-            let stepping = Arc::clone(&stepping);
-            // One 60 s candle per step; the ledger refuses times more than
-            // 24 h ahead, so a run must freeze before 1440 steps.
-            tokio::spawn(async move {
-                while stepping.load(Ordering::SeqCst) {
-                    let _ = http::request(&addr, "POST", "/sim/step").await;
-                    tokio::time::sleep(Duration::from_millis(step_ms)).await;
-                }
-            })
-        };
+        let stepper = sim.step_every(Duration::from_millis(step_ms));
         Self {
             dir: dir.to_owned(),
             sim,
             ledger: Some(ledger),
             ledger_port,
             trader: None,
-            stepping,
             stepper: Some(stepper),
         }
     }
@@ -96,38 +75,27 @@ impl Rig {
     /// positions), on the same store across restarts.
     fn trader_args(&self) -> Vec<String> {
         let ledger = format!("http://127.0.0.1:{}", self.ledger_port);
-        let store = format!("sqlite://{}", self.dir.join("trader.db").display());
-        [
-            "--exchange",
-            "kraken",
-            "--kraken-api-url",
-            &self.sim.url(),
-            "--kraken-tier",
-            "pro",
-            "--ledger-url",
-            &ledger,
-            "--store",
-            &store,
-            "--bot-id",
-            BOT,
-            "--slots",
-            &SLOTS.to_string(),
-            "--order-size-usd",
-            "10",
-            "--profit-pct",
-            "0.5",
-            "--poll-interval-sec",
-            "5",
-            "--subsidy-enabled",
-            "true",
-            "--churner-enabled",
-            "true",
-            "--subsidy-auto-reprice-band",
-            "stuck",
-        ]
-        .iter()
-        .map(ToString::to_string)
-        .collect()
+        let run = RunArgs {
+            bot: BOT,
+            store: &self.dir.join("trader.db"),
+            ledger_url: &ledger,
+            slots: SLOTS,
+        };
+        run.kraken(
+            &self.sim,
+            &[
+                "--profit-pct",
+                "0.5",
+                "--poll-interval-sec",
+                "5",
+                "--subsidy-enabled",
+                "true",
+                "--churner-enabled",
+                "true",
+                "--subsidy-auto-reprice-band",
+                "stuck",
+            ],
+        )
     }
 
     /// Starts (or restarts) the trader and waits until it serves.
@@ -135,13 +103,9 @@ impl Rig {
     /// # Panics
     /// When it does not come up.
     pub async fn start_trader(&mut self) {
-        let envs = [
-            ("KRAKEN_API_KEY", SimProcess::KEY),
-            ("KRAKEN_API_SECRET", SimProcess::SECRET),
-        ];
         let args = self.trader_args();
         let log = self.dir.join("trader.log");
-        self.trader = Some(TraderProcess::start(&args, &envs, &log).await);
+        self.trader = Some(TraderProcess::start(&args, &SimProcess::CREDENTIALS, &log).await);
     }
 
     /// SIGKILLs the trader.
@@ -260,9 +224,8 @@ impl Rig {
     /// When the trader does not settle; the caller counts that as a failed
     /// run with the reason.
     pub async fn audit(mut self) -> Result<Counts, RigError> {
-        self.stepping.store(false, Ordering::SeqCst);
         if let Some(s) = self.stepper.take() {
-            let _ = s.await;
+            s.stop().await;
         }
         // A fill of the last step may still be on its way in: let the
         // trader place its exit (the position is journaled with it) before
