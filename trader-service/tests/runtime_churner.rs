@@ -381,7 +381,8 @@ async fn kinds_parent_key(r: &Run, id: u64) -> String {
 }
 
 /// Proves: a churner exit unfilled for 600 s is handed over (journaled
-/// `handed_over` on the churner position), stays on the book, the slot's
+/// `handed_over` on the churner position) with its ledger id kept across a
+/// restart, stays on the book, the slot's
 /// churner pauses meanwhile; when it fills the round trip closes and the
 /// churner resumes.
 #[tokio::test]
@@ -406,6 +407,27 @@ async fn a_timed_out_churner_exit_is_handed_over_and_kept() {
         r.rt.churn_book().slots[&0].paused,
         Some(PauseReason::HandedOverOpen)
     );
+    // The round trip knows its ledger id (what an operator names it by),
+    // and keeps it across a restart.
+    let ledger_id = r
+        .lib
+        .open_positions(BOT, Some(0))
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|p| p.open_key == position.open_key)
+        .unwrap()
+        .position_id
+        .to_string();
+    assert_eq!(position.position_id.as_deref(), Some(ledger_id.as_str()));
+    r.restart().await;
+    let ChurnStage::HandedOver {
+        position: restored, ..
+    } = r.stage()
+    else {
+        panic!("handed over after a restart: {:?}", r.stage())
+    };
+    assert_eq!(restored.position_id.as_deref(), Some(ledger_id.as_str()));
     let txid = order.txid.clone().unwrap();
     assert!(
         r.paper
