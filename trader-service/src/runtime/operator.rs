@@ -523,6 +523,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
             engine_cfg: &self.cfg.engine,
             cfg: &self.cfg.reprice,
             sizer: &self.throughput,
+            churn: &self.book.churn,
             regime: self.market.regime.view(now).label,
             total_capital: self.total_capital(),
             now,
