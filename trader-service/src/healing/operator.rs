@@ -344,7 +344,7 @@ fn queue_candidates<'a>(inp: &QueueInputs<'a>, market: Decimal) -> Vec<QueueCand
             position_id: h.position.position_id.as_deref(),
             slot: h.slot,
             trade: h.position.trade,
-            age: h.age.clone(),
+            age: h.age,
             heal: h.heal,
             entry_price: h.position.entry_price,
             entry_cost: h.position.entry_cost,
