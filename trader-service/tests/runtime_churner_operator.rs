@@ -1,6 +1,7 @@
 //! Operator actions on a handed-over churner round trip through the real
 //! loop and the gRPC layer: it reaches the cleanup queue under its ledger
-//! id once it ages into band write_off, and a hold hides it.
+//! id once it ages into band write_off, a hold hides it, a move to
+//! breakeven reprices it, and a close at market is refused.
 
 #![allow(missing_docs)]
 
@@ -17,8 +18,9 @@ use trader_service::healing::churner::ChurnStage;
 
 /// Proves: a handed-over round trip that ages into band write_off is in
 /// `ListCleanupQueue` under its ledger id, like a slot position; a
-/// `KeepHolding` on it hides it (journaled on the round trip), a
-/// `ReleaseHold` brings it back, and a close at market is refused for it.
+/// `KeepHolding` on it hides it (journaled on the round trip), a close at
+/// market is refused for it, a `ReleaseHold` brings it back, and a
+/// `RepriceToBreakeven` moves its exit to entry x 1.005 (fee floor).
 #[tokio::test]
 async fn a_handed_over_round_trip_in_write_off_is_queued_and_can_be_held() {
     use healgrid_proto::trader::v1 as pb;
@@ -51,7 +53,7 @@ async fn a_handed_over_round_trip_in_write_off_is_queued_and_can_be_held() {
     let entry = entry.expect("the round trip reaches the cleanup queue");
     assert_eq!(entry.slot_id, 0);
     assert_eq!(entry.volume, position.volume.to_string());
-    assert_eq!(entry.actions, ["keep_holding"]);
+    assert_eq!(entry.actions, ["reprice_to_breakeven", "keep_holding"]);
 
     let now_ms = r.paper.clock().now_ms();
     let ask = |action: &'static str| {
@@ -84,6 +86,18 @@ async fn a_handed_over_round_trip_in_write_off_is_queued_and_can_be_held() {
                     )
                     .await
                 }
+                "breakeven" => {
+                    operator_api::reprice_to_breakeven(
+                        &h,
+                        pb::RepriceToBreakevenRequest {
+                            position_id: id,
+                            request_id: "breakeven-1".into(),
+                            reason: "take what the slot has".into(),
+                            operator: "alice".into(),
+                        },
+                    )
+                    .await
+                }
                 _ => {
                     operator_api::close_at_market(
                         &h,
@@ -100,13 +114,17 @@ async fn a_handed_over_round_trip_in_write_off_is_queued_and_can_be_held() {
         })
     };
     let mut answers = Vec::new();
-    for action in ["hold", "close", "release"] {
+    for action in ["hold", "close", "release", "breakeven"] {
         let task = ask(action);
         while !task.is_finished() {
             r.rt.serve_control(now_ms).await.unwrap();
             tokio::time::sleep(std::time::Duration::from_millis(2)).await;
         }
         answers.push(task.await.unwrap());
+        if action == "release" {
+            r.flat(1, p).await;
+            assert!(queued(&handle).is_some(), "released: back in the queue");
+        }
         if action == "hold" {
             r.flat(1, p).await;
             assert!(queued(&handle).is_none(), "on hold: out of the queue");
@@ -125,13 +143,25 @@ async fn a_handed_over_round_trip_in_write_off_is_queued_and_can_be_held() {
         "close at market is not available for a churner round trip yet"
     );
     answers[2].as_ref().expect("release accepted");
-    r.flat(1, p).await;
-    assert!(queued(&handle).is_some(), "released: back in the queue");
+    answers[3].as_ref().expect("breakeven accepted");
+    // The churner loop cancels the exit and places the remainder at
+    // breakeven (entry x 1.005), above the market.
+    r.flat(2, p).await;
+    let ChurnStage::HandedOver { order, heal, .. } = r.stage() else {
+        panic!("still handed over: {:?}", r.stage())
+    };
+    assert_eq!(heal.times_repriced, 1);
+    assert_eq!(
+        order.price,
+        (position.entry_price * dec!(1.005))
+            .round_dp_with_strategy(7, rust_decimal::RoundingStrategy::ToPositiveInfinity)
+    );
     r.rt.flush(r.paper.clock().now_ms()).await.unwrap();
     let kinds = r.kinds(id.parse().unwrap()).await;
     assert_eq!(
         kinds.iter().filter(|k| **k == "other").count(),
-        2,
+        3,
         "{kinds:?}"
     );
+    assert!(kinds.contains(&"repriced"), "{kinds:?}");
 }

@@ -13,10 +13,11 @@ use crate::engine::{
     AgeBand, EngineConfig, EngineState, ExitOrder, HealFacts, PositionAge, SlotId, TradeId,
     classify_all,
 };
-use crate::healing::churner::ChurnBook;
+use crate::healing::churner::{ChurnBook, HandedOverView};
 use crate::healing::reprice::{RepriceConfig, fillable_price, subsidy_needed};
 use crate::healing::throughput::{OpenSample, PositionCost, ThroughputSizer};
 use crate::healing::vocab::Regime;
+use crate::pair::Side;
 
 /// Shortest operator hold, seconds (SPEC §8).
 pub const HOLD_MIN_SEC: i64 = 60;
@@ -158,27 +159,77 @@ pub fn breakeven_move(
     if let Some(r) = exit_unavailable(exit) {
         return Err(r);
     }
-    if on_hold(exit, now) {
+    let facts = ExitFacts {
+        side: exit.id.trade.exit_side(),
+        entry_price: exit.entry.price,
+        price: exit.price,
+        volume: exit.remaining(),
+        heal: &exit.heal,
+    };
+    breakeven_of(engine.market, engine_cfg, cfg, &facts, balance, now)
+}
+
+/// A live exit as the move to breakeven reads it, whoever holds it.
+#[derive(Debug, Clone, Copy)]
+pub struct ExitFacts<'a> {
+    /// Its side.
+    pub side: Side,
+    /// The position's entry price.
+    pub entry_price: Decimal,
+    /// Its current price.
+    pub price: Decimal,
+    /// Volume still open.
+    pub volume: Decimal,
+    /// Its healing facts (the hold).
+    pub heal: &'a HealFacts,
+}
+
+impl<'a> From<&HandedOverView<'a>> for ExitFacts<'a> {
+    /// A handed-over churner round trip's exit.
+    fn from(h: &HandedOverView<'a>) -> Self {
+        Self {
+            side: h.order.side,
+            entry_price: h.position.entry_price,
+            price: h.order.price,
+            volume: h.remaining(),
+            heal: h.heal,
+        }
+    }
+}
+
+/// The move to breakeven of a live exit (see [`breakeven_move`]), at
+/// `market`.
+///
+/// # Errors
+/// A [`RefusalKind::FailedPrecondition`] when the exit is on hold, the
+/// market is unknown, or the exit already sits at or inside the target.
+pub fn breakeven_of(
+    market: Option<Decimal>,
+    engine_cfg: &EngineConfig,
+    cfg: &RepriceConfig,
+    exit: &ExitFacts<'_>,
+    balance: Decimal,
+    now: i64,
+) -> Result<BreakevenMove, OperatorRefusal> {
+    if exit.heal.held(now) {
         return Err(OperatorRefusal::precondition(format!(
             "position is on hold until {} (unix seconds); release the hold first",
             exit.heal.hold_until.unwrap_or_default()
         )));
     }
-    let Some(market) = engine.market else {
+    let Some(market) = market else {
         return Err(OperatorRefusal::precondition(
             "no market price yet: the target cannot be placed safely",
         ));
     };
-    let side = exit.id.trade.exit_side();
     let target = fillable_price(
         engine_cfg,
-        side,
-        exit.entry.price,
+        exit.side,
+        exit.entry_price,
         market,
         Some(cfg.round_trip_fee_pct),
     );
-    let volume = exit.remaining();
-    let moved = subsidy_needed(side, exit.price, target, volume);
+    let moved = subsidy_needed(exit.side, exit.price, target, exit.volume);
     if moved <= Decimal::ZERO || target == exit.price {
         return Err(OperatorRefusal::precondition(format!(
             "nothing to do: the exit at {} is already at or inside breakeven-or-market {}",
@@ -340,17 +391,35 @@ fn queue_candidates<'a>(inp: &QueueInputs<'a>, market: Decimal) -> Vec<QueueCand
         .churn
         .handed_over(inp.now, market, &inp.engine_cfg.bands)
         .into_iter()
-        .map(|h| QueueCandidate {
-            position_id: h.position.position_id.as_deref(),
-            slot: h.slot,
-            trade: h.position.trade,
-            age: h.age,
-            heal: h.heal,
-            entry_price: h.position.entry_price,
-            entry_cost: h.position.entry_cost,
-            exit_price: h.order.price,
-            volume: h.remaining(),
-            actions: vec!["keep_holding".to_owned()],
+        .map(|h| {
+            let mut actions = Vec::new();
+            let facts = ExitFacts::from(&h);
+            if h.live()
+                && breakeven_of(
+                    Some(market),
+                    inp.engine_cfg,
+                    inp.cfg,
+                    &facts,
+                    Decimal::ZERO,
+                    inp.now,
+                )
+                .is_ok()
+            {
+                actions.push("reprice_to_breakeven".to_owned());
+            }
+            actions.push("keep_holding".to_owned());
+            QueueCandidate {
+                position_id: h.position.position_id.as_deref(),
+                slot: h.slot,
+                trade: h.position.trade,
+                age: h.age,
+                heal: h.heal,
+                entry_price: h.position.entry_price,
+                entry_cost: h.position.entry_cost,
+                exit_price: h.order.price,
+                volume: h.remaining(),
+                actions,
+            }
         });
     slots.into_iter().chain(churn).collect()
 }
@@ -516,7 +585,7 @@ mod tests {
         assert_eq!(e.age_sec, 10 * D);
         assert_eq!(e.distance_pct, dec!(2));
         assert_eq!(e.subsidy_needed, dec!(0.0300));
-        assert_eq!(e.actions, ["keep_holding"]);
+        assert_eq!(e.actions, ["reprice_to_breakeven", "keep_holding"]);
         assert!(queue(&handed_over(Some("42"), Some(NOW + 60))).is_empty());
         assert_eq!(
             queue(&handed_over(Some("42"), Some(NOW))).len(),
