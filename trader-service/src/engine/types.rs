@@ -372,6 +372,13 @@ pub struct HealFacts {
 }
 
 impl HealFacts {
+    /// Whether an operator hold is in force at `now`: no automatic reprice
+    /// and out of the cleanup queue, whoever holds the exit.
+    #[must_use]
+    pub fn held(&self, now: i64) -> bool {
+        self.hold_until.is_some_and(|until| now < until)
+    }
+
     /// Records a reprice of `kind` that took effect at `at`: a tighten
     /// happens once, a paid move starts the per-position cooldown.
     pub fn record(&mut self, kind: RepriceKind, at: i64) {

@@ -9,10 +9,15 @@
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{AgeBand, EngineConfig, EngineState, ExitOrder, PositionBand, classify_all};
+use crate::engine::{
+    AgeBand, EngineConfig, EngineState, ExitOrder, HealFacts, PositionAge, SlotId, TradeId,
+    classify_all,
+};
+use crate::healing::churner::{ChurnBook, HandedOverView};
 use crate::healing::reprice::{RepriceConfig, fillable_price, subsidy_needed};
 use crate::healing::throughput::{OpenSample, PositionCost, ThroughputSizer};
 use crate::healing::vocab::Regime;
+use crate::pair::Side;
 
 /// Shortest operator hold, seconds (SPEC §8).
 pub const HOLD_MIN_SEC: i64 = 60;
@@ -93,7 +98,7 @@ pub fn hold_window(requested_sec: i64) -> Result<i64, OperatorRefusal> {
 /// Whether an operator hold is in force on `exit` at `now`.
 #[must_use]
 pub fn on_hold(exit: &ExitOrder, now: i64) -> bool {
-    exit.heal.hold_until.is_some_and(|until| now < until)
+    exit.heal.held(now)
 }
 
 /// A move of an exit to breakeven (SPEC §8).
@@ -154,27 +159,77 @@ pub fn breakeven_move(
     if let Some(r) = exit_unavailable(exit) {
         return Err(r);
     }
-    if on_hold(exit, now) {
+    let facts = ExitFacts {
+        side: exit.id.trade.exit_side(),
+        entry_price: exit.entry.price,
+        price: exit.price,
+        volume: exit.remaining(),
+        heal: &exit.heal,
+    };
+    breakeven_of(engine.market, engine_cfg, cfg, &facts, balance, now)
+}
+
+/// A live exit as the move to breakeven reads it, whoever holds it.
+#[derive(Debug, Clone, Copy)]
+pub struct ExitFacts<'a> {
+    /// Its side.
+    pub side: Side,
+    /// The position's entry price.
+    pub entry_price: Decimal,
+    /// Its current price.
+    pub price: Decimal,
+    /// Volume still open.
+    pub volume: Decimal,
+    /// Its healing facts (the hold).
+    pub heal: &'a HealFacts,
+}
+
+impl<'a> From<&HandedOverView<'a>> for ExitFacts<'a> {
+    /// A handed-over churner round trip's exit.
+    fn from(h: &HandedOverView<'a>) -> Self {
+        Self {
+            side: h.order.side,
+            entry_price: h.position.entry_price,
+            price: h.order.price,
+            volume: h.remaining(),
+            heal: h.heal,
+        }
+    }
+}
+
+/// The move to breakeven of a live exit (see [`breakeven_move`]), at
+/// `market`.
+///
+/// # Errors
+/// A [`RefusalKind::FailedPrecondition`] when the exit is on hold, the
+/// market is unknown, or the exit already sits at or inside the target.
+pub fn breakeven_of(
+    market: Option<Decimal>,
+    engine_cfg: &EngineConfig,
+    cfg: &RepriceConfig,
+    exit: &ExitFacts<'_>,
+    balance: Decimal,
+    now: i64,
+) -> Result<BreakevenMove, OperatorRefusal> {
+    if exit.heal.held(now) {
         return Err(OperatorRefusal::precondition(format!(
             "position is on hold until {} (unix seconds); release the hold first",
             exit.heal.hold_until.unwrap_or_default()
         )));
     }
-    let Some(market) = engine.market else {
+    let Some(market) = market else {
         return Err(OperatorRefusal::precondition(
             "no market price yet: the target cannot be placed safely",
         ));
     };
-    let side = exit.id.trade.exit_side();
     let target = fillable_price(
         engine_cfg,
-        side,
-        exit.entry.price,
+        exit.side,
+        exit.entry_price,
         market,
         Some(cfg.round_trip_fee_pct),
     );
-    let volume = exit.remaining();
-    let moved = subsidy_needed(side, exit.price, target, volume);
+    let moved = subsidy_needed(exit.side, exit.price, target, exit.volume);
     if moved <= Decimal::ZERO || target == exit.price {
         return Err(OperatorRefusal::precondition(format!(
             "nothing to do: the exit at {} is already at or inside breakeven-or-market {}",
@@ -230,6 +285,8 @@ pub struct QueueInputs<'a> {
     pub cfg: &'a RepriceConfig,
     /// Throughput statistics.
     pub sizer: &'a ThroughputSizer,
+    /// The churner (its handed-over round trips are slot positions too).
+    pub churn: &'a ChurnBook,
     /// Regime in force.
     pub regime: Regime,
     /// The bot's total capital, USD.
@@ -239,22 +296,23 @@ pub struct QueueInputs<'a> {
 }
 
 impl QueueInputs<'_> {
-    /// SPEC §7 opportunity cost of the open position `x` (classified as
-    /// `b`), given the open exits as censored samples (`open`, see
-    /// [`open_samples`]).
+    /// SPEC §7 opportunity cost of an open position of `trade`, `age_sec`
+    /// old, whose entry cost `entry_cost`, given the open exits as
+    /// censored samples (`open`, see [`open_samples`]).
     #[must_use]
     pub fn opportunity_cost(
         &self,
-        b: &PositionBand,
-        x: &ExitOrder,
+        trade: TradeId,
+        age_sec: i64,
+        entry_cost: Decimal,
         open: &[OpenSample],
     ) -> Decimal {
         self.sizer.opportunity_cost(
             &PositionCost {
                 regime: self.regime,
-                trade: b.trade,
-                age_sec: b.age.age_sec,
-                entry_cost: x.entry.cost,
+                trade,
+                age_sec,
+                entry_cost,
                 total_capital: self.total_capital,
             },
             open,
@@ -275,32 +333,29 @@ pub fn open_samples(engine: &EngineState, regime: Regime, now: i64) -> Vec<OpenS
         .collect()
 }
 
-/// The cleanup queue (SPEC §8): open positions in band write_off that are
-/// not on hold and are known to the ledger, oldest effective age first.
-#[must_use]
-pub fn cleanup_queue(inp: QueueInputs<'_>) -> Vec<CleanupEntry> {
-    let Some(market) = inp.engine.market else {
-        return Vec::new();
-    };
-    let open = open_samples(inp.engine, inp.regime, inp.now);
-    let mut out: Vec<CleanupEntry> = classify_all(inp.engine, inp.now, &inp.engine_cfg.bands)
+/// One open position as the queue reads it, whoever holds its exit (the
+/// engine, or the slot for a handed-over churner round trip).
+struct QueueCandidate<'a> {
+    position_id: Option<&'a str>,
+    slot: SlotId,
+    trade: TradeId,
+    age: PositionAge,
+    heal: &'a HealFacts,
+    entry_price: Decimal,
+    entry_cost: Decimal,
+    exit_price: Decimal,
+    volume: Decimal,
+    /// What the operator can do with it now.
+    actions: Vec<String>,
+}
+
+/// Every open position with its band: the engine's exits, then the
+/// handed-over churner round trips.
+fn queue_candidates<'a>(inp: &QueueInputs<'a>, market: Decimal) -> Vec<QueueCandidate<'a>> {
+    let slots = classify_all(inp.engine, inp.now, &inp.engine_cfg.bands)
         .into_iter()
-        .filter(|b| b.age.band == AgeBand::WriteOff)
         .filter_map(|b| {
             let x = inp.engine.open_exits().find(|x| x.id == b.exit_order_id)?;
-            let position_id = x.position_id.clone()?;
-            if on_hold(x, inp.now) {
-                return None;
-            }
-            let side = b.trade.exit_side();
-            let fillable = fillable_price(
-                inp.engine_cfg,
-                side,
-                x.entry.price,
-                market,
-                (!inp.cfg.allow_loss).then_some(inp.cfg.round_trip_fee_pct),
-            );
-            let cost = inp.opportunity_cost(&b, x, &open);
             let mut actions = Vec::new();
             if breakeven_move(
                 inp.engine,
@@ -318,19 +373,92 @@ pub fn cleanup_queue(inp: QueueInputs<'_>) -> Vec<CleanupEntry> {
                 actions.push("close_at_market".to_owned());
             }
             actions.push("keep_holding".to_owned());
-            Some(CleanupEntry {
-                position_id,
-                slot_id: b.slot,
+            Some(QueueCandidate {
+                position_id: x.position_id.as_deref(),
+                slot: b.slot,
                 trade: b.trade,
+                age: b.age,
+                heal: &x.heal,
                 entry_price: x.entry.price,
+                entry_cost: x.entry.cost,
                 exit_price: x.price,
                 volume: x.remaining(),
-                age_sec: b.age.age_sec,
-                distance_pct: b.age.distance_pct.round_dp(4),
-                effective_age_sec: b.age.effective_age_sec.round_dp(0),
-                subsidy_needed: subsidy_needed(side, x.price, fillable, x.remaining()),
-                opportunity_cost: cost,
                 actions,
+            })
+        })
+        .collect::<Vec<_>>();
+    let churn = inp
+        .churn
+        .handed_over(inp.now, market, &inp.engine_cfg.bands)
+        .into_iter()
+        .map(|h| {
+            let mut actions = Vec::new();
+            let facts = ExitFacts::from(&h);
+            if h.live()
+                && breakeven_of(
+                    Some(market),
+                    inp.engine_cfg,
+                    inp.cfg,
+                    &facts,
+                    Decimal::ZERO,
+                    inp.now,
+                )
+                .is_ok()
+            {
+                actions.push("reprice_to_breakeven".to_owned());
+            }
+            actions.push("keep_holding".to_owned());
+            QueueCandidate {
+                position_id: h.position.position_id.as_deref(),
+                slot: h.slot,
+                trade: h.position.trade,
+                age: h.age,
+                heal: h.heal,
+                entry_price: h.position.entry_price,
+                entry_cost: h.position.entry_cost,
+                exit_price: h.order.price,
+                volume: h.remaining(),
+                actions,
+            }
+        });
+    slots.into_iter().chain(churn).collect()
+}
+
+/// The cleanup queue (SPEC §8): open positions in band write_off (a
+/// handed-over churner round trip as any slot position) that are not on
+/// hold and are known to the ledger, oldest effective age first.
+#[must_use]
+pub fn cleanup_queue(inp: QueueInputs<'_>) -> Vec<CleanupEntry> {
+    let Some(market) = inp.engine.market else {
+        return Vec::new();
+    };
+    let open = open_samples(inp.engine, inp.regime, inp.now);
+    let mut out: Vec<CleanupEntry> = queue_candidates(&inp, market)
+        .into_iter()
+        .filter(|c| c.age.band == AgeBand::WriteOff && !c.heal.held(inp.now))
+        .filter_map(|c| {
+            let position_id = c.position_id?.to_owned();
+            let side = c.trade.exit_side();
+            let fillable = fillable_price(
+                inp.engine_cfg,
+                side,
+                c.entry_price,
+                market,
+                (!inp.cfg.allow_loss).then_some(inp.cfg.round_trip_fee_pct),
+            );
+            Some(CleanupEntry {
+                position_id,
+                slot_id: c.slot,
+                trade: c.trade,
+                entry_price: c.entry_price,
+                exit_price: c.exit_price,
+                volume: c.volume,
+                age_sec: c.age.age_sec,
+                distance_pct: c.age.distance_pct.round_dp(4),
+                effective_age_sec: c.age.effective_age_sec.round_dp(0),
+                subsidy_needed: subsidy_needed(side, c.exit_price, fillable, c.volume),
+                opportunity_cost: inp.opportunity_cost(c.trade, c.age.age_sec, c.entry_cost, &open),
+                actions: c.actions,
             })
         })
         .collect();
@@ -340,7 +468,132 @@ pub fn cleanup_queue(inp: QueueInputs<'_>) -> Vec<CleanupEntry> {
 
 #[cfg(test)]
 mod tests {
+    use rust_decimal_macros::dec;
+
     use super::*;
+    use crate::engine::FillTotals;
+    use crate::engine::test_support::cfg;
+    use crate::healing::churner::{
+        ChurnOrder, ChurnPosition, ChurnStage, Funding, ParentRef, SlotChurn,
+    };
+    use crate::pair::Side;
+
+    const D: i64 = 86_400;
+    const NOW: i64 = 10_000_000;
+
+    fn rcfg() -> RepriceConfig {
+        RepriceConfig {
+            tighten: false,
+            subsidized: true,
+            auto_band: AgeBand::Stuck,
+            interval_sec: 3_600,
+            allow_loss: false,
+            round_trip_fee_pct: dec!(0.5),
+            market_stale_sec: 300,
+            write_off_auto: false,
+        }
+    }
+
+    /// A churner round trip of slot 0 handed over to its slot: bought 20
+    /// at 0.1000 ten days ago, its exit selling at 0.1020 (2 % from the
+    /// market 0.1000: band write_off), known to the ledger as `id`.
+    fn handed_over(id: Option<&str>, hold_until: Option<i64>) -> ChurnBook {
+        let order = ChurnOrder {
+            id: "ch:0:3:ex:7".into(),
+            slot: 0,
+            side: Side::Sell,
+            price: dec!(0.1020),
+            volume: dec!(20),
+            txid: Some("X-CH".into()),
+            sending: false,
+            created_at: NOW - 10 * D,
+            retry_at: None,
+            fills: FillTotals::default(),
+            current: FillTotals::default(),
+        };
+        let position = ChurnPosition {
+            open_key: "churn:E-CH".into(),
+            cycle: 3,
+            trade: crate::engine::TradeId::B,
+            entry_price: dec!(0.1000),
+            entry_cost: dec!(2),
+            entry_fee: Decimal::ZERO,
+            volume: dec!(20),
+            entry_time: NOW - 10 * D,
+            exit_price: dec!(0.1020),
+            target_profit_pct: dec!(2),
+            position_id: id.map(str::to_owned),
+        };
+        let mut churn = ChurnBook::default();
+        churn.slots.insert(
+            0,
+            SlotChurn {
+                stage: ChurnStage::HandedOver {
+                    order,
+                    position,
+                    parent: ParentRef {
+                        open_key: "parent".into(),
+                        trade: crate::engine::TradeId::B,
+                        cycle: 1,
+                    },
+                    funding: Funding::Idle,
+                    at: NOW - 10 * D,
+                    heal: HealFacts {
+                        hold_until,
+                        ..HealFacts::default()
+                    },
+                    reprice: None,
+                },
+                ..SlotChurn::default()
+            },
+        );
+        churn
+    }
+
+    fn queue(churn: &ChurnBook) -> Vec<CleanupEntry> {
+        let mut engine = EngineState::new(1);
+        engine.market = Some(dec!(0.1000));
+        engine.now = NOW;
+        cleanup_queue(QueueInputs {
+            engine: &engine,
+            engine_cfg: &cfg(),
+            cfg: &rcfg(),
+            sizer: &ThroughputSizer::default(),
+            churn,
+            regime: Regime::Ranging,
+            total_capital: dec!(100),
+            now: NOW,
+        })
+    }
+
+    /// Proves: a handed-over churner round trip in band write_off is in the
+    /// cleanup queue like a slot position (its ledger id, age, distance,
+    /// the subsidy to bring it to fillable 0.1005: 0.0015 x 20), with
+    /// keep_holding as its action; on hold, or unknown to the ledger yet,
+    /// it is not.
+    #[test]
+    fn a_handed_over_round_trip_in_write_off_is_queued_unless_held() {
+        let q = queue(&handed_over(Some("42"), None));
+        assert_eq!(q.len(), 1, "{q:?}");
+        let e = &q[0];
+        assert_eq!(e.position_id, "42");
+        assert_eq!((e.slot_id, e.trade), (0, crate::engine::TradeId::B));
+        assert_eq!(
+            (e.entry_price, e.exit_price, e.volume),
+            (dec!(0.1000), dec!(0.1020), dec!(20))
+        );
+        assert_eq!(e.age_sec, 10 * D);
+        assert_eq!(e.distance_pct, dec!(2));
+        assert_eq!(e.subsidy_needed, dec!(0.0300));
+        assert_eq!(e.actions, ["reprice_to_breakeven", "keep_holding"]);
+        assert!(queue(&handed_over(Some("42"), Some(NOW + 60))).is_empty());
+        assert_eq!(
+            queue(&handed_over(Some("42"), Some(NOW))).len(),
+            1,
+            "expired"
+        );
+        assert!(queue(&handed_over(None, None)).is_empty());
+    }
 
     /// Proves: the hold window's default, bounds (inclusive) and refusals.
     #[test]

@@ -421,7 +421,7 @@ pub fn plan(inp: RepriceInputs<'_>) -> RepricePlan {
             out.skips.push(skip(SkipReason::MarketStale));
             continue;
         }
-        if c.heal.hold_until.is_some_and(|until| inp.now < until) {
+        if c.heal.held(inp.now) {
             out.skips.push(skip(SkipReason::HeldByOperator));
             continue;
         }

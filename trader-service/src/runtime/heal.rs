@@ -144,7 +144,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
     /// churner loop cancels the exit and, once the cancel is confirmed,
     /// places the remainder at the new price and books the move
     /// ([`Self::on_churn_repriced`]). Returns whether it was accepted.
-    fn reprice_handed_over(&mut self, order_id: &str, want: PendingReprice) -> bool {
+    pub(crate) fn reprice_handed_over(&mut self, order_id: &str, want: PendingReprice) -> bool {
         match crate::healing::churner::request_reprice(
             &mut self.book.churn,
             &self.cfg.engine.pair,

@@ -654,13 +654,22 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
                 exit_order_id: Some(exit),
                 position_id,
                 ..
-            } = d.ack
+            } = &d.ack
                 && let Ok(order_id) = exit.parse::<OrderId>()
             {
                 acted |= self.apply(&Event::PositionOpened {
                     order_id,
-                    position_id,
+                    position_id: position_id.clone(),
                 });
+                self.acks_uncommitted = true;
+            } else if let LedgerAck::Opened {
+                exit_order_id: None,
+                open_key,
+                position_id,
+                ..
+            } = &d.ack
+                && self.book.churn.set_position_id(open_key, position_id)
+            {
                 self.acks_uncommitted = true;
             }
         }
@@ -690,13 +699,22 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
                         exit_order_id: Some(exit),
                         position_id,
                         ..
-                    } = d.ack
+                    } = &d.ack
                         && let Ok(order_id) = exit.parse::<OrderId>()
                     {
                         self.apply(&Event::PositionOpened {
                             order_id,
-                            position_id,
+                            position_id: position_id.clone(),
                         });
+                    } else if let LedgerAck::Opened {
+                        exit_order_id: None,
+                        open_key,
+                        position_id,
+                        ..
+                    } = &d.ack
+                        && self.book.churn.set_position_id(open_key, position_id)
+                    {
+                        self.dirty = true;
                     }
                 }
             }
@@ -776,7 +794,8 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
     }
 
     /// Re-feeds ledger ids known in the store's metadata to engine exits
-    /// that lack them (an ack recorded just before a crash).
+    /// and churner round trips that lack them (an ack recorded just before
+    /// a crash).
     async fn restore_position_ids(&mut self) -> Result<(), RuntimeError> {
         let exits: Vec<(OrderId, String)> = self
             .engine
@@ -800,6 +819,21 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
                     order_id,
                     position_id,
                 });
+            }
+        }
+        let churn_keys: Vec<String> = self
+            .book
+            .churn
+            .open_keys_without_id()
+            .map(str::to_owned)
+            .collect();
+        for open_key in churn_keys {
+            if let Some(position_id) = self
+                .store
+                .get_meta(&crate::runtime::sink::position_meta_key(&open_key))
+                .await?
+            {
+                self.book.churn.set_position_id(&open_key, &position_id);
             }
         }
         Ok(())

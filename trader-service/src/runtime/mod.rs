@@ -42,6 +42,7 @@ pub mod ledger_replicas;
 pub mod r#loop;
 mod observe;
 mod operator;
+mod operator_round_trip;
 pub mod outbox;
 mod placement;
 mod poll;

@@ -137,6 +137,9 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
             at: now,
             replayed: false,
         };
+        if let Some(position_id) = self.round_trip_named(&req.action) {
+            return self.act_on_round_trip(req, &position_id, now);
+        }
         match &req.action {
             OperatorAction::RepriceToBreakeven { position_id } => {
                 let x = self.open_exit(position_id)?;
@@ -491,7 +494,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
     /// Queues the action's journal row on the position opened under
     /// `open_key`, keyed by the request id: a retry, or a recomputation
     /// after a crash, journals it once.
-    fn journal_on(
+    pub(crate) fn journal_on(
         &mut self,
         req: &ActionRequest,
         open_key: String,
@@ -523,6 +526,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
             engine_cfg: &self.cfg.engine,
             cfg: &self.cfg.reprice,
             sizer: &self.throughput,
+            churn: &self.book.churn,
             regime: self.market.regime.view(now).label,
             total_capital: self.total_capital(),
             now,

@@ -63,7 +63,8 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
             .into_iter()
             .filter_map(|b| {
                 let x = self.engine.open_exits().find(|x| x.id == b.exit_order_id)?;
-                let opportunity_cost = queue.opportunity_cost(&b, x, &open);
+                let opportunity_cost =
+                    queue.opportunity_cost(b.trade, b.age.age_sec, x.entry.cost, &open);
                 Some(PositionStatusView {
                     slot_id: b.slot,
                     trade: b.trade,

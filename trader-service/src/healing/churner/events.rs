@@ -266,6 +266,7 @@ fn start_exit(
         entry_time: fills.last_at.unwrap_or(at),
         exit_price: price,
         target_profit_pct: cfg.profit_pct,
+        position_id: None,
     };
     s.seq += 1;
     let exit = ChurnOrder {

@@ -87,6 +87,57 @@ impl ChurnBook {
     }
 }
 
+/// A handed-over round trip an operator names by its ledger id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperatorTarget {
+    /// Its ledger open key (the operator's journal row goes there).
+    pub open_key: String,
+    /// When its entry filled (a journal row is never dated before it).
+    pub entry_time: i64,
+    /// Its healing facts before the change (the hold in force).
+    pub heal: HealFacts,
+}
+
+impl ChurnBook {
+    /// The handed-over round trip the ledger knows as `position_id`.
+    #[must_use]
+    pub fn handed_over_by_id(&self, position_id: &str) -> Option<OperatorTarget> {
+        self.slots.values().find_map(|s| match &s.stage {
+            ChurnStage::HandedOver { position, heal, .. }
+                if position.position_id.as_deref() == Some(position_id) =>
+            {
+                Some(OperatorTarget {
+                    open_key: position.open_key.clone(),
+                    entry_time: position.entry_time,
+                    heal: heal.clone(),
+                })
+            }
+            _ => None,
+        })
+    }
+
+    /// Sets (or with `None` ends) the operator hold of the handed-over
+    /// round trip `position_id`: while it is in force the repricing rule
+    /// skips it and the cleanup queue hides it, as for a slot's exit.
+    /// Returns the round trip as it was, or `None` when no handed-over
+    /// round trip has that id.
+    pub fn hold_handed_over(
+        &mut self,
+        position_id: &str,
+        until: Option<i64>,
+    ) -> Option<OperatorTarget> {
+        let found = self.handed_over_by_id(position_id)?;
+        for s in self.slots.values_mut() {
+            if let ChurnStage::HandedOver { position, heal, .. } = &mut s.stage
+                && position.position_id.as_deref() == Some(position_id)
+            {
+                heal.hold_until = until;
+            }
+        }
+        Some(found)
+    }
+}
+
 /// Why a reprice of a churner exit was not accepted (nothing changed).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RepriceRefused {

@@ -41,7 +41,7 @@ use crate::pair::{PairSpec, Side};
 
 pub use config::ChurnerConfig;
 pub use events::{ChurnEvent, RETRY_SEC, on_event, route};
-pub use handover::{ChurnReprice, HandedOverView, RepriceRefused, request_reprice};
+pub use handover::{ChurnReprice, HandedOverView, OperatorTarget, RepriceRefused, request_reprice};
 pub use manual::{ManualCommand, ManualError, check_reserve, manual};
 pub use state::{
     CancelWhy, ChurnBook, ChurnOrder, ChurnPosition, ChurnStage, ChurnStats, Funding, ParentRef,

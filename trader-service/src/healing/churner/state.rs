@@ -45,6 +45,33 @@ impl ChurnBook {
         })
     }
 
+    /// Records the ledger's id of the open round trip `open_key`; false
+    /// when no open round trip has that key (closed since, or not ours).
+    pub fn set_position_id(&mut self, open_key: &str, position_id: &str) -> bool {
+        for s in self.slots.values_mut() {
+            if let ChurnStage::Exit { position, .. } | ChurnStage::HandedOver { position, .. } =
+                &mut s.stage
+                && position.open_key == open_key
+            {
+                position.position_id = Some(position_id.to_owned());
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Open keys of the open round trips whose ledger id is not known yet.
+    pub fn open_keys_without_id(&self) -> impl Iterator<Item = &str> {
+        self.slots.values().filter_map(|s| match &s.stage {
+            ChurnStage::Exit { position, .. } | ChurnStage::HandedOver { position, .. }
+                if position.position_id.is_none() =>
+            {
+                Some(position.open_key.as_str())
+            }
+            _ => None,
+        })
+    }
+
     /// What closing every open round trip at `price` would add: gross
     /// against its entry, less its entry fee, the fees already paid on its
     /// exit, and an exit fee at `maker_pct` (a backtest's mark-to-market).
@@ -343,6 +370,11 @@ pub struct ChurnPosition {
     pub exit_price: Decimal,
     /// Profit target, percent.
     pub target_profit_pct: Decimal,
+    /// The ledger's id of the round trip once it acknowledged the open:
+    /// what an operator names it by (cleanup queue, hold) once it is
+    /// handed over to its slot.
+    #[serde(default)]
+    pub position_id: Option<String>,
 }
 
 /// Who pays for a churner entry.

@@ -385,6 +385,7 @@ fn handed_over_example() -> (EngineState, ChurnBook) {
         entry_time: NOW - 80 * H,
         exit_price: dec!(0.1020),
         target_profit_pct: dec!(2),
+        position_id: None,
     };
     let mut churn = ChurnBook::default();
     churn.slots.insert(
