@@ -44,6 +44,7 @@ mod observe;
 mod operator;
 mod operator_round_trip;
 pub mod outbox;
+mod persist;
 mod placement;
 mod poll;
 pub mod reconcile;
