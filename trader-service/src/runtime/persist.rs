@@ -17,7 +17,47 @@ use crate::runtime::writes::LedgerWriteRequest;
 
 use super::r#loop::{Runtime, RuntimeError};
 
+/// What a delivered ack taught the runtime (see [`Runtime::apply_open_ack`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OpenAck {
+    /// An engine exit learnt its ledger id; `acted` if the engine changed.
+    Exit { acted: bool },
+    /// A churner round trip learnt its ledger id.
+    RoundTrip,
+    /// Nothing to learn from this ack.
+    Nothing,
+}
+
 impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
+    /// Gives a ledger `Opened` ack's position id to whoever placed the
+    /// position: the engine exit it names, else the churner round trip of
+    /// its open key. The one routing both the drain and the shutdown flush
+    /// use.
+    fn apply_open_ack(&mut self, ack: &LedgerAck) -> OpenAck {
+        let LedgerAck::Opened {
+            exit_order_id,
+            open_key,
+            position_id,
+            ..
+        } = ack
+        else {
+            return OpenAck::Nothing;
+        };
+        match exit_order_id {
+            Some(exit) => match exit.parse::<OrderId>() {
+                Ok(order_id) => OpenAck::Exit {
+                    acted: self.apply(&Event::PositionOpened {
+                        order_id,
+                        position_id: position_id.clone(),
+                    }),
+                },
+                Err(_) => OpenAck::Nothing,
+            },
+            None if self.book.churn.set_position_id(open_key, position_id) => OpenAck::RoundTrip,
+            None => OpenAck::Nothing,
+        }
+    }
+
     /// Commits state + bookkeeping + queued writes if anything changed.
     pub(crate) async fn commit(&mut self, now_ms: i64) -> Result<bool, RuntimeError> {
         if !self.dirty && self.pending.is_empty() {
@@ -101,27 +141,13 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
         let was_dirty = self.dirty;
         let mut acted = false;
         for d in report.delivered {
-            if let LedgerAck::Opened {
-                exit_order_id: Some(exit),
-                position_id,
-                ..
-            } = &d.ack
-                && let Ok(order_id) = exit.parse::<OrderId>()
-            {
-                acted |= self.apply(&Event::PositionOpened {
-                    order_id,
-                    position_id: position_id.clone(),
-                });
-                self.acks_uncommitted = true;
-            } else if let LedgerAck::Opened {
-                exit_order_id: None,
-                open_key,
-                position_id,
-                ..
-            } = &d.ack
-                && self.book.churn.set_position_id(open_key, position_id)
-            {
-                self.acks_uncommitted = true;
+            match self.apply_open_ack(&d.ack) {
+                OpenAck::Exit { acted: a } => {
+                    acted |= a;
+                    self.acks_uncommitted = true;
+                }
+                OpenAck::RoundTrip => self.acks_uncommitted = true,
+                OpenAck::Nothing => {}
             }
         }
         self.dirty = was_dirty || acted;
@@ -146,25 +172,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
                 let r = r?;
                 tracing::info!(delivered = r.delivered.len(), end = ?r.end, "outbox flushed");
                 for d in r.delivered {
-                    if let LedgerAck::Opened {
-                        exit_order_id: Some(exit),
-                        position_id,
-                        ..
-                    } = &d.ack
-                        && let Ok(order_id) = exit.parse::<OrderId>()
-                    {
-                        self.apply(&Event::PositionOpened {
-                            order_id,
-                            position_id: position_id.clone(),
-                        });
-                    } else if let LedgerAck::Opened {
-                        exit_order_id: None,
-                        open_key,
-                        position_id,
-                        ..
-                    } = &d.ack
-                        && self.book.churn.set_position_id(open_key, position_id)
-                    {
+                    if self.apply_open_ack(&d.ack) == OpenAck::RoundTrip {
                         self.dirty = true;
                     }
                 }
