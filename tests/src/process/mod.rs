@@ -75,9 +75,19 @@ const SERVICES: [&str; 3] = ["ledger-service", "trader-service", "gateway"];
 
 /// Path of the service binary `package` (debug profile), building all of
 /// [`SERVICES`] on first use.
+///
+/// With `HEALGRID_PREBUILT=1` nothing is built: the binaries must already be
+/// in the target directory. CI sets it for `cargo test --workspace`, which
+/// builds every workspace binary before any test runs; building them again
+/// here would resolve features for three packages alone and compile a second
+/// copy of tonic, sqlx and rustls in the middle of the tests.
 fn built_binary(package: &str) -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
+    let prebuilt = std::env::var("HEALGRID_PREBUILT").is_ok_and(|v| v == "1");
     BUILT.get_or_init(|| {
+        if prebuilt {
+            return;
+        }
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(cargo);
         cmd.arg("build");
@@ -103,8 +113,13 @@ fn built_binary(package: &str) -> PathBuf {
         .join(format!("{package}{}", std::env::consts::EXE_SUFFIX));
     assert!(
         binary.exists(),
-        "built binary not found at {}",
-        binary.display()
+        "built binary not found at {}{}",
+        binary.display(),
+        if prebuilt {
+            " (HEALGRID_PREBUILT=1: build the service binaries first, or unset it)"
+        } else {
+            ""
+        }
     );
     binary
 }
