@@ -710,5 +710,5 @@ fn on_position_opened(slot: &mut SlotState, id: OrderId, position_id: &str, out:
 }
 
 #[cfg(test)]
-#[path = "reducer_tests.rs"]
+#[path = "reducer_tests/mod.rs"]
 mod tests;
