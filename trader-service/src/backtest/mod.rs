@@ -281,11 +281,14 @@ pub struct BacktestReport {
     pub reprices_loss_funded: u64,
     /// Reprice skips per reason.
     pub reprice_skips: BTreeMap<String, u64>,
-    /// Positions the write-off policy (`SUBSIDY_WRITE_OFF_AUTO`) closed at
-    /// market.
+    /// Positions a policy closed at market (`SUBSIDY_WRITE_OFF_AUTO`, and
+    /// the legs of released locked pairs).
     pub auto_write_offs: u64,
     /// Their realized loss, USD.
     pub auto_write_off_loss_usd: Decimal,
+    /// Locked pairs released (`HEAL_RELEASE_LOCKED_PAIRS`); their two legs
+    /// are counted in `auto_write_offs`.
+    pub locked_pairs_released: u64,
     /// Quote locked in buys plus base locked in sells valued at the last
     /// close.
     pub capital_locked_usd_at_end: Decimal,
@@ -538,6 +541,7 @@ pub async fn run_backtest(
         reprices_loss_funded: rs.loss_funded,
         reprice_skips: rs.skipped.clone(),
         auto_write_offs: rt.write_offs().auto,
+        locked_pairs_released: rt.write_offs().pairs_released,
         auto_write_off_loss_usd: usd(rt.write_offs().auto_loss_usd),
         capital_locked_usd_at_end: usd(acct.quote_locked + acct.base_locked * last.close),
         regime_share: regime_share(rt.regime_seconds()),
@@ -564,7 +568,7 @@ pub async fn run_backtest(
 pub fn compare_table(reports: &[BacktestReport]) -> String {
     use std::fmt::Write as _;
     type Row = (&'static str, fn(&BacktestReport) -> String);
-    let rows: [Row; 20] = [
+    let rows: [Row; 21] = [
         ("net_pnl_usd (mark-to-market)", |r| {
             r.net_pnl_usd.round_dp(4).to_string()
         }),
@@ -608,6 +612,9 @@ pub fn compare_table(reports: &[BacktestReport]) -> String {
                 r.auto_write_offs,
                 r.auto_write_off_loss_usd.round_dp(4)
             )
+        }),
+        ("locked_pairs_released", |r| {
+            r.locked_pairs_released.to_string()
         }),
         ("churner_cycles (losing)", |r| {
             format!("{} ({})", r.churner_cycles, r.churner_losing_cycles)

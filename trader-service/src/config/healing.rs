@@ -27,6 +27,11 @@ pub struct HealingSettings {
     pub subsidy_auto_reprice_band: AutoRepriceBand,
     /// Automatic write-off by policy.
     pub subsidy_write_off_auto: bool,
+    /// Locked pairs are closed at market (`HEAL_RELEASE_LOCKED_PAIRS`).
+    pub release_locked_pairs: bool,
+    /// Re-entry wait after a close at market, doubled per losing life in a
+    /// row (`HEAL_RELEASE_BACKOFF_SEC`).
+    pub release_backoff_sec: i64,
     /// Below-breakeven healing.
     pub subsidy_allow_loss: bool,
     /// Churner on.
@@ -121,6 +126,12 @@ impl HealingArgs {
             ),
             subsidy_auto_reprice_band: self.subsidy_auto_reprice_band,
             subsidy_write_off_auto: self.subsidy_write_off_auto,
+            release_locked_pairs: self.heal_release_locked_pairs,
+            release_backoff_sec: clamp.at_least(
+                "HEAL_RELEASE_BACKOFF_SEC",
+                self.heal_release_backoff_sec,
+                0,
+            ),
             subsidy_allow_loss: self.subsidy_allow_loss,
             churner_enabled: self.churner_enabled,
             churner_entry_pct: clamp.positive_dec(
@@ -239,6 +250,7 @@ impl HealingSettings {
             round_trip_fee_pct,
             market_stale_sec: secs(poll_interval_sec.saturating_mul(3).max(120)),
             write_off_auto: self.subsidy_enabled && self.subsidy_write_off_auto,
+            release_locked_pairs: self.release_locked_pairs,
         }
     }
 
@@ -265,6 +277,10 @@ impl HealingSettings {
                 self.subsidy_auto_reprice_band
             ),
             format!("SUBSIDY_WRITE_OFF_AUTO={}", self.subsidy_write_off_auto),
+            format!(
+                "HEAL_RELEASE_LOCKED_PAIRS={} (backoff {} s)",
+                self.release_locked_pairs, self.release_backoff_sec
+            ),
             format!("SUBSIDY_ALLOW_LOSS={}", self.subsidy_allow_loss),
             format!("CHURNER_ENABLED={}", self.churner_enabled),
             format!("CHURNER_ENTRY_PCT={}", self.churner_entry_pct),

@@ -15,7 +15,8 @@ pub enum RolloutStage {
     B,
     /// + churner.
     C,
-    /// + subsidized repricing from band stuck: the full flywheel.
+    /// + subsidized repricing from band stuck and the release of locked
+    /// pairs: the full flywheel.
     D,
     /// + automatic write-off by policy.
     E,
@@ -24,8 +25,8 @@ pub enum RolloutStage {
 impl HealingArgs {
     /// Sets the flags of a SPEC §10 rollout stage: A ledger only; B +
     /// tighten (`SUBSIDY_ENABLED`, subsidized only for write-off); C +
-    /// churner; D + subsidized repricing from band stuck (the full
-    /// flywheel); E + automatic write-off. Other settings keep their values,
+    /// churner; D + subsidized repricing from band stuck and the release of
+    /// locked pairs (the full flywheel); E + automatic write-off. Other settings keep their values,
     /// and [`HealingSettings::stage`] derives the same stage back.
     pub fn apply_stage(&mut self, stage: RolloutStage) {
         self.subsidy_enabled = stage >= RolloutStage::B;
@@ -38,6 +39,8 @@ impl HealingArgs {
             AutoRepriceBand::WriteOff
         };
         self.subsidy_write_off_auto = stage >= RolloutStage::E;
+        // Releasing locked pairs comes with the full flywheel.
+        self.heal_release_locked_pairs = stage >= RolloutStage::D;
         if stage > RolloutStage::A {
             self.position_ledger_enabled = true;
         }

@@ -84,6 +84,13 @@ impl TradingSettings {
         c.refresh_pct = self.refresh_pct;
         c.bands.thresholds = healing.bands;
         c.bands.distance_weight = healing.distance_weight;
+        // The release wait only governs while releasing is on: at the other
+        // stages a close at market keeps the ordinary loss cooldown.
+        c.release_backoff_sec = if healing.release_locked_pairs {
+            healing.release_backoff_sec
+        } else {
+            0
+        };
         c.validate()
     }
 }

@@ -38,6 +38,12 @@ pub struct EngineConfig {
     pub reentry_long_cooldown_sec: i64,
     /// Consecutive losses that switch to the long cooldown (default 5).
     pub long_cooldown_after_losses: u32,
+    /// Re-entry wait after a trade's exit was closed at market
+    /// (`HEAL_RELEASE_BACKOFF_SEC`; 0 = the ordinary loss cooldown). It
+    /// doubles for each closed life in a row that lost money (see
+    /// [`crate::engine::release_wait`]): a slot stopped out by a trend does not
+    /// step straight back in front of it.
+    pub release_backoff_sec: i64,
     /// Losses below this keep the back-off multiplier at 1.0 (default 3).
     pub backoff_start_losses: u32,
     /// Multiplier step per loss from `backoff_start_losses` on (default 0.5):
@@ -124,6 +130,7 @@ impl EngineConfig {
             reentry_base_cooldown_sec: 60,
             reentry_long_cooldown_sec: 900,
             long_cooldown_after_losses: 5,
+            release_backoff_sec: 0,
             backoff_start_losses: 3,
             backoff_step: Decimal::new(5, 1),
             backoff_cap: Decimal::new(5, 0),
@@ -204,6 +211,13 @@ impl EngineConfig {
             &mut w,
             "REENTRY_BASE_COOLDOWN_SEC",
             &mut self.reentry_base_cooldown_sec,
+            0,
+            ">= 0",
+        );
+        clamp_i64(
+            &mut w,
+            "HEAL_RELEASE_BACKOFF_SEC",
+            &mut self.release_backoff_sec,
             0,
             ">= 0",
         );

@@ -17,12 +17,14 @@
 //!   loss back-off;
 //! - [`reducer`]: [`transition`] itself; [`refresh`]: entry refresh with
 //!   anti-chase; [`invariants`]: the per-slot shape checks;
-//! - [`bands`]: age, distance and effective age of open positions.
+//! - [`bands`]: age, distance and effective age of open positions;
+//! - [`life`]: a trade's life between closes at market and its re-entry wait.
 
 pub mod bands;
 pub mod config;
 pub mod events;
 pub mod invariants;
+pub mod life;
 pub mod pricing;
 pub mod reducer;
 pub mod refresh;
@@ -43,6 +45,7 @@ pub use events::{
     PlaceFailReason, PositionIntent, RepriceBooking,
 };
 pub use invariants::Violation;
+pub use life::{TradeLife, release_wait};
 pub use reducer::transition;
 pub use types::{
     EngineState, EntryFacts, EntryOrder, ExitOrder, ExitPlacement, FillTotals, HealFacts,

@@ -646,19 +646,24 @@ fn book_cycle(slot: &mut SlotState, t: TradeId, x: ExitOrder, ctx: Ctx<'_>, out:
     trade.cycle += 1;
     if net < Decimal::ZERO {
         trade.consecutive_losses += 1;
-        let wait = if trade.consecutive_losses >= cfg.long_cooldown_after_losses {
-            cfg.reentry_long_cooldown_sec
-        } else {
-            cfg.reentry_base_cooldown_sec
-        };
-        if wait > 0 {
-            trade.work = TradeWork::Idle(IdleReason::Cooldown {
-                until: ctx.now + wait,
-            });
-            return;
-        }
     } else {
         trade.consecutive_losses = 0;
+    }
+    // A close at market ends the trade's life and it waits by the release
+    // rule (engine::life); otherwise a loss waits the loss cooldown.
+    let wait = match trade.life.book(net, written_off, cfg.release_backoff_sec) {
+        Some(wait) => wait,
+        None if net >= Decimal::ZERO => 0,
+        None if trade.consecutive_losses >= cfg.long_cooldown_after_losses => {
+            cfg.reentry_long_cooldown_sec
+        }
+        None => cfg.reentry_base_cooldown_sec,
+    };
+    if wait > 0 {
+        trade.work = TradeWork::Idle(IdleReason::Cooldown {
+            until: ctx.now + wait,
+        });
+        return;
     }
     place_entry(slot, t, ctx, out);
 }

@@ -12,6 +12,7 @@
 //! - every "since"/"until" stamp lives inside the variant it belongs to, so
 //!   removing the order or leaving the idle state drops the stamp with it.
 
+use crate::engine::life::TradeLife;
 use std::fmt;
 use std::str::FromStr;
 
@@ -530,6 +531,10 @@ pub struct TradeState {
     pub cycle: u64,
     /// Losing cycles in a row (drives the back-off and the long cooldown).
     pub consecutive_losses: u32,
+    /// Net of the trade's cycles since its last close at market, and how
+    /// many of those lives in a row lost money (drives the release wait).
+    #[serde(default)]
+    pub life: TradeLife,
     /// Refresh streak for anti-chase.
     pub refresh: RefreshStreak,
     /// The order, or why there is none.
@@ -544,6 +549,7 @@ impl TradeState {
             trade,
             cycle: 1,
             consecutive_losses: 0,
+            life: TradeLife::default(),
             refresh: RefreshStreak::default(),
             work: TradeWork::Idle(IdleReason::Bootstrap),
         }

@@ -21,6 +21,7 @@
 //! - [`reprice`]: tighten, subsidized and loss-funded reprices of stuck
 //!   exits, with their skip reasons;
 //! - [`subsidy`]: the trader's per-slot subsidy view;
+//! - [`release`]: locked pairs (both exits of a slot stuck) to close;
 //! - [`operator`]: the cleanup queue, the move to breakeven and the hold
 //!   window of operator actions (SPEC §8);
 //! - [`stats`]: counters of what healing did;
@@ -36,6 +37,7 @@ pub mod hmm;
 pub mod operator;
 pub mod price_bars;
 pub mod regime;
+pub mod release;
 pub mod reprice;
 pub mod stats;
 pub mod subsidy;

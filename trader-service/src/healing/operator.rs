@@ -491,6 +491,7 @@ mod tests {
             round_trip_fee_pct: dec!(0.5),
             market_stale_sec: 300,
             write_off_auto: false,
+            release_locked_pairs: false,
         }
     }
 

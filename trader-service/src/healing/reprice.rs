@@ -68,6 +68,9 @@ pub struct RepriceConfig {
     /// Stage E (`SUBSIDY_WRITE_OFF_AUTO`): close a write-off position at
     /// market when its opportunity cost exceeds twice its subsidy need.
     pub write_off_auto: bool,
+    /// `HEAL_RELEASE_LOCKED_PAIRS`: close both exits of a slot whose two
+    /// exits are stuck (see [`crate::healing::release`]).
+    pub release_locked_pairs: bool,
 }
 
 impl RepriceConfig {
@@ -83,6 +86,7 @@ impl RepriceConfig {
             round_trip_fee_pct: Decimal::new(5, 1),
             market_stale_sec: 300,
             write_off_auto: false,
+            release_locked_pairs: false,
         }
     }
 }

@@ -109,10 +109,14 @@ pub struct WriteOffStats {
     pub operator: u64,
     /// Their realized loss, USD (positive).
     pub operator_loss_usd: Decimal,
-    /// Closed by the write-off policy (`SUBSIDY_WRITE_OFF_AUTO`).
+    /// Closed by a policy (`SUBSIDY_WRITE_OFF_AUTO`, or a leg of a locked
+    /// pair released by `HEAL_RELEASE_LOCKED_PAIRS`).
     pub auto: u64,
     /// Their realized loss, USD (positive).
     pub auto_loss_usd: Decimal,
+    /// Locked pairs released (both legs closed at market).
+    #[serde(default)]
+    pub pairs_released: u64,
 }
 
 /// The exit of an adopted stray fill, before its placement is known: the

@@ -8,6 +8,7 @@
 
 use crate::engine::{Event, PendingReprice, RepriceBooking, RepriceKind, SlotId};
 use crate::exchange::Exchange;
+use crate::healing::release::locked_pairs;
 use crate::healing::reprice::{RepriceInputs, plan};
 use crate::healing::{ExitRef, SkipReason, SubsidySource};
 use crate::runtime::book::position_key;
@@ -107,6 +108,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
             }
         }
         let mut acted = self.auto_write_off(now);
+        acted |= self.release_locked_pairs(now);
         for d in p.decisions {
             tracing::info!(order_id = %d.exit, slot = d.slot, trade = d.trade.as_str(),
                 band = ?d.band, kind = d.kind.as_str(), old_price = %d.old_price,
@@ -303,5 +305,33 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
                  stops until an operator checks the ledger and restarts or retries");
             self.dirty = true;
         }
+    }
+
+    /// `HEAL_RELEASE_LOCKED_PAIRS`: closes both legs of every locked pair
+    /// at market (see [`crate::healing::release`]), journaled as policy.
+    /// A leg whose market order fails gets its exit back, as any close at
+    /// market; the other leg's close goes on. Returns whether any started.
+    pub(crate) fn release_locked_pairs(&mut self, now: i64) -> bool {
+        if !self.cfg.reprice.release_locked_pairs {
+            return false;
+        }
+        let mut acted = false;
+        for pair in locked_pairs(&self.engine, &self.cfg.engine.bands, now) {
+            tracing::info!(slot = pair.slot, long_entry = %pair.long.entry.price,
+                short_entry = %pair.short.entry.price, locked_gross = %pair.locked_gross,
+                "locked pair: both exits stuck; closing both legs at market");
+            let note = format!(
+                "policy HEAL_RELEASE_LOCKED_PAIRS: slot {} long entered at {}, short at {}; \
+                 locked {} before fees",
+                pair.slot, pair.long.entry.price, pair.short.entry.price, pair.locked_gross
+            );
+            let long = self.policy_close(&pair.long, "policy-release", note.clone(), now);
+            let short = self.policy_close(&pair.short, "policy-release", note, now);
+            if long || short {
+                self.book.write_offs.pairs_released += 1;
+                acted = true;
+            }
+        }
+        acted
     }
 }

@@ -419,24 +419,39 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
             );
             tracing::info!(position_id = %e.position_id, opportunity_cost = %e.opportunity_cost,
                 subsidy_needed = %e.subsidy_needed, "write-off policy: closing at market");
-            let close = CloseNote {
-                text: note.clone(),
-                policy: true,
-            };
-            if self.start_close(&x, close).is_ok() {
-                let req = ActionRequest {
-                    request_id: format!("policy-write-off:{}", e.position_id),
-                    action: OperatorAction::CloseAtMarket {
-                        position_id: e.position_id.clone(),
-                    },
-                    reason: note,
-                    operator: "policy".to_owned(),
-                };
-                self.journal(&req, &x, None, now);
-                acted = true;
-            }
+            acted |= self.policy_close(&x, "policy-write-off", note, now);
         }
         acted
+    }
+
+    /// Starts a close at market of `x` decided by a policy (not an
+    /// operator), journaled on its position under `<kind>:<position id>`
+    /// with `note` as the reason. Returns whether it started.
+    pub(crate) fn policy_close(
+        &mut self,
+        x: &ExitOrder,
+        kind: &str,
+        note: String,
+        now: i64,
+    ) -> bool {
+        let Some(position_id) = x.position_id.clone() else {
+            return false;
+        };
+        let close = CloseNote {
+            text: note.clone(),
+            policy: true,
+        };
+        if self.start_close(x, close).is_err() {
+            return false;
+        }
+        let req = ActionRequest {
+            request_id: format!("{kind}:{position_id}"),
+            action: OperatorAction::CloseAtMarket { position_id },
+            reason: note,
+            operator: "policy".to_owned(),
+        };
+        self.journal(&req, x, None, now);
+        true
     }
 
     /// Counts a booked close at market (operator or policy) with its loss.

@@ -37,6 +37,7 @@ pub fn config(bot: &str, slots: u32, stale_sec: i64) -> RuntimeConfig {
         round_trip_fee_pct: dec!(0.5),
         market_stale_sec: 300,
         write_off_auto: false,
+        release_locked_pairs: false,
     };
     c
 }

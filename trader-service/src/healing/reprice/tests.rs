@@ -6,10 +6,8 @@ use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
 
 use super::*;
-use crate::engine::test_support::cfg;
-use crate::engine::{
-    EngineState, EntryFacts, ExitOrder, ExitPlacement, FillTotals, OrderRole, TradeWork,
-};
+use crate::engine::test_support::{cfg, put_exit};
+use crate::engine::{EngineState, ExitOrder, ExitPlacement, FillTotals, TradeWork};
 use crate::healing::churner::{
     ChurnOrder, ChurnPosition, ChurnStage, Funding, ParentRef, SlotChurn,
 };
@@ -27,6 +25,7 @@ fn rcfg() -> RepriceConfig {
         round_trip_fee_pct: dec!(0.5),
         market_stale_sec: 300,
         write_off_auto: false,
+        release_locked_pairs: false,
     }
 }
 
@@ -53,45 +52,6 @@ fn edited(f: impl FnOnce(&mut ExitOrder)) -> EngineState {
         f(x);
     }
     s
-}
-
-fn put_exit(
-    s: &mut EngineState,
-    slot: u32,
-    trade: TradeId,
-    entry: Decimal,
-    exit: Decimal,
-    volume: Decimal,
-    entry_time: i64,
-) {
-    let st = s.slots.get_mut(&slot).unwrap();
-    let entry_id = st.issue_id(trade, OrderRole::Entry);
-    let id = st.issue_id(trade, OrderRole::Exit);
-    st.trade_mut(trade).work = TradeWork::Exit(ExitOrder {
-        id,
-        price: exit,
-        volume,
-        entry: EntryFacts {
-            order_id: entry_id,
-            txid: Some("E1".into()),
-            price: entry,
-            cost: entry * volume,
-            fee: Decimal::ZERO,
-            volume,
-            time: entry_time,
-        },
-        target_profit_pct: dec!(2),
-        original_price: exit,
-        position_id: Some("1".into()),
-        placement: ExitPlacement::Live {
-            txid: format!("X-{id}"),
-        },
-        placed_at: entry_time,
-        fills: FillTotals::default(),
-        heal: Default::default(),
-        reprice: None,
-        close: None,
-    });
 }
 
 fn run(s: &EngineState, c: &RepriceConfig, balance: Decimal) -> RepricePlan {
