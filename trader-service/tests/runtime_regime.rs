@@ -1,10 +1,10 @@
 //! The regime detector across restarts of the real loop: the [`Runtime`]
 //! over the paper exchange and the in-process ledger, with a trader store
 //! file. A detector that was ready before a restart is ready with the same
-//! label and posteriors right after it (no new candle needed), the status
-//! says so, and it goes on exactly as one that never restarted; a stored
-//! copy that is unreadable or does not fit the configuration is logged and
-//! ignored, and the detector starts fresh.
+//! label and posteriors right after it (no new candle needed), the
+//! `GetStatus` answer says so, and it goes on exactly as one that never
+//! restarted; a stored copy that is unreadable or does not fit the
+//! configuration is logged and ignored, and the detector starts fresh.
 
 #![allow(missing_docs)]
 
@@ -19,6 +19,7 @@ use rust_decimal::Decimal;
 use rust_decimal::prelude::FromPrimitive;
 use trader_service::exchange::paper::PaperExchange;
 use trader_service::exchange::{Clock, SimClock};
+use trader_service::grpc::status_response;
 use trader_service::healing::Regime;
 use trader_service::healing::regime_persist::RegimeProgress;
 use trader_service::pair::Candle;
@@ -122,9 +123,13 @@ impl Run {
         self.now_ms() / 1000
     }
 
+    /// The regime section of the `GetStatus` answer.
     async fn status_regime(&self) -> (String, f64, bool) {
         let s = self.rt.status(self.now_ms()).await.unwrap();
-        let r = s.healing.regime;
+        let r = status_response(&s)
+            .healing
+            .and_then(|h| h.regime)
+            .expect("regime section");
         (r.state, r.confidence, r.ready)
     }
 }
