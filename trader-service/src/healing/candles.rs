@@ -17,9 +17,11 @@
 //! counted as one bar's return either (it spans several bars, so it would
 //! look like a huge move). After a gap the chain simply restarts.
 //!
-//! Everything is O(1) amortized per observation and serde-serialisable, so
-//! the runtime persists it with the trader's state. Prices are converted to
-//! `f64` here because these are statistics, never money.
+//! Everything is O(1) amortized per observation and serde-serialisable;
+//! the runtime persists the 5-minute side ([`RegimeBars`] and the return
+//! window) with the regime detector
+//! ([`crate::healing::regime_persist`]). Prices are converted to `f64`
+//! here because these are statistics, never money.
 
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;

@@ -28,8 +28,10 @@
 //! one state rises slower.
 //!
 //! The settings are persisted with the detector (and the window sizes with
-//! [`MarketHistory`]); after a configuration change build new ones rather
-//! than restoring old state.
+//! [`MarketHistory`]); a stored detector whose settings differ from the
+//! configuration in force is refused
+//! ([`RegimeDetector::check_restored`], used by
+//! [`crate::healing::regime_persist`]) and a new one is built.
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;

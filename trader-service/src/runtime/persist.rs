@@ -171,7 +171,8 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
     /// # Errors
     /// [`RuntimeError`] if the store fails.
     pub async fn flush(&mut self, now_ms: i64) -> Result<(), RuntimeError> {
-        self.dirty |= self.acks_uncommitted || self.market.has_unsaved();
+        self.dirty |= self.acks_uncommitted;
+        self.market.save_all_next();
         self.commit(now_ms).await?;
         let sink = LedgerSink::new(&self.ledger, &self.store, &self.cfg.bot_id);
         match tokio::time::timeout(

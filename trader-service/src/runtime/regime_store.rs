@@ -3,13 +3,15 @@
 //! metadata, so they always agree with the committed engine state, and are
 //! read back on start.
 //!
-//! A new 5-minute return makes the next loop commit (once per five
-//! minutes: about 1.5 KB of progress, plus the window, about 6 KB at the
-//! default 288 returns, once an hour). A price that only moves the open
-//! bar rides along with whatever commit comes next, and with the shutdown
-//! flush. A stored copy that cannot be read or does not fit is logged and
-//! ignored: the detector starts fresh and overwrites it with its first
-//! save.
+//! A new 5-minute return makes the loop commit (once per five minutes:
+//! about 1.5 KB of progress, plus the window, about 6 KB at the default
+//! 288 returns, once an hour). A price that only moves the open bar is
+//! saved with the shutdown flush only: it does not change the detector,
+//! and a crash loses at most the open bar's last price (its close is then
+//! the last price seen after the restart), which is not worth encoding
+//! the records on every commit of a backtest. A stored copy that cannot
+//! be read or does not fit is logged and ignored: the detector starts
+//! fresh and overwrites it with its first save.
 
 use thiserror::Error;
 
@@ -31,7 +33,7 @@ pub(crate) enum Unsaved {
     /// Everything is committed.
     #[default]
     Nothing,
-    /// The open bar moved: worth keeping, not worth a commit of its own.
+    /// The open bar moved: saved with the next return or at shutdown.
     Bar,
     /// A return was consumed: the detector moved; commit it this loop.
     Return,
@@ -49,22 +51,26 @@ impl MarketModel {
         self.unsaved = self.unsaved.max(what);
     }
 
-    /// Whether a commit is due for the detector alone.
+    /// Whether the next commit must carry the records (and so must
+    /// happen even if nothing else changed).
     pub(crate) fn needs_commit(&self) -> bool {
         self.unsaved == Unsaved::Return
     }
 
-    /// Whether anything is not committed yet (the shutdown flush saves it).
-    pub(crate) fn has_unsaved(&self) -> bool {
-        self.unsaved != Unsaved::Nothing
+    /// Makes the next commit carry whatever moved, the open bar included
+    /// (the shutdown flush).
+    pub(crate) fn save_all_next(&mut self) {
+        if self.unsaved == Unsaved::Bar {
+            self.unsaved = Unsaved::Return;
+        }
     }
 
-    /// The records to commit, if anything changed since the last commit.
+    /// The records to commit, when due.
     ///
     /// # Errors
     /// Encoding failed (a bug: the records are plain numbers).
     pub(crate) fn regime_meta(&self) -> Result<Option<RegimeMeta>, serde_json::Error> {
-        if !self.has_unsaved() {
+        if !self.needs_commit() {
             return Ok(None);
         }
         let save = regime_persist::save(&self.history, &self.regime, self.checkpoint_total);
