@@ -17,9 +17,11 @@
 //! counted as one bar's return either (it spans several bars, so it would
 //! look like a huge move). After a gap the chain simply restarts.
 //!
-//! Everything is O(1) amortized per observation and serde-serialisable, so
-//! the runtime persists it with the trader's state. Prices are converted to
-//! `f64` here because these are statistics, never money.
+//! Everything is O(1) amortized per observation and serde-serialisable;
+//! the runtime persists the 5-minute side ([`RegimeBars`] and the return
+//! window) with the regime detector
+//! ([`crate::healing::regime_persist`]). Prices are converted to `f64`
+//! here because these are statistics, never money.
 
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
@@ -27,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::healing::config::HealingConfig;
+use crate::healing::regime_persist::RestoreError;
 
 /// Seconds in a regime bar.
 pub const REGIME_BAR_SEC: i64 = 300;
@@ -176,6 +179,62 @@ impl BarBuilder {
     }
 }
 
+/// The 5-minute side of a [`MarketHistory`] apart from its return window:
+/// where the bar chain stands and how many returns it has produced. With the
+/// window it is everything the regime detector needs to continue after a
+/// restart (see [`crate::healing::regime_persist`]); the 1-minute moves are
+/// not part of it and warm up again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegimeBars {
+    last_at: Option<i64>,
+    bars_5m: BarBuilder,
+    returns_5m_total: u64,
+    last_return_at: Option<i64>,
+}
+
+impl RegimeBars {
+    /// 5-minute returns produced before these bars were taken.
+    #[must_use]
+    pub fn returns_total(&self) -> u64 {
+        self.returns_5m_total
+    }
+
+    /// Refuses bars no [`MarketHistory`] could have produced: another bar
+    /// length, a non-positive or non-finite price, a chain going backwards.
+    fn check(&self) -> Result<(), RestoreError> {
+        let b = &self.bars_5m;
+        if b.period != REGIME_BAR_SEC {
+            return Err(RestoreError::Inconsistent { what: "bar length" });
+        }
+        let mut prices = [b.open, b.prev].into_iter().flatten().map(|(_, p)| p);
+        if prices.any(|p| !(p.is_finite() && p > 0.0)) {
+            return Err(RestoreError::NonFinite { what: "bar price" });
+        }
+        let ordered = match (b.prev, b.open) {
+            (Some((pb, _)), Some((ob, _))) => pb < ob,
+            (Some(_), None) => false,
+            _ => true,
+        };
+        let observed = match (b.open, self.last_at) {
+            (Some((ob, _)), Some(at)) => at.div_euclid(REGIME_BAR_SEC) == ob,
+            (None, None) => true,
+            _ => false,
+        };
+        let returned = match (self.last_return_at, b.prev) {
+            (Some(at), Some((pb, _))) => at <= (pb + 1) * REGIME_BAR_SEC,
+            (Some(_), None) => false,
+            (None, _) => self.returns_5m_total == 0,
+        };
+        if ordered && observed && returned {
+            Ok(())
+        } else {
+            Err(RestoreError::Inconsistent {
+                what: "5-minute bars",
+            })
+        }
+    }
+}
+
 /// Recent and baseline mean absolute 1-minute log moves.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct MoveStats {
@@ -292,6 +351,54 @@ impl MarketHistory {
     #[must_use]
     pub fn last_observed_at(&self) -> Option<i64> {
         self.last_at
+    }
+
+    /// The 5-minute bar chain, to persist beside [`Self::returns_5m`].
+    #[must_use]
+    pub fn regime_bars(&self) -> RegimeBars {
+        RegimeBars {
+            last_at: self.last_at,
+            bars_5m: self.bars_5m.clone(),
+            returns_5m_total: self.returns_5m_total,
+            last_return_at: self.last_return_at,
+        }
+    }
+
+    /// A history sized by the (validated) `config` that continues the
+    /// 5-minute chain of `bars` with `window` (oldest first) as its return
+    /// window; the 1-minute moves start empty. Its returns are what
+    /// [`Self::returns_5m`] gave when `bars` were taken, so the detector
+    /// sees the same window.
+    ///
+    /// # Errors
+    /// Bars no history could have produced, a non-finite return, or a
+    /// window whose length is not what `bars` and the configured window
+    /// imply.
+    pub fn with_regime_bars(
+        config: &HealingConfig,
+        bars: RegimeBars,
+        window: &[f64],
+    ) -> Result<Self, RestoreError> {
+        bars.check()?;
+        let cap = config.regime.window.max(1);
+        let expect = usize::try_from(bars.returns_5m_total).map_or(cap, |n| n.min(cap));
+        if window.len() != expect {
+            return Err(RestoreError::Inconsistent {
+                what: "return window length",
+            });
+        }
+        if window.iter().any(|r| !r.is_finite()) {
+            return Err(RestoreError::NonFinite { what: "return" });
+        }
+        let mut h = Self::new(config);
+        for &r in window {
+            h.returns_5m.push(r);
+        }
+        h.last_at = bars.last_at;
+        h.bars_5m = bars.bars_5m;
+        h.returns_5m_total = bars.returns_5m_total;
+        h.last_return_at = bars.last_return_at;
+        Ok(h)
     }
 
     /// Mean absolute 1-minute moves, recent and baseline; `None` until the

@@ -97,6 +97,29 @@ pub struct HmmParams {
     pub var: [f64; STATES],
 }
 
+impl HmmParams {
+    /// Whether these could come out of [`fit`]: finite means, variances at
+    /// least [`ABS_VAR_FLOOR`], initial and transition rows that are
+    /// probability distributions. A stored model failing this is not used.
+    #[must_use]
+    pub fn is_plausible(&self) -> bool {
+        is_distribution(&self.initial)
+            && self.transition.iter().all(is_distribution)
+            && self.mean.iter().all(|m| m.is_finite())
+            && self
+                .var
+                .iter()
+                .all(|v| v.is_finite() && *v >= ABS_VAR_FLOOR)
+    }
+}
+
+/// Whether `p` is a probability distribution over the states (up to
+/// rounding).
+#[must_use]
+pub fn is_distribution(p: &[f64; STATES]) -> bool {
+    p.iter().all(|x| (0.0..=1.0).contains(x)) && (p.iter().sum::<f64>() - 1.0).abs() < 1e-9
+}
+
 /// A fitted model and what the fit saw.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Fit {

@@ -17,6 +17,8 @@
 //! - [`candles`]: 5-minute and 1-minute bars and return windows;
 //! - [`hmm`]: the 3-state Gaussian HMM (Baum-Welch, forward filter);
 //! - [`regime`]: the detector, consensus label and operator override;
+//! - [`regime_persist`]: what of the detector survives a restart, bounded
+//!   and validated;
 //! - [`target`]: the volatility-scaled profit target in force;
 //! - [`reprice`]: tighten, subsidized and loss-funded reprices of stuck
 //!   exits, with their skip reasons;
@@ -37,6 +39,7 @@ pub mod hmm;
 pub mod operator;
 pub mod price_bars;
 pub mod regime;
+pub mod regime_persist;
 pub mod release;
 pub mod reprice;
 pub mod stats;

@@ -28,8 +28,10 @@
 //! one state rises slower.
 //!
 //! The settings are persisted with the detector (and the window sizes with
-//! [`MarketHistory`]); after a configuration change build new ones rather
-//! than restoring old state.
+//! [`MarketHistory`]); a stored detector whose settings differ from the
+//! configuration in force is refused
+//! ([`RegimeDetector::check_restored`], used by
+//! [`crate::healing::regime_persist`]) and a new one is built.
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -37,6 +39,7 @@ use thiserror::Error;
 use crate::healing::candles::MarketHistory;
 use crate::healing::config::RegimeConfig;
 use crate::healing::hmm::{self, FitError, HmmParams, STATES};
+use crate::healing::regime_persist::RestoreError;
 use crate::healing::vocab::Regime;
 
 /// Labels in the order of [`RegimeView::posteriors`].
@@ -363,6 +366,49 @@ impl RegimeDetector {
             overridden: forced.map(|o| o.until),
             posteriors,
         }
+    }
+
+    /// Refuses a restored detector that this build, with `config`, could
+    /// not have produced after consuming `returns_total` returns: settings
+    /// that differ from `config` (a window or threshold changed since it
+    /// was stored), an implausible model, a filter that is not a
+    /// distribution, non-finite statistics or a label without a model.
+    ///
+    /// # Errors
+    /// The first problem found.
+    pub fn check_restored(
+        &self,
+        config: &RegimeConfig,
+        returns_total: u64,
+    ) -> Result<(), RestoreError> {
+        if self.config != *config {
+            return Err(RestoreError::ConfigChanged);
+        }
+        if self.seen != returns_total {
+            return Err(RestoreError::Inconsistent {
+                what: "returns seen by the detector",
+            });
+        }
+        let stats_finite = self.occupancy.iter().all(|o| o.is_finite() && *o >= 0.0)
+            && self.last_fit.is_none_or(|f| f.log_likelihood.is_finite());
+        if !stats_finite {
+            return Err(RestoreError::NonFinite {
+                what: "fit statistics",
+            });
+        }
+        let consistent = match &self.model {
+            Some(m) => m.is_plausible() && hmm::is_distribution(&self.posterior),
+            None => self.posterior == [0.0; STATES] && self.label == Regime::Unknown,
+        };
+        if !consistent {
+            return Err(RestoreError::Inconsistent { what: "model" });
+        }
+        if self.pending.is_some_and(|(l, _)| l == Regime::Unknown) {
+            return Err(RestoreError::Inconsistent {
+                what: "pending label",
+            });
+        }
+        Ok(())
     }
 
     /// The fitted model (states ordered by mean), if any.

@@ -14,6 +14,7 @@ use crate::healing::{ExitRef, SkipReason, SubsidySource};
 use crate::runtime::book::position_key;
 use crate::runtime::ledger::LedgerApi;
 use crate::runtime::r#loop::Runtime;
+use crate::runtime::regime_store::Unsaved;
 use crate::runtime::writes::{LedgerWriteRequest, RepriceWrite};
 
 /// Seconds between two planning passes. Bands move over hours and the
@@ -26,10 +27,11 @@ pub const HEAL_EVERY_SEC: i64 = 600;
 const CALLS_PER_REPRICE: u32 = 3;
 
 /// What the runtime knows of the market for healing: the bars and returns,
-/// the regime detector over them, and the time spent in each regime. Kept
-/// in memory (not in every commit: it is kilobytes of floats); after a
-/// restart it warms up again from the prices it sees, and the regime is
-/// `unknown` (never ranging) until then.
+/// the regime detector over them, and the time spent in each regime. The
+/// detector and its 5-minute returns are committed as store metadata in
+/// bounded records ([`super::regime_store`]) and restored on start; the
+/// 1-minute moves of the profit target, the chart bars and the regime
+/// clock are kept in memory only and warm up again after a restart.
 #[derive(Debug, Clone)]
 pub(crate) struct MarketModel {
     pub(crate) history: crate::healing::MarketHistory,
@@ -38,6 +40,10 @@ pub(crate) struct MarketModel {
     pub(crate) regime_seconds: std::collections::BTreeMap<crate::healing::Regime, i64>,
     /// 5-minute price bars of the last day, for the dashboard's chart.
     pub(crate) bars: crate::healing::price_bars::PriceBars,
+    /// What of the detector the store does not hold yet.
+    pub(crate) unsaved: Unsaved,
+    /// `total` of the newest committed window checkpoint.
+    pub(crate) checkpoint_total: Option<u64>,
 }
 
 impl MarketModel {
@@ -47,6 +53,8 @@ impl MarketModel {
             regime: crate::healing::RegimeDetector::new(config.regime),
             regime_seconds: Default::default(),
             bars: Default::default(),
+            unsaved: Unsaved::Nothing,
+            checkpoint_total: None,
         }
     }
 
@@ -54,7 +62,12 @@ impl MarketModel {
     pub(crate) fn observe(&mut self, now: i64, price: rust_decimal::Decimal) {
         match self.history.observe(now, price) {
             Ok(_) => {
-                self.regime.update(&self.history);
+                let u = self.regime.update(&self.history);
+                self.mark_unsaved(if u.returns > 0 {
+                    Unsaved::Return
+                } else {
+                    Unsaved::Bar
+                });
             }
             Err(e) => tracing::debug!(error = %e, "market observation refused"),
         }

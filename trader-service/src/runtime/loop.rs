@@ -223,6 +223,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
         };
         rt.engine.ensure_slots(rt.cfg.engine.slots);
         rt.restore_position_ids().await?;
+        rt.restore_regime().await?;
         rt.restore_operator_state().await?;
         Ok(rt)
     }

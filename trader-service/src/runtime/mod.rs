@@ -48,6 +48,7 @@ mod persist;
 mod placement;
 mod poll;
 pub mod reconcile;
+mod regime_store;
 pub mod sink;
 pub mod stats;
 pub mod status;

@@ -1,7 +1,8 @@
-//! Making a loop durable: the commit of state, bookkeeping and queued
-//! ledger writes to the trader store in one transaction, the outbox drain
-//! that delivers those writes to the ledger, the bounded flush at
-//! shutdown, and the ledger ids restored from the store after a crash.
+//! Making a loop durable: the commit of state, bookkeeping, queued
+//! ledger writes and the regime detector's records to the trader store in
+//! one transaction, the outbox drain that delivers those writes to the
+//! ledger, the bounded flush at shutdown, and the ledger ids restored
+//! from the store after a crash.
 //! Split from the loop itself so that the loop reads as the order of
 //! its steps and this file as how each step is kept.
 
@@ -60,7 +61,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
 
     /// Commits state + bookkeeping + queued writes if anything changed.
     pub(crate) async fn commit(&mut self, now_ms: i64) -> Result<bool, RuntimeError> {
-        if !self.dirty && self.pending.is_empty() {
+        if !self.dirty && self.pending.is_empty() && !self.market.needs_commit() {
             return Ok(false);
         }
         let state = PersistedState {
@@ -80,6 +81,14 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
                 .map_err(|e| RuntimeError::CorruptState(e.to_string()))?;
             meta.push((super::operator::THROUGHPUT_META_KEY.to_owned(), json));
         }
+        let regime = self
+            .market
+            .regime_meta()
+            .map_err(|e| RuntimeError::CorruptState(e.to_string()))?;
+        let regime_total = regime.map(|r| {
+            meta.extend(r.entries);
+            r.checkpoint_total
+        });
         self.step_no += 1;
         let report = self
             .store
@@ -98,6 +107,9 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
         );
         self.dirty = false;
         self.acks_uncommitted = false;
+        if let Some(total) = regime_total {
+            self.market.regime_saved(total);
+        }
         Ok(true)
     }
 
@@ -160,6 +172,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
     /// [`RuntimeError`] if the store fails.
     pub async fn flush(&mut self, now_ms: i64) -> Result<(), RuntimeError> {
         self.dirty |= self.acks_uncommitted;
+        self.market.save_all_next();
         self.commit(now_ms).await?;
         let sink = LedgerSink::new(&self.ledger, &self.store, &self.cfg.bot_id);
         match tokio::time::timeout(

@@ -1,0 +1,196 @@
+//! What of the regime detector survives a restart, and the rules that
+//! decide whether a stored copy may be used.
+//!
+//! Without it a restarted trader would see `unknown` until `min_returns`
+//! new 5-minute bars arrived (eight hours by default), and the churner,
+//! which needs a ready "ranging" detector, would stay off that long.
+//!
+//! The state is kept in two records so that what is written on every new
+//! return stays small:
+//! - a [`WindowCheckpoint`]: the whole return window (up to the configured
+//!   `window`, 288 returns by default), written only when the returns
+//!   since the previous checkpoint would exceed [`TAIL_MAX`];
+//! - a [`RegimeProgress`]: the detector itself (settings, fitted model,
+//!   filter posterior, consensus and dwell), the 5-minute bar chain and the
+//!   returns since the checkpoint (at most [`TAIL_MAX`]), written with
+//!   every commit that follows a new return.
+//!
+//! The window after a restore is the checkpoint's followed by the tail,
+//! i.e. exactly the window the detector saw, so the restored detector
+//! continues bit for bit as if no restart had happened (JSON keeps every
+//! `f64` exact). A stored copy that does not fit together (another
+//! configuration, another layout version, a non-finite value, counts
+//! that disagree) is refused with a [`RestoreError`]; the caller then
+//! starts a fresh detector.
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::healing::candles::{MarketHistory, RegimeBars};
+use crate::healing::config::HealingConfig;
+use crate::healing::regime::RegimeDetector;
+
+/// Layout version of [`RegimeProgress`].
+pub const REGIME_STATE_VERSION: u32 = 1;
+
+/// Most returns a [`RegimeProgress`] carries beyond its checkpoint (one
+/// hour of 5-minute bars): the bound on the per-return record.
+pub const TAIL_MAX: usize = 12;
+
+/// Why a stored detector is not restored.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum RestoreError {
+    /// Written by another layout version.
+    #[error("stored regime state has layout version {found}, this build reads {expected}")]
+    Version {
+        /// The stored version.
+        found: u32,
+        /// The version this build writes.
+        expected: u32,
+    },
+    /// The detector settings (window, thresholds, ...) changed since it
+    /// was stored: its model and window mean something else now.
+    #[error("stored regime state was built with other detector settings")]
+    ConfigChanged,
+    /// A value that must be finite is not.
+    #[error("stored regime state holds a non-finite {what}")]
+    NonFinite {
+        /// Which value.
+        what: &'static str,
+    },
+    /// Parts that do not fit together.
+    #[error("stored regime state is inconsistent: {what}")]
+    Inconsistent {
+        /// What disagrees.
+        what: &'static str,
+    },
+}
+
+/// The return window as of `total` returns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WindowCheckpoint {
+    /// Returns produced when it was taken.
+    pub total: u64,
+    /// The window then, oldest first.
+    pub returns: Vec<f64>,
+}
+
+/// The detector and what moved since the checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegimeProgress {
+    /// Layout version ([`REGIME_STATE_VERSION`]).
+    pub version: u32,
+    /// `total` of the checkpoint the tail continues.
+    pub checkpoint_total: u64,
+    /// Returns since that checkpoint, oldest first.
+    pub tail: Vec<f64>,
+    /// The 5-minute bar chain.
+    pub bars: RegimeBars,
+    /// The detector.
+    pub detector: RegimeDetector,
+}
+
+/// What to write for the current state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegimeSave {
+    /// A new checkpoint, when one is due.
+    pub checkpoint: Option<WindowCheckpoint>,
+    /// The progress record (always).
+    pub progress: RegimeProgress,
+}
+
+impl RegimeSave {
+    /// `total` of the checkpoint the progress continues (durable once
+    /// this save is committed).
+    #[must_use]
+    pub fn checkpoint_total(&self) -> u64 {
+        self.progress.checkpoint_total
+    }
+}
+
+/// What to persist for `history` and `detector`, given the `total` of the
+/// newest durable checkpoint (`None` when there is none): the progress
+/// record, plus a new checkpoint when the tail would exceed [`TAIL_MAX`]
+/// or no longer fits in the window.
+#[must_use]
+pub fn save(
+    history: &MarketHistory,
+    detector: &RegimeDetector,
+    checkpoint_total: Option<u64>,
+) -> RegimeSave {
+    let total = history.returns_5m_total();
+    let window = history.returns_5m();
+    let since = checkpoint_total
+        .and_then(|c| total.checked_sub(c))
+        .and_then(|n| usize::try_from(n).ok())
+        .filter(|&n| n <= TAIL_MAX && n <= window.len());
+    let (checkpoint, checkpoint_total, tail) = match since {
+        Some(n) => (None, total - n as u64, window[window.len() - n..].to_vec()),
+        None => (
+            Some(WindowCheckpoint {
+                total,
+                returns: window.to_vec(),
+            }),
+            total,
+            Vec::new(),
+        ),
+    };
+    RegimeSave {
+        checkpoint,
+        progress: RegimeProgress {
+            version: REGIME_STATE_VERSION,
+            checkpoint_total,
+            tail,
+            bars: history.regime_bars(),
+            detector: detector.clone(),
+        },
+    }
+}
+
+/// Rebuilds the history's 5-minute side and the detector from a stored
+/// checkpoint and progress, for the (validated) `config` in force. The
+/// detector comes back without an operator override: the runtime keeps
+/// that in its own book.
+///
+/// # Errors
+/// [`RestoreError`] when the records do not fit together or do not fit
+/// `config`; nothing is restored then.
+pub fn restore(
+    config: &HealingConfig,
+    checkpoint: &WindowCheckpoint,
+    progress: RegimeProgress,
+) -> Result<(MarketHistory, RegimeDetector), RestoreError> {
+    if progress.version != REGIME_STATE_VERSION {
+        return Err(RestoreError::Version {
+            found: progress.version,
+            expected: REGIME_STATE_VERSION,
+        });
+    }
+    let total = progress.bars.returns_total();
+    progress.detector.check_restored(&config.regime, total)?;
+    let tail_len = progress.tail.len() as u64;
+    if checkpoint.total != progress.checkpoint_total
+        || progress.tail.len() > TAIL_MAX
+        || checkpoint.total.checked_add(tail_len) != Some(total)
+    {
+        return Err(RestoreError::Inconsistent {
+            what: "checkpoint and progress",
+        });
+    }
+    if checkpoint.returns.len() > config.regime.window {
+        return Err(RestoreError::Inconsistent {
+            what: "checkpoint longer than the window",
+        });
+    }
+    let mut window = checkpoint.returns.clone();
+    window.extend_from_slice(&progress.tail);
+    let keep = window.len().saturating_sub(config.regime.window);
+    let history = MarketHistory::with_regime_bars(config, progress.bars, &window[keep..])?;
+    let mut detector = progress.detector;
+    detector.clear_override();
+    Ok((history, detector))
+}
+
+#[cfg(test)]
+#[path = "regime_persist_tests.rs"]
+mod tests;
