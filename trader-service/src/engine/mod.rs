@@ -46,6 +46,6 @@ pub use invariants::Violation;
 pub use reducer::transition;
 pub use types::{
     EngineState, EntryFacts, EntryOrder, ExitOrder, ExitPlacement, FillTotals, HealFacts,
-    IdleReason, OrderId, OrderRole, PendingReprice, Phase, RefreshStreak, RepriceKind, SlotId,
-    SlotState, SlotStatus, TradeId, TradeState, TradeWork,
+    IdleReason, MarketClose, OrderId, OrderRole, PendingReprice, Phase, RefreshStreak, RepriceKind,
+    SlotId, SlotState, SlotStatus, TradeId, TradeState, TradeWork,
 };
