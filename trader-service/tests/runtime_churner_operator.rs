@@ -236,7 +236,8 @@ async fn a_handed_over_round_trip_in_write_off_is_queued_and_can_be_held() {
     assert!(kinds.contains(&"repriced"), "{kinds:?}");
 }
 
-/// Proves: `CloseAtMarket` of a handed-over round trip, accepted and then
+/// Proves: `CloseAtMarket` of a handed-over round trip (a second close
+/// while it is in progress is refused, nothing changed), accepted and then
 /// carried out by a restarted trader (the close is in the store, committed
 /// with its answer), cancels the exit and sends exactly one market order
 /// for its volume; the ledger closes the round trip `written_off` at the
@@ -260,6 +261,14 @@ async fn a_close_at_market_books_the_exchanges_fill_written_off() {
         queued(&h, &id).map(|e| e.actions),
         Some(vec!["keep_holding".to_owned()]),
         "a close in progress: no move, no second close"
+    );
+    let second = close(&mut r, &h, &id, "close-x").await.unwrap_err();
+    assert_eq!(second.code(), tonic::Code::FailedPrecondition);
+    assert!(
+        second
+            .message()
+            .starts_with("a close at market of exit ch:0:"),
+        "{second:?}"
     );
     r.restart().await;
     h = r.rt.handle();
@@ -405,4 +414,62 @@ async fn an_ambiguous_market_order_is_reconciled_not_repeated() {
         .filter(|e| matches!(e, EventDetails::WrittenOff(_)))
         .count();
     assert_eq!(written_off, 1);
+}
+
+/// Proves: a trader killed while the round trip's market order is in
+/// flight (the exchange took it, the answer never came) restarts, finds
+/// the order by its client id, books its fill and closes the round trip
+/// once: one market order, one `written_off` close.
+#[tokio::test]
+async fn a_kill_during_the_market_order_closes_once_after_restart() {
+    let mut r = Run::with_write_off(1, AgeBand::Stuck, 7_200).await;
+    let mut h = r.rt.handle();
+    let (id, _, _) = queued_round_trip(&mut r, &h).await;
+    close(&mut r, &h, &id, "close-1")
+        .await
+        .expect("close accepted");
+    r.exchange.set(1);
+    let mut hung = false;
+    for _ in 0..5 {
+        r.paper.step(&candle(r.t, P, P, P, P));
+        r.t += 60;
+        let step = r.rt.step(r.paper.clock().now_ms());
+        if tokio::time::timeout(std::time::Duration::from_millis(500), step)
+            .await
+            .is_err()
+        {
+            hung = true;
+            break;
+        }
+    }
+    assert!(hung, "a placement must have been sent");
+    assert_eq!(
+        churner_market_orders(&r).len(),
+        1,
+        "the market order reached the exchange"
+    );
+    r.exchange.set(0);
+    r.restart().await;
+    h = r.rt.handle();
+    r.flat(10, P).await;
+    r.rt.flush(r.paper.clock().now_ms()).await.unwrap();
+    let orders = churner_market_orders(&r);
+    assert_eq!(orders.len(), 1, "one market order: {orders:?}");
+    let outcome = r
+        .lib
+        .position(id.parse().unwrap())
+        .await
+        .unwrap()
+        .outcome
+        .expect("closed");
+    assert_eq!(format!("{:?}", outcome.close_reason), "WrittenOff");
+    assert_eq!(outcome.exit_price, orders[0].avg_price);
+    let written_off = journal(&r, &id)
+        .await
+        .iter()
+        .filter(|e| matches!(e, EventDetails::WrittenOff(_)))
+        .count();
+    assert_eq!(written_off, 1);
+    let again = close(&mut r, &h, &id, "close-1").await.expect("replayed");
+    assert!(again.replayed, "the answer survives the restart");
 }
