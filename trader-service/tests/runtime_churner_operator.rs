@@ -104,6 +104,29 @@ fn churner_market_orders(r: &Run) -> Vec<OrderInfo> {
     })
 }
 
+/// Asserts that exactly one churner market order was sent and that the
+/// round trip `id` closed `written_off` once, at that order's price and fee.
+async fn closed_once(r: &Run, id: &str) {
+    let orders = churner_market_orders(r);
+    assert_eq!(orders.len(), 1, "one market order: {orders:?}");
+    let outcome = r
+        .lib
+        .position(id.parse().unwrap())
+        .await
+        .unwrap()
+        .outcome
+        .expect("closed");
+    assert_eq!(format!("{:?}", outcome.close_reason), "WrittenOff");
+    assert_eq!(outcome.exit_price, orders[0].avg_price);
+    assert_eq!(outcome.exit_fee, Some(orders[0].fee));
+    let written_off = journal(r, id)
+        .await
+        .iter()
+        .filter(|e| matches!(e, EventDetails::WrittenOff(_)))
+        .count();
+    assert_eq!(written_off, 1);
+}
+
 async fn journal(r: &Run, id: &str) -> Vec<EventDetails> {
     r.lib
         .journal(&JournalScope::Position(id.parse().unwrap()), 0, 200)
@@ -396,24 +419,7 @@ async fn an_ambiguous_market_order_is_reconciled_not_repeated() {
     r.exchange.set(0);
     r.flat(10, P).await;
     r.rt.flush(r.paper.clock().now_ms()).await.unwrap();
-    let orders = churner_market_orders(&r);
-    assert_eq!(orders.len(), 1, "one market order: {orders:?}");
-    let outcome = r
-        .lib
-        .position(id.parse().unwrap())
-        .await
-        .unwrap()
-        .outcome
-        .expect("closed");
-    assert_eq!(format!("{:?}", outcome.close_reason), "WrittenOff");
-    assert_eq!(outcome.exit_price, orders[0].avg_price);
-    assert_eq!(outcome.exit_fee, Some(orders[0].fee));
-    let written_off = journal(&r, &id)
-        .await
-        .iter()
-        .filter(|e| matches!(e, EventDetails::WrittenOff(_)))
-        .count();
-    assert_eq!(written_off, 1);
+    closed_once(&r, &id).await;
 }
 
 /// Proves: a trader killed while the round trip's market order is in
@@ -453,23 +459,7 @@ async fn a_kill_during_the_market_order_closes_once_after_restart() {
     h = r.rt.handle();
     r.flat(10, P).await;
     r.rt.flush(r.paper.clock().now_ms()).await.unwrap();
-    let orders = churner_market_orders(&r);
-    assert_eq!(orders.len(), 1, "one market order: {orders:?}");
-    let outcome = r
-        .lib
-        .position(id.parse().unwrap())
-        .await
-        .unwrap()
-        .outcome
-        .expect("closed");
-    assert_eq!(format!("{:?}", outcome.close_reason), "WrittenOff");
-    assert_eq!(outcome.exit_price, orders[0].avg_price);
-    let written_off = journal(&r, &id)
-        .await
-        .iter()
-        .filter(|e| matches!(e, EventDetails::WrittenOff(_)))
-        .count();
-    assert_eq!(written_off, 1);
+    closed_once(&r, &id).await;
     let again = close(&mut r, &h, &id, "close-1").await.expect("replayed");
     assert!(again.replayed, "the answer survives the restart");
 }
