@@ -428,6 +428,9 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
             if e.opportunity_cost <= e.subsidy_needed * rust_decimal::Decimal::TWO {
                 continue;
             }
+            // A handed-over churner round trip has no engine exit: the
+            // policy never closes one (SPEC §6, filled churner inventory is
+            // never sold at a loss without the operator).
             let Some(x) = self.exit_of(&e.position_id) else {
                 continue;
             };

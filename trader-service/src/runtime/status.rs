@@ -275,7 +275,8 @@ pub struct StatusSnapshot {
     pub mode: RuntimeMode,
     /// Every slot, by id.
     pub slots: Vec<SlotStatusView>,
-    /// Every open position with its band.
+    /// Every open position with its band: the slots' and the churner
+    /// round trips handed over to their slot.
     pub positions: Vec<PositionStatusView>,
     /// Outbox depth and parked count.
     pub outbox: OutboxStatusView,
