@@ -85,6 +85,7 @@ fn snapshot() -> StatusSnapshot {
             cycle: u64::from(i),
             exit_order_id: format!("{}:B:{i}:ex:0", i % SLOTS),
             position_id: Some((i + 1).to_string()),
+            slot_mode: trader_service::runtime::writes::SlotModeKind::Sticky,
             entry_price: dec("0.0998765"),
             exit_price: dec("0.1012345"),
             volume: dec("98.7654321"),

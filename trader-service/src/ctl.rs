@@ -277,9 +277,14 @@ pub fn render_status(s: &pb::GetStatusResponse) -> String {
     let _ = writeln!(out, "open positions: {}", s.positions.len());
     for p in &s.positions {
         let band = enum_name(p.band, |b: pb::AgeBand| b.as_str_name());
+        let mode = if p.slot_mode == pb::PositionSlotMode::Churner as i32 {
+            " churner"
+        } else {
+            ""
+        };
         let _ = writeln!(
             out,
-            "  slot {} cycle {} entry {} exit {} vol {}  {} age {}s dist {}% eff {}s  opportunity cost {}  ledger #{}",
+            "  slot {}{mode} cycle {} entry {} exit {} vol {}  {} age {}s dist {}% eff {}s  opportunity cost {}  ledger #{}",
             p.slot_id,
             p.cycle,
             p.entry_price,

@@ -20,6 +20,7 @@ use crate::pair::Side;
 use crate::runtime::status::{
     ControlError, OrderStatusView, PositionStatusView, SlotStatusView, StatusSnapshot,
 };
+use crate::runtime::writes::SlotModeKind;
 use crate::runtime::{ControlCommand, RuntimeHandle, RuntimeMode};
 
 /// Longest operator reason accepted (it only goes to the log).
@@ -101,6 +102,13 @@ fn role(r: OrderRole) -> pb::OrderRole {
     }
 }
 
+fn slot_mode(m: SlotModeKind) -> pb::PositionSlotMode {
+    match m {
+        SlotModeKind::Churner => pb::PositionSlotMode::Churner,
+        SlotModeKind::Sticky | SlotModeKind::Legacy => pb::PositionSlotMode::Sticky,
+    }
+}
+
 fn trade(t: TradeId) -> pb::Trade {
     match t {
         TradeId::A => pb::Trade::A,
@@ -151,6 +159,7 @@ fn position(p: &PositionStatusView) -> pb::Position {
         distance_pct: format_decimal(p.distance_pct),
         effective_age_seconds: format_decimal(p.effective_age_sec),
         opportunity_cost: format_decimal(p.opportunity_cost),
+        slot_mode: slot_mode(p.slot_mode) as i32,
     }
 }
 

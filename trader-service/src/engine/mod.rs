@@ -49,6 +49,6 @@ pub use life::{TradeLife, release_wait};
 pub use reducer::transition;
 pub use types::{
     EngineState, EntryFacts, EntryOrder, ExitOrder, ExitPlacement, FillTotals, HealFacts,
-    IdleReason, OrderId, OrderRole, PendingReprice, Phase, RefreshStreak, RepriceKind, SlotId,
-    SlotState, SlotStatus, TradeId, TradeState, TradeWork,
+    IdleReason, MarketClose, OrderId, OrderRole, PendingReprice, Phase, RefreshStreak, RepriceKind,
+    SlotId, SlotState, SlotStatus, TradeId, TradeState, TradeWork,
 };

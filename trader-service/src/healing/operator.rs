@@ -114,30 +114,65 @@ pub struct BreakevenMove {
     pub subsidy: Decimal,
 }
 
-/// Why an exit cannot be acted on now, or `None` when it is live and not
-/// being repriced.
+/// Whether an exit, whoever holds it, may be acted on now: the facts
+/// [`unavailable`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExitBusy<'a> {
+    /// Its client id (for the message).
+    pub id: &'a str,
+    /// A close at market of it is in progress.
+    pub closing: bool,
+    /// A reprice of it is in progress.
+    pub repricing: bool,
+    /// It rests on the exchange (placed, not being placed again).
+    pub live: bool,
+}
+
+/// Why an exit cannot be acted on now (a close or a reprice in progress,
+/// not live), or `None` when it may be.
 #[must_use]
-pub fn exit_unavailable(exit: &ExitOrder) -> Option<OperatorRefusal> {
-    if exit.close.is_some() {
+pub fn unavailable(exit: ExitBusy<'_>) -> Option<OperatorRefusal> {
+    let id = exit.id;
+    if exit.closing {
         return Some(OperatorRefusal::precondition(format!(
-            "a close at market of exit {} is in progress",
-            exit.id
+            "a close at market of exit {id} is in progress"
         )));
     }
-    if exit.reprice.is_some() {
+    if exit.repricing {
         return Some(OperatorRefusal::precondition(format!(
-            "a reprice of exit {} is in progress (its cancel is not confirmed yet); \
-             try again after the next loop",
-            exit.id
+            "a reprice of exit {id} is in progress (its cancel is not confirmed yet); \
+             try again after the next loop"
         )));
     }
-    if exit.txid().is_none() {
+    if !exit.live {
         return Some(OperatorRefusal::precondition(format!(
-            "exit {} is not live on the exchange (pending or refused placement)",
-            exit.id
+            "exit {id} is not live on the exchange (pending or refused placement)"
         )));
     }
     None
+}
+
+/// Why a slot's exit cannot be acted on now ([`unavailable`]).
+#[must_use]
+pub fn exit_unavailable(exit: &ExitOrder) -> Option<OperatorRefusal> {
+    unavailable(ExitBusy {
+        id: &exit.id.to_string(),
+        closing: exit.close.is_some(),
+        repricing: exit.reprice.is_some(),
+        live: exit.txid().is_some(),
+    })
+}
+
+/// Why a handed-over churner round trip's exit cannot be acted on now
+/// ([`unavailable`]).
+#[must_use]
+pub fn round_trip_unavailable(h: &HandedOverView<'_>) -> Option<OperatorRefusal> {
+    unavailable(ExitBusy {
+        id: &h.order.id,
+        closing: h.closing,
+        repricing: h.repricing,
+        live: h.order.txid.is_some() && !h.order.sending,
+    })
 }
 
 /// The move to breakeven of `exit`: target `entry x (1 + f/100)` for a sell
@@ -333,31 +368,64 @@ pub fn open_samples(engine: &EngineState, regime: Regime, now: i64) -> Vec<OpenS
         .collect()
 }
 
-/// One open position as the queue reads it, whoever holds its exit (the
-/// engine, or the slot for a handed-over churner round trip).
-struct QueueCandidate<'a> {
-    position_id: Option<&'a str>,
-    slot: SlotId,
-    trade: TradeId,
-    age: PositionAge,
-    heal: &'a HealFacts,
-    entry_price: Decimal,
-    entry_cost: Decimal,
-    exit_price: Decimal,
-    volume: Decimal,
+/// One open position as the queue and the status read it, whoever holds
+/// its exit (the engine, or the slot for a handed-over churner round trip).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenPosition<'a> {
+    /// Ledger position id, once acknowledged.
+    pub position_id: Option<&'a str>,
+    /// Slot.
+    pub slot: SlotId,
+    /// Trade.
+    pub trade: TradeId,
+    /// The slot's trade cycle, or the churner's round trip number.
+    pub cycle: u64,
+    /// Client id of its exit.
+    pub exit_order_id: String,
+    /// A churner round trip handed over to its slot (`slot_mode =
+    /// churner`), not a sticky position.
+    pub churner: bool,
+    /// Age facts and band.
+    pub age: PositionAge,
+    /// Healing facts (the hold).
+    pub heal: &'a HealFacts,
+    /// Entry price.
+    pub entry_price: Decimal,
+    /// Entry cost (the capital it ties up).
+    pub entry_cost: Decimal,
+    /// Current exit price.
+    pub exit_price: Decimal,
+    /// Position volume.
+    pub volume: Decimal,
+    /// Volume still open.
+    pub remaining: Decimal,
     /// What the operator can do with it now.
-    actions: Vec<String>,
+    pub actions: Vec<String>,
 }
 
-/// Every open position with its band: the engine's exits, then the
-/// handed-over churner round trips.
-fn queue_candidates<'a>(inp: &QueueInputs<'a>, market: Decimal) -> Vec<QueueCandidate<'a>> {
+/// What the operator can do with an exit now: a move to breakeven when it
+/// would move, a close at market while it is live, a hold always.
+fn actions_of(breakeven: bool, unavailable: Option<OperatorRefusal>) -> Vec<String> {
+    let mut actions = Vec::new();
+    if breakeven {
+        actions.push("reprice_to_breakeven".to_owned());
+    }
+    if unavailable.is_none() {
+        actions.push("close_at_market".to_owned());
+    }
+    actions.push("keep_holding".to_owned());
+    actions
+}
+
+/// Every open position with its band at `market`: the engine's exits,
+/// then the handed-over churner round trips.
+#[must_use]
+pub fn open_positions<'a>(inp: &QueueInputs<'a>, market: Decimal) -> Vec<OpenPosition<'a>> {
     let slots = classify_all(inp.engine, inp.now, &inp.engine_cfg.bands)
         .into_iter()
         .filter_map(|b| {
             let x = inp.engine.open_exits().find(|x| x.id == b.exit_order_id)?;
-            let mut actions = Vec::new();
-            if breakeven_move(
+            let breakeven = breakeven_move(
                 inp.engine,
                 inp.engine_cfg,
                 inp.cfg,
@@ -365,25 +433,22 @@ fn queue_candidates<'a>(inp: &QueueInputs<'a>, market: Decimal) -> Vec<QueueCand
                 Decimal::ZERO,
                 inp.now,
             )
-            .is_ok()
-            {
-                actions.push("reprice_to_breakeven".to_owned());
-            }
-            if exit_unavailable(x).is_none() {
-                actions.push("close_at_market".to_owned());
-            }
-            actions.push("keep_holding".to_owned());
-            Some(QueueCandidate {
+            .is_ok();
+            Some(OpenPosition {
                 position_id: x.position_id.as_deref(),
                 slot: b.slot,
                 trade: b.trade,
+                cycle: b.cycle,
+                exit_order_id: x.id.to_string(),
+                churner: false,
                 age: b.age,
                 heal: &x.heal,
                 entry_price: x.entry.price,
                 entry_cost: x.entry.cost,
                 exit_price: x.price,
-                volume: x.remaining(),
-                actions,
+                volume: x.volume,
+                remaining: x.remaining(),
+                actions: actions_of(breakeven, exit_unavailable(x)),
             })
         })
         .collect::<Vec<_>>();
@@ -392,9 +457,8 @@ fn queue_candidates<'a>(inp: &QueueInputs<'a>, market: Decimal) -> Vec<QueueCand
         .handed_over(inp.now, market, &inp.engine_cfg.bands)
         .into_iter()
         .map(|h| {
-            let mut actions = Vec::new();
             let facts = ExitFacts::from(&h);
-            if h.live()
+            let breakeven = h.live()
                 && breakeven_of(
                     Some(market),
                     inp.engine_cfg,
@@ -403,22 +467,22 @@ fn queue_candidates<'a>(inp: &QueueInputs<'a>, market: Decimal) -> Vec<QueueCand
                     Decimal::ZERO,
                     inp.now,
                 )
-                .is_ok()
-            {
-                actions.push("reprice_to_breakeven".to_owned());
-            }
-            actions.push("keep_holding".to_owned());
-            QueueCandidate {
+                .is_ok();
+            OpenPosition {
                 position_id: h.position.position_id.as_deref(),
                 slot: h.slot,
                 trade: h.position.trade,
+                cycle: h.position.cycle,
+                exit_order_id: h.order.id.clone(),
+                churner: true,
                 age: h.age,
                 heal: h.heal,
                 entry_price: h.position.entry_price,
                 entry_cost: h.position.entry_cost,
                 exit_price: h.order.price,
-                volume: h.remaining(),
-                actions,
+                volume: h.position.volume,
+                remaining: h.remaining(),
+                actions: actions_of(breakeven, round_trip_unavailable(&h)),
             }
         });
     slots.into_iter().chain(churn).collect()
@@ -433,7 +497,7 @@ pub fn cleanup_queue(inp: QueueInputs<'_>) -> Vec<CleanupEntry> {
         return Vec::new();
     };
     let open = open_samples(inp.engine, inp.regime, inp.now);
-    let mut out: Vec<CleanupEntry> = queue_candidates(&inp, market)
+    let mut out: Vec<CleanupEntry> = open_positions(&inp, market)
         .into_iter()
         .filter(|c| c.age.band == AgeBand::WriteOff && !c.heal.held(inp.now))
         .filter_map(|c| {
@@ -452,11 +516,11 @@ pub fn cleanup_queue(inp: QueueInputs<'_>) -> Vec<CleanupEntry> {
                 trade: c.trade,
                 entry_price: c.entry_price,
                 exit_price: c.exit_price,
-                volume: c.volume,
+                volume: c.remaining,
                 age_sec: c.age.age_sec,
                 distance_pct: c.age.distance_pct.round_dp(4),
                 effective_age_sec: c.age.effective_age_sec.round_dp(0),
-                subsidy_needed: subsidy_needed(side, c.exit_price, fillable, c.volume),
+                subsidy_needed: subsidy_needed(side, c.exit_price, fillable, c.remaining),
                 opportunity_cost: inp.opportunity_cost(c.trade, c.age.age_sec, c.entry_cost, &open),
                 actions: c.actions,
             })
@@ -544,6 +608,7 @@ mod tests {
                         ..HealFacts::default()
                     },
                     reprice: None,
+                    close: None,
                 },
                 ..SlotChurn::default()
             },
@@ -586,7 +651,17 @@ mod tests {
         assert_eq!(e.age_sec, 10 * D);
         assert_eq!(e.distance_pct, dec!(2));
         assert_eq!(e.subsidy_needed, dec!(0.0300));
-        assert_eq!(e.actions, ["reprice_to_breakeven", "keep_holding"]);
+        assert_eq!(
+            e.actions,
+            ["reprice_to_breakeven", "close_at_market", "keep_holding"]
+        );
+        let mut closing = handed_over(Some("42"), None);
+        crate::healing::churner::request_close(&mut closing, "ch:0:3:ex:7", NOW).unwrap();
+        assert_eq!(
+            queue(&closing)[0].actions,
+            ["keep_holding"],
+            "a close in progress: no move, no second close"
+        );
         assert!(queue(&handed_over(Some("42"), Some(NOW + 60))).is_empty());
         assert_eq!(
             queue(&handed_over(Some("42"), Some(NOW))).len(),

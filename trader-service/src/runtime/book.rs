@@ -99,6 +99,11 @@ pub struct RuntimeBook {
     /// Positions closed at market, by operator and by policy.
     #[serde(default)]
     pub write_offs: WriteOffStats,
+    /// Why each handed-over churner round trip being closed at market is
+    /// closed, by its open key (a slot position keeps its note on its
+    /// [`TrackedPosition`]); the ledger's close event carries it.
+    #[serde(default)]
+    pub round_trip_closes: BTreeMap<String, crate::runtime::writes::CloseNote>,
 }
 
 /// Lifetime counts of closes at market (SPEC §8) and their losses.

@@ -25,8 +25,7 @@ use crate::runtime::intents::{IntentDecision, PlacementIntent, decide, lookup_si
 use crate::runtime::ledger::LedgerApi;
 use crate::runtime::r#loop::{Runtime, RuntimeError};
 use crate::runtime::writes::{
-    ChurnerProfitWrite, CloseKind, CloseWrite, HandedOverWrite, LedgerWriteRequest, OpenWrite,
-    SlotModeKind,
+    ChurnerProfitWrite, CloseWrite, HandedOverWrite, LedgerWriteRequest, OpenWrite, SlotModeKind,
 };
 
 /// Whether a regime view lets churners run: ranging from a ready detector
@@ -347,23 +346,26 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
                     exit_time,
                     net,
                     routed,
+                    written_off,
                 } => {
                     self.stats.net_pnl += net;
                     if net < Decimal::ZERO {
                         self.stats.realized_loss -= net;
                     }
                     tracing::info!(slot, open_key = %position.open_key, %exit_price, %net,
-                        routed = ?routed, "churner round trip closed");
+                        routed = ?routed, written_off, "churner round trip closed");
+                    let (reason, note) =
+                        self.round_trip_closed(&position.open_key, written_off, net);
                     self.pending.push(
                         LedgerWriteRequest::Close(CloseWrite {
                             open_key: position.open_key.clone(),
-                            reason: CloseKind::Filled,
+                            reason,
                             exit_price: Some(exit_price),
                             exit_cost: Some(exit_cost),
                             exit_fee: Some(exit_fee),
                             exit_time,
                             net_profit: Some(net),
-                            note: "churner exit filled".into(),
+                            note,
                         })
                         .to_entry(),
                     );
@@ -381,6 +383,17 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
                     }
                 }
                 ChurnAction::Repriced(r) => self.on_churn_repriced(r),
+                ChurnAction::CloseFailed {
+                    slot,
+                    open_key,
+                    order_id,
+                    restored,
+                    at,
+                } => {
+                    tracing::warn!(slot, %open_key, %order_id, %restored,
+                        "churner round trip's market order failed: its exit is restored");
+                    self.round_trip_close_failed(open_key, &order_id, at);
+                }
                 ChurnAction::HandOver {
                     slot,
                     position,
@@ -581,7 +594,8 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
                 Ok(()) | Err(ExchangeError::UnknownOrder { .. }) => {
                     self.stats.cancels += 1;
                     tracing::info!(order_id = %id, %txid,
-                        "churner order cancelled (an entry, or a handed-over exit being repriced)");
+                        "churner order cancelled (an entry, or a handed-over exit being repriced or \
+                         closed at market)");
                     match self
                         .exchange
                         .query_orders(std::slice::from_ref(&txid))
@@ -613,28 +627,30 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
         exits_only: bool,
     ) -> Result<(), RuntimeError> {
         let now = now_ms.div_euclid(1000);
-        let wanted: Vec<churner::ChurnOrder> = self
+        // With whether each is a close at market's market order.
+        let wanted: Vec<(churner::ChurnOrder, bool)> = self
             .book
             .churn
             .slots
             .values()
             .filter_map(|s| {
-                if exits_only {
+                let o = if exits_only {
                     s.stage.exit()
                 } else {
                     s.stage.order()
-                }
+                };
+                o.map(|o| (o, s.stage.market_close()))
             })
-            .filter(|o| o.wants_placement(now))
-            .cloned()
+            .filter(|(o, _)| o.wants_placement(now))
+            .map(|(o, m)| (o.clone(), m))
             .collect();
-        let chosen: Vec<churner::ChurnOrder> =
+        let chosen: Vec<(churner::ChurnOrder, bool)> =
             wanted.into_iter().take(budget.left() as usize).collect();
         if chosen.is_empty() {
             return Ok(());
         }
         // Write-ahead: committed as being sent before the exchange hears.
-        for o in &chosen {
+        for (o, _) in &chosen {
             if let Some(m) = self.churn_order_mut(&o.id) {
                 m.sending = true;
             }
@@ -644,16 +660,20 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
         }
         self.dirty = true;
         self.commit(now_ms).await?;
-        for o in chosen {
+        for (o, market_order) in chosen {
             if !budget.try_take(1) {
                 break;
             }
             let req = OrderRequest {
                 pair: self.cfg.engine.pair.symbol.clone(),
                 side: o.side,
-                kind: OrderKind::Limit {
-                    price: o.price,
-                    post_only: self.cfg.post_only,
+                kind: if market_order {
+                    OrderKind::Market
+                } else {
+                    OrderKind::Limit {
+                        price: o.price,
+                        post_only: self.cfg.post_only,
+                    }
                 },
                 volume: o.volume,
                 userref: self.cfg.userref,
@@ -663,7 +683,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
                 Ok(ack) => {
                     self.stats.placements += 1;
                     tracing::info!(order_id = %o.id, txid = %ack.txid, side = ?o.side,
-                        price = %o.price, volume = %o.volume, "churner order placed");
+                        price = %o.price, volume = %o.volume, market_order, "churner order placed");
                     self.book.churn_intents.remove(&o.id);
                     self.book.known.insert(ack.txid.clone(), now_ms);
                     self.churn_event(

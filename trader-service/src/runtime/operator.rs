@@ -32,6 +32,23 @@ struct ChurnerParent {
     entry_time: i64,
 }
 
+/// The answer to an accepted close at market of the exit `exit_id` with
+/// `remaining` volume open on `side`.
+pub(crate) fn closing_message(
+    exit_id: &str,
+    remaining: rust_decimal::Decimal,
+    side: crate::pair::Side,
+) -> String {
+    format!(
+        "closing at market: exit {exit_id} is cancelled, then {remaining} is {} at market; \
+         the exchange's fill price and fee are booked and the position closes written_off",
+        match side {
+            crate::pair::Side::Buy => "bought",
+            crate::pair::Side::Sell => "sold",
+        }
+    )
+}
+
 /// Store metadata key of the persisted throughput statistics.
 pub(crate) const THROUGHPUT_META_KEY: &str = "throughput";
 
@@ -200,36 +217,12 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
                 if let Some(r) = exit_unavailable(&x) {
                     return Err(r);
                 }
-                if self.engine.market.is_none() {
-                    return Err(OperatorRefusal::precondition(
-                        "no market price yet: a market close is not sent blind",
-                    ));
-                }
-                let note = format!(
-                    "closed at market by {} (request {}): {}",
-                    req.operator, req.request_id, req.reason
-                );
-                self.start_close(
-                    &x,
-                    CloseNote {
-                        text: note,
-                        policy: false,
-                    },
-                )?;
+                let note = self.operator_close_note(req)?;
+                self.start_close(&x, note)?;
                 self.journal(req, &x, None, now);
                 Ok(done(
                     Some(position_id),
-                    format!(
-                        "closing at market: exit {} is cancelled, then {} is {} at market; \
-                         the exchange's fill price and fee are booked and the position \
-                         closes written_off",
-                        x.id,
-                        x.remaining(),
-                        match x.id.trade.exit_side() {
-                            crate::pair::Side::Buy => "bought",
-                            crate::pair::Side::Sell => "sold",
-                        }
-                    ),
+                    closing_message(&x.id.to_string(), x.remaining(), x.id.trade.exit_side()),
                 ))
             }
             OperatorAction::ReleaseHold { position_id } => {
@@ -345,6 +338,27 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
         })
     }
 
+    /// Why an operator's close at market is noted on the position (the
+    /// ledger's close event carries it), once a market price is known: a
+    /// market close is never sent blind.
+    pub(crate) fn operator_close_note(
+        &self,
+        req: &ActionRequest,
+    ) -> Result<CloseNote, OperatorRefusal> {
+        if self.engine.market.is_none() {
+            return Err(OperatorRefusal::precondition(
+                "no market price yet: a market close is not sent blind",
+            ));
+        }
+        Ok(CloseNote {
+            text: format!(
+                "closed at market by {} (request {}): {}",
+                req.operator, req.request_id, req.reason
+            ),
+            policy: false,
+        })
+    }
+
     /// Starts a close at market of `x` in the engine and notes why on the
     /// tracked position (the close write carries it).
     pub(crate) fn start_close(
@@ -379,6 +393,13 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
         };
         pos.close_note = None;
         let open_key = pos.open_key.clone();
+        self.journal_close_failed(open_key, &order_id.to_string(), now);
+    }
+
+    /// Journals on the position `open_key` that the market order
+    /// `order_id` of its close failed and its exit is restored (keyed by
+    /// that order: journaled once).
+    pub(crate) fn journal_close_failed(&mut self, open_key: String, order_id: &str, now: i64) {
         tracing::warn!(%order_id, %open_key,
             "close at market failed (refused or unfilled): the limit exit is restored");
         let w = OperatorWrite {
@@ -407,6 +428,9 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
             if e.opportunity_cost <= e.subsidy_needed * rust_decimal::Decimal::TWO {
                 continue;
             }
+            // A handed-over churner round trip has no engine exit: the
+            // policy never closes one (SPEC §6, filled churner inventory is
+            // never sold at a loss without the operator).
             let Some(x) = self.exit_of(&e.position_id) else {
                 continue;
             };
@@ -463,7 +487,16 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
             .get(&key)
             .and_then(|p| p.close_note.as_ref())
             .is_some_and(|n| n.policy);
-        let loss = (-b.net).max(rust_decimal::Decimal::ZERO);
+        self.tally_write_off(policy, b.net);
+        tracing::info!(slot = b.slot, trade = b.trade.as_str(), cycle = b.cycle, policy,
+            exit_price = %b.exit_price, exit_fee = %b.exit_fee, net = %b.net,
+            "closed at market: booked written_off at the exchange's fill");
+    }
+
+    /// Adds a close at market with net `net` to the operator's or the
+    /// policy's write-off count and loss (the status shows them).
+    pub(crate) fn tally_write_off(&mut self, policy: bool, net: rust_decimal::Decimal) {
+        let loss = (-net).max(rust_decimal::Decimal::ZERO);
         let w = &mut self.book.write_offs;
         if policy {
             w.auto += 1;
@@ -472,9 +505,6 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
             w.operator += 1;
             w.operator_loss_usd += loss;
         }
-        tracing::info!(slot = b.slot, trade = b.trade.as_str(), cycle = b.cycle, policy,
-            exit_price = %b.exit_price, exit_fee = %b.exit_fee, net = %b.net,
-            "closed at market: booked written_off at the exchange's fill");
     }
 
     /// The engine exit of an open position of this trader.

@@ -71,8 +71,9 @@ pub struct SlotStatusView {
     pub idle: Vec<(TradeId, String)>,
 }
 
-/// One open position (an exit working a filled entry), with its SPEC §4
-/// age facts recomputed this loop.
+/// One open position (an exit working a filled entry, or a churner round
+/// trip handed over to its slot), with its SPEC §4 age facts recomputed
+/// this loop.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PositionStatusView {
     /// Slot.
@@ -86,6 +87,10 @@ pub struct PositionStatusView {
     /// Ledger position id, `None` until the ledger acknowledged the open
     /// (e.g. during a ledger outage).
     pub position_id: Option<String>,
+    /// `sticky` for a slot's position, `churner` for a handed-over churner
+    /// round trip (its cycle is the churner's round trip number).
+    #[serde(default = "sticky")]
+    pub slot_mode: crate::runtime::writes::SlotModeKind,
     /// Entry price.
     pub entry_price: Decimal,
     /// Current exit price.
@@ -107,6 +112,11 @@ pub struct PositionStatusView {
     /// no profit rate is known).
     #[serde(default)]
     pub opportunity_cost: Decimal,
+}
+
+/// What a stored snapshot without a slot mode held.
+fn sticky() -> crate::runtime::writes::SlotModeKind {
+    crate::runtime::writes::SlotModeKind::Sticky
 }
 
 /// Outbox health: how far the ledger lags behind the trader.
@@ -265,7 +275,8 @@ pub struct StatusSnapshot {
     pub mode: RuntimeMode,
     /// Every slot, by id.
     pub slots: Vec<SlotStatusView>,
-    /// Every open position with its band.
+    /// Every open position with its band: the slots' and the churner
+    /// round trips handed over to their slot.
     pub positions: Vec<PositionStatusView>,
     /// Outbox depth and parked count.
     pub outbox: OutboxStatusView,

@@ -2,9 +2,7 @@
 //! open positions with their SPEC §4 age facts (recomputed on every call),
 //! outbox health and the last loop's budget use.
 
-use crate::engine::{
-    EngineConfig, IdleReason, Phase, SlotStatus, TradeId, TradeWork, classify_all,
-};
+use crate::engine::{EngineConfig, IdleReason, Phase, SlotStatus, TradeId, TradeWork};
 use crate::exchange::Exchange;
 use crate::runtime::book::held_orders;
 use crate::runtime::ledger::LedgerApi;
@@ -13,6 +11,7 @@ use crate::runtime::status::{
     HealingStatusView, OrderStatusView, OutboxStatusView, ParkedWriteView, PositionStatusView,
     RegimeStatusView, SlotStatusView, SlotSubsidyView, StatusSnapshot,
 };
+use crate::runtime::writes::SlotModeKind;
 
 impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
     /// The runtime's status at `now_ms` (reads the outbox depth from the
@@ -59,28 +58,39 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
             .collect();
         let queue = self.queue_inputs(now);
         let open = crate::healing::operator::open_samples(&self.engine, queue.regime, now);
-        let positions = classify_all(&self.engine, now, &self.cfg.engine.bands)
+        // The cleanup queue's list of open positions: the engine's exits
+        // and the churner round trips handed over to their slot.
+        let positions = self
+            .engine
+            .market
+            .map(|m| crate::healing::operator::open_positions(&queue, m))
+            .unwrap_or_default()
             .into_iter()
-            .filter_map(|b| {
-                let x = self.engine.open_exits().find(|x| x.id == b.exit_order_id)?;
-                let opportunity_cost =
-                    queue.opportunity_cost(b.trade, b.age.age_sec, x.entry.cost, &open);
-                Some(PositionStatusView {
-                    slot_id: b.slot,
-                    trade: b.trade,
-                    cycle: b.cycle,
-                    exit_order_id: b.exit_order_id.to_string(),
-                    position_id: b.position_id,
-                    entry_price: x.entry.price,
-                    exit_price: x.price,
-                    volume: x.volume,
-                    band: b.age.band,
-                    age_sec: b.age.age_sec,
-                    distance_pct: b.age.distance_pct.round_dp(4),
-                    effective_age_sec: b.age.effective_age_sec.round_dp(0),
-                    hold_until: x.heal.hold_until.filter(|u| now < *u),
-                    opportunity_cost,
-                })
+            .map(|p| PositionStatusView {
+                slot_id: p.slot,
+                trade: p.trade,
+                cycle: p.cycle,
+                exit_order_id: p.exit_order_id,
+                position_id: p.position_id.map(str::to_owned),
+                slot_mode: if p.churner {
+                    SlotModeKind::Churner
+                } else {
+                    SlotModeKind::Sticky
+                },
+                entry_price: p.entry_price,
+                exit_price: p.exit_price,
+                volume: p.volume,
+                band: p.age.band,
+                age_sec: p.age.age_sec,
+                distance_pct: p.age.distance_pct.round_dp(4),
+                effective_age_sec: p.age.effective_age_sec.round_dp(0),
+                hold_until: p.heal.hold_until.filter(|u| now < *u),
+                opportunity_cost: queue.opportunity_cost(
+                    p.trade,
+                    p.age.age_sec,
+                    p.entry_cost,
+                    &open,
+                ),
             })
             .collect();
         let depth = self.outbox.depth().await?;

@@ -168,6 +168,7 @@ pub fn on_event(
                 &parent,
                 event,
                 still_needed,
+                false,
                 &mut out,
             ) {
                 ChurnStage::Idle
@@ -188,28 +189,37 @@ pub fn on_event(
             at,
             mut heal,
             mut reprice,
+            mut close,
         } => {
-            let over = match (event, reprice.take()) {
-                // The cancel of a reprice is confirmed: racing fills are in,
-                // so the remainder is exact.
-                (ChurnEvent::Gone { at: gone, .. }, Some(r)) => {
-                    out.extend(super::handover::complete_reprice(
-                        &mut s, &mut order, &position, &mut heal, &r, *gone,
-                    ));
-                    false
-                }
-                (_, pending) => {
-                    reprice = pending;
-                    exit_event(
-                        book,
-                        &mut s,
-                        &mut order,
-                        &position,
-                        &parent,
-                        event,
-                        still_needed,
-                        &mut out,
-                    )
+            let written_off = close.is_some_and(|c| c.market_order);
+            let over = if super::close::close_step(
+                &mut s, &mut order, &position, &mut close, event, &mut out,
+            ) {
+                false
+            } else {
+                match (event, reprice.take()) {
+                    // The cancel of a reprice is confirmed: racing fills are in,
+                    // so the remainder is exact.
+                    (ChurnEvent::Gone { at: gone, .. }, Some(r)) => {
+                        out.extend(super::handover::complete_reprice(
+                            &mut s, &mut order, &position, &mut heal, &r, *gone,
+                        ));
+                        false
+                    }
+                    (_, pending) => {
+                        reprice = pending;
+                        exit_event(
+                            book,
+                            &mut s,
+                            &mut order,
+                            &position,
+                            &parent,
+                            event,
+                            still_needed,
+                            written_off,
+                            &mut out,
+                        )
+                    }
                 }
             };
             if over {
@@ -223,6 +233,7 @@ pub fn on_event(
                     at,
                     heal,
                     reprice,
+                    close,
                 }
             }
         }
@@ -285,7 +296,9 @@ fn start_exit(
     (position, exit)
 }
 
-/// Folds an exit's report; returns whether the round trip is over.
+/// Folds an exit's report; returns whether the round trip is over. With
+/// `written_off` the working order is a close at market's: its fill
+/// closes the round trip `written_off`, its net routed nowhere.
 #[allow(clippy::too_many_arguments)]
 fn exit_event(
     book: &mut ChurnBook,
@@ -295,6 +308,7 @@ fn exit_event(
     parent: &ParentRef,
     event: &ChurnEvent,
     still_needed: Decimal,
+    written_off: bool,
     out: &mut Vec<ChurnAction>,
 ) -> bool {
     let slot = order.slot;
@@ -329,7 +343,11 @@ fn exit_event(
                 Side::Buy => position.entry_price * position.volume - f.notional,
             };
             let net = gross - position.entry_fee - f.fee;
-            let routed = route(net, still_needed, parent);
+            let routed = if written_off {
+                Routing::Nothing
+            } else {
+                route(net, still_needed, parent)
+            };
             if routed == Routing::Compound {
                 s.compounded_usd += net;
             }
@@ -346,6 +364,7 @@ fn exit_event(
                 exit_time: f.last_at.unwrap_or(*at),
                 net,
                 routed,
+                written_off,
             });
             book.reserve.lent.remove(&slot);
             true

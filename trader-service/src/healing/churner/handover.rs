@@ -15,7 +15,7 @@ use super::{
     exit_price, slot_of,
 };
 use crate::engine::{
-    BandConfig, HealFacts, PendingReprice, PositionAge, RepriceKind, SlotId, classify,
+    BandConfig, HealFacts, MarketClose, PendingReprice, PositionAge, RepriceKind, SlotId, classify,
 };
 use crate::pair::{PairSpec, Side};
 
@@ -32,6 +32,8 @@ pub struct HandedOverView<'a> {
     pub heal: &'a HealFacts,
     /// A reprice is in progress (its cancel is not confirmed yet).
     pub repricing: bool,
+    /// An operator's close at market is in progress.
+    pub closing: bool,
     /// Age facts: age from the entry fill, distance of the exit.
     pub age: PositionAge,
 }
@@ -43,10 +45,11 @@ impl HandedOverView<'_> {
         self.position.volume - self.order.fills.volume
     }
 
-    /// Whether its exit rests on the book and may be repriced now.
+    /// Whether its exit rests on the book and may be repriced or closed
+    /// now.
     #[must_use]
     pub fn live(&self) -> bool {
-        self.order.txid.is_some() && !self.order.sending && !self.repricing
+        self.order.txid.is_some() && !self.order.sending && !self.repricing && !self.closing
     }
 }
 
@@ -68,6 +71,7 @@ impl ChurnBook {
                     position,
                     heal,
                     reprice,
+                    close,
                     ..
                 } = &s.stage
                 else {
@@ -80,6 +84,7 @@ impl ChurnBook {
                     position,
                     heal,
                     repricing: reprice.is_some(),
+                    closing: close.is_some(),
                     age,
                 })
             })
@@ -147,8 +152,8 @@ pub enum RepriceRefused {
     /// The exit is not resting on the book (being placed or re-placed).
     #[error("the exit {0} is not live on the book")]
     NotLive(String),
-    /// A reprice of it is already in progress.
-    #[error("the exit {0} is already being repriced")]
+    /// A reprice or a close at market of it is already in progress.
+    #[error("a reprice or close at market of the exit {0} is already in progress")]
     InProgress(String),
     /// The new price is off the tick grid, not positive, or no move.
     #[error("{price} is not a new price on the tick grid for the exit {order_id}")]
@@ -176,18 +181,16 @@ pub fn request_reprice(
     let stage = slot_of(order_id)
         .and_then(|slot| book.slots.get_mut(&slot))
         .map(|s| &mut s.stage);
-    let Some(ChurnStage::HandedOver { order, reprice, .. }) = stage else {
+    let Some(ChurnStage::HandedOver {
+        order,
+        reprice,
+        close,
+        ..
+    }) = stage
+    else {
         return Err(RepriceRefused::NotHandedOver(order_id.to_owned()));
     };
-    if order.id != order_id {
-        return Err(RepriceRefused::NotHandedOver(order_id.to_owned()));
-    }
-    if order.txid.is_none() || order.sending {
-        return Err(RepriceRefused::NotLive(order_id.to_owned()));
-    }
-    if reprice.is_some() {
-        return Err(RepriceRefused::InProgress(order_id.to_owned()));
-    }
+    check_live(order, order_id, reprice.is_some() || close.is_some())?;
     let p = want.new_price;
     if p <= Decimal::ZERO || pair.round_price(p) != p || p == order.price {
         return Err(RepriceRefused::BadPrice {
@@ -196,6 +199,51 @@ pub fn request_reprice(
         });
     }
     *reprice = Some(want);
+    Ok(())
+}
+
+/// Whether the handed-over exit `order` is `order_id`, rests on the book,
+/// and has no reprice or close in progress (`busy`).
+fn check_live(order: &ChurnOrder, order_id: &str, busy: bool) -> Result<(), RepriceRefused> {
+    if order.id != order_id {
+        return Err(RepriceRefused::NotHandedOver(order_id.to_owned()));
+    }
+    if order.txid.is_none() || order.sending {
+        return Err(RepriceRefused::NotLive(order_id.to_owned()));
+    }
+    if busy {
+        return Err(RepriceRefused::InProgress(order_id.to_owned()));
+    }
+    Ok(())
+}
+
+/// Accepts an operator's close at market of the handed-over exit
+/// `order_id` at `now`: the runtime cancels it
+/// ([`super::ChurnStage::cancel_requested`]); once the cancel is confirmed
+/// (racing fills applied) only the remainder goes out as a market order
+/// ([`super::close`]).
+///
+/// # Errors
+/// [`RepriceRefused`] when the exit is not a live handed-over exit or a
+/// reprice or close of it is already in progress.
+pub fn request_close(book: &mut ChurnBook, order_id: &str, now: i64) -> Result<(), RepriceRefused> {
+    let stage = slot_of(order_id)
+        .and_then(|slot| book.slots.get_mut(&slot))
+        .map(|s| &mut s.stage);
+    let Some(ChurnStage::HandedOver {
+        order,
+        reprice,
+        close,
+        ..
+    }) = stage
+    else {
+        return Err(RepriceRefused::NotHandedOver(order_id.to_owned()));
+    };
+    check_live(order, order_id, reprice.is_some() || close.is_some())?;
+    *close = Some(MarketClose {
+        requested_at: now,
+        market_order: false,
+    });
     Ok(())
 }
 

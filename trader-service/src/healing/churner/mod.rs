@@ -17,14 +17,17 @@
 //! reprices it, see `handover`), and the slot's churner pauses until it
 //! closes. Filled churner inventory always has an exit (never naked): no
 //! rule here cancels an exit except healing's reprice of a handed-over one,
-//! which places the remainder again.
+//! which places the remainder again, and an operator's close at market of
+//! one, which sends the remainder as a market order (or restores the exit).
 //!
 //! Module map: [`config`] (tunables), [`state`] (the book, orders, reserve,
 //! counters), `events` (folding the exchange's reports), `handover` (the
-//! handed-over round trip as a position healing moves), `manual` (operator
-//! spawn, kill and reserve), this file (the per-loop decisions), `tests`
+//! handed-over round trip as a position healing moves), `close` (an
+//! operator's close at market of one), `manual` (operator spawn, kill and
+//! reserve), this file (the per-loop decisions), `tests`
 //! beside it.
 
+mod close;
 pub mod config;
 mod events;
 mod handover;
@@ -41,7 +44,9 @@ use crate::pair::{PairSpec, Side};
 
 pub use config::ChurnerConfig;
 pub use events::{ChurnEvent, RETRY_SEC, on_event, route};
-pub use handover::{ChurnReprice, HandedOverView, OperatorTarget, RepriceRefused, request_reprice};
+pub use handover::{
+    ChurnReprice, HandedOverView, OperatorTarget, RepriceRefused, request_close, request_reprice,
+};
 pub use manual::{ManualCommand, ManualError, check_reserve, manual};
 pub use state::{
     CancelWhy, ChurnBook, ChurnOrder, ChurnPosition, ChurnStage, ChurnStats, Funding, ParentRef,
@@ -135,6 +140,23 @@ pub enum ChurnAction {
         net: Decimal,
         /// Where a positive net goes.
         routed: Routing,
+        /// Closed at market by an operator (SPEC §8): the ledger closes it
+        /// `written_off` with its realized loss, no credit.
+        written_off: bool,
+    },
+    /// The market order of a close at market was refused or left the book
+    /// unfilled: the limit exit is restored (journaled on the round trip).
+    CloseFailed {
+        /// Slot.
+        slot: SlotId,
+        /// The round trip's ledger open key.
+        open_key: String,
+        /// Client id of the market order.
+        order_id: String,
+        /// Client id the exit is restored under.
+        restored: String,
+        /// Unix seconds.
+        at: i64,
     },
     /// The exit outlived its timeout: the round trip is handed over to the
     /// slot (journaled `handed_over`); the exit stays on the book.
@@ -400,6 +422,7 @@ fn step_slot(
                 at: now,
                 heal: HealFacts::default(),
                 reprice: None,
+                close: None,
             };
         }
     }

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, VecDeque};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{FillTotals, HealFacts, PendingReprice, SlotId, TradeId};
+use crate::engine::{FillTotals, HealFacts, MarketClose, PendingReprice, SlotId, TradeId};
 use crate::healing::throughput::{ChurnerProfit, ETA_WINDOW_SEC, eta_sec, net_in_window};
 use crate::pair::Side;
 
@@ -223,6 +223,11 @@ pub enum ChurnStage {
         /// A reprice decided by healing whose cancel is not confirmed yet.
         #[serde(default)]
         reprice: Option<PendingReprice>,
+        /// An operator's close at market in progress (SPEC §8), as a
+        /// slot's exit keeps it: the exit is being cancelled, or the
+        /// remainder's market order is the working order.
+        #[serde(default)]
+        close: Option<MarketClose>,
     },
 }
 
@@ -281,19 +286,23 @@ impl ChurnStage {
 
     /// Whether a cancel of the working order was decided: an entry's, or
     /// a handed-over exit's being repriced (its remainder is placed again
-    /// at the new price once the cancel is confirmed).
+    /// at the new price once the cancel is confirmed) or closed at market
+    /// (its remainder goes out as a market order then).
     #[must_use]
     pub fn cancel_requested(&self) -> bool {
-        matches!(
-            self,
-            Self::Entry {
-                cancel: Some(_),
-                ..
-            } | Self::HandedOver {
-                reprice: Some(_),
-                ..
+        match self {
+            Self::Entry { cancel, .. } => cancel.is_some(),
+            Self::HandedOver { reprice, close, .. } => {
+                reprice.is_some() || close.is_some_and(|c| !c.market_order)
             }
-        )
+            Self::Idle | Self::Exit { .. } => false,
+        }
+    }
+
+    /// Whether the working order is the market order of a close at market.
+    #[must_use]
+    pub fn market_close(&self) -> bool {
+        matches!(self, Self::HandedOver { close: Some(c), .. } if c.market_order)
     }
 }
 

@@ -7,7 +7,7 @@ use super::*;
 use crate::engine::{AgeBand, TradeId};
 use crate::pair::PairSpec;
 
-fn pair() -> PairSpec {
+pub(super) fn pair() -> PairSpec {
     PairSpec {
         symbol: "XDGUSD".into(),
         price_decimals: 7,
@@ -17,7 +17,7 @@ fn pair() -> PairSpec {
     }
 }
 
-fn cfg() -> ChurnerConfig {
+pub(super) fn cfg() -> ChurnerConfig {
     ChurnerConfig {
         enabled: true,
         order_size_usd: Some(dec!(6)),
@@ -34,7 +34,7 @@ fn parent(slot: u32) -> ParentRef {
     }
 }
 
-fn stuck(slot: u32) -> SlotView {
+pub(super) fn stuck(slot: u32) -> SlotView {
     SlotView {
         slot,
         parent: Some(ParentView {
@@ -47,7 +47,7 @@ fn stuck(slot: u32) -> SlotView {
     }
 }
 
-fn inputs<'a>(
+pub(super) fn inputs<'a>(
     cfg: &'a ChurnerConfig,
     pair: &'a PairSpec,
     now: i64,
@@ -65,21 +65,21 @@ fn inputs<'a>(
     }
 }
 
-fn entry_of(book: &ChurnBook, slot: u32) -> ChurnOrder {
+pub(super) fn entry_of(book: &ChurnBook, slot: u32) -> ChurnOrder {
     match &book.slots[&slot].stage {
         ChurnStage::Entry { order, .. } => order.clone(),
         other => panic!("entry expected, got {other:?}"),
     }
 }
 
-fn exit_of(book: &ChurnBook, slot: u32) -> ChurnOrder {
+pub(super) fn exit_of(book: &ChurnBook, slot: u32) -> ChurnOrder {
     match &book.slots[&slot].stage {
         ChurnStage::Exit { order, .. } | ChurnStage::HandedOver { order, .. } => order.clone(),
         other => panic!("exit expected, got {other:?}"),
     }
 }
 
-fn fill_all(
+pub(super) fn fill_all(
     book: &mut ChurnBook,
     o: &ChurnOrder,
     price: Decimal,
@@ -104,7 +104,7 @@ fn fill_all(
     )
 }
 
-fn place(book: &mut ChurnBook, o: &ChurnOrder, txid: &str) {
+pub(super) fn place(book: &mut ChurnBook, o: &ChurnOrder, txid: &str) {
     on_event(
         book,
         &cfg(),

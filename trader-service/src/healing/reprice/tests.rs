@@ -363,6 +363,7 @@ fn handed_over_example() -> (EngineState, ChurnBook) {
                 at: NOW - 79 * H,
                 heal: Default::default(),
                 reprice: None,
+                close: None,
             },
             ..SlotChurn::default()
         },
