@@ -29,7 +29,9 @@ use trader_service::runtime::store::{StoreLocation, TraderStore};
 
 const BOT: &str = "release-bot";
 const T0: i64 = 1_700_000_000;
-const BACKOFF: i64 = 7_200;
+/// The release wait after a life that made money; this slot's lost, so it
+/// waits twice this (two hours).
+const BACKOFF: i64 = 3_600;
 
 struct Run {
     rt: Runtime<PaperExchange, LocalLedger<SqliteStore>>,

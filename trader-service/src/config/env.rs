@@ -95,8 +95,9 @@ pub struct HealingArgs {
     /// pair: its loss no longer moves with the price), so the slot trades again.
     #[arg(long, env = "HEAL_RELEASE_LOCKED_PAIRS", default_value_t = false, action = clap::ArgAction::Set)]
     pub heal_release_locked_pairs: bool,
-    /// Wait before a trade closed at market enters again, doubled per losing
-    /// life in a row (seconds, >= 0; used while HEAL_RELEASE_LOCKED_PAIRS is on).
+    /// Wait before a trade closed at market enters again after a life that
+    /// made money; doubled per losing life in a row (seconds, >= 0; used while
+    /// HEAL_RELEASE_LOCKED_PAIRS is on).
     #[arg(long, env = "HEAL_RELEASE_BACKOFF_SEC", default_value_t = 604_800)]
     pub heal_release_backoff_sec: i64,
     /// Let subsidy pay a real loss to free an underwater position.

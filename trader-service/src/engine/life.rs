@@ -2,11 +2,11 @@
 //! the wait before a closed trade enters again.
 //!
 //! A close at market (an operator's, or healing's release of a locked pair)
-//! ends a life. If that life lost money overall, the market just walked
-//! through the trade's grid level; stepping straight back in usually buys
-//! the next lock against the same move. So the trade waits
-//! `HEAL_RELEASE_BACKOFF_SEC`, twice that after a second losing life in a
-//! row, and so on (capped); a life that made money resets the count.
+//! ends a life: the market just walked through the trade's grid level, and
+//! stepping straight back in usually buys the next lock against the same
+//! move. So the trade waits `HEAL_RELEASE_BACKOFF_SEC` after a life that
+//! made money, twice that after a losing one, and twice again for each
+//! further losing life in a row (capped).
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -43,18 +43,14 @@ impl TradeLife {
 }
 
 /// Re-entry wait after a close at market that ended the `losing_in_a_row`-th
-/// losing life in a row: `backoff_sec x 2^(n-1)` capped at
-/// [`MAX_RELEASE_WAIT_SEC`]; no wait after a life that made money, `None`
-/// when the backoff is off.
+/// losing life in a row (0 when that life made money): `backoff_sec x
+/// 2^n` capped at [`MAX_RELEASE_WAIT_SEC`]; `None` when the backoff is off.
 #[must_use]
 pub fn release_wait(backoff_sec: i64, losing_in_a_row: u32) -> Option<i64> {
     if backoff_sec <= 0 {
         return None;
     }
-    if losing_in_a_row == 0 {
-        return Some(0);
-    }
-    let doublings = (losing_in_a_row - 1).min(20);
+    let doublings = losing_in_a_row.min(20);
     Some(
         backoff_sec
             .saturating_mul(1_i64 << doublings)
@@ -72,10 +68,13 @@ mod tests {
     #[test]
     fn the_wait_doubles_per_losing_life_and_is_capped() {
         assert_eq!(release_wait(0, 3), None, "off");
-        assert_eq!(release_wait(WEEK, 0), Some(0));
-        assert_eq!(release_wait(WEEK, 1), Some(WEEK));
-        assert_eq!(release_wait(WEEK, 2), Some(2 * WEEK));
-        assert_eq!(release_wait(WEEK, 3), Some(4 * WEEK));
+        assert_eq!(
+            release_wait(WEEK, 0),
+            Some(WEEK),
+            "after a life that made money"
+        );
+        assert_eq!(release_wait(WEEK, 1), Some(2 * WEEK));
+        assert_eq!(release_wait(WEEK, 2), Some(4 * WEEK));
         assert_eq!(release_wait(WEEK, 30), Some(MAX_RELEASE_WAIT_SEC));
     }
 
@@ -83,11 +82,15 @@ mod tests {
     fn a_life_ends_at_market_and_a_profitable_one_resets_the_count() {
         let mut life = TradeLife::default();
         assert_eq!(life.book(dec!(0.05), false, WEEK), None, "ordinary cycle");
-        assert_eq!(life.book(dec!(-0.20), true, WEEK), Some(WEEK), "lost 0.15");
+        assert_eq!(
+            life.book(dec!(-0.20), true, WEEK),
+            Some(2 * WEEK),
+            "lost 0.15"
+        );
         assert_eq!(life.net, Decimal::ZERO);
-        assert_eq!(life.book(dec!(-0.01), true, WEEK), Some(2 * WEEK));
+        assert_eq!(life.book(dec!(-0.01), true, WEEK), Some(4 * WEEK));
         assert_eq!(life.book(dec!(0.30), false, WEEK), None);
-        assert_eq!(life.book(dec!(-0.10), true, WEEK), Some(0), "net +0.20");
+        assert_eq!(life.book(dec!(-0.10), true, WEEK), Some(WEEK), "net +0.20");
         assert_eq!(life.losing_in_a_row, 0);
         assert_eq!(life.book(dec!(-0.10), true, 0), None, "backoff off");
     }

@@ -18,6 +18,7 @@
 use rust_decimal::Decimal;
 
 use crate::engine::{AgeBand, BandConfig, EngineState, ExitOrder, SlotId, TradeId, classify};
+use crate::healing::operator::exit_unavailable;
 
 /// A slot's two stuck exits, to be closed at market together.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,11 +48,7 @@ pub fn locked_pairs(engine: &EngineState, bands: &BandConfig, now: i64) -> Vec<L
             let releasable = |x: &ExitOrder| {
                 let stuck = classify(x.entry.time, now, x.price, market, bands)
                     .is_ok_and(|a| a.band >= AgeBand::Stuck);
-                stuck
-                    && x.txid().is_some()
-                    && x.reprice.is_none()
-                    && x.close.is_none()
-                    && !x.heal.held(now)
+                stuck && exit_unavailable(x).is_none() && !x.heal.held(now)
             };
             if !(releasable(short) && releasable(long)) {
                 return None;
