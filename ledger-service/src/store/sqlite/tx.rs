@@ -4,7 +4,8 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 
 use crate::domain::{
-    Outcome, Position, SubsidyTotals, position::OpenCommand, subsidy::CumulativeAt,
+    BotJournalCommand, Outcome, Position, SubsidyTotals, position::OpenCommand,
+    subsidy::CumulativeAt,
 };
 use crate::store::{
     EventKeyRecord, FoldSums, NewJournalRow, OpenKeyRecord, SlotHead, StoreError, StoreResult,
@@ -204,6 +205,26 @@ impl StoreTx for SqliteTx {
         .await
         .map_err(StoreError::db("insert event key"))?;
         Ok(())
+    }
+
+    async fn insert_bot_journal(
+        &mut self,
+        cmd: &BotJournalCommand,
+        request_hash: &str,
+    ) -> StoreResult<u64> {
+        let row = sqlx::query(INSERT_BOT_JOURNAL)
+            .bind(&cmd.bot_id)
+            .bind(micros(cmd.at))
+            .bind(cmd.action.as_str())
+            .bind(&cmd.detail)
+            .bind(&cmd.reason)
+            .bind(&cmd.operator)
+            .bind(&cmd.event_key)
+            .bind(request_hash)
+            .fetch_one(&mut *self.tx)
+            .await
+            .map_err(StoreError::db("append bot journal row"))?;
+        to_u64("bot_journal", get(&row, "bot_journal_id")?)
     }
 
     async fn update_exit_intent(
