@@ -69,7 +69,11 @@ async fn appends_and_retries(mut s: Server) {
 
     for (key, action, detail) in [
         ("operator:r2", pb::BotAction::RegimeOverrideCleared, ""),
-        ("operator:r3", pb::BotAction::ChurnerReserve, "reserve_usd=250"),
+        (
+            "operator:r3",
+            pb::BotAction::ChurnerReserve,
+            "reserve_usd=250",
+        ),
     ] {
         let out = c
             .append_bot_journal(append(key, action, detail))
@@ -91,7 +95,11 @@ async fn appends_and_retries(mut s: Server) {
                 pb::BotAction::RegimeOverride as i32,
                 "regime=bullish until=1700003630"
             ),
-            ("operator:r2", pb::BotAction::RegimeOverrideCleared as i32, ""),
+            (
+                "operator:r2",
+                pb::BotAction::RegimeOverrideCleared as i32,
+                ""
+            ),
             (
                 "operator:r3",
                 pb::BotAction::ChurnerReserve as i32,
@@ -99,11 +107,24 @@ async fn appends_and_retries(mut s: Server) {
             ),
         ]
     );
-    assert!(rows.windows(2).all(|w| w[0].bot_journal_id < w[1].bot_journal_id));
+    assert!(
+        rows.windows(2)
+            .all(|w| w[0].bot_journal_id < w[1].bot_journal_id)
+    );
     // Another bot's journal is its own, and may reuse the key.
-    let mut other = append("operator:r1", pb::BotAction::ChurnerReserve, "reserve_usd=1");
+    let mut other = append(
+        "operator:r1",
+        pb::BotAction::ChurnerReserve,
+        "reserve_usd=1",
+    );
     other.bot_id = "other-bot".into();
-    assert!(!c.append_bot_journal(other).await.unwrap().into_inner().replayed);
+    assert!(
+        !c.append_bot_journal(other)
+            .await
+            .unwrap()
+            .into_inner()
+            .replayed
+    );
     assert_eq!(read_all(c, "other-bot").await.len(), 1);
     assert_eq!(read_all(c, BOT).await.len(), 3);
     s.shutdown().await;
@@ -126,7 +147,11 @@ async fn reused_key_is_refused(mut s: Server) {
         |r: &mut pb::AppendBotJournalRequest| r.action = pb::BotAction::RegimeOverride as i32,
         |r: &mut pb::AppendBotJournalRequest| r.at = ts(T0 + 31),
     ] {
-        let mut r = append("operator:k", pb::BotAction::ChurnerReserve, "reserve_usd=250");
+        let mut r = append(
+            "operator:k",
+            pb::BotAction::ChurnerReserve,
+            "reserve_usd=250",
+        );
         edit(&mut r);
         let e = c.append_bot_journal(r).await.unwrap_err();
         assert_eq!(e.code(), Code::FailedPrecondition, "{}", e.message());
@@ -154,7 +179,11 @@ async fn bad_input_is_refused(mut s: Server) {
         ("detail", |r| r.detail = "x".repeat(600)),
     ];
     for (field, edit) in cases {
-        let mut r = append("operator:bad", pb::BotAction::ChurnerReserve, "reserve_usd=1");
+        let mut r = append(
+            "operator:bad",
+            pb::BotAction::ChurnerReserve,
+            "reserve_usd=1",
+        );
         edit(&mut r);
         let e = c.append_bot_journal(r).await.unwrap_err();
         assert_eq!(e.code(), Code::InvalidArgument, "{field}: {}", e.message());
