@@ -6,6 +6,7 @@ mod common;
 
 use common::*;
 use healgrid_proto::ledger::v1::{self as pb, ledger_service_client::LedgerServiceClient};
+use ledger_service::server::AnyLedger;
 use tonic::{Code, transport::Channel};
 
 const BOT: &str = "kraken:XDGUSD:main";
@@ -252,7 +253,36 @@ async fn pages_in_order(mut s: Server) {
     s.shutdown().await;
 }
 
+/// The table itself refuses to change or drop a row, whoever asks (the
+/// in-memory backend has no SQL and offers no such write at all).
+async fn rows_cannot_be_changed(mut s: Server) {
+    let c = &mut s.client;
+    c.append_bot_journal(append(
+        "operator:x",
+        pb::BotAction::ChurnerReserve,
+        "reserve_usd=5",
+    ))
+    .await
+    .unwrap();
+    for sql in [
+        "UPDATE bot_journal SET reason = 'edited'",
+        "DELETE FROM bot_journal",
+    ] {
+        let refused = match s.ledger() {
+            AnyLedger::Sqlite(l) => sqlx::query(sql).execute(l.store().pool()).await.is_err(),
+            AnyLedger::Postgres(l) => sqlx::query(sql).execute(l.store().pool()).await.is_err(),
+            AnyLedger::Memory(_) => true,
+        };
+        assert!(refused, "{sql}");
+    }
+    let rows = read_all(&mut s.client, BOT).await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].reason, "trend day");
+    s.shutdown().await;
+}
+
 grpc_suite!(
+    rows_cannot_be_changed,
     appends_and_retries,
     reused_key_is_refused,
     bad_input_is_refused,
