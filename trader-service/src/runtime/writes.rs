@@ -542,6 +542,26 @@ mod tests {
         assert_eq!(w.len(), 1);
     }
 
+    /// Proves: a bot-journal write names no position, is keyed by the
+    /// operator's request id, goes to `AppendBotJournal`, and round-trips
+    /// through the outbox's JSON.
+    #[test]
+    fn bot_journal_write_is_keyed_by_request() {
+        let w = LedgerWriteRequest::BotJournal(BotJournalWrite {
+            request_id: "rg-1".into(),
+            action: BotActionKind::RegimeOverride,
+            detail: "regime=bullish until=1700003600 ttl_sec=3600".into(),
+            reason: "news".into(),
+            operator: "alice".into(),
+            at: 1_700_000_000,
+        });
+        assert_eq!(w.open_key(), None);
+        assert_eq!(w.key_string(), "operator:rg-1");
+        assert_eq!(w.kind(), LedgerWrite::AppendBotJournal);
+        let back: LedgerWriteRequest = serde_json::from_value(w.to_entry().payload).unwrap();
+        assert_eq!(back, w);
+    }
+
     /// Proves: the open key is the entry txid when known, else the local id,
     /// and the outbox entry round-trips through JSON.
     #[test]
