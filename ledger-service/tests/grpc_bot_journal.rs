@@ -23,6 +23,19 @@ fn append(key: &str, action: pb::BotAction, detail: &str) -> pb::AppendBotJourna
     }
 }
 
+/// Appends `append(key, action, detail)`, which must be accepted.
+async fn appended(
+    c: &mut LedgerServiceClient<Channel>,
+    key: &str,
+    action: pb::BotAction,
+    detail: &str,
+) -> pb::AppendBotJournalResponse {
+    c.append_bot_journal(append(key, action, detail))
+        .await
+        .unwrap()
+        .into_inner()
+}
+
 async fn read_all(c: &mut LedgerServiceClient<Channel>, bot: &str) -> Vec<pb::BotJournalEntry> {
     c.get_bot_journal(pb::GetBotJournalRequest {
         bot_id: bot.into(),
@@ -39,15 +52,13 @@ async fn read_all(c: &mut LedgerServiceClient<Channel>, bot: &str) -> Vec<pb::Bo
 /// reads them back in append order with every field intact.
 async fn appends_and_retries(mut s: Server) {
     let c = &mut s.client;
-    let first = c
-        .append_bot_journal(append(
-            "operator:r1",
-            pb::BotAction::RegimeOverride,
-            "regime=bullish until=1700003630",
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let first = appended(
+        c,
+        "operator:r1",
+        pb::BotAction::RegimeOverride,
+        "regime=bullish until=1700003630",
+    )
+    .await;
     assert!(!first.replayed);
     let entry = first.entry.unwrap();
     assert_eq!(entry.bot_id, BOT);
@@ -56,15 +67,13 @@ async fn appends_and_retries(mut s: Server) {
     assert_eq!(entry.operator, "alice");
     assert_eq!(entry.at, ts(T0 + 30));
 
-    let again = c
-        .append_bot_journal(append(
-            "operator:r1",
-            pb::BotAction::RegimeOverride,
-            "regime=bullish until=1700003630",
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let again = appended(
+        c,
+        "operator:r1",
+        pb::BotAction::RegimeOverride,
+        "regime=bullish until=1700003630",
+    )
+    .await;
     assert!(again.replayed);
     assert_eq!(again.entry.unwrap(), entry);
 
@@ -76,11 +85,7 @@ async fn appends_and_retries(mut s: Server) {
             "reserve_usd=250",
         ),
     ] {
-        let out = c
-            .append_bot_journal(append(key, action, detail))
-            .await
-            .unwrap()
-            .into_inner();
+        let out = appended(c, key, action, detail).await;
         assert!(!out.replayed, "{key}");
     }
     let rows = read_all(c, BOT).await;
@@ -135,13 +140,13 @@ async fn appends_and_retries(mut s: Server) {
 /// the key, and writes nothing.
 async fn reused_key_is_refused(mut s: Server) {
     let c = &mut s.client;
-    c.append_bot_journal(append(
+    appended(
+        c,
         "operator:k",
         pb::BotAction::ChurnerReserve,
         "reserve_usd=250",
-    ))
-    .await
-    .unwrap();
+    )
+    .await;
     for edit in [
         |r: &mut pb::AppendBotJournalRequest| r.detail = "reserve_usd=300".into(),
         |r: &mut pb::AppendBotJournalRequest| r.reason = "other".into(),
@@ -222,13 +227,13 @@ async fn pages_in_order(mut s: Server) {
     let c = &mut s.client;
     for i in 0..5 {
         let detail = format!("reserve_usd={i}");
-        c.append_bot_journal(append(
+        appended(
+            c,
             &format!("operator:p{i}"),
             pb::BotAction::ChurnerReserve,
             &detail,
-        ))
-        .await
-        .unwrap();
+        )
+        .await;
     }
     let mut after = 0;
     let mut seen = Vec::new();
@@ -257,13 +262,13 @@ async fn pages_in_order(mut s: Server) {
 /// in-memory backend has no SQL and offers no such write at all).
 async fn rows_cannot_be_changed(mut s: Server) {
     let c = &mut s.client;
-    c.append_bot_journal(append(
+    appended(
+        c,
         "operator:x",
         pb::BotAction::ChurnerReserve,
         "reserve_usd=5",
-    ))
-    .await
-    .unwrap();
+    )
+    .await;
     for sql in [
         "UPDATE bot_journal SET reason = 'edited'",
         "DELETE FROM bot_journal",

@@ -61,6 +61,79 @@ pub(super) const INSERT_BOT_JOURNAL: &str = "INSERT INTO bot_journal (bot_id, at
     reason, operator, event_key, request_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
     RETURNING bot_journal_id";
 
+/// [`Store::bot_journal`](crate::store::Store::bot_journal) and
+/// [`Store::bot_journal_key`](crate::store::Store::bot_journal_key) over a
+/// backend's `self.pool`: the same SQL and row mapping in both dialects.
+macro_rules! bot_journal_reads {
+    () => {
+        async fn bot_journal(
+            &self,
+            bot_id: &str,
+            after_bot_journal_id: u64,
+            limit: u32,
+        ) -> $crate::store::StoreResult<Vec<$crate::domain::BotJournalEntry>> {
+            sqlx::query($crate::store::sql::BOT_JOURNAL_PAGE_SQL)
+                .bind(bot_id)
+                .bind($crate::store::to_i64(after_bot_journal_id))
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await
+                .map_err($crate::store::StoreError::db("read bot journal"))?
+                .iter()
+                .map(|row| $crate::store::sql::bot_journal_from_row(row).map(|s| s.entry))
+                .collect()
+        }
+
+        async fn bot_journal_key(
+            &self,
+            bot_id: &str,
+            event_key: &str,
+        ) -> $crate::store::StoreResult<Option<$crate::store::StoredBotJournal>> {
+            sqlx::query($crate::store::sql::BOT_JOURNAL_KEY_SQL)
+                .bind(bot_id)
+                .bind(event_key)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err($crate::store::StoreError::db("read bot journal key"))?
+                .as_ref()
+                .map($crate::store::sql::bot_journal_from_row)
+                .transpose()
+        }
+    };
+}
+pub(super) use bot_journal_reads;
+
+/// [`StoreTx::insert_bot_journal`](crate::store::StoreTx::insert_bot_journal)
+/// over a backend's `self.tx`; `$at` encodes the time as the dialect
+/// stores it.
+macro_rules! bot_journal_insert {
+    ($at:path) => {
+        async fn insert_bot_journal(
+            &mut self,
+            cmd: &$crate::domain::BotJournalCommand,
+            request_hash: &str,
+        ) -> $crate::store::StoreResult<u64> {
+            let row = sqlx::query($crate::store::sql::INSERT_BOT_JOURNAL)
+                .bind(&cmd.bot_id)
+                .bind($at(cmd.at))
+                .bind(cmd.action.as_str())
+                .bind(&cmd.detail)
+                .bind(&cmd.reason)
+                .bind(&cmd.operator)
+                .bind(&cmd.event_key)
+                .bind(request_hash)
+                .fetch_one(&mut *self.tx)
+                .await
+                .map_err($crate::store::StoreError::db("append bot journal row"))?;
+            $crate::store::to_u64(
+                "bot_journal",
+                $crate::store::sql::Cells::int(&row, "bot_journal_id")?,
+            )
+        }
+    };
+}
+pub(super) use bot_journal_insert;
+
 /// How a backend's row yields one cell of each kind the ledger stores.
 pub(super) trait Cells {
     /// Backend name for corruption reports.

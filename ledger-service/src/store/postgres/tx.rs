@@ -4,13 +4,14 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 
 use crate::domain::{
-    BotJournalCommand, Outcome, Position, SubsidyTotals, position::OpenCommand,
-    subsidy::CumulativeAt,
+    Outcome, Position, SubsidyTotals, position::OpenCommand, subsidy::CumulativeAt,
 };
 use crate::store::{
     ContextQuery, EventKeyRecord, FoldSums, KeyedRow, NewJournalRow, OpenKeyRecord, SlotClaim,
     SlotHead, StoreError, StoreResult, StoreTx, WriteContext, to_i64, to_u32, to_u64,
 };
+
+use crate::store::sql::bot_journal_insert;
 
 use super::{PgTx, rows::*};
 
@@ -256,25 +257,7 @@ impl StoreTx for PgTx {
         Ok(())
     }
 
-    async fn insert_bot_journal(
-        &mut self,
-        cmd: &BotJournalCommand,
-        request_hash: &str,
-    ) -> StoreResult<u64> {
-        let row = sqlx::query(INSERT_BOT_JOURNAL)
-            .bind(&cmd.bot_id)
-            .bind(cmd.at)
-            .bind(cmd.action.as_str())
-            .bind(&cmd.detail)
-            .bind(&cmd.reason)
-            .bind(&cmd.operator)
-            .bind(&cmd.event_key)
-            .bind(request_hash)
-            .fetch_one(&mut *self.tx)
-            .await
-            .map_err(StoreError::db("append bot journal row"))?;
-        to_u64("bot_journal", get(&row, "bot_journal_id")?)
-    }
+    bot_journal_insert!(std::convert::identity);
 
     async fn update_exit_intent(
         &mut self,

@@ -13,17 +13,16 @@ use sqlx::{
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 
-use crate::domain::{
-    BotJournalEntry, JournalEntry, Position, SubsidyTotals, subsidy::CumulativeAt,
-};
+use crate::domain::{JournalEntry, Position, SubsidyTotals, subsidy::CumulativeAt};
 use crate::store::{
-    EventKeyRecord, OpenKeyRecord, SlotSubsidyState, Store, StoreError, StoreResult,
-    StoredBotJournal, to_i64, to_u32, to_u64,
+    EventKeyRecord, OpenKeyRecord, SlotSubsidyState, Store, StoreError, StoreResult, to_i64,
+    to_u32, to_u64,
 };
 
 mod rows;
 mod tx;
 
+use crate::store::sql::bot_journal_reads;
 use rows::*;
 
 /// The SQLite-backed store.
@@ -258,39 +257,7 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    async fn bot_journal(
-        &self,
-        bot_id: &str,
-        after_bot_journal_id: u64,
-        limit: u32,
-    ) -> StoreResult<Vec<BotJournalEntry>> {
-        sqlx::query(BOT_JOURNAL_PAGE_SQL)
-            .bind(bot_id)
-            .bind(to_i64(after_bot_journal_id))
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(StoreError::db("read bot journal"))?
-            .iter()
-            .map(|row| bot_journal_from_row(row).map(|s| s.entry))
-            .collect()
-    }
-
-    async fn bot_journal_key(
-        &self,
-        bot_id: &str,
-        event_key: &str,
-    ) -> StoreResult<Option<StoredBotJournal>> {
-        sqlx::query(BOT_JOURNAL_KEY_SQL)
-            .bind(bot_id)
-            .bind(event_key)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(StoreError::db("read bot journal key"))?
-            .as_ref()
-            .map(bot_journal_from_row)
-            .transpose()
-    }
+    bot_journal_reads!();
 
     async fn event_key(
         &self,

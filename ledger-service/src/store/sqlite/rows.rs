@@ -9,8 +9,7 @@ use crate::domain::SubsidyTotals;
 use crate::store::{StoreError, StoreResult, sql::Cells};
 
 pub(super) use crate::store::sql::{
-    BOT_JOURNAL_KEY_SQL, BOT_JOURNAL_PAGE_SQL, EVENT_KEY_SQL, FOLDABLE, INSERT_BOT_JOURNAL,
-    LOCK_SLOT_TAIL, OPEN_KEY_SQL, POSITION_COLUMNS, bot_journal_from_row, event_key_from_row,
+    EVENT_KEY_SQL, FOLDABLE, LOCK_SLOT_TAIL, OPEN_KEY_SQL, POSITION_COLUMNS, event_key_from_row,
     journal_from_row, open_key_from_row, opt_totals, position_from_row, slot_head, totals,
 };
 

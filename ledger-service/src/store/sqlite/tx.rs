@@ -4,13 +4,14 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 
 use crate::domain::{
-    BotJournalCommand, Outcome, Position, SubsidyTotals, position::OpenCommand,
-    subsidy::CumulativeAt,
+    Outcome, Position, SubsidyTotals, position::OpenCommand, subsidy::CumulativeAt,
 };
 use crate::store::{
     EventKeyRecord, FoldSums, NewJournalRow, OpenKeyRecord, SlotHead, StoreError, StoreResult,
     StoreTx, to_i64, to_u32, to_u64,
 };
+
+use crate::store::sql::bot_journal_insert;
 
 use super::{SqliteTx, rows::*};
 
@@ -207,25 +208,7 @@ impl StoreTx for SqliteTx {
         Ok(())
     }
 
-    async fn insert_bot_journal(
-        &mut self,
-        cmd: &BotJournalCommand,
-        request_hash: &str,
-    ) -> StoreResult<u64> {
-        let row = sqlx::query(INSERT_BOT_JOURNAL)
-            .bind(&cmd.bot_id)
-            .bind(micros(cmd.at))
-            .bind(cmd.action.as_str())
-            .bind(&cmd.detail)
-            .bind(&cmd.reason)
-            .bind(&cmd.operator)
-            .bind(&cmd.event_key)
-            .bind(request_hash)
-            .fetch_one(&mut *self.tx)
-            .await
-            .map_err(StoreError::db("append bot journal row"))?;
-        to_u64("bot_journal", get(&row, "bot_journal_id")?)
-    }
+    bot_journal_insert!(micros);
 
     async fn update_exit_intent(
         &mut self,
