@@ -51,7 +51,7 @@ impl LedgerMetrics {
         RpcMetricsLayer::new(self.rpc.clone())
     }
 
-    /// A write (`open`, `event`, `close`, `reprice`) appended a journal row.
+    /// A write (`open`, `event`, `close`, `reprice`, `bot_journal`) appended a journal row.
     pub fn journal_row_appended(&self, write: &str) {
         self.journal_rows.inc(&[write]);
     }

@@ -98,7 +98,9 @@ async fn reflection_lists_and_describes_every_service() {
                     "GetJournal",
                     "GetSubsidyBalance",
                     "GetSubsidySummary",
-                    "Compact"
+                    "Compact",
+                    "AppendBotJournal",
+                    "GetBotJournal"
                 ]
             );
             assert!(

@@ -58,23 +58,6 @@ impl Run {
         .await
     }
 
-    async fn reserve(
-        &mut self,
-        usd: &str,
-        id: &str,
-    ) -> Result<pb::OperatorActionResponse, tonic::Status> {
-        let req = pb::SetChurnerReserveRequest {
-            reserve_usd: usd.into(),
-            request_id: id.into(),
-            reason: "more room".into(),
-            operator: "alice".into(),
-        };
-        self.call(move |mut c| {
-            Box::pin(async move { c.set_churner_reserve(req).await.map(|r| r.into_inner()) })
-        })
-        .await
-    }
-
     async fn churner_status(&mut self) -> pb::ChurnerStatus {
         self.status().await.healing.unwrap().churner.unwrap()
     }

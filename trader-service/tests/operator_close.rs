@@ -18,7 +18,6 @@ use rust_decimal_macros::dec;
 use tonic::Code;
 use trader_service::pair::Candle;
 use trader_service::runtime::Runtime;
-use trader_service::runtime::ledger::LocalLedger;
 use trader_service::runtime::store::{StoreLocation, TraderStore};
 
 /// Proves: CloseAtMarket cancels the exit, sends exactly one market order,
@@ -169,14 +168,9 @@ async fn the_write_off_policy_closes_when_waiting_costs_more() {
     let store = TraderStore::open(&StoreLocation::File(r.dir.path().join("stage-e.db")))
         .await
         .unwrap();
-    r.rt = Runtime::new(
-        cfg,
-        r.exchange.clone(),
-        LocalLedger::new(r.lib.clone()),
-        store,
-    )
-    .await
-    .unwrap();
+    r.rt = Runtime::new(cfg, r.exchange.clone(), r.ledger.clone(), store)
+        .await
+        .unwrap();
     // A ranging market: both legs complete round trips every few minutes.
     r.minutes(2, dec!(0.1)).await;
     for _ in 0..12 {

@@ -280,6 +280,13 @@ impl LedgerApi for Flaky {
         self.check()?;
         self.inner.get_subsidy_balance(r).await
     }
+    async fn append_bot_journal(
+        &self,
+        r: pb::AppendBotJournalRequest,
+    ) -> Result<pb::AppendBotJournalResponse, Status> {
+        self.check()?;
+        self.inner.append_bot_journal(r).await
+    }
 }
 
 /// Proves: while the ledger is down the outbox grows and trading goes on

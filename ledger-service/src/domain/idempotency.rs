@@ -10,6 +10,7 @@ use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
 
 use super::{
+    bot_journal::BotJournalCommand,
     journal::{EventCommand, EventDetails, RepriceCommand},
     position::{CloseCommand, OpenCommand},
 };
@@ -107,6 +108,18 @@ pub fn reprice_hash(c: &RepriceCommand) -> String {
         .field(c.reason)
         .decimal(c.subsidy_consumed)
         .field(c.at.timestamp_micros())
+        .finish()
+}
+
+/// Hash of a bot-journal append.
+pub fn bot_journal_hash(c: &BotJournalCommand) -> String {
+    Canonical::new("bot_journal")
+        .field(&c.bot_id)
+        .field(c.at.timestamp_micros())
+        .field(c.action.as_str())
+        .field(&c.detail)
+        .field(&c.reason)
+        .field(&c.operator)
         .finish()
 }
 

@@ -3,6 +3,7 @@
 //! Everything here is deterministic so the same rules hold whether the
 //! ledger runs behind gRPC, inside a backtest, or in a unit test.
 
+pub mod bot_journal;
 pub mod error;
 pub mod idempotency;
 pub mod journal;
@@ -10,6 +11,7 @@ pub mod position;
 pub mod subsidy;
 pub mod validate;
 
+pub use bot_journal::{BotAction, BotJournalCommand, BotJournalEntry};
 pub use error::LedgerError;
 pub use journal::{EventDetails, EventType, JournalEntry, RepriceCommand, RepriceReason};
 pub use position::{

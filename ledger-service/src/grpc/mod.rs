@@ -262,6 +262,45 @@ impl<S: Store> LedgerService for LedgerGrpc<S> {
         }))
     }
 
+    /// Journals an operator action on a bot as a whole.
+    async fn append_bot_journal(
+        &self,
+        request: Request<pb::AppendBotJournalRequest>,
+    ) -> Result<Response<pb::AppendBotJournalResponse>, Status> {
+        let cmd = wire::bot_journal_command(request.into_inner()).map_err(fail)?;
+        let out = self
+            .ledger
+            .append_bot_journal(cmd)
+            .await
+            .map_err(|e| self.write_failed(e))?;
+        self.appended("bot_journal", out.replayed);
+        Ok(Response::new(pb::AppendBotJournalResponse {
+            entry: Some(wire::bot_entry_to_pb(out.entry)),
+            replayed: out.replayed,
+        }))
+    }
+
+    /// Pages through one bot's journal, oldest first.
+    async fn get_bot_journal(
+        &self,
+        request: Request<pb::GetBotJournalRequest>,
+    ) -> Result<Response<pb::GetBotJournalResponse>, Status> {
+        let r = request.into_inner();
+        let page = self
+            .ledger
+            .bot_journal(&r.bot_id, r.after_bot_journal_id, r.limit)
+            .await
+            .map_err(fail)?;
+        Ok(Response::new(pb::GetBotJournalResponse {
+            entries: page
+                .entries
+                .into_iter()
+                .map(wire::bot_entry_to_pb)
+                .collect(),
+            next_after_bot_journal_id: page.next_after_bot_journal_id.unwrap_or(0),
+        }))
+    }
+
     async fn compact(
         &self,
         request: Request<pb::CompactRequest>,

@@ -12,7 +12,8 @@ use healgrid_proto::{
 use rust_decimal::Decimal;
 
 use crate::domain::{
-    EventDetails, EventType, JournalEntry, LedgerError, Position, RepriceReason, SlotSubsidy,
+    BotAction, BotJournalCommand, BotJournalEntry, EventDetails, EventType, JournalEntry,
+    LedgerError, Position, RepriceReason, SlotSubsidy,
     journal::{
         CancelledDetails, ChurnerProfitDetails, EventCommand, HandedOverDetails,
         KeepHoldingDetails, OperatorActionDetails, OverPerformanceDetails, RepriceCommand,
@@ -426,6 +427,52 @@ pub fn entry_to_pb(e: JournalEntry) -> pb::JournalEntry {
         event_type: event_type_to_pb(e.details.event_type()) as i32,
         details: Some(details_to_pb(e.details)),
         bot_id: e.bot_id,
+        event_key: e.event_key,
+    }
+}
+
+fn bot_action(raw: i32) -> Result<BotAction, LedgerError> {
+    required_enum("action", raw, |v: pb::BotAction| match v {
+        pb::BotAction::RegimeOverride => Some(BotAction::RegimeOverride),
+        pb::BotAction::RegimeOverrideCleared => Some(BotAction::RegimeOverrideCleared),
+        pb::BotAction::ChurnerReserve => Some(BotAction::ChurnerReserve),
+        pb::BotAction::Unspecified => None,
+    })
+}
+
+fn bot_action_to_pb(a: BotAction) -> pb::BotAction {
+    match a {
+        BotAction::RegimeOverride => pb::BotAction::RegimeOverride,
+        BotAction::RegimeOverrideCleared => pb::BotAction::RegimeOverrideCleared,
+        BotAction::ChurnerReserve => pb::BotAction::ChurnerReserve,
+    }
+}
+
+/// Parses `AppendBotJournal`.
+pub fn bot_journal_command(
+    r: pb::AppendBotJournalRequest,
+) -> Result<BotJournalCommand, LedgerError> {
+    Ok(BotJournalCommand {
+        action: bot_action(r.action)?,
+        at: validate::timestamp("at", r.at.as_ref())?,
+        bot_id: r.bot_id,
+        event_key: r.event_key,
+        detail: r.detail,
+        reason: r.reason,
+        operator: r.operator,
+    })
+}
+
+/// A bot-journal row for the wire.
+pub fn bot_entry_to_pb(e: BotJournalEntry) -> pb::BotJournalEntry {
+    pb::BotJournalEntry {
+        bot_journal_id: e.bot_journal_id,
+        at: Some(utc_to_timestamp(e.at)),
+        action: bot_action_to_pb(e.action) as i32,
+        bot_id: e.bot_id,
+        detail: e.detail,
+        reason: e.reason,
+        operator: e.operator,
         event_key: e.event_key,
     }
 }

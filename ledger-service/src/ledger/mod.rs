@@ -6,6 +6,7 @@
 //! exactly the same invariants.
 
 mod batch;
+mod bot_journal;
 mod compact;
 mod writes;
 
@@ -14,6 +15,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 pub use batch::Batching;
+pub use bot_journal::{BotJournalOutcome, BotJournalPage};
 pub use compact::CompactReport;
 pub use writes::{CloseOutcome, EventOutcome, OpenOutcome, RepriceOutcome};
 

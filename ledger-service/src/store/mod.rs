@@ -17,7 +17,7 @@ use std::{collections::HashMap, future::Future};
 use chrono::{DateTime, Utc};
 
 use crate::domain::{
-    JournalEntry, Outcome, Position, SubsidyTotals,
+    BotJournalCommand, BotJournalEntry, JournalEntry, Outcome, Position, SubsidyTotals,
     journal::EventDetails,
     position::OpenCommand,
     subsidy::{CumulativeAt, SubsidyDelta},
@@ -77,6 +77,16 @@ pub struct OpenKeyRecord {
     pub request_hash: String,
     /// The position created.
     pub position_id: u64,
+}
+
+/// A bot-journal row as stored, with the hash of the request that wrote
+/// it (compared when its key is retried).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredBotJournal {
+    /// The row.
+    pub entry: BotJournalEntry,
+    /// Hash of the append that wrote it.
+    pub request_hash: String,
 }
 
 /// A journal row to append.
@@ -236,6 +246,21 @@ pub trait Store: Send + Sync + 'static {
         open_key: &str,
     ) -> impl Future<Output = StoreResult<Option<OpenKeyRecord>>> + Send;
 
+    /// Bot-journal rows of a bot after a cursor, oldest first.
+    fn bot_journal(
+        &self,
+        bot_id: &str,
+        after_bot_journal_id: u64,
+        limit: u32,
+    ) -> impl Future<Output = StoreResult<Vec<BotJournalEntry>>> + Send;
+
+    /// The bot-journal row written under a key, if any.
+    fn bot_journal_key(
+        &self,
+        bot_id: &str,
+        event_key: &str,
+    ) -> impl Future<Output = StoreResult<Option<StoredBotJournal>>> + Send;
+
     /// The bot and slot of each of `position_ids` that exists. Both are
     /// write-once, so the answer holds without any lock; a batch of writes
     /// uses it to take its slot locks in one fixed order.
@@ -330,6 +355,15 @@ pub trait StoreTx: Send {
         event_key: &str,
         record: &EventKeyRecord,
     ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Appends a bot-journal row; returns its id. [`StoreError::Duplicate`]
+    /// when the bot already used the key. Bot-journal rows take no slot
+    /// lock: they touch no slot, and the key's unique index decides a race.
+    fn insert_bot_journal(
+        &mut self,
+        cmd: &BotJournalCommand,
+        request_hash: &str,
+    ) -> impl Future<Output = StoreResult<u64>> + Send;
 
     /// Moves the exit intent of an open position.
     fn update_exit_intent(

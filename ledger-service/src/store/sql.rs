@@ -9,13 +9,14 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 
 use crate::domain::{
-    JournalEntry, Outcome, Position, PositionStatus, SubsidyTotals,
+    BotAction, BotJournalEntry, JournalEntry, Outcome, Position, PositionStatus, SubsidyTotals,
     journal::EventDetails,
     position::{CloseReason, Entry, Regime, SlotMode, TradeId},
     subsidy::CumulativeAt,
 };
 use crate::store::{
-    EventKeyRecord, OpenKeyRecord, SlotHead, StoreError, StoreResult, to_u32, to_u64,
+    EventKeyRecord, OpenKeyRecord, SlotHead, StoreError, StoreResult, StoredBotJournal, to_u32,
+    to_u64,
 };
 
 /// The columns [`position_from_row`] reads.
@@ -44,6 +45,94 @@ pub(super) const OPEN_KEY_SQL: &str =
 /// The rows compaction folds: `$1` bot, `$2` slot, `$3` cutoff.
 pub(super) const FOLDABLE: &str = "FROM position_journal j JOIN position_ledger p ON p.position_id = j.position_id \
     WHERE j.bot_id = $1 AND j.slot_id = $2 AND p.status = 'closed' AND p.exit_time < $3";
+
+/// A page of a bot's journal: `$1` bot, `$2` cursor, `$3` limit.
+pub(super) const BOT_JOURNAL_PAGE_SQL: &str = "SELECT bot_journal_id, bot_id, at, action, detail, \
+    reason, operator, event_key, request_hash FROM bot_journal \
+    WHERE bot_id = $1 AND bot_journal_id > $2 ORDER BY bot_journal_id LIMIT $3";
+
+/// The bot-journal row of `$1` bot written under key `$2`.
+pub(super) const BOT_JOURNAL_KEY_SQL: &str = "SELECT bot_journal_id, bot_id, at, action, detail, \
+    reason, operator, event_key, request_hash FROM bot_journal \
+    WHERE bot_id = $1 AND event_key = $2";
+
+/// Appends a bot-journal row (`$2` is the time in the backend's encoding).
+pub(super) const INSERT_BOT_JOURNAL: &str = "INSERT INTO bot_journal (bot_id, at, action, detail, \
+    reason, operator, event_key, request_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+    RETURNING bot_journal_id";
+
+/// [`Store::bot_journal`](crate::store::Store::bot_journal) and
+/// [`Store::bot_journal_key`](crate::store::Store::bot_journal_key) over a
+/// backend's `self.pool`: the same SQL and row mapping in both dialects.
+macro_rules! bot_journal_reads {
+    () => {
+        async fn bot_journal(
+            &self,
+            bot_id: &str,
+            after_bot_journal_id: u64,
+            limit: u32,
+        ) -> $crate::store::StoreResult<Vec<$crate::domain::BotJournalEntry>> {
+            sqlx::query($crate::store::sql::BOT_JOURNAL_PAGE_SQL)
+                .bind(bot_id)
+                .bind($crate::store::to_i64(after_bot_journal_id))
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await
+                .map_err($crate::store::StoreError::db("read bot journal"))?
+                .iter()
+                .map(|row| $crate::store::sql::bot_journal_from_row(row).map(|s| s.entry))
+                .collect()
+        }
+
+        async fn bot_journal_key(
+            &self,
+            bot_id: &str,
+            event_key: &str,
+        ) -> $crate::store::StoreResult<Option<$crate::store::StoredBotJournal>> {
+            sqlx::query($crate::store::sql::BOT_JOURNAL_KEY_SQL)
+                .bind(bot_id)
+                .bind(event_key)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err($crate::store::StoreError::db("read bot journal key"))?
+                .as_ref()
+                .map($crate::store::sql::bot_journal_from_row)
+                .transpose()
+        }
+    };
+}
+pub(super) use bot_journal_reads;
+
+/// [`StoreTx::insert_bot_journal`](crate::store::StoreTx::insert_bot_journal)
+/// over a backend's `self.tx`; `$at` encodes the time as the dialect
+/// stores it.
+macro_rules! bot_journal_insert {
+    ($at:path) => {
+        async fn insert_bot_journal(
+            &mut self,
+            cmd: &$crate::domain::BotJournalCommand,
+            request_hash: &str,
+        ) -> $crate::store::StoreResult<u64> {
+            let row = sqlx::query($crate::store::sql::INSERT_BOT_JOURNAL)
+                .bind(&cmd.bot_id)
+                .bind($at(cmd.at))
+                .bind(cmd.action.as_str())
+                .bind(&cmd.detail)
+                .bind(&cmd.reason)
+                .bind(&cmd.operator)
+                .bind(&cmd.event_key)
+                .bind(request_hash)
+                .fetch_one(&mut *self.tx)
+                .await
+                .map_err($crate::store::StoreError::db("append bot journal row"))?;
+            $crate::store::to_u64(
+                "bot_journal",
+                $crate::store::sql::Cells::int(&row, "bot_journal_id")?,
+            )
+        }
+    };
+}
+pub(super) use bot_journal_insert;
 
 /// How a backend's row yields one cell of each kind the ledger stores.
 pub(super) trait Cells {
@@ -149,6 +238,24 @@ pub(super) fn opt_totals(row: &impl Cells, prefix: &str) -> StoreResult<Option<S
         None => Ok(None),
         Some(_) => totals(row, prefix).map(Some),
     }
+}
+
+/// A bot-journal row from [`BOT_JOURNAL_PAGE_SQL`] or
+/// [`BOT_JOURNAL_KEY_SQL`].
+pub(super) fn bot_journal_from_row(row: &impl Cells) -> StoreResult<StoredBotJournal> {
+    Ok(StoredBotJournal {
+        entry: BotJournalEntry {
+            bot_journal_id: to_u64("bot_journal", row.int("bot_journal_id")?)?,
+            bot_id: row.text("bot_id")?,
+            at: row.time("at")?,
+            action: text_enum(row, "action", BotAction::parse)?,
+            detail: row.text("detail")?,
+            reason: row.text("reason")?,
+            operator: row.text("operator")?,
+            event_key: row.text("event_key")?,
+        },
+        request_hash: row.text("request_hash")?,
+    })
 }
 
 /// A key from [`EVENT_KEY_SQL`].

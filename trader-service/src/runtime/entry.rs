@@ -63,15 +63,18 @@ pub enum LedgerWrite {
     RepricePosition,
     /// `ClosePosition`.
     ClosePosition,
+    /// `AppendBotJournal` (operator actions on the bot as a whole).
+    AppendBotJournal,
 }
 
 impl LedgerWrite {
     /// Every kind, for exhaustive tests and parsing.
-    pub const ALL: [Self; 4] = [
+    pub const ALL: [Self; 5] = [
         Self::OpenPosition,
         Self::JournalEvent,
         Self::RepricePosition,
         Self::ClosePosition,
+        Self::AppendBotJournal,
     ];
 
     /// The spelling stored in the `kind` column.
@@ -82,6 +85,7 @@ impl LedgerWrite {
             Self::JournalEvent => "journal_event",
             Self::RepricePosition => "reprice_position",
             Self::ClosePosition => "close_position",
+            Self::AppendBotJournal => "append_bot_journal",
         }
     }
 

@@ -64,6 +64,13 @@ pub trait LedgerApi: Send + Sync {
         &self,
         req: pb::GetSubsidyBalanceRequest,
     ) -> impl Future<Output = Result<pb::GetSubsidyBalanceResponse, Status>> + Send;
+
+    /// Journals an operator action on the bot as a whole (idempotent on
+    /// `event_key`).
+    fn append_bot_journal(
+        &self,
+        req: pb::AppendBotJournalRequest,
+    ) -> impl Future<Output = Result<pb::AppendBotJournalResponse, Status>> + Send;
 }
 
 /// Default per-call deadline of [`GrpcLedger`].
@@ -252,6 +259,22 @@ impl LedgerApi for GrpcLedger {
             })
             .await
     }
+
+    async fn append_bot_journal(
+        &self,
+        req: pb::AppendBotJournalRequest,
+    ) -> Result<pb::AppendBotJournalResponse, Status> {
+        self.replicas
+            .call(|mut c| {
+                let req = self.request(req.clone());
+                async move {
+                    c.append_bot_journal(req)
+                        .await
+                        .map(tonic::Response::into_inner)
+                }
+            })
+            .await
+    }
 }
 
 /// The ledger library in-process, through its gRPC service implementation
@@ -337,6 +360,17 @@ impl<S: Store> LedgerApi for LocalLedger<S> {
                 .into_inner(),
         )
     }
+
+    async fn append_bot_journal(
+        &self,
+        req: pb::AppendBotJournalRequest,
+    ) -> Result<pb::AppendBotJournalResponse, Status> {
+        Ok(
+            LedgerService::append_bot_journal(&self.service, Request::new(req))
+                .await?
+                .into_inner(),
+        )
+    }
 }
 
 impl<T: LedgerApi> LedgerApi for std::sync::Arc<T> {
@@ -380,5 +414,12 @@ impl<T: LedgerApi> LedgerApi for std::sync::Arc<T> {
         req: pb::GetSubsidyBalanceRequest,
     ) -> impl Future<Output = Result<pb::GetSubsidyBalanceResponse, Status>> + Send {
         (**self).get_subsidy_balance(req)
+    }
+
+    fn append_bot_journal(
+        &self,
+        req: pb::AppendBotJournalRequest,
+    ) -> impl Future<Output = Result<pb::AppendBotJournalResponse, Status>> + Send {
+        (**self).append_bot_journal(req)
     }
 }

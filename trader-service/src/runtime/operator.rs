@@ -1,8 +1,9 @@
 //! Carrying out operator actions in the loop (SPEC §8). The rules are pure
 //! ([`crate::healing::operator`]); this file finds the position, looks up
 //! an earlier answer to the same `request_id`, feeds the engine, queues the
-//! ledger journal row, and commits the answer with the state in one step,
-//! before the reply leaves.
+//! ledger journal row (on the position, or in the bot journal for a regime
+//! override or the churner reserve), and commits the answer with the state
+//! in one step, before the reply leaves.
 
 use crate::engine::{Event, ExitOrder, RepriceKind};
 use crate::exchange::Exchange;
@@ -19,7 +20,9 @@ use crate::runtime::control::{
 };
 use crate::runtime::ledger::LedgerApi;
 use crate::runtime::r#loop::{Runtime, RuntimeError};
-use crate::runtime::writes::{CloseNote, LedgerWriteRequest, OperatorWrite};
+use crate::runtime::writes::{
+    BotActionKind, BotJournalWrite, CloseNote, LedgerWriteRequest, OperatorWrite,
+};
 
 /// The position a slot's churner works for, as an operator's churner
 /// command is journaled on it.
@@ -247,6 +250,12 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
                     let until = now + ttl_sec;
                     self.override_regime(*r, until, now)
                         .map_err(|e| OperatorRefusal::invalid(e.to_string()))?;
+                    self.journal_bot(
+                        req,
+                        BotActionKind::RegimeOverride,
+                        format!("regime={r} until={until} ttl_sec={ttl_sec}"),
+                        now,
+                    );
                     Ok(done(
                         None,
                         format!("regime forced to {r} until {until} (unix seconds)"),
@@ -256,6 +265,11 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
                     let was = self.market.regime.clear_override();
                     self.book.regime_override = None;
                     self.dirty = true;
+                    let detail = was.map_or_else(
+                        || "no override was in force".to_owned(),
+                        |o| format!("regime={} until={} cleared", o.regime, o.until),
+                    );
+                    self.journal_bot(req, BotActionKind::RegimeOverrideCleared, detail, now);
                     Ok(done(
                         None,
                         match was {
@@ -276,9 +290,16 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
             OperatorAction::KillChurner { slot } => {
                 self.churner_action(req, *slot, ManualCommand::Kill, now)
             }
-            OperatorAction::SetChurnerReserve { reserve_usd } => self
-                .set_churner_reserve(*reserve_usd)
-                .map(|m| done(None, m)),
+            OperatorAction::SetChurnerReserve { reserve_usd } => {
+                let message = self.set_churner_reserve(*reserve_usd)?;
+                self.journal_bot(
+                    req,
+                    BotActionKind::ChurnerReserve,
+                    format!("reserve_usd={reserve_usd}"),
+                    now,
+                );
+                Ok(done(None, message))
+            }
         }
     }
 
@@ -557,6 +578,21 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
         };
         self.pending
             .push(LedgerWriteRequest::Operator(w).to_entry());
+    }
+
+    /// Queues the bot-journal row of an action no position carries, keyed
+    /// by the request id (in this step's commit, like [`Self::journal_on`]).
+    fn journal_bot(&mut self, req: &ActionRequest, action: BotActionKind, detail: String, at: i64) {
+        let w = BotJournalWrite {
+            request_id: req.request_id.clone(),
+            action,
+            detail,
+            reason: req.reason.clone(),
+            operator: req.operator.clone(),
+            at,
+        };
+        self.pending
+            .push(LedgerWriteRequest::BotJournal(w).to_entry());
     }
 
     /// The cleanup queue at `now` (SPEC §8).

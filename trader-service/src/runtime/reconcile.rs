@@ -206,7 +206,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
             .await?
             .into_iter()
             .filter_map(|e| serde_json::from_value::<LedgerWriteRequest>(e.payload).ok())
-            .map(|w| w.open_key().to_owned())
+            .filter_map(|w| w.open_key().map(str::to_owned))
             .collect();
         let orphans: Vec<pb::Position> = resp
             .positions

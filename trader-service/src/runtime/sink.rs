@@ -18,8 +18,8 @@ use crate::runtime::ledger::LedgerApi;
 use crate::runtime::outbox::{DeliveryError, Sink};
 use crate::runtime::store::TraderStore;
 use crate::runtime::writes::{
-    ChurnerProfitWrite, CloseKind, CloseWrite, HandedOverWrite, LedgerWriteRequest, OpenWrite,
-    OperatorWrite, OverPerformanceWrite, RepriceWrite, SlotModeKind,
+    BotActionKind, BotJournalWrite, ChurnerProfitWrite, CloseKind, CloseWrite, HandedOverWrite,
+    LedgerWriteRequest, OpenWrite, OperatorWrite, OverPerformanceWrite, RepriceWrite, SlotModeKind,
 };
 
 /// Metadata key prefix of the `open_key -> position_id` map.
@@ -54,6 +54,11 @@ pub enum LedgerAck {
     Journaled {
         /// Its open key.
         open_key: String,
+    },
+    /// A bot-journal row was appended.
+    BotJournaled {
+        /// The operator request it records.
+        request_id: String,
     },
 }
 
@@ -168,6 +173,23 @@ impl<'a, L: LedgerApi> LedgerSink<'a, L> {
 }
 
 impl<L: LedgerApi> LedgerSink<'_, L> {
+    async fn bot_journal(
+        &self,
+        w: &BotJournalWrite,
+        key: &str,
+    ) -> Result<LedgerAck, DeliveryError> {
+        let resp = self
+            .ledger
+            .append_bot_journal(bot_journal_request(self.bot_id, key, w))
+            .await
+            .map_err(|s| classify_status(&s))?;
+        tracing::info!(action = ?w.action, request_id = %w.request_id, detail = %w.detail,
+            replayed = resp.replayed, "operator action journaled on the bot");
+        Ok(LedgerAck::BotJournaled {
+            request_id: w.request_id.clone(),
+        })
+    }
+
     async fn reprice(&self, w: &RepriceWrite, key: &str) -> Result<LedgerAck, DeliveryError> {
         let position_id = self.position_id(&w.open_key).await?;
         let resp = self
@@ -198,6 +220,7 @@ impl<L: LedgerApi> Sink for LedgerSink<'_, L> {
                 self.over_performance(w, entry.key.as_str()).await
             }
             LedgerWriteRequest::Reprice(w) => self.reprice(w, entry.key.as_str()).await,
+            LedgerWriteRequest::BotJournal(w) => self.bot_journal(w, entry.key.as_str()).await,
             LedgerWriteRequest::Operator(w) => {
                 let position_id = self.position_id(&w.open_key).await?;
                 self.ledger
@@ -399,6 +422,28 @@ pub fn handed_over_request(
                 age_seconds: w.age_seconds,
             })),
         }),
+    }
+}
+
+/// The proto request of an operator action on the bot as a whole.
+#[must_use]
+pub fn bot_journal_request(
+    bot_id: &str,
+    key: &str,
+    w: &BotJournalWrite,
+) -> pb::AppendBotJournalRequest {
+    pb::AppendBotJournalRequest {
+        bot_id: bot_id.to_owned(),
+        event_key: key.to_owned(),
+        at: ts(w.at),
+        action: match w.action {
+            BotActionKind::RegimeOverride => pb::BotAction::RegimeOverride,
+            BotActionKind::RegimeOverrideCleared => pb::BotAction::RegimeOverrideCleared,
+            BotActionKind::ChurnerReserve => pb::BotAction::ChurnerReserve,
+        } as i32,
+        detail: w.detail.clone(),
+        reason: w.reason.clone(),
+        operator: w.operator.clone(),
     }
 }
 

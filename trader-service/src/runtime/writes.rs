@@ -8,8 +8,10 @@
 //! delivered first, because the outbox is strictly ordered).
 //!
 //! Every idempotency key is derived from the `open_key` alone
-//! (`open:`, `close:`, `overperf:`), so recomputing a write after a crash
-//! yields the same key and the ledger applies it once.
+//! (`open:`, `close:`, `overperf:`), or from the operator's request id
+//! (`operator:`), so recomputing a write after a crash yields the same key
+//! and the ledger applies it once. An operator action on the bot as a whole
+//! ([`BotJournalWrite`]) names no position and goes to the bot journal.
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -135,6 +137,40 @@ pub enum LedgerWriteRequest {
     ChurnerProfit(ChurnerProfitWrite),
     /// Journal that a churner round trip was handed over to its slot.
     HandedOver(HandedOverWrite),
+    /// An operator's accepted action on the bot as a whole (bot journal).
+    BotJournal(BotJournalWrite),
+}
+
+/// What an operator did to the bot as a whole (the ledger's `BotAction`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BotActionKind {
+    /// A regime was forced until a deadline.
+    RegimeOverride,
+    /// The forced regime was lifted.
+    RegimeOverrideCleared,
+    /// The churner reserve was set.
+    ChurnerReserve,
+}
+
+/// `AppendBotJournal`: an operator action the runtime accepted that no
+/// position carries (a regime override or its clearing, the churner
+/// reserve). Keyed by the request id, so a retried request never journals
+/// twice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BotJournalWrite {
+    /// The operator's idempotency key.
+    pub request_id: String,
+    /// What was done.
+    pub action: BotActionKind,
+    /// What was set (regime and expiry, reserve amount).
+    pub detail: String,
+    /// The operator's reason.
+    pub reason: String,
+    /// Who.
+    pub operator: String,
+    /// When it was accepted, unix seconds.
+    pub at: i64,
 }
 
 /// `JournalEvent operator_action` (or `keep_holding` for a hold): an
@@ -227,17 +263,18 @@ impl RepriceWrite {
 }
 
 impl LedgerWriteRequest {
-    /// The position this write is about.
+    /// The position this write is about; `None` for a bot-journal write.
     #[must_use]
-    pub fn open_key(&self) -> &str {
+    pub fn open_key(&self) -> Option<&str> {
         match self {
-            Self::Open(w) => &w.open_key,
-            Self::Close(w) => &w.open_key,
-            Self::OverPerformance(w) => &w.open_key,
-            Self::Reprice(w) => &w.open_key,
-            Self::Operator(w) => &w.open_key,
-            Self::ChurnerProfit(w) => &w.open_key,
-            Self::HandedOver(w) => &w.open_key,
+            Self::Open(w) => Some(&w.open_key),
+            Self::Close(w) => Some(&w.open_key),
+            Self::OverPerformance(w) => Some(&w.open_key),
+            Self::Reprice(w) => Some(&w.open_key),
+            Self::Operator(w) => Some(&w.open_key),
+            Self::ChurnerProfit(w) => Some(&w.open_key),
+            Self::HandedOver(w) => Some(&w.open_key),
+            Self::BotJournal(_) => None,
         }
     }
 
@@ -251,6 +288,7 @@ impl LedgerWriteRequest {
             Self::OverPerformance(w) => format!("overperf:{}", w.open_key),
             Self::Reprice(w) => format!("reprice:{}:{}", w.open_key, w.new_order_id),
             Self::Operator(w) => format!("operator:{}", w.request_id),
+            Self::BotJournal(w) => format!("operator:{}", w.request_id),
             Self::ChurnerProfit(w) => format!("churnprofit:{}", w.churner_open_key),
             Self::HandedOver(w) => format!("handover:{}", w.open_key),
         }
@@ -266,6 +304,7 @@ impl LedgerWriteRequest {
             Self::Reprice(_) => LedgerWrite::RepricePosition,
             Self::Operator(_) => LedgerWrite::JournalEvent,
             Self::ChurnerProfit(_) | Self::HandedOver(_) => LedgerWrite::JournalEvent,
+            Self::BotJournal(_) => LedgerWrite::AppendBotJournal,
         }
     }
 
@@ -501,6 +540,26 @@ mod tests {
             &pos_a,
         );
         assert_eq!(w.len(), 1);
+    }
+
+    /// Proves: a bot-journal write names no position, is keyed by the
+    /// operator's request id, goes to `AppendBotJournal`, and round-trips
+    /// through the outbox's JSON.
+    #[test]
+    fn bot_journal_write_is_keyed_by_request() {
+        let w = LedgerWriteRequest::BotJournal(BotJournalWrite {
+            request_id: "rg-1".into(),
+            action: BotActionKind::RegimeOverride,
+            detail: "regime=bullish until=1700003600 ttl_sec=3600".into(),
+            reason: "news".into(),
+            operator: "alice".into(),
+            at: 1_700_000_000,
+        });
+        assert_eq!(w.open_key(), None);
+        assert_eq!(w.key_string(), "operator:rg-1");
+        assert_eq!(w.kind(), LedgerWrite::AppendBotJournal);
+        let back: LedgerWriteRequest = serde_json::from_value(w.to_entry().payload).unwrap();
+        assert_eq!(back, w);
     }
 
     /// Proves: the open key is the entry txid when known, else the local id,

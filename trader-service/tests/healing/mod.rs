@@ -144,4 +144,11 @@ impl<L: LedgerApi> LedgerApi for Flaky<L> {
         self.check()?;
         self.inner.get_subsidy_balance(r).await
     }
+    async fn append_bot_journal(
+        &self,
+        r: pb::AppendBotJournalRequest,
+    ) -> Result<pb::AppendBotJournalResponse, tonic::Status> {
+        self.check()?;
+        self.inner.append_bot_journal(r).await
+    }
 }

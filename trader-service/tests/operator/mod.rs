@@ -31,7 +31,10 @@ use super::{grid, healing};
 pub const BOT: &str = "ops-bot";
 pub const T0: i64 = 1_700_000_000;
 
-pub type Rt = Runtime<Faulty, LocalLedger<SqliteStore>>;
+/// The in-process ledger, behind a switch that takes it down (an outage).
+pub type OpsLedger = healing::Flaky<LocalLedger<SqliteStore>>;
+
+pub type Rt = Runtime<Faulty, OpsLedger>;
 
 pub fn flat(t: i64, p: Decimal) -> Candle {
     Candle {
@@ -60,6 +63,8 @@ pub struct Run {
     pub exchange: Faulty,
     pub paper: PaperExchange,
     pub lib: Ledger<SqliteStore>,
+    /// What the runtime calls the ledger through; `set_down` for an outage.
+    pub ledger: OpsLedger,
     pub dir: tempfile::TempDir,
     pub t: i64,
     /// The runtime's configuration (kept for restarts).
@@ -76,8 +81,9 @@ impl Run {
         let paper = PaperExchange::new(grid::paper_config(60), SimClock::new(T0 * 1000));
         let exchange = Faulty::new(paper.clone(), 0);
         let lib = Ledger::in_memory().await.unwrap();
+        let ledger = healing::Flaky::new(LocalLedger::new(lib.clone()));
         let dir = tempfile::tempdir().unwrap();
-        let (rt, client, stop, url) = Self::start(&cfg, &exchange, &lib, &dir).await;
+        let (rt, client, stop, url) = Self::start(&cfg, &exchange, &ledger, &dir).await;
         Self {
             rt,
             client,
@@ -86,6 +92,7 @@ impl Run {
             exchange,
             paper,
             lib,
+            ledger,
             dir,
             t: T0,
             cfg,
@@ -96,7 +103,7 @@ impl Run {
     pub async fn start(
         cfg: &RuntimeConfig,
         exchange: &Faulty,
-        lib: &Ledger<SqliteStore>,
+        ledger: &OpsLedger,
         dir: &tempfile::TempDir,
     ) -> (
         Rt,
@@ -107,14 +114,9 @@ impl Run {
         let store = TraderStore::open(&StoreLocation::File(dir.path().join("trader.db")))
             .await
             .unwrap();
-        let mut rt = Runtime::new(
-            cfg.clone(),
-            exchange.clone(),
-            LocalLedger::new(lib.clone()),
-            store,
-        )
-        .await
-        .unwrap();
+        let mut rt = Runtime::new(cfg.clone(), exchange.clone(), ledger.clone(), store)
+            .await
+            .unwrap();
         let handle = rt.handle();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -147,7 +149,7 @@ impl Run {
             let _ = s.send(());
         }
         let (rt, client, stop, url) =
-            Self::start(&self.cfg, &self.exchange, &self.lib, &self.dir).await;
+            Self::start(&self.cfg, &self.exchange, &self.ledger, &self.dir).await;
         self.rt = rt;
         self.client = client;
         self.url = url;
@@ -309,6 +311,23 @@ impl Run {
         };
         self.call(move |mut c| {
             Box::pin(async move { c.set_regime_override(req).await.map(|r| r.into_inner()) })
+        })
+        .await
+    }
+
+    pub async fn reserve(
+        &mut self,
+        usd: &str,
+        id: &str,
+    ) -> Result<pb::OperatorActionResponse, tonic::Status> {
+        let req = pb::SetChurnerReserveRequest {
+            reserve_usd: usd.into(),
+            request_id: id.into(),
+            reason: "more room".into(),
+            operator: "alice".into(),
+        };
+        self.call(move |mut c| {
+            Box::pin(async move { c.set_churner_reserve(req).await.map(|r| r.into_inner()) })
         })
         .await
     }

@@ -25,11 +25,13 @@ use std::{fmt, ops::Bound, sync::Arc};
 
 use tokio::sync::Mutex;
 
-use crate::domain::{JournalEntry, Position, SubsidyTotals, journal::EventType};
+use crate::domain::{BotJournalEntry, JournalEntry, Position, SubsidyTotals, journal::EventType};
 use crate::store::{
     EventKeyRecord, OpenKeyRecord, SlotSubsidyState, Store, StoreError, StoreResult,
+    StoredBotJournal,
 };
 
+mod bot_journal;
 mod state;
 mod tx;
 
@@ -276,6 +278,29 @@ impl Store for MemoryStore {
             });
         }
         Ok(states)
+    }
+
+    async fn bot_journal(
+        &self,
+        bot_id: &str,
+        after_bot_journal_id: u64,
+        limit: u32,
+    ) -> StoreResult<Vec<BotJournalEntry>> {
+        let state = self.state.lock().await;
+        Ok(state.bot_journal.page(bot_id, after_bot_journal_id, limit))
+    }
+
+    async fn bot_journal_key(
+        &self,
+        bot_id: &str,
+        event_key: &str,
+    ) -> StoreResult<Option<StoredBotJournal>> {
+        Ok(self
+            .state
+            .lock()
+            .await
+            .bot_journal
+            .by_key(bot_id, event_key))
     }
 
     async fn event_key(

@@ -16,6 +16,8 @@ use crate::domain::{
 };
 use crate::store::EventKeyRecord;
 
+use super::bot_journal::BotJournalTable;
+
 /// The `ledger_slots` row of a slot: lock sequence, watermark, snapshot.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(super) struct SlotRow {
@@ -100,6 +102,8 @@ pub(super) struct State {
     pub(super) next_position_id: u64,
     /// Id of the next journal row, likewise.
     pub(super) next_journal_id: u64,
+    /// The bot journal.
+    pub(super) bot_journal: BotJournalTable,
 }
 
 impl Default for State {
@@ -110,6 +114,7 @@ impl Default for State {
             bots: HashMap::new(),
             next_position_id: 1,
             next_journal_id: 1,
+            bot_journal: BotJournalTable::default(),
         }
     }
 }
@@ -133,6 +138,8 @@ pub(super) enum Undo {
     },
     /// Forget the journal-write key.
     EventKeyInserted { bot_id: String, event_key: String },
+    /// Remove the bot-journal row and give its id back.
+    BotJournalInserted(u64),
 }
 
 /// Time as the SQLite backend stores and compares it: unix microseconds.
@@ -375,6 +382,7 @@ impl State {
             Undo::EventKeyInserted { bot_id, event_key } => {
                 self.bot_mut(&bot_id).event_keys.remove(&event_key);
             }
+            Undo::BotJournalInserted(id) => self.bot_journal.undo_insert(id),
         }
     }
 }

@@ -8,7 +8,8 @@ use rust_decimal::Decimal;
 use tokio::sync::OwnedMutexGuard;
 
 use crate::domain::{
-    Outcome, Position, PositionStatus, SubsidyTotals, position::OpenCommand, subsidy::CumulativeAt,
+    BotJournalCommand, Outcome, Position, PositionStatus, SubsidyTotals, position::OpenCommand,
+    subsidy::CumulativeAt,
 };
 use crate::store::{
     EventKeyRecord, FoldSums, NewJournalRow, OpenKeyRecord, SlotHead, StoreError, StoreResult,
@@ -231,6 +232,16 @@ impl StoreTx for MemoryTx {
             .insert_event_key(bot_id, event_key, record.clone());
         self.undo.push(undo);
         Ok(())
+    }
+
+    async fn insert_bot_journal(
+        &mut self,
+        cmd: &BotJournalCommand,
+        request_hash: &str,
+    ) -> StoreResult<u64> {
+        let id = self.state.bot_journal.insert(cmd, request_hash)?;
+        self.undo.push(Undo::BotJournalInserted(id));
+        Ok(id)
     }
 
     async fn update_exit_intent(

@@ -30,6 +30,7 @@ mod rows;
 pub use rows::DEFAULT_MAX_CONNECTIONS;
 mod tx;
 
+use crate::store::sql::bot_journal_reads;
 use rows::*;
 
 /// The PostgreSQL-backed store.
@@ -245,6 +246,8 @@ impl Store for PgStore {
             })
             .collect()
     }
+
+    bot_journal_reads!();
 
     async fn event_key(
         &self,

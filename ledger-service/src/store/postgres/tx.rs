@@ -11,6 +11,8 @@ use crate::store::{
     SlotHead, StoreError, StoreResult, StoreTx, WriteContext, to_i64, to_u32, to_u64,
 };
 
+use crate::store::sql::bot_journal_insert;
+
 use super::{PgTx, rows::*};
 
 impl StoreTx for PgTx {
@@ -254,6 +256,8 @@ impl StoreTx for PgTx {
         .map_err(StoreError::db("insert event key"))?;
         Ok(())
     }
+
+    bot_journal_insert!(std::convert::identity);
 
     async fn update_exit_intent(
         &mut self,

@@ -22,6 +22,7 @@ use crate::store::{
 mod rows;
 mod tx;
 
+use crate::store::sql::bot_journal_reads;
 use rows::*;
 
 /// The SQLite-backed store.
@@ -255,6 +256,8 @@ impl Store for SqliteStore {
             })
             .collect()
     }
+
+    bot_journal_reads!();
 
     async fn event_key(
         &self,

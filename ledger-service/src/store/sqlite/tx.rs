@@ -11,6 +11,8 @@ use crate::store::{
     StoreTx, to_i64, to_u32, to_u64,
 };
 
+use crate::store::sql::bot_journal_insert;
+
 use super::{SqliteTx, rows::*};
 
 impl StoreTx for SqliteTx {
@@ -205,6 +207,8 @@ impl StoreTx for SqliteTx {
         .map_err(StoreError::db("insert event key"))?;
         Ok(())
     }
+
+    bot_journal_insert!(micros);
 
     async fn update_exit_intent(
         &mut self,
