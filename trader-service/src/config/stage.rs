@@ -15,8 +15,7 @@ pub enum RolloutStage {
     B,
     /// + churner.
     C,
-    /// + subsidized repricing from band stuck and the release of locked
-    /// pairs: the full flywheel.
+    /// + subsidized repricing from band stuck, locked pairs released.
     D,
     /// + automatic write-off by policy.
     E,
