@@ -86,7 +86,14 @@ fn stage_config(stage: &str) -> Result<BacktestConfig> {
     ])?;
     let (mut cfg, _) = cli.args.resolve()?;
     cfg.paper = paper();
-    cfg.engine = engine(10);
+    // The engine configuration stays the one the stage resolved (10 slots of
+    // 6 USD on the same pair facts as `spec()`): it carries the stage's
+    // healing settings, such as the release wait, which a hand-built one
+    // would silently drop.
+    anyhow::ensure!(
+        cfg.engine.pair == spec(),
+        "the stage resolved other pair facts than the bench uses"
+    );
     Ok(cfg)
 }
 
