@@ -178,6 +178,31 @@ pub fn request_reprice(
     order_id: &str,
     want: PendingReprice,
 ) -> Result<(), RepriceRefused> {
+    let (order, reprice, _) = live_handed_over(book, order_id)?;
+    let p = want.new_price;
+    if p <= Decimal::ZERO || pair.round_price(p) != p || p == order.price {
+        return Err(RepriceRefused::BadPrice {
+            order_id: order_id.to_owned(),
+            price: p,
+        });
+    }
+    *reprice = Some(want);
+    Ok(())
+}
+
+/// The handed-over exit `order_id` with its reprice and close slots, when it
+/// rests on the book with neither in progress.
+fn live_handed_over<'a>(
+    book: &'a mut ChurnBook,
+    order_id: &str,
+) -> Result<
+    (
+        &'a ChurnOrder,
+        &'a mut Option<PendingReprice>,
+        &'a mut Option<MarketClose>,
+    ),
+    RepriceRefused,
+> {
     let stage = slot_of(order_id)
         .and_then(|slot| book.slots.get_mut(&slot))
         .map(|s| &mut s.stage);
@@ -191,15 +216,7 @@ pub fn request_reprice(
         return Err(RepriceRefused::NotHandedOver(order_id.to_owned()));
     };
     check_live(order, order_id, reprice.is_some() || close.is_some())?;
-    let p = want.new_price;
-    if p <= Decimal::ZERO || pair.round_price(p) != p || p == order.price {
-        return Err(RepriceRefused::BadPrice {
-            order_id: order_id.to_owned(),
-            price: p,
-        });
-    }
-    *reprice = Some(want);
-    Ok(())
+    Ok((order, reprice, close))
 }
 
 /// Whether the handed-over exit `order` is `order_id`, rests on the book,
@@ -227,19 +244,7 @@ fn check_live(order: &ChurnOrder, order_id: &str, busy: bool) -> Result<(), Repr
 /// [`RepriceRefused`] when the exit is not a live handed-over exit or a
 /// reprice or close of it is already in progress.
 pub fn request_close(book: &mut ChurnBook, order_id: &str, now: i64) -> Result<(), RepriceRefused> {
-    let stage = slot_of(order_id)
-        .and_then(|slot| book.slots.get_mut(&slot))
-        .map(|s| &mut s.stage);
-    let Some(ChurnStage::HandedOver {
-        order,
-        reprice,
-        close,
-        ..
-    }) = stage
-    else {
-        return Err(RepriceRefused::NotHandedOver(order_id.to_owned()));
-    };
-    check_live(order, order_id, reprice.is_some() || close.is_some())?;
+    let (_, _, close) = live_handed_over(book, order_id)?;
     *close = Some(MarketClose {
         requested_at: now,
         market_order: false,
