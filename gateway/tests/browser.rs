@@ -1,11 +1,13 @@
 //! The dashboard in headless Chromium (Debian's `chromium` and
 //! `chromium-driver`), driven over the W3C WebDriver protocol with plain
 //! HTTP: the real gateway in front of real ledger and trader processes.
-//! It loads the dashboard, reads the heat map and the subsidy card, holds a
-//! cleanup-queue position through the confirm dialog (with a reason) and
-//! sees the answer and the journal row, pauses the trader the same way,
-//! opens a position's journal, and saves screenshots at 1280x800 and at
-//! phone width under `$CARGO_TARGET_DIR/gateway-screenshots/`.
+//! It loads the dashboard, reads the heat map and the subsidy card, sees the
+//! price chart's market history among the exit levels and each
+//! cleanup-queue row's slot mode, holds a cleanup-queue position through
+//! the confirm dialog (with a reason) and sees the answer and the journal
+//! row, pauses the trader the same way, opens a position's journal, and
+//! saves screenshots at 1280x800 and at phone width under
+//! `$CARGO_TARGET_DIR/gateway-screenshots/`.
 //!
 //! Without chromium and chromedriver on the machine it skips with a
 //! notice, unless `HEALGRID_REQUIRE_BROWSER=1`, which makes it fail.
@@ -129,6 +131,51 @@ impl Driver {
             assert!(Instant::now() < deadline, "{css} never matched; last {v}");
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+
+    /// Waits until `css` matches an element whose attribute `name`
+    /// satisfies `ok`; returns that attribute.
+    async fn attr_when(
+        &self,
+        css: &str,
+        name: &str,
+        secs: u64,
+        ok: impl Fn(&str) -> bool,
+    ) -> String {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let v = self
+                .cmd("POST", "/execute/sync", json!({
+                    "script": "const e = document.querySelector(arguments[0]); return e ? e.getAttribute(arguments[1]) : null;",
+                    "args": [css, name]
+                }))
+                .await;
+            if let Some(t) = v.as_str()
+                && ok(t)
+            {
+                return t.to_owned();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{css} [{name}] never matched; last {v}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Whether anything matches `css` now.
+    async fn present(&self, css: &str) -> bool {
+        self.cmd(
+            "POST",
+            "/execute/sync",
+            json!({
+                "script": "return document.querySelector(arguments[0]) !== null;",
+                "args": [css]
+            }),
+        )
+        .await
+        .as_bool()
+        .expect("a boolean")
     }
 
     /// Scrolls the first match of `css` to the top of the window.
@@ -267,6 +314,26 @@ async fn dashboard_in_headless_chromium() {
         .await;
     driver.screenshot("dashboard-1280x800.png").await;
 
+    // The price chart draws the trader's price history as a line (one
+    // point per bar) among the exit levels, and marks the market now.
+    let d = driver
+        .attr_when("#chart svg.chart path.market", "d", 30, |d| {
+            d.matches('L').count() >= 2
+        })
+        .await;
+    assert!(d.starts_with('M'), "{d}");
+    assert!(
+        driver.present("#chart svg.chart line.exit").await,
+        "exit levels drawn"
+    );
+    assert!(driver.present("#chart svg.chart circle.market-now").await);
+    assert!(
+        !driver.present("#chart-note").await,
+        "the chart fell back to levels only"
+    );
+    driver.scroll_to("#chart").await;
+    driver.screenshot("price-chart.png").await;
+
     // Act on a cleanup-queue row: Hold, confirm with a reason; the toast
     // shows the trader's answer, the row leaves the queue, and the
     // position's journal shows the hold with the reason.
@@ -277,6 +344,25 @@ async fn dashboard_in_headless_chromium() {
         .text_when(&format!("#cleanup tr[data-position='{row}']"), 20, |t| {
             t.contains("Hold") && t.contains("Close") && t.contains("Breakeven")
         })
+        .await;
+    // The row shows its slot mode as the trader's status reports it: this
+    // stack's queue holds the slots' own long legs.
+    let status = support::get(&gw.base, "/api/v1/status").await.json();
+    let mode = status["positions"]
+        .as_array()
+        .expect("positions")
+        .iter()
+        .find(|p| p["position_id"] == row.as_str())
+        .and_then(|p| p["slot_mode"].as_str())
+        .unwrap_or_else(|| panic!("position {row} not in the status: {status}"))
+        .to_owned();
+    assert_eq!(mode, "sticky");
+    driver
+        .text_when(
+            &format!("#cleanup tr[data-position='{row}'] td.slot-mode"),
+            10,
+            |t| t == mode,
+        )
         .await;
     driver.scroll_to("#cleanup").await;
     driver.screenshot("cleanup-queue.png").await;

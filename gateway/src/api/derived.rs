@@ -76,6 +76,27 @@ pub async fn churners(State(state): State<Shared>) -> Result<Json<Churners>, Api
     })
 }
 
+/// Fetches the trader's price bars starting at or after `since` (unix
+/// seconds; `None`: every bar it keeps). Shared by `GET /api/v1/candles`
+/// and the dashboard's price chart, so both show the same bars.
+///
+/// # Errors
+/// The trader's failure, mapped.
+pub async fn fetch_candles(state: &Shared, since: Option<i64>) -> Result<Candles, ApiError> {
+    let b = &state.backends;
+    let request = b.request(pb::GetCandlesRequest {
+        since_unix: since.unwrap_or(0),
+    });
+    let r = b
+        .call(
+            Backend::Trader,
+            "GetCandles",
+            b.trader().get_candles(request),
+        )
+        .await?;
+    Ok(ov::candles(&r))
+}
+
 /// Query of `GET /api/v1/candles`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -102,16 +123,5 @@ pub async fn candles(
     q: Result<Query<CandlesQuery>, QueryRejection>,
 ) -> Result<Json<Candles>, ApiError> {
     let q = query(q)?;
-    let b = &state.backends;
-    let request = b.request(pb::GetCandlesRequest {
-        since_unix: q.since.unwrap_or(0),
-    });
-    let r = b
-        .call(
-            Backend::Trader,
-            "GetCandles",
-            b.trader().get_candles(request),
-        )
-        .await?;
-    Ok(Json(ov::candles(&r)))
+    Ok(Json(fetch_candles(&state, q.since).await?))
 }

@@ -1,78 +1,204 @@
-//! SVG charts drawn on the server: the market price against every open
-//! exit level, and a position's exit price steps. Decimals become f64
-//! only here, for pixel coordinates.
+//! SVG charts drawn on the server: the market price history against every
+//! open exit level, and a position's exit price steps. Pure: data in, SVG
+//! text out. Decimals become f64 only here, for pixel coordinates; price
+//! labels show the decimal strings the backend sent, and only the axis
+//! bounds are computed.
 
 use std::fmt::Write as _;
 
+use rust_decimal::prelude::ToPrimitive as _;
+
+use super::axis::Axis;
 use crate::view::decimal;
-use crate::view::status::{Band, OpenPosition};
+use crate::view::operator::Candle;
+use crate::view::status::OpenPosition;
 
+/// Width of every chart's viewBox.
 const W: f64 = 1000.0;
-const H: f64 = 240.0;
+/// Height of the price chart's viewBox.
+const H: f64 = 260.0;
+/// Inner margin of the plot.
 const PAD: f64 = 8.0;
+/// Column at the right for the price labels.
 const LABEL_W: f64 = 84.0;
+/// Strip under the price plot for the time labels.
+const TIME_H: f64 = 18.0;
+/// Right edge of the plot (the label column follows).
+const RIGHT: f64 = W - LABEL_W;
 
+/// A decimal string as a pixel-space number.
 fn f(s: &str) -> Option<f64> {
-    decimal(s).and_then(|d| d.to_string().parse::<f64>().ok())
+    decimal(s).and_then(|d| d.to_f64())
 }
 
-fn band_class(b: Band) -> &'static str {
-    b.as_str()
+/// What [`price`] drew.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PriceChart {
+    /// The SVG element.
+    pub svg: String,
+    /// `true` when it shows the price history; `false` for the levels-only
+    /// fallback (no candle with a usable price).
+    pub history: bool,
 }
 
-/// Horizontal lines: the market (thick) and each open exit (coloured by
-/// band), on one price axis. `None` when there is nothing to draw.
+/// One candle in pixel-space numbers.
+struct Bar {
+    start: i64,
+    low: f64,
+    high: f64,
+    close: f64,
+}
+
+/// The candles whose close is a number; an unreadable high or low falls
+/// back to the close, so one bad field never hides the bar.
+fn bars(candles: &[Candle]) -> Vec<Bar> {
+    candles
+        .iter()
+        .filter_map(|c| {
+            let close = f(&c.close)?;
+            Some(Bar {
+                start: c.start,
+                low: f(&c.low).unwrap_or(close).min(close),
+                high: f(&c.high).unwrap_or(close).max(close),
+                close,
+            })
+        })
+        .collect()
+}
+
+/// Bar start as `HH:MM` UTC.
+fn hhmm(unix: i64) -> String {
+    let s = unix.rem_euclid(86_400);
+    format!("{:02}:{:02}", s / 3_600, s % 3_600 / 60)
+}
+
+/// The price chart: the market price history (each candle's close, oldest
+/// first) as a line over time above each candle's low-high range, every
+/// open exit as a horizontal line coloured by its band, and the current
+/// market price marked at the right edge, all on one price axis that
+/// covers them all. Without a usable candle it falls back to the levels:
+/// the market as a horizontal line among the exits. `None` when there is
+/// nothing to draw.
 #[must_use]
-pub fn levels(market: Option<&str>, positions: &[OpenPosition]) -> Option<String> {
-    let market = market.and_then(f);
+pub fn price(
+    market: Option<&str>,
+    positions: &[OpenPosition],
+    candles: &[Candle],
+) -> Option<PriceChart> {
+    let market = market.and_then(|m| Some((f(m)?, m)));
     let exits: Vec<(f64, &OpenPosition)> = positions
         .iter()
         .filter_map(|p| Some((f(&p.exit_price)?, p)))
         .collect();
-    let all = market.iter().copied().chain(exits.iter().map(|e| e.0));
-    let (lo, hi) = all.fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
-    if lo > hi {
-        return None;
-    }
-    let span = if (hi - lo).abs() < f64::EPSILON {
-        hi.abs().max(1e-9) * 0.02
-    } else {
-        hi - lo
-    };
-    let (lo, hi) = (lo - span * 0.08, hi + span * 0.08);
-    let y = |v: f64| PAD + (hi - v) / (hi - lo) * (H - 2.0 * PAD);
+    let bars = bars(candles);
+    let axis = Axis::spanning(
+        market
+            .iter()
+            .map(|m| m.0)
+            .chain(exits.iter().map(|e| e.0))
+            .chain(bars.iter().flat_map(|b| [b.low, b.high])),
+        0.08,
+        PAD,
+        H - TIME_H - PAD,
+    )?;
     let mut svg = format!(
-        r#"<svg class="chart" viewBox="0 0 {W} {H}" role="img" aria-label="market price and open exit levels">"#
+        r#"<svg class="chart" viewBox="0 0 {W} {H}" role="img" aria-label="market price history and open exit levels">"#
     );
-    for (price, p) in &exits {
+    let history = !bars.is_empty();
+    if history {
+        history_range(&mut svg, &axis, &bars);
+    }
+    for (level, p) in &exits {
         let _ = write!(
             svg,
-            r#"<line class="exit {band}" x1="{PAD}" x2="{x2}" y1="{yy:.1}" y2="{yy:.1}"><title>slot {slot} {trade} exit {price_s} ({band})</title></line>"#,
-            band = band_class(p.band),
-            x2 = W - LABEL_W,
-            yy = y(*price),
+            r#"<line class="exit {band}" x1="{PAD}" x2="{RIGHT}" y1="{y:.1}" y2="{y:.1}"><title>slot {slot} {trade} exit {price} ({band})</title></line>"#,
+            band = p.band.as_str(),
+            y = axis.y(*level),
             slot = p.slot_id,
             trade = p.trade.to_uppercase(),
-            price_s = p.exit_price,
+            price = p.exit_price,
         );
     }
-    if let Some(m) = market {
+    if history {
+        history_line(&mut svg, &axis, &bars);
+    }
+    if let Some((level, text)) = market {
+        let y = axis.y(level);
+        if history {
+            let _ = write!(
+                svg,
+                r#"<circle class="market-now" cx="{RIGHT}" cy="{y:.1}" r="4"><title>market {text}</title></circle>"#
+            );
+        } else {
+            let _ = write!(
+                svg,
+                r#"<line class="market" x1="{PAD}" x2="{RIGHT}" y1="{y:.1}" y2="{y:.1}"/>"#
+            );
+        }
         let _ = write!(
             svg,
-            r#"<line class="market" x1="{PAD}" x2="{x2}" y1="{yy:.1}" y2="{yy:.1}"/><text class="market-label" x="{tx}" y="{ty:.1}">market {m}</text>"#,
-            x2 = W - LABEL_W,
-            yy = y(m),
-            tx = W - LABEL_W + 4.0,
-            ty = y(m) + 4.0,
+            r#"<text class="market-label" x="{tx}" y="{ty:.1}">market {text}</text>"#,
+            tx = RIGHT + 4.0,
+            ty = y + 4.0,
         );
+    }
+    axis.bounds(&mut svg, RIGHT + 4.0);
+    svg.push_str("</svg>");
+    Some(PriceChart { svg, history })
+}
+
+/// The pixel column of each bar: proportional to its start time, so a gap
+/// in the history shows as one; a single bar sits at the right edge.
+fn columns(bars: &[Bar]) -> impl Iterator<Item = f64> + '_ {
+    let t0 = bars.first().map_or(0, |b| b.start);
+    let t1 = bars.last().map_or(0, |b| b.start);
+    bars.iter().map(move |b| {
+        if t1 > t0 {
+            PAD + (b.start - t0) as f64 / (t1 - t0) as f64 * (RIGHT - PAD)
+        } else {
+            RIGHT
+        }
+    })
+}
+
+/// Each bar's low-high range as a thin vertical stroke, under everything
+/// else: how far the price moved within the bar around the close line.
+fn history_range(svg: &mut String, axis: &Axis, bars: &[Bar]) {
+    let mut d = String::new();
+    for (x, b) in columns(bars).zip(bars) {
+        let _ = write!(
+            d,
+            "M{x:.1},{:.1} L{x:.1},{:.1} ",
+            axis.y(b.high),
+            axis.y(b.low)
+        );
+    }
+    let _ = write!(svg, r#"<path class="range" d="{}"/>"#, d.trim_end());
+}
+
+/// The close of every bar as one line, with the time of the first and last
+/// bar under it.
+fn history_line(svg: &mut String, axis: &Axis, bars: &[Bar]) {
+    let mut d = String::new();
+    for (i, (x, b)) in columns(bars).zip(bars).enumerate() {
+        let cmd = if i == 0 { 'M' } else { 'L' };
+        let _ = write!(d, "{cmd}{x:.1},{:.1} ", axis.y(b.close));
     }
     let _ = write!(
         svg,
-        r#"<text class="axis" x="{tx}" y="14">{hi:.6}</text><text class="axis" x="{tx}" y="{by}">{lo:.6}</text></svg>"#,
-        tx = W - LABEL_W + 4.0,
-        by = H - 4.0,
+        r#"<path class="market" d="{}"><title>market price, {} bars</title></path>"#,
+        d.trim_end(),
+        bars.len(),
     );
-    Some(svg)
+    if let (Some(first), Some(last)) = (bars.first(), bars.last()) {
+        let _ = write!(
+            svg,
+            r#"<text class="axis" x="{PAD}" y="{ty}">{} UTC</text><text class="axis" x="{RIGHT}" y="{ty}" text-anchor="end">{} UTC</text>"#,
+            hhmm(first.start),
+            hhmm(last.start),
+            ty = H - 5.0,
+        );
+    }
 }
 
 /// A step line through `prices` (oldest first). `None` with fewer than one
@@ -80,54 +206,193 @@ pub fn levels(market: Option<&str>, positions: &[OpenPosition]) -> Option<String
 #[must_use]
 pub fn steps(prices: &[String]) -> Option<String> {
     let v: Vec<f64> = prices.iter().filter_map(|p| f(p)).collect();
-    if v.is_empty() {
-        return None;
-    }
-    let (lo, hi) = v
-        .iter()
-        .fold((f64::MAX, f64::MIN), |(lo, hi), x| (lo.min(*x), hi.max(*x)));
-    let span = if (hi - lo).abs() < f64::EPSILON {
-        hi.abs().max(1e-9) * 0.02
-    } else {
-        hi - lo
-    };
-    let (lo, hi) = (lo - span * 0.1, hi + span * 0.1);
     let h = 140.0;
-    let y = |x: f64| PAD + (hi - x) / (hi - lo) * (h - 2.0 * PAD);
-    let dx = (W - LABEL_W - 2.0 * PAD) / v.len() as f64;
+    let axis = Axis::spanning(v.iter().copied(), 0.1, PAD, h - PAD)?;
+    let dx = (RIGHT - 2.0 * PAD) / v.len() as f64;
     let mut path = String::new();
     for (i, p) in v.iter().enumerate() {
         let x0 = PAD + dx * i as f64;
         let cmd = if i == 0 { 'M' } else { 'L' };
-        let _ = write!(
-            path,
-            "{cmd}{x0:.1},{:.1} L{:.1},{:.1} ",
-            y(*p),
-            x0 + dx,
-            y(*p)
-        );
+        let y = axis.y(*p);
+        let _ = write!(path, "{cmd}{x0:.1},{y:.1} L{:.1},{y:.1} ", x0 + dx);
     }
-    Some(format!(
-        r#"<svg class="chart" viewBox="0 0 {W} {h}" role="img" aria-label="exit price history"><path class="steps" d="{path}"/><text class="axis" x="{tx}" y="14">{hi:.6}</text><text class="axis" x="{tx}" y="{by}">{lo:.6}</text></svg>"#,
-        tx = W - LABEL_W + 4.0,
-        by = h - 4.0,
-    ))
+    let mut svg = format!(
+        r#"<svg class="chart" viewBox="0 0 {W} {h}" role="img" aria-label="exit price history"><path class="steps" d="{}"/>"#,
+        path.trim_end()
+    );
+    axis.bounds(&mut svg, RIGHT + 4.0);
+    svg.push_str("</svg>");
+    Some(svg)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::view::status::Band;
 
-    /// Proves: nothing to draw is `None`; market and exits become lines.
+    fn candle(start: i64, low: &str, high: &str, close: &str) -> Candle {
+        Candle {
+            start,
+            open: close.into(),
+            high: high.into(),
+            low: low.into(),
+            close: close.into(),
+            samples: 1,
+        }
+    }
+
+    fn exit(price: &str, band: Band) -> OpenPosition {
+        OpenPosition {
+            slot_id: 3,
+            trade: "b".into(),
+            cycle: 1,
+            exit_order_id: "x".into(),
+            position_id: Some("7".into()),
+            entry_price: "0.1".into(),
+            exit_price: price.into(),
+            volume: "100".into(),
+            band,
+            slot_mode: crate::view::status::SlotMode::Sticky,
+            age_seconds: 60,
+            distance_pct: "1".into(),
+            effective_age_seconds: "60".into(),
+            opportunity_cost: "0".into(),
+        }
+    }
+
+    /// The value of attribute `name` of the first element opening with
+    /// `open` (e.g. `<path class="market"`).
+    fn attr<'a>(svg: &'a str, open: &str, name: &str) -> &'a str {
+        let at = svg
+            .find(open)
+            .unwrap_or_else(|| panic!("no {open} in {svg}"));
+        let rest = &svg[at..];
+        let key = format!(r#" {name}=""#);
+        let start = rest.find(&key).expect("attribute") + key.len();
+        &rest[start..start + rest[start..].find('"').expect("closing quote")]
+    }
+
+    /// The `(x, y)` points of a path's `d`.
+    fn points(d: &str) -> Vec<(f64, f64)> {
+        d.split_whitespace()
+            .map(|c| {
+                let (x, y) = c[1..].split_once(',').expect("x,y");
+                (x.parse().expect("x"), y.parse().expect("y"))
+            })
+            .collect()
+    }
+
+    fn y_of(svg: &str, open: &str) -> f64 {
+        attr(svg, open, "y1").parse().expect("y1")
+    }
+
+    /// Proves: a candle series becomes one market path with one point per
+    /// candle, in time order, inside the plot of the viewBox.
     #[test]
-    fn draws_levels_and_steps() {
-        assert!(levels(None, &[]).is_none());
-        let svg = levels(Some("0.1"), &[]).unwrap();
-        assert!(svg.contains("market 0.1"));
+    fn candles_give_one_point_each_inside_the_view() {
+        let candles: Vec<Candle> = (0..12)
+            .map(|i| {
+                let p = format!("0.{:03}", 90 + i);
+                candle(1_700_000_000 + 300 * i, &p, &p, &p)
+            })
+            .collect();
+        let c = price(Some("0.101"), &[], &candles).expect("drawn");
+        assert!(c.history);
+        let pts = points(attr(&c.svg, r#"<path class="market""#, "d"));
+        assert_eq!(pts.len(), candles.len());
+        for (x, y) in &pts {
+            assert!(
+                (0.0..=RIGHT).contains(x) && (0.0..=H - TIME_H).contains(y),
+                "{x},{y}"
+            );
+        }
+        assert!(
+            pts.windows(2).all(|w| w[0].0 < w[1].0),
+            "time runs left to right"
+        );
+        assert!(pts[0].1 > pts[11].1, "a rising price rises on screen");
+        assert!(c.svg.contains(r#"<circle class="market-now""#));
+        assert!(c.svg.contains("market 0.101"));
+    }
+
+    /// Proves: the price axis covers the candles (their lows and highs) and
+    /// every exit, whichever lies further out.
+    #[test]
+    fn axis_covers_candles_and_exits() {
+        let candles = [
+            candle(0, "0.09", "0.1", "0.095"),
+            candle(300, "0.08", "0.092", "0.085"),
+        ];
+        let positions = [exit("0.12", Band::Fresh), exit("0.07", Band::WriteOff)];
+        let c = price(Some("0.085"), &positions, &candles).expect("drawn");
+        let (top, bottom) = (PAD, H - TIME_H - PAD);
+        let high = y_of(&c.svg, r#"<line class="exit fresh""#);
+        let low = y_of(&c.svg, r#"<line class="exit write_off""#);
+        assert!(top <= high && high < low && low <= bottom, "{high} {low}");
+        for (_, y) in points(attr(&c.svg, r#"<path class="range""#, "d")) {
+            assert!(high < y && y < low, "candle {y} between the exits");
+        }
+        // And the other way round: candles further out than the exits.
+        let positions = [exit("0.086", Band::Stale)];
+        let c = price(None, &positions, &candles).expect("drawn");
+        for (_, y) in points(attr(&c.svg, r#"<path class="range""#, "d")) {
+            assert!((top..=bottom).contains(&y), "{y}");
+        }
+    }
+
+    /// Proves: without a usable candle the chart falls back to the levels
+    /// (market and exits as horizontal lines) and says it has no history;
+    /// with nothing at all there is no chart.
+    #[test]
+    fn no_candles_fall_back_to_levels() {
+        let positions = [exit("0.11", Band::Stuck)];
+        for candles in [vec![], vec![candle(0, "x", "y", "not a price")]] {
+            let c = price(Some("0.1"), &positions, &candles).expect("drawn");
+            assert!(!c.history);
+            assert!(c.svg.contains(r#"<line class="market""#) && !c.svg.contains("<path"));
+            assert!(c.svg.contains(r#"<line class="exit stuck""#) && c.svg.contains("market 0.1"));
+        }
+        assert!(price(None, &[], &[]).is_none());
+        assert!(price(Some("junk"), &[], &[]).is_none());
+    }
+
+    /// Proves: a flat series (and a single candle) maps to finite pixels
+    /// inside the plot: no division by zero on the price or the time axis.
+    #[test]
+    fn flat_series_does_not_divide_by_zero() {
+        let flat: Vec<Candle> = (0..5)
+            .map(|i| candle(i * 300, "0.09", "0.09", "0.09"))
+            .collect();
+        for candles in [&flat[..], &flat[..1]] {
+            let c = price(Some("0.09"), &[], candles).expect("drawn");
+            assert!(
+                !c.svg.contains("NaN") && !c.svg.contains("inf"),
+                "{}",
+                c.svg
+            );
+            for (x, y) in points(attr(&c.svg, r#"<path class="market""#, "d")) {
+                assert!((0.0..=RIGHT).contains(&x) && (PAD..=H - TIME_H - PAD).contains(&y));
+            }
+        }
+        let zero = price(Some("0"), &[], &[candle(0, "0", "0", "0")]).expect("drawn");
+        assert!(!zero.svg.contains("NaN"));
+    }
+
+    /// Proves: bar times read as UTC clock times.
+    #[test]
+    fn times_read_as_utc() {
+        assert_eq!(hhmm(1_700_000_000), "22:13");
+        assert_eq!(hhmm(-60), "23:59");
+    }
+
+    /// Proves: an exit price history becomes a step path; nothing is no
+    /// chart.
+    #[test]
+    fn draws_steps() {
         assert!(
             steps(&["0.2".into(), "0.19".into()])
                 .unwrap()
-                .contains("<path")
+                .contains(r#"<path class="steps""#)
         );
         assert!(steps(&[]).is_none());
     }

@@ -5,6 +5,7 @@
 //! Rust, so the page and its refreshes cannot disagree; there is no JS
 //! build and nothing is fetched from elsewhere.
 
+mod axis;
 mod chart;
 mod panels;
 mod position;
@@ -17,12 +18,12 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
-use crate::api::derived::fetch_cleanup_queue;
+use crate::api::derived::{fetch_candles, fetch_cleanup_queue};
 use crate::api::status::fetch_status;
 use crate::api::subsidy::{SubsidySummary, fetch_summary};
 use crate::api::{API_VERSION, Shared, parse_id};
 use crate::error::ApiError;
-use crate::view::operator::{self as ov, Churners, CleanupEntry};
+use crate::view::operator::{self as ov, Candles, Churners, CleanupEntry};
 use crate::view::status::{self as sv, Status};
 
 const CSS: &str = include_str!("../../assets/app.css");
@@ -47,16 +48,24 @@ pub struct Snapshot {
     pub subsidy: Result<SubsidySummary, ApiError>,
     /// The trader's cleanup queue.
     pub queue: Result<Vec<CleanupEntry>, ApiError>,
+    /// The trader's recent price bars, for the price chart's history.
+    pub candles: Result<Candles, ApiError>,
     /// The churner section of the status (absent when the status failed or
     /// the trader predates it).
     pub churners: Option<Churners>,
 }
 
+/// Reads everything the panels show. The trader's three reads do not
+/// depend on each other and run together, each under the backends'
+/// deadline, so a trader that hangs costs one deadline, not three.
 async fn snapshot(state: &Shared) -> Snapshot {
-    let raw_status = fetch_status(state).await;
+    let (raw_status, queue, candles) = tokio::join!(
+        fetch_status(state),
+        fetch_cleanup_queue(state),
+        fetch_candles(state, None),
+    );
     let churners = raw_status.as_ref().ok().and_then(ov::churners);
     let status = raw_status.map(|r| sv::status(&r));
-    let queue = fetch_cleanup_queue(state).await;
     let bot = match (&state.bot_id, &status) {
         (Some(b), _) => Ok(b.clone()),
         (None, Ok(s)) => Ok(s.bot_id.clone()),
@@ -73,6 +82,7 @@ async fn snapshot(state: &Shared) -> Snapshot {
         status,
         subsidy,
         queue,
+        candles,
         churners,
     }
 }

@@ -1,7 +1,8 @@
 //! The dashboard panels, rendered from one [`Snapshot`]: overview, slots,
-//! age heat map, subsidy, churners, cleanup queue and price chart. Each
-//! panel renders on its own from what it has; a missing backend or field
-//! blanks only what depends on it.
+//! age heat map, subsidy, churners, cleanup queue (with each position's
+//! slot mode) and price chart (history and exit levels). Each panel
+//! renders on its own from what it has; a missing backend or field blanks
+//! only what depends on it.
 
 use std::collections::BTreeSet;
 
@@ -9,8 +10,9 @@ use healgrid_proto::convert::format_decimal;
 use maud::{Markup, html};
 
 use super::{Snapshot, chart, raw, unavailable};
-use crate::view::operator::CleanupEntry;
-use crate::view::status::{self as sv, BANDS, Mode};
+use crate::error::ApiError;
+use crate::view::operator::{Candles, CleanupEntry};
+use crate::view::status::{self as sv, BANDS, Mode, SlotMode};
 
 fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
     v.map_or_else(|| "—".to_owned(), |v| v.to_string())
@@ -238,6 +240,16 @@ fn action_button(p: &CleanupEntry, action: &str) -> Markup {
     }
 }
 
+/// The slot mode of a queue row: sticky (a slot's trade cycle) or churner
+/// (a handed-over churner round trip), from the status; a dash when the
+/// status does not list the position.
+fn slot_mode(mode: Option<SlotMode>) -> Markup {
+    match mode {
+        Some(m) => html! { td class={"slot-mode " (m.as_str())} { (m.as_str()) } },
+        None => html! { td.slot-mode title="not in the trader's status" { "—" } },
+    }
+}
+
 fn cleanup(snap: &Snapshot) -> Markup {
     let queue = match &snap.queue {
         Ok(q) => q,
@@ -246,15 +258,21 @@ fn cleanup(snap: &Snapshot) -> Markup {
     if queue.is_empty() {
         return html! { p.muted { "empty: no open position in band write_off that is not on hold" } };
     }
+    let modes = snap
+        .status
+        .as_ref()
+        .map(|s| sv::slot_modes(&s.positions))
+        .unwrap_or_default();
     html! {
         div.scroll {
             table.queue {
-                thead { tr { th { "position" } th { "slot" } th { "entry" } th { "exit" } th { "distance %" } th { "age" } th { "need $" } th { "opp. cost $" } th { "actions" } } }
+                thead { tr { th { "position" } th { "slot" } th { "mode" } th { "entry" } th { "exit" } th { "distance %" } th { "age" } th { "need $" } th { "opp. cost $" } th { "actions" } } }
                 tbody {
                     @for p in queue {
                         tr data-position=(p.position_id) {
                             td { a href={"/ui/positions/" (p.position_id)} { (p.position_id) } }
                             td { "#" (p.slot_id) " " (p.trade.to_uppercase()) }
+                            (slot_mode(modes.get(p.position_id.as_str()).copied()))
                             td { (p.entry_price) } td { (p.exit_price) } td { (p.distance_pct) }
                             td { (age(p.age_seconds)) }
                             td { (money(&p.subsidy_needed)) } td { (money(&p.opportunity_cost)) }
@@ -272,12 +290,30 @@ fn price_chart(snap: &Snapshot) -> Markup {
         Ok(s) => s,
         Err(e) => return unavailable(e),
     };
-    match chart::levels(st.market.price.as_deref(), &st.positions) {
-        Some(svg) => html! {
-            (raw(svg))
-            p.legend { span.l-market { "market" } @for b in BANDS { span class={"l-" (b.as_str())} { (b.as_str()) } } }
-        },
-        None => html! { p.muted { "no market price yet" } },
+    let candles = snap.candles.as_ref().map_or(&[][..], |c| &c.candles[..]);
+    let Some(drawn) = chart::price(st.market.price.as_deref(), &st.positions, candles) else {
+        return html! { p.muted { "no market price yet" } };
+    };
+    html! {
+        (raw(drawn.svg))
+        p.legend { span.l-market { "market" } @for b in BANDS { span class={"l-" (b.as_str())} { (b.as_str()) } } }
+        @if !drawn.history { (history_missing(&snap.candles)) }
+    }
+}
+
+/// Why the chart shows the levels only: a short note, never an error
+/// panel, since the levels still tell the operator where the exits are.
+fn history_missing(candles: &Result<Candles, ApiError>) -> Markup {
+    match candles {
+        Err(e) => {
+            html! { p.muted #chart-note title=(e.message()) { "levels only: the price history is unavailable" } }
+        }
+        Ok(c) if c.candles.is_empty() => {
+            html! { p.muted #chart-note { "levels only: no price history yet (the trader keeps the last day in memory)" } }
+        }
+        Ok(_) => {
+            html! { p.muted #chart-note { "levels only: the price history has no readable price" } }
+        }
     }
 }
 
@@ -316,6 +352,7 @@ mod tests {
             status: Err(down(Backend::Trader)),
             subsidy: Err(down(Backend::Ledger)),
             queue: Err(down(Backend::Trader)),
+            candles: Err(down(Backend::Trader)),
             churners: None,
         })
         .into_string();
@@ -325,11 +362,68 @@ mod tests {
             status: Ok(empty),
             subsidy: Err(down(Backend::Ledger)),
             queue: Ok(Vec::new()),
+            candles: Ok(Candles {
+                bar_seconds: 300,
+                candles: Vec::new(),
+            }),
             churners: None,
         })
         .into_string();
         assert!(html.contains("no slots yet") && html.contains("no market price yet"));
         assert_eq!(age(90_000), "1d 1h");
+    }
+
+    /// Proves: when only the price history fails, the chart still draws
+    /// the levels with a short note (no error panel), and a cleanup-queue
+    /// row shows the slot mode the status gives its position.
+    #[test]
+    fn chart_falls_back_and_queue_shows_mode() {
+        use healgrid_proto::trader::v1 as pb;
+        let status = sv::status(&pb::GetStatusResponse {
+            market_price: "0.09".into(),
+            positions: vec![pb::Position {
+                position_id: "42".into(),
+                exit_price: "0.1".into(),
+                band: pb::AgeBand::WriteOff as i32,
+                slot_mode: pb::PositionSlotMode::Churner as i32,
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        let entry = |id: &str| CleanupEntry {
+            position_id: id.into(),
+            slot_id: 0,
+            trade: "b".into(),
+            entry_price: "0.099".into(),
+            exit_price: "0.1".into(),
+            volume: "1".into(),
+            age_seconds: 600,
+            distance_pct: "11".into(),
+            effective_age_seconds: "600".into(),
+            subsidy_needed: "0.01".into(),
+            opportunity_cost: "0".into(),
+            actions: vec!["keep_holding".into()],
+        };
+        let snap = Snapshot {
+            status: Ok(status),
+            subsidy: Err(ApiError::NotFound("no ledger".into())),
+            queue: Ok(vec![entry("42"), entry("43")]),
+            candles: Err(ApiError::Deadline {
+                backend: Backend::Trader,
+                rpc: "GetCandles",
+                deadline_ms: 300,
+            }),
+            churners: None,
+        };
+        let chart = price_chart(&snap).into_string();
+        assert!(chart.contains(r#"<line class="market""#), "{chart}");
+        assert!(chart.contains("levels only") && !chart.contains(r#"class="down""#));
+        let queue = cleanup(&snap).into_string();
+        assert!(
+            queue.contains(r#"<td class="slot-mode churner">churner</td>"#),
+            "{queue}"
+        );
+        assert!(queue.contains("not in the trader's status"), "{queue}");
         assert_eq!(money("39.99999999672534"), "40");
     }
 }

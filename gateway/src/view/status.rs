@@ -80,6 +80,40 @@ impl Band {
     }
 }
 
+/// Whose an open position is: the slot's own trade cycle, or a churner
+/// round trip handed over to its slot (SPEC §6). The operator tells them
+/// apart before acting on one in the cleanup queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SlotMode {
+    /// A slot's trade cycle.
+    Sticky,
+    /// A churner round trip handed over to its slot.
+    Churner,
+    /// The trader sent no value or one this gateway does not know.
+    Unknown,
+}
+
+impl SlotMode {
+    fn from_wire(v: i32) -> Self {
+        match pb::PositionSlotMode::try_from(v) {
+            Ok(pb::PositionSlotMode::Sticky) => Self::Sticky,
+            Ok(pb::PositionSlotMode::Churner) => Self::Churner,
+            _ => Self::Unknown,
+        }
+    }
+
+    /// The JSON name.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sticky => "sticky",
+            Self::Churner => "churner",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
 /// Last market price and its age.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Market {
@@ -160,6 +194,9 @@ pub struct OpenPosition {
     pub volume: String,
     /// Age band.
     pub band: Band,
+    /// Sticky (the slot's trade cycle) or churner (a handed-over churner
+    /// round trip).
+    pub slot_mode: SlotMode,
     /// Seconds since entry.
     pub age_seconds: i64,
     /// |exit - market| / market x 100 (decimal string).
@@ -327,6 +364,7 @@ fn position(p: &pb::Position) -> OpenPosition {
         exit_price: p.exit_price.clone(),
         volume: p.volume.clone(),
         band: Band::from_wire(p.band),
+        slot_mode: SlotMode::from_wire(p.slot_mode),
         age_seconds: p.age_seconds,
         distance_pct: p.distance_pct.clone(),
         effective_age_seconds: p.effective_age_seconds.clone(),
@@ -413,6 +451,17 @@ pub fn status(r: &pb::GetStatusResponse) -> Status {
     }
 }
 
+/// Slot mode of each open position by ledger position id; positions the
+/// ledger has not acknowledged yet have no id and are absent. The cleanup
+/// queue names positions by id only, so its rows learn their mode here.
+#[must_use]
+pub fn slot_modes(positions: &[OpenPosition]) -> BTreeMap<&str, SlotMode> {
+    positions
+        .iter()
+        .filter_map(|p| Some((p.position_id.as_deref()?, p.slot_mode)))
+        .collect()
+}
+
 /// One cell of the band x slot heat map.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeatCell {
@@ -483,5 +532,34 @@ mod tests {
         let heat = heatmap(&s.positions);
         assert_eq!(heat[&(0, Band::Fresh)].capital, Decimal::TEN);
         assert_eq!(heat[&(2, Band::Unknown)].capital, Decimal::ZERO);
+    }
+
+    /// Proves: the wire slot mode converts (an unset one is `unknown`), and
+    /// only positions with a ledger id are found by it.
+    #[test]
+    fn slot_modes_by_ledger_id() {
+        let with = |id: &str, mode: pb::PositionSlotMode| pb::Position {
+            position_id: id.into(),
+            slot_mode: mode as i32,
+            ..pos(1, pb::AgeBand::WriteOff, "0.1", "1", 1)
+        };
+        let s = status(&pb::GetStatusResponse {
+            positions: vec![
+                with("11", pb::PositionSlotMode::Sticky),
+                with("12", pb::PositionSlotMode::Churner),
+                with("13", pb::PositionSlotMode::Unspecified),
+                with("", pb::PositionSlotMode::Churner),
+            ],
+            ..Default::default()
+        });
+        let modes = slot_modes(&s.positions);
+        assert_eq!(modes.len(), 3);
+        assert_eq!(modes["11"], SlotMode::Sticky);
+        assert_eq!(modes["12"], SlotMode::Churner);
+        assert_eq!(modes["13"].as_str(), "unknown");
+        assert_eq!(
+            serde_json::to_value(&s.positions[1]).unwrap()["slot_mode"],
+            "churner"
+        );
     }
 }
