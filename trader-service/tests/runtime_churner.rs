@@ -577,3 +577,48 @@ async fn the_reserve_is_never_over_lent() {
     assert_eq!(most_lent, 2, "the reserve was used up to its limit");
     assert!(saw_no_capital, "the third slot waited for capital");
 }
+
+/// Proves the hit-rate gate through the real loop: three round trips in a
+/// row are handed over (each then fills late), so every churner cools off
+/// for a day; `GetStatus` and `ctl status` say `low_hit_rate`, no entry is
+/// placed on the next dip, and the cool-off survives a restart.
+#[tokio::test]
+async fn three_hand_overs_in_a_row_cool_the_churner_off() {
+    let mut r = Run::new().await;
+    r.stuck_position().await;
+    let p = dec!(0.0990);
+    for round in 1..=3 {
+        r.step(candle(r.t, p, p, dec!(0.09884), p)).await;
+        assert!(
+            matches!(r.stage(), ChurnStage::Exit { .. }),
+            "round {round}: {:?}",
+            r.stage()
+        );
+        r.flat(11, p).await;
+        assert!(matches!(r.stage(), ChurnStage::HandedOver { .. }));
+        // The market comes back late: the handed-over exit fills.
+        r.step(candle(r.t, p, dec!(0.0996), p, p)).await;
+        r.flat(1, p).await;
+    }
+    let book = r.rt.churn_book();
+    assert_eq!(book.stats.handed_over, 3);
+    let until = book.hits.cooling_until.expect("cooling off");
+    assert!(until > r.t + 80_000, "a day: {until} vs {}", r.t);
+    r.restart().await;
+    let handle = r.rt.handle();
+    r.step(candle(r.t, p, p, dec!(0.09884), p)).await;
+    r.flat(2, p).await;
+    assert!(matches!(r.stage(), ChurnStage::Idle), "{:?}", r.stage());
+    assert!(r.churn_orders().is_empty(), "no entry while cooling off");
+    let snap = handle.status();
+    let slot = snap
+        .healing
+        .churner
+        .slots
+        .iter()
+        .find(|s| s.slot_id == 0)
+        .unwrap();
+    assert_eq!(slot.paused_reason.as_deref(), Some("low_hit_rate"));
+    let text = trader_service::ctl::render_status(&trader_service::grpc::status_response(&snap));
+    assert!(text.contains("paused low_hit_rate"), "{text}");
+}

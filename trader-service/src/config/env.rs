@@ -97,8 +97,9 @@ pub struct HealingArgs {
     pub heal_release_locked_pairs: bool,
     /// Wait before a trade closed at market enters again after a life that
     /// made money; doubled per losing life in a row (seconds, >= 0; used while
-    /// HEAL_RELEASE_LOCKED_PAIRS is on).
-    #[arg(long, env = "HEAL_RELEASE_BACKOFF_SEC", default_value_t = 604_800)]
+    /// HEAL_RELEASE_LOCKED_PAIRS is on). 60 days: shorter waits stepped back
+    /// into the move that locked the pair and lost money in every backtest.
+    #[arg(long, env = "HEAL_RELEASE_BACKOFF_SEC", default_value_t = 5_184_000)]
     pub heal_release_backoff_sec: i64,
     /// Let subsidy pay a real loss to free an underwater position.
     #[arg(long, env = "SUBSIDY_ALLOW_LOSS", default_value_t = false, action = clap::ArgAction::Set)]
@@ -132,6 +133,18 @@ pub struct HealingArgs {
     /// Maximum simultaneously active churners (>= 1).
     #[arg(long, env = "CHURNER_MAX_ACTIVE", default_value_t = 5)]
     pub churner_max_active: u32,
+    /// Churner round trips judged together by the hit-rate gate (1..=100).
+    #[arg(long, env = "CHURNER_HIT_WINDOW", default_value_t = 10)]
+    pub churner_hit_window: u32,
+    /// Share of those round trips that must complete rather than be handed
+    /// over, percent (0..=100; 0 turns the gate off); below it every
+    /// churner cools off.
+    #[arg(long, env = "CHURNER_MIN_HIT_PCT", default_value_t = 80)]
+    pub churner_min_hit_pct: u32,
+    /// First churner cool-off in seconds (>= 600), doubled for each
+    /// cool-off in a row, at most 30 days.
+    #[arg(long, env = "CHURNER_COOLOFF_SEC", default_value_t = 86_400)]
+    pub churner_cooloff_sec: u64,
     /// 5-minute returns the regime model is fitted on (48..=4032; 288 = a day).
     #[arg(long, env = "REGIME_WINDOW", default_value_t = 288)]
     pub regime_window: usize,

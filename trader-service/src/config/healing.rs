@@ -52,6 +52,8 @@ pub struct HealingSettings {
     pub churner_reserve_usd: Option<Decimal>,
     /// Maximum active churners.
     pub churner_max_active: u32,
+    /// The churner's hit-rate gate.
+    pub churner_hit_gate: crate::healing::HitGate,
     /// Regime detector and profit-target windows (clamped).
     pub market: crate::healing::HealingConfig,
 }
@@ -95,6 +97,7 @@ impl HealingArgs {
             churner_timeout_sec,
         );
         let churner_max_active = clamp.at_least("CHURNER_MAX_ACTIVE", self.churner_max_active, 1);
+        let churner_hit_gate = self.hit_gate(&mut clamp);
         let journal_local_limit = clamp.at_least(
             "POSITION_JOURNAL_LOCAL_LIMIT",
             self.position_journal_local_limit,
@@ -146,9 +149,22 @@ impl HealingArgs {
             churner_min_headroom: self.churner_min_headroom,
             churner_reserve_usd: self.churner_reserve_usd,
             churner_max_active,
+            churner_hit_gate,
             market: self.market_config(&mut clamp),
         };
         Ok((settings, clamp.warnings))
+    }
+
+    /// The churner's hit-rate gate: window 1..=100, minimum 0..=100 %,
+    /// first cool-off at least ten minutes.
+    fn hit_gate(&self, clamp: &mut Clamp) -> crate::healing::HitGate {
+        let window = clamp.at_least("CHURNER_HIT_WINDOW", self.churner_hit_window, 1);
+        let window = clamp.at_most("CHURNER_HIT_WINDOW", window, 100);
+        crate::healing::HitGate {
+            window,
+            min_hit_pct: clamp.at_most("CHURNER_MIN_HIT_PCT", self.churner_min_hit_pct, 100),
+            cooloff_sec: secs(clamp.at_least("CHURNER_COOLOFF_SEC", self.churner_cooloff_sec, 600)),
+        }
     }
 
     /// The regime and profit-target settings, clamped by their own rules.
@@ -223,6 +239,7 @@ impl HealingSettings {
             min_headroom: self.churner_min_headroom,
             reserve_usd: self.churner_reserve_usd,
             max_active: self.churner_max_active,
+            hit_gate: self.churner_hit_gate,
         }
     }
 
@@ -303,6 +320,12 @@ impl HealingSettings {
                 )
             ),
             format!("CHURNER_MAX_ACTIVE={}", self.churner_max_active),
+            format!(
+                "CHURNER_HIT_WINDOW/CHURNER_MIN_HIT_PCT/CHURNER_COOLOFF_SEC={}/{}/{}",
+                self.churner_hit_gate.window,
+                self.churner_hit_gate.min_hit_pct,
+                self.churner_hit_gate.cooloff_sec
+            ),
             format!(
                 "REGIME_WINDOW/MIN_RETURNS/REFIT_EVERY/CONFIDENCE/DWELL={}/{}/{}/{}/{}",
                 self.market.regime.window,

@@ -114,6 +114,12 @@ mod tests {
             "30",
             "--position-journal-local-limit",
             "3",
+            "--churner-hit-window",
+            "0",
+            "--churner-min-hit-pct",
+            "150",
+            "--churner-cooloff-sec",
+            "5",
         ]);
         let (t, tw) = cli.trading.resolve().unwrap();
         assert_eq!(t.poll_interval_sec, 5);
@@ -124,6 +130,15 @@ mod tests {
         assert_eq!(h.churner_timeout_sec, 60);
         assert_eq!(h.churner_exit_timeout_sec, 60);
         assert_eq!(h.journal_local_limit, 50);
-        assert_eq!(hw.len(), 5, "{hw:?}");
+        assert_eq!(
+            h.churner_hit_gate,
+            crate::healing::HitGate {
+                window: 1,
+                min_hit_pct: 100,
+                cooloff_sec: 600,
+            }
+        );
+        assert_eq!(h.churner_config(dec!(0.5)).hit_gate, h.churner_hit_gate);
+        assert_eq!(hw.len(), 8, "{hw:?}");
     }
 }

@@ -57,6 +57,26 @@ impl Clamp {
         }
     }
 
+    /// `value`, or `max` with a warning when it is above the safe maximum.
+    pub(super) fn at_most<T: PartialOrd + ToString>(
+        &mut self,
+        name: &'static str,
+        value: T,
+        max: T,
+    ) -> T {
+        if value > max {
+            self.warnings.push(ConfigWarning {
+                field: name,
+                given: value.to_string(),
+                used: max.to_string(),
+                rule: "above the safe maximum",
+            });
+            max
+        } else {
+            value
+        }
+    }
+
     /// `value`, or `default` with a warning when it is not above zero.
     pub(super) fn positive_dec(
         &mut self,

@@ -54,7 +54,7 @@ mod proptests;
 mod regime_tests;
 
 pub use candles::{BarReturn, MarketHistory, MoveStats, ObserveError, Observed};
-pub use churner::{ChurnBook, ChurnerConfig};
+pub use churner::{ChurnBook, ChurnerConfig, HitGate};
 pub use config::{HealingConfig, RegimeConfig, TargetConfig};
 pub use regime::{OverrideError, RegimeDetector, RegimeOverride, RegimeUpdate, RegimeView};
 pub use reprice::{

@@ -169,6 +169,18 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
         if self.book.churn != before {
             self.dirty = true;
         }
+        let hits = &self.book.churn.hits;
+        if hits.cooling_until != before.hits.cooling_until
+            && let Some(until) = hits.cooling_until
+        {
+            tracing::warn!(
+                until,
+                cooloffs_in_a_row = hits.cooloffs_in_a_row,
+                window = self.cfg.market.churner.hit_gate.window,
+                min_hit_pct = self.cfg.market.churner.hit_gate.min_hit_pct,
+                "churner cooling off: too many recent round trips were handed over"
+            );
+        }
         self.churn_actions(actions, now);
         if self.halted.is_some() {
             return Ok(());

@@ -30,6 +30,8 @@ pub struct ChurnerConfig {
     pub reserve_usd: Option<Decimal>,
     /// `CHURNER_MAX_ACTIVE`.
     pub max_active: u32,
+    /// `CHURNER_HIT_WINDOW`, `CHURNER_MIN_HIT_PCT`, `CHURNER_COOLOFF_SEC`.
+    pub hit_gate: super::HitGate,
 }
 
 impl ChurnerConfig {
@@ -46,6 +48,7 @@ impl ChurnerConfig {
             min_headroom: 10,
             reserve_usd: None,
             max_active: 5,
+            hit_gate: super::HitGate::DEFAULT,
         }
     }
 }

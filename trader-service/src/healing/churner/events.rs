@@ -171,6 +171,7 @@ pub fn on_event(
                 false,
                 &mut out,
             ) {
+                book.hits.completed(&cfg.hit_gate);
                 ChurnStage::Idle
             } else {
                 ChurnStage::Exit {

@@ -22,7 +22,8 @@
 //!
 //! Module map: [`config`] (tunables), [`state`] (the book, orders, reserve,
 //! counters), `events` (folding the exchange's reports), `handover` (the
-//! handed-over round trip as a position healing moves), `close` (an
+//! handed-over round trip as a position healing moves), `hit_rate` (the
+//! cool-off when too many round trips are handed over), `close` (an
 //! operator's close at market of one), `manual` (operator spawn, kill and
 //! reserve), this file (the per-loop decisions), `tests`
 //! beside it.
@@ -31,6 +32,7 @@ mod close;
 pub mod config;
 mod events;
 mod handover;
+mod hit_rate;
 mod manual;
 pub mod state;
 
@@ -47,6 +49,7 @@ pub use events::{ChurnEvent, RETRY_SEC, on_event, route};
 pub use handover::{
     ChurnReprice, HandedOverView, OperatorTarget, RepriceRefused, request_close, request_reprice,
 };
+pub use hit_rate::{HitGate, HitRecord, MAX_COOLOFF_SEC};
 pub use manual::{ManualCommand, ManualError, check_reserve, manual};
 pub use state::{
     CancelWhy, ChurnBook, ChurnOrder, ChurnPosition, ChurnStage, ChurnStats, Funding, ParentRef,
@@ -191,6 +194,7 @@ pub fn gate(
     s: &SlotChurn,
     view: &SlotView,
     inputs: &ChurnInputs<'_>,
+    cooling: bool,
 ) -> Result<ParentRef, PauseReason> {
     if s.manual == Some(ManualCommand::Kill) {
         return Err(PauseReason::Killed);
@@ -207,6 +211,9 @@ pub fn gate(
     }
     if !inputs.ranging && !forced {
         return Err(PauseReason::NotRanging);
+    }
+    if cooling && !forced {
+        return Err(PauseReason::LowHitRate);
     }
     if inputs.headroom < inputs.cfg.min_headroom {
         return Err(PauseReason::NoHeadroom);
@@ -303,7 +310,7 @@ pub fn plan(book: &mut ChurnBook, inputs: &ChurnInputs<'_>) -> Vec<ChurnAction> 
         let slot = view.slot;
         let mut s = book.slots.remove(&slot).unwrap_or_default();
         let verdict = if inputs.cfg.enabled {
-            gate(&s, view, inputs)
+            gate(&s, view, inputs, book.hits.cooling(inputs.now))
         } else {
             Err(PauseReason::Disabled)
         };
@@ -337,7 +344,12 @@ pub fn plan(book: &mut ChurnBook, inputs: &ChurnInputs<'_>) -> Vec<ChurnAction> 
         if !idle {
             continue;
         }
-        let Some(Ok(parent)) = book.slots.get(&view.slot).map(|s| gate(s, view, inputs)) else {
+        let cooling = book.hits.cooling(inputs.now);
+        let Some(Ok(parent)) = book
+            .slots
+            .get(&view.slot)
+            .map(|s| gate(s, view, inputs, cooling))
+        else {
             continue;
         };
         activate(book, inputs, view, parent);
@@ -414,6 +426,7 @@ fn step_slot(
                 age_seconds: now - position.entry_time,
             });
             book.stats.handed_over += 1;
+            book.hits.handed_over(now, &inputs.cfg.hit_gate);
             s.stage = ChurnStage::HandedOver {
                 order,
                 position,

@@ -21,6 +21,8 @@ pub struct ChurnBook {
     pub reserve: Reserve,
     /// Lifetime counters.
     pub stats: ChurnStats,
+    /// Recent outcomes and the cool-off they imposed.
+    pub hits: super::HitRecord,
 }
 
 impl ChurnBook {
@@ -426,6 +428,8 @@ pub enum PauseReason {
     ParentRepriced,
     /// A handed-over round trip of this slot is still open.
     HandedOverOpen,
+    /// Too many recent round trips were handed over: cooling off.
+    LowHitRate,
     /// An operator killed it.
     Killed,
 }
@@ -443,6 +447,7 @@ impl PauseReason {
             Self::BelowMinimum => "below_minimum",
             Self::ParentRepriced => "parent_repriced",
             Self::HandedOverOpen => "handed_over_open",
+            Self::LowHitRate => "low_hit_rate",
             Self::Killed => "killed",
         }
     }
