@@ -1,5 +1,8 @@
 //! A uniquely named PostgreSQL schema per test, dropped afterwards, so tests
-//! can run in parallel against one database without seeing each other.
+//! can run in parallel against one database without seeing each other; and
+//! private clusters for tests that take the server itself down.
+
+pub mod cluster;
 
 use sqlx::{Connection, PgConnection};
 
@@ -7,6 +10,20 @@ use sqlx::{Connection, PgConnection};
 pub fn postgres_required() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")
         || std::env::var("HEALGRID_REQUIRE_POSTGRES").is_ok_and(|v| v == "1")
+}
+
+/// What a PostgreSQL test does when `what` is missing: prints a `SKIPPED`
+/// notice (the caller then returns), or fails when [`postgres_required`]
+/// is true, so CI never skips one silently.
+///
+/// # Panics
+/// When [`postgres_required`] is true.
+pub fn skip(test: &str, what: &str) {
+    assert!(
+        !postgres_required(),
+        "{test}: {what} is missing but CI=true or HEALGRID_REQUIRE_POSTGRES=1"
+    );
+    eprintln!("SKIPPED {test}: {what} is missing; the PostgreSQL tests need it");
 }
 
 /// The admin URL of the test database, or `None` (with a printed notice)
@@ -17,11 +34,8 @@ pub fn postgres_required() -> bool {
 pub fn database_url(test: &str) -> Option<String> {
     match std::env::var("DATABASE_URL") {
         Ok(url) if !url.is_empty() => Some(url),
-        _ if postgres_required() => {
-            panic!("{test}: DATABASE_URL is unset but CI=true or HEALGRID_REQUIRE_POSTGRES=1")
-        }
         _ => {
-            eprintln!("SKIPPED {test}: set DATABASE_URL to run the PostgreSQL tests");
+            skip(test, "DATABASE_URL");
             None
         }
     }
@@ -35,13 +49,25 @@ pub struct TestSchema {
     /// The schema's name.
     pub name: String,
     admin_url: String,
+    /// Not dropped when true.
+    keep: bool,
 }
 
 impl TestSchema {
     /// Creates a schema named after `test`, or returns `None` when
     /// PostgreSQL tests are skipped (see [`database_url`]).
+    ///
+    /// # Panics
+    /// When the database cannot be reached or refuses the schema.
     pub async fn create(test: &str) -> Option<Self> {
-        let admin_url = database_url(test)?;
+        Some(Self::create_in(&database_url(test)?, test).await)
+    }
+
+    /// Creates a schema named after `test` in the database at `admin_url`.
+    ///
+    /// # Panics
+    /// When the database cannot be reached or refuses the schema.
+    pub async fn create_in(admin_url: &str, test: &str) -> Self {
         let tag: String = test
             .chars()
             .map(|c| {
@@ -54,7 +80,7 @@ impl TestSchema {
             .take(24)
             .collect();
         let name = format!("hg_{tag}_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = PgConnection::connect(&admin_url)
+        let mut conn = PgConnection::connect(admin_url)
             .await
             .unwrap_or_else(|e| panic!("{test}: cannot connect to DATABASE_URL: {e}"));
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA \"{name}\"")))
@@ -63,16 +89,27 @@ impl TestSchema {
             .unwrap_or_else(|e| panic!("{test}: cannot create schema {name}: {e}"));
         let sep = if admin_url.contains('?') { '&' } else { '?' };
         let url = format!("{admin_url}{sep}options[search_path]={name}");
-        Some(Self {
+        Self {
             url,
             name,
-            admin_url,
-        })
+            admin_url: admin_url.to_owned(),
+            keep: false,
+        }
+    }
+
+    /// Leaves the schema in place when dropped (a failing run's data, to
+    /// be looked at); its name.
+    pub fn keep(mut self) -> String {
+        self.keep = true;
+        self.name.clone()
     }
 }
 
 impl Drop for TestSchema {
     fn drop(&mut self) {
+        if self.keep {
+            return;
+        }
         // Drop runs outside any async context guarantee, so clean up on a
         // private runtime in a helper thread.
         let admin_url = self.admin_url.clone();

@@ -6,9 +6,12 @@
 //! ```
 //!
 //! Prints one line per scenario (`scenario, injected, survived, lost,
-//! duplicated, duplicate_orders, naked`) and exits 1 on any violation.
+//! duplicated, duplicate_orders, naked`; `scenario, skipped` when it needs
+//! PostgreSQL and none is here) and exits 1 on any violation. The
+//! PostgreSQL scenarios read `DATABASE_URL` and Debian's server programs.
 //! The default counts are short (CI); `--long` runs the full counts
-//! (ledger kills 20, trader kills 10, 50 per exchange fault). `--only`
+//! (ledger kills 20, replica kills on PostgreSQL 20, PostgreSQL restarts
+//! 10, trader kills 10, 50 per exchange fault). `--only`
 //! runs the scenarios whose name contains NAME; `--keep` keeps every
 //! run's databases and logs (a failing run's are always kept); `--jobs`
 //! runs that many scenarios at once (default 1).

@@ -6,20 +6,30 @@
 //! every line must read zero lost, duplicated, duplicate orders and naked.
 //!
 //! Long counts are split into rounds of at most [`ROUND`] faults, each on a
-//! fresh rig: the market must be frozen before the simulated clock runs
-//! more than a day ahead of the wall clock (the ledger refuses later
-//! times), which bounds how long one rig may trade.
+//! fresh rig and a fresh ledger database: the market must be frozen before
+//! the simulated clock runs more than a day ahead of the wall clock (the
+//! ledger refuses later times), which bounds how long one rig may trade.
+//!
+//! The ledger runs on SQLite, except in the PostgreSQL scenarios: two
+//! replicas on one schema of the shared server (`DATABASE_URL`), and one
+//! ledger on a private cluster whose server the scenario restarts. Those
+//! are skipped with a notice when PostgreSQL is missing, unless CI=true or
+//! HEALGRID_REQUIRE_POSTGRES=1 (see [`crate::pg::skip`]).
 
+pub mod backend;
 pub mod check;
+pub mod replicas;
 pub mod rig;
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use crate::pg::cluster::StopMode;
+use backend::{Backend, BackendKind};
 use check::Counts;
 use rig::{Rig, RigError};
 
@@ -70,16 +80,50 @@ impl ExchangeFault {
 pub enum Scenario {
     /// SIGKILL the ledger under load, restart it on the same database.
     LedgerKill,
+    /// SIGKILL one of two ledger replicas sharing a PostgreSQL schema (the
+    /// trader writes to both) under load, restart it.
+    LedgerKillPg2,
+    /// Restart the ledger's PostgreSQL server under load, the ledger and
+    /// the trader running on: by turns `pg_ctl restart -m immediate`,
+    /// `-m fast`, and an immediate stop held down for 2 to 10 s.
+    PostgresRestart,
     /// SIGKILL the trader under load, restart it on the same store.
     TraderKill,
     /// A fault of the exchange on order placement.
     Exchange(ExchangeFault),
 }
 
+impl Scenario {
+    /// The database server the ledger runs on.
+    fn backend(self) -> BackendKind {
+        match self {
+            Self::LedgerKillPg2 => BackendKind::SharedPostgres,
+            Self::PostgresRestart => BackendKind::PrivateCluster,
+            Self::LedgerKill | Self::TraderKill | Self::Exchange(_) => BackendKind::Sqlite,
+        }
+    }
+
+    /// How many ledger replicas the trader writes to.
+    fn replicas(self) -> usize {
+        if self == Self::LedgerKillPg2 { 2 } else { 1 }
+    }
+
+    /// Whether the fault takes the ledger (or its database) out of reach:
+    /// then surviving it also means the trader's outbox drains again.
+    fn hits_ledger(self) -> bool {
+        matches!(
+            self,
+            Self::LedgerKill | Self::LedgerKillPg2 | Self::PostgresRestart
+        )
+    }
+}
+
 impl fmt::Display for Scenario {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::LedgerKill => f.write_str("ledger-kill"),
+            Self::LedgerKillPg2 => f.write_str("ledger-kill-pg2"),
+            Self::PostgresRestart => f.write_str("postgres-restart"),
             Self::TraderKill => f.write_str("trader-kill"),
             Self::Exchange(e) => write!(f, "exchange-{}", e.wire()),
         }
@@ -88,9 +132,15 @@ impl fmt::Display for Scenario {
 
 /// Every scenario with how many faults it injects.
 pub fn plan(long: bool) -> Vec<(Scenario, u32)> {
-    let (ledger, trader, exchange) = if long { (20, 10, 50) } else { (3, 3, 3) };
+    let (ledger, pg2, pg_restart, trader, exchange) = if long {
+        (20, 20, 10, 10, 50)
+    } else {
+        (3, 3, 3, 3, 3)
+    };
     let mut p = vec![
         (Scenario::LedgerKill, ledger),
+        (Scenario::LedgerKillPg2, pg2),
+        (Scenario::PostgresRestart, pg_restart),
         (Scenario::TraderKill, trader),
     ];
     p.extend(
@@ -106,6 +156,9 @@ pub fn plan(long: bool) -> Vec<(Scenario, u32)> {
 pub struct Summary {
     /// Which scenario.
     pub scenario: String,
+    /// True when it did not run: what it needs (PostgreSQL) is missing
+    /// here, and the environment allows skipping.
+    pub skipped: bool,
     /// Faults that took effect.
     pub injected: u32,
     /// Faults after which the system traded on.
@@ -123,6 +176,9 @@ impl Summary {
 
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.skipped {
+            return write!(f, "{}, skipped", self.scenario);
+        }
         let c = &self.counts;
         write!(
             f,
@@ -165,17 +221,34 @@ impl Rng {
     pub fn millis(&mut self, lo_ms: u64, hi_ms: u64) -> Duration {
         Duration::from_millis(lo_ms + self.next_u64() % (hi_ms - lo_ms + 1))
     }
+
+    /// An index below `len` (which must not be zero).
+    pub fn index(&mut self, len: usize) -> usize {
+        (self.next_u64() % len as u64) as usize
+    }
 }
 
 /// Runs `scenario` with `faults` faults in rounds; `keep` keeps every
-/// round's directory (databases, logs), otherwise only a failing round's.
+/// round's directory and database (databases, logs), otherwise only a
+/// failing round's. Prints how long it took.
+///
+/// # Panics
+/// When PostgreSQL is missing but required (see [`crate::pg::skip`]), or a
+/// process of the rig does not come up.
 pub async fn run_scenario(scenario: Scenario, faults: u32, seed: u64, keep: bool) -> Summary {
-    let mut rng = Rng::new(seed);
+    let started = Instant::now();
+    let name = scenario.to_string();
     let mut summary = Summary {
-        scenario: scenario.to_string(),
+        scenario: name.clone(),
         ..Summary::default()
     };
+    let Some(mut backend) = Backend::prepare(scenario.backend(), &name).await else {
+        summary.skipped = true;
+        return summary;
+    };
+    let mut rng = Rng::new(seed);
     let mut left = faults;
+    let mut kept = keep;
     while left > 0 {
         let n = left.min(ROUND);
         left -= n;
@@ -183,8 +256,11 @@ pub async fn run_scenario(scenario: Scenario, faults: u32, seed: u64, keep: bool
             .prefix(&format!("healgrid-{scenario}-"))
             .tempdir()
             .expect("a temporary directory");
-        let rig = Rig::start(tmp.path(), rng.next_u64() % 1000, STEP_MS).await;
-        let (injected, survived, outcome) = round(rig, scenario, n, &mut rng).await;
+        let database = backend.round_database(tmp.path(), &name).await;
+        let replicas = scenario.replicas();
+        let sim_seed = rng.next_u64() % 1000;
+        let rig = Rig::start(tmp.path(), &database.url, replicas, sim_seed, STEP_MS).await;
+        let (injected, survived, outcome) = round(rig, scenario, &mut backend, n, &mut rng).await;
         summary.injected += injected;
         summary.survived += survived;
         let counts = outcome.unwrap_or_else(|e| Counts {
@@ -193,8 +269,10 @@ pub async fn run_scenario(scenario: Scenario, faults: u32, seed: u64, keep: bool
         });
         let failed = !counts.clean() || survived < injected;
         if failed || keep {
-            let kept = tmp.keep();
-            eprintln!("{scenario}: files kept in {}", kept.display());
+            let dir = tmp.keep();
+            eprintln!("{scenario}: files kept in {}", dir.display());
+            database.keep(&name);
+            kept = true;
         }
         eprintln!(
             "{scenario}: round of {n}: {injected} injected, {} fills checked",
@@ -205,6 +283,13 @@ pub async fn run_scenario(scenario: Scenario, faults: u32, seed: u64, keep: bool
         }
         summary.counts.add(counts);
     }
+    if kept {
+        backend.keep(&name);
+    }
+    eprintln!(
+        "{scenario}: {faults} faults in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
     summary
 }
 
@@ -213,6 +298,7 @@ pub async fn run_scenario(scenario: Scenario, faults: u32, seed: u64, keep: bool
 async fn round(
     mut rig: Rig,
     scenario: Scenario,
+    backend: &mut Backend,
     n: u32,
     rng: &mut Rng,
 ) -> (u32, u32, Result<Counts, RigError>) {
@@ -221,12 +307,17 @@ async fn round(
         return (0, 0, Err(e));
     }
     let (mut injected, mut survived) = (0, 0);
-    for _ in 0..n {
-        match inject_one(&mut rig, scenario, rng).await {
+    for nth in 0..n {
+        match inject_one(&mut rig, scenario, backend, nth, rng).await {
             Ok(false) => {}
             Ok(true) => {
                 injected += 1;
-                if rig.wait_trading(1, 60).await.is_ok() {
+                let recovered = if scenario.hits_ledger() {
+                    rig.wait_delivered(1, 60).await
+                } else {
+                    rig.wait_trading(1, 60).await
+                };
+                if recovered.is_ok() {
                     survived += 1;
                 }
             }
@@ -239,15 +330,43 @@ async fn round(
     (injected, survived, rig.audit().await)
 }
 
-/// Injects one fault at a random moment; false when it never took effect
-/// (an exchange fault the trader never ran into).
-async fn inject_one(rig: &mut Rig, scenario: Scenario, rng: &mut Rng) -> Result<bool, RigError> {
+/// Injects the `nth` fault of a round at a random moment; false when it
+/// never took effect (an exchange fault the trader never ran into).
+async fn inject_one(
+    rig: &mut Rig,
+    scenario: Scenario,
+    backend: &mut Backend,
+    nth: u32,
+    rng: &mut Rng,
+) -> Result<bool, RigError> {
     match scenario {
-        Scenario::LedgerKill => {
+        Scenario::LedgerKill | Scenario::LedgerKillPg2 => {
             tokio::time::sleep(rng.millis(500, 5000)).await;
-            rig.kill_ledger();
+            let victim = rng.index(rig.ledgers.len());
+            rig.kill_ledger(victim);
             tokio::time::sleep(rng.millis(200, 3000)).await;
-            rig.start_ledger().await;
+            rig.start_ledger(victim).await;
+            Ok(true)
+        }
+        Scenario::PostgresRestart => {
+            tokio::time::sleep(rng.millis(500, 5000)).await;
+            let cluster = backend
+                .cluster()
+                .expect("postgres-restart runs on a private cluster");
+            match nth % 3 {
+                0 => cluster.restart(StopMode::Immediate).await?,
+                1 => cluster.restart(StopMode::Fast).await?,
+                _ => {
+                    // A restart takes a fraction of a second, which the
+                    // ledger's pool rides out unseen; down for longer than
+                    // the trader's ledger deadline (5 s), writes time out
+                    // in flight, some committing behind the timeout, and
+                    // are sent again.
+                    cluster.stop(StopMode::Immediate).await?;
+                    tokio::time::sleep(rng.millis(2000, 10_000)).await;
+                    cluster.start().await?;
+                }
+            }
             Ok(true)
         }
         Scenario::TraderKill => {

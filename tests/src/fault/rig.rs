@@ -1,6 +1,6 @@
-//! One run of the suite: the real simulator, ledger and trader on loopback,
-//! a market stepped by the rig (so it can be frozen), and the end-of-run
-//! audit that collects the three views for the checker.
+//! One run of the suite: the real simulator, ledger replicas and trader on
+//! loopback, a market stepped by the rig (so it can be frozen), and the
+//! end-of-run audit that collects the three views for the checker.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -10,9 +10,11 @@ use healgrid_proto::trader::v1::{self as pb, trader_service_client::TraderServic
 use tonic::transport::Channel;
 
 use super::check::{self, Counts, TraderEnd};
+use super::replicas::Replicas;
 use crate::audit::ledger_view;
 use crate::http;
-use crate::process::{LedgerProcess, RunArgs, SimProcess, Stepper, TraderProcess, free_port};
+use crate::pg::cluster::ClusterError;
+use crate::process::{RunArgs, SimProcess, Stepper, TraderProcess};
 
 /// Grid slots the trader runs.
 pub const SLOTS: u32 = 3;
@@ -33,6 +35,9 @@ pub enum RigError {
     /// A call to one of the services failed.
     #[error("{0}")]
     Call(String),
+    /// The private PostgreSQL cluster could not be driven.
+    #[error("PostgreSQL cluster: {0}")]
+    Cluster(#[from] ClusterError),
 }
 
 /// Running processes of one run, plus the market stepper.
@@ -41,30 +46,34 @@ pub struct Rig {
     pub dir: PathBuf,
     /// The exchange.
     pub sim: SimProcess,
-    /// The ledger, `None` while killed.
-    pub ledger: Option<LedgerProcess>,
-    ledger_port: u16,
+    /// The ledger's replicas.
+    pub ledgers: Replicas,
     /// The trader, `None` while killed.
     pub trader: Option<TraderProcess>,
     stepper: Option<Stepper>,
 }
 
 impl Rig {
-    /// Starts the simulator (manual clock, stepped every `step_ms`) and the
-    /// ledger in `dir`; the trader is started by [`Rig::start_trader`].
+    /// Starts the simulator (manual clock, stepped every `step_ms`), its
+    /// log in `dir`, and `replicas` ledger processes on `database_url`; the
+    /// trader is started by [`Rig::start_trader`].
     ///
     /// # Panics
     /// When a process does not come up (see [`crate::process`]).
-    pub async fn start(dir: &Path, seed: u64, step_ms: u64) -> Self {
+    pub async fn start(
+        dir: &Path,
+        database_url: &str,
+        replicas: usize,
+        seed: u64,
+        step_ms: u64,
+    ) -> Self {
         let sim = SimProcess::start_manual(seed, &dir.join("sim.log")).await;
-        let ledger_port = free_port();
-        let ledger = LedgerProcess::start_on(ledger_port, &ledger_db(dir)).await;
+        let ledgers = Replicas::start(database_url, replicas).await;
         let stepper = sim.step_every(Duration::from_millis(step_ms));
         Self {
             dir: dir.to_owned(),
             sim,
-            ledger: Some(ledger),
-            ledger_port,
+            ledgers,
             trader: None,
             stepper: Some(stepper),
         }
@@ -72,9 +81,10 @@ impl Rig {
 
     /// `trader-service run` against the simulator and the ledger, at
     /// self-healing stage D (subsidy, churners, auto-reprice of stuck
-    /// positions), on the same store across restarts.
+    /// positions), on the same store across restarts, writing to every
+    /// ledger replica.
     fn trader_args(&self) -> Vec<String> {
-        let ledger = format!("http://127.0.0.1:{}", self.ledger_port);
+        let ledger = self.ledgers.ledger_url();
         let run = RunArgs {
             bot: BOT,
             store: &self.dir.join("trader.db"),
@@ -115,20 +125,18 @@ impl Rig {
         }
     }
 
-    /// SIGKILLs the ledger.
-    pub fn kill_ledger(&mut self) {
-        if let Some(mut l) = self.ledger.take() {
-            l.sigkill();
-        }
+    /// SIGKILLs ledger replica `i`.
+    pub fn kill_ledger(&mut self, i: usize) {
+        self.ledgers.kill(i);
     }
 
-    /// Restarts the ledger on its port and database, where the trader
-    /// expects it.
+    /// Restarts ledger replica `i` on its port and database, where the
+    /// trader expects it.
     ///
     /// # Panics
     /// When it does not come up.
-    pub async fn start_ledger(&mut self) {
-        self.ledger = Some(LedgerProcess::start_on(self.ledger_port, &ledger_db(&self.dir)).await);
+    pub async fn start_ledger(&mut self, i: usize) {
+        self.ledgers.restart(i).await;
     }
 
     /// Queues `count` faults of kind `fault` (snake case, see the
@@ -217,6 +225,24 @@ impl Rig {
         .map(|_| ())
     }
 
+    /// [`Rig::wait_trading`], and the outbox empty again (nothing pending
+    /// or parked): every write queued while the ledger was out of reach
+    /// got through. How the suite tells the system survived a fault of the
+    /// ledger or its database.
+    ///
+    /// # Errors
+    /// When it does not within `secs`.
+    pub async fn wait_delivered(&self, loops: u64, secs: u64) -> Result<(), RigError> {
+        let from = self.status().await.map(|s| s.loops).unwrap_or(0);
+        self.wait_for("the trader to trade on, its outbox drained", secs, |s| {
+            s.mode == pb::Mode::Running as i32
+                && s.loops >= from + loops
+                && s.outbox.is_some_and(|o| o.depth == 0 && o.parked == 0)
+        })
+        .await
+        .map(|_| ())
+    }
+
     /// Freezes the market, lets every fill reach the ledger, pauses the
     /// trader and checks the three views against each other.
     ///
@@ -260,7 +286,8 @@ impl Rig {
             .await
             .map_err(|e| RigError::Call(format!("GET /sim/orders: {e}")))?;
         let sim = check::parse_sim_orders(&body).map_err(RigError::Call)?;
-        let endpoint = format!("http://127.0.0.1:{}", self.ledger_port);
+        let endpoints = self.ledgers.endpoints();
+        let endpoint = endpoints[0].clone();
         let view = ledger_view(&endpoint, BOT, SLOTS).await;
         let subsidy = LedgerServiceClient::connect(endpoint)
             .await
@@ -276,10 +303,21 @@ impl Rig {
                 .details
                 .push("nothing filled: the run proved nothing".into());
         }
+        // Replicas share one database: each must answer with the same
+        // positions and journal.
+        for (i, other) in endpoints.iter().enumerate().skip(1) {
+            let theirs = ledger_view(other, BOT, SLOTS).await;
+            if theirs.positions != view.positions || theirs.journal != view.journal {
+                counts.details.push(format!(
+                    "ledger replica {i} disagrees with replica 0: {} positions and {} journal \
+                     rows against {} and {}",
+                    theirs.positions.len(),
+                    theirs.journal.len(),
+                    view.positions.len(),
+                    view.journal.len()
+                ));
+            }
+        }
         Ok(counts)
     }
-}
-
-fn ledger_db(dir: &Path) -> String {
-    format!("sqlite://{}", dir.join("ledger.db").display())
 }
