@@ -10,6 +10,7 @@ mod grid;
 mod healing;
 mod operator;
 
+use healgrid_proto::trader::v1 as pb;
 use ledger_service::domain::{EventDetails, RepriceReason};
 use operator::*;
 use rust_decimal::Decimal;
@@ -17,7 +18,8 @@ use rust_decimal_macros::dec;
 use tonic::Code;
 
 /// Proves, over gRPC: a write-off position is in the cleanup queue with
-/// its facts and actions; KeepHolding hides it (the status shows the hold),
+/// its facts, its slot mode (sticky: the slot's own trade) and actions;
+/// KeepHolding hides it (the status shows the hold),
 /// journals one `keep_holding` row with the reason, and a retry with the
 /// same request id returns the first answer without a second row, also
 /// after a trader restart; the same id for another request is refused;
@@ -34,6 +36,7 @@ async fn hold_release_and_breakeven_leave_their_history() {
     assert_eq!(q[0].position_id, id);
     assert_eq!(q[0].exit_price, "0.100798");
     assert!(q[0].age_seconds > 1_700, "{:?}", q[0]);
+    assert_eq!(q[0].slot_mode, pb::PositionSlotMode::Sticky as i32);
     assert_eq!(
         q[0].actions,
         ["reprice_to_breakeven", "close_at_market", "keep_holding"]
