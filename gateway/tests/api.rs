@@ -176,6 +176,10 @@ async fn api_against_the_real_stack() {
     for p in queue.json()["positions"].as_array().unwrap() {
         assert!(p["actions"].is_array(), "{p}");
         assert!(p["position_id"].is_string(), "{p}");
+        assert!(
+            ["sticky", "churner"].contains(&p["slot_mode"].as_str().unwrap_or_default()),
+            "{p}"
+        );
     }
     let churners = get(base, "/api/v1/churners").await;
     assert_eq!(churners.status, 200, "{}", churners.text);

@@ -67,6 +67,8 @@ async fn every_action_route_against_the_real_stack() {
             .as_str()
             .is_some_and(|s| !s.is_empty())
     );
+    // The slots' own long legs: sticky, as the trader's queue says.
+    assert_eq!(entry["slot_mode"], "sticky", "{entry}");
 
     // Auth: every action needs the token (checked before anything else).
     for path in [

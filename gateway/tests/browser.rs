@@ -345,16 +345,16 @@ async fn dashboard_in_headless_chromium() {
             t.contains("Hold") && t.contains("Close") && t.contains("Breakeven")
         })
         .await;
-    // The row shows its slot mode as the trader's status reports it: this
-    // stack's queue holds the slots' own long legs.
-    let status = support::get(&gw.base, "/api/v1/status").await.json();
-    let mode = status["positions"]
+    // The row shows its slot mode as the trader's cleanup queue reports
+    // it: this stack's queue holds the slots' own long legs.
+    let queue = support::get(&gw.base, "/api/v1/cleanup-queue").await.json();
+    let mode = queue["positions"]
         .as_array()
         .expect("positions")
         .iter()
         .find(|p| p["position_id"] == row.as_str())
         .and_then(|p| p["slot_mode"].as_str())
-        .unwrap_or_else(|| panic!("position {row} not in the status: {status}"))
+        .unwrap_or_else(|| panic!("position {row} not in the queue: {queue}"))
         .to_owned();
     assert_eq!(mode, "sticky");
     driver

@@ -102,3 +102,29 @@ async fn undocumented_paths_get_the_json_404() {
         assert_eq!(v["error"]["code"], "not_found");
     }
 }
+
+/// Proves: a cleanup-queue entry documents its slot mode as a required
+/// field whose values are the slot modes the status' positions use.
+#[test]
+fn cleanup_entries_document_their_slot_mode() {
+    let doc = serde_json::to_value(gateway::api::openapi()).expect("doc");
+    let schemas = &doc["components"]["schemas"];
+    let entry = &schemas["CleanupEntry"];
+    assert!(
+        entry["required"]
+            .as_array()
+            .expect("required")
+            .contains(&"slot_mode".into()),
+        "{entry}"
+    );
+    assert_eq!(
+        entry["properties"]["slot_mode"]["$ref"],
+        "#/components/schemas/SlotMode"
+    );
+    let position = &schemas["OpenPosition"]["properties"]["slot_mode"];
+    assert_eq!(position["$ref"], "#/components/schemas/SlotMode");
+    assert_eq!(
+        schemas["SlotMode"]["enum"],
+        serde_json::json!(["sticky", "churner", "unknown"])
+    );
+}

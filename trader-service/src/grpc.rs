@@ -102,7 +102,9 @@ fn role(r: OrderRole) -> pb::OrderRole {
     }
 }
 
-fn slot_mode(m: SlotModeKind) -> pb::PositionSlotMode {
+/// The wire slot mode of an open position (the status' and the cleanup
+/// queue's): a legacy import is a slot's own position there.
+pub(crate) fn slot_mode(m: SlotModeKind) -> pb::PositionSlotMode {
     match m {
         SlotModeKind::Churner => pb::PositionSlotMode::Churner,
         SlotModeKind::Sticky | SlotModeKind::Legacy => pb::PositionSlotMode::Sticky,

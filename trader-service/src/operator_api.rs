@@ -11,7 +11,7 @@ use healgrid_proto::trader::v1 as pb;
 use prost_types::Timestamp;
 use tonic::Status;
 
-use crate::grpc::MAX_REASON_LEN;
+use crate::grpc::{MAX_REASON_LEN, slot_mode};
 use crate::healing::Regime;
 use crate::healing::operator::{RefusalKind, hold_window};
 use crate::runtime::RuntimeHandle;
@@ -19,6 +19,7 @@ use crate::runtime::control::{
     ActionError, ActionOutcome, ActionRequest, MAX_CHURNER_RESERVE_USD, MAX_REQUEST_ID_LEN,
     OperatorAction,
 };
+use crate::runtime::writes::SlotModeKind;
 use rust_decimal::Decimal;
 
 /// Shortest regime override, seconds.
@@ -128,6 +129,7 @@ pub fn list_cleanup_queue(handle: &RuntimeHandle) -> pb::ListCleanupQueueRespons
                 subsidy_needed: format_decimal(e.subsidy_needed),
                 opportunity_cost: format_decimal(e.opportunity_cost),
                 actions: e.actions.clone(),
+                slot_mode: slot_mode(SlotModeKind::of_open(e.churner)) as i32,
             })
             .collect(),
     }

@@ -10,6 +10,7 @@ mod grid;
 mod healing;
 mod operator;
 
+use healgrid_proto::trader::v1 as pb;
 use ledger_service::domain::{EventDetails, RepriceReason};
 use operator::*;
 use rust_decimal::Decimal;
@@ -17,7 +18,8 @@ use rust_decimal_macros::dec;
 use tonic::Code;
 
 /// Proves, over gRPC: a write-off position is in the cleanup queue with
-/// its facts and actions; KeepHolding hides it (the status shows the hold),
+/// its facts, its slot mode (sticky: the slot's own trade) and actions;
+/// KeepHolding hides it (the status shows the hold),
 /// journals one `keep_holding` row with the reason, and a retry with the
 /// same request id returns the first answer without a second row, also
 /// after a trader restart; the same id for another request is refused;
@@ -34,6 +36,7 @@ async fn hold_release_and_breakeven_leave_their_history() {
     assert_eq!(q[0].position_id, id);
     assert_eq!(q[0].exit_price, "0.100798");
     assert!(q[0].age_seconds > 1_700, "{:?}", q[0]);
+    assert_eq!(q[0].slot_mode, pb::PositionSlotMode::Sticky as i32);
     assert_eq!(
         q[0].actions,
         ["reprice_to_breakeven", "close_at_market", "keep_holding"]
@@ -394,4 +397,73 @@ async fn a_kill_right_after_a_regime_override_keeps_it_once() {
     r.minutes(1, dec!(0.1)).await;
     let regime = r.status().await.healing.unwrap().regime.unwrap();
     assert_eq!(regime.override_until, None);
+}
+
+/// Proves: a trader killed right after it accepted a ReleaseHold (before
+/// its next loop) restarts with the hold gone: the position is back in the
+/// cleanup queue and the loop's automatic reprice moves its exit again once
+/// the slot has subsidy; the release is journaled once in the position's
+/// history and the retry with the same request id returns the first answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_right_after_a_release_releases_once() {
+    let mut r = Run::new().await;
+    let id = r.write_off_position().await;
+    r.hold(&id, "hold-rel", 3_600).await.unwrap();
+    r.minutes(1, dec!(0.0990)).await;
+    assert!(r.queue().await.is_empty(), "held");
+
+    let released = r.release(&id, "rel-kill").await.unwrap();
+    assert_eq!(
+        (released.action.as_str(), released.position_id.as_str()),
+        ("release_hold", id.as_str())
+    );
+    r.restart().await;
+    let again = r.release(&id, "rel-kill").await.unwrap();
+    assert!(again.replayed, "{again:?}");
+    assert_eq!(
+        (&again.message, again.at, &again.position_id),
+        (&released.message, released.at, &released.position_id)
+    );
+    r.minutes(1, dec!(0.0990)).await;
+    let q = r.queue().await;
+    assert_eq!(q.len(), 1, "released: back in the queue");
+    assert_eq!(q[0].position_id, id);
+    assert!(q[0].actions.iter().any(|a| a == "keep_holding"), "{q:?}");
+
+    // Automatic repricing applies again: subsidy moves the exit.
+    r.credit(&id, "credit-rel", dec!(0.01)).await;
+    let mut moved = false;
+    for _ in 0..20 {
+        r.minutes(1, dec!(0.0990)).await;
+        if r.exit_price() < dec!(0.100798) {
+            moved = true;
+            break;
+        }
+    }
+    assert!(moved, "the loop's reprice must move a released exit");
+    assert!(r.release(&id, "rel-kill").await.unwrap().replayed);
+    r.minutes(2, dec!(0.0990)).await;
+    r.flush().await;
+    assert_eq!(
+        r.kinds(&id).await,
+        [
+            "created",
+            "keep_holding",
+            "operator_action",
+            "churner_profit",
+            "repriced"
+        ],
+        "one release, the credit, then the loop's reprice"
+    );
+    let journal = r.journal(&id).await;
+    match (&journal[2], &journal[4]) {
+        (EventDetails::OperatorAction(a), EventDetails::Repriced(p)) => {
+            assert_eq!(
+                (a.action.as_str(), a.reason.as_str(), a.operator.as_str()),
+                ("release_hold", "rebound is not coming", "alice")
+            );
+            assert_eq!(p.reason, RepriceReason::Subsidy);
+        }
+        other => panic!("{other:?}"),
+    }
 }

@@ -11,10 +11,16 @@ mod healing;
 mod operator;
 
 use healgrid_proto::trader::v1 as pb;
-use ledger_service::domain::EventDetails;
+use ledger_service::domain::{CloseReason, EventDetails, PositionStatus, SlotMode};
 use operator::*;
+use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
 use tonic::Code;
+use trader_service::exchange::{OrderInfo, OrderStatus};
+use trader_service::pair::Candle;
+
+/// Where the market sits while the operator grid's position is stuck.
+const P: Decimal = dec!(0.0990);
 
 /// The operator-action grid with the churner on.
 fn churner_on() -> trader_service::runtime::RuntimeConfig {
@@ -60,6 +66,51 @@ impl Run {
 
     async fn churner_status(&mut self) -> pb::ChurnerStatus {
         self.status().await.healing.unwrap().churner.unwrap()
+    }
+
+    /// Slot 0 of the churner status.
+    async fn slot0(&mut self) -> pb::ChurnerSlot {
+        let c = self.churner_status().await;
+        c.slots
+            .into_iter()
+            .find(|s| s.slot_id == 0)
+            .expect("slot 0 listed")
+    }
+
+    /// The churner orders resting on the paper book.
+    fn resting_churner_orders(&self) -> Vec<OrderInfo> {
+        self.churner_orders()
+            .into_iter()
+            .filter(|o| o.status.is_live())
+            .collect()
+    }
+
+    /// A minute whose low dips to `low` (a churner buy entry at market
+    /// - 0.15 % fills) and closes back at [`P`].
+    async fn dip(&mut self, low: Decimal) {
+        self.candle(Candle {
+            time: self.t,
+            open: P,
+            high: P,
+            low,
+            close: P,
+            volume: dec!(1000),
+        })
+        .await;
+    }
+
+    /// A minute whose high reaches `high` (a churner exit at + 0.6 %
+    /// fills) and closes back at [`P`].
+    async fn bounce(&mut self, high: Decimal) {
+        self.candle(Candle {
+            time: self.t,
+            open: P,
+            high,
+            low: P,
+            close: P,
+            volume: dec!(1000),
+        })
+        .await;
     }
 }
 
@@ -314,7 +365,7 @@ impl Run {
     }
 
     /// Churner orders the paper exchange ever took (open or closed).
-    fn churner_orders(&self) -> Vec<trader_service::exchange::OrderInfo> {
+    fn churner_orders(&self) -> Vec<OrderInfo> {
         self.paper.with_book(|b| {
             b.open_orders()
                 .into_iter()
@@ -419,4 +470,184 @@ async fn a_kill_right_after_a_reserve_keeps_it_once() {
     assert_eq!(lent + available, dec!(9), "{c:?}");
     let lone = r.spawn(0, "sp-lone").await.unwrap();
     assert_eq!(lone.position_id, "", "{lone:?}");
+}
+
+/// Proves: a kill of a slot whose churner entry rests on the exchange,
+/// with the trader killed after the entry's cancel reached the exchange
+/// and before its answer was seen, ends after the restart with the entry
+/// cancelled exactly once (one cancel call, the order cancelled unfilled),
+/// no new churner entry, the reserve's loan returned, the slot paused
+/// `killed`, the kill journaled once on the parent, and a retry with the
+/// same request id answered from the first answer without changing
+/// anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_during_the_cancel_of_a_resting_entry_cancels_it_once() {
+    let mut r = Run::with_config(churner_on()).await;
+    let id = r.write_off_position().await;
+    r.spawn(0, "sp-rest").await.unwrap();
+    r.minutes(2, P).await;
+    let resting = r.resting_churner_orders();
+    assert_eq!(resting.len(), 1, "{resting:?}");
+    let entry = resting[0].clone();
+    assert_eq!(r.slot0().await.stage, "entry");
+
+    let killed = r.kill(0, "kl-rest").await.unwrap();
+    assert_eq!(killed.position_id, id, "{killed:?}");
+    r.exchange.set(9);
+    assert!(
+        r.minutes_until_hang(1, P).await,
+        "the entry's cancel must have been sent"
+    );
+    r.exchange.set(0);
+    let cancels_of_entry = |r: &Run| {
+        r.exchange
+            .cancelled()
+            .iter()
+            .filter(|t| **t == entry.txid)
+            .count()
+    };
+    assert_eq!(
+        r.exchange.cancelled().last(),
+        Some(&entry.txid),
+        "it hung in the entry's cancel"
+    );
+    assert_eq!(cancels_of_entry(&r), 1);
+
+    r.restart().await;
+    let again = r.kill(0, "kl-rest").await.unwrap();
+    assert!(again.replayed, "{again:?}");
+    assert_eq!(
+        (&again.message, again.at, &again.position_id),
+        (&killed.message, killed.at, &killed.position_id)
+    );
+    r.minutes(3, P).await;
+    r.flush().await;
+
+    let orders = r.churner_orders();
+    assert_eq!(orders.len(), 1, "no new churner entry: {orders:?}");
+    assert_eq!(orders[0].txid, entry.txid);
+    assert_eq!(orders[0].status, OrderStatus::Canceled);
+    assert_eq!(orders[0].vol_exec, Decimal::ZERO);
+    assert_eq!(cancels_of_entry(&r), 1, "cancelled once");
+    let slot0 = r.slot0().await;
+    assert_eq!(
+        (slot0.stage.as_str(), slot0.paused_reason.as_str()),
+        ("idle", "killed"),
+        "{slot0:?}"
+    );
+    let c = r.churner_status().await;
+    assert_eq!(
+        c.reserve_earmarked_usd.parse::<Decimal>().unwrap(),
+        Decimal::ZERO
+    );
+    assert_eq!(
+        r.operator_rows(&id).await,
+        [
+            (
+                "spawn_churner".into(),
+                "ranging all day".into(),
+                "alice".into()
+            ),
+            ("kill_churner".into(), "trend coming".into(), "alice".into()),
+        ]
+    );
+
+    // The retry changes nothing.
+    let before = r.churner_status().await;
+    let retried = r.kill(0, "kl-rest").await.unwrap();
+    assert!(retried.replayed);
+    assert_eq!((retried.message, retried.at), (killed.message, killed.at));
+    r.minutes(2, P).await;
+    r.flush().await;
+    assert_eq!(r.churner_status().await, before);
+    assert_eq!(r.churner_orders().len(), 1);
+    assert_eq!(cancels_of_entry(&r), 1);
+    assert_eq!(r.operator_rows(&id).await.len(), 2);
+}
+
+/// Proves: a kill of a slot whose churner entry has filled keeps that
+/// round trip's exit on the book (never cancelled: filled inventory always
+/// has its exit), also with the trader killed right after the kill and
+/// restarted; the exit still fills and closes the round trip `filled` in
+/// the ledger, and the killed churner places nothing new.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_after_the_entry_filled_keeps_its_exit_across_a_restart() {
+    let mut r = Run::with_config(churner_on()).await;
+    let id = r.write_off_position().await;
+    r.spawn(0, "sp-fill").await.unwrap();
+    r.minutes(1, P).await;
+    r.dip(dec!(0.09884)).await;
+    let resting = r.resting_churner_orders();
+    assert_eq!(resting.len(), 1, "{resting:?}");
+    let exit = resting[0].clone();
+    assert!(
+        exit.cl_ord_id.as_deref().unwrap().contains(":ex:"),
+        "{exit:?}"
+    );
+    assert_eq!(r.slot0().await.stage, "exit");
+
+    let killed = r.kill(0, "kl-fill").await.unwrap();
+    assert!(
+        killed.message.contains("a filled entry keeps its exit"),
+        "{killed:?}"
+    );
+    r.restart().await;
+    assert!(r.kill(0, "kl-fill").await.unwrap().replayed);
+    r.minutes(3, P).await;
+    assert_eq!(
+        r.resting_churner_orders(),
+        std::slice::from_ref(&exit),
+        "the exit rests as it was"
+    );
+    assert!(!r.exchange.cancelled().contains(&exit.txid));
+    let slot0 = r.slot0().await;
+    assert_eq!(
+        (slot0.stage.as_str(), slot0.paused_reason.as_str()),
+        ("exit", "killed"),
+        "{slot0:?}"
+    );
+
+    r.bounce(dec!(0.0995)).await;
+    r.minutes(3, P).await;
+    r.flush().await;
+    let orders = r.churner_orders();
+    assert_eq!(orders.len(), 2, "the entry and its exit only: {orders:?}");
+    assert!(
+        orders
+            .iter()
+            .all(|o| o.status == OrderStatus::Closed && o.vol_exec == o.volume),
+        "{orders:?}"
+    );
+    let round_trips: Vec<_> = r
+        .lib
+        .position_history(BOT, Some(0), 50)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|p| p.slot_mode == SlotMode::Churner)
+        .collect();
+    assert_eq!(round_trips.len(), 1, "{round_trips:?}");
+    assert_eq!(round_trips[0].status, PositionStatus::Closed);
+    assert_eq!(
+        round_trips[0].outcome.as_ref().map(|o| o.close_reason),
+        Some(CloseReason::Filled)
+    );
+    let slot0 = r.slot0().await;
+    assert_eq!(
+        (slot0.stage.as_str(), slot0.paused_reason.as_str()),
+        ("idle", "killed"),
+        "{slot0:?}"
+    );
+    assert_eq!(r.churner_status().await.cycles, 1);
+    assert_eq!(
+        r.operator_rows(&id).await,
+        [
+            (
+                "spawn_churner".into(),
+                "ranging all day".into(),
+                "alice".into()
+            ),
+            ("kill_churner".into(), "trend coming".into(), "alice".into()),
+        ]
+    );
 }

@@ -140,7 +140,8 @@ async fn journal(r: &Run, id: &str) -> Vec<EventDetails> {
 
 /// Proves: a handed-over round trip that ages into band write_off is in
 /// `ListCleanupQueue` under its ledger id, like a slot position, with
-/// close_at_market among its actions, and in `GetStatus`'s position list
+/// close_at_market among its actions and slot mode churner (the stuck slot
+/// position queued beside it is sticky), and in `GetStatus`'s position list
 /// with slot mode churner, its band, age, distance and the same
 /// opportunity cost as in the queue; a `KeepHolding` on it hides it
 /// (journaled on the round trip), a `ReleaseHold` brings it back, and a
@@ -155,6 +156,17 @@ async fn a_handed_over_round_trip_in_write_off_is_queued_and_can_be_held() {
     assert_eq!(
         entry.actions,
         ["reprice_to_breakeven", "close_at_market", "keep_holding"]
+    );
+    assert_eq!(entry.slot_mode, pb::PositionSlotMode::Churner as i32);
+    let modes: Vec<_> = operator_api::list_cleanup_queue(&h)
+        .positions
+        .into_iter()
+        .map(|e| (e.position_id == id, e.slot_mode))
+        .collect();
+    assert_eq!(modes.len(), 2, "{modes:?}");
+    assert!(
+        modes.contains(&(false, pb::PositionSlotMode::Sticky as i32)),
+        "{modes:?}"
     );
 
     let status = h.status();

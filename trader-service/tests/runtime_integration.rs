@@ -406,10 +406,7 @@ async fn faulty_runtime(
 ) -> (Runtime<Faulty, Local>, PaperExchange, Ledger<SqliteStore>) {
     let paper = new_paper(first);
     let (lib, local) = ledger().await;
-    let ex = Faulty {
-        inner: paper.clone(),
-        mode: Arc::new(AtomicU8::new(mode)),
-    };
+    let ex = Faulty::new(paper.clone(), mode);
     let store = TraderStore::open(&StoreLocation::Memory).await.unwrap();
     let rt = Runtime::new(runtime_config(slots), ex, local, store)
         .await
@@ -490,10 +487,7 @@ async fn crash_during_placement(mode: u8) {
     let paper = new_paper(&cs[0]);
     let (lib, local) = ledger().await;
     let flag = Arc::new(AtomicU8::new(0));
-    let ex = Faulty {
-        inner: paper.clone(),
-        mode: flag.clone(),
-    };
+    let ex = Faulty::sharing(paper.clone(), flag.clone());
     let mut rt = Runtime::new(
         runtime_config(3),
         ex.clone(),

@@ -240,13 +240,15 @@ fn action_button(p: &CleanupEntry, action: &str) -> Markup {
     }
 }
 
-/// The slot mode of a queue row: sticky (a slot's trade cycle) or churner
-/// (a handed-over churner round trip), from the status; a dash when the
-/// status does not list the position.
-fn slot_mode(mode: Option<SlotMode>) -> Markup {
+/// The slot mode of a queue row as the trader's queue reports it: sticky
+/// (a slot's trade cycle) or churner (a handed-over churner round trip); a
+/// dash when the trader does not say.
+fn slot_mode(mode: SlotMode) -> Markup {
     match mode {
-        Some(m) => html! { td class={"slot-mode " (m.as_str())} { (m.as_str()) } },
-        None => html! { td.slot-mode title="not in the trader's status" { "—" } },
+        SlotMode::Unknown => {
+            html! { td.slot-mode title="the trader does not report the slot mode" { "—" } }
+        }
+        m => html! { td class={"slot-mode " (m.as_str())} { (m.as_str()) } },
     }
 }
 
@@ -258,11 +260,6 @@ fn cleanup(snap: &Snapshot) -> Markup {
     if queue.is_empty() {
         return html! { p.muted { "empty: no open position in band write_off that is not on hold" } };
     }
-    let modes = snap
-        .status
-        .as_ref()
-        .map(|s| sv::slot_modes(&s.positions))
-        .unwrap_or_default();
     html! {
         div.scroll {
             table.queue {
@@ -272,7 +269,7 @@ fn cleanup(snap: &Snapshot) -> Markup {
                         tr data-position=(p.position_id) {
                             td { a href={"/ui/positions/" (p.position_id)} { (p.position_id) } }
                             td { "#" (p.slot_id) " " (p.trade.to_uppercase()) }
-                            (slot_mode(modes.get(p.position_id.as_str()).copied()))
+                            (slot_mode(p.slot_mode))
                             td { (p.entry_price) } td { (p.exit_price) } td { (p.distance_pct) }
                             td { (age(p.age_seconds)) }
                             td { (money(&p.subsidy_needed)) } td { (money(&p.opportunity_cost)) }
@@ -375,7 +372,8 @@ mod tests {
 
     /// Proves: when only the price history fails, the chart still draws
     /// the levels with a short note (no error panel), and a cleanup-queue
-    /// row shows the slot mode the status gives its position.
+    /// row shows the slot mode the queue reports for it (not the status',
+    /// which says nothing here), a dash when the trader does not say.
     #[test]
     fn chart_falls_back_and_queue_shows_mode() {
         use healgrid_proto::trader::v1 as pb;
@@ -385,12 +383,11 @@ mod tests {
                 position_id: "42".into(),
                 exit_price: "0.1".into(),
                 band: pb::AgeBand::WriteOff as i32,
-                slot_mode: pb::PositionSlotMode::Churner as i32,
                 ..Default::default()
             }],
             ..Default::default()
         });
-        let entry = |id: &str| CleanupEntry {
+        let entry = |id: &str, slot_mode: SlotMode| CleanupEntry {
             position_id: id.into(),
             slot_id: 0,
             trade: "b".into(),
@@ -403,11 +400,16 @@ mod tests {
             subsidy_needed: "0.01".into(),
             opportunity_cost: "0".into(),
             actions: vec!["keep_holding".into()],
+            slot_mode,
         };
         let snap = Snapshot {
             status: Ok(status),
             subsidy: Err(ApiError::NotFound("no ledger".into())),
-            queue: Ok(vec![entry("42"), entry("43")]),
+            queue: Ok(vec![
+                entry("42", SlotMode::Churner),
+                entry("43", SlotMode::Sticky),
+                entry("44", SlotMode::Unknown),
+            ]),
             candles: Err(ApiError::Deadline {
                 backend: Backend::Trader,
                 rpc: "GetCandles",
@@ -423,7 +425,11 @@ mod tests {
             queue.contains(r#"<td class="slot-mode churner">churner</td>"#),
             "{queue}"
         );
-        assert!(queue.contains("not in the trader's status"), "{queue}");
+        assert!(
+            queue.contains(r#"<td class="slot-mode sticky">sticky</td>"#),
+            "{queue}"
+        );
+        assert!(queue.contains("does not report the slot mode"), "{queue}");
         assert_eq!(money("39.99999999672534"), "40");
     }
 }

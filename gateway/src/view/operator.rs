@@ -7,6 +7,7 @@ use healgrid_proto::trader::v1 as pb;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::status::SlotMode;
 use super::{non_empty, rfc3339};
 
 /// One position of the cleanup queue (SPEC §8): open, band `write_off`,
@@ -38,6 +39,10 @@ pub struct CleanupEntry {
     /// Actions available now: `reprice_to_breakeven`, `close_at_market`,
     /// `keep_holding`.
     pub actions: Vec<String>,
+    /// `sticky` (the slot's own trade cycle) or `churner` (a churner round
+    /// trip handed over to its slot: closing it ends a churner cycle), as
+    /// the trader reports it; `unknown` from a trader that does not.
+    pub slot_mode: SlotMode,
 }
 
 /// The cleanup queue, oldest effective age first.
@@ -58,6 +63,7 @@ pub fn cleanup_queue(r: &pb::ListCleanupQueueResponse) -> Vec<CleanupEntry> {
             subsidy_needed: p.subsidy_needed.clone(),
             opportunity_cost: p.opportunity_cost.clone(),
             actions: p.actions.clone(),
+            slot_mode: SlotMode::from_wire(p.slot_mode),
         })
         .collect()
 }

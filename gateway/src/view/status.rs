@@ -95,7 +95,10 @@ pub enum SlotMode {
 }
 
 impl SlotMode {
-    fn from_wire(v: i32) -> Self {
+    /// From the trader's wire value (a status position's or a cleanup
+    /// queue entry's): the one conversion of it.
+    #[must_use]
+    pub fn from_wire(v: i32) -> Self {
         match pb::PositionSlotMode::try_from(v) {
             Ok(pb::PositionSlotMode::Sticky) => Self::Sticky,
             Ok(pb::PositionSlotMode::Churner) => Self::Churner,
@@ -451,17 +454,6 @@ pub fn status(r: &pb::GetStatusResponse) -> Status {
     }
 }
 
-/// Slot mode of each open position by ledger position id; positions the
-/// ledger has not acknowledged yet have no id and are absent. The cleanup
-/// queue names positions by id only, so its rows learn their mode here.
-#[must_use]
-pub fn slot_modes(positions: &[OpenPosition]) -> BTreeMap<&str, SlotMode> {
-    positions
-        .iter()
-        .filter_map(|p| Some((p.position_id.as_deref()?, p.slot_mode)))
-        .collect()
-}
-
 /// One cell of the band x slot heat map.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeatCell {
@@ -534,10 +526,10 @@ mod tests {
         assert_eq!(heat[&(2, Band::Unknown)].capital, Decimal::ZERO);
     }
 
-    /// Proves: the wire slot mode converts (an unset one is `unknown`), and
-    /// only positions with a ledger id are found by it.
+    /// Proves: the wire slot mode of a status position converts (an unset
+    /// one is `unknown`) and is `slot_mode` in its JSON.
     #[test]
-    fn slot_modes_by_ledger_id() {
+    fn positions_carry_their_slot_mode() {
         let with = |id: &str, mode: pb::PositionSlotMode| pb::Position {
             position_id: id.into(),
             slot_mode: mode as i32,
@@ -548,15 +540,15 @@ mod tests {
                 with("11", pb::PositionSlotMode::Sticky),
                 with("12", pb::PositionSlotMode::Churner),
                 with("13", pb::PositionSlotMode::Unspecified),
-                with("", pb::PositionSlotMode::Churner),
             ],
             ..Default::default()
         });
-        let modes = slot_modes(&s.positions);
-        assert_eq!(modes.len(), 3);
-        assert_eq!(modes["11"], SlotMode::Sticky);
-        assert_eq!(modes["12"], SlotMode::Churner);
-        assert_eq!(modes["13"].as_str(), "unknown");
+        let modes: Vec<SlotMode> = s.positions.iter().map(|p| p.slot_mode).collect();
+        assert_eq!(
+            modes,
+            [SlotMode::Sticky, SlotMode::Churner, SlotMode::Unknown]
+        );
+        assert_eq!(modes[2].as_str(), "unknown");
         assert_eq!(
             serde_json::to_value(&s.positions[1]).unwrap()["slot_mode"],
             "churner"

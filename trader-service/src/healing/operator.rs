@@ -307,6 +307,12 @@ pub struct CleanupEntry {
     /// What the operator can do with it now (`reprice_to_breakeven`,
     /// `close_at_market`, `keep_holding`).
     pub actions: Vec<String>,
+    /// A churner round trip handed over to its slot (slot mode churner),
+    /// not the slot's own trade cycle: closing it ends a churner cycle.
+    /// Carried here so readers of the queue need not look the position up
+    /// in the status.
+    #[serde(default)]
+    pub churner: bool,
 }
 
 /// What [`cleanup_queue`] reads.
@@ -523,6 +529,7 @@ pub fn cleanup_queue(inp: QueueInputs<'_>) -> Vec<CleanupEntry> {
                 subsidy_needed: subsidy_needed(side, c.exit_price, fillable, c.remaining),
                 opportunity_cost: inp.opportunity_cost(c.trade, c.age.age_sec, c.entry_cost, &open),
                 actions: c.actions,
+                churner: c.churner,
             })
         })
         .collect();
@@ -634,9 +641,9 @@ mod tests {
 
     /// Proves: a handed-over churner round trip in band write_off is in the
     /// cleanup queue like a slot position (its ledger id, age, distance,
-    /// the subsidy to bring it to fillable 0.1005: 0.0015 x 20), with
-    /// keep_holding as its action; on hold, or unknown to the ledger yet,
-    /// it is not.
+    /// the subsidy to bring it to fillable 0.1005: 0.0015 x 20), marked as
+    /// a churner round trip, with keep_holding as its action; on hold, or
+    /// unknown to the ledger yet, it is not.
     #[test]
     fn a_handed_over_round_trip_in_write_off_is_queued_unless_held() {
         let q = queue(&handed_over(Some("42"), None));
@@ -651,6 +658,7 @@ mod tests {
         assert_eq!(e.age_sec, 10 * D);
         assert_eq!(e.distance_pct, dec!(2));
         assert_eq!(e.subsidy_needed, dec!(0.0300));
+        assert!(e.churner, "{e:?}");
         assert_eq!(
             e.actions,
             ["reprice_to_breakeven", "close_at_market", "keep_holding"]

@@ -72,11 +72,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
                 cycle: p.cycle,
                 exit_order_id: p.exit_order_id,
                 position_id: p.position_id.map(str::to_owned),
-                slot_mode: if p.churner {
-                    SlotModeKind::Churner
-                } else {
-                    SlotModeKind::Sticky
-                },
+                slot_mode: SlotModeKind::of_open(p.churner),
                 entry_price: p.entry_price,
                 exit_price: p.exit_price,
                 volume: p.volume,

@@ -31,6 +31,16 @@ pub enum SlotModeKind {
     Churner,
 }
 
+impl SlotModeKind {
+    /// The mode of an open position this trader holds: a churner round
+    /// trip handed over to its slot, else the slot's own (sticky) trade
+    /// cycle. The one place the status and the cleanup queue get it from.
+    #[must_use]
+    pub fn of_open(churner: bool) -> Self {
+        if churner { Self::Churner } else { Self::Sticky }
+    }
+}
+
 /// Why a position closed (the subset of the ledger's reasons the runtime
 /// produces today).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,11 +1,11 @@
 //! A paper exchange with injected faults, for the runtime suites: a
-//! placement that never answers (a crash mid-call), refused exits, and
-//! exits reported better than their limit.
+//! placement or a cancel that never answers (a crash mid-call), refused
+//! exits, and exits reported better than their limit.
 
 #![allow(dead_code, missing_docs)]
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
 
 use rust_decimal_macros::dec;
 use trader_service::engine::{OrderId, OrderRole};
@@ -25,11 +25,16 @@ use trader_service::pair::{Candle, FeeSchedule, Side};
 /// re-placement of a reprice), entries go through, 6 = refuses market orders
 /// for lack of funds, 7 = places a market order, then loses the answer
 /// (ambiguous: the caller must look it up, never send it again), 8 = every
-/// cancel fails transiently (a reprice stays in flight across loops).
+/// cancel fails transiently (a reprice stays in flight across loops), 9 =
+/// a cancel takes effect on the exchange, then its answer never comes (a
+/// crash between the cancel and its confirmation).
 #[derive(Clone)]
 pub struct Faulty {
     pub inner: PaperExchange,
     pub mode: Arc<AtomicU8>,
+    /// Every txid the caller asked to cancel, in order (whatever the
+    /// answer): how often one order was cancelled.
+    pub cancels: Arc<Mutex<Vec<String>>>,
 }
 
 impl Exchange for Faulty {
@@ -72,12 +77,17 @@ impl Exchange for Faulty {
         }
     }
     async fn cancel_order(&self, t: &str) -> Result<(), ExchangeError> {
-        if self.mode.load(Ordering::SeqCst) == 8 {
-            return Err(ExchangeError::Retryable {
+        self.cancels.lock().unwrap().push(t.to_owned());
+        match self.mode.load(Ordering::SeqCst) {
+            8 => Err(ExchangeError::Retryable {
                 message: "EService:Busy".into(),
-            });
+            }),
+            9 => {
+                let _ = self.inner.cancel_order(t).await;
+                std::future::pending().await
+            }
+            _ => self.inner.cancel_order(t).await,
         }
-        self.inner.cancel_order(t).await
     }
     async fn query_orders(&self, t: &[String]) -> Result<Vec<OrderInfo>, ExchangeError> {
         let mut infos = self.inner.query_orders(t).await?;
@@ -97,10 +107,22 @@ impl Exchange for Faulty {
 impl Faulty {
     /// The paper exchange in `mode` (0: no fault).
     pub fn new(inner: PaperExchange, mode: u8) -> Self {
+        Self::sharing(inner, Arc::new(AtomicU8::new(mode)))
+    }
+
+    /// The paper exchange with its fault switched through `mode` (shared
+    /// with the test).
+    pub fn sharing(inner: PaperExchange, mode: Arc<AtomicU8>) -> Self {
         Self {
             inner,
-            mode: Arc::new(AtomicU8::new(mode)),
+            mode,
+            cancels: Arc::default(),
         }
+    }
+
+    /// The txids asked to cancel so far, in order.
+    pub fn cancelled(&self) -> Vec<String> {
+        self.cancels.lock().unwrap().clone()
     }
 
     /// Switches the fault.
