@@ -66,11 +66,17 @@ fn bars(candles: &[Candle]) -> Vec<Bar> {
         .collect()
 }
 
-/// Bar start as `HH:MM` UTC.
-fn hhmm(unix: i64) -> String {
-    let s = unix.rem_euclid(86_400);
-    format!("{:02}:{:02}", s / 3_600, s % 3_600 / 60)
+/// Bar start as `HH:MM` UTC, with the day (`MM-DD HH:MM`) when the chart
+/// spans most of a day or more: a day of bars from 03:35 to 03:30 must not
+/// read as time running backwards.
+fn time_label(unix: i64, with_day: bool) -> String {
+    let fmt = if with_day { "%m-%d %H:%M" } else { "%H:%M" };
+    chrono::DateTime::from_timestamp(unix, 0)
+        .map_or_else(|| unix.to_string(), |t| t.format(fmt).to_string())
 }
+
+/// Charts spanning at least this long label their ends with the day.
+const DAY_LABEL_SPAN_SEC: i64 = 12 * 3_600;
 
 /// The price chart: the market price history (each candle's close, oldest
 /// first) as a line over time above each candle's low-high range, every
@@ -194,8 +200,8 @@ fn history_line(svg: &mut String, axis: &Axis, bars: &[Bar]) {
         let _ = write!(
             svg,
             r#"<text class="axis" x="{PAD}" y="{ty}">{} UTC</text><text class="axis" x="{RIGHT}" y="{ty}" text-anchor="end">{} UTC</text>"#,
-            hhmm(first.start),
-            hhmm(last.start),
+            time_label(first.start, last.start - first.start >= DAY_LABEL_SPAN_SEC),
+            time_label(last.start, last.start - first.start >= DAY_LABEL_SPAN_SEC),
             ty = H - 5.0,
         );
     }
@@ -378,11 +384,22 @@ mod tests {
         assert!(!zero.svg.contains("NaN"));
     }
 
-    /// Proves: bar times read as UTC clock times.
+    /// Proves: bar times read as UTC clock times, with the day when the
+    /// chart spans most of a day (its ends then read forwards).
     #[test]
     fn times_read_as_utc() {
-        assert_eq!(hhmm(1_700_000_000), "22:13");
-        assert_eq!(hhmm(-60), "23:59");
+        assert_eq!(time_label(1_700_000_000, false), "22:13");
+        assert_eq!(time_label(-60, false), "23:59");
+        assert_eq!(time_label(1_700_000_000, true), "11-14 22:13");
+        let day = [
+            candle(1_700_000_000, "1", "1", "1"),
+            candle(1_700_086_100, "1", "1", "1"),
+        ];
+        let svg = price(Some("1"), &[], &day).expect("drawn").svg;
+        assert!(
+            svg.contains("11-14 22:13 UTC") && svg.contains("11-15 22:08 UTC"),
+            "{svg}"
+        );
     }
 
     /// Proves: an exit price history becomes a step path; nothing is no
