@@ -52,10 +52,15 @@ impl StoreError {
     }
 
     /// Whether the failure is the database being out of reach (pool
-    /// exhausted or closed, connection or TLS lost, a batch stopped before
-    /// answering), so the same request may well succeed when retried.
+    /// exhausted or closed, connection or TLS lost, the server shutting
+    /// down or starting up, a batch stopped before answering), so the same
+    /// request may well succeed when retried, here or on another replica.
     pub fn is_transient(&self) -> bool {
         match self {
+            Self::Database {
+                source: sqlx::Error::Database(e),
+                ..
+            } => e.code().as_deref().is_some_and(server_unavailable),
             Self::Database { source, .. } => matches!(
                 source,
                 sqlx::Error::PoolTimedOut
@@ -74,5 +79,59 @@ impl StoreError {
             table,
             reason: reason.into(),
         }
+    }
+}
+
+/// PostgreSQL SQLSTATEs of a server that cannot serve right now: class 08
+/// (connection exception) and class 57P (the server shutting down, crashed
+/// or still starting: `57P01` admin_shutdown, `57P02` crash_shutdown,
+/// `57P03` cannot_connect_now). A query cut off by a restart fails with
+/// one of these, not with an I/O error, and must read as the database out
+/// of reach (UNAVAILABLE: the caller retries, or fails over to another
+/// replica) rather than as an internal error.
+fn server_unavailable(sqlstate: &str) -> bool {
+    sqlstate.starts_with("08") || sqlstate.starts_with("57P")
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::Connection;
+
+    use super::*;
+
+    /// Proves: connection-exception and shutdown SQLSTATEs are transient,
+    /// constraint and syntax errors are not.
+    #[test]
+    fn server_states_that_pass_are_transient() {
+        for code in ["08006", "08001", "57P01", "57P02", "57P03"] {
+            assert!(server_unavailable(code), "{code}");
+        }
+        for code in ["23505", "42601", "40001", "57014"] {
+            assert!(!server_unavailable(code), "{code}");
+        }
+    }
+
+    /// Proves, on a real PostgreSQL server: a session the server
+    /// terminates (what a restart does to every open connection) fails
+    /// with an error the store reads as transient.
+    #[tokio::test]
+    async fn a_terminated_postgres_session_is_transient() {
+        let Some(url) =
+            healgrid_tests::pg::database_url("a_terminated_postgres_session_is_transient")
+        else {
+            return;
+        };
+        let mut conn = sqlx::PgConnection::connect(&url).await.expect("connect");
+        let err = sqlx::query("SELECT pg_terminate_backend(pg_backend_pid())")
+            .execute(&mut conn)
+            .await
+            .expect_err("the server ends the session");
+        let err = StoreError::db("terminate")(err);
+        assert!(
+            matches!(&err, StoreError::Database { source: sqlx::Error::Database(e), .. }
+                if e.code().as_deref() == Some("57P01")),
+            "the server says why: {err:?}"
+        );
+        assert!(err.is_transient(), "{err:?}");
     }
 }

@@ -350,16 +350,26 @@ pub fn render_queue(q: &pb::ListCleanupQueueResponse) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:>8} {:>4} {:>5} {:>12} {:>12} {:>8} {:>9} {:>12} {:>12}  actions",
-        "position", "slot", "trade", "entry", "exit", "age_h", "dist_%", "need_usd", "opp_usd"
+        "{:>8} {:>4} {:>5} {:>7} {:>12} {:>12} {:>8} {:>9} {:>12} {:>12}  actions",
+        "position",
+        "slot",
+        "trade",
+        "mode",
+        "entry",
+        "exit",
+        "age_h",
+        "dist_%",
+        "need_usd",
+        "opp_usd"
     );
     for p in &q.positions {
         let _ = writeln!(
             out,
-            "{:>8} {:>4} {:>5} {:>12} {:>12} {:>8.1} {:>9} {:>12} {:>12}  {}",
+            "{:>8} {:>4} {:>5} {:>7} {:>12} {:>12} {:>8.1} {:>9} {:>12} {:>12}  {}",
             p.position_id,
             p.slot_id,
             p.trade,
+            queue_mode(p.slot_mode),
             p.entry_price,
             p.exit_price,
             p.age_seconds as f64 / 3_600.0,
@@ -372,9 +382,41 @@ pub fn render_queue(q: &pb::ListCleanupQueueResponse) -> String {
     out
 }
 
+/// A queue entry's slot mode as a word (`-` when the trader did not say).
+fn queue_mode(mode: i32) -> &'static str {
+    match pb::PositionSlotMode::try_from(mode) {
+        Ok(pb::PositionSlotMode::Sticky) => "sticky",
+        Ok(pb::PositionSlotMode::Churner) => "churner",
+        _ => "-",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Proves: the queue table names each entry's slot mode.
+    #[test]
+    fn the_queue_shows_each_mode() {
+        let entry = |id: &str, mode: pb::PositionSlotMode| pb::CleanupQueueEntry {
+            position_id: id.into(),
+            slot_mode: mode as i32,
+            ..Default::default()
+        };
+        let q = pb::ListCleanupQueueResponse {
+            positions: vec![
+                entry("7", pb::PositionSlotMode::Sticky),
+                entry("8", pb::PositionSlotMode::Churner),
+                entry("9", pb::PositionSlotMode::Unspecified),
+            ],
+        };
+        let text = render_queue(&q);
+        let rows: Vec<&str> = text.lines().collect();
+        assert!(rows[0].contains("mode"), "{text}");
+        assert!(rows[1].contains(" sticky "), "{text}");
+        assert!(rows[2].contains(" churner "), "{text}");
+        assert!(rows[3].contains("       - "), "{text}");
+    }
 
     /// Proves: durations in s/m/h/d and bare seconds parse; junk, zero and
     /// negatives are refused with the accepted forms named.

@@ -292,7 +292,7 @@ async fn ctl_drives_the_operator_actions() {
     let (ok, out, err) = r.ctl(&["queue"], "").await;
     assert!(ok, "{err}");
     assert!(
-        out.contains(&id) && out.contains("close_at_market"),
+        out.contains(&id) && out.contains("close_at_market") && out.contains(" sticky "),
         "{out}"
     );
     let (ok, out, err) = r
