@@ -350,6 +350,20 @@ async fn candles_are_the_observed_five_minute_bars() {
     assert_eq!(later.bars, vec![last.clone()]);
 }
 
+/// The journal row of the tests' spawn: (action, reason, operator).
+fn spawn_row() -> (String, String, String) {
+    (
+        "spawn_churner".into(),
+        "ranging all day".into(),
+        "alice".into(),
+    )
+}
+
+/// The journal row of the tests' kill.
+fn kill_row() -> (String, String, String) {
+    ("kill_churner".into(), "trend coming".into(), "alice".into())
+}
+
 impl Run {
     /// The operator actions journaled on position `id`: (action, reason,
     /// operator) in journal order.
@@ -403,17 +417,7 @@ async fn spawn_and_kill_are_journaled_once_on_the_parent_across_kills() {
 
     r.minutes(2, dec!(0.0990)).await;
     r.flush().await;
-    assert_eq!(
-        r.operator_rows(&id).await,
-        [
-            (
-                "spawn_churner".into(),
-                "ranging all day".into(),
-                "alice".into()
-            ),
-            ("kill_churner".into(), "trend coming".into(), "alice".into()),
-        ]
-    );
+    assert_eq!(r.operator_rows(&id).await, [spawn_row(), kill_row()]);
     let slot0 = r.churner_status().await;
     let slot0 = slot0.slots.iter().find(|s| s.slot_id == 0).unwrap();
     assert_eq!(slot0.paused_reason, "killed", "{slot0:?}");
@@ -440,14 +444,7 @@ async fn a_kill_during_a_spawn_places_one_entry_after_restart() {
     r.flush().await;
     let orders = r.churner_orders();
     assert_eq!(orders.len(), 1, "{orders:?}");
-    assert_eq!(
-        r.operator_rows(&id).await,
-        [(
-            "spawn_churner".into(),
-            "ranging all day".into(),
-            "alice".into()
-        )]
-    );
+    assert_eq!(r.operator_rows(&id).await, [spawn_row()]);
 }
 
 /// Proves: a reserve set right before the trader is killed is in force
@@ -540,17 +537,7 @@ async fn a_kill_during_the_cancel_of_a_resting_entry_cancels_it_once() {
         c.reserve_earmarked_usd.parse::<Decimal>().unwrap(),
         Decimal::ZERO
     );
-    assert_eq!(
-        r.operator_rows(&id).await,
-        [
-            (
-                "spawn_churner".into(),
-                "ranging all day".into(),
-                "alice".into()
-            ),
-            ("kill_churner".into(), "trend coming".into(), "alice".into()),
-        ]
-    );
+    assert_eq!(r.operator_rows(&id).await, [spawn_row(), kill_row()]);
 
     // The retry changes nothing.
     let before = r.churner_status().await;
@@ -639,15 +626,5 @@ async fn a_kill_after_the_entry_filled_keeps_its_exit_across_a_restart() {
         "{slot0:?}"
     );
     assert_eq!(r.churner_status().await.cycles, 1);
-    assert_eq!(
-        r.operator_rows(&id).await,
-        [
-            (
-                "spawn_churner".into(),
-                "ranging all day".into(),
-                "alice".into()
-            ),
-            ("kill_churner".into(), "trend coming".into(), "alice".into()),
-        ]
-    );
+    assert_eq!(r.operator_rows(&id).await, [spawn_row(), kill_row()]);
 }
