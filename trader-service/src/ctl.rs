@@ -311,7 +311,7 @@ fn render_healing(out: &mut String, h: &pb::Healing) {
     let regime = h.regime.clone().unwrap_or_default();
     let _ = writeln!(
         out,
-        "healing stage {}  regime {} ({:.2}{}{})  profit target {} %",
+        "healing stage {}  regime {} ({:.2}{}{})  profit target {} %  entries held {}",
         h.stage,
         regime.state,
         regime.confidence,
@@ -320,7 +320,12 @@ fn render_healing(out: &mut String, h: &pb::Healing) {
             ", operator override until {}",
             t.seconds
         )),
-        h.profit_target_pct
+        h.profit_target_pct,
+        if h.entry_hold.is_empty() {
+            "none"
+        } else {
+            &h.entry_hold
+        }
     );
     let mut earned: Vec<String> = h
         .earned_by_source

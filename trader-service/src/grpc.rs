@@ -223,6 +223,7 @@ fn healing(h: &crate::runtime::status::HealingStatusView) -> pb::Healing {
             override_until: h.regime.override_until.map(|t| timestamp_ms(t * 1000)),
         }),
         profit_target_pct: format_decimal(h.profit_target_pct),
+        entry_hold: h.entry_hold.clone(),
         subsidy: h
             .subsidy
             .iter()

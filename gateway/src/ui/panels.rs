@@ -61,6 +61,7 @@ fn overview(snap: &Snapshot) -> Markup {
                     dt { "Healing" } dd { "stage " (h.stage) " · reprices " (h.reprices[0]) " tighten / " (h.reprices[1]) " subsidized / " (h.reprices[2]) " loss-funded" }
                     dt { "Regime" } dd { (h.regime) " " small { "(" (format!("{:.2}", h.regime_confidence)) @if !h.regime_ready { ", not ready" } ")" } }
                     dt { "Profit target" } dd { (h.profit_target_pct) " %" }
+                    dt { "Entries held" } dd { @if h.entry_hold == "none" { "none" } @else { span.warn { (h.entry_hold) " (steady move)" } } }
                 }
                 None => { dt { "Regime, target" } dd.muted { "not reported by the trader" } }
             }

@@ -235,6 +235,8 @@ pub struct Healing {
     pub regime_ready: bool,
     /// Profit target new exits are placed with, percent (decimal string).
     pub profit_target_pct: String,
+    /// Entries held back against a steady move: none, sells or buys.
+    pub entry_hold: String,
     /// Subsidy still needed per slot to bring its eligible positions to
     /// their fillable price (decimal strings), by slot id. JSON object keys
     /// are strings, so the schema says so (an integer key type would make
@@ -264,6 +266,7 @@ pub fn healing(h: &pb::Healing) -> Healing {
         regime_confidence: r.confidence,
         regime_ready: r.ready,
         profit_target_pct: h.profit_target_pct.clone(),
+        entry_hold: non_empty(&h.entry_hold).unwrap_or_else(|| "none".into()),
         pending_need: h
             .subsidy
             .iter()

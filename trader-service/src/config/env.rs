@@ -145,6 +145,17 @@ pub struct HealingArgs {
     /// cool-off in a row, at most 30 days.
     #[arg(long, env = "CHURNER_COOLOFF_SEC", default_value_t = 86_400)]
     pub churner_cooloff_sec: u64,
+    /// Efficiency ratio of the last HEAL_TREND_WINDOW 5-minute returns at
+    /// which entries against the move wait (0 = off, else 0.01..=1; used
+    /// while HEAL_RELEASE_LOCKED_PAIRS is on).
+    #[arg(long, env = "HEAL_TREND_HOLD_ER", default_value_t = 0.10)]
+    pub heal_trend_hold_er: f64,
+    /// A hold lasts while the ratio stays at or above this (0..=HEAL_TREND_HOLD_ER).
+    #[arg(long, env = "HEAL_TREND_RESUME_ER", default_value_t = 0.07)]
+    pub heal_trend_resume_er: f64,
+    /// 5-minute returns the efficiency ratio is measured over (12..=REGIME_WINDOW).
+    #[arg(long, env = "HEAL_TREND_WINDOW", default_value_t = 288)]
+    pub heal_trend_window: usize,
     /// 5-minute returns the regime model is fitted on (48..=4032; 288 = a day).
     #[arg(long, env = "REGIME_WINDOW", default_value_t = 288)]
     pub regime_window: usize,

@@ -177,6 +177,13 @@ impl HealingArgs {
         c.regime.dwell = self.regime_dwell;
         c.target.recent_minutes = self.target_recent_minutes;
         c.target.baseline_minutes = self.target_baseline_minutes;
+        c.trend.window = self.heal_trend_window;
+        // The hold comes with the release of locked pairs (stage D): it
+        // keeps a released slot from stepping back into the move.
+        if self.heal_release_locked_pairs {
+            c.trend.hold_er = self.heal_trend_hold_er;
+            c.trend.resume_er = self.heal_trend_resume_er;
+        }
         let (c, warnings) = c.validate();
         clamp.warnings.extend(warnings);
         c
@@ -297,6 +304,10 @@ impl HealingSettings {
             format!(
                 "HEAL_RELEASE_LOCKED_PAIRS={} (backoff {} s)",
                 self.release_locked_pairs, self.release_backoff_sec
+            ),
+            format!(
+                "HEAL_TREND_HOLD_ER={} (resume {}, window {} returns)",
+                self.market.trend.hold_er, self.market.trend.resume_er, self.market.trend.window
             ),
             format!("SUBSIDY_ALLOW_LOSS={}", self.subsidy_allow_loss),
             format!("CHURNER_ENABLED={}", self.churner_enabled),

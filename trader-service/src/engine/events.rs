@@ -103,6 +103,12 @@ pub enum Event {
         /// Percent.
         pct: Decimal,
     },
+    /// Which entries wait against a sustained move, from now on
+    /// ([`crate::engine::EntryHold`]).
+    EntryHold {
+        /// The hold in force.
+        hold: crate::engine::hold::EntryHold,
+    },
     /// Self-healing decided to move this exit to `new_price` (SPEC §5). The
     /// engine cancels the live placement and re-places the remaining volume
     /// at the new price once the cancel is confirmed; only then is the

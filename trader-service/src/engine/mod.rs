@@ -18,11 +18,13 @@
 //! - [`reducer`]: [`transition`] itself; [`refresh`]: entry refresh with
 //!   anti-chase; [`invariants`]: the per-slot shape checks;
 //! - [`bands`]: age, distance and effective age of open positions;
-//! - [`life`]: a trade's life between closes at market and its re-entry wait.
+//! - [`life`]: a trade's life between closes at market and its re-entry wait;
+//! - [`hold`]: entries held back against a sustained move.
 
 pub mod bands;
 pub mod config;
 pub mod events;
+pub mod hold;
 pub mod invariants;
 pub mod life;
 pub mod pricing;
@@ -44,6 +46,7 @@ pub use events::{
     Action, CycleBooking, Event, EventKind, GoneReason, InvalidReason, Notice, OrderRequest,
     PlaceFailReason, PositionIntent, RepriceBooking,
 };
+pub use hold::EntryHold;
 pub use invariants::Violation;
 pub use life::{TradeLife, release_wait};
 pub use reducer::transition;

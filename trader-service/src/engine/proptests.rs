@@ -54,6 +54,8 @@ enum Op {
     Ledger { pick: usize },
     /// An event naming an order id the engine never issued.
     Junk { pick: usize },
+    /// Self-healing sets the entry hold (0 none, 1 sells, 2 buys).
+    Hold { side: u8 },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -67,6 +69,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (any::<usize>(), any::<bool>()).prop_map(|(pick, funds)| Op::Fail { pick, funds }),
         1 => any::<usize>().prop_map(|pick| Op::Ledger { pick }),
         1 => any::<usize>().prop_map(|pick| Op::Junk { pick }),
+        1 => (0u8..3).prop_map(|side| Op::Hold { side }),
     ]
 }
 
@@ -238,6 +241,13 @@ impl Sim {
                     position_id: format!("P{}:{:?}:{}", l.id.slot, l.id.trade, l.id.cycle),
                 },
                 _ => return Ok(()),
+            },
+            Op::Hold { side } => Event::EntryHold {
+                hold: match side {
+                    1 => crate::engine::EntryHold::Sells,
+                    2 => crate::engine::EntryHold::Buys,
+                    _ => crate::engine::EntryHold::None,
+                },
             },
             Op::Junk { pick } => {
                 let slot = (*pick % 5) as u32; // slots 3 and 4 do not exist
@@ -488,6 +498,9 @@ fn the_generator_reaches_every_interesting_situation() {
                         TradeWork::Idle(IdleReason::BelowMinimum) => {
                             *seen.entry("below minimum").or_default() += 1
                         }
+                        TradeWork::Idle(IdleReason::TrendHold) => {
+                            *seen.entry("trend hold").or_default() += 1
+                        }
                         TradeWork::Entry(e) if e.fills.any() => {
                             *seen.entry("partial entry").or_default() += 1
                         }
@@ -532,6 +545,7 @@ fn the_generator_reaches_every_interesting_situation() {
         "one-sided",
         "cooldown",
         "below minimum",
+        "trend hold",
         "back-off",
         "partial entry",
         "partial exit",

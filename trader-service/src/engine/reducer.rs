@@ -41,6 +41,7 @@ use crate::engine::events::{
     Action, CycleBooking, Event, EventKind, GoneReason, InvalidReason, Notice, OrderRequest,
     PlaceFailReason, PositionIntent,
 };
+use crate::engine::hold::{EntryHold, cancel_held_entry};
 use crate::engine::invariants::{Violation, check_slot};
 use crate::engine::pricing::{
     effective_entry_pct, entry_price, entry_volume, exit_price, slot_entry_pct,
@@ -58,6 +59,7 @@ pub(crate) struct Ctx<'a> {
     pub(crate) market: Option<Decimal>,
     pub(crate) now: i64,
     pub(crate) profit_target_pct: Option<Decimal>,
+    pub(crate) entry_hold: EntryHold,
 }
 
 /// Applies one event; returns the actions to carry out, in order.
@@ -153,6 +155,7 @@ pub fn transition(state: &mut EngineState, event: &Event, cfg: &EngineConfig) ->
                 out.push(invalid(None, InvalidReason::NonPositivePrice));
             }
         }
+        Event::EntryHold { hold } => state.entry_hold = *hold,
         Event::RepriceExit {
             order_id,
             new_price,
@@ -233,6 +236,7 @@ fn on_clock_all(state: &mut EngineState, cfg: &EngineConfig, out: &mut Vec<Actio
         market: state.market,
         now: state.now,
         profit_target_pct: state.profit_target_pct,
+        entry_hold: state.entry_hold,
     };
     for slot in state.slots.values_mut() {
         if slot.is_halted() {
@@ -268,6 +272,7 @@ fn with_slot(
         market: state.market,
         now: state.now,
         profit_target_pct: state.profit_target_pct,
+        entry_hold: state.entry_hold,
     };
     let Some(slot) = state.slots.get_mut(&id.slot) else {
         out.push(unknown(id, event));
@@ -306,6 +311,7 @@ fn halt(slot: &mut SlotState, violation: Violation, ctx: Ctx<'_>, out: &mut Vec<
 enum Due {
     Nothing,
     PlaceEntry,
+    CancelHeld,
     Refresh,
     RetryExit,
 }
@@ -315,11 +321,16 @@ fn on_clock(slot: &mut SlotState, ctx: Ctx<'_>, out: &mut Vec<Action>) {
     for t in TradeId::ALL {
         let due = match &slot.trade(t).work {
             TradeWork::Idle(reason) => {
-                if idle_is_over(reason, ctx) {
+                if idle_is_over(t, reason, ctx) {
                     Due::PlaceEntry
                 } else {
                     Due::Nothing
                 }
+            }
+            TradeWork::Entry(e)
+                if ctx.entry_hold.holds(t) && !e.cancel_requested && !e.fills.any() =>
+            {
+                Due::CancelHeld
             }
             TradeWork::Entry(_) if !refreshed => Due::Refresh,
             TradeWork::Entry(_) => Due::Nothing,
@@ -336,28 +347,37 @@ fn on_clock(slot: &mut SlotState, ctx: Ctx<'_>, out: &mut Vec<Action>) {
         match due {
             Due::Nothing => {}
             Due::PlaceEntry => place_entry(slot, t, ctx, out),
+            Due::CancelHeld => {
+                cancel_held_entry(slot, t, ctx.entry_hold, out);
+            }
             Due::Refresh => refreshed = maybe_refresh(slot, t, ctx, out),
             Due::RetryExit => replace_exit(slot, t, ctx, out),
         }
     }
 }
 
-fn idle_is_over(reason: &IdleReason, ctx: Ctx<'_>) -> bool {
+fn idle_is_over(t: TradeId, reason: &IdleReason, ctx: Ctx<'_>) -> bool {
     ctx.market.is_some()
         && match reason {
             IdleReason::Bootstrap | IdleReason::BelowMinimum => true,
+            IdleReason::TrendHold => !ctx.entry_hold.holds(t),
             IdleReason::Cooldown { until } => ctx.now >= *until,
             IdleReason::PlaceFailed { retry_at, .. } => ctx.now >= *retry_at,
         }
 }
 
 /// Places the trade's entry at the current market, or records why it waits
-/// (no market yet, below the pair minimums: never upsized).
+/// (no market yet, held against a sustained move, below the pair minimums:
+/// never upsized).
 pub(crate) fn place_entry(slot: &mut SlotState, t: TradeId, ctx: Ctx<'_>, out: &mut Vec<Action>) {
     let Some(market) = ctx.market else {
         slot.trade_mut(t).work = TradeWork::Idle(IdleReason::Bootstrap);
         return;
     };
+    if ctx.entry_hold.holds(t) {
+        slot.trade_mut(t).work = TradeWork::Idle(IdleReason::TrendHold);
+        return;
+    }
     let e = slot_entry_pct(ctx.cfg, slot.slot_id, slot.trade(t).consecutive_losses);
     let price = entry_price(ctx.cfg, t, market, e);
     let volume = match entry_volume(ctx.cfg, price) {

@@ -496,6 +496,9 @@ pub enum IdleReason {
         /// No retry before this time.
         retry_at: i64,
     },
+    /// The market moves steadily against this entry
+    /// ([`crate::engine::EntryHold`]); it is placed when the hold lifts.
+    TrendHold,
 }
 
 /// What a trade currently does. Exactly one of: idle (with its reason), an
@@ -704,6 +707,10 @@ pub struct EngineState {
     /// otherwise.
     #[serde(default)]
     pub profit_target_pct: Option<Decimal>,
+    /// Entries held back against a sustained move, as the runtime last set
+    /// it ([`crate::engine::Event::EntryHold`]).
+    #[serde(default)]
+    pub entry_hold: crate::engine::hold::EntryHold,
 }
 
 impl EngineState {
@@ -715,6 +722,7 @@ impl EngineState {
             market: None,
             now: 0,
             profit_target_pct: None,
+            entry_hold: Default::default(),
         };
         s.ensure_slots(slots);
         s

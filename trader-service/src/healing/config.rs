@@ -18,6 +18,10 @@ pub struct HealingConfig {
     /// configuration layer.
     #[serde(default)]
     pub churner: crate::healing::churner::ChurnerConfig,
+    /// Entries held back against a sustained move
+    /// ([`crate::healing::trend`]).
+    #[serde(default)]
+    pub trend: crate::healing::trend::TrendConfig,
 }
 
 /// Settings of the 3-state Gaussian HMM regime detector (SPEC §12).
@@ -200,6 +204,38 @@ impl HealingConfig {
             baseline,
             "TARGET_RECENT_MINUTES..=TARGET_BASELINE_MINUTES",
         );
+        let tr = &mut self.trend;
+        if tr.hold_er == 0.0 {
+            // Off: the window is never read, so following a smaller
+            // REGIME_WINDOW is not worth a warning.
+            tr.window = tr.window.clamp(12, window);
+        } else {
+            clamp_usize(
+                &mut w,
+                "HEAL_TREND_WINDOW",
+                &mut tr.window,
+                12,
+                window,
+                "12..=REGIME_WINDOW",
+            );
+            clamp_f64(
+                &mut w,
+                "HEAL_TREND_HOLD_ER",
+                &mut tr.hold_er,
+                (0.01, 1.0),
+                0.0,
+                "0 (off) or 0.01..=1",
+            );
+        }
+        let hold = tr.hold_er;
+        clamp_f64(
+            &mut w,
+            "HEAL_TREND_RESUME_ER",
+            &mut tr.resume_er,
+            (0.0, hold),
+            hold,
+            "0..=HEAL_TREND_HOLD_ER",
+        );
         (self, w)
     }
 }
@@ -314,6 +350,37 @@ mod tests {
         let (again, w2) = v.clone().validate();
         assert!(w2.is_empty(), "{w2:?}");
         assert_eq!(again, v);
+    }
+
+    #[test]
+    fn the_trend_hold_settings_are_clamped_with_a_warning() {
+        let mut c = HealingConfig::default();
+        c.trend.window = 5000;
+        c.trend.hold_er = 3.0;
+        c.trend.resume_er = 2.0;
+        let (v, w) = c.validate();
+        assert_eq!(
+            fields(&w),
+            [
+                "HEAL_TREND_WINDOW",
+                "HEAL_TREND_HOLD_ER",
+                "HEAL_TREND_RESUME_ER"
+            ]
+        );
+        assert_eq!(v.trend.window, 288, "at most REGIME_WINDOW");
+        assert!((v.trend.hold_er - 1.0).abs() < 1e-12);
+        assert!((v.trend.resume_er - 1.0).abs() < 1e-12, "at most the hold");
+        let mut c = HealingConfig::default();
+        c.trend.hold_er = f64::NAN;
+        let (v, w) = c.validate();
+        assert_eq!(fields(&w), ["HEAL_TREND_HOLD_ER"]);
+        assert!(!v.trend.enabled(), "NaN turns the hold off");
+        let mut c = HealingConfig::default();
+        c.regime.window = 48;
+        c.regime.min_returns = 24;
+        let (v, w) = c.validate();
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(v.trend.window, 48, "an unused window follows silently");
     }
 
     #[test]

@@ -30,7 +30,8 @@
 //! - [`churner`]: the churner's round trips, gates, reserve and profit
 //!   routing (SPEC §6);
 //! - [`throughput`]: profit per hour per regime x trade, opportunity cost
-//!   and the subsidy ETA (SPEC §7).
+//!   and the subsidy ETA (SPEC §7);
+//! - [`trend`]: how steadily the market walks, and which entries wait.
 
 pub mod candles;
 pub mod churner;
@@ -46,6 +47,7 @@ pub mod stats;
 pub mod subsidy;
 pub mod target;
 pub mod throughput;
+pub mod trend;
 pub mod vocab;
 
 #[cfg(test)]
@@ -63,4 +65,5 @@ pub use reprice::{
 pub use stats::RepriceStats;
 pub use subsidy::{SubsidySource, SubsidyView};
 pub use target::{Target, TargetBound, TargetError, TargetExplain, profit_target};
+pub use trend::TrendConfig;
 pub use vocab::{ParseRegimeError, Regime};

@@ -89,6 +89,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
         let view = self.market.regime.view(now);
         *self.market.regime_seconds.entry(view.label).or_default() += HEAL_EVERY_SEC;
         self.update_profit_target();
+        self.update_entry_hold();
         let target_pct = self
             .engine
             .profit_target_pct
@@ -219,6 +220,25 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "profit target not computed; base kept"),
+        }
+    }
+
+    /// Measures how steadily the market walks and hands the engine the
+    /// entry hold when it changed ([`crate::healing::trend`]); the engine
+    /// cancels resting entries against the move on its next tick.
+    fn update_entry_hold(&mut self) {
+        let cfg = &self.cfg.market.trend;
+        let reading = crate::healing::trend::measure(self.market.history.returns_5m(), cfg.window);
+        let hold = crate::healing::trend::next_hold(self.engine.entry_hold, reading, cfg);
+        if hold != self.engine.entry_hold {
+            tracing::info!(
+                hold = hold.as_str(),
+                was = self.engine.entry_hold.as_str(),
+                efficiency_ratio = reading.map(|r| r.er),
+                log_move = reading.map(|r| r.log_move),
+                "entry hold changed: entries against a steady move wait"
+            );
+            self.apply(&Event::EntryHold { hold });
         }
     }
 

@@ -341,12 +341,16 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
     pub(crate) fn apply(&mut self, event: &Event) -> bool {
         let actions = transition(&mut self.engine, event, &self.cfg.engine);
         self.release_awaiting_open(event);
-        // Ticks and a new profit target change state worth keeping but not
-        // worth a commit of its own: they ride along with the next one (a
-        // target lost in a crash is recomputed within one healing pass).
+        // Ticks, a new profit target and a new entry hold change state worth
+        // keeping but not worth a commit of its own: they ride along with
+        // the next one (either, lost in a crash, is recomputed within one
+        // healing pass).
         let is_tick = matches!(
             event,
-            Event::PriceTick { .. } | Event::TimerTick { .. } | Event::ProfitTarget { .. }
+            Event::PriceTick { .. }
+                | Event::TimerTick { .. }
+                | Event::ProfitTarget { .. }
+                | Event::EntryHold { .. }
         );
         if !is_tick {
             self.dirty = true;

@@ -163,6 +163,9 @@ pub struct HealingStatusView {
     pub regime: RegimeStatusView,
     /// Profit target new exits are placed with.
     pub profit_target_pct: Decimal,
+    /// Entries held back against a steady move (`none`, `sells`, `buys`).
+    #[serde(default)]
+    pub entry_hold: String,
     /// Per-slot subsidy.
     pub subsidy: Vec<SlotSubsidyView>,
     /// Repricing counters.

@@ -188,6 +188,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
                 .engine
                 .profit_target_pct
                 .unwrap_or(self.cfg.engine.profit_pct),
+            entry_hold: self.engine.entry_hold.as_str().to_owned(),
             subsidy: slots
                 .into_iter()
                 .map(|slot_id| SlotSubsidyView {
@@ -270,5 +271,8 @@ fn idle_reason(reason: &IdleReason, cfg: &EngineConfig, now: i64) -> String {
             "the exchange refused the entry ({reason:?}); retry in {}s",
             (retry_at - now).max(0)
         ),
+        IdleReason::TrendHold => {
+            "held: the market moves steadily against this entry (HEAL_TREND_HOLD_ER)".into()
+        }
     }
 }

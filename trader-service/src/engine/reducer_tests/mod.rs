@@ -318,4 +318,59 @@ fn a_loss_sets_the_cooldown_and_five_in_a_row_the_long_one() {
     assert_eq!(places(&p)[0].price, dec!(0.0995));
 }
 
+#[test]
+fn a_trend_hold_cancels_the_entry_against_the_move_and_places_it_when_lifted() {
+    let mut h = H::new(one_slot());
+    h.tick(dec!(0.1), 1);
+    let (a, b) = (h.entry(0, TradeId::A), h.entry(0, TradeId::B));
+    h.ev(Event::EntryHold {
+        hold: EntryHold::Sells,
+    });
+    let out = h.tick(dec!(0.1), 2);
+    assert_eq!(
+        out,
+        vec![Action::Cancel {
+            order_id: a.id,
+            txid: None
+        }],
+        "only the sell entry (A) is cancelled"
+    );
+    assert_eq!(h.entry(0, TradeId::B).id, b.id, "the buy entry stays");
+    let out = h.ev(Event::OrderGone {
+        order_id: a.id,
+        reason: GoneReason::CancelledByEngine,
+    });
+    assert!(places(&out).is_empty(), "held: nothing placed");
+    assert_eq!(
+        h.slot(0).trade(TradeId::A).work,
+        TradeWork::Idle(IdleReason::TrendHold)
+    );
+    assert!(places(&h.tick(dec!(0.101), 3)).is_empty(), "still held");
+    h.ev(Event::EntryHold {
+        hold: EntryHold::None,
+    });
+    let out = h.tick(dec!(0.101), 4);
+    let placed = places(&out);
+    assert_eq!(placed.len(), 1);
+    assert_eq!(placed[0].side, Side::Sell);
+}
+
+#[test]
+fn a_trend_hold_never_touches_exits_or_partly_filled_entries() {
+    let mut h = H::new(one_slot());
+    let x = h.live_b_exit();
+    let a = h.entry(0, TradeId::A);
+    h.fill(a.id, a.price, dec!(1), 6);
+    for (hold, now) in [(EntryHold::Sells, 7), (EntryHold::Buys, 8)] {
+        h.ev(Event::EntryHold { hold });
+        let out = h.tick(dec!(0.1), now);
+        assert!(
+            !out.iter().any(|a| matches!(a, Action::Cancel { .. })),
+            "{hold:?}: {out:?}"
+        );
+    }
+    assert_eq!(h.exit(0, TradeId::B).id, x.id);
+    assert_eq!(h.entry(0, TradeId::A).id, a.id);
+}
+
 mod robustness;
