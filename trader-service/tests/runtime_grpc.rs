@@ -114,8 +114,14 @@ async fn grpc_ledger_outage_and_recovery() {
     }
     // A flush is bounded by a wall-clock timeout and honours each entry's
     // back-off (what is left stays queued for the next one), so a loaded
-    // machine may need a few, each a back-off cap later.
-    for i in 0..20 {
+    // machine may need many, each a back-off cap later: keep flushing for
+    // up to two minutes of wall time (a CI machine building beside this
+    // test needed more than twenty).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    for i in 0.. {
+        if std::time::Instant::now() > deadline {
+            break;
+        }
         rt.flush(paper.clock().now_ms() + i * 61_000).await.unwrap();
         if rt
             .status(paper.clock().now_ms())
