@@ -16,6 +16,14 @@ cd "$fuzz_dir/.."
 
 export RUSTC_BOOTSTRAP=1
 flags=(--sanitizer none --debug-assertions)
+# HEALGRID_FUZZ_PROFILE=dev builds without optimizations: fewer runs per
+# second, but a build a fraction as long (CI builds it beside its tests).
+if [ "${HEALGRID_FUZZ_PROFILE:-release}" = dev ]; then
+  flags+=(--dev)
+fi
+# HEALGRID_FUZZ_DEADLINE (unix seconds): a target that would end after it
+# is not started, and the run says so loudly (CI's 30-minute budget).
+deadline="${HEALGRID_FUZZ_DEADLINE:-}"
 if [ -n "${CARGO_TARGET_DIR:-}" ]; then
   flags+=(--target-dir "$CARGO_TARGET_DIR/fuzz")
 fi
@@ -30,7 +38,12 @@ echo "fuzz build: $(($(date +%s) - start)) s"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 summary=()
+skipped=()
 for t in $targets; do
+  if [ -n "$deadline" ] && [ $(( $(date +%s) + seconds )) -gt "$deadline" ]; then
+    skipped+=("$t")
+    continue
+  fi
   echo "==> fuzzing $t for ${seconds} s"
   mkdir -p "$work/$t"
   log="$work/$t.log"
@@ -48,4 +61,9 @@ for t in $targets; do
 done
 
 echo "==> fuzz summary"
-printf '%s\n' "${summary[@]}"
+if [ "${#summary[@]}" -gt 0 ]; then
+  printf '%s\n' "${summary[@]}"
+fi
+if [ "${#skipped[@]}" -gt 0 ]; then
+  echo "WARNING: fuzz targets NOT run (deadline reached): ${skipped[*]}; run 'bash fuzz/run.sh ${seconds}'" >&2
+fi
