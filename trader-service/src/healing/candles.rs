@@ -401,6 +401,36 @@ impl MarketHistory {
         Ok(h)
     }
 
+    /// The baseline window of absolute 1-minute moves, oldest first. The
+    /// recent window is its newest `recent_minutes` (both take every
+    /// move), so this is all a restart needs to keep the profit target's
+    /// volatility scale ([`Self::with_moves`]).
+    #[must_use]
+    pub fn moves(&self) -> &[f64] {
+        self.moves_baseline.as_slice()
+    }
+
+    /// Refills both move windows from `moves`, oldest first, as
+    /// [`Self::moves`] returned them; each window keeps its newest values.
+    ///
+    /// # Errors
+    /// A move that is negative or not finite; nothing is refilled then.
+    pub fn with_moves(mut self, moves: &[f64]) -> Result<Self, RestoreError> {
+        if moves.iter().any(|m| !m.is_finite()) {
+            return Err(RestoreError::NonFinite { what: "move" });
+        }
+        if moves.iter().any(|m| *m < 0.0) {
+            return Err(RestoreError::Inconsistent {
+                what: "negative absolute move",
+            });
+        }
+        for &m in moves {
+            self.moves_recent.push(m);
+            self.moves_baseline.push(m);
+        }
+        Ok(self)
+    }
+
     /// Mean absolute 1-minute moves, recent and baseline; `None` until the
     /// baseline holds `baseline_min_minutes` moves (the target then stays
     /// at its base).

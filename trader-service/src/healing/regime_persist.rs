@@ -8,8 +8,9 @@
 //! The state is kept in two records so that what is written on every new
 //! return stays small:
 //! - a [`WindowCheckpoint`]: the whole return window (up to the configured
-//!   `window`, 288 returns by default), written only when the returns
-//!   since the previous checkpoint would exceed [`TAIL_MAX`];
+//!   `window`, 288 returns by default) and the profit target's 1-minute
+//!   moves, written only when the returns since the previous checkpoint
+//!   would exceed [`TAIL_MAX`];
 //! - a [`RegimeProgress`]: the detector itself (settings, fitted model,
 //!   filter posterior, consensus and dwell), the 5-minute bar chain and the
 //!   returns since the checkpoint (at most [`TAIL_MAX`]), written with
@@ -66,13 +67,22 @@ pub enum RestoreError {
     },
 }
 
-/// The return window as of `total` returns.
+/// The return window as of `total` returns, and the profit target's
+/// 1-minute moves as of the same moment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WindowCheckpoint {
     /// Returns produced when it was taken.
     pub total: u64,
     /// The window then, oldest first.
     pub returns: Vec<f64>,
+    /// The absolute 1-minute moves then, oldest first
+    /// ([`MarketHistory::moves`]). A restart loses the moves since (at most
+    /// [`TAIL_MAX`] + 1 returns, about an hour) instead of all of them: the
+    /// volatility-scaled target no longer falls back to its base for
+    /// `TARGET_BASELINE_MIN_MINUTES` after every restart. Absent in
+    /// checkpoints written before it existed (restored empty).
+    #[serde(default)]
+    pub moves: Vec<f64>,
 }
 
 /// The detector and what moved since the checkpoint.
@@ -130,6 +140,7 @@ pub fn save(
             Some(WindowCheckpoint {
                 total,
                 returns: window.to_vec(),
+                moves: history.moves().to_vec(),
             }),
             total,
             Vec::new(),
@@ -185,7 +196,8 @@ pub fn restore(
     let mut window = checkpoint.returns.clone();
     window.extend_from_slice(&progress.tail);
     let keep = window.len().saturating_sub(config.regime.window);
-    let history = MarketHistory::with_regime_bars(config, progress.bars, &window[keep..])?;
+    let history = MarketHistory::with_regime_bars(config, progress.bars, &window[keep..])?
+        .with_moves(&checkpoint.moves)?;
     let mut detector = progress.detector;
     detector.clear_override();
     Ok((history, detector))

@@ -103,6 +103,42 @@ fn a_restored_detector_continues_bit_for_bit() {
     }
 }
 
+/// Proves: the profit target's 1-minute moves come back from the last
+/// checkpoint, so the volatility scale is known again at once after a
+/// restart instead of after `baseline_min_minutes` of new moves; a stored
+/// move that is not a finite absolute value is refused.
+#[test]
+fn the_moves_come_back_from_the_last_checkpoint() {
+    let cfg = small();
+    let mut h = MarketHistory::new(&cfg);
+    let mut d = RegimeDetector::new(cfg.regime.clone());
+    let mut st = Stored::default();
+    feed(&mut h, &mut d, &mut st, 0, 5 * 90);
+    assert!(h.move_stats().is_some(), "enough moves before the restart");
+    let checkpoint: WindowCheckpoint =
+        serde_json::from_str(st.checkpoint.as_deref().expect("written")).expect("decode");
+    assert!(checkpoint.moves.len() >= cfg.target.baseline_min_minutes);
+    let (h2, _) = st.load(&cfg).expect("restores");
+    assert_eq!(h2.moves(), checkpoint.moves.as_slice());
+    assert!(h2.move_stats().is_some(), "the scale is known at once");
+    assert_eq!(
+        MarketHistory::new(&cfg).move_stats(),
+        None,
+        "a fresh history would wait"
+    );
+
+    let (cfg, c, p) = stored_values();
+    let mut v = c.clone();
+    v["moves"][0] = (-0.001).into();
+    assert!(matches!(
+        try_restore(&cfg, &v, &p),
+        Err(RestoreError::Inconsistent { .. })
+    ));
+    let mut v = c;
+    v.as_object_mut().expect("object").remove("moves");
+    try_restore(&cfg, &v, &p).expect("an older checkpoint restores without moves");
+}
+
 /// Proves: the record written per return carries at most [`TAIL_MAX`]
 /// returns and stays around a kilobyte, while the whole window is written
 /// only once every `TAIL_MAX + 1` returns. Sizes are for the default
@@ -132,8 +168,9 @@ fn the_per_return_record_stays_small() {
     // 399 returns: one checkpoint per 13.
     assert_eq!(checkpoints, 399usize.div_ceil(TAIL_MAX + 1));
     assert!(progress_max < 2_000, "progress record {progress_max} bytes");
+    // The window and a day of 1-minute moves, about 25 bytes a number.
     assert!(
-        checkpoint_max < 288 * 25,
+        checkpoint_max < (288 + 1440) * 25,
         "checkpoint {checkpoint_max} bytes"
     );
     println!("regime progress <= {progress_max} B, window checkpoint <= {checkpoint_max} B");
