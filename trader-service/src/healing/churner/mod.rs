@@ -308,7 +308,11 @@ pub fn plan(book: &mut ChurnBook, inputs: &ChurnInputs<'_>) -> Vec<ChurnAction> 
     }
     for view in inputs.slots {
         let slot = view.slot;
-        let mut s = book.slots.remove(&slot).unwrap_or_default();
+        // Taken out in place (an idle placeholder stays; step_slot never
+        // reads `book.slots`) and put back by `insert` over the same key:
+        // neither shifts the map's nodes, which a remove and re-insert did
+        // for every slot on every quiet candle of a backtest.
+        let mut s = std::mem::take(book.slots.entry(slot).or_default());
         let verdict = if inputs.cfg.enabled {
             gate(&s, view, inputs, book.hits.cooling(inputs.now))
         } else {
