@@ -141,15 +141,17 @@ pub struct StrayExit {
     pub intent: PlacementIntent,
 }
 
-/// What goes into the store's snapshot column.
+/// What goes into the store's snapshot column. A commit serializes it
+/// from borrowed state (every loop commits, and copying the engine and
+/// the book first was a tenth of a stage-D backtest); a load owns it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PersistedState {
+pub struct PersistedState<'a> {
     /// Layout version.
     pub version: u32,
     /// The pure engine's state.
-    pub engine: EngineState,
+    pub engine: std::borrow::Cow<'a, EngineState>,
     /// The runtime's bookkeeping.
-    pub book: RuntimeBook,
+    pub book: std::borrow::Cow<'a, RuntimeBook>,
 }
 
 /// Key of a position in [`RuntimeBook::positions`].

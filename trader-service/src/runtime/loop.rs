@@ -180,7 +180,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
                     intents = st.book.placing.len(),
                     "runtime state restored"
                 );
-                (st.engine, st.book, snap.step)
+                (st.engine.into_owned(), st.book.into_owned(), snap.step)
             }
             None => (
                 EngineState::new(cfg.engine.slots),

@@ -66,8 +66,8 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
         }
         let state = PersistedState {
             version: STATE_VERSION,
-            engine: self.engine.clone(),
-            book: self.book.clone(),
+            engine: std::borrow::Cow::Borrowed(&self.engine),
+            book: std::borrow::Cow::Borrowed(&self.book),
         };
         let value =
             StateJson::encode(&state).map_err(|e| RuntimeError::CorruptState(e.to_string()))?;
