@@ -3,8 +3,10 @@
 //! every loop: the trader's subsidy view is never negative, no exit is priced
 //! past breakeven (loss-funded healing is off), and every filled entry is
 //! worked by an exit the exchange holds (or one being placed or repriced).
-//! With the churner on (regime forced to ranging in some cases) and random
-//! ledger outages, after every loop: no filled churner inventory lacks a
+//! With the churner on (regime forced to ranging in some cases), random
+//! ledger outages and random stretches of exchange faults (exits refused
+//! for lack of funds, cancels failing transiently, exits filled better than
+//! their limit), after every loop: no filled churner inventory lacks a
 //! working exit (one the exchange holds, or one being placed) or a closed
 //! position, and the reserve's loans stay within their limits.
 //! At the end the ledger's balances equal the trader's view and are never
@@ -12,6 +14,7 @@
 
 #![allow(missing_docs)]
 
+mod faulty;
 mod grid;
 mod healing;
 
@@ -23,7 +26,7 @@ use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
 use trader_service::engine::{ExitPlacement, TradeId};
 use trader_service::exchange::paper::PaperExchange;
-use trader_service::exchange::{Clock, SimClock};
+use trader_service::exchange::{Clock, OrderStatus, SimClock};
 use trader_service::healing::Regime;
 use trader_service::healing::churner::{ChurnStage, ChurnerConfig};
 use trader_service::runtime::Runtime;
@@ -37,6 +40,7 @@ async fn run_case(
     credits: Vec<(usize, u32)>,
     ranging: bool,
     outages: Vec<(usize, usize)>,
+    faults: Vec<(usize, usize, u8)>,
 ) -> Result<(), TestCaseError> {
     let cs = grid::choppy_candles(1_500, seed);
     let paper = PaperExchange::new(grid::paper_config(100), SimClock::new(cs[0].time * 1000));
@@ -53,7 +57,9 @@ async fn run_case(
         ..ChurnerConfig::off()
     };
     cfg.market.churner = churner.clone();
-    let mut rt = Runtime::new(cfg, paper.clone(), flaky.clone(), store)
+    let mode = std::sync::Arc::new(std::sync::atomic::AtomicU8::new(0));
+    let exchange = faulty::Faulty::sharing(paper.clone(), mode.clone());
+    let mut rt = Runtime::new(cfg, exchange, flaky.clone(), store)
         .await
         .unwrap();
     if ranging {
@@ -63,6 +69,11 @@ async fn run_case(
     let fee = dec!(0.5) / dec!(100);
     for (i, c) in cs.iter().enumerate() {
         flaky.set_down(outages.iter().any(|(a, n)| (*a..*a + *n).contains(&i)));
+        let fault = faults
+            .iter()
+            .find(|(a, n, _)| (*a..*a + *n).contains(&i))
+            .map_or(0, |f| f.2);
+        mode.store(fault, std::sync::atomic::Ordering::SeqCst);
         paper.step(c);
         rt.step(paper.clock().now_ms()).await.unwrap();
         for (k, (at, cents)) in credits.iter().enumerate() {
@@ -88,6 +99,15 @@ async fn run_case(
         let live: std::collections::BTreeSet<String> = paper
             .with_book(|b| b.open_orders())
             .into_iter()
+            .map(|o| o.txid)
+            .collect();
+        // An exit re-placed after the market passed its price (refused
+        // while the market moved) executes as it is placed; the trader
+        // books the fill on its next poll.
+        let filled: std::collections::BTreeSet<String> = paper
+            .with_book(|b| b.closed_orders())
+            .into_iter()
+            .filter(|o| o.status == OrderStatus::Closed)
             .map(|o| o.txid)
             .collect();
         let churn = rt.churn_book();
@@ -120,14 +140,15 @@ async fn run_case(
             );
             if let ExitPlacement::Live { txid } = &x.placement {
                 prop_assert!(
-                    live.contains(txid) || x.reprice.is_some(),
-                    "exit {} live as {txid} but not on the book at candle {i}",
+                    live.contains(txid) || filled.contains(txid) || x.reprice.is_some(),
+                    "exit {} live as {txid} but neither on the book nor filled at candle {i}",
                     x.id
                 );
             }
         }
     }
     flaky.set_down(false);
+    mode.store(0, std::sync::atomic::Ordering::SeqCst);
     rt.step(paper.clock().now_ms()).await.unwrap();
     rt.flush(paper.clock().now_ms()).await.unwrap();
     for slot in 0..3 {
@@ -171,8 +192,14 @@ proptest! {
         credits in proptest::collection::vec((50usize..1_400, 1u32..8), 0..12),
         ranging in proptest::bool::ANY,
         outages in proptest::collection::vec((50usize..1_400, 1usize..60), 0..3),
+        // Modes of tests/faulty: 3 exits refused, 8 cancels busy, 4 exits
+        // filled better than their limit.
+        faults in proptest::collection::vec(
+            (50usize..1_400, 1usize..120, proptest::sample::select(vec![3u8, 8, 4])),
+            0..3,
+        ),
     ) {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(run_case(seed, credits, ranging, outages))?;
+        rt.block_on(run_case(seed, credits, ranging, outages, faults))?;
     }
 }
