@@ -200,8 +200,11 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
         if !self.cfg.market.churner.enabled || self.book.paused || self.halted.is_some() {
             return false;
         }
-        let views = self.churn_views(now, market);
         let view = self.market.regime.view(now);
+        if churner::dormant(&self.book.churn, now, ranging(&view)) {
+            return false;
+        }
+        let views = self.churn_views(now, market);
         let inputs = ChurnInputs {
             cfg: &self.cfg.market.churner,
             pair: &self.cfg.engine.pair,

@@ -253,23 +253,42 @@ mod tests {
             handed_over_round_trip(&mut book, t);
         }
         assert_eq!(book.hits.cooling_until, Some(3_610 + DAY));
-        plan(&mut book, &inputs(&c, &p, 4_000, dec!(0.1), &slots));
+        assert!(super::super::dormant(&book, 4_000, true));
+        let before = book.clone();
+        assert!(
+            plan(&mut book, &inputs(&c, &p, 4_000, dec!(0.1), &slots)).is_empty(),
+            "dormant: plan acts on nothing"
+        );
+        assert_eq!(book.slots[&0].stage, before.slots[&0].stage);
         assert!(matches!(book.slots[&0].stage, ChurnStage::Idle), "no entry");
         assert_eq!(book.slots[&0].paused, Some(PauseReason::LowHitRate));
         assert_eq!(PauseReason::LowHitRate.as_str(), "low_hit_rate");
 
         let mut spawned = book.clone();
         manual(&mut spawned, &c, 4_000, 0, ManualCommand::Spawn).unwrap();
+        assert!(
+            !super::super::dormant(&spawned, 4_001, true),
+            "a command wakes it"
+        );
         plan(&mut spawned, &inputs(&c, &p, 4_001, dec!(0.1), &slots));
         assert!(
             matches!(spawned.slots[&0].stage, ChurnStage::Entry { .. }),
             "by hand"
         );
 
+        assert!(!super::super::dormant(&book, 3_610 + DAY, true));
+        assert!(
+            super::super::dormant(&book, 3_610 + DAY, false),
+            "not ranging"
+        );
         plan(&mut book, &inputs(&c, &p, 3_610 + DAY, dec!(0.1), &slots));
         assert!(
             matches!(book.slots[&0].stage, ChurnStage::Entry { .. }),
             "after it"
+        );
+        assert!(
+            !super::super::dormant(&book, 3_611 + DAY, false),
+            "a churner works"
         );
         assert_eq!(book.slots[&0].paused, None);
     }

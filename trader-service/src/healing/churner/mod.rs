@@ -221,6 +221,21 @@ pub fn gate(
     Ok(parent.parent.clone())
 }
 
+/// True when [`plan`] can change nothing at `now`, whatever the slots'
+/// positions: no slot's churner works or holds an operator command, and
+/// [`gate`] holds every activation back (the regime is not ranging, or the
+/// hit-rate gate cools every churner off). The backtest's quiet-candle
+/// check then skips building the slots' views and probing the plan, which
+/// is most candles on markets where the churner cools off.
+#[must_use]
+pub fn dormant(book: &ChurnBook, now: i64, ranging: bool) -> bool {
+    (!ranging || book.hits.cooling(now))
+        && book
+            .slots
+            .values()
+            .all(|s| matches!(s.stage, ChurnStage::Idle) && s.manual.is_none())
+}
+
 /// Churners allowed at once: `(headroom - min) / 2`, at most
 /// `CHURNER_MAX_ACTIVE`.
 #[must_use]
