@@ -67,6 +67,8 @@ pub struct PaperBook {
     last_candle_time: Option<i64>,
     now: UnixMillis,
     txid_salt: u64,
+    /// Resting executions still to be split in two (fault injection).
+    splits: u32,
 }
 
 impl PaperBook {
@@ -94,7 +96,36 @@ impl PaperBook {
             last_candle_time: None,
             now,
             txid_salt: 0,
+            splits: 0,
         }
+    }
+
+    /// Makes each of the next `n` resting executions that can be split
+    /// execute only half of what remains (rounded down to the lot), the rest
+    /// staying on the book: partial fills on demand, for fault injection.
+    /// An execution is split only when both parts meet the pair minimum, so
+    /// every part can be traded on by itself.
+    pub fn split_next_fills(&mut self, n: u32) {
+        self.splits = self.splits.saturating_add(n);
+    }
+
+    /// Splits requested by [`Self::split_next_fills`] and not yet made.
+    #[must_use]
+    pub fn pending_splits(&self) -> u32 {
+        self.splits
+    }
+
+    /// The part of `remaining` a split execution fills, if a split is
+    /// pending and both parts would meet the pair minimum.
+    fn split_part(&self, remaining: Decimal) -> Option<Decimal> {
+        if self.splits == 0 {
+            return None;
+        }
+        let spec = &self.config.pair.spec;
+        let half = (remaining / Decimal::TWO)
+            .round_dp_with_strategy(spec.lot_decimals, RoundingStrategy::ToZero);
+        let min = spec.ordermin.max(Decimal::ZERO);
+        (half > Decimal::ZERO && half >= min && remaining - half >= min).then_some(half)
     }
 
     /// Salts the order and trade ids this book hands out: 0, the default,
@@ -513,7 +544,13 @@ impl PaperBook {
                 break;
             }
             let remaining = self.orders[idx].volume - self.orders[idx].vol_exec;
-            let qty = cap.map_or(remaining, |c| remaining.min(c));
+            let mut qty = cap.map_or(remaining, |c| remaining.min(c));
+            if qty == remaining
+                && let Some(part) = self.split_part(remaining)
+            {
+                self.splits -= 1;
+                qty = part;
+            }
             if qty <= Decimal::ZERO {
                 continue;
             }
