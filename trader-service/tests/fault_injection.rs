@@ -15,6 +15,7 @@ use common::*;
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
 use trader_service::exchange::kraken::KrakenClient;
+use trader_service::exchange::paper::SPLIT_HOLD_CANDLES;
 use trader_service::exchange::sim_server::{ANY_METHOD, FILL_METHOD, Fault, FaultRule};
 use trader_service::exchange::{ErrorKind, Exchange, OrderStatus};
 use trader_service::pair::Side;
@@ -199,7 +200,7 @@ async fn a_slow_reply_arrives_late_but_whole() {
 
 /// A partial fill is queued for the fills, not for a call: the next
 /// resting execution fills half, the rest stays on the book and fills
-/// later; a partial fill named for a call is refused.
+/// once its hold is over; a partial fill named for a call is refused.
 #[tokio::test]
 async fn a_partial_fill_splits_the_next_execution() {
     let sim = start_sim(sim_config(fast_tier())).await;
@@ -236,13 +237,18 @@ async fn a_partial_fill_splits_the_next_execution() {
         .unwrap()[0];
     assert_eq!((o.status, o.vol_exec), (OrderStatus::Open, dec!(60)));
     assert_eq!(sim.pending_faults(), 0);
-    sim.push_candle(&candle(
-        T0 + 120,
-        dec!(0.1),
-        dec!(0.1),
-        dec!(0.08),
-        dec!(0.1),
-    ));
+    // The rest waits out the hold, then fills.
+    for n in 1..=SPLIT_HOLD_CANDLES {
+        let open = T0 + 60 + 60 * i64::from(n);
+        sim.push_candle(&candle(open, dec!(0.1), dec!(0.1), dec!(0.08), dec!(0.1)));
+        if n == SPLIT_HOLD_CANDLES - 1 {
+            let o = &c
+                .query_orders(std::slice::from_ref(&ack.txid))
+                .await
+                .unwrap()[0];
+            assert_eq!(o.vol_exec, dec!(60), "held until the last candle");
+        }
+    }
     let o = &c
         .query_orders(std::slice::from_ref(&ack.txid))
         .await

@@ -11,13 +11,9 @@ use super::Rng;
 use super::rig::{Rig, RigError};
 
 /// Milliseconds a slow reply takes: longer than the rig's poll interval
-/// (5 s), shorter than the client's request timeout (10 s), so the reply
-/// arrives, late.
+/// (5 s), so the loop that waits for it outlasts its interval, and shorter
+/// than the client's request timeout (10 s), so the reply arrives, late.
 pub const SLOW_REPLY_MS: u64 = 6_000;
-
-/// Private calls in a row answered late per slow-loop fault: the loop that
-/// makes them takes at least this many times [`SLOW_REPLY_MS`].
-const SLOW_CALLS: u32 = 2;
 
 /// How long a fault may wait for the trader to run into it before it is
 /// given up (and not counted).
@@ -63,8 +59,8 @@ impl CallFault {
 /// A fault of time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClockFault {
-    /// Private calls answered [`SLOW_REPLY_MS`] late, [`SLOW_CALLS`] in a
-    /// row: a loop longer than the poll interval.
+    /// The next private call answered [`SLOW_REPLY_MS`] late: a loop
+    /// longer than the poll interval.
     SlowLoop,
     /// The trader's wall clock steps back 10 minutes to 2 hours; every
     /// other time the trader is killed first and restarted on the stepped
@@ -131,7 +127,7 @@ pub async fn inject_clock(
         ClockFault::SlowLoop => {
             tokio::time::sleep(rng.millis(500, 3000)).await;
             let slow = format!(r#"{{"slow_reply":{{"ms":{SLOW_REPLY_MS}}}}}"#);
-            rig.inject_json("*", &slow, SLOW_CALLS).await?;
+            rig.inject_json("*", &slow, 1).await?;
             rig.wait_consumed(CONSUME_SECS).await
         }
         ClockFault::StepBack => {

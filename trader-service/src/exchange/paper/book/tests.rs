@@ -230,7 +230,13 @@ fn a_requested_split_fills_half_and_leaves_the_rest_resting() {
     assert_eq!(b.order(&small).unwrap().status, OrderStatus::Closed);
     assert_eq!(b.order(&big).unwrap().status, OrderStatus::Open);
     assert_eq!(b.pending_splits(), 0);
-    let rest = b.step(&Candle { time: 120, ..c }).to_vec();
+    // The rest waits while the market trades through its price.
+    for n in 1..SPLIT_HOLD_CANDLES {
+        let time = 60 + 60 * i64::from(n);
+        assert!(b.step(&Candle { time, ..c }).is_empty(), "candle {n}");
+    }
+    let time = 60 + 60 * i64::from(SPLIT_HOLD_CANDLES);
+    let rest = b.step(&Candle { time, ..c }).to_vec();
     assert_eq!(rest.len(), 1);
     assert_eq!(rest[0].volume, dec!(50.5));
     assert_eq!(b.order(&big).unwrap().status, OrderStatus::Closed);
