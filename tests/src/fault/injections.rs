@@ -25,9 +25,11 @@ pub enum CallFault {
     /// `EAPI:Invalid nonce`, not processed: on `AddOrder`, or on whichever
     /// private calls come next.
     InvalidNonce,
-    /// An order query answered from an older view (the previous reply to
-    /// the same call): `QueryOrders` while polling, or `OpenOrders` while
-    /// an ambiguous placement (its response lost) is being looked up.
+    /// An order query answered from an older view: `QueryOrders` while
+    /// polling (orders as last reported), or `OpenOrders` (the previous
+    /// reply) while an ambiguous placement is being looked up: answered
+    /// `EService:Busy`, it is accepted seconds later, and the lookups that
+    /// should find it see the book as it was before.
     StaleStatus,
     /// The next resting execution fills only half; the rest later.
     PartialFill,
@@ -98,9 +100,7 @@ pub async fn inject_call(
         (CallFault::InvalidNonce, _) => rig.inject("*", "invalid_nonce", 3).await?,
         (CallFault::StaleStatus, 0) => rig.inject("QueryOrders", "stale_status", 1).await?,
         (CallFault::StaleStatus, _) => {
-            // The placement's outcome is unknown, and the lookups that
-            // should find it see the book as it was before.
-            rig.inject("AddOrder", "lost_response", 1).await?;
+            rig.inject("AddOrder", "delayed_accept", 1).await?;
             rig.inject("OpenOrders", "stale_status", 2).await?
         }
         (CallFault::PartialFill, _) => rig.inject("fill", "partial_fill", 1).await?,
