@@ -102,3 +102,23 @@ impl FakeClock {
             .unwrap_or_else(|e| panic!("writing {}: {e}", self.file.display()));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steps_back_accumulate_in_the_offset_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut clock = FakeClock::new(PathBuf::from("/lib/faketime.so"), dir.path());
+        let read = || std::fs::read_to_string(dir.path().join("faketime")).unwrap();
+        assert_eq!(read(), "+0\n");
+        clock.step_back(600);
+        clock.step_back(7200);
+        assert_eq!(read(), "-7800\n");
+        assert_eq!(clock.behind_secs(), 7800);
+        let env = clock.env();
+        assert!(env.contains(&("LD_PRELOAD".into(), "/lib/faketime.so".into())));
+        assert!(env.contains(&("FAKETIME_DONT_FAKE_MONOTONIC".into(), "1".into())));
+    }
+}
