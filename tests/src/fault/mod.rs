@@ -333,8 +333,9 @@ pub async fn run_scenario(scenario: Scenario, faults: u32, seed: u64, keep: bool
             kept = true;
         }
         eprintln!(
-            "{scenario}: round of {n}: {injected} injected, {} fills checked",
-            counts.fills_checked
+            "{scenario}: round of {n}: {injected} injected, {} fills checked, {} entries \
+             resting part filled",
+            counts.fills_checked, counts.entries_in_flight
         );
         for d in &counts.details {
             eprintln!("{scenario}: {d}");

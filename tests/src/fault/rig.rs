@@ -311,6 +311,11 @@ impl Rig {
         let trader = TraderEnd {
             trading: settled.mode == pb::Mode::Running as i32,
             mode_reason: format!("mode {} {}", settled.mode, settled.mode_reason),
+            held: settled
+                .slots
+                .iter()
+                .flat_map(|s| s.orders.iter().map(|o| o.txid.clone()))
+                .collect(),
         };
         let mut c = self.client().await?;
         c.pause(pb::PauseRequest {

@@ -251,6 +251,10 @@ impl Shared {
             other => (other, 0),
         };
         if replaced == 0 {
+            debug!(
+                method,
+                "no older view yet: answered fresh, the fault stays queued"
+            );
             self.inner().faults.put_back(method, Fault::StaleStatus);
         } else {
             debug!(method, replaced, "orders reported as they were");
