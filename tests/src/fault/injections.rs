@@ -19,6 +19,11 @@ pub const SLOW_REPLY_MS: u64 = 6_000;
 /// given up (and not counted).
 const CONSUME_SECS: u64 = 45;
 
+/// Bounds of the random pause before a queued fault, milliseconds: the
+/// fault waits for the trader's next matching call anyway, so the pause
+/// only spreads the faults over the loop's phases (one loop is 5 s).
+const QUEUE_PAUSE_MS: (u64, u64) = (200, 1500);
+
 /// A fault of the exchange beyond one `AddOrder` failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CallFault {
@@ -94,7 +99,7 @@ pub async fn inject_call(
     nth: u32,
     rng: &mut Rng,
 ) -> Result<bool, RigError> {
-    tokio::time::sleep(rng.millis(500, 3000)).await;
+    tokio::time::sleep(rng.millis(QUEUE_PAUSE_MS.0, QUEUE_PAUSE_MS.1)).await;
     match (fault, nth % 2) {
         (CallFault::InvalidNonce, 0) => rig.inject("AddOrder", "invalid_nonce", 1).await?,
         (CallFault::InvalidNonce, _) => rig.inject("*", "invalid_nonce", 3).await?,
@@ -125,13 +130,13 @@ pub async fn inject_clock(
 ) -> Result<bool, RigError> {
     match fault {
         ClockFault::SlowLoop => {
-            tokio::time::sleep(rng.millis(500, 3000)).await;
+            tokio::time::sleep(rng.millis(QUEUE_PAUSE_MS.0, QUEUE_PAUSE_MS.1)).await;
             let slow = format!(r#"{{"slow_reply":{{"ms":{SLOW_REPLY_MS}}}}}"#);
             rig.inject_json("*", &slow, 1).await?;
             rig.wait_consumed(CONSUME_SECS).await
         }
         ClockFault::StepBack => {
-            tokio::time::sleep(rng.millis(500, 5000)).await;
+            tokio::time::sleep(rng.millis(200, 3000)).await;
             let back = i64::try_from(rng.between(600, 7200)).unwrap_or(600);
             let across_restart = nth % 2 == 1;
             if across_restart {
