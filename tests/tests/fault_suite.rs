@@ -1,10 +1,12 @@
 //! The short fault-injection suite (the CI counts): every scenario must
 //! inject its faults, survive each, and leave nothing lost, duplicated,
 //! placed twice or naked. `fault-suite --long` runs the full counts. Three
-//! scenarios run at a time (the nine take about four minutes on two
+//! scenarios run at a time (the fourteen take five to six minutes on two
 //! cores): each mostly waits on the trader's loop. The
 //! PostgreSQL scenarios skip with a notice where PostgreSQL is missing,
-//! unless CI=true or HEALGRID_REQUIRE_POSTGRES=1 (then they fail).
+//! unless CI=true or HEALGRID_REQUIRE_POSTGRES=1 (then they fail); the
+//! clock-step-back scenario likewise where libfaketime is missing, unless
+//! CI=true or HEALGRID_REQUIRE_FAKETIME=1.
 
 use healgrid_tests::fault::{HEADER, run_suite};
 

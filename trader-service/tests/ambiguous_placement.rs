@@ -213,7 +213,8 @@ async fn every_addorder_fault_leaves_one_order_per_client_id() {
                 method: "AddOrder".into(),
                 fault,
                 count,
-            });
+            })
+            .unwrap();
             drive(&mut rt, &sim, &market()).await;
             assert_eq!(sim.pending_faults(), 0, "{label}: the faults were hit");
             assert_accounted(&rt, &sim, &lib, &label).await;
@@ -327,7 +328,8 @@ async fn unresolved_placement_keeps_its_rule_across_a_restart() {
         method: "AddOrder".into(),
         fault: Fault::Timeout,
         count: 1,
-    });
+    })
+    .unwrap();
     drive(&mut rt, &sim, &[flat(1)]).await;
     let first = copies(&sim);
     assert_eq!(

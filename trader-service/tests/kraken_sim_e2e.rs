@@ -203,14 +203,16 @@ async fn every_error_kind_surfaces_correctly() {
         method: "Balance".into(),
         fault: Fault::ServiceUnavailable,
         count: 4,
-    });
+    })
+    .unwrap();
     assert_eq!(kind(c.balances().await), ErrorKind::Retryable);
     // ...but a transient one is retried transparently.
     sim.inject(FaultRule {
         method: "Balance".into(),
         fault: Fault::Http5xxHtml,
         count: 2,
-    });
+    })
+    .unwrap();
     c.balances().await.unwrap();
     // Ambiguous: the placement may have reached the exchange; it is not
     // sent again (the caller resolves it by cl_ord_id).
@@ -218,7 +220,8 @@ async fn every_error_kind_surfaces_correctly() {
         method: "AddOrder".into(),
         fault: Fault::Http5xxHtml,
         count: 1,
-    });
+    })
+    .unwrap();
     let amb = limit(Side::Sell, dec!(0.2), dec!(100), 1, "amb");
     assert_eq!(kind(c.add_order(&amb).await), ErrorKind::Ambiguous);
     // Duplicate client order id: the order exists, nothing new is placed.

@@ -319,7 +319,8 @@ async fn a_cl_ord_id_in_use_by_an_open_order_is_refused() {
         method: "AddOrder".into(),
         fault: Fault::DelayedAccept,
         count: 1,
-    });
+    })
+    .unwrap();
     let busy = place(&url, "0.07", Some("late-1")).await;
     assert_eq!(errors(&busy), ["EService:Busy"]);
     let copy = txid(&place(&url, "0.07", Some("late-1")).await);
@@ -338,7 +339,8 @@ async fn a_cl_ord_id_in_use_by_an_open_order_is_refused() {
         method: "AddOrder".into(),
         fault: Fault::DelayedAccept,
         count: 1,
-    });
+    })
+    .unwrap();
     let busy = place(&url, "0.07", Some("late-2")).await;
     assert_eq!(errors(&busy), ["EService:Busy"]);
     tokio::time::sleep(DELAY + Duration::from_millis(500)).await;

@@ -123,7 +123,8 @@ async fn close_at_market_over_kraken_with_a_lost_answer_closes_once() {
         method: "AddOrder".into(),
         fault: Fault::LostResponse,
         count: 1,
-    });
+    })
+    .unwrap();
     let req = pb::CloseAtMarketRequest {
         position_id: id.clone(),
         request_id: "close-1".into(),

@@ -11,7 +11,9 @@
 //! PostgreSQL scenarios read `DATABASE_URL` and Debian's server programs.
 //! The default counts are short (CI); `--long` runs the full counts
 //! (ledger kills 20, replica kills on PostgreSQL 20, PostgreSQL restarts
-//! 10, trader kills 10, 50 per exchange fault). `--only`
+//! 10, trader kills 10, 50 per exchange fault, 10 per clock fault). The
+//! clock-step-back scenario needs Debian's libfaketime (`apt-get install
+//! faketime`) and skips without it unless CI=true. `--only`
 //! runs the scenarios whose name contains NAME; `--keep` keeps every
 //! run's databases and logs (a failing run's are always kept); `--jobs`
 //! runs that many scenarios at once (default 1).

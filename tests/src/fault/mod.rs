@@ -14,10 +14,15 @@
 //! replicas on one schema of the shared server (`DATABASE_URL`), and one
 //! ledger on a private cluster whose server the scenario restarts. Those
 //! are skipped with a notice when PostgreSQL is missing, unless CI=true or
-//! HEALGRID_REQUIRE_POSTGRES=1 (see [`crate::pg::skip`]).
+//! HEALGRID_REQUIRE_POSTGRES=1 (see [`crate::pg::skip`]). The trader of
+//! the clock-step-back scenario runs on a wall clock the suite steps back
+//! (libfaketime, see [`faketime`]); it is skipped the same way when the
+//! library is missing, unless CI=true or HEALGRID_REQUIRE_FAKETIME=1.
 
 pub mod backend;
 pub mod check;
+pub mod faketime;
+pub mod injections;
 pub mod replicas;
 pub mod rig;
 
@@ -31,6 +36,8 @@ use tokio::task::JoinSet;
 use crate::pg::cluster::StopMode;
 use backend::{Backend, BackendKind};
 use check::Counts;
+use faketime::FakeClock;
+use injections::{CallFault, ClockFault, inject_call, inject_clock};
 use rig::{Rig, RigError};
 
 /// Most faults injected into one rig.
@@ -91,6 +98,10 @@ pub enum Scenario {
     TraderKill,
     /// A fault of the exchange on order placement.
     Exchange(ExchangeFault),
+    /// A fault of the exchange on other calls, or on its fills.
+    Call(CallFault),
+    /// A fault of time: a slow exchange, a wall clock stepping back.
+    Clock(ClockFault),
 }
 
 impl Scenario {
@@ -99,8 +110,25 @@ impl Scenario {
         match self {
             Self::LedgerKillPg2 => BackendKind::SharedPostgres,
             Self::PostgresRestart => BackendKind::PrivateCluster,
-            Self::LedgerKill | Self::TraderKill | Self::Exchange(_) => BackendKind::Sqlite,
+            Self::LedgerKill
+            | Self::TraderKill
+            | Self::Exchange(_)
+            | Self::Call(_)
+            | Self::Clock(_) => BackendKind::Sqlite,
         }
+    }
+
+    /// Flags the simulator needs for it.
+    fn sim_args(self) -> &'static [&'static str] {
+        match self {
+            Self::Call(f) => f.sim_args(),
+            _ => &[],
+        }
+    }
+
+    /// Whether the trader runs on a wall clock the scenario steps.
+    fn fake_clock(self) -> bool {
+        self == Self::Clock(ClockFault::StepBack)
     }
 
     /// How many ledger replicas the trader writes to.
@@ -126,16 +154,18 @@ impl fmt::Display for Scenario {
             Self::PostgresRestart => f.write_str("postgres-restart"),
             Self::TraderKill => f.write_str("trader-kill"),
             Self::Exchange(e) => write!(f, "exchange-{}", e.wire()),
+            Self::Call(e) => write!(f, "exchange-{}", e.wire()),
+            Self::Clock(c) => write!(f, "clock-{}", c.name()),
         }
     }
 }
 
 /// Every scenario with how many faults it injects.
 pub fn plan(long: bool) -> Vec<(Scenario, u32)> {
-    let (ledger, pg2, pg_restart, trader, exchange) = if long {
-        (20, 20, 10, 10, 50)
+    let (ledger, pg2, pg_restart, trader, exchange, clock) = if long {
+        (20, 20, 10, 10, 50, 10)
     } else {
-        (3, 3, 3, 3, 3)
+        (3, 3, 3, 3, 3, 3)
     };
     let mut p = vec![
         (Scenario::LedgerKill, ledger),
@@ -148,6 +178,8 @@ pub fn plan(long: bool) -> Vec<(Scenario, u32)> {
             .iter()
             .map(|e| (Scenario::Exchange(*e), exchange)),
     );
+    p.extend(CallFault::ALL.map(|e| (Scenario::Call(e), exchange)));
+    p.extend(ClockFault::ALL.map(|c| (Scenario::Clock(c), clock)));
     p
 }
 
@@ -217,9 +249,14 @@ impl Rng {
         z ^ (z >> 31)
     }
 
+    /// A number between `lo` and `hi` (inclusive).
+    pub fn between(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next_u64() % (hi - lo + 1)
+    }
+
     /// A duration between `lo_ms` and `hi_ms` milliseconds.
     pub fn millis(&mut self, lo_ms: u64, hi_ms: u64) -> Duration {
-        Duration::from_millis(lo_ms + self.next_u64() % (hi_ms - lo_ms + 1))
+        Duration::from_millis(self.between(lo_ms, hi_ms))
     }
 
     /// An index below `len` (which must not be zero).
@@ -242,6 +279,17 @@ pub async fn run_scenario(scenario: Scenario, faults: u32, seed: u64, keep: bool
         scenario: name.clone(),
         ..Summary::default()
     };
+    let faketime = if scenario.fake_clock() {
+        match faketime::library_or_skip(&name) {
+            Some(lib) => Some(lib),
+            None => {
+                summary.skipped = true;
+                return summary;
+            }
+        }
+    } else {
+        None
+    };
     let Some(mut backend) = Backend::prepare(scenario.backend(), &name).await else {
         summary.skipped = true;
         return summary;
@@ -259,7 +307,17 @@ pub async fn run_scenario(scenario: Scenario, faults: u32, seed: u64, keep: bool
         let database = backend.round_database(tmp.path(), &name).await;
         let replicas = scenario.replicas();
         let sim_seed = rng.next_u64() % 1000;
-        let rig = Rig::start(tmp.path(), &database.url, replicas, sim_seed, STEP_MS).await;
+        let sim_args = scenario.sim_args();
+        let mut rig = Rig::start(
+            tmp.path(),
+            &database.url,
+            replicas,
+            sim_seed,
+            STEP_MS,
+            sim_args,
+        )
+        .await;
+        rig.clock = faketime.clone().map(|lib| FakeClock::new(lib, tmp.path()));
         let (injected, survived, outcome) = round(rig, scenario, &mut backend, n, &mut rng).await;
         summary.injected += injected;
         summary.survived += survived;
@@ -275,8 +333,9 @@ pub async fn run_scenario(scenario: Scenario, faults: u32, seed: u64, keep: bool
             kept = true;
         }
         eprintln!(
-            "{scenario}: round of {n}: {injected} injected, {} fills checked",
-            counts.fills_checked
+            "{scenario}: round of {n}: {injected} injected, {} fills checked, {} entries \
+             resting part filled",
+            counts.fills_checked, counts.entries_in_flight
         );
         for d in &counts.details {
             eprintln!("{scenario}: {d}");
@@ -378,19 +437,11 @@ async fn inject_one(
         Scenario::Exchange(fault) => {
             tokio::time::sleep(rng.millis(500, 3000)).await;
             rig.inject("AddOrder", fault.wire(), 1).await?;
-            let consumed = async {
-                while rig.pending_faults().await? > 0 {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                Ok::<_, RigError>(())
-            };
-            match tokio::time::timeout(Duration::from_secs(45), consumed).await {
-                Ok(r) => r.map(|()| true),
-                // No placement in time: not counted (should it still hit
-                // a later placement, that one goes uncounted).
-                Err(_) => Ok(false),
-            }
+            // No placement in time: not counted.
+            rig.wait_consumed(45).await
         }
+        Scenario::Call(fault) => inject_call(rig, fault, nth, rng).await,
+        Scenario::Clock(fault) => inject_clock(rig, fault, nth, rng).await,
     }
 }
 

@@ -10,6 +10,7 @@ use healgrid_proto::trader::v1::{self as pb, trader_service_client::TraderServic
 use tonic::transport::Channel;
 
 use super::check::{self, Counts, TraderEnd};
+use super::faketime::FakeClock;
 use super::replicas::Replicas;
 use crate::audit::ledger_view;
 use crate::http;
@@ -50,13 +51,17 @@ pub struct Rig {
     pub ledgers: Replicas,
     /// The trader, `None` while killed.
     pub trader: Option<TraderProcess>,
+    /// The wall clock the trader runs on, when the scenario steps it;
+    /// `None`: the machine's.
+    pub clock: Option<FakeClock>,
     stepper: Option<Stepper>,
 }
 
 impl Rig {
-    /// Starts the simulator (manual clock, stepped every `step_ms`), its
-    /// log in `dir`, and `replicas` ledger processes on `database_url`; the
-    /// trader is started by [`Rig::start_trader`].
+    /// Starts the simulator (manual clock, stepped every `step_ms`, `sim_args`
+    /// appended to its flags), its log in `dir`, and `replicas` ledger
+    /// processes on `database_url`; the trader is started by
+    /// [`Rig::start_trader`].
     ///
     /// # Panics
     /// When a process does not come up (see [`crate::process`]).
@@ -66,8 +71,9 @@ impl Rig {
         replicas: usize,
         seed: u64,
         step_ms: u64,
+        sim_args: &[&str],
     ) -> Self {
-        let sim = SimProcess::start_manual(seed, &dir.join("sim.log")).await;
+        let sim = SimProcess::start_manual_with(seed, sim_args, &dir.join("sim.log")).await;
         let ledgers = Replicas::start(database_url, replicas).await;
         let stepper = sim.step_every(Duration::from_millis(step_ms));
         Self {
@@ -75,6 +81,7 @@ impl Rig {
             sim,
             ledgers,
             trader: None,
+            clock: None,
             stepper: Some(stepper),
         }
     }
@@ -115,7 +122,10 @@ impl Rig {
     pub async fn start_trader(&mut self) {
         let args = self.trader_args();
         let log = self.dir.join("trader.log");
-        self.trader = Some(TraderProcess::start(&args, &SimProcess::CREDENTIALS, &log).await);
+        let clock_env = self.clock.as_ref().map(FakeClock::env).unwrap_or_default();
+        let mut env = SimProcess::CREDENTIALS.to_vec();
+        env.extend(clock_env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        self.trader = Some(TraderProcess::start(&args, &env, &log).await);
     }
 
     /// SIGKILLs the trader.
@@ -145,12 +155,27 @@ impl Rig {
     /// # Errors
     /// When the simulator does not answer.
     pub async fn inject(&self, method: &str, fault: &str, count: u32) -> Result<u64, RigError> {
-        let body = format!(r#"{{"method":"{method}","fault":"{fault}","count":{count}}}"#);
+        self.inject_json(method, &format!("\"{fault}\""), count)
+            .await
+    }
+
+    /// [`Rig::inject`] with the fault as JSON (`{"slow_reply":{"ms":6000}}`
+    /// for a fault with fields).
+    ///
+    /// # Errors
+    /// When the simulator does not answer, or refuses the rule.
+    pub async fn inject_json(
+        &self,
+        method: &str,
+        fault: &str,
+        count: u32,
+    ) -> Result<u64, RigError> {
+        let body = format!(r#"{{"method":"{method}","fault":{fault},"count":{count}}}"#);
         let reply = http::post_json(&self.sim.addr, "/sim/faults", &body)
             .await
             .map_err(|e| RigError::Call(format!("POST /sim/faults: {e}")))?;
-        let v: serde_json::Value =
-            serde_json::from_str(&reply).map_err(|e| RigError::Call(e.to_string()))?;
+        let v: serde_json::Value = serde_json::from_str(&reply)
+            .map_err(|e| RigError::Call(format!("POST /sim/faults {body}: {e}: {reply}")))?;
         Ok(v["pending"].as_u64().unwrap_or_default())
     }
 
@@ -160,6 +185,25 @@ impl Rig {
     /// When the simulator does not answer.
     pub async fn pending_faults(&self) -> Result<u64, RigError> {
         self.inject("AddOrder", "service_unavailable", 0).await
+    }
+
+    /// Waits until every queued fault was consumed: true when they were
+    /// within `secs`, false when the trader never ran into them (they are
+    /// then not counted; should one still hit later, it goes uncounted).
+    ///
+    /// # Errors
+    /// When the simulator does not answer.
+    pub async fn wait_consumed(&self, secs: u64) -> Result<bool, RigError> {
+        let consumed = async {
+            while self.pending_faults().await? > 0 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Ok::<_, RigError>(())
+        };
+        match tokio::time::timeout(Duration::from_secs(secs), consumed).await {
+            Ok(r) => r.map(|()| true),
+            Err(_) => Ok(false),
+        }
     }
 
     async fn client(&self) -> Result<TraderServiceClient<Channel>, RigError> {
@@ -267,6 +311,11 @@ impl Rig {
         let trader = TraderEnd {
             trading: settled.mode == pb::Mode::Running as i32,
             mode_reason: format!("mode {} {}", settled.mode, settled.mode_reason),
+            held: settled
+                .slots
+                .iter()
+                .flat_map(|s| s.orders.iter().map(|o| o.txid.clone()))
+                .collect(),
         };
         let mut c = self.client().await?;
         c.pause(pb::PauseRequest {

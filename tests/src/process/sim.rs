@@ -63,8 +63,19 @@ impl SimProcess {
     /// # Panics
     /// Like [`Self::start`].
     pub async fn start_manual(seed: u64, log: &Path) -> Self {
+        Self::start_manual_with(seed, &[], log).await
+    }
+
+    /// [`Self::start_manual`] with `extra` flags appended (e.g. a pair
+    /// minimum).
+    ///
+    /// # Panics
+    /// Like [`Self::start`].
+    pub async fn start_manual_with(seed: u64, extra: &[&str], log: &Path) -> Self {
         let seed = seed.to_string();
-        Self::start(&["--speed", "0", "--tier", "pro", "--seed", &seed], log).await
+        let mut args = vec!["--speed", "0", "--tier", "pro", "--seed", &seed];
+        args.extend(extra);
+        Self::start(&args, log).await
     }
 
     /// `http://127.0.0.1:port`, for `KRAKEN_API_URL`.

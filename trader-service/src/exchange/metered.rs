@@ -115,6 +115,14 @@ impl<E: Exchange> Exchange for Metered<E> {
         self.count("open_orders", self.inner.open_orders())
     }
 
+    fn nonce_mark(&self) -> Option<u64> {
+        self.inner.nonce_mark()
+    }
+
+    fn resume_nonce_after(&self, floor: u64) {
+        self.inner.resume_nonce_after(floor);
+    }
+
     fn trades_since(
         &self,
         since: UnixMillis,

@@ -130,6 +130,21 @@ pub trait Exchange: Send + Sync {
     /// All currently open orders of the account.
     fn open_orders(&self) -> impl Future<Output = Result<Vec<OrderInfo>, ExchangeError>> + Send;
 
+    /// The mark of the request counter that must keep increasing across
+    /// processes (Kraken's nonce): at least every value issued so far and
+    /// the clock's current reading. `None` when the exchange has no such
+    /// counter. The runtime keeps a lease above it in its store, see
+    /// [`crate::runtime::nonce_lease`].
+    fn nonce_mark(&self) -> Option<u64> {
+        None
+    }
+
+    /// Makes every later request counter value exceed `floor` (a lease an
+    /// earlier process stored), whatever the clock says.
+    fn resume_nonce_after(&self, floor: u64) {
+        let _ = floor;
+    }
+
     /// The account's own trades strictly after `since` (unix milliseconds),
     /// oldest first.
     fn trades_since(

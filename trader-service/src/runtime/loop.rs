@@ -148,6 +148,9 @@ pub struct Runtime<E, L> {
     pub(crate) watch_until: i64,
     /// Store metadata to commit with the next step (operator answers).
     pub(crate) pending_meta: Vec<(String, String)>,
+    /// The exchange nonce lease last stored (see
+    /// [`crate::runtime::nonce_lease`]); 0 until this process stored one.
+    pub(crate) nonce_lease: u64,
     /// Throughput statistics (SPEC §7), persisted as store metadata when
     /// a round trip completes rather than with every step.
     pub(crate) throughput: crate::healing::throughput::ThroughputSizer,
@@ -217,6 +220,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
             last_scan_ms: None,
             watch_until: 0,
             pending_meta: Vec::new(),
+            nonce_lease: 0,
             throughput: Default::default(),
             throughput_dirty: false,
             metrics: None,

@@ -40,6 +40,7 @@ pub mod ledger;
 pub mod ledger_replicas;
 #[path = "loop.rs"]
 pub mod r#loop;
+pub mod nonce_lease;
 mod observe;
 mod operator;
 mod operator_round_trip;

@@ -61,7 +61,12 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
 
     /// Commits state + bookkeeping + queued writes if anything changed.
     pub(crate) async fn commit(&mut self, now_ms: i64) -> Result<bool, RuntimeError> {
-        if !self.dirty && self.pending.is_empty() && !self.market.needs_commit() {
+        let lease = self
+            .exchange
+            .nonce_mark()
+            .and_then(|mark| super::nonce_lease::renewal(mark, self.nonce_lease));
+        if !self.dirty && self.pending.is_empty() && !self.market.needs_commit() && lease.is_none()
+        {
             return Ok(false);
         }
         let state = PersistedState {
@@ -76,6 +81,12 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
             self.outbox_dirty = true;
         }
         let mut meta = std::mem::take(&mut self.pending_meta);
+        if let Some(l) = lease {
+            meta.push((
+                super::nonce_lease::NONCE_LEASE_META_KEY.to_owned(),
+                l.to_string(),
+            ));
+        }
         if std::mem::take(&mut self.throughput_dirty) {
             let json = serde_json::to_string(&self.throughput)
                 .map_err(|e| RuntimeError::CorruptState(e.to_string()))?;
@@ -107,6 +118,9 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
         );
         self.dirty = false;
         self.acks_uncommitted = false;
+        if let Some(l) = lease {
+            self.nonce_lease = l;
+        }
         if let Some(total) = regime_total {
             self.market.regime_saved(total);
         }

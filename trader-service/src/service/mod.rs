@@ -572,6 +572,10 @@ async fn trade<E: Exchange, C: Clock>(
 ) -> Result<(), RunError> {
     let name = args.exchange.as_str();
     let pair = &plan.trading.pair;
+    // Before the first private call: nonces resume above the lease of the
+    // process before (see `runtime::nonce_lease`).
+    let store = TraderStore::open(&StoreLocation::parse(&args.store)).await?;
+    crate::runtime::nonce_lease::resume(&store, &exchange).await?;
     let info = exchange.pair_info(pair).await.map_err(|e| {
         if e.to_string().contains("Unknown asset pair") {
             setting(
@@ -609,7 +613,6 @@ async fn trade<E: Exchange, C: Clock>(
         },
         Err(e) => tracing::warn!(error = %e, "no ticker at start-up: order size not checked yet"),
     }
-    let store = TraderStore::open(&StoreLocation::parse(&args.store)).await?;
     if args.exchange == ExchangeKind::Paper && store.load_state().await?.is_some() {
         tracing::warn!(store = %args.store,
             "paper exchange starts empty on every run, but this store holds state from an \

@@ -609,6 +609,14 @@ impl Exchange for KrakenClient {
         Ok(Some(t.unixtime.saturating_mul(1000)))
     }
 
+    fn nonce_mark(&self) -> Option<u64> {
+        Some(self.nonce.mark())
+    }
+
+    fn resume_nonce_after(&self, floor: u64) {
+        self.nonce.resume_after(floor);
+    }
+
     async fn open_orders(&self) -> Result<Vec<OrderInfo>, ExchangeError> {
         let r: OpenOrdersResult = self.call("OpenOrders", &[], true).await?;
         let orders =

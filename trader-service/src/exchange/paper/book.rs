@@ -23,6 +23,12 @@ use crate::pair::{Candle, Side};
 /// Decimals kept on fees, so balances keep a bounded scale over long runs.
 const FEE_DECIMALS: u32 = 12;
 
+/// Candles during which the rest of a split execution does not trade (two
+/// and a half hours of a one-minute market): long enough for a client
+/// polling every few seconds to see the order part filled, even on a
+/// market replayed many times faster than real time.
+pub const SPLIT_HOLD_CANDLES: u32 = 150;
+
 #[derive(Debug, Clone)]
 struct BookOrder {
     txid: String,
@@ -67,6 +73,11 @@ pub struct PaperBook {
     last_candle_time: Option<i64>,
     now: UnixMillis,
     txid_salt: u64,
+    /// Resting executions still to be split in two (fault injection).
+    splits: u32,
+    /// Orders split that way, with the candles left before their rest may
+    /// trade.
+    held: Vec<(usize, u32)>,
 }
 
 impl PaperBook {
@@ -94,7 +105,38 @@ impl PaperBook {
             last_candle_time: None,
             now,
             txid_salt: 0,
+            splits: 0,
+            held: Vec::new(),
         }
+    }
+
+    /// Makes each of the next `n` resting executions that can be split
+    /// execute only half of what remains (rounded down to the lot), the rest
+    /// staying on the book, untouched for [`SPLIT_HOLD_CANDLES`] candles:
+    /// partial fills on demand, for fault injection.
+    /// An execution is split only when both parts meet the pair minimum, so
+    /// every part can be traded on by itself.
+    pub fn split_next_fills(&mut self, n: u32) {
+        self.splits = self.splits.saturating_add(n);
+    }
+
+    /// Splits requested by [`Self::split_next_fills`] and not yet made.
+    #[must_use]
+    pub fn pending_splits(&self) -> u32 {
+        self.splits
+    }
+
+    /// The part of `remaining` a split execution fills, if a split is
+    /// pending and both parts would meet the pair minimum.
+    fn split_part(&self, remaining: Decimal) -> Option<Decimal> {
+        if self.splits == 0 {
+            return None;
+        }
+        let spec = &self.config.pair.spec;
+        let half = (remaining / Decimal::TWO)
+            .round_dp_with_strategy(spec.lot_decimals, RoundingStrategy::ToZero);
+        let min = spec.ordermin.max(Decimal::ZERO);
+        (half > Decimal::ZERO && half >= min && remaining - half >= min).then_some(half)
     }
 
     /// Salts the order and trade ids this book hands out: 0, the default,
@@ -465,6 +507,10 @@ impl PaperBook {
             .map_or(60_000, |t| (c.time - t).clamp(1, 86_400) * 1000);
         self.last_candle_time = Some(c.time);
         self.now = self.now.max(start);
+        self.held.retain_mut(|(_, left)| {
+            *left -= 1;
+            *left > 0
+        });
         let buy_hit = self.buys.last().is_some_and(|(p, _)| c.low <= *p);
         let sell_hit = self.sells.last().is_some_and(|(p, _)| c.high >= *p);
         if buy_hit || sell_hit {
@@ -512,8 +558,18 @@ impl PaperBook {
             if !reached {
                 break;
             }
+            if self.held.iter().any(|(h, _)| *h == idx) {
+                continue;
+            }
             let remaining = self.orders[idx].volume - self.orders[idx].vol_exec;
-            let qty = cap.map_or(remaining, |c| remaining.min(c));
+            let mut qty = cap.map_or(remaining, |c| remaining.min(c));
+            if qty == remaining
+                && let Some(part) = self.split_part(remaining)
+            {
+                self.splits -= 1;
+                self.held.push((idx, SPLIT_HOLD_CANDLES));
+                qty = part;
+            }
             if qty <= Decimal::ZERO {
                 continue;
             }

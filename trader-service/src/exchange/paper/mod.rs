@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 pub use account::{AccountSnapshot, Fill, PaperConfig};
-pub use book::PaperBook;
+pub use book::{PaperBook, SPLIT_HOLD_CANDLES};
 pub use txid::{order_txid, trade_txid};
 
 use super::Exchange;

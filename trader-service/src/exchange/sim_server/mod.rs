@@ -5,7 +5,8 @@
 //! tested end to end without internet.
 //!
 //! Control endpoints (unauthenticated; bind the simulator to loopback):
-//! `POST /sim/faults` with a [`FaultRule`] JSON body queues a fault,
+//! `POST /sim/faults` with a [`FaultRule`] JSON body queues a fault (and
+//! answers how many are pending, partial fills included),
 //! `POST /sim/step` advances the market by one candle, and `GET /sim/orders`
 //! lists every order ever placed (`{"open": {..}, "closed": {..}}` keyed by
 //! txid, Kraken's order objects), so tests can audit the book without
@@ -25,6 +26,7 @@ mod faults;
 mod private;
 mod public;
 mod render;
+mod stale;
 mod timeline;
 
 use std::collections::HashMap;
@@ -42,7 +44,7 @@ use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
-pub use faults::{Fault, FaultQueue, FaultRule};
+pub use faults::{ANY_METHOD, FILL_METHOD, Fault, FaultQueue, FaultRule};
 pub use timeline::Timeline;
 
 use super::clock::{Clock, SimClock};
@@ -101,6 +103,8 @@ struct Inner {
     placed: HashMap<String, Instant>,
     stats: SimStats,
     auto_cl_ord_id: u64,
+    /// The replies a [`Fault::StaleStatus`] replays.
+    kept: stale::Kept,
 }
 
 struct Shared {
@@ -189,6 +193,75 @@ impl Shared {
         Ok(played)
     }
 
+    /// Queues a fault: a partial fill goes to the book, any other fault to
+    /// the queue of its method. Returns the faults pending.
+    ///
+    /// # Errors
+    /// A partial fill named for a call, or a call fault named for the
+    /// fills: the rule would never take effect.
+    fn queue(&self, rule: FaultRule) -> Result<u32, String> {
+        let for_fills = rule.method == FILL_METHOD;
+        if (rule.fault == Fault::PartialFill) != for_fills {
+            return Err(format!(
+                "a partial_fill rule, and only it, names the method `{FILL_METHOD}` \
+                 (got {:?} for `{}`)",
+                rule.fault, rule.method
+            ));
+        }
+        if for_fills {
+            self.exchange.with_book(|b| b.split_next_fills(rule.count));
+        } else {
+            self.inner().faults.push(rule);
+        }
+        Ok(self.pending_faults())
+    }
+
+    fn pending_faults(&self) -> u32 {
+        let splits = self.exchange.with_book(|b| b.pending_splits());
+        self.inner().faults.pending() + splits
+    }
+
+    /// Processes a call and keeps an order-status reply for a later
+    /// [`Fault::StaleStatus`].
+    fn handle_kept(&self, method: &str, form: &HashMap<String, String>) -> Result<Value, String> {
+        let outcome = self.handle(method, form);
+        if let Ok(v) = &outcome {
+            self.inner().kept.record(method, form, v);
+        }
+        outcome
+    }
+
+    /// Answers a call from an older view: the reply this very call got
+    /// last time, or for `QueryOrders` the orders as last reported. When
+    /// there is no older view yet the call is answered fresh and the fault
+    /// stays queued.
+    fn handle_stale(&self, method: &str, form: &HashMap<String, String>) -> Response {
+        let kept = self.inner().kept.reply(method, form);
+        if let Some(old) = kept {
+            debug!(method, "replaying the previous reply");
+            return ok(old);
+        }
+        let before = self.inner().kept.orders_asked(form);
+        let fresh = self.handle_kept(method, form);
+        let (reply, replaced) = match fresh {
+            Ok(v) if method == "QueryOrders" => {
+                let (v, n) = stale::as_before(v, &before);
+                (Ok(v), n)
+            }
+            other => (other, 0),
+        };
+        if replaced == 0 {
+            debug!(
+                method,
+                "no older view yet: answered fresh, the fault stays queued"
+            );
+            self.inner().faults.put_back(method, Fault::StaleStatus);
+        } else {
+            debug!(method, replaced, "orders reported as they were");
+        }
+        envelope(reply)
+    }
+
     /// Simulated now, unix seconds.
     fn now_secs(&self) -> i64 {
         self.exchange.clock().now_ms().div_euclid(1000)
@@ -231,14 +304,18 @@ impl SimHandle {
     }
 
     /// Queues a fault.
-    pub fn inject(&self, rule: FaultRule) {
-        self.shared.inner().faults.push(rule);
+    ///
+    /// # Errors
+    /// When the rule could never take effect: a partial fill named for a
+    /// call, or a call fault named for the fills.
+    pub fn inject(&self, rule: FaultRule) -> Result<u32, String> {
+        self.shared.queue(rule)
     }
 
-    /// Faults not yet consumed.
+    /// Faults not yet consumed, partial fills included.
     #[must_use]
     pub fn pending_faults(&self) -> u32 {
-        self.shared.inner().faults.pending()
+        self.shared.pending_faults()
     }
 
     /// Advances the market source by one candle; `None` when exhausted.
@@ -294,6 +371,7 @@ pub async fn start(
         placed: HashMap::new(),
         stats: SimStats::default(),
         auto_cl_ord_id: 0,
+        kept: stale::Kept::default(),
     };
     inner.pending = Shared::pull(&mut inner)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
@@ -370,9 +448,10 @@ async fn add_fault(
     axum::Json(rule): axum::Json<FaultRule>,
 ) -> Response {
     info!(?rule, "fault queued");
-    let mut inner = s.inner();
-    inner.faults.push(rule);
-    axum::Json(json!({"pending": inner.faults.pending()})).into_response()
+    match s.queue(rule) {
+        Ok(pending) => axum::Json(json!({"pending": pending})).into_response(),
+        Err(e) => (StatusCode::BAD_REQUEST, e).into_response(),
+    }
 }
 
 async fn all_orders(State(s): State<Arc<Shared>>) -> Response {
@@ -486,8 +565,17 @@ async fn private(
         warn!(method, fault = ?f, "injecting fault");
     }
     match fault {
-        None => envelope(s.handle(&method, &form)),
+        None => envelope(s.handle_kept(&method, &form)),
         Some(Fault::ServiceUnavailable) => err("EService:Unavailable"),
+        Some(Fault::InvalidNonce) => err("EAPI:Invalid nonce"),
+        Some(Fault::StaleStatus) => s.handle_stale(&method, &form),
+        Some(Fault::SlowReply { ms }) => {
+            let outcome = s.handle_kept(&method, &form);
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            envelope(outcome)
+        }
+        // Queued on the book, never for a call (see `Shared::queue`).
+        Some(Fault::PartialFill) => envelope(s.handle_kept(&method, &form)),
         Some(Fault::RateLimited) => err("EOrder:Rate limit exceeded"),
         Some(Fault::Http5xxHtml) => html_502(),
         Some(Fault::Timeout) => {

@@ -207,3 +207,38 @@ fn partial_fills_respect_participation() {
     assert_eq!(b.order(&tx).unwrap().status, OrderStatus::Closed);
     assert_eq!(b.account().quote_locked, dec!(0));
 }
+
+#[test]
+fn a_requested_split_fills_half_and_leaves_the_rest_resting() {
+    let mut b = PaperBook::new(config(), 0);
+    b.set_last_price(dec!(0.1));
+    let small = b
+        .add_order(&limit(Side::Buy, dec!(0.09), dec!(99), "small"))
+        .unwrap();
+    let big = b
+        .add_order(&limit(Side::Buy, dec!(0.089), dec!(101), "big"))
+        .unwrap();
+    b.split_next_fills(1);
+    let c = candle(60, dec!(0.1), dec!(0.1), dec!(0.08), dec!(0.1));
+    let fills = b.step(&c).to_vec();
+    // 99 splits into 49.5 + 49.5, below the minimum of 50: filled whole;
+    // 101 splits into 50.5 + 50.5.
+    assert_eq!(fills.len(), 2);
+    assert_eq!(fills[0].volume, dec!(99));
+    assert_eq!(fills[1].volume, dec!(50.5));
+    assert!(!fills[1].order_closed);
+    assert_eq!(b.order(&small).unwrap().status, OrderStatus::Closed);
+    assert_eq!(b.order(&big).unwrap().status, OrderStatus::Open);
+    assert_eq!(b.pending_splits(), 0);
+    // The rest waits while the market trades through its price.
+    for n in 1..SPLIT_HOLD_CANDLES {
+        let time = 60 + 60 * i64::from(n);
+        assert!(b.step(&Candle { time, ..c }).is_empty(), "candle {n}");
+    }
+    let time = 60 + 60 * i64::from(SPLIT_HOLD_CANDLES);
+    let rest = b.step(&Candle { time, ..c }).to_vec();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].volume, dec!(50.5));
+    assert_eq!(b.order(&big).unwrap().status, OrderStatus::Closed);
+    assert_eq!(b.account().quote_locked, dec!(0));
+}
