@@ -1,8 +1,8 @@
 //! The short fault-injection suite (the CI counts): every scenario must
 //! inject its faults, survive each, and leave nothing lost, duplicated,
-//! placed twice or naked. `fault-suite --long` runs the full counts. Three
-//! scenarios run at a time (the fourteen take five to six minutes on two
-//! cores): each mostly waits on the trader's loop. The
+//! placed twice or naked. `fault-suite --long` runs the full counts. Four
+//! scenarios run at a time (each mostly waits on the trader's 5 s loop, so
+//! the fourteen fit in about four minutes on two cores). The
 //! PostgreSQL scenarios skip with a notice where PostgreSQL is missing,
 //! unless CI=true or HEALGRID_REQUIRE_POSTGRES=1 (then they fail); the
 //! clock-step-back scenario likewise where libfaketime is missing, unless
@@ -13,7 +13,7 @@ use healgrid_tests::fault::{HEADER, run_suite};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn short_fault_suite_counts_no_violation() {
     eprintln!("{HEADER}");
-    let summaries = run_suite(false, 1, None, false, 3).await;
+    let summaries = run_suite(false, 1, None, false, 4).await;
     let lines: Vec<String> = summaries.iter().map(ToString::to_string).collect();
     for s in &summaries {
         if s.skipped {
