@@ -63,6 +63,7 @@ pub struct ExchangeClock {
     drifting: bool,
     unsupported: bool,
     last_now: i64,
+    last_local: Option<i64>,
 }
 
 impl Default for ExchangeClock {
@@ -81,6 +82,7 @@ impl ExchangeClock {
             drifting: false,
             unsupported: false,
             last_now: i64::MIN,
+            last_local: None,
         }
     }
 
@@ -135,15 +137,38 @@ impl ExchangeClock {
     /// "Now" on the exchange's clock for local time `local_ms`. Never runs
     /// backwards, even when a new offset is smaller than the last one.
     pub fn now(&mut self, local_ms: i64) -> i64 {
+        self.last_local = Some(local_ms);
         let now = local_ms.saturating_add(self.offset_ms.unwrap_or(0));
         self.last_now = self.last_now.max(now);
         self.last_now
     }
 
-    /// The loop's "now": measures the exchange's clock first when due (a
-    /// failure is logged and the last offset kept), else counts the loop.
+    /// True when local time `local_ms` is more than
+    /// [`SIGNIFICANT_CHANGE_MS`] behind the last one "now" was read at: the
+    /// machine's clock was set back. The offset must then be measured
+    /// again before it is used; with the old one, "now" (which never runs
+    /// backwards) would stand still until the next scheduled measurement,
+    /// up to [`REFRESH_EVERY_LOOPS`] loops, and no position would age.
+    #[must_use]
+    pub fn stepped_back(&self, local_ms: i64) -> bool {
+        self.last_local
+            .is_some_and(|last| local_ms.saturating_add(SIGNIFICANT_CHANGE_MS) < last)
+    }
+
+    /// The loop's "now": measures the exchange's clock first when due or
+    /// when the local clock stepped back (a failure is logged and the last
+    /// offset kept), else counts the loop.
     pub async fn loop_now<E: Exchange, C: Clock>(&mut self, exchange: &E, clock: &C) -> i64 {
-        if self.due() {
+        let local_now = clock.now_ms();
+        let stepped_back = !self.unsupported && self.stepped_back(local_now);
+        if stepped_back {
+            tracing::warn!(
+                local_ms = local_now,
+                last_local_ms = self.last_local,
+                "the local clock stepped back: measuring the exchange's clock again"
+            );
+        }
+        if self.due() || stepped_back {
             let before = clock.now_ms();
             let answer = exchange.server_time().await;
             let after = clock.now_ms();
@@ -184,6 +209,66 @@ mod tests {
 
     fn measured(c: &mut ExchangeClock, local: i64, exchange: i64) -> Measurement {
         c.record(local, Ok(Some(exchange)))
+    }
+
+    #[test]
+    fn a_local_clock_stepping_back_is_seen_and_a_new_offset_moves_now_on() {
+        let mut c = ExchangeClock::new();
+        measured(&mut c, 1_000_000, 1_000_000);
+        assert_eq!(c.now(1_000_000), 1_000_000);
+        assert!(!c.stepped_back(1_000_000 - SIGNIFICANT_CHANGE_MS), "noise");
+        let back = 1_000_000 - 3_600_000;
+        assert!(c.stepped_back(back), "an hour back");
+        assert_eq!(c.now(back), 1_000_000, "the old offset: now stands still");
+        measured(&mut c, back + 500, 1_000_500);
+        assert_eq!(c.now(back + 500), 1_000_500, "measured again: now moves on");
+        assert!(!c.stepped_back(back + 600));
+    }
+
+    /// Proves, through `loop_now` against an exchange with its own clock:
+    /// when the machine's clock is set back an hour between two scheduled
+    /// measurements, the loop measures again at once and "now" keeps
+    /// following the exchange instead of standing still.
+    #[tokio::test]
+    async fn the_loop_measures_again_when_the_local_clock_steps_back() {
+        use crate::exchange::SimClock;
+        use crate::exchange::paper::{PaperConfig, PaperExchange};
+        let exchange_clock = SimClock::new(1_640_995_200_000);
+        let config = PaperConfig {
+            max_open_orders: 10,
+            ..crate::exchange::paper::test_config()
+        };
+        let exchange = PaperExchange::new(config, exchange_clock.clone());
+        // The machine's clock, which (unlike SimClock) can be set back.
+        struct Machine(std::sync::atomic::AtomicI64);
+        impl Machine {
+            fn advance(&self, delta_ms: i64) {
+                self.0
+                    .fetch_add(delta_ms, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        impl Clock for Machine {
+            fn now_ms(&self) -> UnixMillis {
+                self.0.load(std::sync::atomic::Ordering::SeqCst)
+            }
+        }
+        let local = Machine(std::sync::atomic::AtomicI64::new(1_640_995_200_000));
+        let mut c = ExchangeClock::new();
+        assert_eq!(c.loop_now(&exchange, &local).await, 1_640_995_200_000);
+        exchange_clock.advance(1_000);
+        local.advance(1_000);
+        assert_eq!(c.loop_now(&exchange, &local).await, 1_640_995_201_000);
+        assert!(!c.due(), "the next scheduled measurement is loops away");
+        exchange_clock.advance(1_000);
+        local.advance(-3_600_000);
+        assert_eq!(
+            c.loop_now(&exchange, &local).await,
+            1_640_995_202_000,
+            "measured again: now follows the exchange"
+        );
+        exchange_clock.advance(1_000);
+        local.advance(1_000);
+        assert_eq!(c.loop_now(&exchange, &local).await, 1_640_995_203_000);
     }
 
     #[test]

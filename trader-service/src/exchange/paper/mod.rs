@@ -192,6 +192,13 @@ impl Exchange for PaperExchange {
     }
 }
 
+/// The XDG/USD paper account of the book's tests, for the crate's other
+/// unit tests.
+#[cfg(test)]
+pub(crate) fn test_config() -> PaperConfig {
+    book::tests::config()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
