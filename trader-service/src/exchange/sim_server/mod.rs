@@ -487,7 +487,19 @@ async fn public(
 }
 
 /// Decodes an `application/x-www-form-urlencoded` body.
-fn parse_form(body: &str) -> HashMap<String, String> {
+/// A private call's decoded form parameters.
+type Form = HashMap<String, String>;
+
+/// A form from literal pairs, for the submodules' tests.
+#[cfg(test)]
+fn form_of(pairs: &[(&str, &str)]) -> Form {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+fn parse_form(body: &str) -> Form {
     fn decode(s: &str) -> String {
         let bytes = s.as_bytes();
         let mut out = Vec::with_capacity(bytes.len());

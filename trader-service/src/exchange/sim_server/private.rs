@@ -3,7 +3,6 @@
 //! (key, signature, nonce, faults) in the parent module; errors are the
 //! Kraken error strings the client will see.
 
-use std::collections::HashMap;
 use std::time::Instant;
 
 use rust_decimal::Decimal;
@@ -31,7 +30,7 @@ pub(super) const AUTO_CL_ORD_ID: &str = "\u{1f}auto-";
 /// one our client and other client libraries match on.
 pub(super) const DUPLICATE_ORDER: &str = "EOrder:Duplicate order";
 
-type Form = HashMap<String, String>;
+use super::Form;
 
 fn kraken_msg(e: &ExchangeError) -> String {
     e.message().to_owned()
@@ -423,12 +422,7 @@ fn describe(req: &OrderRequest) -> String {
 mod tests {
     use super::*;
 
-    fn form(pairs: &[(&str, &str)]) -> Form {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
+    use super::super::form_of as form;
 
     #[test]
     fn arguments_are_checked_with_kraken_messages() {

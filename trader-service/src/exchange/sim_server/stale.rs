@@ -14,7 +14,7 @@ const STATUS_METHODS: [&str; 4] = ["QueryOrders", "OpenOrders", "ClosedOrders", 
 /// needs only recent ones).
 const MAX_KEPT: usize = 4096;
 
-type Form = HashMap<String, String>;
+use super::Form;
 
 /// The key of a call: its method and parameters, without the nonce (which
 /// differs on every call), in a fixed order.
@@ -100,12 +100,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn form(pairs: &[(&str, &str)]) -> Form {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
+    use super::super::form_of as form;
 
     #[test]
     fn a_reply_is_kept_per_call_whatever_the_nonce() {
