@@ -22,7 +22,6 @@ use rust_decimal_macros::dec;
 use trader_service::engine::TradeId;
 use trader_service::exchange::paper::{PaperConfig, PaperExchange};
 use trader_service::exchange::{Clock, SimClock};
-use trader_service::pair::Candle;
 use trader_service::runtime::Runtime;
 use trader_service::runtime::ledger::LocalLedger;
 use trader_service::runtime::store::{StoreLocation, TraderStore};
@@ -61,14 +60,7 @@ impl Run {
     }
 
     async fn candle(&mut self, open: Decimal, high: Decimal, low: Decimal, close: Decimal) {
-        let c = Candle {
-            time: self.t,
-            open,
-            high,
-            low,
-            close,
-            volume: dec!(1000),
-        };
+        let c = grid::candle(self.t, open, high, low, close);
         self.paper.step(&c);
         self.rt.step(self.paper.clock().now_ms()).await.unwrap();
         self.t = c.time + 60;

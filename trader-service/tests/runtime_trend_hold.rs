@@ -18,7 +18,7 @@ use trader_service::engine::{EntryHold, IdleReason, TradeId, TradeWork};
 use trader_service::exchange::paper::PaperExchange;
 use trader_service::exchange::{Clock, SimClock};
 use trader_service::healing::TrendConfig;
-use trader_service::pair::{Candle, Side};
+use trader_service::pair::Side;
 use trader_service::runtime::Runtime;
 use trader_service::runtime::ledger::LocalLedger;
 use trader_service::runtime::store::{StoreLocation, TraderStore};
@@ -56,14 +56,7 @@ impl Run {
     }
 
     async fn candle(&mut self, high: Decimal, low: Decimal, close: Decimal) {
-        let c = Candle {
-            time: self.t,
-            open: self.price,
-            high,
-            low,
-            close,
-            volume: dec!(1000),
-        };
+        let c = grid::candle(self.t, self.price, high, low, close);
         self.paper.step(&c);
         self.rt.step(self.paper.clock().now_ms()).await.unwrap();
         self.t += 60;

@@ -82,3 +82,22 @@ fn market(n: usize, config: SyntheticConfig) -> Vec<Candle> {
         })
         .collect()
 }
+
+/// A one-minute candle opening at `time` with a volume that fills every
+/// order it crosses.
+pub fn candle(
+    time: i64,
+    open: rust_decimal::Decimal,
+    high: rust_decimal::Decimal,
+    low: rust_decimal::Decimal,
+    close: rust_decimal::Decimal,
+) -> Candle {
+    Candle {
+        time,
+        open,
+        high,
+        low,
+        close,
+        volume: dec!(1000),
+    }
+}
