@@ -311,8 +311,7 @@ fn halt(slot: &mut SlotState, violation: Violation, ctx: Ctx<'_>, out: &mut Vec<
 enum Due {
     Nothing,
     PlaceEntry,
-    CancelHeld,
-    Refresh,
+    Entry,
     RetryExit,
 }
 
@@ -327,13 +326,7 @@ fn on_clock(slot: &mut SlotState, ctx: Ctx<'_>, out: &mut Vec<Action>) {
                     Due::Nothing
                 }
             }
-            TradeWork::Entry(e)
-                if ctx.entry_hold.holds(t) && !e.cancel_requested && !e.fills.any() =>
-            {
-                Due::CancelHeld
-            }
-            TradeWork::Entry(_) if !refreshed => Due::Refresh,
-            TradeWork::Entry(_) => Due::Nothing,
+            TradeWork::Entry(_) => Due::Entry,
             TradeWork::Exit(x) => match x.placement {
                 ExitPlacement::Failed { ref reason, at }
                     if *reason != PlaceFailReason::BelowMinimum
@@ -347,10 +340,13 @@ fn on_clock(slot: &mut SlotState, ctx: Ctx<'_>, out: &mut Vec<Action>) {
         match due {
             Due::Nothing => {}
             Due::PlaceEntry => place_entry(slot, t, ctx, out),
-            Due::CancelHeld => {
-                cancel_held_entry(slot, t, ctx.entry_hold, out);
+            // A held entry is cancelled whatever the refresh budget; an
+            // entry the hold leaves alone may be refreshed (one per tick).
+            Due::Entry => {
+                if !cancel_held_entry(slot, t, ctx.entry_hold, out) && !refreshed {
+                    refreshed = maybe_refresh(slot, t, ctx, out);
+                }
             }
-            Due::Refresh => refreshed = maybe_refresh(slot, t, ctx, out),
             Due::RetryExit => replace_exit(slot, t, ctx, out),
         }
     }
