@@ -220,7 +220,11 @@ fi
 stage "2. the ledger scaled to 2, one replica killed, restarted three times"
 dc up -d --no-build --no-recreate --scale ledger=2 ledger
 if wait_healthy ledger 2 120; then pass "ledger scaled to 2 healthy replicas"; else fail "scale ledger=2"; fi
-victim="$(ledger_containers | head -n1)"
+# Read the whole list, then pick: `| head -n1` may close the pipe before
+# docker-compose has written its second line, and under pipefail that
+# SIGPIPE (exit 141) would abort the test.
+replicas="$(ledger_containers)"
+victim="${replicas%%$'\n'*}"
 docker kill "$victim" >/dev/null
 if wait_progress "one replica killed" 120; then
   pass "docker kill of one ledger replica: the trader's writes go on"
