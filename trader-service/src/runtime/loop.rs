@@ -144,6 +144,9 @@ pub struct Runtime<E, L> {
     /// When the last exchange scan ran (not persisted: the first scan after
     /// a start looks back further).
     pub(crate) last_scan_ms: Option<i64>,
+    /// When handled txids past their retention were last forgotten (not
+    /// persisted: the first loop after a start prunes).
+    pub(crate) known_pruned_ms: i64,
     /// Scan every loop until then (a stale window after a resolution).
     pub(crate) watch_until: i64,
     /// Store metadata to commit with the next step (operator answers).
@@ -218,6 +221,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
             acks_uncommitted: false,
             handle: None,
             last_scan_ms: None,
+            known_pruned_ms: i64::MIN,
             watch_until: 0,
             pending_meta: Vec::new(),
             nonce_lease: 0,
@@ -515,6 +519,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
         if !scanned && self.scan_needed(now_ms) {
             self.scan(now_ms, &mut budget).await?;
         }
+        self.prune_known_if_due(now_ms);
 
         // 3. Engine clock.
         match price {

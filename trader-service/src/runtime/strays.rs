@@ -36,6 +36,12 @@ use crate::runtime::writes::{LedgerWriteRequest, OpenWrite, SlotModeKind};
 /// How long a handled txid is remembered after it was last live.
 pub const KNOWN_RETENTION_MS: i64 = 6 * 3_600_000;
 
+/// How often (in loop time) handled txids past the retention are
+/// forgotten. On its own schedule, not the scan's: with the periodic scan
+/// off (a backtest) the set would otherwise grow with every order ever
+/// placed, and the state committed on every step with it.
+pub const KNOWN_PRUNE_EVERY_MS: i64 = 10 * 60_000;
+
 /// The scan never looks further back than this (well inside the
 /// retention, so an order we tracked is never mistaken for a stray).
 pub const SCAN_LOOKBACK_CAP_MS: i64 = 3 * 3_600_000;
@@ -112,7 +118,6 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
         self.resolve_intents(&ours, now_ms);
         self.resolve_stray_exits(&ours, now_ms).await?;
         self.handle_strays(&ours, now_ms, budget).await?;
-        self.prune_known(now_ms);
         Ok(Some(open))
     }
 
@@ -445,6 +450,16 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
         Ok(())
     }
 
+    /// Forgets handled txids past the retention, at most once per
+    /// [`KNOWN_PRUNE_EVERY_MS`].
+    pub(crate) fn prune_known_if_due(&mut self, now_ms: i64) {
+        if now_ms.saturating_sub(self.known_pruned_ms) < KNOWN_PRUNE_EVERY_MS {
+            return;
+        }
+        self.known_pruned_ms = now_ms;
+        self.prune_known(now_ms);
+    }
+
     /// Forgets handled txids that are no longer held and older than the
     /// retention.
     fn prune_known(&mut self, now_ms: i64) {
@@ -506,5 +521,76 @@ mod tests {
         foreign.cl_ord_id = Some("sx:1".into());
         assert!(our_id(&foreign).is_none());
         assert_eq!(stray_open_key("T9"), "stray:T9");
+    }
+
+    /// Proves that without the periodic exchange scan (a backtest sets
+    /// `reconcile_every = 0`) the handled txids are still forgotten after
+    /// their retention: over a day of fills the set holds only what is
+    /// live or recent, instead of every order ever placed.
+    #[tokio::test]
+    async fn handled_txids_are_pruned_without_the_scan() {
+        use crate::exchange::paper::{PaperConfig, PaperExchange};
+        use crate::exchange::{Clock, SimClock};
+        use crate::pair::Candle;
+        use crate::runtime::RuntimeConfig;
+        use crate::runtime::ledger::LocalLedger;
+        use crate::runtime::store::{StoreLocation, TraderStore};
+
+        let start = 1_640_995_200_i64;
+        let clock = SimClock::new(start * 1000);
+        let paper = PaperConfig {
+            initial_base: dec!(100000),
+            initial_quote: dec!(10000),
+            ..crate::exchange::paper::test_config()
+        };
+        let exchange = PaperExchange::new(paper.clone(), clock.clone());
+        let mut engine = crate::engine::EngineConfig::defaults(paper.pair.spec.clone());
+        engine.slots = 3;
+        let mut cfg = RuntimeConfig::new("prune", engine.validate().0);
+        cfg.reconcile_every = 0;
+        let store = TraderStore::open(&StoreLocation::Memory).await.unwrap();
+        let ledger = LocalLedger::new(ledger_service::Ledger::memory());
+        let mut rt = Runtime::new(cfg, exchange.clone(), ledger, store)
+            .await
+            .unwrap();
+        // A 2 % swing every 40 minutes: entries and exits fill all along.
+        let mut peak_known = 0;
+        for i in 0..(24 * 60) {
+            let phase = (i / 20) % 2 == 0;
+            let close = if phase { dec!(0.1000) } else { dec!(0.1020) };
+            let candle = Candle {
+                time: start + i * 60,
+                open: close,
+                high: dec!(0.1025),
+                low: dec!(0.0995),
+                close,
+                volume: dec!(1000000),
+            };
+            exchange.step(&candle);
+            let now_ms = clock.now_ms();
+            rt.step(now_ms).await.unwrap();
+            let held: BTreeSet<String> = held_orders(&rt.engine)
+                .into_iter()
+                .filter_map(|h| h.txid)
+                .collect();
+            for (txid, at) in &rt.book.known {
+                assert!(
+                    held.contains(txid)
+                        || *at >= now_ms - KNOWN_RETENTION_MS - KNOWN_PRUNE_EVERY_MS,
+                    "{txid} kept past its retention"
+                );
+            }
+            peak_known = peak_known.max(rt.book.known.len());
+        }
+        assert!(
+            rt.stats().fills > 100,
+            "the market traded: {}",
+            rt.stats().fills
+        );
+        assert!(
+            peak_known < usize::try_from(rt.stats().fills).unwrap(),
+            "the set stays bounded: peak {peak_known} of {} fills",
+            rt.stats().fills
+        );
     }
 }
