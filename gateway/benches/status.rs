@@ -10,6 +10,11 @@
 //! -p gateway --bench status` (optimised; `-- --quick` for a one-second
 //! smoke pass).
 //!
+//! A one-client pair of rounds comes first: there each request makes its
+//! own `GetStatus` call and JSON encoding, so it shows what the gateway
+//! costs per request. At 32 clients, requests that arrive while a call runs
+//! share its answer (`gateway::single_flight`).
+//!
 //! The status is built, not traded into: the engine holds at most one
 //! position per trade, two per slot, so 100 real slots never hold 1,000
 //! positions. What the gateway and the trader server do per request is the
@@ -117,14 +122,14 @@ impl Round {
     }
 }
 
-async fn run<F, Fut>(secs: u64, make: F) -> Round
+async fn run<F, Fut>(secs: u64, clients: usize, make: F) -> Round
 where
     F: Fn() -> Fut + Clone + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send,
 {
     let end = Instant::now() + Duration::from_secs(secs);
     let start = Instant::now();
-    let tasks: Vec<_> = (0..CLIENTS)
+    let tasks: Vec<_> = (0..clients)
         .map(|_| {
             let make = make.clone();
             tokio::spawn(async move {
@@ -176,33 +181,49 @@ async fn main() -> anyhow::Result<()> {
     let client = reqwest::Client::new();
     let body = client.get(&url).send().await?.bytes().await?;
     println!(
-        "status: {SLOTS} slots, {POSITIONS} open positions; JSON answer {} bytes; {CLIENTS} clients, {secs} s per round",
+        "status: {SLOTS} slots, {POSITIONS} open positions; JSON answer {} bytes; 1 and {CLIENTS} clients, {secs} s per round",
         body.len()
     );
+    let g = grpc.clone();
+    let direct_call = move || {
+        let mut g = g.clone();
+        async move {
+            g.get_status(pb::GetStatusRequest {})
+                .await
+                .expect("GetStatus");
+        }
+    };
+    let (c, u) = (client.clone(), url.clone());
+    let gateway_call = move || {
+        let (c, u) = (c.clone(), u.clone());
+        async move {
+            let r = c.get(&u).send().await.expect("GET");
+            assert!(r.status().is_success());
+            r.bytes().await.expect("body");
+        }
+    };
     for round in 1..=(if quick { 1 } else { 3 }) {
-        let g = grpc.clone();
-        let direct = run(secs, move || {
-            let mut g = g.clone();
-            async move {
-                g.get_status(pb::GetStatusRequest {})
-                    .await
-                    .expect("GetStatus");
-            }
-        })
-        .await;
-        let (c, u) = (client.clone(), url.clone());
-        let via = run(secs, move || {
-            let (c, u) = (c.clone(), u.clone());
-            async move {
-                let r = c.get(&u).send().await.expect("GET");
-                assert!(r.status().is_success());
-                r.bytes().await.expect("body");
-            }
-        })
-        .await;
+        // One client first: every request makes its own call and encoding,
+        // so this is what the gateway costs per request. At 32 clients,
+        // requests arriving during a running `GetStatus` share its answer.
+        let direct_one = run(secs, 1, direct_call.clone()).await;
+        let via_one = run(secs, 1, gateway_call.clone()).await;
+        let direct = run(secs, CLIENTS, direct_call.clone()).await;
+        let via = run(secs, CLIENTS, gateway_call.clone()).await;
         println!("round {round}");
-        println!("  {}", direct.line("gRPC GetStatus direct"));
-        println!("  {}", via.line("GET /api/v1/status"));
+        println!("  1 client:   {}", direct_one.line("gRPC GetStatus direct"));
+        println!("  1 client:   {}", via_one.line("GET /api/v1/status"));
+        println!(
+            "  1 client:   the gateway adds {:.2} ms at p50 per request (no sharing with one client)",
+            (via_one.hist.value_at_quantile(0.5) as f64
+                - direct_one.hist.value_at_quantile(0.5) as f64)
+                / 1000.0
+        );
+        println!(
+            "  {CLIENTS} clients: {}",
+            direct.line("gRPC GetStatus direct")
+        );
+        println!("  {CLIENTS} clients: {}", via.line("GET /api/v1/status"));
         let added_ms = (via.hist.value_at_quantile(0.99) as f64
             - direct.hist.value_at_quantile(0.99) as f64)
             / 1000.0;

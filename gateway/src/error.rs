@@ -27,7 +27,7 @@ impl std::fmt::Display for Backend {
 }
 
 /// Everything a request can fail with.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ApiError {
     /// Malformed input (bad id, bad JSON syntax, bad header).
     #[error("{0}")]

@@ -30,6 +30,7 @@ pub mod config;
 pub mod error;
 pub mod idempotency;
 pub mod metrics;
+pub mod single_flight;
 pub mod ui;
 pub mod view;
 

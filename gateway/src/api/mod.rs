@@ -48,6 +48,8 @@ pub struct AppState {
     pub idempotency: IdempotencyCache,
     /// Request metrics.
     pub metrics: Arc<Metrics>,
+    /// The `GetStatus` call concurrent reads share.
+    pub status_reads: status::StatusFlight,
 }
 
 impl AppState {
@@ -60,6 +62,7 @@ impl AppState {
             bot_id,
             idempotency: IdempotencyCache::default(),
             metrics: Arc::new(Metrics::default()),
+            status_reads: status::StatusFlight::default(),
         }
     }
 }

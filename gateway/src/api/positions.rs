@@ -32,7 +32,7 @@ const MAX_JOURNAL_ROWS: usize = 5000;
 pub async fn bot_id(state: &Shared) -> Result<String, ApiError> {
     match &state.bot_id {
         Some(b) => Ok(b.clone()),
-        None => Ok(fetch_status(state).await?.bot_id),
+        None => Ok(fetch_status(state).await?.bot_id.clone()),
     }
 }
 
@@ -107,7 +107,7 @@ pub struct PositionPage {
 /// Bands of open positions by ledger id, from the trader; `None` when the
 /// trader cannot be read.
 async fn bands(state: &Shared) -> Result<HashMap<u64, Band>, ApiError> {
-    let s = sv::status(&fetch_status(state).await?);
+    let s = sv::status(&*fetch_status(state).await?);
     Ok(s.positions
         .iter()
         .filter_map(|p| Some((p.position_id.as_deref()?.parse().ok()?, p.band)))

@@ -1,6 +1,9 @@
 //! Status, version and the probes (`/healthz`, `/readyz`, `/metrics`).
 
+use std::sync::{Arc, OnceLock};
+
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
@@ -11,16 +14,66 @@ use utoipa::ToSchema;
 
 use super::{API_VERSION, Shared};
 use crate::error::{ApiError, Backend, ErrorBody};
+use crate::single_flight::SingleFlight;
 use crate::view::status::{self as sv, Status};
 
-/// The trader's raw status, for callers that derive more from it.
+/// One `GetStatus` answer, shared by every request that joined its call
+/// ([`crate::single_flight`]), with its REST encoding made once.
+#[derive(Debug)]
+pub struct StatusRead {
+    response: pb::GetStatusResponse,
+    json: OnceLock<Result<Bytes, String>>,
+}
+
+impl std::ops::Deref for StatusRead {
+    type Target = pb::GetStatusResponse;
+
+    fn deref(&self) -> &pb::GetStatusResponse {
+        &self.response
+    }
+}
+
+impl StatusRead {
+    /// The `GET /api/v1/status` body of this answer, encoded by the first
+    /// request that needs it.
+    fn rest_json(&self) -> Result<Bytes, ApiError> {
+        self.json
+            .get_or_init(|| {
+                serde_json::to_vec(&sv::status(&self.response))
+                    .map(Bytes::from)
+                    .map_err(|e| e.to_string())
+            })
+            .clone()
+            .map_err(|message| ApiError::BadAnswer {
+                backend: Backend::Trader,
+                rpc: "GetStatus",
+                message,
+            })
+    }
+}
+
+/// What concurrent status reads share.
+pub type StatusFlight = SingleFlight<Result<Arc<StatusRead>, ApiError>>;
+
+/// The trader's raw status, for callers that derive more from it. Requests
+/// arriving while a `GetStatus` call runs share its answer.
 ///
 /// # Errors
 /// The RPC's failure.
-pub async fn fetch_status(state: &Shared) -> Result<pb::GetStatusResponse, ApiError> {
-    let b = &state.backends;
-    let request = b.request(pb::GetStatusRequest {});
-    b.call(Backend::Trader, "GetStatus", b.trader().get_status(request))
+pub async fn fetch_status(state: &Shared) -> Result<Arc<StatusRead>, ApiError> {
+    state
+        .status_reads
+        .run(|| async {
+            let b = &state.backends;
+            let request = b.request(pb::GetStatusRequest {});
+            let response = b
+                .call(Backend::Trader, "GetStatus", b.trader().get_status(request))
+                .await?;
+            Ok(Arc::new(StatusRead {
+                response,
+                json: OnceLock::new(),
+            }))
+        })
         .await
 }
 
@@ -30,12 +83,14 @@ pub async fn fetch_status(state: &Shared) -> Result<pb::GetStatusResponse, ApiEr
     get, path = "/api/v1/status", tag = "status",
     responses(
         (status = 200, description = "Latest status snapshot", body = Status),
+        (status = 502, description = "The trader's status could not be encoded", body = ErrorBody),
         (status = 503, description = "Trader unreachable", body = ErrorBody),
         (status = 504, description = "Trader did not answer in time", body = ErrorBody),
     )
 )]
-pub async fn get_status(State(state): State<Shared>) -> Result<Json<Status>, ApiError> {
-    Ok(Json(sv::status(&fetch_status(&state).await?)))
+pub async fn get_status(State(state): State<Shared>) -> Result<impl IntoResponse, ApiError> {
+    let body = fetch_status(&state).await?.rest_json()?;
+    Ok(([(CONTENT_TYPE, "application/json")], body))
 }
 
 /// API and gateway versions.

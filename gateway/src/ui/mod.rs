@@ -64,7 +64,7 @@ async fn snapshot(state: &Shared) -> Snapshot {
         fetch_cleanup_queue(state),
         fetch_candles(state, None),
     );
-    let churners = raw_status.as_ref().ok().and_then(ov::churners);
+    let churners = raw_status.as_ref().ok().and_then(|r| ov::churners(r));
     let status = raw_status.map(|r| sv::status(&r));
     let bot = match (&state.bot_id, &status) {
         (Some(b), _) => Ok(b.clone()),
