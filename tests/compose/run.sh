@@ -87,7 +87,9 @@ trap finish EXIT
 # --- helpers ---------------------------------------------------------------
 
 ledger_containers() { dc ps -q ledger; }
-trader_container() { dc ps -q trader; }
+# `-a`: the audit copies the store out of the stopped trader, and Compose v2
+# lists only running containers without it.
+trader_container() { dc ps -a -q trader; }
 
 health_of() { docker inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}' "$1" 2>/dev/null || echo gone; }
 
