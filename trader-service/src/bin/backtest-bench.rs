@@ -139,7 +139,8 @@ async fn main() -> Result<()> {
         let cpu = cpu0.zip(cpu_ns()).map(|(a, b)| (b - a) as f64 / 1e9);
         println!(
             "backtest stage {stage}, 10 slots: {} candles in {secs:.3}s wall = {:.0} candles/s; \
-             CPU {} ({} full runtime steps, {} fills, {} cycles, {} reprices, net {} USD, ledger open {})",
+             CPU {} ({} full runtime steps, {} fills, {} cycles, {} reprices, {} churner round trips, \
+             net {} USD, ledger open {})",
             r.candles,
             r.candles as f64 / secs,
             cpu.map_or("n/a".to_owned(), |c| format!(
@@ -150,6 +151,7 @@ async fn main() -> Result<()> {
             r.fills,
             r.completed_cycles,
             r.reprices_tighten + r.reprices_subsidy + r.reprices_loss_funded,
+            r.churner_cycles,
             r.net_pnl_usd,
             r.ledger_open_positions
         );
