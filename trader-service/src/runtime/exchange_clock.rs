@@ -128,7 +128,12 @@ impl ExchangeClock {
                     offset_ms,
                     previous,
                 };
-                self.drifting = previous.is_some() && m.is_significant();
+                // The first offset is checked by a second one on the next
+                // loop: only two measurements tell a clock that runs faster
+                // than ours (a simulator) from a steady one. Without that
+                // check a drifting clock went unseen for a whole refresh
+                // period, and "now" lagged it by that much.
+                self.drifting = m.is_significant();
                 m
             }
         }
@@ -277,7 +282,9 @@ mod tests {
         assert!(c.due());
         assert_eq!(c.now(1_000), 1_000, "local time until measured");
         measured(&mut c, 1_000, 61_000);
-        assert!(!c.due());
+        assert!(c.due(), "the first offset is checked on the next loop");
+        measured(&mut c, 6_000, 66_000);
+        assert!(!c.due(), "steady: then every refresh period");
         for _ in 0..REFRESH_EVERY_LOOPS - 1 {
             c.skip();
             assert!(!c.due());
@@ -317,7 +324,7 @@ mod tests {
         assert!(!Measurement::Failed.is_significant());
         assert_eq!(c.offset_ms(), Some(5_000));
         assert_eq!(c.now(1_000), 6_000);
-        assert!(!c.due(), "not asked again on the next loop");
+        assert!(!c.due(), "not asked again on the next loop after a failure");
         // A failure before any measurement leaves the local clock in use.
         let mut fresh = ExchangeClock::new();
         assert_eq!(fresh.record(0, Err(&e)), Measurement::Failed);
@@ -336,10 +343,26 @@ mod tests {
         assert_eq!(c.now(42), 42);
     }
 
+    /// Proves: a clock running faster than ours from the start (a
+    /// simulator at 750x) is seen on the second loop and measured every
+    /// loop, so "now" never lags it by more than one loop.
+    #[test]
+    fn a_clock_drifting_from_the_start_is_measured_every_loop() {
+        let mut c = ExchangeClock::new();
+        measured(&mut c, 0, 3_600_000);
+        assert!(c.due());
+        for i in 1..5_i64 {
+            // 5 s of ours are an hour of the simulator's.
+            measured(&mut c, i * 5_000, 3_600_000 + i * 3_750_000);
+            assert!(c.due(), "still drifting at loop {i}");
+        }
+    }
+
     #[test]
     fn small_changes_are_noise_large_ones_are_logged_and_remeasured() {
         let mut c = ExchangeClock::new();
         measured(&mut c, 0, 10_000);
+        measured(&mut c, 1, 10_001);
         c.skip();
         // Whole-second resolution: a change of a second is not significant.
         let m = measured(&mut c, 50_000, 59_000);
