@@ -46,6 +46,16 @@ pub struct Config {
     #[arg(long, env = "GATEWAY_RPC_DEADLINE_MS", default_value_t = 2000)]
     pub rpc_deadline_ms: u64,
 
+    /// Largest request body accepted, bytes (1 KiB .. 16 MiB); larger ones
+    /// are refused with 413.
+    #[arg(long, env = "GATEWAY_MAX_BODY_BYTES", default_value_t = crate::limits::RequestLimits::MAX_BODY_BYTES)]
+    pub max_body_bytes: usize,
+
+    /// Longest a request body may take to arrive, milliseconds (100 ..
+    /// 600000); a slower client is refused with 408.
+    #[arg(long, env = "GATEWAY_BODY_TIMEOUT_MS", default_value_t = 10_000)]
+    pub body_timeout_ms: u64,
+
     /// Bearer token that actions (POST) require. Never logged.
     #[arg(long = "token", env = "GATEWAY_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
@@ -78,6 +88,8 @@ impl std::fmt::Debug for Config {
             .field("ledger_url", &self.ledger_url)
             .field("bot_id", &self.bot_id)
             .field("rpc_deadline_ms", &self.rpc_deadline_ms)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("body_timeout_ms", &self.body_timeout_ms)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("token_file", &self.token_file)
             .field("log_format", &self.log_format)
@@ -128,6 +140,18 @@ pub enum ConfigError {
     /// The deadline is zero.
     #[error("--rpc-deadline-ms must be at least 1")]
     ZeroDeadline,
+    /// A request limit outside its range.
+    #[error("{setting} must be between {min} and {max}, got {got}")]
+    LimitOutOfRange {
+        /// The setting's environment variable.
+        setting: &'static str,
+        /// Lowest allowed.
+        min: u64,
+        /// Highest allowed.
+        max: u64,
+        /// What was given.
+        got: u64,
+    },
 }
 
 impl Config {
@@ -140,6 +164,41 @@ impl Config {
             return Err(ConfigError::ZeroDeadline);
         }
         Ok(Duration::from_millis(self.rpc_deadline_ms))
+    }
+
+    /// Body size and arrival limits of every request.
+    ///
+    /// # Errors
+    /// [`ConfigError::LimitOutOfRange`].
+    pub fn request_limits(&self) -> Result<crate::limits::RequestLimits, ConfigError> {
+        let within = |setting, got: u64, min: u64, max: u64| {
+            if (min..=max).contains(&got) {
+                Ok(got)
+            } else {
+                Err(ConfigError::LimitOutOfRange {
+                    setting,
+                    min,
+                    max,
+                    got,
+                })
+            }
+        };
+        let bytes = within(
+            "GATEWAY_MAX_BODY_BYTES",
+            self.max_body_bytes as u64,
+            1024,
+            16 << 20,
+        )?;
+        let ms = within(
+            "GATEWAY_BODY_TIMEOUT_MS",
+            self.body_timeout_ms,
+            100,
+            600_000,
+        )?;
+        Ok(crate::limits::RequestLimits {
+            max_body_bytes: usize::try_from(bytes).unwrap_or(usize::MAX),
+            body_timeout: Duration::from_millis(ms),
+        })
     }
 
     /// Who may act: with a token, its bearers; without one, anyone when the
@@ -182,6 +241,34 @@ mod tests {
         let mut all = vec!["gateway"];
         all.extend_from_slice(args);
         Config::try_parse_from(all).unwrap()
+    }
+
+    /// Proves: the request limits default to 64 KiB and 10 s, and a limit
+    /// outside its range is refused naming the setting.
+    #[test]
+    fn request_limits_default_and_bounds() {
+        let l = parse(&[]).request_limits().unwrap();
+        assert_eq!(l, crate::limits::RequestLimits::default());
+        assert_eq!(l.max_body_bytes, 65_536);
+        assert_eq!(l.body_timeout, Duration::from_secs(10));
+        for (flag, value, setting) in [
+            ("--max-body-bytes", "0", "GATEWAY_MAX_BODY_BYTES"),
+            ("--max-body-bytes", "1023", "GATEWAY_MAX_BODY_BYTES"),
+            ("--max-body-bytes", "16777217", "GATEWAY_MAX_BODY_BYTES"),
+            ("--body-timeout-ms", "99", "GATEWAY_BODY_TIMEOUT_MS"),
+            ("--body-timeout-ms", "600001", "GATEWAY_BODY_TIMEOUT_MS"),
+        ] {
+            let e = parse(&[flag, value])
+                .request_limits()
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with(setting) && e.contains(value), "{e}");
+        }
+        let l = parse(&["--max-body-bytes", "1024", "--body-timeout-ms", "100"])
+            .request_limits()
+            .unwrap();
+        assert_eq!(l.max_body_bytes, 1024);
+        assert_eq!(l.body_timeout, Duration::from_millis(100));
     }
 
     /// Proves: defaults match SPEC §14 and a loopback gateway without a

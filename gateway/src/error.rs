@@ -48,6 +48,12 @@ pub enum ApiError {
     /// another request).
     #[error("{0}")]
     Conflict(String),
+    /// The request body is larger than the gateway accepts.
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// The request body did not arrive in time (a slow or stalled client).
+    #[error("{0}")]
+    RequestTimeout(String),
     /// A backend answered with an error status.
     #[error("{backend} {rpc}: {message}")]
     Backend {
@@ -94,7 +100,8 @@ pub struct ErrorBody {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ErrorDetail {
     /// Stable code: `bad_request`, `unprocessable`, `not_found`,
-    /// `unauthorized`, `forbidden`, `conflict`, `not_implemented`,
+    /// `unauthorized`, `forbidden`, `conflict`, `payload_too_large`,
+    /// `request_timeout`, `not_implemented`,
     /// `unavailable`, `deadline_exceeded`, `bad_gateway`.
     pub code: String,
     /// What went wrong, naming the backend when one is involved.
@@ -128,6 +135,8 @@ impl ApiError {
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            Self::RequestTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             Self::Backend { code, .. } => grpc_to_http(*code),
             Self::Deadline { .. } => (StatusCode::GATEWAY_TIMEOUT, "deadline_exceeded"),
             Self::BadAnswer { .. } => (StatusCode::BAD_GATEWAY, "bad_gateway"),

@@ -22,6 +22,7 @@
 //! - [`ui`]: the server-rendered dashboard.
 //! - [`metrics`], [`idempotency`]: request metrics and the action answer
 //!   cache.
+//! - [`limits`]: the request body's size limit and arrival deadline.
 
 pub mod api;
 pub mod auth;
@@ -29,6 +30,7 @@ pub mod clients;
 pub mod config;
 pub mod error;
 pub mod idempotency;
+pub mod limits;
 pub mod metrics;
 pub mod single_flight;
 pub mod ui;

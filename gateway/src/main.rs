@@ -23,6 +23,7 @@ async fn main() -> anyhow::Result<ExitCode> {
     init_logging(config.log_format);
     let policy = config.action_policy()?;
     let deadline = config.rpc_deadline()?;
+    let limits = config.request_limits()?;
     let backends = Backends::secured(
         &config.trader_url,
         &config.ledger_url,
@@ -39,10 +40,13 @@ async fn main() -> anyhow::Result<ExitCode> {
         ledger_url = %config.ledger_url,
         bot_id = config.bot_id.as_deref().unwrap_or("(from the trader)"),
         rpc_deadline_ms = config.rpc_deadline_ms,
+        max_body_bytes = limits.max_body_bytes,
+        body_timeout_ms = limits.body_timeout.as_millis(),
         actions = policy.describe(),
         "gateway listening; dashboard at http://{local}/"
     );
-    let state = Arc::new(AppState::new(backends, policy, config.bot_id.clone()));
+    let state =
+        Arc::new(AppState::new(backends, policy, config.bot_id.clone()).with_limits(limits));
     gateway::serve(listener, state, shutdown_signal()).await?;
     tracing::info!("gateway stopped");
     Ok(ExitCode::SUCCESS)

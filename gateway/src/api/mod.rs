@@ -50,6 +50,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The `GetStatus` call concurrent reads share.
     pub status_reads: status::StatusFlight,
+    /// Body size and arrival limits of every request.
+    pub limits: crate::limits::RequestLimits,
 }
 
 impl AppState {
@@ -63,7 +65,14 @@ impl AppState {
             idempotency: IdempotencyCache::default(),
             metrics: Arc::new(Metrics::default()),
             status_reads: status::StatusFlight::default(),
+            limits: crate::limits::RequestLimits::default(),
         }
+    }
+
+    /// The same state with other request limits.
+    #[must_use]
+    pub fn with_limits(self, limits: crate::limits::RequestLimits) -> Self {
+        Self { limits, ..self }
     }
 }
 
@@ -154,6 +163,7 @@ pub fn router(state: Shared) -> Router {
     let (api, doc) = api_routes().split_for_parts();
     let doc = Arc::new(doc);
     let metrics = state.metrics.clone();
+    let limits = state.limits;
     api.route(
         "/api/v1/openapi.json",
         get(move || {
@@ -165,6 +175,10 @@ pub fn router(state: Shared) -> Router {
     .fallback(no_route)
     .method_not_allowed_fallback(wrong_method)
     .with_state(state)
+    .layer(axum::middleware::from_fn_with_state(
+        limits,
+        crate::limits::guard,
+    ))
     .layer(axum::middleware::from_fn_with_state(
         metrics,
         crate::metrics::track,
