@@ -1,9 +1,10 @@
-//! The ledger's request validation: the first byte picks a write RPC, the
-//! rest is decoded as its protobuf request exactly as the gRPC server
-//! decodes it, parsed into a domain command and validated as the ledger
-//! does before storing. A valid command's subsidy contribution is then
-//! applied to a slot that already holds the same contribution, as a second
-//! identical credit or debit would be. Any request must be refused with an
+//! The ledger's request validation: the first byte picks a write RPC
+//! (open, close, reprice, bot journal, journal event), the rest is decoded
+//! as its protobuf request exactly as the gRPC server decodes it, parsed
+//! into a domain command and validated as the ledger does before storing.
+//! A valid command's subsidy contribution is then applied to a slot that
+//! already holds the same contribution, as a second identical credit or
+//! debit would be. Any request must be refused with an
 //! error naming the field, never a panic.
 #![no_main]
 
@@ -31,7 +32,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&which, body)) = data.split_first() else {
         return;
     };
-    match which % 4 {
+    match which % 5 {
         0 => {
             if let Ok(r) = pb::OpenPositionRequest::decode(body)
                 && let Ok(cmd) = wire::open_command(r)
@@ -61,6 +62,13 @@ fuzz_target!(|data: &[u8]| {
                     ..debit
                 };
                 let _ = held.apply(&debit, "bot", 0);
+            }
+        }
+        3 => {
+            if let Ok(r) = pb::AppendBotJournalRequest::decode(body)
+                && let Ok(cmd) = wire::bot_journal_command(r)
+            {
+                let _ = cmd.validated(now());
             }
         }
         _ => {

@@ -401,4 +401,64 @@ async fn compaction(mut s: Server) {
     s.shutdown().await;
 }
 
-grpc_suite!(lifecycle, journal_refusals, compaction);
+/// A close that names the order whose fill closed the position records it
+/// as the position's exit txid (a repriced exit's new id reaches the ledger
+/// this way); a retry with another txid is refused, one without any keeps
+/// the txid the position had, and a malformed one is INVALID_ARGUMENT.
+async fn close_records_the_filling_order(mut s: Server) {
+    let c = &mut s.client;
+    let bot = "kraken:XDGUSD:main";
+    let open = |key: &str| open_request(bot, 1, key);
+    let id = |r: pb::OpenPositionResponse| r.position.unwrap().position_id;
+    let first = id(c.open_position(open("fill-a")).await.unwrap().into_inner());
+    let second = id(c.open_position(open("fill-b")).await.unwrap().into_inner());
+    c.reprice_position(pb::RepricePositionRequest {
+        new_txid: String::new(),
+        ..reprice_request(first, "rp-a", "0.0936", Tighten, "")
+    })
+    .await
+    .unwrap();
+
+    let named = pb::ClosePositionRequest {
+        exit_txid: "OFILL-A".into(),
+        ..close_request(first, "close-a", T0 + 100)
+    };
+    let closed = c.close_position(named.clone()).await.unwrap().into_inner();
+    assert_eq!(closed.position.unwrap().exit_txid, "OFILL-A");
+    let read = c
+        .get_position(pb::GetPositionRequest { position_id: first })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(read.position.unwrap().exit_txid, "OFILL-A");
+    assert!(c.close_position(named).await.unwrap().into_inner().replayed);
+    let other = pb::ClosePositionRequest {
+        exit_txid: "OFILL-X".into(),
+        ..close_request(first, "close-a", T0 + 100)
+    };
+    let e = code_of(c.close_position(other).await);
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+
+    let bad = pb::ClosePositionRequest {
+        exit_txid: "bad txid\n".into(),
+        ..close_request(second, "close-b", T0 + 100)
+    };
+    let e = code_of(c.close_position(bad).await);
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    assert!(e.message().starts_with("exit_txid"), "{e:?}");
+    let kept = c
+        .close_position(close_request(second, "close-b", T0 + 100))
+        .await
+        .unwrap()
+        .into_inner();
+    let p = kept.position.unwrap();
+    assert_eq!(p.status, pb::PositionStatus::Closed as i32);
+    assert_eq!(p.exit_txid, open("fill-b").exit_txid, "no txid given: kept");
+}
+
+grpc_suite!(
+    lifecycle,
+    journal_refusals,
+    compaction,
+    close_records_the_filling_order
+);

@@ -162,6 +162,8 @@ enum Call {
     Close(pb::ClosePositionRequest),
     Reprice(pb::RepricePositionRequest),
     Compact(pb::CompactRequest),
+    BotAppend(pb::AppendBotJournalRequest),
+    BotJournal(pb::GetBotJournalRequest),
     GetPosition(pb::GetPositionRequest),
     ListOpen(pb::ListOpenPositionsRequest),
     History(pb::GetPositionHistoryRequest),
@@ -174,7 +176,12 @@ impl Call {
     fn is_read(&self) -> bool {
         !matches!(
             self,
-            Self::Open(_) | Self::Event(_) | Self::Close(_) | Self::Reprice(_) | Self::Compact(_)
+            Self::Open(_)
+                | Self::Event(_)
+                | Self::Close(_)
+                | Self::Reprice(_)
+                | Self::Compact(_)
+                | Self::BotAppend(_)
         )
     }
 
@@ -185,6 +192,8 @@ impl Call {
             Self::Close(r) => c.close_position(r).await.map(drop),
             Self::Reprice(r) => c.reprice_position(r).await.map(drop),
             Self::Compact(r) => c.compact(r).await.map(drop),
+            Self::BotAppend(r) => c.append_bot_journal(r).await.map(drop),
+            Self::BotJournal(r) => c.get_bot_journal(r).await.map(drop),
             Self::GetPosition(r) => c.get_position(r).await.map(drop),
             Self::ListOpen(r) => c.list_open_positions(r).await.map(drop),
             Self::History(r) => c.get_position_history(r).await.map(drop),
@@ -468,6 +477,43 @@ fn compact_call() -> impl Strategy<Value = Call> {
     })
 }
 
+/// A valid bot-journal row of `bot-ok`.
+fn bot_row(key: &str) -> pb::AppendBotJournalRequest {
+    pb::AppendBotJournalRequest {
+        bot_id: "bot-ok".into(),
+        event_key: key.into(),
+        at: ts(T0 + 30),
+        action: pb::BotAction::ChurnerReserve as i32,
+        detail: "reserve_usd=25".into(),
+        reason: "hostile".into(),
+        operator: "tester".into(),
+    }
+}
+
+fn bot_append_call() -> impl Strategy<Value = Call> {
+    let strings = prop::collection::vec(noise(text()), 5);
+    (strings, noise(any_enum()), noise(any_time()), poison()).prop_map(|(s, action, at, p)| {
+        let mut r = bot_row("bot-append");
+        set(&mut r.bot_id, &s[0]);
+        set(&mut r.event_key, &s[1]);
+        set(&mut r.detail, &s[2]);
+        set(&mut r.reason, &s[3]);
+        set(&mut r.operator, &s[4]);
+        set(&mut r.action, &action);
+        set(&mut r.at, &at);
+        match p {
+            Poison::Id(i, v) if i % 2 == 0 => r.bot_id = v,
+            Poison::Id(_, v) => r.event_key = v,
+            Poison::Enum(_, v) => r.action = v,
+            Poison::Time(t) => r.at = t,
+            Poison::Missing(i) if i % 2 == 0 => r.at = None,
+            Poison::Missing(_) => r.action = pb::BotAction::Unspecified as i32,
+            Poison::Decimal(..) | Poison::Position(_) | Poison::Huge => r.detail = huge(1 << 20),
+        }
+        Call::BotAppend(r)
+    })
+}
+
 fn read_calls(ids: Vec<u64>) -> Vec<(&'static str, BoxedStrategy<Call>)> {
     let slot = any::<Option<u32>>();
     let scope = prop_oneof![
@@ -526,6 +572,18 @@ fn read_calls(ids: Vec<u64>) -> Vec<(&'static str, BoxedStrategy<Call>)> {
                 .boxed(),
         ),
         (
+            "GetBotJournal",
+            (text(), any::<u64>(), any::<u32>())
+                .prop_map(|(bot_id, after_bot_journal_id, limit)| {
+                    Call::BotJournal(pb::GetBotJournalRequest {
+                        bot_id,
+                        after_bot_journal_id,
+                        limit,
+                    })
+                })
+                .boxed(),
+        ),
+        (
             "GetSubsidySummary",
             text()
                 .prop_map(|bot_id| Call::Summary(pb::GetSubsidySummaryRequest { bot_id }))
@@ -542,6 +600,7 @@ fn every_rpc(ids: &[u64]) -> Vec<(&'static str, BoxedStrategy<Call>)> {
         ("ClosePosition", close_call(ids.to_vec()).boxed()),
         ("RepricePosition", reprice_call(ids.to_vec()).boxed()),
         ("Compact", compact_call().boxed()),
+        ("AppendBotJournal", bot_append_call().boxed()),
     ];
     all.extend(read_calls(ids.to_vec()));
     all
@@ -572,6 +631,9 @@ async fn seed(c: &mut Client) -> Vec<u64> {
     .await
     .unwrap();
     c.close_position(close_request(ids[1], "close", T0 + 100))
+        .await
+        .unwrap();
+    c.append_bot_journal(bot_row("operator:seed"))
         .await
         .unwrap();
     ids
@@ -641,8 +703,12 @@ where
             ..reprice_request(ids[0], "x", "0.094", pb::RepriceReason::Tighten, "")
         }),
         Call::Compact(pb::CompactRequest {
-            bot_id: ten_mb,
+            bot_id: ten_mb.clone(),
             cutoff: ts(T0 + 10_000),
+        }),
+        Call::BotAppend(pb::AppendBotJournalRequest {
+            detail: ten_mb,
+            ..bot_row("x")
         }),
     ];
     for call in big {

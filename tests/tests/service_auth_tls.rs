@@ -10,9 +10,13 @@
 //!   (a trader holding the wrong ledger token parks its writes and the
 //!   ledger stays empty);
 //! - a client without the CA, or speaking plaintext, fails clearly;
-//! - a non-loopback bind without a token logs the loud warning;
+//! - a non-loopback bind without a token logs the loud warning (ledger
+//!   and trader);
+//! - the gateway reads the ledger with the ledger's token, and a gateway
+//!   without it is refused;
 //! - no secret (tokens, the Kraken key and secret, a database password)
-//!   appears in any log, error or status output of a run.
+//!   appears in any log (the simulator's included), error or status output
+//!   of a run.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -439,6 +443,35 @@ async fn secrets_never_reach_logs_errors_or_status() {
         exposed.log_text()
     );
     drop(exposed);
+    // The trader says the same of its control API.
+    let trader_port = free_port();
+    let exposed_trader = Service::spawn(
+        &trader_binary(),
+        &[
+            vec![
+                "run".to_owned(),
+                "--listen".to_owned(),
+                format!("0.0.0.0:{trader_port}"),
+            ],
+            paper_args(
+                "exposed-bot",
+                &dir.path().join("exposed-trader.db"),
+                "http://127.0.0.1:1",
+                &[],
+            ),
+        ]
+        .concat(),
+        &[],
+        &dir.path().join("trader-exposed.log"),
+    )
+    .healthy(&format!("http://127.0.0.1:{trader_port}"), None)
+    .await;
+    let said = exposed_trader.log_text();
+    assert!(
+        said.contains("(NOT LOOPBACK) WITHOUT A TOKEN") && said.contains("TRADER_TOKEN"),
+        "{said}"
+    );
+    drop(exposed_trader);
 
     // The whole system with every secret set: simulator, ledger, trader on
     // Kraken, gateway.
@@ -512,6 +545,44 @@ async fn secrets_never_reach_logs_errors_or_status() {
     };
     assert!(gateway_status.contains("secrets-bot"), "{gateway_status}");
     outputs.push(("gateway /api/v1/status".into(), gateway_status));
+    // The ledger refuses calls without its token: a positions page through
+    // the gateway proves the gateway sends it.
+    let positions = http::request(&gateway_addr, "GET", "/api/v1/positions")
+        .await
+        .expect("the gateway reads the ledger with its token");
+    outputs.push(("gateway /api/v1/positions".into(), positions));
+    // A gateway without the ledger's token is refused by the ledger, and
+    // says so without showing any token.
+    let tokenless_addr = format!("127.0.0.1:{}", free_port());
+    let mut tokenless = Service::spawn(
+        &gateway_binary(),
+        &[
+            "--listen",
+            &tokenless_addr,
+            "--trader-url",
+            &trader_url,
+            "--ledger-url",
+            &ledger_url,
+        ],
+        &[("TRADER_TOKEN", TRADER_TOKEN)],
+        &dir.path().join("gateway-tokenless.log"),
+    );
+    let end = Instant::now() + Duration::from_secs(60);
+    let refused = loop {
+        match http::request(&tokenless_addr, "GET", "/api/v1/positions").await {
+            Err(e) if e.to_string().contains("HTTP error") => break e.to_string(),
+            other => {
+                assert!(
+                    Instant::now() < end,
+                    "a gateway without LEDGER_TOKEN must be refused: {other:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    assert!(refused.contains("502"), "{refused}");
+    tokenless.terminate(Duration::from_secs(60)).await;
+    outputs.push(("tokenless gateway log".into(), tokenless.log_text()));
     for (name, args) in [
         (
             "ctl status",
@@ -536,11 +607,11 @@ async fn secrets_never_reach_logs_errors_or_status() {
     for service in [&mut *trader, &mut gateway, &mut ledger] {
         service.terminate(Duration::from_secs(60)).await;
     }
-    drop(sim);
     for (name, service) in [
         ("trader", &*trader),
         ("gateway", &gateway),
         ("ledger", &ledger),
+        ("simulator", &*sim),
     ] {
         outputs.push((format!("{name} log"), service.log_text()));
     }

@@ -84,9 +84,24 @@ pub enum OpsAction {
         #[arg(long)]
         request_id: Option<String>,
     },
+    /// Set the churner reserve in force (the same as `churner reserve`).
+    Reserve(ReserveArgs),
     /// The churner by hand: spawn or kill a slot's churner, set the reserve.
     #[command(subcommand)]
     Churner(ChurnerAction),
+}
+
+/// `reserve USD` (also `churner reserve USD`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReserveArgs {
+    /// USD, e.g. 25.50.
+    usd: String,
+    /// Why (for the log).
+    #[arg(long)]
+    reason: String,
+    /// Idempotency key.
+    #[arg(long)]
+    request_id: Option<String>,
 }
 
 /// `ctl churner ...`.
@@ -116,16 +131,7 @@ pub enum ChurnerAction {
         request_id: Option<String>,
     },
     /// Set the churner reserve in force, USD (kept across restarts).
-    Reserve {
-        /// USD, e.g. 25.50.
-        usd: String,
-        /// Why (for the log).
-        #[arg(long)]
-        reason: String,
-        /// Idempotency key.
-        #[arg(long)]
-        request_id: Option<String>,
-    },
+    Reserve(ReserveArgs),
 }
 
 /// Parses `90`, `90s`, `30m`, `48h`, `2d` into seconds.
@@ -267,6 +273,9 @@ pub async fn run(ch: AuthChannel, action: &OpsAction) -> Result<String, CtlError
                 .await?;
             return Ok(answer(r.get_ref()));
         }
+        OpsAction::Reserve(r) => {
+            return churner(&mut c, &ChurnerAction::Reserve(r.clone())).await;
+        }
         OpsAction::Churner(a) => return churner(&mut c, a).await,
     }
     .await?;
@@ -304,11 +313,11 @@ async fn churner(
             })
             .await?
         }
-        ChurnerAction::Reserve {
+        ChurnerAction::Reserve(ReserveArgs {
             usd,
             reason,
             request_id,
-        } => {
+        }) => {
             c.set_churner_reserve(pb::SetChurnerReserveRequest {
                 reserve_usd: usd.clone(),
                 request_id: fresh_request_id(request_id.as_ref()),

@@ -3,6 +3,7 @@
 
 pub mod backtest;
 pub mod config;
+pub mod crash_point;
 pub mod ctl;
 pub mod ctl_ops;
 pub mod engine;

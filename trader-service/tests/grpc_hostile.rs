@@ -4,8 +4,8 @@
 //! no ids (text, zero, negative, overflowing, unknown), request ids that are
 //! empty, overlong or carry control characters, overlong reasons and
 //! operators, hold and override windows out of range, unknown regimes,
-//! reserve texts that are no amount (NaN, inf, negative, 1e30) and 1 MB
-//! strings. Every write request carries at least one such field on top of
+//! reserve texts that are no amount (NaN, inf, negative, 1e30), 1 MB
+//! strings, and one 10 MB message per write RPC. Every write request carries at least one such field on top of
 //! random values elsewhere, so it must be refused with a clear status (never
 //! INTERNAL or UNKNOWN); reads may answer OK. The trader's status (mode,
 //! slots, positions, orders, healing, churner) and the ledger's journal are
@@ -508,6 +508,92 @@ fn hostile_requests_change_nothing() {
             panic!("{rpc}: {e}");
         }
     }
+    // One 10 MB message per write RPC, otherwise a request the trader
+    // would carry out: refused for its size, nothing changed.
+    let ten_mb = "m".repeat(10 << 20);
+    let (request_id, operator) = ("ten-mb".to_owned(), "ops".to_owned());
+    let big = [
+        Call::Pause(pb::PauseRequest {
+            reason: ten_mb.clone(),
+        }),
+        Call::Resume(pb::ResumeRequest {
+            reason: ten_mb.clone(),
+        }),
+        Call::RetryParked(pb::RetryParkedWritesRequest {
+            reason: ten_mb.clone(),
+        }),
+        Call::Breakeven(pb::RepriceToBreakevenRequest {
+            position_id: id.clone(),
+            request_id: request_id.clone(),
+            reason: ten_mb.clone(),
+            operator: operator.clone(),
+        }),
+        Call::Close(pb::CloseAtMarketRequest {
+            position_id: id.clone(),
+            request_id: request_id.clone(),
+            reason: ten_mb.clone(),
+            operator: operator.clone(),
+        }),
+        Call::Hold(pb::KeepHoldingRequest {
+            position_id: id.clone(),
+            request_id: request_id.clone(),
+            hold_seconds: 3600,
+            reason: ten_mb.clone(),
+            operator: operator.clone(),
+        }),
+        Call::Release(pb::ReleaseHoldRequest {
+            position_id: id.clone(),
+            request_id: request_id.clone(),
+            reason: ten_mb.clone(),
+            operator: operator.clone(),
+        }),
+        Call::Regime(pb::SetRegimeOverrideRequest {
+            regime: "ranging".into(),
+            ttl_seconds: 3600,
+            request_id: request_id.clone(),
+            reason: ten_mb.clone(),
+            operator: operator.clone(),
+        }),
+        Call::Spawn(pb::SpawnChurnerRequest {
+            slot_id: 0,
+            request_id: request_id.clone(),
+            reason: ten_mb.clone(),
+            operator: operator.clone(),
+        }),
+        Call::Kill(pb::KillChurnerRequest {
+            slot_id: 0,
+            request_id: request_id.clone(),
+            reason: ten_mb.clone(),
+            operator: operator.clone(),
+        }),
+        Call::Reserve(pb::SetChurnerReserveRequest {
+            reserve_usd: "25".into(),
+            request_id,
+            reason: ten_mb,
+            operator,
+        }),
+    ];
+    for call in big {
+        let answer = rt.block_on(run.borrow_mut().call({
+            let call = call.clone();
+            move |c| Box::pin(call.send(c))
+        }));
+        let code = answer.as_ref().err().map(tonic::Status::code);
+        assert!(
+            matches!(
+                code,
+                Some(
+                    tonic::Code::ResourceExhausted
+                        | tonic::Code::OutOfRange
+                        | tonic::Code::InvalidArgument
+                )
+            ),
+            "10 MB {:?}: {answer:?}",
+            Clipped(&call)
+        );
+    }
+    assert_eq!(rt.block_on(snapshot(&mut run.borrow_mut(), &id)), before);
+
     // Still answering, and the position still acts normally.
     let q = rt.block_on(run.borrow_mut().queue());
     assert_eq!(q.len(), 1);

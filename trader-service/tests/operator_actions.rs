@@ -141,6 +141,113 @@ async fn hold_release_and_breakeven_leave_their_history() {
     assert_eq!(exits[0].limit_price, Some(dec!(0.100299)));
 }
 
+/// Proves, over gRPC: a hold without a window holds for the default 96 h,
+/// and exactly 60 s and exactly 30 days are accepted (the journal's
+/// `keep_holding` rows carry each end).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hold_window_defaults_to_96h_and_takes_its_bounds() {
+    let mut r = Run::new().await;
+    let id = r.write_off_position().await;
+    let mut expected = Vec::new();
+    for (n, secs, lasts) in [(0, 0, 96 * 3_600), (1, 60, 60), (2, 2_592_000, 2_592_000)] {
+        let a = r.hold(&id, &format!("hold-{n}"), secs).await.unwrap();
+        expected.push(a.at.unwrap().seconds + lasts);
+        r.release(&id, &format!("release-{n}")).await.unwrap();
+    }
+    r.minutes(1, dec!(0.0990)).await;
+    r.flush().await;
+    let ends: Vec<i64> = r
+        .journal(&id)
+        .await
+        .iter()
+        .filter_map(|e| match e {
+            EventDetails::KeepHolding(k) => Some(k.hold_until.timestamp()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ends, expected);
+}
+
+/// Proves, over gRPC: while a breakeven's cancel is unconfirmed, and while
+/// a close at market is under way, every other action on the exit is
+/// refused (FAILED_PRECONDITION naming what is in progress) and sends
+/// nothing: one reprice, one market order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actions_on_a_busy_exit_are_refused_with_the_reason() {
+    let mut r = Run::new().await;
+    let id = r.write_off_position().await;
+    r.breakeven(&id, "be-1").await.unwrap();
+    for res in [r.close(&id, "c-0").await, r.breakeven(&id, "be-0").await] {
+        let e = res.unwrap_err();
+        assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+        assert!(e.message().contains("reprice of exit"), "{e:?}");
+        assert!(e.message().contains("in progress"), "{e:?}");
+    }
+    r.minutes(2, dec!(0.0990)).await;
+    assert_eq!(r.exit_price(), dec!(0.100299));
+    r.close(&id, "c-1").await.unwrap();
+    for res in [
+        r.close(&id, "c-2").await,
+        r.breakeven(&id, "be-2").await,
+        r.hold(&id, "h-2", 3_600).await,
+    ] {
+        let e = res.unwrap_err();
+        assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+        assert!(e.message().contains("close at market"), "{e:?}");
+    }
+    r.minutes(3, dec!(0.0990)).await;
+    r.flush().await;
+    assert_eq!(r.market_fills().len(), 1, "one market order");
+    assert_eq!(
+        r.kinds(&id).await,
+        [
+            "created",
+            "operator_action",
+            "repriced",
+            "operator_action",
+            "written_off"
+        ]
+    );
+}
+
+/// Proves, over gRPC: when the market has risen past breakeven, the move
+/// to breakeven stops at the fillable price above the market (never
+/// crossing it): the sell exit rests above both, and does not fill.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn breakeven_never_crosses_the_market() {
+    let mut r = Run::new().await;
+    let id = r.write_off_position().await;
+    let market = dec!(0.1002);
+    r.minutes(2, market).await;
+    let a = r.breakeven(&id, "be-m").await.unwrap();
+    r.minutes(2, market).await;
+    r.flush().await;
+    let journal = r.journal(&id).await;
+    let Some(EventDetails::Repriced(p)) = journal.last() else {
+        panic!("a reprice last: {journal:?}");
+    };
+    let price = p.new_price;
+    assert!(
+        price > market,
+        "{price} must rest above the market {market}"
+    );
+    assert!(
+        price > dec!(0.100299),
+        "{price}: above breakeven, at the market's edge"
+    );
+    assert!(price < dec!(0.100798), "{price}: moved toward the market");
+    assert!(a.message.contains(&price.to_string()), "{a:?}");
+    assert_eq!(
+        r.kinds(&id).await,
+        ["created", "operator_action", "repriced"]
+    );
+    let live =
+        r.rt.engine()
+            .open_exits()
+            .any(|x| x.position_id.as_deref() == Some(id.as_str()) && x.price == price);
+    assert!(live, "the exit rests at {price}, unfilled");
+}
+
 /// Proves: malformed requests are INVALID_ARGUMENT and an unknown position
 /// NOT_FOUND, each with a message, and none of them changes anything.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,6 +11,7 @@ mod healing;
 mod operator;
 
 use healgrid_proto::trader::v1 as pb;
+use ledger_service::domain::BotAction;
 use ledger_service::domain::{CloseReason, EventDetails, PositionStatus, SlotMode};
 use operator::*;
 use rust_decimal::Decimal;
@@ -181,6 +182,29 @@ async fn spawn_kill_and_reserve_are_idempotent_and_survive_restart() {
     assert_eq!(slot0.paused_reason, "killed", "{c:?}");
     // Spawning again after a kill is allowed.
     r.spawn(0, "sp-3").await.unwrap();
+    // Slot 0 held no open position: each accepted command is in the bot
+    // journal, once, retries and the restart included.
+    r.minutes(1, dec!(0.1)).await;
+    r.flush().await;
+    let rows: Vec<(BotAction, String, String)> = r
+        .lib
+        .bot_journal(BOT, 0, 100)
+        .await
+        .unwrap()
+        .entries
+        .into_iter()
+        .filter(|e| matches!(e.action, BotAction::ChurnerSpawn | BotAction::ChurnerKill))
+        .map(|e| (e.action, e.event_key, e.detail))
+        .collect();
+    let row = |a, key: &str| (a, format!("operator:{key}"), "slot=0".to_owned());
+    assert_eq!(
+        rows,
+        [
+            row(BotAction::ChurnerSpawn, "sp-1"),
+            row(BotAction::ChurnerKill, "kl-1"),
+            row(BotAction::ChurnerSpawn, "sp-3"),
+        ]
+    );
 }
 
 /// Proves: malformed churner requests are INVALID_ARGUMENT, an unknown
@@ -248,8 +272,8 @@ async fn churner_refusals_name_their_reason() {
     assert_eq!(on.churner_status().await, before, "nothing changed");
 }
 
-/// Proves: `ctl churner spawn|kill SLOT --reason` and `ctl churner reserve
-/// USD --reason` reach the trader as a real process and print its answer;
+/// Proves: `ctl churner spawn|kill SLOT --reason`, `ctl churner reserve
+/// USD --reason` and its short form `ctl reserve USD` reach the trader as a real process and print its answer;
 /// a refusal exits non-zero with the trader's message.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctl_churner_commands() {
@@ -294,6 +318,10 @@ async fn ctl_churner_commands() {
         )
         .await;
     assert!(ok && out.contains("nothing done again"), "{out}");
+    // `reserve USD` is the same command, one word shorter.
+    let (ok, out, err) = r.ctl(&["reserve", "9", "--reason", "more room"], "").await;
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("set to 9 USD"), "{out}");
     let (ok, out, err) = r
         .ctl(&["churner", "kill", "0", "--reason", "stop"], "")
         .await;

@@ -64,8 +64,12 @@ async fn close_at_market_books_the_exchanges_fill() {
     assert_eq!(outcome.net_profit, Some(net));
     assert!(net < Decimal::ZERO);
     assert_eq!(
+        p.exit_txid, m.txid,
+        "the market order's fill is the position's"
+    );
+    assert_eq!(
         r.kinds(&id).await,
-        ["created", "operator_action", "other"],
+        ["created", "operator_action", "written_off"],
         "created, the operator's close, written_off"
     );
     match r.journal(&id).await.last().unwrap() {
@@ -272,7 +276,7 @@ async fn a_kill_during_the_market_order_closes_once_after_restart() {
     assert_eq!(o.exit_price, fills[0].avg_price);
     assert_eq!(
         r.kinds(&id).await,
-        ["created", "operator_action", "other"],
+        ["created", "operator_action", "written_off"],
         "one close journaled"
     );
     let again = r.close(&id, "close-1").await.unwrap();
@@ -281,8 +285,8 @@ async fn a_kill_during_the_market_order_closes_once_after_restart() {
 
 /// Proves, through the real `trader-service ctl` process: `queue` lists the
 /// write-off position with its actions; `hold --for 2h` holds it (and
-/// `queue` is then empty); `release` releases it; `regime bearish --ttl 2h`
-/// and `regime auto` answer; `close` without `--yes` asks and, answered
+/// `queue` is then empty); `release` releases it; `regime bearish --ttl 2h`,
+/// `regime auto` and `breakeven` answer; `close` without `--yes` asks and, answered
 /// `n`, closes nothing; `close --yes` closes it at market; a refusal exits
 /// non-zero with the trader's reason.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -313,6 +317,12 @@ async fn ctl_drives_the_operator_actions() {
     assert!(ok && out.contains("regime forced to bearish"), "{out}{err}");
     let (ok, out, err) = r.ctl(&["regime", "auto"], "").await;
     assert!(ok && out.contains("cleared"), "{out}{err}");
+    let (ok, out, err) = r
+        .ctl(&["breakeven", &id, "--reason", "take the fees back"], "")
+        .await;
+    assert!(ok, "{err}");
+    assert!(out.contains("reprice_to_breakeven"), "{out}");
+    r.minutes(1, dec!(0.0990)).await;
     let (ok, out, err) = r
         .ctl(&["hold", &id, "--for", "5s", "--reason", "x"], "")
         .await;

@@ -602,6 +602,7 @@ async fn ledger_accepts_every_write_shape() {
         exit_time: t + 60,
         net_profit: Some(dec!(0.0119)),
         note: "exit filled".into(),
+        exit_txid: Some("OX-E-1".into()),
     };
     local
         .close_position(close_request(a, "close:E-1", &filled))
@@ -629,6 +630,7 @@ async fn ledger_accepts_every_write_shape() {
         exit_time: t + 120,
         net_profit: None,
         note: "gone".into(),
+        exit_txid: None,
     };
     local
         .close_position(close_request(b, "close:E-2", &cancelled))

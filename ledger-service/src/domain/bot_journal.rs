@@ -17,14 +17,21 @@ pub enum BotAction {
     RegimeOverrideCleared,
     /// The churner capital reserve was set.
     ChurnerReserve,
+    /// A slot's churner was spawned by hand on a slot without an open
+    /// position (with one, the position's journal records it).
+    ChurnerSpawn,
+    /// A slot's churner was killed by hand, likewise.
+    ChurnerKill,
 }
 
 impl BotAction {
     /// Every action, for parsing and exhaustive tests.
-    pub const ALL: [Self; 3] = [
+    pub const ALL: [Self; 5] = [
         Self::RegimeOverride,
         Self::RegimeOverrideCleared,
         Self::ChurnerReserve,
+        Self::ChurnerSpawn,
+        Self::ChurnerKill,
     ];
 
     /// The stored spelling.
@@ -33,6 +40,8 @@ impl BotAction {
             Self::RegimeOverride => "regime_override",
             Self::RegimeOverrideCleared => "regime_override_cleared",
             Self::ChurnerReserve => "churner_reserve",
+            Self::ChurnerSpawn => "churner_spawn",
+            Self::ChurnerKill => "churner_kill",
         }
     }
 

@@ -83,10 +83,11 @@ pub fn event_hash(c: &EventCommand) -> String {
         .finish()
 }
 
-/// Hash of a close request.
+/// Hash of a close request. The exit txid counts only when given, so a
+/// close recorded before the field existed hashes as it did.
 pub fn close_hash(c: &CloseCommand) -> String {
     let o = &c.outcome;
-    Canonical::new("close")
+    let h = Canonical::new("close")
         .field(c.position_id)
         .field(o.close_reason)
         .opt_decimal(o.exit_price)
@@ -95,8 +96,12 @@ pub fn close_hash(c: &CloseCommand) -> String {
         .field(o.exit_time.timestamp_micros())
         .field(o.exit_regime)
         .opt_decimal(o.net_profit)
-        .field(&c.reason)
-        .finish()
+        .field(&c.reason);
+    if c.exit_txid.is_empty() {
+        h.finish()
+    } else {
+        h.field(&c.exit_txid).finish()
+    }
 }
 
 /// Hash of a reprice request.

@@ -542,6 +542,7 @@ mod tests {
                 net_profit: None,
             },
             reason: String::new(),
+            exit_txid: String::new(),
         };
         let e = cmd.clone().validated(now).unwrap_err();
         assert!(e.to_string().starts_with("net_profit"), "{e}");

@@ -278,6 +278,9 @@ pub struct CloseCommand {
     pub outcome: Outcome,
     /// Free text carried into the close event.
     pub reason: String,
+    /// Exchange id of the order whose fill closed it; becomes the
+    /// position's `exit_txid`. Empty: the position keeps the one it had.
+    pub exit_txid: String,
 }
 
 impl CloseCommand {
@@ -286,6 +289,7 @@ impl CloseCommand {
         require_id(self.position_id)?;
         validate::id("event_key", &self.event_key)?;
         validate::text("reason", &self.reason)?;
+        validate::opt_id("exit_txid", &self.exit_txid)?;
         let o = &mut self.outcome;
         if o.close_reason.requires_fill_figures() {
             let reason = o.close_reason;

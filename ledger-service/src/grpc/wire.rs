@@ -171,6 +171,7 @@ pub fn close_command(r: pb::ClosePositionRequest) -> Result<CloseCommand, Ledger
         },
         event_key: r.event_key,
         reason: r.reason,
+        exit_txid: r.exit_txid,
     })
 }
 
@@ -436,6 +437,8 @@ fn bot_action(raw: i32) -> Result<BotAction, LedgerError> {
         pb::BotAction::RegimeOverride => Some(BotAction::RegimeOverride),
         pb::BotAction::RegimeOverrideCleared => Some(BotAction::RegimeOverrideCleared),
         pb::BotAction::ChurnerReserve => Some(BotAction::ChurnerReserve),
+        pb::BotAction::ChurnerSpawn => Some(BotAction::ChurnerSpawn),
+        pb::BotAction::ChurnerKill => Some(BotAction::ChurnerKill),
         pb::BotAction::Unspecified => None,
     })
 }
@@ -445,6 +448,8 @@ fn bot_action_to_pb(a: BotAction) -> pb::BotAction {
         BotAction::RegimeOverride => pb::BotAction::RegimeOverride,
         BotAction::RegimeOverrideCleared => pb::BotAction::RegimeOverrideCleared,
         BotAction::ChurnerReserve => pb::BotAction::ChurnerReserve,
+        BotAction::ChurnerSpawn => pb::BotAction::ChurnerSpawn,
+        BotAction::ChurnerKill => pb::BotAction::ChurnerKill,
     }
 }
 

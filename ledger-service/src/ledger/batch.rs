@@ -590,6 +590,10 @@ fn stage(
         }
         Write::Close(cmd) => {
             let p = &mut pv.position;
+            if !cmd.exit_txid.is_empty() && cmd.exit_txid != p.exit_txid {
+                p.exit_txid.clone_from(&cmd.exit_txid);
+                pv.exit_moved = true;
+            }
             p.status = PositionStatus::Closed;
             p.outcome = Some(cmd.outcome.clone());
             pv.closed = true;

@@ -76,5 +76,6 @@ pub fn close(position_id: u64, key: &str, offset: i64) -> CloseCommand {
             net_profit: None,
         },
         reason: "test".into(),
+        exit_txid: String::new(),
     }
 }

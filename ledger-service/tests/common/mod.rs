@@ -221,6 +221,7 @@ pub fn close_request(position_id: u64, key: &str, at: i64) -> pb::ClosePositionR
         exit_regime: pb::Regime::Bullish as i32,
         net_profit: "-0.0085".into(),
         reason: String::new(),
+        exit_txid: String::new(),
     }
 }
 
@@ -251,6 +252,7 @@ async fn dump_of<S: Store>(l: &Ledger<S>, last_id: u64, bots: &[&str]) -> String
             "{:?}\n",
             l.position_history(bot, None, 1000).await
         ));
+        out.push_str(&format!("{:?}\n", l.bot_journal(bot, 0, 1000).await));
     }
     out
 }

@@ -2,7 +2,7 @@
 //! real ledger, trader and Kraken simulator on loopback.
 //!
 //! ```text
-//! fault-suite [--long] [--seed N] [--only NAME] [--keep] [--jobs N]
+//! fault-suite [--long] [--release] [--seed N] [--only NAME] [--keep] [--jobs N]
 //! ```
 //!
 //! Prints one line per scenario (`scenario, injected, survived, lost,
@@ -11,7 +11,10 @@
 //! PostgreSQL scenarios read `DATABASE_URL` and Debian's server programs.
 //! The default counts are short (CI); `--long` runs the full counts
 //! (ledger kills 20, replica kills on PostgreSQL 20, PostgreSQL restarts
-//! 10, trader kills 10, 50 per exchange fault, 10 per clock fault). The
+//! 10, trader kills 10 at random and 10 or 20 aimed at each crash point
+//! target, 50 per exchange fault, 10 per clock fault). `--release` runs
+//! release builds of the services (built first), as an operator runs
+//! them; the default is the debug builds the tests use. The
 //! clock-step-back scenario needs Debian's libfaketime (`apt-get install
 //! faketime`) and skips without it unless CI=true. `--only`
 //! runs the scenarios whose name contains NAME; `--keep` keeps every
@@ -23,7 +26,9 @@ use std::process::ExitCode;
 use healgrid_tests::fault::{HEADER, run_suite};
 
 fn usage() -> ExitCode {
-    eprintln!("usage: fault-suite [--long] [--seed N] [--only NAME] [--keep] [--jobs N]");
+    eprintln!(
+        "usage: fault-suite [--long] [--release] [--seed N] [--only NAME] [--keep] [--jobs N]"
+    );
     ExitCode::from(2)
 }
 
@@ -34,6 +39,7 @@ async fn main() -> ExitCode {
     while let Some(a) = args.next() {
         match a.as_str() {
             "--long" => long = true,
+            "--release" => healgrid_tests::process::use_release_binaries(),
             "--keep" => keep = true,
             "--seed" => match args.next().and_then(|s| s.parse().ok()) {
                 Some(s) => seed = s,

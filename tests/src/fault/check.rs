@@ -45,10 +45,12 @@ impl SimOrder {
 
     /// The intent of the exit that books the position this order entered:
     /// `slot:A|B:cycle:ex` for the entry `slot:A|B:cycle:en:seq` of a grid
-    /// slot; `None` for any other order (churner, stray exit, foreign).
+    /// slot, `ch:slot:cycle:ex` for a churner entry; `None` for any other
+    /// order (an exit, a stray exit, a foreign order).
     pub fn exit_intent(&self) -> Option<String> {
         let parts: Vec<&str> = self.cl_ord_id.split(':').collect();
         match parts.as_slice() {
+            ["ch", slot, cycle, "en", _seq] => Some(format!("ch:{slot}:{cycle}:ex")),
             [slot, trade, cycle, "en", _seq] => Some(format!("{slot}:{trade}:{cycle}:ex")),
             _ => None,
         }
@@ -63,6 +65,14 @@ impl SimOrder {
             && self.vol_exec < self.volume
             && self.exit_intent().is_some()
     }
+}
+
+/// The exchange id of a position's entry: its open key, less the churner's
+/// `churn:` prefix.
+fn entry_txid(p: &lpb::Position) -> &str {
+    p.open_key
+        .strip_prefix("churn:")
+        .unwrap_or(p.open_key.as_str())
 }
 
 /// Parses the body of `GET /sim/orders` (`{"open": {txid: order}, "closed":
@@ -106,6 +116,9 @@ pub struct TraderEnd {
     pub mode_reason: String,
     /// Exchange ids of the orders its slots hold.
     pub held: BTreeSet<String>,
+    /// Negative subsidy balances it reported at any time of the run
+    /// (`slot N: balance`); none is allowed.
+    pub negative_subsidy: Vec<String>,
 }
 
 /// The counted outcome of one run.
@@ -217,7 +230,7 @@ pub fn check(
     // books it once it fills or leaves the book.
     let mut known: BTreeSet<&str> = BTreeSet::new();
     for p in positions {
-        known.insert(p.open_key.as_str());
+        known.insert(entry_txid(p));
         known.insert(p.exit_txid.as_str());
     }
     let journal_text: Vec<String> = journal.iter().map(|e| format!("{:?}", e.details)).collect();
@@ -293,17 +306,29 @@ pub fn check(
 
     check_volumes(&mut c, sim, positions);
 
-    // No naked inventory: every open position's exit rests on the exchange.
+    // No naked inventory: every open position's exit rests on the exchange:
+    // the one the ledger names, or (while a repriced exit's new txid is not
+    // yet journaled) a live exit of the same intent as the position's entry.
     let live: BTreeSet<&str> = sim
         .iter()
         .filter(|o| o.status == "open")
         .map(|o| o.txid.as_str())
         .collect();
+    let live_intents: BTreeSet<&str> = sim
+        .iter()
+        .filter(|o| o.status == "open")
+        .filter_map(SimOrder::intent)
+        .collect();
+    let by_txid: BTreeMap<&str, &SimOrder> = sim.iter().map(|o| (o.txid.as_str(), o)).collect();
     for p in positions
         .iter()
         .filter(|p| p.status == lpb::PositionStatus::Open as i32)
     {
-        if !live.contains(p.exit_txid.as_str()) {
+        let exit_of_entry = by_txid
+            .get(entry_txid(p))
+            .and_then(|e| e.exit_intent())
+            .is_some_and(|i| live_intents.contains(i.as_str()));
+        if !live.contains(p.exit_txid.as_str()) && !exit_of_entry {
             let detail = format!(
                 "naked: position {} (slot {}, entry {}) has no live exit (exit txid `{}`)",
                 p.position_id, p.slot_id, p.open_key, p.exit_txid
@@ -311,6 +336,13 @@ pub fn check(
             c.record(Column::Naked, 1, detail);
         }
     }
+
+    let open_entries: BTreeSet<&str> = positions
+        .iter()
+        .filter(|p| p.status == lpb::PositionStatus::Open as i32)
+        .map(entry_txid)
+        .collect();
+    check_churner_exits(&mut c, sim, &open_entries);
 
     for s in subsidy {
         let negative = s
@@ -321,6 +353,11 @@ pub fn check(
             let detail = format!("subsidy of slot {} is negative: {}", s.slot_id, s.balance);
             c.record(Column::None, 1, detail);
         }
+    }
+    check_subsidy_sums(&mut c, journal, subsidy);
+    for n in &trader.negative_subsidy {
+        let detail = format!("the trader's view of subsidy went negative: {n}");
+        c.record(Column::None, 1, detail);
     }
     if !trader.trading {
         let detail = format!("the trader stopped trading: {}", trader.mode_reason);
@@ -343,7 +380,7 @@ fn check_volumes(c: &mut Counts, sim: &[SimOrder], positions: &[lpb::Position]) 
         }
     }
     for p in positions {
-        let Some(entry) = by_txid.get(p.open_key.as_str()) else {
+        let Some(entry) = by_txid.get(entry_txid(p)) else {
             continue;
         };
         let Some(exit_intent) = entry.exit_intent() else {
@@ -405,6 +442,111 @@ fn check_volumes(c: &mut Counts, sim: &[SimOrder], positions: &[lpb::Position]) 
     }
 }
 
+/// No churner inventory without an exit: every churner round trip
+/// (`ch:SLOT:CYCLE:en|ex:SEQ`) whose entries executed more than its exits
+/// has an exit resting on the exchange. A round trip whose entry still
+/// rests, part executed, is not yet inventory (the churner's exit follows
+/// the entry's end), as with the grid's entries. A round trip the ledger
+/// holds open is left to the open-position check (counted once).
+fn check_churner_exits(c: &mut Counts, sim: &[SimOrder], open_entries: &BTreeSet<&str>) {
+    #[derive(Default)]
+    struct RoundTrip {
+        entered: Decimal,
+        exited: Decimal,
+        exit_live: bool,
+        entry_live: bool,
+        in_ledger: bool,
+    }
+    let mut trips: BTreeMap<String, RoundTrip> = BTreeMap::new();
+    for o in sim {
+        let parts: Vec<&str> = o.cl_ord_id.split(':').collect();
+        let ["ch", slot, cycle, role, _seq] = parts.as_slice() else {
+            continue;
+        };
+        let t = trips.entry(format!("ch:{slot}:{cycle}")).or_default();
+        let live = o.status == "open";
+        match *role {
+            "en" => {
+                t.entered += o.vol_exec;
+                t.entry_live |= live;
+                t.in_ledger |= open_entries.contains(o.txid.as_str());
+            }
+            "ex" => {
+                t.exited += o.vol_exec;
+                t.exit_live |= live;
+            }
+            _ => {}
+        }
+    }
+    for (trip, t) in trips {
+        if t.entered > t.exited && !t.exit_live && !t.entry_live && !t.in_ledger {
+            let detail = format!(
+                "naked: churner round trip {trip} entered {} and exited {} with no exit on \
+                 the exchange",
+                t.entered, t.exited
+            );
+            c.record(Column::Naked, 1, detail);
+        }
+    }
+}
+
+/// The journal's subsidy adds up: for every slot, the ledger's balance,
+/// credits and debits equal the sums of its journal rows (credits:
+/// churner profit and over-performance; debits: the subsidy consumed by
+/// subsidized and operator reprices), re-derived here independently of
+/// the ledger's running totals.
+fn check_subsidy_sums(
+    c: &mut Counts,
+    journal: &[lpb::JournalEntry],
+    subsidy: &[lpb::SubsidyBalance],
+) {
+    use lpb::event_details::Kind;
+    let amount = |s: &str| s.parse::<Decimal>().unwrap_or_default();
+    let mut sums: BTreeMap<u32, (Decimal, Decimal)> = BTreeMap::new();
+    for e in journal {
+        let Some(kind) = e.details.as_ref().and_then(|d| d.kind.as_ref()) else {
+            continue;
+        };
+        let (earned, consumed) = sums.entry(e.slot_id).or_default();
+        match kind {
+            Kind::ChurnerProfit(d) => *earned += amount(&d.net_profit),
+            Kind::OverPerformance(d) => *earned += amount(&d.excess),
+            Kind::Repriced(d)
+                if d.reason == lpb::RepriceReason::Subsidy as i32
+                    || d.reason == lpb::RepriceReason::Operator as i32 =>
+            {
+                *consumed += amount(&d.subsidy_consumed);
+            }
+            _ => {}
+        }
+    }
+    for s in subsidy {
+        let (earned, consumed) = sums.remove(&s.slot_id).unwrap_or_default();
+        let said = (amount(&s.earned), amount(&s.consumed), amount(&s.balance));
+        if said != (earned, consumed, earned - consumed) {
+            let detail = format!(
+                "subsidy of slot {}: the ledger says earned {} consumed {} balance {}, its \
+                 journal adds up to {earned} - {consumed} = {}",
+                s.slot_id,
+                s.earned,
+                s.consumed,
+                s.balance,
+                earned - consumed
+            );
+            c.record(Column::None, 1, detail);
+        }
+    }
+    for (slot, (earned, consumed)) in sums {
+        if !(earned.is_zero() && consumed.is_zero()) {
+            let detail = format!(
+                "subsidy of slot {slot}: journal rows add up to {earned} - {consumed}, the \
+                 ledger reports no balance for it"
+            );
+            c.record(Column::None, 1, detail);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -441,6 +583,7 @@ mod tests {
         trading: true,
         mode_reason: String::new(),
         held: BTreeSet::new(),
+        negative_subsidy: Vec::new(),
     };
 
     #[test]
@@ -482,6 +625,7 @@ mod tests {
             trading: false,
             mode_reason: "halted".into(),
             held: BTreeSet::new(),
+            negative_subsidy: vec!["slot 1: -0.02".into()],
         };
         let c = check(&sim, &positions, &[], &subsidy, &halted);
         assert_eq!(c.lost, 1, "E4 is nowhere in the ledger");
@@ -491,7 +635,9 @@ mod tests {
         // 0:B:1:en.
         assert_eq!(c.duplicate_orders, 3);
         assert_eq!(c.naked, 3);
-        assert_eq!(c.details.len(), 1 + 1 + 3 + 3 + 2);
+        // Besides: the negative balance, which its journal (empty) does not
+        // add up to, the trader's negative view, the halt.
+        assert_eq!(c.details.len(), 1 + 1 + 3 + 3 + 1 + 1 + 1 + 1);
     }
 
     /// Partial executions: an exit re-placed for what remained after part
@@ -564,6 +710,153 @@ mod tests {
         assert_eq!(c.duplicate_orders, 1, "the exit executed 110 of 100");
         assert_eq!(c.duplicated, 1, "and more than the position booked");
         assert_eq!(c.lost, 1, "X1c is nowhere in the ledger");
+    }
+
+    /// Proves: a churner round trip is clean when its exits took all it
+    /// entered or an exit rests; inventory with no exit is naked, unless
+    /// its entry still rests part executed.
+    #[test]
+    fn churner_inventory_needs_an_exit() {
+        let sim = [
+            order("C1", "ch:0:1:en:1", "closed", 100),
+            order("C2", "ch:0:1:ex:2", "canceled", 40),
+            order("C3", "ch:0:1:ex:3", "closed", 60),
+            order("C4", "ch:1:1:en:1", "closed", 100),
+            order("C5", "ch:1:1:ex:2", "open", 0),
+            order("C6", "ch:2:4:en:1", "open", 30),
+        ];
+        let journal_of = |txids: &[&str]| -> Vec<lpb::JournalEntry> {
+            txids
+                .iter()
+                .map(|t| lpb::JournalEntry {
+                    event_key: format!("churn:{t}"),
+                    details: Some(lpb::EventDetails {
+                        kind: Some(lpb::event_details::Kind::ChurnerProfit(
+                            lpb::ChurnerProfitDetails {
+                                churner_cycle_id: (*t).into(),
+                                ..Default::default()
+                            },
+                        )),
+                    }),
+                    ..Default::default()
+                })
+                .collect()
+        };
+        let journal = journal_of(&["C1", "C2", "C3", "C4", "C6"]);
+        let c = check(&sim, &[], &journal, &[], &TRADING);
+        assert!(c.clean(), "{:?}", c.details);
+
+        let mut gone = sim.to_vec();
+        gone[4] = order("C5", "ch:1:1:ex:2", "canceled", 0);
+        gone.push(order("C7", "ch:2:5:en:1", "canceled", 30));
+        let journal = journal_of(&["C1", "C2", "C3", "C4", "C6", "C7"]);
+        let c = check(&gone, &[], &journal, &[], &TRADING);
+        assert_eq!(c.naked, 2, "{:?}", c.details);
+    }
+
+    /// Proves: an open position whose ledger exit txid is not yet the
+    /// repriced exit's is covered by a live exit of its own intent; a
+    /// churner round trip (open key `churn:<entry txid>`) finds its entry's
+    /// fill and its live exit the same way; without a live exit both are
+    /// naked.
+    #[test]
+    fn open_positions_are_covered_by_a_live_exit_of_their_intent() {
+        let sim = [
+            order("E1", "0:A:1:en:1", "closed", 100),
+            order("X1", "0:A:1:ex:2", "canceled", 0),
+            order("X1b", "0:A:1:ex:5", "open", 0),
+            order("C1", "ch:1:1:en:1", "closed", 100),
+            order("C2", "ch:1:1:ex:2", "open", 0),
+        ];
+        let repriced = position(1, "E1", "", true);
+        let churn = position(2, "churn:C1", "", true);
+        let positions = [repriced.clone(), churn.clone()];
+        let c = check(&sim, &positions, &[], &[], &TRADING);
+        assert!(c.clean(), "{:?}", c.details);
+
+        let gone: Vec<SimOrder> = sim
+            .iter()
+            .map(|o| {
+                if o.status == "open" {
+                    order(&o.txid, &o.cl_ord_id, "canceled", 0)
+                } else {
+                    o.clone()
+                }
+            })
+            .collect();
+        let c = check(&gone, &positions, &[], &[], &TRADING);
+        assert_eq!(c.naked, 2, "{:?}", c.details);
+        assert_eq!(c.lost, 0, "both entries are the ledger's: {:?}", c.details);
+    }
+
+    /// Proves: the ledger's subsidy must equal what its journal adds up
+    /// to, slot by slot.
+    #[test]
+    fn subsidy_must_add_up_to_its_journal() {
+        let row = |slot: u32, kind: lpb::event_details::Kind| lpb::JournalEntry {
+            slot_id: slot,
+            event_key: format!("{kind:?}"),
+            details: Some(lpb::EventDetails { kind: Some(kind) }),
+            ..Default::default()
+        };
+        use lpb::event_details::Kind;
+        let journal = [
+            row(
+                0,
+                Kind::ChurnerProfit(lpb::ChurnerProfitDetails {
+                    net_profit: "0.30".into(),
+                    ..Default::default()
+                }),
+            ),
+            row(
+                0,
+                Kind::OverPerformance(lpb::OverPerformanceDetails {
+                    excess: "0.05".into(),
+                    ..Default::default()
+                }),
+            ),
+            row(
+                0,
+                Kind::Repriced(lpb::RepricedDetails {
+                    reason: lpb::RepriceReason::Subsidy as i32,
+                    subsidy_consumed: "0.10".into(),
+                    ..Default::default()
+                }),
+            ),
+            row(
+                0,
+                Kind::Repriced(lpb::RepricedDetails {
+                    reason: lpb::RepriceReason::Tighten as i32,
+                    subsidy_consumed: "9".into(),
+                    ..Default::default()
+                }),
+            ),
+        ];
+        let balance = |earned: &str, consumed: &str, balance: &str| lpb::SubsidyBalance {
+            slot_id: 0,
+            earned: earned.into(),
+            consumed: consumed.into(),
+            balance: balance.into(),
+            ..Default::default()
+        };
+        let c = check(
+            &[],
+            &[],
+            &journal,
+            &[balance("0.35", "0.10", "0.25")],
+            &TRADING,
+        );
+        assert!(c.clean(), "{:?}", c.details);
+        let c = check(
+            &[],
+            &[],
+            &journal,
+            &[balance("0.35", "0.10", "0.35")],
+            &TRADING,
+        );
+        assert_eq!(c.details.len(), 1, "{:?}", c.details);
+        let c = check(&[], &[], &journal, &[], &TRADING);
+        assert_eq!(c.details.len(), 1, "no balance for slot 0: {:?}", c.details);
     }
 
     #[test]

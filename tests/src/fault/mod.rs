@@ -21,6 +21,7 @@
 
 pub mod backend;
 pub mod check;
+pub mod crash;
 pub mod faketime;
 pub mod injections;
 pub mod replicas;
@@ -36,6 +37,7 @@ use tokio::task::JoinSet;
 use crate::pg::cluster::StopMode;
 use backend::{Backend, BackendKind};
 use check::Counts;
+use crash::{CrashTarget, FAST_BANDS, inject_crash};
 use faketime::FakeClock;
 use injections::{CallFault, ClockFault, inject_call, inject_clock};
 use rig::{Rig, RigError};
@@ -44,6 +46,12 @@ use rig::{Rig, RigError};
 pub const ROUND: u32 = 5;
 /// Milliseconds between two market steps (one 60 s candle each).
 const STEP_MS: u64 = 80;
+/// Aimed trader kills: most per rig, and the market's step. Each waits up
+/// to 45 s for its point and restarts the trader twice, so the market
+/// moves at a third of the usual pace (250x) and a round stays within the
+/// day the ledger lets the simulated clock run ahead.
+const CRASH_ROUND: u32 = 2;
+const CRASH_STEP_MS: u64 = 240;
 
 /// A fault the simulator injects into `AddOrder`, by its wire name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +104,9 @@ pub enum Scenario {
     PostgresRestart,
     /// SIGKILL the trader under load, restart it on the same store.
     TraderKill,
+    /// The trader SIGKILLs itself at an armed crash point (see
+    /// [`crash`]), restarted on the same store.
+    TraderCrash(CrashTarget),
     /// A fault of the exchange on order placement.
     Exchange(ExchangeFault),
     /// A fault of the exchange on other calls, or on its fills.
@@ -112,6 +123,7 @@ impl Scenario {
             Self::PostgresRestart => BackendKind::PrivateCluster,
             Self::LedgerKill
             | Self::TraderKill
+            | Self::TraderCrash(_)
             | Self::Exchange(_)
             | Self::Call(_)
             | Self::Clock(_) => BackendKind::Sqlite,
@@ -123,6 +135,31 @@ impl Scenario {
         match self {
             Self::Call(f) => f.sim_args(),
             _ => &[],
+        }
+    }
+
+    /// Flags the trader needs for it: aimed kills need exits that age
+    /// within a round.
+    fn trader_args(self) -> Vec<String> {
+        match self {
+            Self::TraderCrash(_) => FAST_BANDS.iter().map(|a| (*a).to_owned()).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Most faults of it injected into one rig.
+    fn round_size(self) -> u32 {
+        match self {
+            Self::TraderCrash(_) => CRASH_ROUND,
+            _ => ROUND,
+        }
+    }
+
+    /// Milliseconds between two market steps of its rigs.
+    fn step_ms(self) -> u64 {
+        match self {
+            Self::TraderCrash(_) => CRASH_STEP_MS,
+            _ => STEP_MS,
         }
     }
 
@@ -153,6 +190,7 @@ impl fmt::Display for Scenario {
             Self::LedgerKillPg2 => f.write_str("ledger-kill-pg2"),
             Self::PostgresRestart => f.write_str("postgres-restart"),
             Self::TraderKill => f.write_str("trader-kill"),
+            Self::TraderCrash(t) => write!(f, "trader-kill-{}", t.name()),
             Self::Exchange(e) => write!(f, "exchange-{}", e.wire()),
             Self::Call(e) => write!(f, "exchange-{}", e.wire()),
             Self::Clock(c) => write!(f, "clock-{}", c.name()),
@@ -173,6 +211,14 @@ pub fn plan(long: bool) -> Vec<(Scenario, u32)> {
         (Scenario::PostgresRestart, pg_restart),
         (Scenario::TraderKill, trader),
     ];
+    p.extend(CrashTarget::ALL.map(|t| {
+        let n = if long {
+            t.long_count(trader)
+        } else {
+            t.short_count()
+        };
+        (Scenario::TraderCrash(t), n)
+    }));
     p.extend(
         ExchangeFault::ALL
             .iter()
@@ -298,7 +344,7 @@ pub async fn run_scenario(scenario: Scenario, faults: u32, seed: u64, keep: bool
     let mut left = faults;
     let mut kept = keep;
     while left > 0 {
-        let n = left.min(ROUND);
+        let n = left.min(scenario.round_size());
         left -= n;
         let tmp = tempfile::Builder::new()
             .prefix(&format!("healgrid-{scenario}-"))
@@ -313,11 +359,12 @@ pub async fn run_scenario(scenario: Scenario, faults: u32, seed: u64, keep: bool
             &database.url,
             replicas,
             sim_seed,
-            STEP_MS,
+            scenario.step_ms(),
             sim_args,
         )
         .await;
         rig.clock = faketime.clone().map(|lib| FakeClock::new(lib, tmp.path()));
+        rig.trader_extra = scenario.trader_args();
         let (injected, survived, outcome) = round(rig, scenario, &mut backend, n, &mut rng).await;
         summary.injected += injected;
         summary.survived += survived;
@@ -433,6 +480,10 @@ async fn inject_one(
             rig.kill_trader();
             rig.start_trader().await;
             Ok(true)
+        }
+        Scenario::TraderCrash(target) => {
+            let tag = rng.next_u64() % 1_000_000;
+            inject_crash(rig, target, nth, tag, rng).await
         }
         Scenario::Exchange(fault) => {
             tokio::time::sleep(rng.millis(500, 3000)).await;

@@ -54,6 +54,13 @@ pub struct Rig {
     /// The wall clock the trader runs on, when the scenario steps it;
     /// `None`: the machine's.
     pub clock: Option<FakeClock>,
+    /// Flags added to the trader's own (a scenario's settings).
+    pub trader_extra: Vec<String>,
+    /// Operator requests the trader accepted: each must leave exactly one
+    /// journal row, whatever crashed in between.
+    pub operator_requests: Vec<String>,
+    /// Negative subsidy balances seen in any status read of the run.
+    negative_subsidy: std::sync::Mutex<Vec<String>>,
     stepper: Option<Stepper>,
 }
 
@@ -82,6 +89,9 @@ impl Rig {
             ledgers,
             trader: None,
             clock: None,
+            trader_extra: Vec::new(),
+            operator_requests: Vec::new(),
+            negative_subsidy: std::sync::Mutex::default(),
             stepper: Some(stepper),
         }
     }
@@ -98,21 +108,20 @@ impl Rig {
             ledger_url: &ledger,
             slots: SLOTS,
         };
-        run.kraken(
-            &self.sim,
-            &[
-                "--profit-pct",
-                "0.5",
-                "--poll-interval-sec",
-                "5",
-                "--subsidy-enabled",
-                "true",
-                "--churner-enabled",
-                "true",
-                "--subsidy-auto-reprice-band",
-                "stuck",
-            ],
-        )
+        let mut more = vec![
+            "--profit-pct",
+            "0.5",
+            "--poll-interval-sec",
+            "5",
+            "--subsidy-enabled",
+            "true",
+            "--churner-enabled",
+            "true",
+            "--subsidy-auto-reprice-band",
+            "stuck",
+        ];
+        more.extend(self.trader_extra.iter().map(String::as_str));
+        run.kraken(&self.sim, &more)
     }
 
     /// Starts (or restarts) the trader and waits until it serves.
@@ -120,12 +129,29 @@ impl Rig {
     /// # Panics
     /// When it does not come up.
     pub async fn start_trader(&mut self) {
-        let args = self.trader_args();
+        self.start_trader_armed(None).await;
+    }
+
+    /// [`Rig::start_trader`] with a crash point armed (`--crash-at`); it
+    /// may have killed itself already when this returns.
+    ///
+    /// # Panics
+    /// When it neither comes up nor ends.
+    pub async fn start_trader_armed(&mut self, crash_at: Option<&str>) {
+        let mut args = self.trader_args();
+        if let Some(at) = crash_at {
+            args.extend(["--crash-at".to_owned(), at.to_owned()]);
+        }
         let log = self.dir.join("trader.log");
         let clock_env = self.clock.as_ref().map(FakeClock::env).unwrap_or_default();
         let mut env = SimProcess::CREDENTIALS.to_vec();
         env.extend(clock_env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        self.trader = Some(TraderProcess::start(&args, &env, &log).await);
+        // Armed, it may reach its point before it serves.
+        self.trader = Some(if crash_at.is_some() {
+            TraderProcess::start_or_end(&args, &env, &log).await
+        } else {
+            TraderProcess::start(&args, &env, &log).await
+        });
     }
 
     /// SIGKILLs the trader.
@@ -206,7 +232,7 @@ impl Rig {
         }
     }
 
-    async fn client(&self) -> Result<TraderServiceClient<Channel>, RigError> {
+    pub(super) async fn client(&self) -> Result<TraderServiceClient<Channel>, RigError> {
         let t = self
             .trader
             .as_ref()
@@ -222,10 +248,23 @@ impl Rig {
     /// When the trader does not answer.
     pub async fn status(&self) -> Result<pb::GetStatusResponse, RigError> {
         let mut c = self.client().await?;
-        c.get_status(pb::GetStatusRequest {})
+        let s = c
+            .get_status(pb::GetStatusRequest {})
             .await
             .map(tonic::Response::into_inner)
-            .map_err(|e| RigError::Call(format!("GetStatus: {e}")))
+            .map_err(|e| RigError::Call(format!("GetStatus: {e}")))?;
+        // The trader's view of subsidy (acknowledged plus queued writes)
+        // must never go negative, whenever it is read.
+        let negative = s
+            .healing
+            .iter()
+            .flat_map(|h| &h.subsidy)
+            .filter(|v| v.balance.starts_with('-'))
+            .map(|v| format!("slot {}: {}", v.slot_id, v.balance));
+        if let Ok(mut seen) = self.negative_subsidy.lock() {
+            seen.extend(negative);
+        }
+        Ok(s)
     }
 
     /// Polls the trader's status until `f` holds.
@@ -316,6 +355,11 @@ impl Rig {
                 .iter()
                 .flat_map(|s| s.orders.iter().map(|o| o.txid.clone()))
                 .collect(),
+            negative_subsidy: self
+                .negative_subsidy
+                .lock()
+                .map(|n| n.clone())
+                .unwrap_or_default(),
         };
         let mut c = self.client().await?;
         c.pause(pb::PauseRequest {
@@ -338,7 +382,7 @@ impl Rig {
         let endpoints = self.ledgers.endpoints();
         let endpoint = endpoints[0].clone();
         let view = ledger_view(&endpoint, BOT, SLOTS).await;
-        let subsidy = LedgerServiceClient::connect(endpoint)
+        let subsidy = LedgerServiceClient::connect(endpoint.clone())
             .await
             .map_err(|e| RigError::Call(format!("connecting to the ledger: {e}")))?
             .get_subsidy_summary(lpb::GetSubsidySummaryRequest { bot_id: BOT.into() })
@@ -351,6 +395,27 @@ impl Rig {
             counts
                 .details
                 .push("nothing filled: the run proved nothing".into());
+        }
+        let bot_keys = bot_journal_keys(&endpoint).await?;
+        for request in &self.operator_requests {
+            let key = format!("operator:{request}");
+            let rows = view
+                .journal
+                .iter()
+                .map(|e| &e.event_key)
+                .chain(&bot_keys)
+                .filter(|k| k.ends_with(&key))
+                .count();
+            if rows != 1 {
+                if rows == 0 {
+                    counts.lost += 1;
+                } else {
+                    counts.duplicated += 1;
+                }
+                counts.details.push(format!(
+                    "operator request {request}: {rows} journal rows, not one"
+                ));
+            }
         }
         // Replicas share one database: each must answer with the same
         // positions and journal.
@@ -368,5 +433,32 @@ impl Rig {
             }
         }
         Ok(counts)
+    }
+}
+
+/// Event keys of every row of the bot's own journal (actions no position
+/// carries: a regime override, the churner reserve, a churner command on a
+/// slot with no position).
+async fn bot_journal_keys(endpoint: &str) -> Result<Vec<String>, RigError> {
+    let mut c = LedgerServiceClient::connect(endpoint.to_owned())
+        .await
+        .map_err(|e| RigError::Call(format!("connecting to the ledger: {e}")))?;
+    let mut keys = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = c
+            .get_bot_journal(lpb::GetBotJournalRequest {
+                bot_id: BOT.into(),
+                after_bot_journal_id: after,
+                limit: 1000,
+            })
+            .await
+            .map_err(|e| RigError::Call(format!("GetBotJournal: {e}")))?
+            .into_inner();
+        keys.extend(page.entries.into_iter().map(|e| e.event_key));
+        if page.next_after_bot_journal_id == 0 {
+            return Ok(keys);
+        }
+        after = page.next_after_bot_journal_id;
     }
 }

@@ -73,8 +73,24 @@ pub fn gateway_binary() -> PathBuf {
 /// them, so building one never invalidates the other's dependencies.
 const SERVICES: [&str; 3] = ["ledger-service", "trader-service", "gateway"];
 
-/// Path of the service binary `package` (debug profile), building all of
-/// [`SERVICES`] on first use.
+/// Release binaries instead of debug ones for every service this process
+/// starts from now on ([`use_release_binaries`]), or by
+/// `HEALGRID_TEST_PROFILE=release`.
+static RELEASE: OnceLock<bool> = OnceLock::new();
+
+/// Makes every service binary this process starts a release build (built
+/// on first use, like the debug ones): the fault suite's long run measures
+/// the binaries an operator runs. Call it before the first start.
+pub fn use_release_binaries() {
+    let _ = RELEASE.set(true);
+}
+
+fn release_binaries() -> bool {
+    *RELEASE.get_or_init(|| std::env::var("HEALGRID_TEST_PROFILE").is_ok_and(|v| v == "release"))
+}
+
+/// Path of the service binary `package` (debug profile, or release, see
+/// [`use_release_binaries`]), building all of [`SERVICES`] on first use.
 ///
 /// With `HEALGRID_PREBUILT=1` nothing is built: the binaries must already be
 /// in the target directory. CI sets it for `cargo test --workspace`, which
@@ -84,6 +100,7 @@ const SERVICES: [&str; 3] = ["ledger-service", "trader-service", "gateway"];
 fn built_binary(package: &str) -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
     let prebuilt = std::env::var("HEALGRID_PREBUILT").is_ok_and(|v| v == "1");
+    let release = release_binaries();
     BUILT.get_or_init(|| {
         if prebuilt {
             return;
@@ -91,6 +108,9 @@ fn built_binary(package: &str) -> PathBuf {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(cargo);
         cmd.arg("build");
+        if release {
+            cmd.arg("--release");
+        }
         for p in SERVICES {
             cmd.args(["-p", p, "--bin", p]);
         }
@@ -109,7 +129,7 @@ fn built_binary(package: &str) -> PathBuf {
         workspace_root().join(target)
     };
     let binary = target
-        .join("debug")
+        .join(if release { "release" } else { "debug" })
         .join(format!("{package}{}", std::env::consts::EXE_SUFFIX));
     assert!(
         binary.exists(),

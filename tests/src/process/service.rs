@@ -72,7 +72,20 @@ impl Service {
     /// # Panics
     /// When the process exits or is not healthy within 60 seconds.
     pub async fn healthy(mut self, endpoint: &str, ca: Option<&Path>) -> Self {
-        wait_healthy_tls(&mut self.child, endpoint, ca, &self.name).await;
+        if let Some(status) = wait_healthy_tls(&mut self.child, endpoint, ca, &self.name).await {
+            panic!("{} exited early: {status}", self.name);
+        }
+        self
+    }
+
+    /// [`Self::healthy`] for a process that may end on purpose while it
+    /// starts (a trader armed to kill itself at a crash point): returns
+    /// once it serves or has ended ([`Self::ended_within`] then says how).
+    ///
+    /// # Panics
+    /// When it neither serves nor ends within 60 seconds.
+    pub async fn healthy_or_ended(mut self, endpoint: &str) -> Self {
+        let _ = wait_healthy_tls(&mut self.child, endpoint, None, &self.name).await;
         self
     }
 
@@ -124,6 +137,24 @@ impl Service {
         }
     }
 
+    /// Waits up to `within` for the process to end by itself; how it ended,
+    /// or `None` while it still runs (a crash point it never reached).
+    ///
+    /// # Panics
+    /// When the process cannot be waited on.
+    pub async fn ended_within(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(st) = self.child.try_wait().expect("waiting for a service") {
+                return Some(st);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// [`Self::sigterm`], then [`Self::wait_exit`]: a clean stop, with its
     /// exit code.
     ///
@@ -151,17 +182,23 @@ impl Drop for Service {
 
 /// Waits until the gRPC health service of `child` at `endpoint` reports
 /// SERVING, over TLS trusting the PEM CA file `ca` for an `https://`
-/// endpoint (health answers without a token).
+/// endpoint (health answers without a token). Returns how the process
+/// ended if it ended first.
 ///
 /// # Panics
-/// When the process exits, the CA is unusable, or the service is not
-/// healthy within 60 seconds.
-async fn wait_healthy_tls(child: &mut Child, endpoint: &str, ca: Option<&Path>, name: &str) {
+/// When the CA is unusable, or the service neither serves nor ends within
+/// 60 seconds.
+async fn wait_healthy_tls(
+    child: &mut Child,
+    endpoint: &str,
+    ca: Option<&Path>,
+    name: &str,
+) -> Option<std::process::ExitStatus> {
     let tls = healgrid_proto::tls::ClientTls::new("ca", ca).expect("usable CA file");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Ok(Some(status)) = child.try_wait() {
-            panic!("{name} exited early: {status}");
+            return Some(status);
         }
         let endpoint =
             tonic::transport::Endpoint::from_shared(endpoint.to_owned()).expect("valid endpoint");
@@ -178,7 +215,7 @@ async fn wait_healthy_tls(child: &mut Child, endpoint: &str, ca: Option<&Path>, 
             if let Ok(r) = client.check(request).await
                 && r.into_inner().status == ServingStatus::Serving as i32
             {
-                return;
+                return None;
             }
         }
         assert!(Instant::now() < deadline, "{name} not healthy in 60 s");

@@ -86,14 +86,30 @@ impl TraderProcess {
     /// # Panics
     /// When the process exits or is not healthy within 60 seconds.
     pub async fn start(args: &[String], envs: &[(&str, &str)], log: &Path) -> Self {
+        let (service, endpoint) = Self::spawn(args, envs, log);
+        let service = service.healthy(&endpoint, None).await;
+        Self { service, endpoint }
+    }
+
+    /// [`Self::start`] for a trader that may end on purpose while it starts
+    /// (armed with a crash point it can reach in its first loop): returns
+    /// once it serves or has ended.
+    ///
+    /// # Panics
+    /// When it neither serves nor ends within 60 seconds.
+    pub async fn start_or_end(args: &[String], envs: &[(&str, &str)], log: &Path) -> Self {
+        let (service, endpoint) = Self::spawn(args, envs, log);
+        let service = service.healthy_or_ended(&endpoint).await;
+        Self { service, endpoint }
+    }
+
+    fn spawn(args: &[String], envs: &[(&str, &str)], log: &Path) -> (Service, String) {
         let listen = format!("127.0.0.1:{}", free_port());
         let mut all = vec!["run".to_owned(), "--listen".to_owned(), listen.clone()];
         all.extend_from_slice(args);
         let endpoint = format!("http://{listen}");
-        let service = Service::spawn(&trader_binary(), &all, envs, log)
-            .healthy(&endpoint, None)
-            .await;
-        Self { service, endpoint }
+        let service = Service::spawn(&trader_binary(), &all, envs, log);
+        (service, endpoint)
     }
 
     /// A client of its control API.

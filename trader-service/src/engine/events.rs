@@ -243,6 +243,9 @@ pub struct CycleBooking {
     /// closes it `written_off` with the realized loss).
     #[serde(default)]
     pub written_off: bool,
+    /// Exchange id of the order whose fill completed it: the exit as last
+    /// placed, or a close at market's market order.
+    pub exit_txid: Option<String>,
 }
 
 /// A reprice that took effect: the old placement is gone and the remaining

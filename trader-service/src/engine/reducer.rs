@@ -637,6 +637,7 @@ fn book_cycle(slot: &mut SlotState, t: TradeId, x: ExitOrder, ctx: Ctx<'_>, out:
         }));
     }
     let written_off = x.is_market_close();
+    let exit_txid = x.txid().map(str::to_owned);
     out.push(Action::BookCycle(CycleBooking {
         slot: slot.slot_id,
         trade: t,
@@ -656,6 +657,7 @@ fn book_cycle(slot: &mut SlotState, t: TradeId, x: ExitOrder, ctx: Ctx<'_>, out:
         exit_time,
         target_profit_pct: x.target_profit_pct,
         written_off,
+        exit_txid,
     }));
     let cfg = ctx.cfg;
     let trade = slot.trade_mut(t);

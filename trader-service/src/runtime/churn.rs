@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use rust_decimal::Decimal;
 
+use crate::crash_point::{self, CrashPoint};
 use crate::engine::{AgeBand, IdleReason, SlotId, TradeWork, classify_all};
 use crate::exchange::{Exchange, ExchangeError, OrderInfo, OrderKind, OrderRequest};
 use crate::healing::churner::{
@@ -362,6 +363,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
                     net,
                     routed,
                     written_off,
+                    exit_txid,
                 } => {
                     self.stats.net_pnl += net;
                     if net < Decimal::ZERO {
@@ -381,6 +383,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
                             exit_time,
                             net_profit: Some(net),
                             note,
+                            exit_txid,
                         })
                         .to_entry(),
                     );
@@ -441,6 +444,9 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
             return;
         };
         let id = order.id.clone();
+        let entry = self.book.churn.slots.values().any(
+            |s| matches!(&s.stage, churner::ChurnStage::Entry { order, .. } if order.id == id),
+        );
         let mut seen = Executed {
             order_id: id.clone(),
             volume: order.current.volume,
@@ -472,6 +478,9 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
                 market,
                 now,
             );
+            if entry {
+                crash_point::reached(CrashPoint::ChurnerFilled);
+            }
         }
         if !info.status.is_live() {
             self.book.known.insert(info.txid.clone(), now_ms);
@@ -678,6 +687,15 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
         for (o, market_order) in chosen {
             if !budget.try_take(1) {
                 break;
+            }
+            let exit = self
+                .book
+                .churn
+                .slots
+                .values()
+                .any(|s| s.stage.exit().is_some_and(|x| x.id == o.id));
+            if exit {
+                crash_point::reached(CrashPoint::ChurnerExitSending);
             }
             let req = OrderRequest {
                 pair: self.cfg.engine.pair.symbol.clone(),

@@ -5,6 +5,7 @@
 //! override or the churner reserve), and commits the answer with the state
 //! in one step, before the reply leaves.
 
+use crate::crash_point::{self, CrashPoint};
 use crate::engine::{Event, ExitOrder, RepriceKind};
 use crate::exchange::Exchange;
 use crate::healing::churner::ManualCommand;
@@ -137,11 +138,13 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
         };
         let json = serde_json::to_string(&answer)
             .unwrap_or_else(|_| unreachable!("plain data always serialises"));
+        crash_point::reached(CrashPoint::OperatorApplied);
         self.pending_meta.push((key, json));
         self.dirty = true;
         self.commit(now_ms)
             .await
             .map_err(|e| ActionError::Store(e.to_string()))?;
+        crash_point::reached(CrashPoint::OperatorCommitted);
         tracing::info!(request_id = %answer.request.request_id, action = %outcome.action,
             position_id = ?outcome.position_id, message = %outcome.message,
             reason = %answer.request.reason, "operator action accepted");
@@ -201,6 +204,12 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
                 hold_sec,
             } => {
                 let x = self.open_exit(position_id)?;
+                // Nothing to hold once a close at market is under way.
+                if x.close.is_some()
+                    && let Some(r) = exit_unavailable(&x)
+                {
+                    return Err(r);
+                }
                 let until = now + hold_sec;
                 self.apply(&Event::HoldExit {
                     order_id: x.id,
@@ -304,8 +313,9 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
     }
 
     /// A spawn or kill of a slot's churner, journaled on the position the
-    /// churner works for (so it shows in that position's history). The
-    /// answer names that position when it has a ledger id.
+    /// churner works for (so it shows in that position's history), or in
+    /// the bot journal when the slot holds no open position. The answer
+    /// names that position when it has a ledger id.
     fn churner_action(
         &mut self,
         req: &ActionRequest,
@@ -317,9 +327,13 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
         let parent = self.churner_parent(slot, now);
         match &parent {
             Some(p) => self.journal_on(req, p.open_key.clone(), None, now.max(p.entry_time)),
-            None => tracing::warn!(request_id = %req.request_id, slot,
-                "churner command accepted on a slot without an open position; no position \
-                 journal to record it on"),
+            None => {
+                let kind = match cmd {
+                    ManualCommand::Spawn => BotActionKind::ChurnerSpawn,
+                    ManualCommand::Kill => BotActionKind::ChurnerKill,
+                };
+                self.journal_bot(req, kind, format!("slot={slot}"), now);
+            }
         }
         Ok(ActionOutcome {
             action: req.action.name().to_owned(),

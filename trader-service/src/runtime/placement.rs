@@ -9,6 +9,7 @@
 //! [`crate::runtime::intents`] whether it is adopted or may be placed
 //! again. Meanwhile every other order keeps trading.
 
+use crate::crash_point::{self, CrashPoint};
 use crate::engine::{Event, GoneReason, OrderId, OrderRole, PlaceFailReason};
 use crate::exchange::{Exchange, ExchangeError, OrderKind, OrderRequest};
 use crate::runtime::book::{CallBudget, HeldOrder, held_orders};
@@ -90,6 +91,9 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
                     break;
                 }
                 did += 1;
+                if p.role == OrderRole::Exit {
+                    crash_point::reached(CrashPoint::ExitSending);
+                }
                 if !self.place_one(p, now_ms).await {
                     break;
                 }
@@ -137,6 +141,9 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
             Ok(()) | Err(ExchangeError::UnknownOrder { .. }) => {
                 self.stats.cancels += 1;
                 tracing::info!(order_id = %c.id, %txid, "cancelled (refresh)");
+                if c.role == OrderRole::Exit {
+                    crash_point::reached(CrashPoint::ExitCancelled);
+                }
                 // Confirm and pick up any racing fill before OrderGone.
                 match self
                     .exchange

@@ -237,6 +237,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
                     exit_time: now_ms.div_euclid(1000),
                     net_profit: None,
                     note: "exit no longer on the exchange (reconciliation)".into(),
+                    exit_txid: None,
                 })
                 .to_entry(),
             );
@@ -275,6 +276,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
                 exit_time: at,
                 net_profit: Some(gross - fee),
                 note: format!("legacy exit {} filled", info.txid),
+                exit_txid: Some(info.txid.clone()),
             }
         } else {
             tracing::warn!(open_key = %l.open_key, txid = %info.txid, status = ?info.status,
@@ -291,6 +293,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
                     "legacy exit {} {:?} on the exchange",
                     info.txid, info.status
                 ),
+                exit_txid: None,
             }
         };
         self.pending

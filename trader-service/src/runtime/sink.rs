@@ -326,6 +326,7 @@ pub fn close_request(position_id: u64, key: &str, w: &CloseWrite) -> pb::ClosePo
         exit_regime: pb::Regime::Unknown as i32,
         net_profit: opt(w.net_profit),
         reason: w.note.clone(),
+        exit_txid: w.exit_txid.clone().unwrap_or_default(),
     }
 }
 
@@ -440,6 +441,8 @@ pub fn bot_journal_request(
             BotActionKind::RegimeOverride => pb::BotAction::RegimeOverride,
             BotActionKind::RegimeOverrideCleared => pb::BotAction::RegimeOverrideCleared,
             BotActionKind::ChurnerReserve => pb::BotAction::ChurnerReserve,
+            BotActionKind::ChurnerSpawn => pb::BotAction::ChurnerSpawn,
+            BotActionKind::ChurnerKill => pb::BotAction::ChurnerKill,
         } as i32,
         detail: w.detail.clone(),
         reason: w.reason.clone(),

@@ -112,6 +112,11 @@ pub struct CloseWrite {
     pub net_profit: Option<Decimal>,
     /// Free text for the close event.
     pub note: String,
+    /// Exchange id of the order whose fill closed it; the ledger records
+    /// it as the position's exit txid (absent: an exchange cancel, or a
+    /// write queued before the field existed).
+    #[serde(default)]
+    pub exit_txid: Option<String>,
 }
 
 /// `JournalEvent over_performance`: the exit filled better than its price.
@@ -161,11 +166,15 @@ pub enum BotActionKind {
     RegimeOverrideCleared,
     /// The churner reserve was set.
     ChurnerReserve,
+    /// A slot's churner was spawned on a slot without an open position.
+    ChurnerSpawn,
+    /// A slot's churner was killed on a slot without an open position.
+    ChurnerKill,
 }
 
 /// `AppendBotJournal`: an operator action the runtime accepted that no
 /// position carries (a regime override or its clearing, the churner
-/// reserve). Keyed by the request id, so a retried request never journals
+/// reserve, a churner command on a slot without an open position). Keyed by the request id, so a retried request never journals
 /// twice.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BotJournalWrite {
@@ -409,6 +418,7 @@ pub fn cycle_writes(booking: &CycleBooking, pos: &TrackedPosition) -> Vec<Ledger
                 || format!("closed at market by {}", booking.exit_order_id),
                 |n| n.text.clone(),
             ),
+            exit_txid: booking.exit_txid.clone(),
         })];
     }
     let mut out = vec![LedgerWriteRequest::Close(CloseWrite {
@@ -420,6 +430,7 @@ pub fn cycle_writes(booking: &CycleBooking, pos: &TrackedPosition) -> Vec<Ledger
         exit_time: booking.exit_time,
         net_profit: Some(booking.net),
         note: format!("exit {} filled", booking.exit_order_id),
+        exit_txid: booking.exit_txid.clone(),
     })];
     let target = pos.exit_target;
     let fill = booking.exit_price;
@@ -480,11 +491,13 @@ mod tests {
             exit_time: 200,
             target_profit_pct: dec!(1),
             written_off: false,
+            exit_txid: Some("OEXIT-9".into()),
         }
     }
 
     /// Proves: a fill exactly at the exit's price closes `filled` with the
-    /// real fill and net, under the deterministic key, and credits nothing.
+    /// real fill and net and the filling order's txid, under the
+    /// deterministic key, and credits nothing.
     #[test]
     fn fill_at_target_is_one_close() {
         let pos = TrackedPosition {
@@ -503,6 +516,11 @@ mod tests {
         assert_eq!(c.reason, CloseKind::Filled);
         assert_eq!(c.exit_price, Some(dec!(0.101)));
         assert_eq!(c.net_profit, Some(dec!(0.02) - dec!(0.03)));
+        assert_eq!(c.exit_txid.as_deref(), Some("OEXIT-9"));
+        assert_eq!(
+            crate::runtime::sink::close_request(7, "close:OTX-1", c).exit_txid,
+            "OEXIT-9"
+        );
     }
 
     /// Proves: a sell exit filled above its price, and a buy exit filled

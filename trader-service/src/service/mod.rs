@@ -167,6 +167,10 @@ pub struct RunArgs {
     /// Token and TLS of the control API and towards the ledger.
     #[command(flatten)]
     pub security: security::SecurityArgs,
+    /// Fault tests only: SIGKILL the trader the NTH time it reaches POINT
+    /// (`POINT[:NTH]`, see `crash_point`). Never set with real money.
+    #[arg(long, env = "HEALGRID_CRASH_AT", hide = true)]
+    pub crash_at: Option<crate::crash_point::CrashAt>,
 }
 
 /// Why `run` stopped with an error.
@@ -416,6 +420,11 @@ impl RunArgs {
 /// of the store or the control API.
 pub async fn run(args: RunArgs, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
     let plan = args.plan()?;
+    if let Some(at) = args.crash_at {
+        crate::crash_point::arm(at);
+        tracing::warn!(crash_at = %at,
+            "CRASH POINT ARMED: this trader kills itself when it reaches it (fault tests only)");
+    }
     for line in args.effective(&plan) {
         tracing::info!(setting = %line, "effective configuration");
     }

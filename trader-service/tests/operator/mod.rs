@@ -422,6 +422,7 @@ impl Run {
                 EventDetails::Filled(_) => "filled",
                 EventDetails::OperatorAction(_) => "operator_action",
                 EventDetails::KeepHolding(_) => "keep_holding",
+                EventDetails::WrittenOff(_) => "written_off",
                 _ => "other",
             })
             .collect()

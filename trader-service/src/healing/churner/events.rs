@@ -366,6 +366,7 @@ fn exit_event(
                 net,
                 routed,
                 written_off,
+                exit_txid: order.txid.clone(),
             });
             book.reserve.lent.remove(&slot);
             true

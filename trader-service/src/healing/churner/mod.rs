@@ -146,6 +146,9 @@ pub enum ChurnAction {
         /// Closed at market by an operator (SPEC §8): the ledger closes it
         /// `written_off` with its realized loss, no credit.
         written_off: bool,
+        /// Exchange id of the order whose fill closed it (the exit, or the
+        /// close's market order).
+        exit_txid: Option<String>,
     },
     /// The market order of a close at market was refused or left the book
     /// unfilled: the limit exit is restored (journaled on the round trip).
