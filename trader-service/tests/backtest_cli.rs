@@ -64,6 +64,61 @@ fn backtest_reports_below_minimum_sizes_and_compares_stages() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--stage"));
 }
 
+/// Proves: at stage E (`SUBSIDY_WRITE_OFF_AUTO`) the write-off policy
+/// closes positions a fall left far behind and the report counts them,
+/// with their realized loss: more write-offs than the legs of released
+/// locked pairs, so the policy itself acted. Stage A closes none.
+#[test]
+fn stage_e_reports_its_auto_write_offs() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("fall.csv");
+    // A day of range, a 25 % fall over three days, a month low.
+    let mut text = String::from("time,open,high,low,close,volume\n");
+    for i in 0..34 * 1440_i64 {
+        let x = i as f64;
+        let p = match i {
+            ..1440 => 0.1 + 0.0008 * (x / 37.0).sin(),
+            ..5760 => 0.1 * (1.0 - 0.25 * (x - 1440.0) / 4320.0) + 0.0005 * (x / 23.0).sin(),
+            _ => 0.075 + 0.0006 * (x / 41.0).sin(),
+        };
+        text += &format!(
+            "{},{p:.6},{:.6},{:.6},{p:.6},100\n",
+            1_700_000_000 + 60 * i,
+            p * 1.0008,
+            p * 0.9992
+        );
+    }
+    std::fs::write(&csv, text).unwrap();
+    let report = |stage: &str| -> serde_json::Value {
+        let out = dir.path().join(format!("{stage}.json"));
+        let run = Command::new(env!("CARGO_BIN_EXE_trader-service"))
+            .args(["backtest", "--no-progress", "--stage", stage, "--candles"])
+            .arg(&csv)
+            .arg("--out")
+            .arg(&out)
+            .env_clear()
+            .output()
+            .unwrap();
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap()
+    };
+    let e = report("E");
+    let offs = e["auto_write_offs"].as_u64().unwrap();
+    let pairs = e["locked_pairs_released"].as_u64().unwrap();
+    assert!(offs > 2 * pairs, "the policy wrote off positions: {e}");
+    let loss: f64 = e["auto_write_off_loss_usd"].as_str().map_or_else(
+        || e["auto_write_off_loss_usd"].as_f64().unwrap(),
+        |s| s.parse().unwrap(),
+    );
+    assert!(loss > 0.0, "{e}");
+    let a = report("A");
+    assert_eq!(a["auto_write_offs"], 0);
+}
+
 /// Proves: `synth` writes a reproducible candle CSV the backtest replays
 /// (same seed, same bytes; another seed, another path), and refuses bad
 /// arguments with a clear message and a failing exit code.

@@ -210,6 +210,32 @@ async fn actions_on_a_busy_exit_are_refused_with_the_reason() {
     );
 }
 
+/// Proves, over gRPC: while an exit is not live on the exchange (its
+/// re-placement after a breakeven refused), a close and another breakeven
+/// are refused saying so, and nothing is sent; once the exchange takes the
+/// exit again, the close is accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actions_on_an_exit_not_live_are_refused_with_the_reason() {
+    let mut r = Run::new().await;
+    let id = r.write_off_position().await;
+    // Exit placements are refused from now on.
+    r.exchange.set(3);
+    r.breakeven(&id, "be-1").await.unwrap();
+    r.minutes(2, dec!(0.0990)).await;
+    for res in [r.close(&id, "c-0").await, r.breakeven(&id, "be-0").await] {
+        let e = res.unwrap_err();
+        assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+        assert!(e.message().contains("not live"), "{e:?}");
+    }
+    assert!(r.market_fills().is_empty());
+    r.exchange.set(0);
+    r.minutes(3, dec!(0.0990)).await;
+    assert_eq!(r.exit_price(), dec!(0.100299), "placed again");
+    r.close(&id, "c-1").await.unwrap();
+    r.minutes(3, dec!(0.0990)).await;
+    assert_eq!(r.market_fills().len(), 1);
+}
+
 /// Proves, over gRPC: when the market has risen past breakeven, the move
 /// to breakeven stops at the fillable price above the market (never
 /// crossing it): the sell exit rests above both, and does not fill.
@@ -246,6 +272,55 @@ async fn breakeven_never_crosses_the_market() {
             .open_exits()
             .any(|x| x.position_id.as_deref() == Some(id.as_str()) && x.price == price);
     assert!(live, "the exit rests at {price}, unfilled");
+}
+
+/// Proves, over gRPC against the running loop: while the loop's own
+/// subsidized reprice of an exit is in flight, a close at market is
+/// refused (reprice in progress) and a release is refused (not on hold),
+/// but a hold is taken; the reprice in flight completes, and while the
+/// hold lasts no further automatic reprice happens however much subsidy
+/// arrives; once released, the loop reprices it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_hold_and_release_race_the_loops_reprice() {
+    let mut r = Run::new().await;
+    let id = r.write_off_position().await;
+    r.credit(&id, "credit-1", dec!(0.01)).await;
+    // Cancels fail for now: the loop's reprice stays in flight.
+    r.exchange.set(8);
+    let mut raced = false;
+    for _ in 0..20 {
+        r.minutes(1, dec!(0.0990)).await;
+        if r.rt.engine().open_exits().next().unwrap().reprice.is_some() {
+            let e = r.close(&id, "c-race").await.unwrap_err();
+            assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+            assert!(e.message().contains("reprice of exit"), "{e:?}");
+            let e = r.release(&id, "rel-race").await.unwrap_err();
+            assert!(e.message().contains("not on hold"), "{e:?}");
+            r.hold(&id, "hold-race", 7_200).await.unwrap();
+            raced = true;
+            break;
+        }
+    }
+    assert!(raced, "the loop's reprice must have started");
+    r.exchange.set(0);
+    r.minutes(2, dec!(0.0990)).await;
+    let held_at = r.exit_price();
+    assert!(held_at < dec!(0.100798), "the reprice in flight completed");
+
+    // On hold: more subsidy, past the reprice cooldown, and nothing moves.
+    r.credit(&id, "credit-2", dec!(0.01)).await;
+    r.minutes(20, dec!(0.0990)).await;
+    assert_eq!(r.exit_price(), held_at, "no automatic reprice on hold");
+    r.flush().await;
+    let reprices = |kinds: Vec<&str>| kinds.iter().filter(|k| **k == "repriced").count();
+    assert_eq!(reprices(r.kinds(&id).await), 1);
+
+    r.release(&id, "rel-1").await.unwrap();
+    r.minutes(20, dec!(0.0990)).await;
+    assert!(r.exit_price() < held_at, "released: repriced again");
+    r.flush().await;
+    assert_eq!(reprices(r.kinds(&id).await), 2);
+    assert_eq!(r.market_fills().len(), 0, "nothing closed");
 }
 
 /// Proves: malformed requests are INVALID_ARGUMENT and an unknown position
