@@ -210,6 +210,7 @@ async fn lifecycle(mut s: Server) {
             bot_id: bot.into(),
             slot_id: None,
             limit: 0,
+            position_id: None,
         })
         .await
         .unwrap()
@@ -456,7 +457,98 @@ async fn close_records_the_filling_order(mut s: Server) {
     assert_eq!(p.exit_txid, open("fill-b").exit_txid, "no txid given: kept");
 }
 
+/// `GetPositionHistory` with a position id answers that one position,
+/// open or closed, with its journal: the operator's action and its reason
+/// among the rows, from the action on (not only once it closes). Another
+/// bot's or an unknown position is NOT_FOUND.
+async fn one_positions_history_shows_operator_actions(mut s: Server) {
+    let c = &mut s.client;
+    let bot = "kraken:XDGUSD:main";
+    let id = c
+        .open_position(open_request(bot, 3, "fill-h"))
+        .await
+        .unwrap()
+        .into_inner()
+        .position
+        .unwrap()
+        .position_id;
+    c.journal_event(pb::JournalEventRequest {
+        position_id: id,
+        event_key: "operator:hold-1".into(),
+        at: ts(T0 + 50),
+        event_type: pb::EventType::OperatorAction as i32,
+        details: Some(pb::EventDetails {
+            kind: Some(pb::event_details::Kind::OperatorAction(
+                pb::OperatorActionDetails {
+                    action: "reprice_to_breakeven".into(),
+                    reason: "free the capital".into(),
+                    operator: "alice".into(),
+                },
+            )),
+        }),
+    })
+    .await
+    .unwrap();
+    c.reprice_position(reprice_request(id, "rp-h", "0.0936", Operator, ""))
+        .await
+        .unwrap();
+    let history = |position_id, bot: &str| pb::GetPositionHistoryRequest {
+        bot_id: bot.into(),
+        slot_id: None,
+        limit: 0,
+        position_id: Some(position_id),
+    };
+    let open = c
+        .get_position_history(history(id, bot))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(open.positions.len(), 1);
+    assert_eq!(open.positions[0].position_id, id);
+    assert_eq!(open.positions[0].status, pb::PositionStatus::Open as i32);
+    let types: Vec<i32> = open.journal.iter().map(|e| e.event_type).collect();
+    assert_eq!(
+        types,
+        [
+            pb::EventType::Created as i32,
+            pb::EventType::OperatorAction as i32,
+            pb::EventType::Repriced as i32
+        ]
+    );
+    let Some(pb::event_details::Kind::OperatorAction(a)) = open.journal[1]
+        .details
+        .as_ref()
+        .and_then(|d| d.kind.clone())
+    else {
+        panic!("{:?}", open.journal[1]);
+    };
+    assert_eq!(
+        (a.reason.as_str(), a.operator.as_str()),
+        ("free the capital", "alice")
+    );
+
+    c.close_position(close_request(id, "close-h", T0 + 100))
+        .await
+        .unwrap();
+    let closed = c
+        .get_position_history(history(id, bot))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        closed.positions[0].status,
+        pb::PositionStatus::Closed as i32
+    );
+    assert_eq!(closed.journal.len(), 4);
+
+    for (position_id, who) in [(id, "kraken:XDGUSD:other"), (id + 1000, bot)] {
+        let e = code_of(c.get_position_history(history(position_id, who)).await);
+        assert_eq!(e.code(), Code::NotFound, "{e:?}");
+    }
+}
+
 grpc_suite!(
+    one_positions_history_shows_operator_actions,
     lifecycle,
     journal_refusals,
     compaction,

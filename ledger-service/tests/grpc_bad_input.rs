@@ -348,6 +348,7 @@ fn cases(id: u64) -> Vec<Case> {
                     bot_id: "b".into(),
                     slot_id: None,
                     limit: 5000,
+                    position_id: None,
                 })
                 .await
                 .map(drop)

@@ -527,7 +527,7 @@ fn read_calls(ids: Vec<u64>) -> Vec<(&'static str, BoxedStrategy<Call>)> {
     vec![
         (
             "GetPosition",
-            any_position(ids)
+            any_position(ids.clone())
                 .prop_map(|position_id| Call::GetPosition(pb::GetPositionRequest { position_id }))
                 .boxed(),
         ),
@@ -541,12 +541,18 @@ fn read_calls(ids: Vec<u64>) -> Vec<(&'static str, BoxedStrategy<Call>)> {
         ),
         (
             "GetPositionHistory",
-            (text(), slot.clone(), any::<u32>())
-                .prop_map(|(bot_id, slot_id, limit)| {
+            (
+                text(),
+                slot.clone(),
+                any::<u32>(),
+                prop::option::of(any_position(ids.clone())),
+            )
+                .prop_map(|(bot_id, slot_id, limit, position_id)| {
                     Call::History(pb::GetPositionHistoryRequest {
                         bot_id,
                         slot_id,
                         limit,
+                        position_id,
                     })
                 })
                 .boxed(),

@@ -142,6 +142,7 @@ pub async fn ledger_view(endpoint: &str, bot: &str, slots: u32) -> LedgerView {
             bot_id: bot.into(),
             slot_id: None,
             limit: 1000,
+            position_id: None,
         })
         .await
         .expect("GetPositionHistory")

@@ -173,6 +173,7 @@ pub async fn list_positions(
             bot_id: bot,
             slot_id: q.slot,
             limit: MAX_LIMIT as u32,
+            position_id: None,
         });
         let r = b
             .call(

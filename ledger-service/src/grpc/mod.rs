@@ -188,6 +188,17 @@ impl<S: Store> LedgerService for LedgerGrpc<S> {
         request: Request<pb::GetPositionHistoryRequest>,
     ) -> Result<Response<pb::GetPositionHistoryResponse>, Status> {
         let r = request.into_inner();
+        if let Some(position_id) = r.position_id {
+            let (position, page) = self
+                .ledger
+                .position_history_of(&r.bot_id, position_id)
+                .await
+                .map_err(fail)?;
+            return Ok(Response::new(pb::GetPositionHistoryResponse {
+                positions: vec![wire::position_to_pb(position)],
+                journal: page.entries.into_iter().map(wire::entry_to_pb).collect(),
+            }));
+        }
         let positions = self
             .ledger
             .position_history(&r.bot_id, r.slot_id, r.limit)
@@ -195,6 +206,7 @@ impl<S: Store> LedgerService for LedgerGrpc<S> {
             .map_err(fail)?;
         Ok(Response::new(pb::GetPositionHistoryResponse {
             positions: positions.into_iter().map(wire::position_to_pb).collect(),
+            journal: Vec::new(),
         }))
     }
 

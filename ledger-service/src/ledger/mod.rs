@@ -201,6 +201,26 @@ impl<S: Store> Ledger<S> {
         Ok(self.store.position_history(bot_id, slot_id, limit).await?)
     }
 
+    /// One position's history: the position of `bot_id`, open or closed,
+    /// and its first [`validate::MAX_PAGE`] journal rows, oldest first (the
+    /// position's events, reprices, operator actions with their reasons).
+    /// A position of another bot is not found.
+    pub async fn position_history_of(
+        &self,
+        bot_id: &str,
+        position_id: u64,
+    ) -> Result<(Position, JournalPage), LedgerError> {
+        validate::id("bot_id", bot_id)?;
+        let position = self.position(position_id).await?;
+        if position.bot_id != bot_id {
+            return Err(LedgerError::PositionNotFound { position_id });
+        }
+        let page = self
+            .journal(&JournalScope::Position(position_id), 0, validate::MAX_PAGE)
+            .await?;
+        Ok((position, page))
+    }
+
     /// A page of journal rows after `after_journal_id`.
     pub async fn journal(
         &self,
