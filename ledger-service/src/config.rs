@@ -86,6 +86,11 @@ pub struct Config {
     #[arg(long, env = "LEDGER_TLS_CA")]
     pub tls_ca: Option<PathBuf>,
 
+    /// Fault tests only: SIGKILL the ledger the NTH time it reaches POINT
+    /// (`POINT[:NTH]`, see `crash_point`). Never set with real money.
+    #[arg(long, env = "HEALGRID_CRASH_AT", hide = true, value_parser = crate::crash_point::parse)]
+    pub crash_at: Option<crate::crash_point::CrashAt>,
+
     /// Do not serve: ask the ledger listening on `--listen` (on loopback
     /// when it listens on every address) for its `grpc.health.v1` status
     /// and exit 0 when SERVING, 1 otherwise. The container healthcheck.

@@ -15,6 +15,7 @@
 //!   [`metrics`]: what it exposes to Prometheus.
 
 pub mod config;
+pub mod crash_point;
 pub mod domain;
 pub mod grpc;
 pub mod ledger;

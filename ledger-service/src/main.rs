@@ -22,6 +22,9 @@ async fn main() -> anyhow::Result<ExitCode> {
         return Ok(check_health(&config).await);
     }
     init_logging(config.log_format);
+    if let Some(at) = config.crash_at {
+        healgrid_proto::crash::arm(at);
+    }
     let security = config.security()?;
     if let Some(warning) = healgrid_proto::auth::exposure_warning(
         "THE LEDGER",

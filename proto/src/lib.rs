@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod codec;
 pub mod convert;
+pub mod crash;
 pub mod reflection;
 pub mod tls;
 

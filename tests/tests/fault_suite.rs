@@ -2,7 +2,7 @@
 //! inject its faults, survive each, and leave nothing lost, duplicated,
 //! placed twice or naked. `fault-suite --long` runs the full counts. Four
 //! scenarios run at a time (each mostly waits on the trader's 5 s loop, so
-//! the seventeen fit in about five minutes on two cores). The
+//! the eighteen fit in about five minutes on two cores). The
 //! PostgreSQL scenarios skip with a notice where PostgreSQL is missing,
 //! unless CI=true or HEALGRID_REQUIRE_POSTGRES=1 (then they fail); the
 //! clock-step-back scenario likewise where libfaketime is missing, unless

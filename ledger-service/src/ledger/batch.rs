@@ -45,6 +45,7 @@ use super::{
     writes::{CloseOutcome, EventOutcome, RepriceOutcome},
 };
 use crate::{
+    crash_point::{self, CrashPoint},
     domain::{
         EventDetails, JournalEntry, LedgerError, Position, SlotSubsidy, SubsidyTotals,
         journal::{EventCommand, RepriceCommand, RepricedDetails},
@@ -508,7 +509,9 @@ async fn apply_batch<S: Store>(
             tx.close_position(p.position_id, outcome).await?;
         }
     }
+    crash_point::reached(CrashPoint::BatchAppended);
     tx.commit().await?;
+    crash_point::reached(CrashPoint::BatchCommitted);
 
     let mut out = Vec::with_capacity(jobs.len());
     for (i, result) in results.into_iter().enumerate() {

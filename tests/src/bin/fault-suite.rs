@@ -10,7 +10,8 @@
 //! PostgreSQL and none is here) and exits 1 on any violation. The
 //! PostgreSQL scenarios read `DATABASE_URL` and Debian's server programs.
 //! The default counts are short (CI); `--long` runs the full counts
-//! (ledger kills 20, replica kills on PostgreSQL 20, PostgreSQL restarts
+//! (ledger kills 20 at random and 10 in a group commit, replica kills on
+//! PostgreSQL 20, PostgreSQL restarts
 //! 10, trader kills 10 at random and 10 or 20 aimed at each crash point
 //! target, 50 per exchange fault, 10 per clock fault). `--release` runs
 //! release builds of the services (built first), as an operator runs

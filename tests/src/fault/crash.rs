@@ -1,8 +1,9 @@
-//! Aimed trader kills: the trader is restarted with one of its crash points
-//! armed (`--crash-at`, see `trader_service::crash_point`) and SIGKILLs
-//! itself at that instant: between a reprice's cancel and its new exit,
-//! between a churner fill and its exit, in the middle of an operator
-//! action. Only a kill that really happened at the point is counted.
+//! Aimed kills: the trader or the ledger is restarted with one of its
+//! crash points armed (`--crash-at`, see `healgrid_proto::crash`) and
+//! SIGKILLs itself at that instant: between a reprice's cancel and its new
+//! exit, between a churner fill and its exit, in the middle of an operator
+//! action; in a ledger batch written but not committed, or committed but
+//! not answered. Only a kill that really happened at the point is counted.
 //!
 //! Repricing and churners need exits that age: the scenarios run the
 //! trader with short age bands ([`FAST_BANDS`]), so on the stepped market
@@ -494,4 +495,42 @@ async fn retry(rig: &mut Rig, f: &InFlight, point: &str, killed: bool) -> Result
         None => {}
     }
     Ok(())
+}
+
+/// The ledger's crash points, in turn: a batch written in its transaction
+/// but not committed, and one committed but not yet answered.
+const LEDGER_POINTS: [&str; 2] = ["batch-appended", "batch-committed"];
+
+/// The `nth` aimed ledger kill: the ledger is killed at a random moment,
+/// restarted with a batch crash point armed, dies there on the trader's
+/// next write, and is restarted unarmed; the trader's outbox must then land
+/// every write exactly once. True when it died at the point.
+///
+/// # Errors
+/// When the armed ledger ends some other way.
+///
+/// # Panics
+/// When the ledger does not come back up.
+pub async fn inject_ledger_crash(rig: &mut Rig, nth: u32, rng: &mut Rng) -> Result<bool, RigError> {
+    let point = LEDGER_POINTS[nth as usize % LEDGER_POINTS.len()];
+    tokio::time::sleep(rng.millis(200, 2000)).await;
+    rig.kill_ledger(0);
+    rig.ledgers.restart_armed(0, point).await;
+    let ended = rig
+        .ledgers
+        .ended_within(0, Duration::from_secs(REACH_SECS))
+        .await;
+    let killed = ended.is_some_and(|st| st.signal() == Some(9));
+    match ended {
+        Some(st) if !killed => {
+            return Err(RigError::Call(format!(
+                "ledger armed at {point} ended by itself with {st}, not at its crash point"
+            )));
+        }
+        Some(_) => eprintln!("ledger-kill-append: killed at {point}"),
+        None => eprintln!("ledger-kill-append: {point} not reached in {REACH_SECS} s; not counted"),
+    }
+    rig.kill_ledger(0);
+    rig.start_ledger(0).await;
+    Ok(killed)
 }

@@ -37,7 +37,7 @@ use tokio::task::JoinSet;
 use crate::pg::cluster::StopMode;
 use backend::{Backend, BackendKind};
 use check::Counts;
-use crash::{CrashTarget, FAST_BANDS, inject_crash};
+use crash::{CrashTarget, FAST_BANDS, inject_crash, inject_ledger_crash};
 use faketime::FakeClock;
 use injections::{CallFault, ClockFault, inject_call, inject_clock};
 use rig::{Rig, RigError};
@@ -95,6 +95,10 @@ impl ExchangeFault {
 pub enum Scenario {
     /// SIGKILL the ledger under load, restart it on the same database.
     LedgerKill,
+    /// The ledger SIGKILLs itself at a batch crash point (written but not
+    /// committed, committed but not answered), restarted on the same
+    /// database.
+    LedgerCrash,
     /// SIGKILL one of two ledger replicas sharing a PostgreSQL schema (the
     /// trader writes to both) under load, restart it.
     LedgerKillPg2,
@@ -122,6 +126,7 @@ impl Scenario {
             Self::LedgerKillPg2 => BackendKind::SharedPostgres,
             Self::PostgresRestart => BackendKind::PrivateCluster,
             Self::LedgerKill
+            | Self::LedgerCrash
             | Self::TraderKill
             | Self::TraderCrash(_)
             | Self::Exchange(_)
@@ -178,7 +183,7 @@ impl Scenario {
     fn hits_ledger(self) -> bool {
         matches!(
             self,
-            Self::LedgerKill | Self::LedgerKillPg2 | Self::PostgresRestart
+            Self::LedgerKill | Self::LedgerCrash | Self::LedgerKillPg2 | Self::PostgresRestart
         )
     }
 }
@@ -187,6 +192,7 @@ impl fmt::Display for Scenario {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::LedgerKill => f.write_str("ledger-kill"),
+            Self::LedgerCrash => f.write_str("ledger-kill-append"),
             Self::LedgerKillPg2 => f.write_str("ledger-kill-pg2"),
             Self::PostgresRestart => f.write_str("postgres-restart"),
             Self::TraderKill => f.write_str("trader-kill"),
@@ -207,6 +213,7 @@ pub fn plan(long: bool) -> Vec<(Scenario, u32)> {
     };
     let mut p = vec![
         (Scenario::LedgerKill, ledger),
+        (Scenario::LedgerCrash, if long { 10 } else { 2 }),
         (Scenario::LedgerKillPg2, pg2),
         (Scenario::PostgresRestart, pg_restart),
         (Scenario::TraderKill, trader),
@@ -454,6 +461,7 @@ async fn inject_one(
             rig.start_ledger(victim).await;
             Ok(true)
         }
+        Scenario::LedgerCrash => inject_ledger_crash(rig, nth, rng).await,
         Scenario::PostgresRestart => {
             tokio::time::sleep(rng.millis(500, 5000)).await;
             let cluster = backend

@@ -62,6 +62,36 @@ impl Replicas {
         }
     }
 
+    /// Starts replica `i` again, when it is down, with the crash point
+    /// `crash_at` armed; it may have killed itself when this returns.
+    ///
+    /// # Panics
+    /// When it neither comes up nor ends.
+    pub async fn restart_armed(&mut self, i: usize, crash_at: &str) {
+        if self.running[i].is_none() {
+            let ledger =
+                LedgerProcess::start_armed(self.ports[i], &self.database_url, crash_at).await;
+            self.running[i] = Some(ledger);
+        }
+    }
+
+    /// Waits up to `within` for replica `i` to end by itself; how it ended,
+    /// or `None` while it runs. An ended replica counts as down.
+    pub async fn ended_within(
+        &mut self,
+        i: usize,
+        within: std::time::Duration,
+    ) -> Option<std::process::ExitStatus> {
+        let ended = match self.running[i].as_mut() {
+            Some(l) => l.ended_within(within).await,
+            None => None,
+        };
+        if ended.is_some() {
+            self.running[i] = None;
+        }
+        ended
+    }
+
     /// Starts replica `i` again on its port and database, when it is down.
     ///
     /// # Panics

@@ -39,6 +39,25 @@ impl LedgerProcess {
     /// # Panics
     /// When the process exits or is not healthy within 60 seconds.
     pub async fn start_with(port: u16, database_url: &str, envs: &[(&str, &str)]) -> Self {
+        let (service, endpoint) = Self::spawn(port, database_url, envs);
+        let service = service.healthy(&endpoint, None).await;
+        Self { service, endpoint }
+    }
+
+    /// [`Self::start_on`] with the crash point `crash_at` armed
+    /// (`HEALGRID_CRASH_AT`): returns once it serves or, having reached its
+    /// point while starting, has ended.
+    ///
+    /// # Panics
+    /// When it neither serves nor ends within 60 seconds.
+    pub async fn start_armed(port: u16, database_url: &str, crash_at: &str) -> Self {
+        let (service, endpoint) =
+            Self::spawn(port, database_url, &[("HEALGRID_CRASH_AT", crash_at)]);
+        let service = service.healthy_or_ended(&endpoint).await;
+        Self { service, endpoint }
+    }
+
+    fn spawn(port: u16, database_url: &str, envs: &[(&str, &str)]) -> (Service, String) {
         let child = Command::new(ledger_binary())
             .env("LEDGER_LISTEN", format!("127.0.0.1:{port}"))
             .env("LEDGER_DATABASE_URL", database_url)
@@ -49,10 +68,7 @@ impl LedgerProcess {
             .spawn()
             .expect("spawning ledger-service");
         let endpoint = format!("http://127.0.0.1:{port}");
-        let service = Service::adopt(child, "ledger-service")
-            .healthy(&endpoint, None)
-            .await;
-        Self { service, endpoint }
+        (Service::adopt(child, "ledger-service"), endpoint)
     }
 }
 

@@ -169,7 +169,7 @@ pub struct RunArgs {
     pub security: security::SecurityArgs,
     /// Fault tests only: SIGKILL the trader the NTH time it reaches POINT
     /// (`POINT[:NTH]`, see `crash_point`). Never set with real money.
-    #[arg(long, env = "HEALGRID_CRASH_AT", hide = true)]
+    #[arg(long, env = "HEALGRID_CRASH_AT", hide = true, value_parser = crate::crash_point::parse)]
     pub crash_at: Option<crate::crash_point::CrashAt>,
 }
 
@@ -421,9 +421,7 @@ impl RunArgs {
 pub async fn run(args: RunArgs, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
     let plan = args.plan()?;
     if let Some(at) = args.crash_at {
-        crate::crash_point::arm(at);
-        tracing::warn!(crash_at = %at,
-            "CRASH POINT ARMED: this trader kills itself when it reaches it (fault tests only)");
+        healgrid_proto::crash::arm(at);
     }
     for line in args.effective(&plan) {
         tracing::info!(setting = %line, "effective configuration");
