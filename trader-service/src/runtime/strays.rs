@@ -43,7 +43,8 @@ pub const KNOWN_RETENTION_MS: i64 = 6 * 3_600_000;
 pub const KNOWN_PRUNE_EVERY_MS: i64 = 10 * 60_000;
 
 /// The scan never looks further back than this (well inside the
-/// retention, so an order we tracked is never mistaken for a stray).
+/// retention, so an order we tracked is never mistaken for a stray),
+/// except to reach an unresolved placement's send time.
 pub const SCAN_LOOKBACK_CAP_MS: i64 = 3 * 3_600_000;
 
 /// Prefix of the client order ids of stray-fill exits (short: Kraken
@@ -121,24 +122,31 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
         Ok(Some(open))
     }
 
-    fn scan_since(&self, now_ms: i64) -> i64 {
+    pub(crate) fn scan_since(&self, now_ms: i64) -> i64 {
         let window = self.cfg.placement_stale.window_ms;
-        let floor = now_ms - SCAN_LOOKBACK_CAP_MS;
         // Without any remembered txid (a fresh or pre-upgrade state) only
         // the last window is scanned, so old orders of ours are not
         // mistaken for strays.
         let base = match self.last_scan_ms {
             Some(t) => t - window,
             None if self.book.known.is_empty() => now_ms - window,
-            None => floor,
-        };
+            None => now_ms - SCAN_LOOKBACK_CAP_MS,
+        }
+        .max(now_ms - SCAN_LOOKBACK_CAP_MS);
+        // An unresolved placement is looked up from its send time, even
+        // past the cap: a lookup that starts after the order was accepted
+        // cannot find it once it has filled, and the placement would be
+        // declared absent and sent twice. (Seen against the simulator at
+        // 750x, where three hours of its clock pass in fifteen seconds.)
+        // Never past the txid retention, where our own old orders could no
+        // longer be told from strays.
         self.book
             .placing
             .values()
             .chain(self.book.stray_exits.values().map(|s| &s.intent))
             .map(|i| lookup_since(*i, self.cfg.placement_stale))
             .fold(base, i64::min)
-            .max(floor)
+            .max(now_ms - KNOWN_RETENTION_MS)
     }
 
     /// Decides every unresolved engine placement from the scan.
@@ -521,6 +529,44 @@ mod tests {
         foreign.cl_ord_id = Some("sx:1".into());
         assert!(our_id(&foreign).is_none());
         assert_eq!(stray_open_key("T9"), "stray:T9");
+    }
+
+    /// Proves: the scan reaches back to an unresolved placement's send time
+    /// even past its usual three-hour cap (else an order accepted and
+    /// filled since would be missed, declared absent and placed twice), but
+    /// never past the txid retention.
+    #[tokio::test]
+    async fn the_scan_reaches_an_unresolved_placement_within_the_retention() {
+        use crate::exchange::SimClock;
+        use crate::exchange::paper::PaperExchange;
+        use crate::runtime::RuntimeConfig;
+        use crate::runtime::ledger::LocalLedger;
+        use crate::runtime::store::{StoreLocation, TraderStore};
+
+        let paper = crate::exchange::paper::test_config();
+        let exchange = PaperExchange::new(paper.clone(), SimClock::new(0));
+        let engine = crate::engine::EngineConfig::defaults(paper.pair.spec.clone());
+        let cfg = RuntimeConfig::new("since", engine.validate().0);
+        let window = cfg.placement_stale.window_ms;
+        let store = TraderStore::open(&StoreLocation::Memory).await.unwrap();
+        let ledger = LocalLedger::new(ledger_service::Ledger::memory());
+        let mut rt = Runtime::new(cfg, exchange, ledger, store).await.unwrap();
+        let now = 100 * 3_600_000;
+        rt.last_scan_ms = Some(now - 5_000);
+        assert_eq!(rt.scan_since(now), now - 5_000 - window, "the last scan");
+        let hours_ago = |h: i64| PlacementIntent::sent(now - h * 3_600_000);
+        rt.book.placing.insert("0:A:1:ex:9".into(), hours_ago(4));
+        assert_eq!(
+            rt.scan_since(now),
+            now - 4 * 3_600_000 - window,
+            "back to the send time, past the 3 h cap"
+        );
+        rt.book.placing.insert("0:B:1:ex:9".into(), hours_ago(9));
+        assert_eq!(
+            rt.scan_since(now),
+            now - KNOWN_RETENTION_MS,
+            "never past the retention"
+        );
     }
 
     /// Proves that without the periodic exchange scan (a backtest sets
