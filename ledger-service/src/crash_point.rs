@@ -3,8 +3,7 @@
 //! fault suite arms one with `--crash-at` and SIGKILLs the ledger there;
 //! the trader's retries must then land exactly once.
 
-use std::fmt;
-
+use healgrid_proto::crash::Point;
 pub use healgrid_proto::crash::{CrashAt, CrashAtError};
 
 /// A moment where the ledger may be made to crash.
@@ -18,22 +17,14 @@ pub enum CrashPoint {
     BatchCommitted,
 }
 
-impl CrashPoint {
-    /// Every point, in the order an error message lists them.
-    pub const ALL: [Self; 2] = [Self::BatchAppended, Self::BatchCommitted];
+impl Point for CrashPoint {
+    const ALL: &'static [Self] = &[Self::BatchAppended, Self::BatchCommitted];
 
-    /// Its name on the command line.
-    pub fn name(self) -> &'static str {
+    fn name(self) -> &'static str {
         match self {
             Self::BatchAppended => "batch-appended",
             Self::BatchCommitted => "batch-committed",
         }
-    }
-}
-
-impl fmt::Display for CrashPoint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
     }
 }
 
@@ -42,26 +33,5 @@ impl fmt::Display for CrashPoint {
 /// # Errors
 /// An unknown point or a bad count, with a message naming the points.
 pub fn parse(s: &str) -> Result<CrashAt, CrashAtError> {
-    CrashAt::parse(s, &CrashPoint::ALL.map(CrashPoint::name))
-}
-
-/// Marks `point` as reached (the process dies here when it is armed).
-pub(crate) fn reached(point: CrashPoint) {
-    healgrid_proto::crash::reached(point.name());
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Proves: every ledger point parses from its own name; a trader point
-    /// is refused naming the ledger's.
-    #[test]
-    fn every_point_parses_from_its_name() {
-        for p in CrashPoint::ALL {
-            assert_eq!(parse(p.name()).map(|a| a.point), Ok(p.name()));
-        }
-        let e = parse("exit-sending").unwrap_err().to_string();
-        assert!(e.contains("batch-appended, batch-committed"), "{e}");
-    }
+    healgrid_proto::crash::parse_for::<CrashPoint>(s)
 }

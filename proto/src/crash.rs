@@ -63,6 +63,29 @@ impl fmt::Display for CrashAt {
     }
 }
 
+/// A service's crash points: a small enum listing them all, each with its
+/// command-line name.
+pub trait Point: Copy + 'static {
+    /// Every point.
+    const ALL: &'static [Self];
+    /// Its name on the command line.
+    fn name(self) -> &'static str;
+}
+
+/// Parses `--crash-at` against the points of `P` (a clap value parser).
+///
+/// # Errors
+/// An unknown point or a bad count, with a message naming `P`'s points.
+pub fn parse_for<P: Point>(s: &str) -> Result<CrashAt, CrashAtError> {
+    let names: Vec<&'static str> = P::ALL.iter().map(|p| p.name()).collect();
+    CrashAt::parse(s, &names)
+}
+
+/// [`reached`] for a point of a service's enum.
+pub fn reached_at<P: Point>(point: P) {
+    reached(point.name());
+}
+
 /// The armed point and how often it was reached.
 struct Armed {
     at: CrashAt,
@@ -147,6 +170,39 @@ mod tests {
         ] {
             assert!(CrashAt::parse(bad, &POINTS).is_err(), "{bad}");
         }
+    }
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Service {
+        Written,
+        Committed,
+    }
+
+    impl Point for Service {
+        const ALL: &'static [Self] = &[Self::Written, Self::Committed];
+        fn name(self) -> &'static str {
+            match self {
+                Self::Written => "written",
+                Self::Committed => "committed",
+            }
+        }
+    }
+
+    /// Proves: a service's points parse by their names, and another name
+    /// is refused listing the service's own.
+    #[test]
+    fn a_services_points_parse_by_name() {
+        for p in Service::ALL {
+            assert_eq!(
+                parse_for::<Service>(p.name()).map(|a| a.point),
+                Ok(p.name())
+            );
+        }
+        let e = parse_for::<Service>("exit-sending")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("one of: written, committed"), "{e}");
+        reached_at(Service::Written);
     }
 
     /// Proves: reaching a point while nothing is armed does nothing (the

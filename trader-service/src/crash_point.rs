@@ -5,8 +5,7 @@
 //! stored but never sent). The fault suite arms one with `--crash-at`.
 //! This module is a leaf: it imports nothing of its siblings.
 
-use std::fmt;
-
+use healgrid_proto::crash::Point;
 pub use healgrid_proto::crash::{CrashAt, CrashAtError};
 
 /// A moment where the trader may be made to crash.
@@ -33,9 +32,8 @@ pub enum CrashPoint {
     OperatorCommitted,
 }
 
-impl CrashPoint {
-    /// Every point, in the order an error message lists them.
-    pub const ALL: [Self; 6] = [
+impl Point for CrashPoint {
+    const ALL: &'static [Self] = &[
         Self::ExitCancelled,
         Self::ExitSending,
         Self::ChurnerFilled,
@@ -44,8 +42,7 @@ impl CrashPoint {
         Self::OperatorCommitted,
     ];
 
-    /// Its name on the command line.
-    pub fn name(self) -> &'static str {
+    fn name(self) -> &'static str {
         match self {
             Self::ExitCancelled => "exit-cancelled",
             Self::ExitSending => "exit-sending",
@@ -57,37 +54,10 @@ impl CrashPoint {
     }
 }
 
-impl fmt::Display for CrashPoint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
 /// Parses `--crash-at` against the trader's points.
 ///
 /// # Errors
 /// An unknown point or a bad count, with a message naming the points.
 pub fn parse(s: &str) -> Result<CrashAt, CrashAtError> {
-    CrashAt::parse(s, &CrashPoint::ALL.map(CrashPoint::name))
-}
-
-/// Marks `point` as reached (the process dies here when it is armed).
-pub(crate) fn reached(point: CrashPoint) {
-    healgrid_proto::crash::reached(point.name());
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Proves: every trader point parses from its own name; another
-    /// service's point is refused naming the trader's.
-    #[test]
-    fn every_point_parses_from_its_name() {
-        for p in CrashPoint::ALL {
-            assert_eq!(parse(p.name()).map(|a| a.point), Ok(p.name()));
-        }
-        let e = parse("batch-appended").unwrap_err().to_string();
-        assert!(e.contains("exit-cancelled"), "{e}");
-    }
+    healgrid_proto::crash::parse_for::<CrashPoint>(s)
 }

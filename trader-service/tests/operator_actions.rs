@@ -274,6 +274,23 @@ async fn breakeven_never_crosses_the_market() {
     assert!(live, "the exit rests at {price}, unfilled");
 }
 
+/// A write-off position with 0.01 of subsidy whose automatic reprice the
+/// loop has started and cannot finish: cancels fail (the exchange's mode
+/// 8) until the test sets the mode back to 0.
+async fn loop_reprice_in_flight() -> (Run, String) {
+    let mut r = Run::new().await;
+    let id = r.write_off_position().await;
+    r.credit(&id, "credit-1", dec!(0.01)).await;
+    r.exchange.set(8);
+    for _ in 0..20 {
+        r.minutes(1, dec!(0.0990)).await;
+        if r.rt.engine().open_exits().next().unwrap().reprice.is_some() {
+            return (r, id);
+        }
+    }
+    panic!("the loop's reprice never started");
+}
+
 /// Proves, over gRPC against the running loop: while the loop's own
 /// subsidized reprice of an exit is in flight, a close at market is
 /// refused (reprice in progress) and a release is refused (not on hold),
@@ -282,26 +299,13 @@ async fn breakeven_never_crosses_the_market() {
 /// arrives; once released, the loop reprices it again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn close_hold_and_release_race_the_loops_reprice() {
-    let mut r = Run::new().await;
-    let id = r.write_off_position().await;
-    r.credit(&id, "credit-1", dec!(0.01)).await;
-    // Cancels fail for now: the loop's reprice stays in flight.
-    r.exchange.set(8);
-    let mut raced = false;
-    for _ in 0..20 {
-        r.minutes(1, dec!(0.0990)).await;
-        if r.rt.engine().open_exits().next().unwrap().reprice.is_some() {
-            let e = r.close(&id, "c-race").await.unwrap_err();
-            assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
-            assert!(e.message().contains("reprice of exit"), "{e:?}");
-            let e = r.release(&id, "rel-race").await.unwrap_err();
-            assert!(e.message().contains("not on hold"), "{e:?}");
-            r.hold(&id, "hold-race", 7_200).await.unwrap();
-            raced = true;
-            break;
-        }
-    }
-    assert!(raced, "the loop's reprice must have started");
+    let (mut r, id) = loop_reprice_in_flight().await;
+    let e = r.close(&id, "c-race").await.unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    assert!(e.message().contains("reprice of exit"), "{e:?}");
+    let e = r.release(&id, "rel-race").await.unwrap_err();
+    assert!(e.message().contains("not on hold"), "{e:?}");
+    r.hold(&id, "hold-race", 7_200).await.unwrap();
     r.exchange.set(0);
     r.minutes(2, dec!(0.0990)).await;
     let held_at = r.exit_price();
@@ -398,24 +402,10 @@ async fn refusals_name_their_reason_and_change_nothing() {
 /// balance and the trader's view end equal at zero.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn breakeven_races_the_loops_reprice_and_spends_only_the_balance() {
-    let mut r = Run::new().await;
-    let id = r.write_off_position().await;
-    r.credit(&id, "credit-1", dec!(0.01)).await;
-    // Cancels fail for now, so the loop's own reprice stays in flight
-    // (cancel wanted, not confirmed) across loops.
-    r.exchange.set(8);
-    let mut raced = false;
-    for _ in 0..20 {
-        r.minutes(1, dec!(0.0990)).await;
-        if r.rt.engine().open_exits().next().unwrap().reprice.is_some() {
-            let e = r.breakeven(&id, "be-race").await.unwrap_err();
-            assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
-            assert!(e.message().contains("in progress"), "{e:?}");
-            raced = true;
-            break;
-        }
-    }
-    assert!(raced, "the loop's reprice must have started");
+    let (mut r, id) = loop_reprice_in_flight().await;
+    let e = r.breakeven(&id, "be-race").await.unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    assert!(e.message().contains("in progress"), "{e:?}");
     r.exchange.set(0);
     r.minutes(2, dec!(0.0990)).await;
     let partial = r.exit_price();

@@ -45,7 +45,7 @@ use super::{
     writes::{CloseOutcome, EventOutcome, RepriceOutcome},
 };
 use crate::{
-    crash_point::{self, CrashPoint},
+    crash_point::CrashPoint,
     domain::{
         EventDetails, JournalEntry, LedgerError, Position, SlotSubsidy, SubsidyTotals,
         journal::{EventCommand, RepriceCommand, RepricedDetails},
@@ -509,9 +509,9 @@ async fn apply_batch<S: Store>(
             tx.close_position(p.position_id, outcome).await?;
         }
     }
-    crash_point::reached(CrashPoint::BatchAppended);
+    healgrid_proto::crash::reached_at(CrashPoint::BatchAppended);
     tx.commit().await?;
-    crash_point::reached(CrashPoint::BatchCommitted);
+    healgrid_proto::crash::reached_at(CrashPoint::BatchCommitted);
 
     let mut out = Vec::with_capacity(jobs.len());
     for (i, result) in results.into_iter().enumerate() {

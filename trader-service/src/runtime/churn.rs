@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use rust_decimal::Decimal;
 
-use crate::crash_point::{self, CrashPoint};
+use crate::crash_point::CrashPoint;
 use crate::engine::{AgeBand, IdleReason, SlotId, TradeWork, classify_all};
 use crate::exchange::{Exchange, ExchangeError, OrderInfo, OrderKind, OrderRequest};
 use crate::healing::churner::{
@@ -28,6 +28,7 @@ use crate::runtime::r#loop::{Runtime, RuntimeError};
 use crate::runtime::writes::{
     ChurnerProfitWrite, CloseWrite, HandedOverWrite, LedgerWriteRequest, OpenWrite, SlotModeKind,
 };
+use healgrid_proto::crash::reached_at;
 
 /// Whether a regime view lets churners run: ranging from a ready detector
 /// (or an operator's override); `unknown` never counts.
@@ -479,7 +480,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
                 now,
             );
             if entry {
-                crash_point::reached(CrashPoint::ChurnerFilled);
+                reached_at(CrashPoint::ChurnerFilled);
             }
         }
         if !info.status.is_live() {
@@ -695,7 +696,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
                 .values()
                 .any(|s| s.stage.exit().is_some_and(|x| x.id == o.id));
             if exit {
-                crash_point::reached(CrashPoint::ChurnerExitSending);
+                reached_at(CrashPoint::ChurnerExitSending);
             }
             let req = OrderRequest {
                 pair: self.cfg.engine.pair.symbol.clone(),

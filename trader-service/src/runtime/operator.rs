@@ -5,7 +5,7 @@
 //! override or the churner reserve), and commits the answer with the state
 //! in one step, before the reply leaves.
 
-use crate::crash_point::{self, CrashPoint};
+use crate::crash_point::CrashPoint;
 use crate::engine::{Event, ExitOrder, RepriceKind};
 use crate::exchange::Exchange;
 use crate::healing::churner::ManualCommand;
@@ -24,6 +24,7 @@ use crate::runtime::r#loop::{Runtime, RuntimeError};
 use crate::runtime::writes::{
     BotActionKind, BotJournalWrite, CloseNote, LedgerWriteRequest, OperatorWrite,
 };
+use healgrid_proto::crash::reached_at;
 
 /// The position a slot's churner works for, as an operator's churner
 /// command is journaled on it.
@@ -138,13 +139,13 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
         };
         let json = serde_json::to_string(&answer)
             .unwrap_or_else(|_| unreachable!("plain data always serialises"));
-        crash_point::reached(CrashPoint::OperatorApplied);
+        reached_at(CrashPoint::OperatorApplied);
         self.pending_meta.push((key, json));
         self.dirty = true;
         self.commit(now_ms)
             .await
             .map_err(|e| ActionError::Store(e.to_string()))?;
-        crash_point::reached(CrashPoint::OperatorCommitted);
+        reached_at(CrashPoint::OperatorCommitted);
         tracing::info!(request_id = %answer.request.request_id, action = %outcome.action,
             position_id = ?outcome.position_id, message = %outcome.message,
             reason = %answer.request.reason, "operator action accepted");

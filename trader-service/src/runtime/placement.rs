@@ -9,13 +9,14 @@
 //! [`crate::runtime::intents`] whether it is adopted or may be placed
 //! again. Meanwhile every other order keeps trading.
 
-use crate::crash_point::{self, CrashPoint};
+use crate::crash_point::CrashPoint;
 use crate::engine::{Event, GoneReason, OrderId, OrderRole, PlaceFailReason};
 use crate::exchange::{Exchange, ExchangeError, OrderKind, OrderRequest};
 use crate::runtime::book::{CallBudget, HeldOrder, held_orders};
 use crate::runtime::intents::PlacementIntent;
 use crate::runtime::ledger::LedgerApi;
 use crate::runtime::r#loop::{Runtime, RuntimeError};
+use healgrid_proto::crash::reached_at;
 
 impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
     /// Carries out cancels, then placements, within the budget. Returns how
@@ -92,7 +93,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
                 }
                 did += 1;
                 if p.role == OrderRole::Exit {
-                    crash_point::reached(CrashPoint::ExitSending);
+                    reached_at(CrashPoint::ExitSending);
                 }
                 if !self.place_one(p, now_ms).await {
                     break;
@@ -142,7 +143,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
                 self.stats.cancels += 1;
                 tracing::info!(order_id = %c.id, %txid, "cancelled (refresh)");
                 if c.role == OrderRole::Exit {
-                    crash_point::reached(CrashPoint::ExitCancelled);
+                    reached_at(CrashPoint::ExitCancelled);
                 }
                 // Confirm and pick up any racing fill before OrderGone.
                 match self
