@@ -4,8 +4,10 @@
 //! Proves:
 //! - the ledger and the trader serve over TLS with a token; the trader
 //!   writes to the ledger over TLS with the ledger's token; `ctl` reads the
-//!   trader's status over TLS with the trader's token;
-//! - health and reflection answer without a token; any other call without
+//!   trader's status over TLS with the trader's token; the gateway reads
+//!   both over TLS (`--trader-tls-ca`, `--ledger-tls-ca`) with their tokens;
+//! - health and reflection (ledger and trader) answer without a token,
+//!   reflection only with it under `--reflection-needs-token`; any other call without
 //!   it, or with another token, gets UNAUTHENTICATED and changes nothing
 //!   (a trader holding the wrong ledger token parks its writes and the
 //!   ledger stays empty);
@@ -180,6 +182,18 @@ fn paper_args(bot: &str, store: &Path, ledger: &str, more: &[&str]) -> Vec<Strin
     run.paper(7, more)
 }
 
+/// A reflection request listing the services.
+fn list_services() -> tonic_reflection::pb::v1::ServerReflectionRequest {
+    tonic_reflection::pb::v1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(
+            tonic_reflection::pb::v1::server_reflection_request::MessageRequest::ListServices(
+                String::new(),
+            ),
+        ),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ledger_and_trader_talk_over_tls_with_tokens_and_refuse_strangers() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -207,16 +221,8 @@ async fn ledger_and_trader_talk_over_tls_with_tokens_and_refuse_strangers() {
     let ch = channel(&ledger_url, Some(&pki.ca), None).await.unwrap();
     let mut reflection =
         tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient::new(ch);
-    let list = tonic_reflection::pb::v1::ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(
-            tonic_reflection::pb::v1::server_reflection_request::MessageRequest::ListServices(
-                String::new(),
-            ),
-        ),
-    };
     let mut replies = reflection
-        .server_reflection_info(tokio_stream::iter(vec![list]))
+        .server_reflection_info(tokio_stream::iter(vec![list_services()]))
         .await
         .expect("reflection without a token")
         .into_inner();
@@ -333,8 +339,103 @@ async fn ledger_and_trader_talk_over_tls_with_tokens_and_refuse_strangers() {
     assert!(status.status.success(), "{}", text(&status));
     assert!(text(&status).contains(bot), "{}", text(&status));
 
+    // The trader's reflection answers without its token, over TLS.
+    let ch = channel(&trader_url, Some(&pki.ca), None).await.unwrap();
+    let mut reflection =
+        tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient::new(ch);
+    let mut replies = reflection
+        .server_reflection_info(tokio_stream::iter(vec![list_services()]))
+        .await
+        .expect("trader reflection without a token")
+        .into_inner();
+    let reply = replies.message().await.expect("a reflection reply");
+    assert!(format!("{reply:?}").contains("healgrid.trader.v1.TraderService"));
+
+    // The gateway reaches both over TLS (their CA) with their tokens: the
+    // status comes from the trader, the positions page from the ledger.
+    let gateway_addr = format!("127.0.0.1:{}", free_port());
+    let mut gateway = Service::spawn(
+        &gateway_binary(),
+        &[
+            "--listen",
+            &gateway_addr,
+            "--trader-url",
+            &trader_url,
+            "--ledger-url",
+            &ledger_url,
+            "--trader-tls-ca",
+            ca,
+            "--ledger-tls-ca",
+            ca,
+        ],
+        &[
+            ("LEDGER_TOKEN", LEDGER_TOKEN),
+            ("TRADER_TOKEN", TRADER_TOKEN),
+        ],
+        &dir.path().join("gateway.log"),
+    );
+    let end = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        match http::request(&gateway_addr, "GET", "/api/v1/status").await {
+            Ok(body) => break body,
+            other => {
+                assert!(Instant::now() < end, "gateway status over TLS: {other:?}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    assert!(status.contains(bot), "{status}");
+    let positions = http::request(&gateway_addr, "GET", "/api/v1/positions")
+        .await
+        .expect("the gateway reads the TLS ledger");
+    let page: serde_json::Value = serde_json::from_str(&positions).expect("a positions page");
+    assert!(page["total"].as_u64() >= Some(1), "{positions}");
+    gateway.terminate(Duration::from_secs(60)).await;
+
     trader.terminate(Duration::from_secs(60)).await;
     drop(ledger);
+}
+
+/// Proves: with `--reflection-needs-token`, the ledger's reflection
+/// refuses a caller without the token (UNAUTHENTICATED) and answers one
+/// with it, while health still answers without.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reflection_can_require_the_token() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let db = format!("sqlite://{}", dir.path().join("ledger.db").display());
+    let _ledger = spawn_ledger(
+        &[
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--reflection-needs-token",
+        ],
+        &db,
+        Some(LEDGER_TOKEN),
+        &dir.path().join("ledger.log"),
+    )
+    .healthy(&url, None)
+    .await;
+    let reflect = async |token: Option<&str>| {
+        let ch = channel(&url, None, token.map(|t| ("LEDGER_TOKEN", t)))
+            .await
+            .unwrap();
+        let mut c =
+            tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient::new(ch);
+        let mut replies = c
+            .server_reflection_info(tokio_stream::iter(vec![list_services()]))
+            .await?
+            .into_inner();
+        replies.message().await.map(|r| format!("{r:?}"))
+    };
+    let refused = reflect(None).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated, "{refused:?}");
+    let listed = reflect(Some(LEDGER_TOKEN)).await.unwrap();
+    assert!(
+        listed.contains("healgrid.ledger.v1.LedgerService"),
+        "{listed}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
