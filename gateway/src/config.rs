@@ -51,10 +51,11 @@ pub struct Config {
     #[arg(long, env = "GATEWAY_MAX_BODY_BYTES", default_value_t = crate::limits::RequestLimits::MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
 
-    /// Longest a request body may take to arrive, milliseconds (100 ..
-    /// 600000); a slower client is refused with 408.
-    #[arg(long, env = "GATEWAY_BODY_TIMEOUT_MS", default_value_t = 10_000)]
-    pub body_timeout_ms: u64,
+    /// Longest a client may take to send its request headers, and then its
+    /// body, milliseconds (100 .. 600000): slower headers close the
+    /// connection, a slower body is refused with 408.
+    #[arg(long, env = "GATEWAY_CLIENT_TIMEOUT_MS", default_value_t = 10_000)]
+    pub client_timeout_ms: u64,
 
     /// Bearer token that actions (POST) require. Never logged.
     #[arg(long = "token", env = "GATEWAY_TOKEN", hide_env_values = true)]
@@ -89,7 +90,7 @@ impl std::fmt::Debug for Config {
             .field("bot_id", &self.bot_id)
             .field("rpc_deadline_ms", &self.rpc_deadline_ms)
             .field("max_body_bytes", &self.max_body_bytes)
-            .field("body_timeout_ms", &self.body_timeout_ms)
+            .field("client_timeout_ms", &self.client_timeout_ms)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("token_file", &self.token_file)
             .field("log_format", &self.log_format)
@@ -190,14 +191,14 @@ impl Config {
             16 << 20,
         )?;
         let ms = within(
-            "GATEWAY_BODY_TIMEOUT_MS",
-            self.body_timeout_ms,
+            "GATEWAY_CLIENT_TIMEOUT_MS",
+            self.client_timeout_ms,
             100,
             600_000,
         )?;
         Ok(crate::limits::RequestLimits {
             max_body_bytes: usize::try_from(bytes).unwrap_or(usize::MAX),
-            body_timeout: Duration::from_millis(ms),
+            client_timeout: Duration::from_millis(ms),
         })
     }
 
@@ -250,13 +251,13 @@ mod tests {
         let l = parse(&[]).request_limits().unwrap();
         assert_eq!(l, crate::limits::RequestLimits::default());
         assert_eq!(l.max_body_bytes, 65_536);
-        assert_eq!(l.body_timeout, Duration::from_secs(10));
+        assert_eq!(l.client_timeout, Duration::from_secs(10));
         for (flag, value, setting) in [
             ("--max-body-bytes", "0", "GATEWAY_MAX_BODY_BYTES"),
             ("--max-body-bytes", "1023", "GATEWAY_MAX_BODY_BYTES"),
             ("--max-body-bytes", "16777217", "GATEWAY_MAX_BODY_BYTES"),
-            ("--body-timeout-ms", "99", "GATEWAY_BODY_TIMEOUT_MS"),
-            ("--body-timeout-ms", "600001", "GATEWAY_BODY_TIMEOUT_MS"),
+            ("--client-timeout-ms", "99", "GATEWAY_CLIENT_TIMEOUT_MS"),
+            ("--client-timeout-ms", "600001", "GATEWAY_CLIENT_TIMEOUT_MS"),
         ] {
             let e = parse(&[flag, value])
                 .request_limits()
@@ -264,11 +265,11 @@ mod tests {
                 .to_string();
             assert!(e.starts_with(setting) && e.contains(value), "{e}");
         }
-        let l = parse(&["--max-body-bytes", "1024", "--body-timeout-ms", "100"])
+        let l = parse(&["--max-body-bytes", "1024", "--client-timeout-ms", "100"])
             .request_limits()
             .unwrap();
         assert_eq!(l.max_body_bytes, 1024);
-        assert_eq!(l.body_timeout, Duration::from_millis(100));
+        assert_eq!(l.client_timeout, Duration::from_millis(100));
     }
 
     /// Proves: defaults match SPEC §14 and a loopback gateway without a

@@ -1,9 +1,11 @@
 //! Limits on what a client may send: a request body larger than
 //! [`RequestLimits::max_body_bytes`] is refused with `413` (declared or
 //! streamed, the body is never buffered past the limit), and a body that
-//! does not arrive within [`RequestLimits::body_timeout`] (a slow or stalled
-//! client) is refused with `408`. Both answer the gateway's JSON error
-//! shape and reach no handler, so nothing is acted on.
+//! does not arrive within [`RequestLimits::client_timeout`] (a slow or
+//! stalled client) is refused with `408`. Both answer the gateway's JSON
+//! error shape and reach no handler, so nothing is acted on. Headers that
+//! do not arrive within the same time close the connection (the server's
+//! accept loop, [`crate::serve`]).
 //!
 //! The bodies the API takes are small action requests (a reason, a hold
 //! window), so the default limit is 64 KiB.
@@ -24,22 +26,22 @@ use crate::error::ApiError;
 pub struct RequestLimits {
     /// Largest body accepted, bytes.
     pub max_body_bytes: usize,
-    /// Longest a body may take to arrive, from the end of the headers.
-    pub body_timeout: Duration,
+    /// Longest a client may take to send its headers, and then its body.
+    pub client_timeout: Duration,
 }
 
 impl RequestLimits {
     /// Default [`Self::max_body_bytes`]: 64 KiB.
     pub const MAX_BODY_BYTES: usize = 64 * 1024;
-    /// Default [`Self::body_timeout`]: 10 s.
-    pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+    /// Default [`Self::client_timeout`]: 10 s.
+    pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
 }
 
 impl Default for RequestLimits {
     fn default() -> Self {
         Self {
             max_body_bytes: Self::MAX_BODY_BYTES,
-            body_timeout: Self::BODY_TIMEOUT,
+            client_timeout: Self::CLIENT_TIMEOUT,
         }
     }
 }
@@ -63,13 +65,13 @@ pub async fn guard(State(limits): State<RequestLimits>, req: Request, next: Next
         return too_large();
     }
     let read = Limited::new(body, limits.max_body_bytes).collect();
-    let bytes = match tokio::time::timeout(limits.body_timeout, read).await {
+    let bytes = match tokio::time::timeout(limits.client_timeout, read).await {
         Err(_) => {
-            tracing::warn!(path = %parts.uri.path(), timeout_ms = limits.body_timeout.as_millis(),
+            tracing::warn!(path = %parts.uri.path(), timeout_ms = limits.client_timeout.as_millis(),
                 "request body too slow: refused");
             return ApiError::RequestTimeout(format!(
                 "the request body did not arrive within {} ms",
-                limits.body_timeout.as_millis()
+                limits.client_timeout.as_millis()
             ))
             .into_response();
         }

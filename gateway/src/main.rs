@@ -41,7 +41,7 @@ async fn main() -> anyhow::Result<ExitCode> {
         bot_id = config.bot_id.as_deref().unwrap_or("(from the trader)"),
         rpc_deadline_ms = config.rpc_deadline_ms,
         max_body_bytes = limits.max_body_bytes,
-        body_timeout_ms = limits.body_timeout.as_millis(),
+        client_timeout_ms = limits.client_timeout.as_millis(),
         actions = policy.describe(),
         "gateway listening; dashboard at http://{local}/"
     );

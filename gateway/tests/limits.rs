@@ -1,7 +1,8 @@
 //! Hostile clients over raw TCP against the real `gateway` binary: a body
 //! larger than the limit (declared, or streamed in chunks without a
 //! length) is refused with 413, a body that stalls with 408, both in the
-//! JSON error shape and before any backend is asked; the gateway serves on.
+//! JSON error shape and before any backend is asked; headers that never end
+//! get the connection closed; the gateway serves on.
 //! No backend runs: a request that got past the limits would answer 503.
 
 #![allow(missing_docs)]
@@ -63,7 +64,7 @@ async fn oversized_and_slow_bodies_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let envs = [
         ("GATEWAY_MAX_BODY_BYTES", "2048"),
-        ("GATEWAY_BODY_TIMEOUT_MS", "500"),
+        ("GATEWAY_CLIENT_TIMEOUT_MS", "500"),
         ("TRADER_URL", "http://127.0.0.1:9"),
         ("LEDGER_URL", "http://127.0.0.1:9"),
     ];
@@ -118,4 +119,22 @@ async fn oversized_and_slow_bodies_are_refused() {
     assert_eq!(status, 200);
     let logs = gw.logs();
     assert!(logs.contains("request body too slow"), "{logs}");
+
+    // Headers that never end: the connection is closed after the client
+    // timeout (not held open), with nothing sent to the handler.
+    let addr = gw.base.trim_start_matches("http://");
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let started = Instant::now();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nhost: gw\r\nx-slow: ")
+        .await
+        .unwrap();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "the connection must be closed, not held");
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(400), "{took:?}");
+    assert!(
+        !String::from_utf8_lossy(&rest).contains("200 OK"),
+        "no answer to half a request"
+    );
 }
