@@ -352,6 +352,9 @@ pub async fn run_scenario(scenario: Scenario, faults: u32, seed: u64, keep: bool
     let mut kept = keep;
     while left > 0 {
         let n = left.min(scenario.round_size());
+        // The scenario's own count of faults so far: kinds that take turns
+        // (the operator steps, the crash points) turn across rounds.
+        let first = faults - left;
         left -= n;
         let tmp = tempfile::Builder::new()
             .prefix(&format!("healgrid-{scenario}-"))
@@ -372,7 +375,8 @@ pub async fn run_scenario(scenario: Scenario, faults: u32, seed: u64, keep: bool
         .await;
         rig.clock = faketime.clone().map(|lib| FakeClock::new(lib, tmp.path()));
         rig.trader_extra = scenario.trader_args();
-        let (injected, survived, outcome) = round(rig, scenario, &mut backend, n, &mut rng).await;
+        let (injected, survived, outcome) =
+            round(rig, scenario, &mut backend, first..first + n, &mut rng).await;
         summary.injected += injected;
         summary.survived += survived;
         let counts = outcome.unwrap_or_else(|e| Counts {
@@ -406,13 +410,14 @@ pub async fn run_scenario(scenario: Scenario, faults: u32, seed: u64, keep: bool
     summary
 }
 
-/// One rig: start trading, inject `n` faults, audit. Returns (injected,
-/// survived, the checker's counts or why the rig failed).
+/// One rig: start trading, inject the scenario's faults numbered `nths`,
+/// audit. Returns (injected, survived, the checker's counts or why the rig
+/// failed).
 async fn round(
     mut rig: Rig,
     scenario: Scenario,
     backend: &mut Backend,
-    n: u32,
+    nths: std::ops::Range<u32>,
     rng: &mut Rng,
 ) -> (u32, u32, Result<Counts, RigError>) {
     rig.start_trader().await;
@@ -420,7 +425,7 @@ async fn round(
         return (0, 0, Err(e));
     }
     let (mut injected, mut survived) = (0, 0);
-    for nth in 0..n {
+    for nth in nths {
         match inject_one(&mut rig, scenario, backend, nth, rng).await {
             Ok(false) => {}
             Ok(true) => {
