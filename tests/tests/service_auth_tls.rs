@@ -182,15 +182,44 @@ fn paper_args(bot: &str, store: &Path, ledger: &str, more: &[&str]) -> Vec<Strin
     run.paper(7, more)
 }
 
-/// A reflection request listing the services.
-fn list_services() -> tonic_reflection::pb::v1::ServerReflectionRequest {
-    tonic_reflection::pb::v1::ServerReflectionRequest {
+/// The services the reflection at `url` lists (TLS with `ca` for https,
+/// sending `ledger_token` when given), as text; the call's status when it
+/// is refused.
+async fn list_services(
+    url: &str,
+    ca: Option<&Path>,
+    ledger_token: Option<&str>,
+) -> Result<String, tonic::Status> {
+    use tonic_reflection::pb::v1::{
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest,
+    };
+    let ch = channel(url, ca, ledger_token.map(|t| ("LEDGER_TOKEN", t)))
+        .await
+        .expect("connecting for reflection");
+    let list = ServerReflectionRequest {
         host: String::new(),
-        message_request: Some(
-            tonic_reflection::pb::v1::server_reflection_request::MessageRequest::ListServices(
-                String::new(),
-            ),
-        ),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut replies = ServerReflectionClient::new(ch)
+        .server_reflection_info(tokio_stream::iter(vec![list]))
+        .await?
+        .into_inner();
+    replies.message().await.map(|r| format!("{r:?}"))
+}
+
+/// `GET /api/v1/status` of the gateway at `addr`, waiting up to 60 s for
+/// it to answer 200 (it starts before its backends answer).
+async fn gateway_status(addr: &str) -> String {
+    let end = Instant::now() + Duration::from_secs(60);
+    loop {
+        match http::request(addr, "GET", "/api/v1/status").await {
+            Ok(body) => return body,
+            other => {
+                assert!(Instant::now() < end, "gateway status never 200: {other:?}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
     }
 }
 
@@ -218,16 +247,10 @@ async fn ledger_and_trader_talk_over_tls_with_tokens_and_refuse_strangers() {
     .await;
 
     // Reflection answers without a token too.
-    let ch = channel(&ledger_url, Some(&pki.ca), None).await.unwrap();
-    let mut reflection =
-        tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient::new(ch);
-    let mut replies = reflection
-        .server_reflection_info(tokio_stream::iter(vec![list_services()]))
+    let listed = list_services(&ledger_url, Some(&pki.ca), None)
         .await
-        .expect("reflection without a token")
-        .into_inner();
-    let reply = replies.message().await.expect("a reflection reply");
-    assert!(format!("{reply:?}").contains("healgrid.ledger.v1.LedgerService"));
+        .expect("reflection without a token");
+    assert!(listed.contains("healgrid.ledger.v1.LedgerService"));
 
     // No token, or another one: UNAUTHENTICATED, and nothing is written.
     // (Its own bot id: the trader below must not meet this position.)
@@ -340,16 +363,10 @@ async fn ledger_and_trader_talk_over_tls_with_tokens_and_refuse_strangers() {
     assert!(text(&status).contains(bot), "{}", text(&status));
 
     // The trader's reflection answers without its token, over TLS.
-    let ch = channel(&trader_url, Some(&pki.ca), None).await.unwrap();
-    let mut reflection =
-        tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient::new(ch);
-    let mut replies = reflection
-        .server_reflection_info(tokio_stream::iter(vec![list_services()]))
+    let listed = list_services(&trader_url, Some(&pki.ca), None)
         .await
-        .expect("trader reflection without a token")
-        .into_inner();
-    let reply = replies.message().await.expect("a reflection reply");
-    assert!(format!("{reply:?}").contains("healgrid.trader.v1.TraderService"));
+        .expect("trader reflection without a token");
+    assert!(listed.contains("healgrid.trader.v1.TraderService"));
 
     // The gateway reaches both over TLS (their CA) with their tokens: the
     // status comes from the trader, the positions page from the ledger.
@@ -374,16 +391,7 @@ async fn ledger_and_trader_talk_over_tls_with_tokens_and_refuse_strangers() {
         ],
         &dir.path().join("gateway.log"),
     );
-    let end = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        match http::request(&gateway_addr, "GET", "/api/v1/status").await {
-            Ok(body) => break body,
-            other => {
-                assert!(Instant::now() < end, "gateway status over TLS: {other:?}");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
-    };
+    let status = gateway_status(&gateway_addr).await;
     assert!(status.contains(bot), "{status}");
     let positions = http::request(&gateway_addr, "GET", "/api/v1/positions")
         .await
@@ -417,18 +425,7 @@ async fn reflection_can_require_the_token() {
     )
     .healthy(&url, None)
     .await;
-    let reflect = async |token: Option<&str>| {
-        let ch = channel(&url, None, token.map(|t| ("LEDGER_TOKEN", t)))
-            .await
-            .unwrap();
-        let mut c =
-            tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient::new(ch);
-        let mut replies = c
-            .server_reflection_info(tokio_stream::iter(vec![list_services()]))
-            .await?
-            .into_inner();
-        replies.message().await.map(|r| format!("{r:?}"))
-    };
+    let reflect = async |token| list_services(&url, None, token).await;
     let refused = reflect(None).await.unwrap_err();
     assert_eq!(refused.code(), tonic::Code::Unauthenticated, "{refused:?}");
     let listed = reflect(Some(LEDGER_TOKEN)).await.unwrap();
@@ -634,18 +631,9 @@ async fn secrets_never_reach_logs_errors_or_status() {
     let mut control = TraderServiceClient::new(ch);
     wait_until("three trading loops", 90, &mut control, |s| s.loops >= 3).await;
 
-    let end = Instant::now() + Duration::from_secs(60);
-    let gateway_status = loop {
-        match http::request(&gateway_addr, "GET", "/api/v1/status").await {
-            Ok(body) => break body,
-            other => {
-                assert!(Instant::now() < end, "gateway status never 200: {other:?}");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
-    };
-    assert!(gateway_status.contains("secrets-bot"), "{gateway_status}");
-    outputs.push(("gateway /api/v1/status".into(), gateway_status));
+    let status = gateway_status(&gateway_addr).await;
+    assert!(status.contains("secrets-bot"), "{status}");
+    outputs.push(("gateway /api/v1/status".into(), status));
     // The ledger refuses calls without its token: a positions page through
     // the gateway proves the gateway sends it.
     let positions = http::request(&gateway_addr, "GET", "/api/v1/positions")
