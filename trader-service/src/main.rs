@@ -51,6 +51,22 @@ enum Command {
     /// Write a seeded synthetic market (ranging stretches and trends) as a
     /// candle CSV for `backtest --candles` or `kraken-sim --market csv:`.
     Synth(SynthArgs),
+    /// Print what a trader's store holds (orders, subsidy view, outbox,
+    /// unresolved placements) as JSON, read only: what a stopped trader
+    /// will resume with, or a running one last committed.
+    StoreAudit(StoreAuditArgs),
+}
+
+#[derive(Debug, Args)]
+struct StoreAuditArgs {
+    /// The trader's store, as `run --store` takes it (`sqlite://FILE` or a
+    /// path).
+    #[arg(
+        long,
+        env = "TRADER_DATABASE_URL",
+        default_value = "sqlite://healgrid-trader.db"
+    )]
+    store: String,
 }
 
 #[derive(Debug, Args)]
@@ -135,6 +151,14 @@ struct SimArgs {
     /// Market source: `synthetic` or `csv:PATH` (time,open,high,low,close,volume).
     #[arg(long, default_value = "synthetic", value_parser = parse_market)]
     market: MarketArg,
+    /// With `--market csv:`: candles skipped at the start of the file.
+    #[arg(long, default_value_t = 0)]
+    replay_skip: usize,
+    /// With `--market csv:`: hours of history played from the first
+    /// candle kept (1..=8760); the market freezes after them. Default: the
+    /// rest of the file.
+    #[arg(long)]
+    replay_hours: Option<u32>,
     /// Seed of the synthetic market.
     #[arg(long, default_value_t = 42)]
     seed: u64,
@@ -189,7 +213,15 @@ fn sim_config(a: &SimArgs) -> Result<(SimConfig, Box<dyn MarketSource>)> {
     if a.start_price <= Decimal::ZERO {
         bail!("--start-price must be positive");
     }
+    if let Some(h) = a.replay_hours
+        && !(1..=8760).contains(&h)
+    {
+        bail!("--replay-hours {h} must be between 1 and 8760");
+    }
     let (market, interval_secs): (Box<dyn MarketSource>, i64) = match &a.market {
+        MarketArg::Synthetic if a.replay_skip > 0 || a.replay_hours.is_some() => {
+            bail!("--replay-skip and --replay-hours need --market csv:PATH");
+        }
         MarketArg::Synthetic => {
             let now_s = SystemClock.now_ms() / 1000;
             let market = Box::new(SyntheticMarket::new(SyntheticConfig {
@@ -206,6 +238,10 @@ fn sim_config(a: &SimArgs) -> Result<(SimConfig, Box<dyn MarketSource>)> {
             if replay.is_empty() {
                 bail!("{} holds no candles", path.display());
             }
+            let span = a.replay_hours.map(|h| i64::from(h) * 3600);
+            let replay = replay
+                .window(a.replay_skip, span)
+                .with_context(|| format!("--replay-skip / --replay-hours on {}", path.display()))?;
             let interval = replay.interval_secs().unwrap_or(60);
             (Box::new(replay), interval)
         }
@@ -398,7 +434,9 @@ async fn main() -> Result<()> {
     let cli = Cli::parse();
     // A backtest logs every simulated decision: warnings only by default.
     let level = match cli.command {
-        Command::Backtest(_) | Command::Ctl(_) | Command::Synth(_) => "warn",
+        Command::Backtest(_) | Command::Ctl(_) | Command::Synth(_) | Command::StoreAudit(_) => {
+            "warn"
+        }
         Command::KrakenSim(_) | Command::Run(_) => "info",
     };
     init_logging(cli.log_json || cli.log_format == "json", level);
@@ -420,6 +458,23 @@ async fn main() -> Result<()> {
         Command::KrakenSim(args) => run_sim(*args).await,
         Command::Backtest(args) => run_backtest_cmd(&args).await,
         Command::Synth(args) => run_synth(&args),
+        Command::StoreAudit(args) => {
+            use trader_service::runtime::store::StoreLocation;
+            let StoreLocation::File(path) = StoreLocation::parse(&args.store) else {
+                eprintln!("trader-service store-audit: a memory store is gone with its trader");
+                std::process::exit(2);
+            };
+            match trader_service::runtime::audit::audit_file(&path).await {
+                Ok(audit) => {
+                    println!("{}", serde_json::to_string_pretty(&audit)?);
+                    Ok(())
+                }
+                Err(e) => {
+                    eprintln!("trader-service store-audit: {e}");
+                    std::process::exit(1);
+                }
+            }
+        }
     }
 }
 

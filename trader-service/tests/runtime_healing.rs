@@ -159,6 +159,30 @@ impl Run {
         self.t = c.time + 60;
     }
 
+    /// The ledger's exit txid of open position `id` and the txid of the
+    /// exit working it on the book: the ledger must name that exit.
+    async fn exit_txids(&mut self, id: u64) -> (String, String) {
+        self.rt.flush(self.paper.clock().now_ms()).await.unwrap();
+        let ledger = self
+            .lib
+            .open_positions(BOT, Some(0))
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|p| p.position_id == id)
+            .expect("the position is open")
+            .exit_txid;
+        let live: Vec<String> = self
+            .paper
+            .with_book(|b| b.open_orders())
+            .into_iter()
+            .filter(|o| faulty::is_exit(o.cl_ord_id.as_deref().unwrap_or_default()))
+            .map(|o| o.txid)
+            .collect();
+        assert_eq!(live.len(), 1, "one exit on the book: {live:?}");
+        (ledger, live[0].clone())
+    }
+
     async fn credit(&self, position_id: u64, key: &str, amount: Decimal) {
         let ledger = LocalLedger::new(self.lib.clone());
         healing::credit(&ledger, position_id, key, amount, self.t).await;
@@ -209,6 +233,11 @@ async fn a_stuck_position_is_repriced_from_subsidy_and_heals() {
         "{partial}"
     );
     assert!((dec!(0.100798) - partial) * volume <= dec!(0.01));
+    let (ledger, live) = r.exit_txids(id).await;
+    assert_eq!(
+        ledger, live,
+        "the ledger names the repriced exit while it works"
+    );
 
     // 0.05 more: the next move (after the 600 s cooldown) reaches fillable,
     // breakeven 0.0998 x 1.005 = 0.100299.
@@ -323,4 +352,64 @@ async fn a_crash_between_cancel_and_place_reprices_once() {
     let balance = r.ledger_balance().await;
     assert_eq!(balance, dec!(0.01) - consumed, "debited once");
     assert_eq!(r.rt.subsidy().balance(0), balance);
+    let (ledger, live) = r.exit_txids(id).await;
+    assert_eq!(
+        ledger, live,
+        "the ledger names the exit placed after the restart"
+    );
+}
+
+/// Proves: `trader-service store-audit` reads a running trader's store
+/// (read only, beside the trader's own connection) and shows what a
+/// restart would resume with: the repriced exit under the txid that rests
+/// on the book, the subsidy view, an outbox with nothing owed; a missing
+/// store and a memory store are clear errors.
+#[tokio::test]
+async fn the_store_audit_shows_what_a_restart_resumes_with() {
+    let mut r = Run::new().await;
+    let (id, _) = r.stuck_position().await;
+    r.credit(id, "credit-1", dec!(0.01)).await;
+    r.minutes(20, dec!(0.0990)).await;
+    let (_, live) = r.exit_txids(id).await;
+    let audit = |store: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_trader-service"))
+            .args(["store-audit", "--store", store])
+            .output()
+            .unwrap()
+    };
+    let path = r.dir.path().join("trader.db");
+    let out = audit(&format!("sqlite://{}", path.display()));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let exits: Vec<&serde_json::Value> = v["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["role"] == "Exit")
+        .collect();
+    assert_eq!(exits.len(), 1, "{v}");
+    assert_eq!(exits[0]["txid"], live.as_str());
+    assert_eq!(exits[0]["owner"], "grid");
+    assert_eq!(exits[0]["price"], r.exit_price().to_string());
+    assert_eq!(v["subsidy"]["0"], r.rt.subsidy().balance(0).to_string());
+    assert!(
+        r.rt.subsidy().balance(0) < dec!(0.01),
+        "the reprice spent some"
+    );
+    assert_eq!(v["outbox_pending"], 0);
+    assert_eq!(v["outbox_parked"], 0);
+    assert_eq!(v["naked_churner_inventory"], "0");
+    assert_eq!(v["open_positions"], 1);
+
+    let out = audit("/nonexistent/trader.db");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no trader store at /nonexistent/trader.db"),
+        "{stderr}"
+    );
+    let out = audit("sqlite::memory:");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("memory store"));
 }

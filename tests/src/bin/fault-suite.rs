@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! fault-suite [--long] [--release] [--seed N] [--only NAME] [--keep] [--jobs N]
+//!             [--candles FILE]
 //! ```
 //!
 //! Prints one line per scenario (`scenario, injected, survived, lost,
@@ -20,45 +21,66 @@
 //! faketime`) and skips without it unless CI=true. `--only`
 //! runs the scenarios whose name contains NAME; `--keep` keeps every
 //! run's databases and logs (a failing run's are always kept); `--jobs`
-//! runs that many scenarios at once (default 1).
+//! runs that many scenarios at once (default 1). `--candles FILE` (or
+//! `HEALGRID_FAULT_CANDLES`) replays real candles from FILE
+//! (`time,open,high,low,close,volume`), each rig a seeded 23-hour window
+//! of it; without one, the simulator's seeded synthetic market.
 
 use std::process::ExitCode;
 
-use healgrid_tests::fault::{HEADER, run_suite};
+use healgrid_tests::fault::market::CandleFile;
+use healgrid_tests::fault::{HEADER, Market, SuiteOptions, run_suite};
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: fault-suite [--long] [--release] [--seed N] [--only NAME] [--keep] [--jobs N]"
+        "usage: fault-suite [--long] [--release] [--seed N] [--only NAME] [--keep] [--jobs N] \
+         [--candles FILE]"
     );
     ExitCode::from(2)
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let (mut long, mut seed, mut only, mut keep, mut jobs) = (false, 1_u64, None, false, 1);
+    let market = match Market::from_env() {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("fault-suite: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut o = SuiteOptions::short(market);
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
-            "--long" => long = true,
+            "--long" => o.long = true,
             "--release" => healgrid_tests::process::use_release_binaries(),
-            "--keep" => keep = true,
+            "--keep" => o.keep = true,
             "--seed" => match args.next().and_then(|s| s.parse().ok()) {
-                Some(s) => seed = s,
+                Some(s) => o.seed = s,
                 None => return usage(),
             },
             "--jobs" => match args.next().and_then(|s| s.parse().ok()) {
-                Some(j) => jobs = j,
+                Some(j) => o.jobs = j,
                 None => return usage(),
             },
             "--only" => match args.next() {
-                Some(o) => only = Some(o),
+                Some(name) => o.only = Some(name),
+                None => return usage(),
+            },
+            "--candles" => match args.next().map(|p| CandleFile::open(p.as_ref())) {
+                Some(Ok(file)) => o.market = Market::Replay(file),
+                Some(Err(e)) => {
+                    eprintln!("fault-suite: --candles: {e}");
+                    return ExitCode::from(2);
+                }
                 None => return usage(),
             },
             _ => return usage(),
         }
     }
+    eprintln!("market: {}", o.market);
     println!("{HEADER}");
-    let summaries = run_suite(long, seed, only.as_deref(), keep, jobs).await;
+    let summaries = run_suite(o).await;
     if summaries.is_empty() {
         eprintln!("no scenario matched");
         return ExitCode::from(2);

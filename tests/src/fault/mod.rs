@@ -24,6 +24,7 @@ pub mod check;
 pub mod crash;
 pub mod faketime;
 pub mod injections;
+pub mod market;
 pub mod replicas;
 pub mod rig;
 
@@ -40,6 +41,7 @@ use check::Counts;
 use crash::{CrashTarget, FAST_BANDS, inject_crash, inject_ledger_crash};
 use faketime::FakeClock;
 use injections::{CallFault, ClockFault, inject_call, inject_clock};
+pub use market::Market;
 use rig::{Rig, RigError};
 
 /// Most faults injected into one rig.
@@ -325,7 +327,13 @@ impl Rng {
 /// # Panics
 /// When PostgreSQL is missing but required (see [`crate::pg::skip`]), or a
 /// process of the rig does not come up.
-pub async fn run_scenario(scenario: Scenario, faults: u32, seed: u64, keep: bool) -> Summary {
+pub async fn run_scenario(
+    scenario: Scenario,
+    faults: u32,
+    seed: u64,
+    keep: bool,
+    market: &Market,
+) -> Summary {
     let started = Instant::now();
     let name = scenario.to_string();
     let mut summary = Summary {
@@ -362,15 +370,16 @@ pub async fn run_scenario(scenario: Scenario, faults: u32, seed: u64, keep: bool
             .expect("a temporary directory");
         let database = backend.round_database(tmp.path(), &name).await;
         let replicas = scenario.replicas();
-        let sim_seed = rng.next_u64() % 1000;
-        let sim_args = scenario.sim_args();
+        let draw = rng.next_u64();
+        let mut sim_args = market.sim_args(draw);
+        sim_args.extend(scenario.sim_args().iter().map(|a| (*a).to_owned()));
         let mut rig = Rig::start(
             tmp.path(),
             &database.url,
             replicas,
-            sim_seed,
-            scenario.step_ms(),
-            sim_args,
+            draw % 1000,
+            market.step_ms(scenario.step_ms()),
+            &sim_args,
         )
         .await;
         rig.clock = faketime.clone().map(|lib| FakeClock::new(lib, tmp.path()));
@@ -509,28 +518,60 @@ async fn inject_one(
     }
 }
 
+/// How the suite runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SuiteOptions {
+    /// The full counts (`--long`) instead of the short ones.
+    pub long: bool,
+    /// Every seed derives from it, so the fault moments and the market
+    /// windows are reproducible.
+    pub seed: u64,
+    /// Only the scenarios whose name contains it.
+    pub only: Option<String>,
+    /// Keep every round's files, not only a failing one's.
+    pub keep: bool,
+    /// Scenarios run at once.
+    pub jobs: usize,
+    /// What the simulators play.
+    pub market: Market,
+}
+
+impl SuiteOptions {
+    /// The short counts, seed 1, one scenario at a time, on `market`.
+    pub fn short(market: Market) -> Self {
+        Self {
+            long: false,
+            seed: 1,
+            only: None,
+            keep: false,
+            jobs: 1,
+            market,
+        }
+    }
+}
+
 /// Runs the whole plan, `jobs` scenarios at a time (each on its own
 /// processes and ports), printing each summary line as its scenario ends;
-/// returns them in plan order. Seeds derive from `seed`, so the fault
-/// moments are reproducible.
-pub async fn run_suite(
-    long: bool,
-    seed: u64,
-    only: Option<&str>,
-    keep: bool,
-    jobs: usize,
-) -> Vec<Summary> {
-    let limit = Arc::new(Semaphore::new(jobs.max(1)));
+/// returns them in plan order.
+pub async fn run_suite(options: SuiteOptions) -> Vec<Summary> {
+    let limit = Arc::new(Semaphore::new(options.jobs.max(1)));
+    let market = Arc::new(options.market);
     let mut set = JoinSet::new();
-    for (i, (scenario, faults)) in plan(long).into_iter().enumerate() {
-        if only.is_some_and(|o| !scenario.to_string().contains(o)) {
+    for (i, (scenario, faults)) in plan(options.long).into_iter().enumerate() {
+        if options
+            .only
+            .as_deref()
+            .is_some_and(|o| !scenario.to_string().contains(o))
+        {
             continue;
         }
         let limit = Arc::clone(&limit);
-        let seed = seed.wrapping_add(i as u64);
+        let market = Arc::clone(&market);
+        let seed = options.seed.wrapping_add(i as u64);
+        let keep = options.keep;
         set.spawn(async move {
             let _permit = limit.acquire_owned().await.expect("semaphore open");
-            let s = run_scenario(scenario, faults, seed, keep).await;
+            let s = run_scenario(scenario, faults, seed, keep, &market).await;
             println!("{s}");
             (i, s)
         });

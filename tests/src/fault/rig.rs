@@ -9,7 +9,7 @@ use healgrid_proto::ledger::v1::{self as lpb, ledger_service_client::LedgerServi
 use healgrid_proto::trader::v1::{self as pb, trader_service_client::TraderServiceClient};
 use tonic::transport::Channel;
 
-use super::check::{self, Counts, TraderEnd};
+use super::check::{self, Counts, StoreEnd, TraderEnd};
 use super::faketime::FakeClock;
 use super::replicas::Replicas;
 use crate::audit::ledger_view;
@@ -78,9 +78,10 @@ impl Rig {
         replicas: usize,
         seed: u64,
         step_ms: u64,
-        sim_args: &[&str],
+        sim_args: &[String],
     ) -> Self {
-        let sim = SimProcess::start_manual_with(seed, sim_args, &dir.join("sim.log")).await;
+        let sim_args: Vec<&str> = sim_args.iter().map(String::as_str).collect();
+        let sim = SimProcess::start_manual_with(seed, &sim_args, &dir.join("sim.log")).await;
         let ledgers = Replicas::start(database_url, replicas).await;
         let stepper = sim.step_every(Duration::from_millis(step_ms));
         Self {
@@ -347,26 +348,24 @@ impl Rig {
                     && s.outbox.is_some_and(|o| o.depth == 0 && o.parked == 0)
             })
             .await?;
-        let trader = TraderEnd {
-            trading: settled.mode == pb::Mode::Running as i32,
-            mode_reason: format!("mode {} {}", settled.mode, settled.mode_reason),
-            held: settled
-                .slots
-                .iter()
-                .flat_map(|s| s.orders.iter().map(|o| o.txid.clone()))
-                .collect(),
-            negative_subsidy: self
-                .negative_subsidy
-                .lock()
-                .map(|n| n.clone())
-                .unwrap_or_default(),
-        };
+        let (trading, mode_reason) = (
+            settled.mode == pb::Mode::Running as i32,
+            format!("mode {} {}", settled.mode, settled.mode_reason),
+        );
         let mut c = self.client().await?;
         c.pause(pb::PauseRequest {
             reason: "audit".into(),
         })
         .await
         .map_err(|e| RigError::Call(format!("Pause: {e}")))?;
+        // An ambiguous placement (a kill between commit and send, a lost
+        // answer) resolves within the stale window, a minute of lookups:
+        // the paused trader still looks up and re-places exits. Whatever
+        // is left unresolved after two is counted by the checker.
+        let end = Instant::now() + Duration::from_secs(120);
+        while self.store_audit().await?.unresolved_placements > 0 && Instant::now() < end {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
         let frozen = self.status().await?;
         self.wait_for("two quiet loops, outbox drained", 60, |s| {
             s.mode == pb::Mode::Paused as i32
@@ -390,6 +389,19 @@ impl Rig {
             .map_err(|e| RigError::Call(format!("GetSubsidySummary: {e}")))?
             .into_inner()
             .slots;
+        // What a restart would resume with: the store of the stopped
+        // trader, read by the product's own reader.
+        self.kill_trader();
+        let trader = TraderEnd {
+            trading,
+            mode_reason,
+            store: self.store_audit().await?,
+            negative_subsidy: self
+                .negative_subsidy
+                .lock()
+                .map(|n| n.clone())
+                .unwrap_or_default(),
+        };
         let mut counts = check::check(&sim, &view.positions, &view.journal, &subsidy, &trader);
         if counts.fills_checked == 0 {
             counts
@@ -433,6 +445,27 @@ impl Rig {
             }
         }
         Ok(counts)
+    }
+}
+
+impl Rig {
+    /// `trader-service store-audit` of the trader's store (read only, so
+    /// also while the trader runs).
+    async fn store_audit(&self) -> Result<StoreEnd, RigError> {
+        let out = tokio::process::Command::new(crate::process::trader_binary())
+            .arg("store-audit")
+            .arg("--store")
+            .arg(self.dir.join("trader.db"))
+            .output()
+            .await
+            .map_err(|e| RigError::Call(format!("store-audit: {e}")))?;
+        if !out.status.success() {
+            return Err(RigError::Call(format!(
+                "store-audit failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )));
+        }
+        StoreEnd::parse(&String::from_utf8_lossy(&out.stdout)).map_err(RigError::Call)
     }
 }
 

@@ -36,6 +36,9 @@ pub enum MarketError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The window asked of a replay does not exist.
+    #[error("replay window: {0}")]
+    Window(String),
 }
 
 /// A stream of candles, oldest first.
@@ -106,6 +109,37 @@ impl CsvReplay {
     #[must_use]
     pub fn is_empty(&self) -> bool {
         self.candles.is_empty()
+    }
+
+    /// Keeps only a window of the history: the candles after the first
+    /// `skip`, up to (not including) the first one opening `span_secs` or
+    /// more after the first kept; `None` keeps the rest. Lets a long file
+    /// serve many short replays, each from its own stretch of history.
+    ///
+    /// # Errors
+    /// [`MarketError::Window`] when `skip` leaves no candle or the span is
+    /// not positive: the window asked for does not exist.
+    pub fn window(mut self, skip: usize, span_secs: Option<i64>) -> Result<Self, MarketError> {
+        if skip >= self.candles.len() {
+            return Err(MarketError::Window(format!(
+                "skipping {skip} candles leaves none of {}",
+                self.candles.len()
+            )));
+        }
+        if let Some(span) = span_secs
+            && span <= 0
+        {
+            return Err(MarketError::Window(format!(
+                "span {span} s is not positive"
+            )));
+        }
+        self.candles.drain(..skip);
+        if let Some(span) = span_secs {
+            let end = self.candles[0].time.saturating_add(span);
+            self.candles.retain(|c| c.time < end);
+        }
+        self.pos = 0;
+        Ok(self)
     }
 
     /// The candle length: the smallest gap between consecutive candles, or
@@ -414,6 +448,34 @@ mod tests {
         let csv = "-9000000000000000000,1,1,1,1,1\n9000000000000000000,1,1,1,1,1\n";
         let r = CsvReplay::from_reader(csv.as_bytes(), "t").unwrap();
         assert_eq!(r.interval_secs(), Some(i64::MAX));
+    }
+
+    #[test]
+    fn a_window_keeps_the_stretch_asked_for() {
+        // Minutes 0..10 with minute 3 missing (a gap, as real files have).
+        let csv: String = (0..10)
+            .filter(|m| *m != 3)
+            .map(|m| format!("{},1,2,0.5,1.5,1\n", m * 60))
+            .collect();
+        let all = || CsvReplay::from_reader(csv.as_bytes(), "t").unwrap();
+        let times = |mut r: CsvReplay| {
+            std::iter::from_fn(|| r.next_candle().unwrap())
+                .map(|c| c.time)
+                .collect::<Vec<_>>()
+        };
+        // Skip two candles (minutes 0 and 1); keep 3 minutes of history from
+        // minute 2: minute 3 is missing, so two candles.
+        assert_eq!(times(all().window(2, Some(180)).unwrap()), [120, 240]);
+        assert_eq!(times(all().window(8, None).unwrap()), [540]);
+        assert_eq!(times(all().window(0, Some(61)).unwrap()), [0, 60]);
+        for (skip, span, needle) in [
+            (9, None, "leaves none of 9"),
+            (0, Some(0), "not positive"),
+            (0, Some(-60), "not positive"),
+        ] {
+            let err = all().window(skip, span).unwrap_err().to_string();
+            assert!(err.contains(needle), "{err}");
+        }
     }
 
     #[test]

@@ -267,6 +267,9 @@ pub struct MarketHistory {
     last_return_at: Option<i64>,
     moves_recent: RollingWindow,
     moves_baseline: RollingWindow,
+    /// 1-minute moves produced since the history began.
+    #[serde(default)]
+    moves_total: u64,
     baseline_min: usize,
 }
 
@@ -284,6 +287,7 @@ impl MarketHistory {
             last_return_at: None,
             moves_recent: RollingWindow::new(config.target.recent_minutes),
             moves_baseline: RollingWindow::new(config.target.baseline_minutes),
+            moves_total: 0,
             baseline_min: config.target.baseline_min_minutes,
         }
     }
@@ -320,6 +324,7 @@ impl MarketHistory {
             let abs = m.log_return.abs();
             self.moves_recent.push(abs);
             self.moves_baseline.push(abs);
+            self.moves_total += 1;
         }
         Ok(Observed {
             regime_return,
@@ -410,12 +415,20 @@ impl MarketHistory {
         self.moves_baseline.as_slice()
     }
 
+    /// 1-minute moves produced since the history began (including those
+    /// that have left the windows).
+    #[must_use]
+    pub fn moves_total(&self) -> u64 {
+        self.moves_total
+    }
+
     /// Refills both move windows from `moves`, oldest first, as
-    /// [`Self::moves`] returned them; each window keeps its newest values.
+    /// [`Self::moves`] returned them (each window keeps its newest
+    /// values), the newest being move number `total` of the history.
     ///
     /// # Errors
     /// A move that is negative or not finite; nothing is refilled then.
-    pub fn with_moves(mut self, moves: &[f64]) -> Result<Self, RestoreError> {
+    pub fn with_moves(mut self, moves: &[f64], total: u64) -> Result<Self, RestoreError> {
         if moves.iter().any(|m| !m.is_finite()) {
             return Err(RestoreError::NonFinite { what: "move" });
         }
@@ -428,6 +441,7 @@ impl MarketHistory {
             self.moves_recent.push(m);
             self.moves_baseline.push(m);
         }
+        self.moves_total = total;
         Ok(self)
     }
 

@@ -38,6 +38,11 @@ pub const REGIME_STATE_VERSION: u32 = 1;
 /// hour of 5-minute bars): the bound on the per-return record.
 pub const TAIL_MAX: usize = 12;
 
+/// The newest 1-minute moves a [`RegimeProgress`] carries: the minutes a
+/// checkpoint can be behind (its tail of returns and the bar after), so a
+/// restart finds every move the last progress record saw.
+pub const MOVE_TAIL_MAX: usize = 5 * (TAIL_MAX + 1);
+
 /// Why a stored detector is not restored.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum RestoreError {
@@ -76,13 +81,16 @@ pub struct WindowCheckpoint {
     /// The window then, oldest first.
     pub returns: Vec<f64>,
     /// The absolute 1-minute moves then, oldest first
-    /// ([`MarketHistory::moves`]). A restart loses the moves since (at most
-    /// [`TAIL_MAX`] + 1 returns, about an hour) instead of all of them: the
-    /// volatility-scaled target no longer falls back to its base for
-    /// `TARGET_BASELINE_MIN_MINUTES` after every restart. Absent in
-    /// checkpoints written before it existed (restored empty).
+    /// ([`MarketHistory::moves`]), so the volatility-scaled target does
+    /// not fall back to its base for `TARGET_BASELINE_MIN_MINUTES` after
+    /// every restart; the progress record carries the moves since. Absent
+    /// in checkpoints written before it existed (restored empty).
     #[serde(default)]
     pub moves: Vec<f64>,
+    /// [`MarketHistory::moves_total`] when it was taken (0 in checkpoints
+    /// written before it existed).
+    #[serde(default)]
+    pub moves_total: u64,
 }
 
 /// The detector and what moved since the checkpoint.
@@ -98,6 +106,16 @@ pub struct RegimeProgress {
     pub bars: RegimeBars,
     /// The detector.
     pub detector: RegimeDetector,
+    /// [`MarketHistory::moves_total`] when it was written.
+    #[serde(default)]
+    pub moves_total: u64,
+    /// The newest 1-minute moves (at most [`MOVE_TAIL_MAX`], oldest
+    /// first): those since the checkpoint complete its moves on a restore,
+    /// so a crash loses only the minutes since the last progress record.
+    /// Empty in records written before it existed (the checkpoint's moves
+    /// alone are restored then).
+    #[serde(default)]
+    pub recent_moves: Vec<f64>,
 }
 
 /// What to write for the current state.
@@ -141,6 +159,7 @@ pub fn save(
                 total,
                 returns: window.to_vec(),
                 moves: history.moves().to_vec(),
+                moves_total: history.moves_total(),
             }),
             total,
             Vec::new(),
@@ -154,6 +173,11 @@ pub fn save(
             tail,
             bars: history.regime_bars(),
             detector: detector.clone(),
+            moves_total: history.moves_total(),
+            recent_moves: {
+                let moves = history.moves();
+                moves[moves.len().saturating_sub(MOVE_TAIL_MAX)..].to_vec()
+            },
         },
     }
 }
@@ -196,11 +220,42 @@ pub fn restore(
     let mut window = checkpoint.returns.clone();
     window.extend_from_slice(&progress.tail);
     let keep = window.len().saturating_sub(config.regime.window);
+    let (moves, moves_total) = restored_moves(checkpoint, &progress)?;
     let history = MarketHistory::with_regime_bars(config, progress.bars, &window[keep..])?
-        .with_moves(&checkpoint.moves)?;
+        .with_moves(&moves, moves_total)?;
     let mut detector = progress.detector;
     detector.clear_override();
     Ok((history, detector))
+}
+
+/// The checkpoint's moves followed by those the progress record saw
+/// since, and the move count they end at. Moves the progress record no
+/// longer holds (more than [`MOVE_TAIL_MAX`] since the checkpoint, which
+/// the checkpoint schedule rules out) are left out: the windows are means
+/// of moves, and a few missing minutes barely change them.
+///
+/// # Errors
+/// A progress record older than its checkpoint.
+fn restored_moves(
+    checkpoint: &WindowCheckpoint,
+    progress: &RegimeProgress,
+) -> Result<(Vec<f64>, u64), RestoreError> {
+    if progress.moves_total == 0 && progress.recent_moves.is_empty() {
+        // Written before the progress record carried moves.
+        return Ok((checkpoint.moves.clone(), checkpoint.moves_total));
+    }
+    let since = progress
+        .moves_total
+        .checked_sub(checkpoint.moves_total)
+        .ok_or(RestoreError::Inconsistent {
+            what: "progress moves older than the checkpoint",
+        })?;
+    let new = usize::try_from(since).map_or(progress.recent_moves.len(), |n| {
+        n.min(progress.recent_moves.len())
+    });
+    let mut moves = checkpoint.moves.clone();
+    moves.extend_from_slice(&progress.recent_moves[progress.recent_moves.len() - new..]);
+    Ok((moves, progress.moves_total))
 }
 
 #[cfg(test)]

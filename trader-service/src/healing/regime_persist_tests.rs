@@ -103,24 +103,56 @@ fn a_restored_detector_continues_bit_for_bit() {
     }
 }
 
-/// Proves: the profit target's 1-minute moves come back from the last
-/// checkpoint, so the volatility scale is known again at once after a
-/// restart instead of after `baseline_min_minutes` of new moves; a stored
-/// move that is not a finite absolute value is refused.
+/// Proves: the profit target's 1-minute moves come back whole, the
+/// checkpoint's and those the progress record saw since, so the
+/// volatility scale after a restart is the one before it (not the base
+/// for `baseline_min_minutes`, nor a scale an hour old); a stored move
+/// that is not a finite absolute value is refused, as is a progress record
+/// older than its checkpoint; records written before the progress carried
+/// moves restore the checkpoint's.
 #[test]
-fn the_moves_come_back_from_the_last_checkpoint() {
+fn the_moves_come_back_whole() {
     let cfg = small();
     let mut h = MarketHistory::new(&cfg);
     let mut d = RegimeDetector::new(cfg.regime.clone());
     let mut st = Stored::default();
-    feed(&mut h, &mut d, &mut st, 0, 5 * 90);
+    feed(&mut h, &mut d, &mut st, 0, 5 * 90 + 3);
     assert!(h.move_stats().is_some(), "enough moves before the restart");
     let checkpoint: WindowCheckpoint =
         serde_json::from_str(st.checkpoint.as_deref().expect("written")).expect("decode");
     assert!(checkpoint.moves.len() >= cfg.target.baseline_min_minutes);
+    assert!(
+        checkpoint.moves_total < h.moves_total(),
+        "moves came after the checkpoint"
+    );
     let (h2, _) = st.load(&cfg).expect("restores");
-    assert_eq!(h2.moves(), checkpoint.moves.as_slice());
-    assert!(h2.move_stats().is_some(), "the scale is known at once");
+    assert_eq!(h2.moves(), h.moves());
+    assert_eq!(h2.moves_total(), h.moves_total());
+    assert_eq!(h2.move_stats(), h.move_stats(), "the scale is the same");
+
+    let progress: Value = serde_json::from_str(st.progress.as_deref().expect("written")).unwrap();
+    let c: Value = serde_json::from_str(st.checkpoint.as_deref().expect("written")).unwrap();
+    let mut old = progress.clone();
+    let o = old.as_object_mut().expect("object");
+    o.remove("moves_total");
+    o.remove("recent_moves");
+    let (h3, _) = restore(
+        &cfg,
+        &serde_json::from_value(c.clone()).unwrap(),
+        serde_json::from_value(old).unwrap(),
+    )
+    .expect("an older progress record restores");
+    assert_eq!(h3.moves(), checkpoint.moves.as_slice());
+    let mut behind = progress;
+    behind["moves_total"] = (checkpoint.moves_total - 1).into();
+    assert!(matches!(
+        restore(
+            &cfg,
+            &serde_json::from_value(c).unwrap(),
+            serde_json::from_value(behind).unwrap()
+        ),
+        Err(RestoreError::Inconsistent { .. })
+    ));
     assert_eq!(
         MarketHistory::new(&cfg).move_stats(),
         None,
@@ -167,7 +199,12 @@ fn the_per_return_record_stays_small() {
     assert!(d.model().is_some());
     // 399 returns: one checkpoint per 13.
     assert_eq!(checkpoints, 399usize.div_ceil(TAIL_MAX + 1));
-    assert!(progress_max < 2_000, "progress record {progress_max} bytes");
+    // The detector and bars, up to TAIL_MAX returns and MOVE_TAIL_MAX
+    // moves, about 25 bytes a number.
+    assert!(
+        progress_max < 2_000 + MOVE_TAIL_MAX * 25,
+        "progress record {progress_max} bytes"
+    );
     // The window and a day of 1-minute moves, about 25 bytes a number.
     assert!(
         checkpoint_max < (288 + 1440) * 25,

@@ -16,7 +16,7 @@ use crate::engine::{EngineState, OrderId, OrderRole, TradeId, TradeWork};
 use crate::pair::Side;
 use crate::runtime::fills::Executed;
 use crate::runtime::intents::PlacementIntent;
-use crate::runtime::writes::{OpenWrite, TrackedPosition};
+use crate::runtime::writes::{OpenWrite, RepriceWrite, TrackedPosition};
 
 /// Layout version of [`PersistedState`].
 pub const STATE_VERSION: u32 = 1;
@@ -62,6 +62,13 @@ pub struct RuntimeBook {
     /// placed (or, without a txid, when the exchange refuses it).
     #[serde(default)]
     pub opens_awaiting_exit: BTreeMap<String, OpenWrite>,
+    /// `RepricePosition` writes waiting for their replacement exit to reach
+    /// the exchange, by the replacement's local id, for the same reason:
+    /// the ledger then records the exit that really works the position.
+    /// The subsidy view is debited when the reprice takes effect, so the
+    /// view is never synced from the ledger while one waits.
+    #[serde(default)]
+    pub reprices_awaiting_exit: BTreeMap<String, RepriceWrite>,
     /// The trader's per-slot subsidy view (SPEC §6), committed with the
     /// writes that move the ledger's balance.
     #[serde(default)]

@@ -15,7 +15,7 @@ use crate::runtime::book::position_key;
 use crate::runtime::ledger::LedgerApi;
 use crate::runtime::r#loop::Runtime;
 use crate::runtime::regime_store::Unsaved;
-use crate::runtime::writes::{LedgerWriteRequest, RepriceWrite};
+use crate::runtime::writes::RepriceWrite;
 
 /// Seconds between two planning passes. Bands move over hours and the
 /// subsidized cooldown is an hour, so ten minutes loses nothing, and it keeps
@@ -178,17 +178,19 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
         }
     }
 
-    /// A reprice of a handed-over churner exit took effect: journal
-    /// `repriced` on the round trip (keyed by the replacement's client id)
-    /// and debit the slot's subsidy view, in this step's commit.
+    /// A reprice of a handed-over churner exit took effect: debit the
+    /// slot's subsidy view now and hold `repriced` on the round trip (keyed
+    /// by the replacement's client id) until the replacement's placement
+    /// is resolved, as [`Self::on_repriced`] does for a slot's exit.
     pub(crate) fn on_churn_repriced(&mut self, r: crate::healing::churner::ChurnReprice) {
         tracing::info!(open_key = %r.open_key, slot = r.slot, kind = r.kind.as_str(),
             old_price = %r.old_price, new_price = %r.new_price, volume = %r.volume,
             subsidy_consumed = %r.subsidy_consumed, "reprice of a handed-over exit took effect");
         self.book.subsidy.debit(r.slot, r.subsidy_consumed);
         self.book.heal_stats.count_booking(r.kind, r.full);
-        self.pending.push(
-            LedgerWriteRequest::Reprice(RepriceWrite {
+        self.book.reprices_awaiting_exit.insert(
+            r.new_order_id.clone(),
+            RepriceWrite {
                 open_key: r.open_key,
                 slot: r.slot,
                 new_order_id: r.new_order_id,
@@ -198,8 +200,8 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
                 kind: r.kind,
                 subsidy_consumed: r.subsidy_consumed,
                 at: r.at,
-            })
-            .to_entry(),
+                new_txid: None,
+            },
         );
         self.dirty = true;
     }
@@ -267,9 +269,11 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
         self.market.regime.view(now)
     }
 
-    /// A reprice took effect in the engine: queue its ledger write (keyed by
-    /// the replacement's local id, so a replay never debits twice) in this
-    /// step's commit, and debit the subsidy view with it.
+    /// A reprice took effect in the engine: debit the subsidy view now, and
+    /// hold its ledger write (keyed by the replacement's local id, so a
+    /// replay never debits twice) until the replacement's placement is
+    /// resolved ([`Self::release_awaiting_exit`]), so the ledger names the
+    /// exit that works the position.
     pub(crate) fn on_repriced(&mut self, b: &RepriceBooking) {
         let key = position_key(b.slot, b.trade, b.cycle);
         let Some(pos) = self.book.positions.get_mut(&key) else {
@@ -281,8 +285,9 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
         tracing::info!(open_key = %pos.open_key, slot = b.slot, kind = b.kind.as_str(),
             old_price = %b.old_price, new_price = %b.new_price, volume = %b.volume,
             subsidy_consumed = %b.subsidy_consumed, "reprice took effect");
-        self.pending
-            .push(LedgerWriteRequest::Reprice(write).to_entry());
+        self.book
+            .reprices_awaiting_exit
+            .insert(b.new_order_id.to_string(), write);
         self.book.subsidy.debit(b.slot, b.subsidy_consumed);
         self.book.heal_stats.count_booking(b.kind, b.full);
     }
@@ -300,7 +305,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
     /// (operator) credit. Skipped while subsidized repricing is off: the
     /// view then only counts.
     pub(crate) async fn sync_subsidy(&mut self) {
-        if !self.cfg.reprice.subsidized {
+        if !self.cfg.reprice.subsidized || !self.book.reprices_awaiting_exit.is_empty() {
             return;
         }
         let slots: Vec<SlotId> = self.engine.slots.keys().copied().collect();

@@ -35,6 +35,29 @@ impl Default for StalePolicy {
     }
 }
 
+impl StalePolicy {
+    /// A window of `window_ms` for a loop that looks once every
+    /// `poll_ms`: it must pass on the loop's clock *and* in lookups (as
+    /// many as the window holds polls, at least two). Why both: the delays
+    /// behind an ambiguous answer (a send still in flight, a replica that
+    /// lags) are physical time, while the loop's clock is the exchange's,
+    /// which may run ahead of it (a clock that jumps forward, a simulator
+    /// replaying history at speed). Counted in polls, the window is never
+    /// shorter than it would be on a clock that keeps time.
+    #[must_use]
+    pub fn for_loop(window_ms: i64, poll_ms: i64) -> Self {
+        let polls = if poll_ms > 0 {
+            window_ms.div_euclid(poll_ms) + i64::from(window_ms.rem_euclid(poll_ms) > 0)
+        } else {
+            0
+        };
+        Self {
+            window_ms,
+            min_lookups: u32::try_from(polls).unwrap_or(u32::MAX).max(2),
+        }
+    }
+}
+
 /// A placement committed before the exchange heard of it (write-ahead),
 /// whose outcome is not known yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -184,6 +207,31 @@ mod tests {
             IntentDecision::Wait(_)
         ));
         assert_eq!(decide(i1, None, 61_000, P), IntentDecision::PlaceAgain);
+    }
+
+    /// Proves: a loop's window holds as many lookups as polls fit in it
+    /// (never fewer than two), so a clock running ahead of real time does
+    /// not shorten it: at one poll per 5 s, 60 s on an exchange clock that
+    /// ran an hour per poll still takes twelve empty lookups.
+    #[test]
+    fn a_fast_clock_does_not_shorten_the_window() {
+        let p = StalePolicy::for_loop(60_000, 5_000);
+        assert_eq!(p.min_lookups, 12);
+        assert_eq!(StalePolicy::for_loop(60_000, 7_000).min_lookups, 9);
+        assert_eq!(StalePolicy::for_loop(60_000, 60_000).min_lookups, 2);
+        assert_eq!(StalePolicy::for_loop(60_000, 0).min_lookups, 2);
+        let mut i = PlacementIntent::sent(0);
+        for n in 1..12 {
+            let now = n * 3_600_000;
+            let IntentDecision::Wait(next) = decide(i, None, now, p) else {
+                panic!("lookup {n} of 12 must wait");
+            };
+            i = next;
+        }
+        assert_eq!(
+            decide(i, None, 12 * 3_600_000, p),
+            IntentDecision::PlaceAgain
+        );
     }
 
     /// Proves: an intent the exchange refused as a duplicate is never

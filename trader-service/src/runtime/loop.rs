@@ -23,7 +23,7 @@ use thiserror::Error;
 
 use crate::engine::{Action, EngineConfig, EngineState, Event, Notice, transition};
 use crate::exchange::{Clock, Exchange};
-use crate::runtime::book::{CallBudget, PersistedState, RuntimeBook, any_pending, position_key};
+use crate::runtime::book::{CallBudget, RuntimeBook, any_pending, position_key};
 use crate::runtime::entry::NewOutboxEntry;
 use crate::runtime::intents::StalePolicy;
 use crate::runtime::ledger::LedgerApi;
@@ -178,15 +178,16 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
     ) -> Result<Self, RuntimeError> {
         let (engine, book, step_no) = match store.load_state().await? {
             Some(snap) => {
-                let st: PersistedState = serde_json::from_value(snap.state)
-                    .map_err(|e| RuntimeError::CorruptState(e.to_string()))?;
+                let step = snap.step;
+                let (engine, book) = crate::runtime::audit::decode_state(snap)
+                    .map_err(RuntimeError::CorruptState)?;
                 tracing::info!(
-                    step = snap.step,
-                    slots = st.engine.slots.len(),
-                    intents = st.book.placing.len(),
+                    step,
+                    slots = engine.slots.len(),
+                    intents = book.placing.len(),
                     "runtime state restored"
                 );
-                (st.engine.into_owned(), st.book.into_owned(), snap.step)
+                (engine, book, step)
             }
             None => (
                 EngineState::new(cfg.engine.slots),
@@ -348,7 +349,15 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
     /// out (which implies a state change worth committing).
     pub(crate) fn apply(&mut self, event: &Event) -> bool {
         let actions = transition(&mut self.engine, event, &self.cfg.engine);
-        self.release_awaiting_open(event);
+        match event {
+            Event::Placed { order_id, txid } => {
+                self.release_awaiting_exit(&order_id.to_string(), Some(txid));
+            }
+            Event::PlaceFailed { order_id, .. } => {
+                self.release_awaiting_exit(&order_id.to_string(), None);
+            }
+            _ => {}
+        }
         // Ticks, a new profit target and a new entry hold change state worth
         // keeping but not worth a commit of its own: they ride along with
         // the next one (either, lost in a crash, is recomputed within one
@@ -461,28 +470,33 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
         }
     }
 
-    /// Queues the `OpenPosition` of a position once its exit's placement
-    /// is resolved: placed, with the exit's txid (the ledger's exit intent);
-    /// refused, without one, so a position whose exit the exchange will not
-    /// take is still in the ledger for the operator. Until then (budget,
-    /// pause, an ambiguous answer being looked up) the write waits in the
-    /// persisted book, so a restart loses nothing.
-    fn release_awaiting_open(&mut self, event: &Event) {
-        let (order_id, txid) = match event {
-            Event::Placed { order_id, txid } => (order_id, Some(txid)),
-            Event::PlaceFailed { order_id, .. } => (order_id, None),
-            _ => return,
-        };
-        let Some(mut w) = self.book.opens_awaiting_exit.remove(&order_id.to_string()) else {
-            return;
-        };
-        if txid.is_none() {
-            tracing::warn!(open_key = %w.open_key, exit_order_id = %order_id,
-                "exit refused by the exchange: position recorded without an exit txid");
+    /// Queues the `OpenPosition` of a position, or the `RepricePosition`
+    /// of a reprice, once its exit's placement is resolved: placed, with
+    /// the exit's txid (the ledger's exit intent); refused, without one, so
+    /// a position whose exit the exchange will not take is still in the
+    /// ledger for the operator. Until then (budget, pause, an ambiguous
+    /// answer being looked up) the write waits in the persisted book, so a
+    /// restart loses nothing.
+    pub(crate) fn release_awaiting_exit(&mut self, order_id: &str, txid: Option<&String>) {
+        if let Some(mut w) = self.book.opens_awaiting_exit.remove(order_id) {
+            if txid.is_none() {
+                tracing::warn!(open_key = %w.open_key, exit_order_id = %order_id,
+                    "exit refused by the exchange: position recorded without an exit txid");
+            }
+            w.exit_txid = txid.cloned();
+            self.dirty = true;
+            self.pending.push(LedgerWriteRequest::Open(w).to_entry());
         }
-        w.exit_txid = txid.cloned();
-        self.dirty = true;
-        self.pending.push(LedgerWriteRequest::Open(w).to_entry());
+        if let Some(mut w) = self.book.reprices_awaiting_exit.remove(order_id) {
+            if txid.is_none() {
+                tracing::warn!(open_key = %w.open_key, exit_order_id = %order_id,
+                    "repriced exit refused by the exchange: reprice recorded without its txid; \
+                     the exit is retried");
+            }
+            w.new_txid = txid.cloned();
+            self.dirty = true;
+            self.pending.push(LedgerWriteRequest::Reprice(w).to_entry());
+        }
     }
 
     /// One trading loop at `now_ms` (unix milliseconds).

@@ -26,8 +26,10 @@
 //! - `churn`: the churner's executor (SPEC §6) around the pure
 //!   [`crate::healing::churner`];
 //! - [`status`]: the snapshot, control commands and handle the control API
-//!   is built on.
+//!   is built on; [`audit`]: what a store holds, read without running the
+//!   trader (`trader-service store-audit`).
 
+pub mod audit;
 pub mod book;
 mod churn;
 pub mod control;

@@ -343,7 +343,7 @@ pub fn reprice_request(
         position_id,
         event_key: key.to_owned(),
         new_price: format_decimal(w.new_price),
-        new_txid: String::new(),
+        new_txid: w.new_txid.clone().unwrap_or_default(),
         reason: match w.kind {
             RepriceKind::Tighten => pb::RepriceReason::Tighten,
             RepriceKind::Subsidy | RepriceKind::LossFunded => pb::RepriceReason::Subsidy,

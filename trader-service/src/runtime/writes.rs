@@ -261,6 +261,10 @@ pub struct RepriceWrite {
     pub subsidy_consumed: Decimal,
     /// When it took effect.
     pub at: i64,
+    /// Exchange id of the replacement exit, once placed (`None` when the
+    /// exchange refused it; the retry is not journaled again).
+    #[serde(default)]
+    pub new_txid: Option<String>,
 }
 
 impl RepriceWrite {
@@ -277,6 +281,7 @@ impl RepriceWrite {
             kind: b.kind,
             subsidy_consumed: b.subsidy_consumed,
             at: b.at,
+            new_txid: None,
         }
     }
 }

@@ -33,6 +33,7 @@ use crate::exchange::paper::{PaperConfig, PaperExchange};
 use crate::exchange::{Clock, Exchange, SimClock, SystemClock};
 use crate::metrics::TraderMetrics;
 use crate::pair::FeeSchedule;
+use crate::runtime::intents::StalePolicy;
 use crate::runtime::ledger::{DEFAULT_CALL_TIMEOUT, GrpcLedger};
 use crate::runtime::ledger_replicas::ReplicaPolicy;
 use crate::runtime::store::{StoreLocation, TraderStore};
@@ -123,8 +124,10 @@ pub struct RunArgs {
     pub call_budget: u32,
     /// Seconds an ambiguous placement (timeout, lost response, 5xx,
     /// EService:Busy) may still appear on the exchange: until then it is
-    /// only looked up by client order id (open and closed orders), never
-    /// placed again.
+    /// only looked up by client order id (open and closed orders), once a
+    /// loop, never placed again. The window must also hold as many empty
+    /// lookups as polls fit in it, so an exchange clock running ahead of
+    /// real time never shortens it.
     #[arg(long, env = "PLACEMENT_STALE_SEC", default_value_t = 60)]
     pub placement_stale_sec: u64,
     /// Place limit orders post-only (maker fee guaranteed).
@@ -627,8 +630,10 @@ async fn trade<E: Exchange, C: Clock>(
     }
     let mut rcfg = RuntimeConfig::new(&plan.bot_id, engine);
     rcfg.call_budget = args.call_budget;
-    rcfg.placement_stale.window_ms =
-        i64::try_from(args.placement_stale_sec.saturating_mul(1000)).unwrap_or(i64::MAX);
+    rcfg.placement_stale = StalePolicy::for_loop(
+        i64::try_from(args.placement_stale_sec.saturating_mul(1000)).unwrap_or(i64::MAX),
+        i64::try_from(plan.trading.poll_interval_sec.saturating_mul(1000)).unwrap_or(i64::MAX),
+    );
     rcfg.post_only = args.post_only;
     rcfg.shutdown_flush = Duration::from_secs(args.shutdown_flush_sec);
     rcfg.stage = plan.healing.stage();

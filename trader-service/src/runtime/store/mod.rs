@@ -10,7 +10,7 @@
 //! restart the trader never holds a state whose ledger writes were lost, nor
 //! ledger writes for a state it forgot.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -233,6 +233,19 @@ impl TraderStore {
         };
         Ok(Self {
             backend,
+            drain_lock: Arc::new(Mutex::new(())),
+        })
+    }
+
+    /// Opens an existing store file read only, without migrating it: an
+    /// audit while the trader runs (SQLite's WAL lets a reader see the
+    /// last commit) or after it stopped, never changing a byte.
+    ///
+    /// # Errors
+    /// [`StoreError::Open`] if the file cannot be opened.
+    pub async fn open_read_only(path: &Path) -> Result<Self, StoreError> {
+        Ok(Self {
+            backend: Backend::Sqlite(SqliteTables::open_read_only(path).await?),
             drain_lock: Arc::new(Mutex::new(())),
         })
     }

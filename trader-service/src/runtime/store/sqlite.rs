@@ -57,6 +57,24 @@ impl SqliteTables {
         Ok(Self { pool })
     }
 
+    /// Opens the existing store file at `path` read only, as it is: no
+    /// creation, no migration.
+    pub(super) async fn open_read_only(path: &Path) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .read_only(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .map_err(|source| StoreError::Open {
+                location: path.display().to_string(),
+                source,
+            })?;
+        Ok(Self { pool })
+    }
+
     /// Closes the pool (SQLite checkpoints the WAL on the last close).
     pub(super) async fn close(self) {
         self.pool.close().await;

@@ -1,13 +1,16 @@
 //! The end-of-run checker: compares the simulator's order book (every order
 //! it ever accepted, with what each executed), the ledger's positions and
-//! journal, and the trader's view, once the market is frozen and every fill
-//! is journaled. Pure: the caller collects the three views, this counts the
+//! journal, and the trader's view (its status during the run, its store at
+//! the end), once the market is frozen and every fill is journaled. Pure: the caller collects the three views, this counts the
 //! violations, so the rules can be tested on hand-made books.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use healgrid_proto::ledger::v1 as lpb;
 use rust_decimal::Decimal;
+
+mod store;
+pub use store::{StoreEnd, StoreOrder};
 
 /// One order as the simulator's `GET /sim/orders` reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,8 +117,8 @@ pub struct TraderEnd {
     pub trading: bool,
     /// Why not, when it was not.
     pub mode_reason: String,
-    /// Exchange ids of the orders its slots hold.
-    pub held: BTreeSet<String>,
+    /// Its store, read after the run (`trader-service store-audit`).
+    pub store: StoreEnd,
     /// Negative subsidy balances it reported at any time of the run
     /// (`slot N: balance`); none is allowed.
     pub negative_subsidy: Vec<String>,
@@ -235,7 +238,7 @@ pub fn check(
     }
     let journal_text: Vec<String> = journal.iter().map(|e| format!("{:?}", e.details)).collect();
     for o in sim.iter().filter(|o| o.filled()) {
-        if o.entry_in_flight() && trader.held.contains(&o.txid) {
+        if o.entry_in_flight() && trader.store.holds(&o.txid) {
             c.entries_in_flight += 1;
             continue;
         }
@@ -355,6 +358,7 @@ pub fn check(
         }
     }
     check_subsidy_sums(&mut c, journal, subsidy);
+    store::check_store(&mut c, sim, subsidy, &trader.store);
     for n in &trader.negative_subsidy {
         let detail = format!("the trader's view of subsidy went negative: {n}");
         c.record(Column::None, 1, detail);
@@ -548,327 +552,4 @@ fn check_subsidy_sums(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// An order of 100 that executed `vol_exec`.
-    fn order(txid: &str, cl: &str, status: &str, vol_exec: i64) -> SimOrder {
-        SimOrder {
-            txid: txid.into(),
-            cl_ord_id: cl.into(),
-            status: status.into(),
-            volume: Decimal::ONE_HUNDRED,
-            vol_exec: Decimal::from(vol_exec),
-        }
-    }
-
-    /// A position of entry volume 100.
-    fn position(id: u64, open_key: &str, exit_txid: &str, open: bool) -> lpb::Position {
-        let status = if open {
-            lpb::PositionStatus::Open
-        } else {
-            lpb::PositionStatus::Closed
-        };
-        lpb::Position {
-            position_id: id,
-            open_key: open_key.into(),
-            exit_txid: exit_txid.into(),
-            status: status as i32,
-            entry_volume: "100".into(),
-            ..Default::default()
-        }
-    }
-
-    const TRADING: TraderEnd = TraderEnd {
-        trading: true,
-        mode_reason: String::new(),
-        held: BTreeSet::new(),
-        negative_subsidy: Vec::new(),
-    };
-
-    #[test]
-    fn a_consistent_book_is_clean() {
-        let sim = [
-            order("E1", "0:A:1:en:1", "closed", 100),
-            order("X1", "0:A:1:ex:1", "closed", 100),
-            order("E2", "0:B:1:en:1", "closed", 100),
-            order("X2", "0:B:1:ex:1", "open", 0),
-            order("E3", "1:A:1:en:1", "canceled", 0),
-            order("E4", "1:A:1:en:2", "open", 0),
-        ];
-        let positions = [
-            position(1, "E1", "X1", false),
-            position(2, "E2", "X2", true),
-        ];
-        let c = check(&sim, &positions, &[], &[], &TRADING);
-        assert!(c.clean(), "{:?}", c.details);
-    }
-
-    #[test]
-    fn every_violation_is_counted() {
-        let sim = [
-            order("E1", "0:A:1:en:1", "closed", 100),
-            order("E2", "0:A:1:en:1", "open", 0),
-            order("E3", "0:B:1:en:1", "closed", 100),
-            order("E4", "0:B:1:en:2", "closed", 100),
-        ];
-        let positions = [
-            position(1, "E1", "gone", true),
-            position(2, "E1", "gone", true),
-            position(3, "E3", "", true),
-        ];
-        let subsidy = [lpb::SubsidyBalance {
-            balance: "-0.01".into(),
-            ..Default::default()
-        }];
-        let halted = TraderEnd {
-            trading: false,
-            mode_reason: "halted".into(),
-            held: BTreeSet::new(),
-            negative_subsidy: vec!["slot 1: -0.02".into()],
-        };
-        let c = check(&sim, &positions, &[], &subsidy, &halted);
-        assert_eq!(c.lost, 1, "E4 is nowhere in the ledger");
-        assert_eq!(c.duplicated, 1, "E1 journaled twice");
-        // One reused client order id, whose two orders (one filled, one
-        // live) also share an intent, and two filled orders of intent
-        // 0:B:1:en.
-        assert_eq!(c.duplicate_orders, 3);
-        assert_eq!(c.naked, 3);
-        // Besides: the negative balance, which its journal (empty) does not
-        // add up to, the trader's negative view, the halt.
-        assert_eq!(c.details.len(), 1 + 1 + 3 + 3 + 1 + 1 + 1 + 1);
-    }
-
-    /// Partial executions: an exit re-placed for what remained after part
-    /// of it executed is no duplicate; every part booked once is clean; a
-    /// part booked twice, a part never booked, or an intent executed beyond
-    /// its volume is counted.
-    #[test]
-    fn partial_executions_are_booked_exactly_once() {
-        let mut half_entry = order("E2", "1:A:1:en:1", "canceled", 50);
-        half_entry.volume = Decimal::ONE_HUNDRED;
-        let mut rest = order("X1b", "0:A:1:ex:2", "closed", 60);
-        rest.volume = Decimal::from(60);
-        let sim = vec![
-            order("E1", "0:A:1:en:1", "closed", 100),
-            order("X1a", "0:A:1:ex:1", "canceled", 40),
-            rest,
-            half_entry.clone(),
-            order("X2", "1:A:1:ex:1", "open", 20),
-        ];
-        let mut second = position(2, "E2", "X2", true);
-        second.entry_volume = "50".into();
-        let positions = vec![position(1, "E1", "X1b", false), second.clone()];
-        // The exit X1a, part executed, was repriced into X1b.
-        let repriced = lpb::RepricedDetails {
-            old_txid: "X1a".into(),
-            new_txid: "X1b".into(),
-            ..Default::default()
-        };
-        let journal = [lpb::JournalEntry {
-            event_key: "reprice:1".into(),
-            details: Some(lpb::EventDetails {
-                kind: Some(lpb::event_details::Kind::Repriced(repriced)),
-            }),
-            ..Default::default()
-        }];
-        let holding = TraderEnd {
-            held: ["E3".to_owned()].into(),
-            ..TRADING
-        };
-        let check = |sim: &[SimOrder], positions: &[lpb::Position]| {
-            check(sim, positions, &journal, &[], &holding)
-        };
-        let c = check(&sim, &positions);
-        assert!(c.clean(), "{:?}", c.details);
-
-        let mut twice = second.clone();
-        twice.entry_volume = "100".into();
-        let c = check(&sim, &[positions[0].clone(), twice]);
-        assert_eq!((c.duplicated, c.lost), (1, 0), "{:?}", c.details);
-
-        let mut short = positions[0].clone();
-        short.entry_volume = "60".into();
-        let c = check(&sim, &[short, second.clone()]);
-        assert_eq!(c.lost, 1, "only 60 booked of 100 entered");
-        assert_eq!(c.duplicated, 1, "100 exited of the 60 booked");
-
-        let mut resting = sim.clone();
-        resting.push(order("E3", "2:B:1:en:1", "open", 30));
-        let c = check(&resting, &positions);
-        assert!(c.clean(), "{:?}", c.details);
-        assert_eq!(c.entries_in_flight, 1);
-        resting.push(order("E4", "2:A:1:en:1", "canceled", 30));
-        resting.push(order("E5", "2:A:2:en:1", "open", 30));
-        let c = check(&resting, &positions);
-        assert_eq!(c.lost, 2, "E4 left the book unbooked, E5 the trader forgot");
-
-        let mut over = sim.clone();
-        over.push(order("X1c", "0:A:1:ex:3", "canceled", 10));
-        let c = check(&over, &positions);
-        assert_eq!(c.duplicate_orders, 1, "the exit executed 110 of 100");
-        assert_eq!(c.duplicated, 1, "and more than the position booked");
-        assert_eq!(c.lost, 1, "X1c is nowhere in the ledger");
-    }
-
-    /// Proves: a churner round trip is clean when its exits took all it
-    /// entered or an exit rests; inventory with no exit is naked, unless
-    /// its entry still rests part executed.
-    #[test]
-    fn churner_inventory_needs_an_exit() {
-        let sim = [
-            order("C1", "ch:0:1:en:1", "closed", 100),
-            order("C2", "ch:0:1:ex:2", "canceled", 40),
-            order("C3", "ch:0:1:ex:3", "closed", 60),
-            order("C4", "ch:1:1:en:1", "closed", 100),
-            order("C5", "ch:1:1:ex:2", "open", 0),
-            order("C6", "ch:2:4:en:1", "open", 30),
-        ];
-        let journal_of = |txids: &[&str]| -> Vec<lpb::JournalEntry> {
-            txids
-                .iter()
-                .map(|t| lpb::JournalEntry {
-                    event_key: format!("churn:{t}"),
-                    details: Some(lpb::EventDetails {
-                        kind: Some(lpb::event_details::Kind::ChurnerProfit(
-                            lpb::ChurnerProfitDetails {
-                                churner_cycle_id: (*t).into(),
-                                ..Default::default()
-                            },
-                        )),
-                    }),
-                    ..Default::default()
-                })
-                .collect()
-        };
-        let journal = journal_of(&["C1", "C2", "C3", "C4", "C6"]);
-        let c = check(&sim, &[], &journal, &[], &TRADING);
-        assert!(c.clean(), "{:?}", c.details);
-
-        let mut gone = sim.to_vec();
-        gone[4] = order("C5", "ch:1:1:ex:2", "canceled", 0);
-        gone.push(order("C7", "ch:2:5:en:1", "canceled", 30));
-        let journal = journal_of(&["C1", "C2", "C3", "C4", "C6", "C7"]);
-        let c = check(&gone, &[], &journal, &[], &TRADING);
-        assert_eq!(c.naked, 2, "{:?}", c.details);
-    }
-
-    /// Proves: an open position whose ledger exit txid is not yet the
-    /// repriced exit's is covered by a live exit of its own intent; a
-    /// churner round trip (open key `churn:<entry txid>`) finds its entry's
-    /// fill and its live exit the same way; without a live exit both are
-    /// naked.
-    #[test]
-    fn open_positions_are_covered_by_a_live_exit_of_their_intent() {
-        let sim = [
-            order("E1", "0:A:1:en:1", "closed", 100),
-            order("X1", "0:A:1:ex:2", "canceled", 0),
-            order("X1b", "0:A:1:ex:5", "open", 0),
-            order("C1", "ch:1:1:en:1", "closed", 100),
-            order("C2", "ch:1:1:ex:2", "open", 0),
-        ];
-        let repriced = position(1, "E1", "", true);
-        let churn = position(2, "churn:C1", "", true);
-        let positions = [repriced.clone(), churn.clone()];
-        let c = check(&sim, &positions, &[], &[], &TRADING);
-        assert!(c.clean(), "{:?}", c.details);
-
-        let gone: Vec<SimOrder> = sim
-            .iter()
-            .map(|o| {
-                if o.status == "open" {
-                    order(&o.txid, &o.cl_ord_id, "canceled", 0)
-                } else {
-                    o.clone()
-                }
-            })
-            .collect();
-        let c = check(&gone, &positions, &[], &[], &TRADING);
-        assert_eq!(c.naked, 2, "{:?}", c.details);
-        assert_eq!(c.lost, 0, "both entries are the ledger's: {:?}", c.details);
-    }
-
-    /// Proves: the ledger's subsidy must equal what its journal adds up
-    /// to, slot by slot.
-    #[test]
-    fn subsidy_must_add_up_to_its_journal() {
-        let row = |slot: u32, kind: lpb::event_details::Kind| lpb::JournalEntry {
-            slot_id: slot,
-            event_key: format!("{kind:?}"),
-            details: Some(lpb::EventDetails { kind: Some(kind) }),
-            ..Default::default()
-        };
-        use lpb::event_details::Kind;
-        let journal = [
-            row(
-                0,
-                Kind::ChurnerProfit(lpb::ChurnerProfitDetails {
-                    net_profit: "0.30".into(),
-                    ..Default::default()
-                }),
-            ),
-            row(
-                0,
-                Kind::OverPerformance(lpb::OverPerformanceDetails {
-                    excess: "0.05".into(),
-                    ..Default::default()
-                }),
-            ),
-            row(
-                0,
-                Kind::Repriced(lpb::RepricedDetails {
-                    reason: lpb::RepriceReason::Subsidy as i32,
-                    subsidy_consumed: "0.10".into(),
-                    ..Default::default()
-                }),
-            ),
-            row(
-                0,
-                Kind::Repriced(lpb::RepricedDetails {
-                    reason: lpb::RepriceReason::Tighten as i32,
-                    subsidy_consumed: "9".into(),
-                    ..Default::default()
-                }),
-            ),
-        ];
-        let balance = |earned: &str, consumed: &str, balance: &str| lpb::SubsidyBalance {
-            slot_id: 0,
-            earned: earned.into(),
-            consumed: consumed.into(),
-            balance: balance.into(),
-            ..Default::default()
-        };
-        let c = check(
-            &[],
-            &[],
-            &journal,
-            &[balance("0.35", "0.10", "0.25")],
-            &TRADING,
-        );
-        assert!(c.clean(), "{:?}", c.details);
-        let c = check(
-            &[],
-            &[],
-            &journal,
-            &[balance("0.35", "0.10", "0.35")],
-            &TRADING,
-        );
-        assert_eq!(c.details.len(), 1, "{:?}", c.details);
-        let c = check(&[], &[], &journal, &[], &TRADING);
-        assert_eq!(c.details.len(), 1, "no balance for slot 0: {:?}", c.details);
-    }
-
-    #[test]
-    fn sim_orders_parse_from_both_sections() {
-        let body = r#"{"open":{"O1":{"cl_ord_id":"0:A:1:ex:1","status":"open","vol":"50",
-            "vol_exec":"0"}},
-            "closed":{"O2":{"status":"closed","vol":"120.5","vol_exec":"120.5"}}}"#;
-        let mut orders = parse_sim_orders(body).unwrap();
-        orders.sort_by(|a, b| a.txid.cmp(&b.txid));
-        assert_eq!(orders[0].intent(), Some("0:A:1:ex"));
-        assert!(!orders[0].filled());
-        assert!(orders[1].filled());
-        assert_eq!(orders[1].intent(), None);
-    }
-}
+mod tests;

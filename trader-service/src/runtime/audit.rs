@@ -1,0 +1,193 @@
+//! What a trader's store holds, read without running the trader
+//! (`trader-service store-audit --store PATH`): the orders its slots and
+//! churners hold, the subsidy view, the outbox, and the placements whose
+//! outcome is still unknown. An operator reads it to see what a stopped
+//! trader will resume with; the fault suite's checker compares it with the
+//! exchange and the ledger.
+//!
+//! It decodes the state exactly as a restart does ([`decode_state`]), so
+//! what it shows is what the next `run` would restore.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::engine::{EngineState, OrderRole, SlotId};
+use crate::healing::churner::ChurnStage;
+use crate::pair::Side;
+use crate::runtime::book::{PersistedState, RuntimeBook, held_orders};
+use crate::runtime::entry::OutboxState;
+use crate::runtime::store::{Snapshot, StoreError, TraderStore};
+
+/// Why a store cannot be audited.
+#[derive(Debug, Error)]
+pub enum AuditError {
+    /// No store file at the path (an audit never creates one).
+    #[error("no trader store at {0}")]
+    Missing(String),
+    /// The store could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The stored state does not decode: the next `run` would refuse it too.
+    #[error("the stored state does not decode: {0}")]
+    Corrupt(String),
+}
+
+/// Who holds an order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderOwner {
+    /// A grid slot's trade (entry or exit).
+    Grid,
+    /// A slot's churner (its entry, its exit, or a handed-over round trip's
+    /// exit).
+    Churner,
+}
+
+/// One order the store holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditOrder {
+    /// Grid or churner.
+    pub owner: OrderOwner,
+    /// The slot.
+    pub slot: SlotId,
+    /// Entry or exit.
+    pub role: OrderRole,
+    /// Buy or sell.
+    pub side: Side,
+    /// Limit price.
+    pub price: Decimal,
+    /// Volume still to trade.
+    pub volume: Decimal,
+    /// Exchange id, once placed.
+    pub txid: Option<String>,
+}
+
+/// The audit of one store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreAudit {
+    /// The last committed step (0 and nothing else on a store never run).
+    pub step: u64,
+    /// When it was committed, unix ms.
+    pub committed_at_ms: i64,
+    /// The operator's pause.
+    pub paused: bool,
+    /// Every order of the working grid slots (as the loop sees them; a
+    /// halted slot's are left to the operator) and of the churners.
+    pub orders: Vec<AuditOrder>,
+    /// Open positions the runtime tracks, by `slot:trade:cycle`.
+    pub open_positions: usize,
+    /// The trader's subsidy view per slot (SPEC §6): never negative.
+    pub subsidy: BTreeMap<SlotId, Decimal>,
+    /// Slots whose subsidized repricing stopped on a refused debit.
+    pub subsidy_halted: Vec<SlotId>,
+    /// Filled churner inventory without an exit or a closed position:
+    /// always zero.
+    pub naked_churner_inventory: Decimal,
+    /// Placements (grid, churner, stray exits) whose outcome is not known
+    /// yet: the next run looks them up before it may place again.
+    pub unresolved_placements: usize,
+    /// Ledger writes not yet acknowledged.
+    pub outbox_pending: u64,
+    /// Ledger writes the ledger refused, waiting for an operator.
+    pub outbox_parked: u64,
+}
+
+/// Decodes a stored snapshot as a restart does.
+///
+/// # Errors
+/// The decoder's message when the state does not fit this build.
+pub fn decode_state(snap: Snapshot) -> Result<(EngineState, RuntimeBook), String> {
+    let st: PersistedState = serde_json::from_value(snap.state).map_err(|e| e.to_string())?;
+    Ok((st.engine.into_owned(), st.book.into_owned()))
+}
+
+/// Audits the store file at `path`, read only.
+///
+/// # Errors
+/// [`AuditError`] when there is no store there, it cannot be read, or its
+/// state does not decode.
+pub async fn audit_file(path: &Path) -> Result<StoreAudit, AuditError> {
+    if !path.is_file() {
+        return Err(AuditError::Missing(path.display().to_string()));
+    }
+    let store = TraderStore::open_read_only(path).await?;
+    let audit = audit(&store).await;
+    store.close().await;
+    audit
+}
+
+/// Audits an open store.
+///
+/// # Errors
+/// As [`audit_file`].
+pub async fn audit(store: &TraderStore) -> Result<StoreAudit, AuditError> {
+    let outbox_pending = store.pending_count().await?;
+    let outbox_parked = store.entries_in(OutboxState::Parked).await?.len() as u64;
+    let Some(snap) = store.load_state().await? else {
+        return Ok(StoreAudit {
+            step: 0,
+            committed_at_ms: 0,
+            paused: false,
+            orders: Vec::new(),
+            open_positions: 0,
+            subsidy: BTreeMap::new(),
+            subsidy_halted: Vec::new(),
+            naked_churner_inventory: Decimal::ZERO,
+            unresolved_placements: 0,
+            outbox_pending,
+            outbox_parked,
+        });
+    };
+    let (step, committed_at_ms) = (snap.step, snap.updated_at.0);
+    let (engine, book) = decode_state(snap).map_err(AuditError::Corrupt)?;
+    Ok(StoreAudit {
+        step,
+        committed_at_ms,
+        paused: book.paused,
+        orders: orders(&engine, &book),
+        open_positions: book.positions.len(),
+        subsidy: book.subsidy.balance.clone(),
+        subsidy_halted: book.subsidy.halted.iter().copied().collect(),
+        naked_churner_inventory: book.churn.naked_inventory(),
+        unresolved_placements: book.placing.len()
+            + book.churn_intents.len()
+            + book.stray_exits.len(),
+        outbox_pending,
+        outbox_parked,
+    })
+}
+
+/// The grid's orders (as the loop sees them) then the churners'.
+fn orders(engine: &EngineState, book: &RuntimeBook) -> Vec<AuditOrder> {
+    let grid = held_orders(engine).into_iter().map(|h| AuditOrder {
+        owner: OrderOwner::Grid,
+        slot: h.id.slot,
+        role: h.role,
+        side: h.side,
+        price: h.price,
+        volume: h.volume,
+        txid: h.txid,
+    });
+    let churn = book.churn.slots.values().filter_map(|s| {
+        let role = match &s.stage {
+            ChurnStage::Idle => return None,
+            ChurnStage::Entry { .. } => OrderRole::Entry,
+            ChurnStage::Exit { .. } | ChurnStage::HandedOver { .. } => OrderRole::Exit,
+        };
+        let o = s.stage.order()?;
+        Some(AuditOrder {
+            owner: OrderOwner::Churner,
+            slot: o.slot,
+            role,
+            side: o.side,
+            price: o.price,
+            volume: o.volume,
+            txid: o.txid.clone(),
+        })
+    });
+    grid.chain(churn).collect()
+}
