@@ -99,12 +99,26 @@ fn candle_file(name: &str, n: i64, close: impl Fn(i64) -> String) -> std::path::
     csv
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
+/// A simulator on a free port replaying `csv` (stepped by hand), with
+/// `extra` flags; its URL.
+fn replay(csv: &std::path::Path, extra: &[&str]) -> (Child, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
-        .port()
+        .port();
+    let child = Child(
+        bin()
+            .args(["kraken-sim", "--listen", &format!("127.0.0.1:{port}")])
+            .args(["--api-key", KEY, "--api-secret", SECRET, "--speed", "0"])
+            .args(["--market", &format!("csv:{}", csv.display())])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    (child, format!("http://127.0.0.1:{port}"))
 }
 
 /// A Kraken client of the simulator at `url`, once it answers.
@@ -130,19 +144,7 @@ async fn client_when_up(url: &str) -> KrakenClient {
 async fn replays_the_window_asked_for() {
     // Candle i closes at 0.1 + i/1000 (0.100 .. 0.279), one a minute.
     let csv = candle_file("window", 180, |i| format!("0.{}", 100 + i));
-    let port = free_port();
-    let _child = Child(
-        bin()
-            .args(["kraken-sim", "--listen", &format!("127.0.0.1:{port}")])
-            .args(["--api-key", KEY, "--api-secret", SECRET, "--speed", "0"])
-            .args(["--market", &format!("csv:{}", csv.display())])
-            .args(["--replay-skip", "10", "--replay-hours", "1"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let url = format!("http://127.0.0.1:{port}");
+    let (_child, url) = replay(&csv, &["--replay-skip", "10", "--replay-hours", "1"]);
     let client = client_when_up(&url).await;
     assert_eq!(client.ticker("XDGUSD").await.unwrap().last, dec!(0.110));
     let http = reqwest::Client::new();
@@ -165,18 +167,7 @@ async fn serves_a_kraken_client_from_a_csv_replay() {
         writeln!(f, "{},0.1,0.101,0.099,0.1,1000", 1_700_000_040 + i * 60).unwrap();
     }
     drop(f);
-    let port = free_port();
-    let _child = Child(
-        bin()
-            .args(["kraken-sim", "--listen", &format!("127.0.0.1:{port}")])
-            .args(["--api-key", KEY, "--api-secret", SECRET, "--speed", "0"])
-            .args(["--market", &format!("csv:{}", csv.display())])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let url = format!("http://127.0.0.1:{port}");
+    let (_child, url) = replay(&csv, &[]);
     let client = client_when_up(&url).await;
     let ticker = client.ticker("XDGUSD").await.unwrap();
     assert_eq!(ticker.last, dec!(0.1));

@@ -17,9 +17,9 @@ use thiserror::Error;
 
 use crate::engine::{EngineState, OrderRole, SlotId};
 use crate::healing::churner::ChurnStage;
-use crate::pair::Side;
 use crate::runtime::book::{PersistedState, RuntimeBook, held_orders};
 use crate::runtime::entry::OutboxState;
+use crate::runtime::status::OrderStatusView;
 use crate::runtime::store::{Snapshot, StoreError, TraderStore};
 
 /// Why a store cannot be audited.
@@ -47,23 +47,17 @@ pub enum OrderOwner {
     Churner,
 }
 
-/// One order the store holds.
+/// One order the store holds: who holds it, and the order as the status
+/// shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditOrder {
     /// Grid or churner.
     pub owner: OrderOwner,
     /// The slot.
     pub slot: SlotId,
-    /// Entry or exit.
-    pub role: OrderRole,
-    /// Buy or sell.
-    pub side: Side,
-    /// Limit price.
-    pub price: Decimal,
-    /// Volume still to trade.
-    pub volume: Decimal,
-    /// Exchange id, once placed.
-    pub txid: Option<String>,
+    /// The order.
+    #[serde(flatten)]
+    pub order: OrderStatusView,
 }
 
 /// The audit of one store.
@@ -166,11 +160,14 @@ fn orders(engine: &EngineState, book: &RuntimeBook) -> Vec<AuditOrder> {
     let grid = held_orders(engine).into_iter().map(|h| AuditOrder {
         owner: OrderOwner::Grid,
         slot: h.id.slot,
-        role: h.role,
-        side: h.side,
-        price: h.price,
-        volume: h.volume,
-        txid: h.txid,
+        order: OrderStatusView {
+            order_id: h.id.to_string(),
+            role: h.role,
+            side: h.side,
+            price: h.price,
+            volume: h.volume,
+            txid: h.txid,
+        },
     });
     let churn = book.churn.slots.values().filter_map(|s| {
         let role = match &s.stage {
@@ -182,11 +179,14 @@ fn orders(engine: &EngineState, book: &RuntimeBook) -> Vec<AuditOrder> {
         Some(AuditOrder {
             owner: OrderOwner::Churner,
             slot: o.slot,
-            role,
-            side: o.side,
-            price: o.price,
-            volume: o.volume,
-            txid: o.txid.clone(),
+            order: OrderStatusView {
+                order_id: o.id.clone(),
+                role,
+                side: o.side,
+                price: o.price,
+                volume: o.volume,
+                txid: o.txid.clone(),
+            },
         })
     });
     grid.chain(churn).collect()
