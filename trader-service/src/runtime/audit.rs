@@ -5,7 +5,8 @@
 //! trader will resume with; the fault suite's checker compares it with the
 //! exchange and the ledger.
 //!
-//! It decodes the state exactly as a restart does ([`decode_state`]), so
+//! It decodes the state exactly as a restart does
+//! ([`crate::runtime::book::decode_state`]), so
 //! what it shows is what the next `run` would restore.
 
 use std::collections::BTreeMap;
@@ -17,10 +18,10 @@ use thiserror::Error;
 
 use crate::engine::{EngineState, OrderRole, SlotId};
 use crate::healing::churner::ChurnStage;
-use crate::runtime::book::{PersistedState, RuntimeBook, held_orders};
+use crate::runtime::book::{RuntimeBook, decode_state, held_orders};
 use crate::runtime::entry::OutboxState;
 use crate::runtime::status::OrderStatusView;
-use crate::runtime::store::{Snapshot, StoreError, TraderStore};
+use crate::runtime::store::{StoreError, TraderStore};
 
 /// Why a store cannot be audited.
 #[derive(Debug, Error)]
@@ -88,15 +89,6 @@ pub struct StoreAudit {
     pub outbox_pending: u64,
     /// Ledger writes the ledger refused, waiting for an operator.
     pub outbox_parked: u64,
-}
-
-/// Decodes a stored snapshot as a restart does.
-///
-/// # Errors
-/// The decoder's message when the state does not fit this build.
-pub fn decode_state(snap: Snapshot) -> Result<(EngineState, RuntimeBook), String> {
-    let st: PersistedState = serde_json::from_value(snap.state).map_err(|e| e.to_string())?;
-    Ok((st.engine.into_owned(), st.book.into_owned()))
 }
 
 /// Audits the store file at `path`, read only.

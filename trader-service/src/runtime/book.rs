@@ -161,6 +161,18 @@ pub struct PersistedState<'a> {
     pub book: std::borrow::Cow<'a, RuntimeBook>,
 }
 
+/// Decodes a stored snapshot into the engine state and the book: what a
+/// restart resumes with, and what `store-audit` shows.
+///
+/// # Errors
+/// The decoder's message when the state does not fit this build.
+pub fn decode_state(
+    snap: crate::runtime::store::Snapshot,
+) -> Result<(EngineState, RuntimeBook), String> {
+    let st: PersistedState = serde_json::from_value(snap.state).map_err(|e| e.to_string())?;
+    Ok((st.engine.into_owned(), st.book.into_owned()))
+}
+
 /// Key of a position in [`RuntimeBook::positions`].
 #[must_use]
 pub fn position_key(slot: u32, trade: TradeId, cycle: u64) -> String {

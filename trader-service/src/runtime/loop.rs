@@ -179,8 +179,8 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
         let (engine, book, step_no) = match store.load_state().await? {
             Some(snap) => {
                 let step = snap.step;
-                let (engine, book) = crate::runtime::audit::decode_state(snap)
-                    .map_err(RuntimeError::CorruptState)?;
+                let (engine, book) =
+                    crate::runtime::book::decode_state(snap).map_err(RuntimeError::CorruptState)?;
                 tracing::info!(
                     step,
                     slots = engine.slots.len(),
