@@ -109,7 +109,14 @@ impl Rig {
             ledger_url: &ledger,
             slots: SLOTS,
         };
+        // Entries and churner orders of 15 USD: above the pair minimum (50
+        // DOGE) up to a price of 0.30, so a replay of real history never
+        // leaves the trader below it (DOGE/USDT reached 0.23 in 2024).
         let mut more = vec![
+            "--order-size-usd",
+            "15",
+            "--churner-order-size-usd",
+            "15",
             "--profit-pct",
             "0.5",
             "--poll-interval-sec",

@@ -13,7 +13,8 @@ use super::{Service, SimProcess, free_port, trader_binary};
 
 /// The flags of `trader-service run` the cross-service tests share: which
 /// bot, on which SQLite store, writing to which ledger(s), with how many
-/// slots of 10 USD entries. Each test appends its own.
+/// slots of 10 USD entries (unless `--order-size-usd` is among a test's
+/// own flags). Each test appends its own.
 #[derive(Debug, Clone, Copy)]
 pub struct RunArgs<'a> {
     /// `--bot-id`.
@@ -58,10 +59,14 @@ impl RunArgs<'_> {
             self.bot,
             "--slots",
             &slots,
-            "--order-size-usd",
-            "10",
         ];
-        [exchange, market, &shared, more]
+        // 10 USD entries unless the test sets its own size.
+        let size: &[&str] = if more.contains(&"--order-size-usd") {
+            &[]
+        } else {
+            &["--order-size-usd", "10"]
+        };
+        [exchange, market, &shared, size, more]
             .concat()
             .into_iter()
             .map(ToString::to_string)
