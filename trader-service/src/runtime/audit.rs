@@ -183,3 +183,40 @@ fn orders(engine: &EngineState, book: &RuntimeBook) -> Vec<AuditOrder> {
     });
     grid.chain(churn).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::store::{StateJson, StepCommit, StoreLocation};
+    use crate::runtime::time::UnixMillis;
+
+    /// Proves: a store never run audits as empty; a state this build
+    /// cannot decode is refused (as a restart would refuse it), and an
+    /// audit never creates a store.
+    #[tokio::test]
+    async fn empty_corrupt_and_missing_stores() {
+        let store = TraderStore::open(&StoreLocation::Memory).await.unwrap();
+        let empty = audit(&store).await.unwrap();
+        assert_eq!((empty.step, empty.orders.len()), (0, 0));
+
+        store
+            .commit_step(StepCommit {
+                step: 1,
+                state: StateJson::encode(&serde_json::json!({"version": 1})).unwrap(),
+                at: UnixMillis(1),
+                entries: Vec::new(),
+                meta: Vec::new(),
+            })
+            .await
+            .unwrap();
+        assert!(matches!(audit(&store).await, Err(AuditError::Corrupt(_))));
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("none.db");
+        let err = audit_file(&path).await.unwrap_err();
+        assert!(err.to_string().starts_with("no trader store at"), "{err}");
+        assert!(!path.exists(), "an audit never creates a store");
+        std::fs::write(&path, b"not a database").unwrap();
+        assert!(audit_file(&path).await.is_err());
+    }
+}
