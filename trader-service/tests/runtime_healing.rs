@@ -401,6 +401,7 @@ async fn the_store_audit_shows_what_a_restart_resumes_with() {
     assert_eq!(v["outbox_parked"], 0);
     assert_eq!(v["naked_churner_inventory"], "0");
     assert_eq!(v["open_positions"], 1);
+    assert_eq!(v["adopted_exits"], serde_json::json!([]));
 
     let out = audit("/nonexistent/trader.db");
     assert_eq!(out.status.code(), Some(1));

@@ -46,12 +46,17 @@ use rig::{Rig, RigError};
 
 /// Most faults injected into one rig.
 pub const ROUND: u32 = 5;
-/// Milliseconds between two market steps (one 60 s candle each).
-const STEP_MS: u64 = 80;
+/// Milliseconds between two market steps per simulated minute (one 60 s
+/// candle each; a 5-minute candle gets five times as long): 375x, so a
+/// day of market lasts 3.7 minutes, longer than a round of five
+/// ambiguous placements that each wait a minute of real time to resolve
+/// (the ledger refuses times more than a day ahead, and a replayed window
+/// freezes after 23 hours).
+const STEP_MS: u64 = 160;
 /// Aimed trader kills: most per rig, and the market's step. Each waits up
 /// to 45 s for its point and restarts the trader twice, so the market
-/// moves at a third of the usual pace (250x) and a round stays within the
-/// day the ledger lets the simulated clock run ahead.
+/// moves slower still (250x) and a round stays within the day the ledger
+/// lets the simulated clock run ahead.
 const CRASH_ROUND: u32 = 2;
 const CRASH_STEP_MS: u64 = 240;
 

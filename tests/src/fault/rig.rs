@@ -341,6 +341,14 @@ impl Rig {
     /// When the trader does not settle; the caller counts that as a failed
     /// run with the reason.
     pub async fn audit(mut self) -> Result<Counts, RigError> {
+        // An ambiguous placement (a kill between commit and send, a lost
+        // answer) resolves once its stale window passed on the exchange's
+        // clock, which moves only with the market: let it resolve before
+        // the market freezes. Whatever is left unresolved is counted.
+        let end = Instant::now() + Duration::from_secs(120);
+        while self.store_audit().await?.unresolved_placements > 0 && Instant::now() < end {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
         if let Some(s) = self.stepper.take() {
             s.stop().await;
         }
@@ -365,14 +373,6 @@ impl Rig {
         })
         .await
         .map_err(|e| RigError::Call(format!("Pause: {e}")))?;
-        // An ambiguous placement (a kill between commit and send, a lost
-        // answer) resolves within the stale window, a minute of lookups:
-        // the paused trader still looks up and re-places exits. Whatever
-        // is left unresolved after two is counted by the checker.
-        let end = Instant::now() + Duration::from_secs(120);
-        while self.store_audit().await?.unresolved_placements > 0 && Instant::now() < end {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
         let frozen = self.status().await?;
         self.wait_for("two quiet loops, outbox drained", 60, |s| {
             s.mode == pb::Mode::Paused as i32

@@ -1,7 +1,7 @@
 //! What a trader's store holds, read without running the trader
 //! (`trader-service store-audit --store PATH`): the orders its slots and
-//! churners hold, the subsidy view, the outbox, and the placements whose
-//! outcome is still unknown. An operator reads it to see what a stopped
+//! churners hold, the exits of positions it adopted, the subsidy view, the
+//! outbox, and the placements whose outcome is still unknown. An operator reads it to see what a stopped
 //! trader will resume with; the fault suite's checker compares it with the
 //! exchange and the ledger.
 //!
@@ -18,6 +18,7 @@ use thiserror::Error;
 
 use crate::engine::{EngineState, OrderRole, SlotId};
 use crate::healing::churner::ChurnStage;
+use crate::pair::Side;
 use crate::runtime::book::{RuntimeBook, decode_state, held_orders};
 use crate::runtime::entry::OutboxState;
 use crate::runtime::status::OrderStatusView;
@@ -61,6 +62,23 @@ pub struct AuditOrder {
     pub order: OrderStatusView,
 }
 
+/// An exit the trader tracks until it fills without a slot or churner
+/// holding it: an imported legacy exit, or the exit it placed for a stray
+/// fill it adopted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdoptedExit {
+    /// Exchange id.
+    pub txid: String,
+    /// The ledger position it closes.
+    pub open_key: String,
+    /// Buy or sell.
+    pub side: Side,
+    /// Limit price.
+    pub exit_price: Decimal,
+    /// Volume it executed so far.
+    pub executed: Decimal,
+}
+
 /// The audit of one store.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoreAudit {
@@ -73,6 +91,8 @@ pub struct StoreAudit {
     /// Every order of the working grid slots (as the loop sees them; a
     /// halted slot's are left to the operator) and of the churners.
     pub orders: Vec<AuditOrder>,
+    /// Exits of adopted positions (legacy imports, stray fills).
+    pub adopted_exits: Vec<AdoptedExit>,
     /// Open positions the runtime tracks, by `slot:trade:cycle`.
     pub open_positions: usize,
     /// The trader's subsidy view per slot (SPEC §6): never negative.
@@ -119,6 +139,7 @@ pub async fn audit(store: &TraderStore) -> Result<StoreAudit, AuditError> {
             committed_at_ms: 0,
             paused: false,
             orders: Vec::new(),
+            adopted_exits: Vec::new(),
             open_positions: 0,
             subsidy: BTreeMap::new(),
             subsidy_halted: Vec::new(),
@@ -135,6 +156,17 @@ pub async fn audit(store: &TraderStore) -> Result<StoreAudit, AuditError> {
         committed_at_ms,
         paused: book.paused,
         orders: orders(&engine, &book),
+        adopted_exits: book
+            .legacy
+            .iter()
+            .map(|(txid, l)| AdoptedExit {
+                txid: txid.clone(),
+                open_key: l.open_key.clone(),
+                side: l.side,
+                exit_price: l.exit_price,
+                executed: l.seen.volume,
+            })
+            .collect(),
         open_positions: book.positions.len(),
         subsidy: book.subsidy.balance.clone(),
         subsidy_halted: book.subsidy.halted.iter().copied().collect(),
@@ -191,8 +223,8 @@ mod tests {
     use crate::runtime::time::UnixMillis;
 
     /// Proves: a store never run audits as empty; a state this build
-    /// cannot decode is refused (as a restart would refuse it), and an
-    /// audit never creates a store.
+    /// cannot decode is refused (as a restart would refuse it); adopted
+    /// exits are listed; an audit never creates a store.
     #[tokio::test]
     async fn empty_corrupt_and_missing_stores() {
         let store = TraderStore::open(&StoreLocation::Memory).await.unwrap();
@@ -210,6 +242,38 @@ mod tests {
             .await
             .unwrap();
         assert!(matches!(audit(&store).await, Err(AuditError::Corrupt(_))));
+
+        // An adopted exit (a legacy import or a stray fill's exit) is listed.
+        let mut book = RuntimeBook::default();
+        book.legacy.insert(
+            "TX9".into(),
+            crate::runtime::book::LegacyOrder {
+                open_key: "legacy:TX9".into(),
+                side: Side::Sell,
+                entry_price: Decimal::ONE,
+                exit_price: Decimal::TWO,
+                seen: crate::runtime::fills::Executed::default(),
+            },
+        );
+        let state = crate::runtime::book::PersistedState {
+            version: crate::runtime::book::STATE_VERSION,
+            engine: std::borrow::Cow::Owned(EngineState::new(1)),
+            book: std::borrow::Cow::Owned(book),
+        };
+        store
+            .commit_step(StepCommit {
+                step: 2,
+                state: StateJson::encode(&state).unwrap(),
+                at: UnixMillis(2),
+                entries: Vec::new(),
+                meta: Vec::new(),
+            })
+            .await
+            .unwrap();
+        let a = audit(&store).await.unwrap();
+        assert_eq!(a.adopted_exits.len(), 1);
+        assert_eq!(a.adopted_exits[0].txid, "TX9");
+        assert_eq!(a.adopted_exits[0].exit_price, Decimal::TWO);
 
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("none.db");

@@ -25,7 +25,8 @@ pub struct StoreOrder {
 /// The store's facts the checker reads.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StoreEnd {
-    /// Every order of the working slots and churners.
+    /// Every order of the working slots and churners, then the exits of
+    /// adopted positions (owner `adopted`).
     pub orders: Vec<StoreOrder>,
     /// The trader's subsidy view per slot.
     pub subsidy: BTreeMap<u32, Decimal>,
@@ -78,6 +79,17 @@ impl StoreEnd {
                     .as_u64()
                     .and_then(|s| u32::try_from(s).ok())
                     .ok_or("store-audit: an order has no slot")?,
+            });
+        }
+        for o in v["adopted_exits"]
+            .as_array()
+            .ok_or("store-audit: no adopted_exits")?
+        {
+            orders.push(StoreOrder {
+                txid: o["txid"].as_str().map(str::to_owned),
+                owner: "adopted".into(),
+                role: "Exit".into(),
+                slot: 0,
             });
         }
         let mut subsidy = BTreeMap::new();

@@ -448,11 +448,14 @@ fn store_audit_json_parses() {
            "price": "0.1", "volume": "50", "txid": "X1"},
           {"owner": "churner", "slot": 2, "role": "Entry", "side": "buy",
            "price": "0.09", "volume": "60", "txid": null}],
+        "adopted_exits": [{"txid": "SX1", "open_key": "legacy:S1", "side": "Sell",
+           "exit_price": "0.11", "executed": "0"}],
         "open_positions": 1, "subsidy": {"1": "0.25"}, "subsidy_halted": [],
         "naked_churner_inventory": "0", "unresolved_placements": 0,
         "outbox_pending": 0, "outbox_parked": 0}"#;
     let s = StoreEnd::parse(json).unwrap();
     assert!(s.holds("X1") && !s.holds("X2"));
+    assert!(s.holds("SX1"), "an adopted exit is held too");
     assert_eq!(s.orders[1].owner, "churner");
     assert_eq!(s.subsidy[&1], Decimal::new(25, 2));
     assert!(StoreEnd::parse("{}").is_err());
