@@ -41,6 +41,29 @@ pub(super) async fn position_slots(
         .collect()
 }
 
+/// The write contexts of a batch: per write its event key, position and
+/// the newest subsidy row of its slot, in the writes' order.
+///
+/// Each lookup is a `LATERAL ... LIMIT 1` subquery so it stays one index
+/// probe per write whatever the table statistics say: as plain joins, a
+/// young table's stale statistics let the planner hash-join a sequential
+/// scan of every key ever recorded, once per batch (`tests` below).
+const CONTEXTS: &str = "SELECT t.ord, k.request_hash, k.position_id AS key_position_id, \
+           k.journal_id AS key_journal_id, p.*, j.slot_seq AS newest_seq, \
+           j.cum_churner_profit, j.cum_over_performance, j.cum_subsidy, j.cum_operator \
+         FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[]) \
+           WITH ORDINALITY AS t(bot, slot, ekey, pid, ord) \
+         LEFT JOIN LATERAL (SELECT request_hash, position_id, journal_id \
+           FROM ledger_event_keys WHERE bot_id = t.bot AND event_key = t.ekey LIMIT 1) k \
+           ON true \
+         LEFT JOIN LATERAL (SELECT * FROM position_ledger WHERE position_id = t.pid LIMIT 1) p \
+           ON true \
+         LEFT JOIN LATERAL (SELECT slot_seq, cum_churner_profit, cum_over_performance, \
+             cum_subsidy, cum_operator FROM position_journal \
+           WHERE bot_id = t.bot AND slot_id = t.slot AND affects_subsidy \
+           ORDER BY slot_seq DESC LIMIT 1) j ON true \
+         ORDER BY t.ord";
+
 impl PgTx {
     /// Locks the claimed slots in one upsert, in the claims' order (byte
     /// order of the bot id, then slot, as the ledger sorts them; `COLLATE
@@ -103,27 +126,14 @@ impl PgTx {
         let slots: Vec<i64> = queries.iter().map(|q| i64::from(q.slot_id)).collect();
         let keys: Vec<&str> = queries.iter().map(|q| q.event_key).collect();
         let ids: Vec<i64> = queries.iter().map(|q| to_i64(q.position_id)).collect();
-        let rows = sqlx::query(
-            "SELECT t.ord, k.request_hash, k.position_id AS key_position_id, \
-               k.journal_id AS key_journal_id, p.*, j.slot_seq AS newest_seq, \
-               j.cum_churner_profit, j.cum_over_performance, j.cum_subsidy, j.cum_operator \
-             FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[]) \
-               WITH ORDINALITY AS t(bot, slot, ekey, pid, ord) \
-             LEFT JOIN ledger_event_keys k ON k.bot_id = t.bot AND k.event_key = t.ekey \
-             LEFT JOIN position_ledger p ON p.position_id = t.pid \
-             LEFT JOIN LATERAL (SELECT slot_seq, cum_churner_profit, cum_over_performance, \
-                 cum_subsidy, cum_operator FROM position_journal \
-               WHERE bot_id = t.bot AND slot_id = t.slot AND affects_subsidy \
-               ORDER BY slot_seq DESC LIMIT 1) j ON true \
-             ORDER BY t.ord",
-        )
-        .bind(bots)
-        .bind(slots)
-        .bind(keys)
-        .bind(ids)
-        .fetch_all(&mut *self.tx)
-        .await
-        .map_err(StoreError::db("read write contexts"))?;
+        let rows = sqlx::query(CONTEXTS)
+            .bind(bots)
+            .bind(slots)
+            .bind(keys)
+            .bind(ids)
+            .fetch_all(&mut *self.tx)
+            .await
+            .map_err(StoreError::db("read write contexts"))?;
         rows.iter()
             .map(|row| {
                 let key = match get::<Option<i64>>(row, "key_journal_id")? {
@@ -254,5 +264,45 @@ impl PgTx {
         done.iter()
             .map(|row| to_u64("position_journal", get(row, "journal_id")?))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use healgrid_tests::pg::TestSchema;
+
+    use super::CONTEXTS;
+    use crate::store::PgStore;
+
+    /// A fresh ledger's tables have no statistics; the batch read must
+    /// still probe each write's rows by index, not scan whole tables.
+    #[tokio::test]
+    async fn a_young_ledger_reads_a_batch_by_index() {
+        let Some(schema) = TestSchema::create("batch_contexts_plan").await else {
+            return;
+        };
+        let store = PgStore::connect_with(&schema.url, 1)
+            .await
+            .expect("open postgres store");
+        for writes in [1_i64, 16, 128] {
+            let slots: Vec<i64> = (0..writes).collect();
+            let keys: Vec<String> = slots.iter().map(|n| format!("k-{n}")).collect();
+            let bots: Vec<&str> = slots.iter().map(|_| "bot").collect();
+            let ids: Vec<i64> = (1..=writes).collect();
+            let lines: Vec<String> =
+                sqlx::query_scalar(sqlx::AssertSqlSafe(format!("EXPLAIN {CONTEXTS}")))
+                    .bind(bots)
+                    .bind(slots)
+                    .bind(keys)
+                    .bind(ids)
+                    .fetch_all(store.pool())
+                    .await
+                    .expect("explain the batch read");
+            let plan = lines.join("\n");
+            assert!(
+                !plan.contains("Seq Scan"),
+                "{writes} writes: the batch read scans a table:\n{plan}"
+            );
+        }
     }
 }
