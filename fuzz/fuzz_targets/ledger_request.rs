@@ -10,8 +10,7 @@
 
 use chrono::{DateTime, Utc};
 use healgrid_proto::ledger::v1 as pb;
-use ledger_service::domain::SubsidyTotals;
-use ledger_service::grpc::wire;
+use ledger_service::{SubsidyTotals, wire};
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
 

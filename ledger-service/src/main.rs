@@ -8,11 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use ledger_service::{
-    config::{Config, LogFormat, redact_url},
-    metrics::LedgerMetrics,
-    server::AnyLedger,
-};
+use ledger_service::{AnyLedger, Config, LedgerMetrics, LogFormat, redact_url};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]

@@ -79,7 +79,7 @@ impl AnyLedger {
         Self::Memory(Ledger::memory())
     }
 
-    /// Sets how the ledger groups writes (see [`Batching`]).
+    /// Sets how the ledger groups writes (see [`Ledger::with_batching`]).
     pub fn with_batching(self, batching: Batching) -> Self {
         match self {
             Self::Sqlite(l) => Self::Sqlite(l.with_batching(batching)),
@@ -107,8 +107,9 @@ impl AnyLedger {
             .await
     }
 
-    /// Serves this ledger, draining for `grace` once `shutdown` resolves;
-    /// see [`serve_draining`].
+    /// Serves this ledger; once `shutdown` resolves, reports `NOT_SERVING`
+    /// and keeps answering calls for `grace`, then finishes the calls in
+    /// flight.
     pub async fn serve_draining(
         self,
         listener: TcpListener,
@@ -125,8 +126,9 @@ impl AnyLedger {
         .await
     }
 
-    /// [`Self::serve_draining`] behind `security` (token check, TLS),
-    /// recording into `metrics`; see [`serve_secured`].
+    /// [`Self::serve_draining`] behind `security` (token check, TLS; health
+    /// and, as configured, reflection stay open), recording every call and
+    /// write into `metrics`.
     pub async fn serve_secured(
         self,
         listener: TcpListener,

@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use healgrid_proto::ledger::v1::{self as pb, ledger_service_client::LedgerServiceClient};
-use ledger_service::server::AnyLedger;
+use ledger_service::AnyLedger;
 use tonic::{Code, transport::Channel};
 
 const BOT: &str = "kraken:XDGUSD:main";

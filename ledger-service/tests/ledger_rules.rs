@@ -13,12 +13,7 @@ use common::{
 };
 use futures::future::join_all;
 use healgrid_tests::pg::TestSchema;
-use ledger_service::{
-    Ledger, LedgerError,
-    domain::{RepriceReason, journal::EventCommand},
-    ledger::JournalScope,
-    store::Store,
-};
+use ledger_service::{EventCommand, JournalScope, Ledger, LedgerError, RepriceReason, Store};
 use proptest::prelude::*;
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;

@@ -7,12 +7,8 @@ mod common;
 use chrono::DateTime;
 use common::commands::{at, close, credit, debit, open as open_command};
 use ledger_service::{
-    Ledger,
-    domain::{EventDetails, Regime, journal::CreatedDetails},
-    store::{
-        EventKeyRecord, FoldSums, MemoryStore, NewJournalRow, SqliteStore, Store, StoreError,
-        StoreTx,
-    },
+    CreatedDetails, EventDetails, EventKeyRecord, FoldSums, Ledger, MemoryStore, NewJournalRow,
+    Regime, SqliteStore, Store, StoreError, StoreTx,
 };
 use rust_decimal_macros::dec;
 
@@ -21,7 +17,7 @@ fn created() -> EventDetails {
         entry_price: dec!(0.1),
         exit_price: dec!(0.101),
         regime: Regime::Ranging,
-        slot_mode: ledger_service::domain::SlotMode::Sticky,
+        slot_mode: ledger_service::SlotMode::Sticky,
         migration: false,
     })
 }
@@ -377,7 +373,7 @@ async fn stored_values_read_back_as_from_sqlite() {
 
 #[tokio::test]
 async fn memory_is_never_opened_from_a_url() {
-    use ledger_service::server::AnyLedger;
+    use ledger_service::AnyLedger;
     for url in ["memory:", "memory://", "mem"] {
         assert!(matches!(
             AnyLedger::open(url, 1).await,

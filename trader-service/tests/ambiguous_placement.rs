@@ -17,10 +17,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::*;
-use ledger_service::Ledger;
-use ledger_service::domain::EventDetails;
-use ledger_service::ledger::JournalScope;
-use ledger_service::store::SqliteStore;
+use ledger_service::{EventDetails, JournalScope, Ledger, SqliteStore};
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
 use trader_service::engine::{EngineConfig, OrderId, OrderRole};

@@ -26,7 +26,7 @@ use healgrid_proto::trader::v1::trader_service_client::TraderServiceClient;
 use healgrid_tests::hostile::{
     Clipped, JUNK_DECIMALS, Undecodable, judge, judge_undecodable, send_raw,
 };
-use ledger_service::ledger::JournalScope;
+use ledger_service::JournalScope;
 use operator::{BOT, Run};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};

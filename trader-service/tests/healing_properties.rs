@@ -18,9 +18,7 @@ mod faulty;
 mod grid;
 mod healing;
 
-use ledger_service::Ledger;
-use ledger_service::domain::EventDetails;
-use ledger_service::ledger::JournalScope;
+use ledger_service::{EventDetails, JournalScope, Ledger};
 use proptest::prelude::*;
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use healgrid_proto::ledger::v1 as pb;
-use ledger_service::server::AnyLedger;
+use ledger_service::AnyLedger;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;

@@ -11,7 +11,7 @@ mod healing;
 mod operator;
 
 use healgrid_proto::trader::v1 as pb;
-use ledger_service::domain::{EventDetails, RepriceReason};
+use ledger_service::{EventDetails, RepriceReason};
 use operator::*;
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;

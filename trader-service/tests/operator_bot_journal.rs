@@ -11,7 +11,7 @@ mod grid;
 mod healing;
 mod operator;
 
-use ledger_service::domain::{BotAction, BotJournalEntry};
+use ledger_service::{BotAction, BotJournalEntry};
 use operator::*;
 use rust_decimal_macros::dec;
 

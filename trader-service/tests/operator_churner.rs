@@ -11,8 +11,7 @@ mod healing;
 mod operator;
 
 use healgrid_proto::trader::v1 as pb;
-use ledger_service::domain::BotAction;
-use ledger_service::domain::{CloseReason, EventDetails, PositionStatus, SlotMode};
+use ledger_service::{BotAction, CloseReason, EventDetails, PositionStatus, SlotMode};
 use operator::*;
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;

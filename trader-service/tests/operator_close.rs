@@ -11,7 +11,7 @@ mod grid;
 mod healing;
 mod operator;
 
-use ledger_service::domain::EventDetails;
+use ledger_service::EventDetails;
 use operator::*;
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;

@@ -13,8 +13,7 @@ mod faulty;
 mod grid;
 mod healing;
 
-use ledger_service::domain::EventDetails;
-use ledger_service::ledger::JournalScope;
+use ledger_service::{EventDetails, JournalScope};
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
 use trader_service::engine::AgeBand;

@@ -14,8 +14,7 @@ mod healing;
 
 use churner_run::*;
 use healgrid_proto::trader::v1 as pb;
-use ledger_service::domain::EventDetails;
-use ledger_service::ledger::JournalScope;
+use ledger_service::{EventDetails, JournalScope};
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
 use trader_service::engine::AgeBand;

@@ -34,7 +34,7 @@ async fn runtime(
     budget: u32,
     first: &Candle,
 ) -> (
-    Runtime<PaperExchange, LocalLedger<ledger_service::store::SqliteStore>>,
+    Runtime<PaperExchange, LocalLedger<ledger_service::SqliteStore>>,
     PaperExchange,
 ) {
     let paper = PaperExchange::new(grid::paper_config(200), SimClock::new(first.time * 1000));

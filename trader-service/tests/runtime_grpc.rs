@@ -10,9 +10,7 @@ mod grid;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use ledger_service::Ledger;
-use ledger_service::domain::EventDetails;
-use ledger_service::ledger::JournalScope;
+use ledger_service::{EventDetails, JournalScope, Ledger};
 use rust_decimal_macros::dec;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -41,7 +39,7 @@ async fn start_ledger(url: &str, addr: SocketAddr) -> LedgerServer {
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        ledger_service::server::serve(ledger, listener, async {
+        ledger_service::serve(ledger, listener, async {
             let _ = stopped.await;
         })
         .await

@@ -13,10 +13,7 @@ mod healing;
 use std::time::Duration;
 
 use faulty::Faulty;
-use ledger_service::Ledger;
-use ledger_service::domain::EventDetails;
-use ledger_service::ledger::JournalScope;
-use ledger_service::store::SqliteStore;
+use ledger_service::{EventDetails, JournalScope, Ledger, SqliteStore};
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
 use trader_service::exchange::paper::PaperExchange;

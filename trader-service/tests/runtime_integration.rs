@@ -18,10 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::Duration;
 
 use healgrid_proto::ledger::v1 as pb;
-use ledger_service::Ledger;
-use ledger_service::domain::EventDetails;
-use ledger_service::ledger::JournalScope;
-use ledger_service::store::SqliteStore;
+use ledger_service::{EventDetails, JournalScope, Ledger, SqliteStore};
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
 use tonic::Status;

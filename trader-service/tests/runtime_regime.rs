@@ -13,8 +13,7 @@ mod healing;
 
 use std::sync::{Arc, Mutex};
 
-use ledger_service::Ledger;
-use ledger_service::store::SqliteStore;
+use ledger_service::{Ledger, SqliteStore};
 use rust_decimal::Decimal;
 use rust_decimal::prelude::FromPrimitive;
 use trader_service::exchange::paper::PaperExchange;

@@ -10,8 +10,7 @@
 mod grid;
 mod healing;
 
-use ledger_service::Ledger;
-use ledger_service::store::SqliteStore;
+use ledger_service::{Ledger, SqliteStore};
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
 use trader_service::engine::{EntryHold, IdleReason, TradeId, TradeWork};

@@ -172,29 +172,29 @@ pub struct HandedOverDetails {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EventDetails {
-    /// See [`EventType::Created`].
+    /// `created`: the position was opened.
     Created(CreatedDetails),
-    /// See [`EventType::Repriced`].
+    /// `repriced`: the exit moved.
     Repriced(RepricedDetails),
-    /// See [`EventType::Filled`].
+    /// `filled`: closed, the exit filled.
     Filled(FilledDetails),
-    /// See [`EventType::WrittenOff`].
+    /// `written_off`: closed at a loss by the write-off path.
     WrittenOff(WrittenOffDetails),
-    /// See [`EventType::Cancelled`].
+    /// `cancelled`: closed by healgrid's cancellation.
     Cancelled(CancelledDetails),
-    /// See [`EventType::ChurnerProfit`].
+    /// `churner_profit`: subsidy credit from a churner round trip.
     ChurnerProfit(ChurnerProfitDetails),
-    /// See [`EventType::OverPerformance`].
+    /// `over_performance`: subsidy credit from an exit that beat its target.
     OverPerformance(OverPerformanceDetails),
-    /// See [`EventType::OperatorAction`].
+    /// `operator_action`: an operator intervened.
     OperatorAction(OperatorActionDetails),
-    /// See [`EventType::KeepHolding`].
+    /// `keep_holding`: the position is deliberately held.
     KeepHolding(KeepHoldingDetails),
-    /// See [`EventType::HandedOver`].
+    /// `handed_over`: a timed-out churner round trip became a sticky position.
     HandedOver(HandedOverDetails),
-    /// See [`EventType::SoftClosed`].
+    /// `soft_closed`: closed by the operator without an exchange fill.
     SoftClosed(WrittenOffDetails),
-    /// See [`EventType::ExchangeCancelled`].
+    /// `exchange_cancelled`: closed because the exchange cancelled or expired the exit.
     ExchangeCancelled(CancelledDetails),
 }
 

@@ -18,4 +18,4 @@ pub use position::{
     CloseCommand, CloseReason, OpenCommand, Outcome, Position, PositionStatus, Regime, SlotMode,
     TradeId,
 };
-pub use subsidy::{SlotSubsidy, SubsidyDelta, SubsidyTotals};
+pub use subsidy::{SlotSubsidy, SubsidyTotals};

@@ -15,9 +15,6 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 pub use batch::Batching;
-pub use bot_journal::{BotJournalOutcome, BotJournalPage};
-pub use compact::CompactReport;
-pub use writes::{CloseOutcome, EventOutcome, OpenOutcome, RepriceOutcome};
 
 use self::batch::Batcher;
 use crate::{
@@ -142,8 +139,8 @@ impl<S: Store> Ledger<S> {
         }
     }
 
-    /// Replaces how writes are grouped into transactions (see
-    /// [`Batching`]); call before the first write.
+    /// Replaces how writes are grouped into transactions (how many batches
+    /// run at once, how many writes one holds); call before the first write.
     pub fn with_batching(mut self, batching: Batching) -> Self {
         self.batcher = Arc::new(Batcher::new(batching));
         self
@@ -202,7 +199,7 @@ impl<S: Store> Ledger<S> {
     }
 
     /// One position's history: the position of `bot_id`, open or closed,
-    /// and its first [`validate::MAX_PAGE`] journal rows, oldest first (the
+    /// and its journal rows up to the largest page, oldest first (the
     /// position's events, reprices, operator actions with their reasons).
     /// A position of another bot is not found.
     pub async fn position_history_of(

@@ -414,10 +414,10 @@ pub trait StoreTx: Send {
         snapshot: &CumulativeAt,
     ) -> impl Future<Output = StoreResult<()>> + Send;
 
-    /// Reads the [`WriteContext`] of a write to `position_id` in slot
-    /// (`bot_id`, `slot_id`) keyed by `event_key`. Must run after the slot
-    /// lock so it sees every committed write of the slot. Backends may fetch
-    /// it in one round trip.
+    /// Reads the context (recorded key, position, newest subsidy row) of a
+    /// write to `position_id` in slot (`bot_id`, `slot_id`) keyed by
+    /// `event_key`. Must run after the slot lock so it sees every committed
+    /// write of the slot. Backends may fetch it in one round trip.
     fn write_context(
         &mut self,
         bot_id: &str,

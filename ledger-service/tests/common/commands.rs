@@ -2,10 +2,9 @@
 //! builders of the gRPC tests live in the parent module).
 
 use chrono::{DateTime, Utc};
-use ledger_service::domain::{
-    EventDetails, RepriceReason,
-    journal::{ChurnerProfitDetails, EventCommand, RepriceCommand},
-    position::{CloseCommand, CloseReason, Entry, OpenCommand, Outcome, Regime, SlotMode, TradeId},
+use ledger_service::{
+    ChurnerProfitDetails, CloseCommand, CloseReason, Entry, EventCommand, EventDetails,
+    OpenCommand, Outcome, Regime, RepriceCommand, RepriceReason, SlotMode, TradeId,
 };
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;

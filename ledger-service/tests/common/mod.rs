@@ -10,7 +10,7 @@ use std::future::Future;
 
 use healgrid_proto::ledger::v1::{self as pb, ledger_service_client::LedgerServiceClient};
 use healgrid_tests::pg::TestSchema;
-use ledger_service::{Ledger, ledger::JournalScope, server::AnyLedger, store::Store};
+use ledger_service::{AnyLedger, JournalScope, Ledger, Store};
 use prost_types::Timestamp;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tonic::transport::Channel;

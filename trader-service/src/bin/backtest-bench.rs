@@ -179,7 +179,7 @@ async fn main() -> Result<()> {
 }
 
 /// One full step per candle with 100 slots over the given stores.
-async fn loop_bench<S: ledger_service::store::Store>(
+async fn loop_bench<S: ledger_service::Store>(
     label: &str,
     cs: &[Candle],
     store: TraderStore,

@@ -18,8 +18,7 @@ use healgrid_proto::auth::{ClientAuth, ServiceToken};
 use healgrid_proto::ledger::v1 as pb;
 use healgrid_proto::ledger::v1::ledger_service_server::LedgerService;
 use healgrid_proto::tls::{ClientTls, error_chain};
-use ledger_service::grpc::LedgerGrpc;
-use ledger_service::store::Store;
+use ledger_service::{LedgerGrpc, Store};
 use tonic::{Request, Status};
 
 use super::ledger_replicas::{

@@ -5,10 +5,7 @@
 
 #![allow(dead_code, missing_docs)]
 
-use ledger_service::Ledger;
-use ledger_service::domain::EventDetails;
-use ledger_service::ledger::JournalScope;
-use ledger_service::store::SqliteStore;
+use ledger_service::{EventDetails, JournalScope, Ledger, SqliteStore};
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
 use trader_service::engine::AgeBand;
@@ -210,7 +207,7 @@ impl Run {
             .collect()
     }
 
-    pub async fn churner_positions(&self) -> Vec<ledger_service::domain::Position> {
+    pub async fn churner_positions(&self) -> Vec<ledger_service::Position> {
         self.lib
             .position_history(BOT, Some(0), 500)
             .await

@@ -11,10 +11,7 @@ use std::time::Duration;
 
 use healgrid_proto::trader::v1 as pb;
 use healgrid_proto::trader::v1::trader_service_client::TraderServiceClient;
-use ledger_service::Ledger;
-use ledger_service::domain::EventDetails;
-use ledger_service::ledger::JournalScope;
-use ledger_service::store::SqliteStore;
+use ledger_service::{EventDetails, JournalScope, Ledger, SqliteStore};
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
 use tonic::transport::Channel;

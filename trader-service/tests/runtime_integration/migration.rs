@@ -139,7 +139,7 @@ pub(super) fn stale_open(open_key: &str, time: i64) -> trader_service::runtime::
 /// start-up reconciliation, once; re-running does not close it twice.
 #[tokio::test]
 async fn orphan_ledger_position_is_closed_exchange_cancelled() {
-    use ledger_service::domain::CloseReason;
+    use ledger_service::CloseReason;
     use trader_service::runtime::sink::open_request;
     let cs = grid::choppy_candles(5, 3);
     let paper = new_paper(&cs[0]);
