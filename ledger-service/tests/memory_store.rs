@@ -1,14 +1,15 @@
-//! The in-memory store through its storage traits, next to SQLite: transaction rollback, the
-//! constraints SQLite enforces, and reads identical to SQLite's after the
-//! same ledger writes.
+//! The in-memory store through its storage traits, next to SQLite and
+//! PostgreSQL: transaction rollback, the constraints SQLite enforces, and
+//! reads identical to both databases' after the same ledger writes.
 
 mod common;
 
 use chrono::DateTime;
 use common::commands::{at, close, credit, debit, open as open_command};
+use healgrid_tests::pg::TestSchema;
 use ledger_service::{
     CreatedDetails, EventDetails, EventKeyRecord, FoldSums, Ledger, MemoryStore, NewJournalRow,
-    Regime, SqliteStore, Store, StoreError, StoreTx,
+    PgStore, Regime, SqliteStore, Store, StoreError, StoreTx,
 };
 use rust_decimal_macros::dec;
 
@@ -106,7 +107,7 @@ async fn write_history<S: Store>(ledger: &Ledger<S>) {
 
 /// Slot locks hand out 1, 2, 3... per slot, and a rolled-back lock leaves
 /// no trace, on both embedded backends.
-async fn slot_locks_hand_out_increasing_sequence_numbers<S: Store>(store: S) {
+async fn slot_locks_hand_out_increasing_sequence_numbers<S: Store>(store: &S) {
     for expected in 1..=3 {
         let mut tx = store.begin().await.unwrap();
         assert_eq!(tx.lock_slot("bot", 4).await.unwrap().seq, expected);
@@ -120,11 +121,28 @@ async fn slot_locks_hand_out_increasing_sequence_numbers<S: Store>(store: S) {
     assert!(tx.lock_position_slot(99).await.unwrap().is_none());
 }
 
+/// A PostgreSQL store in a fresh schema (kept alive by the returned
+/// guard), or `None` when PostgreSQL tests are skipped.
+async fn postgres(test: &str) -> Option<(PgStore, TestSchema)> {
+    let schema = TestSchema::create(test).await?;
+    let store = PgStore::connect_with(&schema.url, 4)
+        .await
+        .expect("open postgres store");
+    Some((store, schema))
+}
+
 #[tokio::test]
-async fn slot_sequences_memory_and_sqlite() {
-    slot_locks_hand_out_increasing_sequence_numbers(MemoryStore::new()).await;
+async fn slot_sequences_memory_sqlite_and_postgres() {
+    slot_locks_hand_out_increasing_sequence_numbers(&MemoryStore::new()).await;
     let sqlite = SqliteStore::connect("sqlite::memory:").await.unwrap();
-    slot_locks_hand_out_increasing_sequence_numbers(sqlite).await;
+    slot_locks_hand_out_increasing_sequence_numbers(&sqlite).await;
+    if let Some((pg, _schema)) = postgres("memory_slot_sequences").await {
+        slot_locks_hand_out_increasing_sequence_numbers(&pg).await;
+        // The last transaction was dropped; its rollback runs as the pool
+        // takes the connection back, which must happen before the schema
+        // is dropped (that waits for the slot's lock).
+        pg.pool().close().await;
+    }
 }
 
 /// A slot nobody wrote to has no subsidy state and an all-zero audit.
@@ -141,10 +159,13 @@ async fn unknown_slots_have_no_subsidy_state<S: Store>(store: S) {
 }
 
 #[tokio::test]
-async fn unknown_slots_memory_and_sqlite() {
+async fn unknown_slots_memory_sqlite_and_postgres() {
     unknown_slots_have_no_subsidy_state(MemoryStore::new()).await;
     let sqlite = SqliteStore::connect("sqlite::memory:").await.unwrap();
     unknown_slots_have_no_subsidy_state(sqlite).await;
+    if let Some((pg, _schema)) = postgres("memory_unknown_slots").await {
+        unknown_slots_have_no_subsidy_state(pg).await;
+    }
 }
 
 /// A dropped transaction restores the state before it exactly, id counters
@@ -248,6 +269,29 @@ async fn rolled_back_updates_and_deletes_restore_every_index() {
         let report = ledger.compact("b", at(cutoff)).await.unwrap();
         assert_eq!(report, sqlite.compact("b", at(cutoff)).await.unwrap());
         assert_eq!(observe(store).await, observe(sqlite.store()).await);
+    }
+}
+
+/// After the same ledger writes and compactions, every read of the memory
+/// store answers as PostgreSQL's does, answer for answer.
+#[tokio::test]
+async fn memory_reads_as_postgres() {
+    let Some((pg, _schema)) = postgres("memory_reads_as_postgres").await else {
+        return;
+    };
+    let memory = Ledger::memory();
+    let pg = Ledger::new(pg);
+    write_history(&memory).await;
+    write_history(&pg).await;
+    assert_eq!(
+        observe(memory.store()).await,
+        observe(pg.store()).await,
+        "same reads as PostgreSQL"
+    );
+    for cutoff in [105, 125, 1000] {
+        let report = memory.compact("b", at(cutoff)).await.unwrap();
+        assert_eq!(report, pg.compact("b", at(cutoff)).await.unwrap());
+        assert_eq!(observe(memory.store()).await, observe(pg.store()).await);
     }
 }
 
