@@ -430,7 +430,56 @@ async fn compaction_preserves_every_balance_postgres() {
     run_random_journal(ledger, ops).await;
 }
 
-ledger_suite!(racing_debits, racing_keys);
+/// A burst of writes with the longest keys, on eight slots at once: the
+/// batches it makes are larger than one database statement may carry, and
+/// every write still lands once, in order, with exact balances.
+async fn a_burst_larger_than_one_statement<S: Store>(ledger: Ledger<S>) {
+    let mut positions = Vec::new();
+    for slot in 0..8 {
+        let p = ledger
+            .open_position(open("burst", slot, &format!("o{slot}")))
+            .await
+            .unwrap();
+        positions.push(p.position.position_id);
+    }
+    let key = |n: usize| format!("{n:0>128}");
+    let tasks = (0..400).map(|n| {
+        let ledger = ledger.clone();
+        let p = positions[n % positions.len()];
+        tokio::spawn(async move { ledger.journal_event(credit(p, &key(n), dec!(0.01))).await })
+    });
+    let mut ids = Vec::new();
+    for r in join_all(tasks).await {
+        let out = r.unwrap().unwrap();
+        assert!(!out.replayed);
+        ids.push(out.entry.journal_id);
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 400, "every write has its own row");
+    for slot in 0..8 {
+        let b = ledger.subsidy_balance("burst", slot).await.unwrap();
+        assert_eq!(b.totals.balance(), dec!(0.50), "slot {slot}");
+        assert!(
+            ledger
+                .subsidy_audit("burst", slot)
+                .await
+                .unwrap()
+                .is_consistent()
+        );
+    }
+    let again = ledger
+        .journal_event(credit(positions[3], &key(3), dec!(0.01)))
+        .await
+        .unwrap();
+    assert!(again.replayed, "a retried key replays");
+}
+
+ledger_suite!(
+    racing_debits,
+    racing_keys,
+    a_burst_larger_than_one_statement
+);
 
 /// The in-memory backend gives exactly PostgreSQL's answers (ids, orders,
 /// refusals, compaction reports, pages) to the same random journals, each

@@ -13,7 +13,11 @@ use crate::store::{
 
 use crate::store::sql::bot_journal_insert;
 
-use super::{PgTx, rows::*};
+use super::{
+    PgTx,
+    batch::{FIXED_QUERY_BYTES, FIXED_ROW_BYTES, statement_ranges},
+    rows::*,
+};
 
 impl StoreTx for PgTx {
     async fn lock_slot(&mut self, bot_id: &str, slot_id: u32) -> StoreResult<SlotHead> {
@@ -413,11 +417,33 @@ impl StoreTx for PgTx {
         &mut self,
         queries: &[ContextQuery<'_>],
     ) -> StoreResult<Vec<WriteContext>> {
-        self.contexts(queries).await
+        let sizes = queries
+            .iter()
+            .map(|q| FIXED_QUERY_BYTES + q.bot_id.len() + q.event_key.len());
+        let mut contexts = Vec::with_capacity(queries.len());
+        for range in statement_ranges(sizes) {
+            contexts.extend(self.contexts(&queries[range]).await?);
+        }
+        Ok(contexts)
     }
 
     async fn append_rows(&mut self, rows: &[KeyedRow<'_>]) -> StoreResult<Vec<u64>> {
-        self.append_all(rows).await
+        let details: Vec<String> = rows.iter().map(|r| r.row.details.to_json()).collect();
+        let sizes = rows.iter().zip(&details).map(|(r, d)| {
+            FIXED_ROW_BYTES
+                + r.row.bot_id.len()
+                + r.row.event_key.len()
+                + r.request_hash.len()
+                + d.len()
+        });
+        let mut ids = Vec::with_capacity(rows.len());
+        for range in statement_ranges(sizes) {
+            ids.extend(
+                self.append_all(&rows[range.clone()], &details[range])
+                    .await?,
+            );
+        }
+        Ok(ids)
     }
 
     async fn commit(self) -> StoreResult<()> {
