@@ -74,21 +74,19 @@ const CONTEXTS: &str = "SELECT t.ord, k.request_hash, k.position_id AS key_posit
 /// throughput under load (`ledger-bench`, 256 clients). Statements kept
 /// under one record never wait; the rest of the record is headroom for the
 /// estimate below.
-pub(super) const STATEMENT_BYTES: usize = 12 * 1024;
+const STATEMENT_BYTES: usize = 12 * 1024;
 
 /// Bytes a row's fixed-size parameters take on the wire at most (ids,
 /// sequence, time, flags, eight decimals, array element headers).
-pub(super) const FIXED_ROW_BYTES: usize = 320;
+const FIXED_ROW_BYTES: usize = 320;
 
 /// Bytes a write context query's fixed-size parameters take at most (slot,
 /// position id, ordinal, array element headers).
-pub(super) const FIXED_QUERY_BYTES: usize = 48;
+const FIXED_QUERY_BYTES: usize = 48;
 
 /// Splits `0..sizes.len()` into consecutive ranges whose summed sizes stay
 /// within [`STATEMENT_BYTES`]; a range holds at least one item.
-pub(super) fn statement_ranges(
-    sizes: impl IntoIterator<Item = usize>,
-) -> Vec<std::ops::Range<usize>> {
+fn statement_ranges(sizes: impl IntoIterator<Item = usize>) -> Vec<std::ops::Range<usize>> {
     let mut ranges = Vec::new();
     let (mut start, mut bytes, mut n) = (0, 0, 0);
     for size in sizes {
@@ -158,9 +156,24 @@ impl PgTx {
     }
 
     /// Every query's key, position and the newest subsidy row of its slot,
-    /// in one statement run after the locks, so READ COMMITTED gives it a
+    /// in statements run after the locks (one per [`STATEMENT_BYTES`]), so READ COMMITTED gives it a
     /// snapshot with every earlier write of those slots.
     pub(super) async fn contexts(
+        &mut self,
+        queries: &[ContextQuery<'_>],
+    ) -> StoreResult<Vec<WriteContext>> {
+        let sizes = queries
+            .iter()
+            .map(|q| FIXED_QUERY_BYTES + q.bot_id.len() + q.event_key.len());
+        let mut contexts = Vec::with_capacity(queries.len());
+        for range in statement_ranges(sizes) {
+            contexts.extend(self.contexts_in_one(&queries[range]).await?);
+        }
+        Ok(contexts)
+    }
+
+    /// [`PgTx::contexts`] of queries that fit one statement.
+    async fn contexts_in_one(
         &mut self,
         queries: &[ContextQuery<'_>],
     ) -> StoreResult<Vec<WriteContext>> {
@@ -206,9 +219,31 @@ impl PgTx {
             .collect()
     }
 
-    /// Appends every row (`details`: each row's details as JSON) and records
-    /// its key in one statement; returns the journal ids in the rows' order.
-    pub(super) async fn append_all(
+    /// Appends every row and records its key, in as few statements as
+    /// [`STATEMENT_BYTES`] allows; returns the journal ids in the rows'
+    /// order.
+    pub(super) async fn append_all(&mut self, rows: &[KeyedRow<'_>]) -> StoreResult<Vec<u64>> {
+        let details: Vec<String> = rows.iter().map(|r| r.row.details.to_json()).collect();
+        let sizes = rows.iter().zip(&details).map(|(r, d)| {
+            FIXED_ROW_BYTES
+                + r.row.bot_id.len()
+                + r.row.event_key.len()
+                + r.request_hash.len()
+                + d.len()
+        });
+        let mut ids = Vec::with_capacity(rows.len());
+        for range in statement_ranges(sizes) {
+            ids.extend(
+                self.append_in_one(&rows[range.clone()], &details[range])
+                    .await?,
+            );
+        }
+        Ok(ids)
+    }
+
+    /// Appends rows that fit one statement (`details`: each row's details
+    /// as JSON) and records their keys; returns their journal ids in order.
+    async fn append_in_one(
         &mut self,
         rows: &[KeyedRow<'_>],
         details: &[String],

@@ -13,11 +13,7 @@ use crate::store::{
 
 use crate::store::sql::bot_journal_insert;
 
-use super::{
-    PgTx,
-    batch::{FIXED_QUERY_BYTES, FIXED_ROW_BYTES, statement_ranges},
-    rows::*,
-};
+use super::{PgTx, rows::*};
 
 impl StoreTx for PgTx {
     async fn lock_slot(&mut self, bot_id: &str, slot_id: u32) -> StoreResult<SlotHead> {
@@ -193,51 +189,17 @@ impl StoreTx for PgTx {
         event_key: &str,
         position_id: u64,
     ) -> StoreResult<WriteContext> {
-        // One round trip; runs after the slot lock, so READ COMMITTED gives
-        // it a snapshot that includes every earlier write of the slot.
-        let row = sqlx::query(
-            "SELECT k.request_hash, k.position_id AS key_position_id, k.journal_id AS key_journal_id, \
-               p.*, j.slot_seq AS newest_seq, j.cum_churner_profit, j.cum_over_performance, \
-               j.cum_subsidy, j.cum_operator \
-             FROM (SELECT 1) AS one \
-             LEFT JOIN ledger_event_keys k ON k.bot_id = $1 AND k.event_key = $2 \
-             LEFT JOIN position_ledger p ON p.position_id = $3 \
-             LEFT JOIN LATERAL (SELECT slot_seq, cum_churner_profit, cum_over_performance, \
-                 cum_subsidy, cum_operator FROM position_journal \
-               WHERE bot_id = $1 AND slot_id = $4 AND affects_subsidy \
-               ORDER BY slot_seq DESC LIMIT 1) j ON true",
-        )
-        .bind(bot_id)
-        .bind(event_key)
-        .bind(to_i64(position_id))
-        .bind(i64::from(slot_id))
-        .fetch_one(&mut *self.tx)
-        .await
-        .map_err(StoreError::db("read write context"))?;
-        let key = match get::<Option<i64>>(&row, "key_journal_id")? {
-            Some(journal_id) => Some(EventKeyRecord {
-                request_hash: get(&row, "request_hash")?,
-                position_id: to_u64("ledger_event_keys", get(&row, "key_position_id")?)?,
-                journal_id: to_u64("ledger_event_keys", journal_id)?,
-            }),
-            None => None,
+        // The batch read of one write: one SQL text and row mapping for both.
+        let query = ContextQuery {
+            bot_id,
+            slot_id,
+            event_key,
+            position_id,
         };
-        let position = match get::<Option<i64>>(&row, "position_id")? {
-            Some(_) => Some(position_from_row(&row)?),
-            None => None,
-        };
-        let newest = match opt_totals(&row, "cum_")? {
-            Some(totals) => Some(CumulativeAt {
-                slot_seq: get(&row, "newest_seq")?,
-                totals,
-            }),
-            None => None,
-        };
-        Ok(WriteContext {
-            key,
-            position,
-            newest,
-        })
+        self.contexts(std::slice::from_ref(&query))
+            .await?
+            .pop()
+            .ok_or_else(|| StoreError::corrupt("position_journal", "no write context read"))
     }
 
     async fn insert_event_key(
@@ -417,33 +379,11 @@ impl StoreTx for PgTx {
         &mut self,
         queries: &[ContextQuery<'_>],
     ) -> StoreResult<Vec<WriteContext>> {
-        let sizes = queries
-            .iter()
-            .map(|q| FIXED_QUERY_BYTES + q.bot_id.len() + q.event_key.len());
-        let mut contexts = Vec::with_capacity(queries.len());
-        for range in statement_ranges(sizes) {
-            contexts.extend(self.contexts(&queries[range]).await?);
-        }
-        Ok(contexts)
+        self.contexts(queries).await
     }
 
     async fn append_rows(&mut self, rows: &[KeyedRow<'_>]) -> StoreResult<Vec<u64>> {
-        let details: Vec<String> = rows.iter().map(|r| r.row.details.to_json()).collect();
-        let sizes = rows.iter().zip(&details).map(|(r, d)| {
-            FIXED_ROW_BYTES
-                + r.row.bot_id.len()
-                + r.row.event_key.len()
-                + r.request_hash.len()
-                + d.len()
-        });
-        let mut ids = Vec::with_capacity(rows.len());
-        for range in statement_ranges(sizes) {
-            ids.extend(
-                self.append_all(&rows[range.clone()], &details[range])
-                    .await?,
-            );
-        }
-        Ok(ids)
+        self.append_all(rows).await
     }
 
     async fn commit(self) -> StoreResult<()> {
