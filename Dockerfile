@@ -81,7 +81,12 @@ ENTRYPOINT ["gateway"]
 FROM ${RUST_IMAGE} AS builder
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked --bins -p ledger-service -p trader-service -p gateway \
+# The trader is built on its own with `--no-default-features`: its image runs
+# `trader-service run`, which calls the ledger over gRPC, so it leaves out
+# the in-process ledger (`backtest`) and, built apart from the ledger (whose
+# features would otherwise be unified into it), the PostgreSQL driver.
+RUN cargo build --release --locked --bins -p ledger-service -p gateway \
+ && cargo build --release --locked --no-default-features -p trader-service --bin trader-service \
  && mkdir -p /out \
  && for b in ledger-service trader-service gateway; do \
       objcopy --strip-debug "target/release/$b" "/out/$b"; \

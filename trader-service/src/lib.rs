@@ -1,6 +1,7 @@
 //! healgrid trader: the exchange loop, the pure pair engine and the
 //! self-healing machinery (repricing, churner), calling the ledger service.
 
+#[cfg(feature = "local-ledger")]
 pub mod backtest;
 pub mod config;
 pub mod crash_point;

@@ -47,6 +47,7 @@ enum Command {
     KrakenSim(Box<SimArgs>),
     /// Replay candles through the trader runtime on the paper exchange
     /// (simulated time, in-process ledger) and write a JSON report.
+    #[cfg(feature = "local-ledger")]
     Backtest(Box<trader_service::backtest::BacktestArgs>),
     /// Write a seeded synthetic market (ranging stretches and trends) as a
     /// candle CSV for `backtest --candles` or `kraken-sim --market csv:`.
@@ -344,6 +345,7 @@ async fn run_sim(args: SimArgs) -> Result<()> {
 
 /// `backtest`: loads the candles, runs the runtime over them (under each
 /// stage of `--compare`, or once) and writes the report.
+#[cfg(feature = "local-ledger")]
 async fn run_backtest_cmd(args: &trader_service::backtest::BacktestArgs) -> Result<()> {
     let mut source = CsvReplay::from_path(&args.candles)
         .with_context(|| format!("reading {}", args.candles.display()))?;
@@ -434,9 +436,9 @@ async fn main() -> Result<()> {
     let cli = Cli::parse();
     // A backtest logs every simulated decision: warnings only by default.
     let level = match cli.command {
-        Command::Backtest(_) | Command::Ctl(_) | Command::Synth(_) | Command::StoreAudit(_) => {
-            "warn"
-        }
+        #[cfg(feature = "local-ledger")]
+        Command::Backtest(_) => "warn",
+        Command::Ctl(_) | Command::Synth(_) | Command::StoreAudit(_) => "warn",
         Command::KrakenSim(_) | Command::Run(_) => "info",
     };
     init_logging(cli.log_json || cli.log_format == "json", level);
@@ -456,6 +458,7 @@ async fn main() -> Result<()> {
             }
         },
         Command::KrakenSim(args) => run_sim(*args).await,
+        #[cfg(feature = "local-ledger")]
         Command::Backtest(args) => run_backtest_cmd(&args).await,
         Command::Synth(args) => run_synth(&args),
         Command::StoreAudit(args) => {

@@ -303,7 +303,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
     fn churn_event(&mut self, event: &ChurnEvent, market: Decimal, now: i64) {
         match event {
             ChurnEvent::Placed { order_id, txid } => {
-                self.release_awaiting_exit(order_id, Some(txid))
+                self.release_awaiting_exit(order_id, Some(txid.as_str()));
             }
             ChurnEvent::PlaceFailed { order_id, .. } => self.release_awaiting_exit(order_id, None),
             _ => {}

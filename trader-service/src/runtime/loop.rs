@@ -351,7 +351,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
         let actions = transition(&mut self.engine, event, &self.cfg.engine);
         match event {
             Event::Placed { order_id, txid } => {
-                self.release_awaiting_exit(&order_id.to_string(), Some(txid));
+                self.release_awaiting_exit(&order_id.to_string(), Some(txid.as_str()));
             }
             Event::PlaceFailed { order_id, .. } => {
                 self.release_awaiting_exit(&order_id.to_string(), None);
@@ -477,13 +477,13 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
     /// ledger for the operator. Until then (budget, pause, an ambiguous
     /// answer being looked up) the write waits in the persisted book, so a
     /// restart loses nothing.
-    pub(crate) fn release_awaiting_exit(&mut self, order_id: &str, txid: Option<&String>) {
+    pub(crate) fn release_awaiting_exit(&mut self, order_id: &str, txid: Option<&str>) {
         if let Some(mut w) = self.book.opens_awaiting_exit.remove(order_id) {
             if txid.is_none() {
                 tracing::warn!(open_key = %w.open_key, exit_order_id = %order_id,
                     "exit refused by the exchange: position recorded without an exit txid");
             }
-            w.exit_txid = txid.cloned();
+            w.exit_txid = txid.map(str::to_owned);
             self.dirty = true;
             self.pending.push(LedgerWriteRequest::Open(w).to_entry());
         }
@@ -493,7 +493,7 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
                     "repriced exit refused by the exchange: reprice recorded without its txid; \
                      the exit is retried");
             }
-            w.new_txid = txid.cloned();
+            w.new_txid = txid.map(str::to_owned);
             self.dirty = true;
             self.pending.push(LedgerWriteRequest::Reprice(w).to_entry());
         }

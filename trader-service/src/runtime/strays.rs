@@ -535,6 +535,7 @@ mod tests {
     /// even past its usual three-hour cap (else an order accepted and
     /// filled since would be missed, declared absent and placed twice), but
     /// never past the txid retention.
+    #[cfg(feature = "local-ledger")]
     #[tokio::test]
     async fn the_scan_reaches_an_unresolved_placement_within_the_retention() {
         use crate::exchange::SimClock;
@@ -573,6 +574,7 @@ mod tests {
     /// `reconcile_every = 0`) the handled txids are still forgotten after
     /// their retention: over a day of fills the set holds only what is
     /// live or recent, instead of every order ever placed.
+    #[cfg(feature = "local-ledger")]
     #[tokio::test]
     async fn handled_txids_are_pruned_without_the_scan() {
         use crate::exchange::paper::{PaperConfig, PaperExchange};

@@ -5,9 +5,10 @@
 //!   a hung ledger turns into a retryable `DEADLINE_EXCEEDED` instead of a
 //!   stalled trading loop, balanced and failing over across the ledger's
 //!   replicas ([`super::ledger_replicas`]);
-//! - [`LocalLedger`]: calls the ledger's gRPC *service* implementation
-//!   in-process (no network), so backtests and tests go through exactly the
-//!   same request validation and status mapping as production.
+//! - `LocalLedger` (feature `local-ledger`): calls the ledger's gRPC
+//!   *service* implementation in-process (no network), so backtests and
+//!   tests go through exactly the same request validation and status
+//!   mapping as production.
 //!
 //! Errors are plain [`tonic::Status`]: the sink classifies them by code.
 
@@ -16,10 +17,13 @@ use std::time::Duration;
 
 use healgrid_proto::auth::{ClientAuth, ServiceToken};
 use healgrid_proto::ledger::v1 as pb;
-use healgrid_proto::ledger::v1::ledger_service_server::LedgerService;
 use healgrid_proto::tls::{ClientTls, error_chain};
-use ledger_service::{LedgerGrpc, Store};
 use tonic::{Request, Status};
+
+#[cfg(feature = "local-ledger")]
+mod local;
+#[cfg(feature = "local-ledger")]
+pub use local::LocalLedger;
 
 use super::ledger_replicas::{
     LedgerReplicas, LedgerUrlError, ReplicaPolicy, parse_ledger_urls, system_resolver,
@@ -273,102 +277,6 @@ impl LedgerApi for GrpcLedger {
                 }
             })
             .await
-    }
-}
-
-/// The ledger library in-process, through its gRPC service implementation
-/// (same validation and status codes as production, no network).
-#[derive(Debug, Clone)]
-pub struct LocalLedger<S> {
-    service: LedgerGrpc<S>,
-}
-
-impl<S: Store> LocalLedger<S> {
-    /// Wraps a ledger.
-    #[must_use]
-    pub fn new(ledger: ledger_service::Ledger<S>) -> Self {
-        Self {
-            service: LedgerGrpc::new(ledger),
-        }
-    }
-}
-
-impl<S: Store> LedgerApi for LocalLedger<S> {
-    async fn open_position(
-        &self,
-        req: pb::OpenPositionRequest,
-    ) -> Result<pb::OpenPositionResponse, Status> {
-        Ok(
-            LedgerService::open_position(&self.service, Request::new(req))
-                .await?
-                .into_inner(),
-        )
-    }
-
-    async fn close_position(
-        &self,
-        req: pb::ClosePositionRequest,
-    ) -> Result<pb::ClosePositionResponse, Status> {
-        Ok(
-            LedgerService::close_position(&self.service, Request::new(req))
-                .await?
-                .into_inner(),
-        )
-    }
-
-    async fn journal_event(
-        &self,
-        req: pb::JournalEventRequest,
-    ) -> Result<pb::JournalEventResponse, Status> {
-        Ok(
-            LedgerService::journal_event(&self.service, Request::new(req))
-                .await?
-                .into_inner(),
-        )
-    }
-
-    async fn reprice_position(
-        &self,
-        req: pb::RepricePositionRequest,
-    ) -> Result<pb::RepricePositionResponse, Status> {
-        Ok(
-            LedgerService::reprice_position(&self.service, Request::new(req))
-                .await?
-                .into_inner(),
-        )
-    }
-
-    async fn list_open_positions(
-        &self,
-        req: pb::ListOpenPositionsRequest,
-    ) -> Result<pb::ListOpenPositionsResponse, Status> {
-        Ok(
-            LedgerService::list_open_positions(&self.service, Request::new(req))
-                .await?
-                .into_inner(),
-        )
-    }
-
-    async fn get_subsidy_balance(
-        &self,
-        req: pb::GetSubsidyBalanceRequest,
-    ) -> Result<pb::GetSubsidyBalanceResponse, Status> {
-        Ok(
-            LedgerService::get_subsidy_balance(&self.service, Request::new(req))
-                .await?
-                .into_inner(),
-        )
-    }
-
-    async fn append_bot_journal(
-        &self,
-        req: pb::AppendBotJournalRequest,
-    ) -> Result<pb::AppendBotJournalResponse, Status> {
-        Ok(
-            LedgerService::append_bot_journal(&self.service, Request::new(req))
-                .await?
-                .into_inner(),
-        )
     }
 }
 
