@@ -47,6 +47,13 @@ pub struct Config {
     #[arg(long, env = "LEDGER_BATCH_MAX", default_value_t = crate::ledger::Batching::default().max_batch)]
     pub batch_max: usize,
 
+    /// Microseconds a batch runner may wait, after answering several
+    /// writes, for as many to arrive before its next batch (0 to 100000;
+    /// 0 never waits). A lone writer is never delayed.
+    #[arg(long, env = "LEDGER_BATCH_LINGER_US", default_value_t = default_linger_us(),
+          value_parser = clap::value_parser!(u64).range(0..=100_000))]
+    pub batch_linger_us: u64,
+
     /// Log format; verbosity comes from `RUST_LOG` (default `info`).
     #[arg(long, env = "LEDGER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -169,8 +176,13 @@ impl Config {
         crate::ledger::Batching {
             max_in_flight: self.batch_in_flight,
             max_batch: self.batch_max,
+            linger: std::time::Duration::from_micros(self.batch_linger_us),
         }
     }
+}
+
+fn default_linger_us() -> u64 {
+    u64::try_from(crate::ledger::Batching::default().linger.as_micros()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]
@@ -204,6 +216,19 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.local_endpoint(), "https://localhost:7");
+    }
+
+    #[test]
+    fn the_batch_linger_defaults_to_a_millisecond_and_is_bounded() {
+        let c = Config::try_parse_from(["ledger-service"]).unwrap();
+        assert_eq!(c.batching().linger, std::time::Duration::from_millis(1));
+        let c = Config::try_parse_from(["ledger-service", "--batch-linger-us", "0"]).unwrap();
+        assert!(c.batching().linger.is_zero());
+        for bad in ["100001", "-1", "soon"] {
+            let e =
+                Config::try_parse_from(["ledger-service", "--batch-linger-us", bad]).unwrap_err();
+            assert!(e.to_string().contains(bad), "{e}");
+        }
     }
 
     #[test]

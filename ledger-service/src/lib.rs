@@ -39,7 +39,7 @@ pub use domain::{
 };
 
 // The in-process API.
-pub use ledger::{JournalScope, Ledger};
+pub use ledger::{Batching, JournalScope, Ledger};
 
 // Storage: the traits a ledger is generic over, the backends, and the
 // primitives the storage tests drive directly.

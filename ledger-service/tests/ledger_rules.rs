@@ -505,3 +505,60 @@ async fn memory_answers_exactly_as_postgres() {
         }
     }
 }
+
+/// Group commit waits for returning writers only after a batch of several:
+/// a lone writer is never held back, and writers that do not come back
+/// cost the next write at most the linger.
+#[tokio::test(start_paused = true)]
+async fn a_lingering_batch_never_delays_a_lone_writer() {
+    use std::time::Duration;
+
+    use ledger_service::Batching;
+    use tokio::time::Instant;
+
+    let linger = Duration::from_secs(10);
+    let ledger = Ledger::memory().with_batching(Batching {
+        linger,
+        ..Batching::default()
+    });
+    let mut positions = Vec::new();
+    for slot in 0..8 {
+        let p = ledger
+            .open_position(open("linger", slot, &format!("o{slot}")))
+            .await
+            .unwrap();
+        positions.push(p.position.position_id);
+    }
+
+    let start = Instant::now();
+    for n in 0..5 {
+        ledger
+            .journal_event(credit(positions[0], &format!("lone-{n}"), dec!(1)))
+            .await
+            .unwrap();
+    }
+    assert_eq!(start.elapsed(), Duration::ZERO, "a lone writer waited");
+
+    // Eight at once, answered together; then they go quiet.
+    let wave = join_all(positions.iter().map(|&id| {
+        let ledger = ledger.clone();
+        async move {
+            ledger
+                .journal_event(credit(id, &format!("wave-{id}"), dec!(1)))
+                .await
+        }
+    }))
+    .await;
+    assert!(wave.iter().all(Result::is_ok), "{wave:?}");
+    assert_eq!(start.elapsed(), Duration::ZERO, "the wave waited");
+
+    // The runner waits for them in vain, then serves the next write.
+    ledger
+        .journal_event(credit(positions[0], "after-the-wave", dec!(1)))
+        .await
+        .unwrap();
+    let waited = start.elapsed();
+    assert!(waited <= linger, "waited {waited:?}");
+    let balance = ledger.subsidy_balance("linger", 0).await.unwrap();
+    assert_eq!(balance.totals.balance(), dec!(7));
+}

@@ -502,6 +502,20 @@ pub trait StoreTx: Send {
         }
     }
 
+    /// [`StoreTx::lock_slots`], then [`StoreTx::write_contexts`] under
+    /// those locks. A backend may do both in one round trip if it proves
+    /// the contexts as fresh as if read after the locks.
+    fn lock_and_read(
+        &mut self,
+        claims: &[SlotClaim],
+        queries: &[ContextQuery<'_>],
+    ) -> impl Future<Output = StoreResult<(Vec<SlotHead>, Vec<WriteContext>)>> + Send {
+        async move {
+            let heads = self.lock_slots(claims).await?;
+            Ok((heads, self.write_contexts(queries).await?))
+        }
+    }
+
     /// [`StoreTx::append_keyed`] of each row, in order; returns their
     /// journal ids. The rows' event keys are distinct. Backends may append
     /// them all in one round trip.

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use sqlx::PgPool;
+use sqlx::{PgPool, postgres::PgRow};
+use tracing::debug;
 
 use crate::domain::subsidy::CumulativeAt;
 use crate::store::{
@@ -41,17 +42,25 @@ pub(super) async fn position_slots(
         .collect()
 }
 
-/// The write contexts of a batch: per write its event key, position and
-/// the newest subsidy row of its slot, in the writes' order.
+/// The columns of the write-context read (see [`context_from_row`]).
+macro_rules! context_columns {
+    () => {
+        "t.ord, k.request_hash, k.position_id AS key_position_id, \
+         k.journal_id AS key_journal_id, p.*, j.slot_seq AS newest_seq, \
+         j.cum_churner_profit, j.cum_over_performance, j.cum_subsidy, j.cum_operator"
+    };
+}
+
+/// The lookups of the write-context read, one row per query (`$1` to `$4`:
+/// bots, slots, event keys, position ids).
 ///
 /// Each lookup is a `LATERAL ... LIMIT 1` subquery so it stays one index
 /// probe per write whatever the table statistics say: as plain joins, a
 /// young table's stale statistics let the planner hash-join a sequential
 /// scan of every key ever recorded, once per batch (`tests` below).
-const CONTEXTS: &str = "SELECT t.ord, k.request_hash, k.position_id AS key_position_id, \
-           k.journal_id AS key_journal_id, p.*, j.slot_seq AS newest_seq, \
-           j.cum_churner_profit, j.cum_over_performance, j.cum_subsidy, j.cum_operator \
-         FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[]) \
+macro_rules! context_lookups {
+    () => {
+        "unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[]) \
            WITH ORDINALITY AS t(bot, slot, ekey, pid, ord) \
          LEFT JOIN LATERAL (SELECT request_hash, position_id, journal_id \
            FROM ledger_event_keys WHERE bot_id = t.bot AND event_key = t.ekey LIMIT 1) k \
@@ -61,8 +70,72 @@ const CONTEXTS: &str = "SELECT t.ord, k.request_hash, k.position_id AS key_posit
          LEFT JOIN LATERAL (SELECT slot_seq, cum_churner_profit, cum_over_performance, \
              cum_subsidy, cum_operator FROM position_journal \
            WHERE bot_id = t.bot AND slot_id = t.slot AND affects_subsidy \
-           ORDER BY slot_seq DESC LIMIT 1) j ON true \
-         ORDER BY t.ord";
+           ORDER BY slot_seq DESC LIMIT 1) j ON true"
+    };
+}
+
+/// Locks the claimed slots (bots, slots, rows to reserve: the three given
+/// parameters) in one upsert, in byte order of the bot id, then slot, as
+/// the ledger sorts its claims (`COLLATE "C"` keeps the database's order
+/// the same), and returns each slot's head.
+macro_rules! claim_slots {
+    ($bots:literal, $slots:literal, $rows:literal) => {
+        concat!(
+            "INSERT INTO ledger_slots (bot_id, slot_id, last_seq) \
+             SELECT b, s, n FROM unnest(",
+            $bots,
+            "::text[], ",
+            $slots,
+            "::bigint[], ",
+            $rows,
+            "::bigint[]) AS c(b, s, n) \
+             ORDER BY b COLLATE \"C\", s \
+             ON CONFLICT (bot_id, slot_id) DO UPDATE \
+             SET last_seq = ledger_slots.last_seq + EXCLUDED.last_seq \
+             RETURNING bot_id, slot_id, last_seq, watermark_churner_profit, \
+               watermark_over_performance, watermark_subsidy, watermark_operator, snapshot_seq, \
+               snapshot_churner_profit, snapshot_over_performance, snapshot_subsidy, \
+               snapshot_operator"
+        )
+    };
+}
+
+/// The write contexts of a batch: per write its event key, position and
+/// the newest subsidy row of its slot, in the writes' order.
+const CONTEXTS: &str = concat!(
+    "SELECT ",
+    context_columns!(),
+    " FROM ",
+    context_lookups!(),
+    " ORDER BY t.ord"
+);
+
+/// The slot locks of a batch (`$1` to `$3`).
+const CLAIMS: &str = claim_slots!("$1", "$2", "$3");
+
+/// [`CLAIMS`] (`$5` to `$7`) and [`CONTEXTS`] in one statement, each
+/// context row with its slot's head and the slot's `last_seq` as the
+/// statement's snapshot saw it (`seen_seq`).
+///
+/// The reads share the statement's snapshot, taken before the locks: a
+/// batch of another transaction that committed to a slot while this one
+/// waited for its lock is not in them. It did move the slot's `last_seq`,
+/// though (every write to a slot reserves numbers under its lock), so
+/// `seen_seq + reserved != last_seq` tells a stale read apart, and
+/// [`PgTx::lock_and_read`] then reads again under the locks.
+const CLAIMS_AND_CONTEXTS: &str = concat!(
+    "WITH l AS (",
+    claim_slots!("$5", "$6", "$7"),
+    ") SELECT ",
+    context_columns!(),
+    ", l.last_seq, l.watermark_churner_profit, l.watermark_over_performance, \
+       l.watermark_subsidy, l.watermark_operator, l.snapshot_seq, l.snapshot_churner_profit, \
+       l.snapshot_over_performance, l.snapshot_subsidy, l.snapshot_operator, \
+       (SELECT s.last_seq FROM ledger_slots s WHERE s.bot_id = t.bot AND s.slot_id = t.slot) \
+         AS seen_seq FROM ",
+    context_lookups!(),
+    " JOIN l ON l.bot_id = t.bot AND l.slot_id = t.slot ORDER BY t.ord"
+);
 
 /// Most bytes of parameters one batch statement should carry.
 ///
@@ -104,55 +177,179 @@ fn statement_ranges(sizes: impl IntoIterator<Item = usize>) -> Vec<std::ops::Ran
     ranges
 }
 
+/// The parameters of [`CLAIMS`]: bots, slots and rows to reserve (at
+/// least one each).
+fn claim_params(claims: &[SlotClaim]) -> (Vec<&str>, Vec<i64>, Vec<i64>) {
+    (
+        claims.iter().map(|c| c.bot_id.as_str()).collect(),
+        claims.iter().map(|c| i64::from(c.slot_id)).collect(),
+        claims.iter().map(|c| i64::from(c.rows.max(1))).collect(),
+    )
+}
+
+/// A locked slot's head with `seq` moved from the last reserved number
+/// (what the upsert returns) to the first of the `reserved`.
+fn first_reserved(mut head: SlotHead, reserved: i64) -> SlotHead {
+    head.seq = head.seq - reserved + 1;
+    head
+}
+
+/// The parameters of [`CONTEXTS`]: bots, slots, event keys, position ids.
+fn query_params<'q>(
+    queries: &[ContextQuery<'q>],
+) -> (Vec<&'q str>, Vec<i64>, Vec<&'q str>, Vec<i64>) {
+    (
+        queries.iter().map(|q| q.bot_id).collect(),
+        queries.iter().map(|q| i64::from(q.slot_id)).collect(),
+        queries.iter().map(|q| q.event_key).collect(),
+        queries.iter().map(|q| to_i64(q.position_id)).collect(),
+    )
+}
+
+/// The parameter bytes of each context query.
+fn query_sizes<'a>(queries: &'a [ContextQuery<'_>]) -> impl Iterator<Item = usize> + 'a {
+    queries
+        .iter()
+        .map(|q| FIXED_QUERY_BYTES + q.bot_id.len() + q.event_key.len())
+}
+
+/// One row of [`CONTEXTS`] (or of [`CLAIMS_AND_CONTEXTS`]).
+fn context_from_row(row: &PgRow) -> StoreResult<WriteContext> {
+    let key = match get::<Option<i64>>(row, "key_journal_id")? {
+        Some(journal_id) => Some(EventKeyRecord {
+            request_hash: get(row, "request_hash")?,
+            position_id: to_u64("ledger_event_keys", get(row, "key_position_id")?)?,
+            journal_id: to_u64("ledger_event_keys", journal_id)?,
+        }),
+        None => None,
+    };
+    let position = match get::<Option<i64>>(row, "position_id")? {
+        Some(_) => Some(position_from_row(row)?),
+        None => None,
+    };
+    let newest = match opt_totals(row, "cum_")? {
+        Some(totals) => Some(CumulativeAt {
+            slot_seq: get(row, "newest_seq")?,
+            totals,
+        }),
+        None => None,
+    };
+    Ok(WriteContext {
+        key,
+        position,
+        newest,
+    })
+}
+
 impl PgTx {
-    /// Locks the claimed slots in one upsert, in the claims' order (byte
-    /// order of the bot id, then slot, as the ledger sorts them; `COLLATE
-    /// "C"` keeps the database's order the same), reserving `rows`
-    /// sequence numbers in each.
+    /// Locks the claimed slots in one upsert ([`CLAIMS`]), reserving
+    /// `rows` sequence numbers in each.
     pub(super) async fn lock_claims(&mut self, claims: &[SlotClaim]) -> StoreResult<Vec<SlotHead>> {
-        let bots: Vec<&str> = claims.iter().map(|c| c.bot_id.as_str()).collect();
-        let slots: Vec<i64> = claims.iter().map(|c| i64::from(c.slot_id)).collect();
-        let counts: Vec<i64> = claims.iter().map(|c| i64::from(c.rows.max(1))).collect();
-        let rows = sqlx::query(
-            "INSERT INTO ledger_slots (bot_id, slot_id, last_seq) \
-             SELECT b, s, n FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS t(b, s, n) \
-             ORDER BY b COLLATE \"C\", s \
-             ON CONFLICT (bot_id, slot_id) DO UPDATE \
-             SET last_seq = ledger_slots.last_seq + EXCLUDED.last_seq \
-             RETURNING bot_id, slot_id, last_seq, watermark_churner_profit, \
-               watermark_over_performance, watermark_subsidy, watermark_operator, snapshot_seq, \
-               snapshot_churner_profit, snapshot_over_performance, snapshot_subsidy, \
-               snapshot_operator",
-        )
-        .bind(bots)
-        .bind(slots)
-        .bind(&counts)
-        .fetch_all(&mut *self.tx)
-        .await
-        .map_err(StoreError::db("lock slots"))?;
+        let (bots, slots, counts) = claim_params(claims);
+        let rows = sqlx::query(CLAIMS)
+            .bind(bots)
+            .bind(slots)
+            .bind(&counts)
+            .fetch_all(&mut *self.tx)
+            .await
+            .map_err(StoreError::db("lock slots"))?;
         let mut by_slot: HashMap<(String, u32), SlotHead> = HashMap::new();
         for row in &rows {
-            let head = slot_head(row)?;
             let key = (
                 get::<String>(row, "bot_id")?,
                 to_u32("ledger_slots", get(row, "slot_id")?)?,
             );
-            by_slot.insert(key, head);
+            by_slot.insert(key, slot_head(row)?);
         }
         claims
             .iter()
             .zip(counts)
             .map(|(c, n)| {
-                let mut head = by_slot
+                let head = by_slot
                     .remove(&(c.bot_id.clone(), c.slot_id))
                     .ok_or_else(|| {
                         StoreError::corrupt("ledger_slots", "claimed slot not locked")
                     })?;
-                // `last_seq` is now the last reserved number.
-                head.seq = head.seq - n + 1;
-                Ok(head)
+                Ok(first_reserved(head, n))
             })
             .collect()
+    }
+
+    /// [`PgTx::lock_claims`] then [`PgTx::contexts`], in one round trip
+    /// ([`CLAIMS_AND_CONTEXTS`]) when the batch fits one statement and no
+    /// other transaction wrote to its slots while it waited for their
+    /// locks; otherwise the contexts are read again, under the locks.
+    pub(super) async fn lock_and_read(
+        &mut self,
+        claims: &[SlotClaim],
+        queries: &[ContextQuery<'_>],
+    ) -> StoreResult<(Vec<SlotHead>, Vec<WriteContext>)> {
+        let bytes: usize = claims
+            .iter()
+            .map(|c| FIXED_QUERY_BYTES + c.bot_id.len())
+            .chain(query_sizes(queries))
+            .sum();
+        // The statement finds each head on a write's row.
+        let written: std::collections::HashSet<(&str, u32)> =
+            queries.iter().map(|q| (q.bot_id, q.slot_id)).collect();
+        let every_claim_written = claims
+            .iter()
+            .all(|c| written.contains(&(c.bot_id.as_str(), c.slot_id)));
+        if bytes > STATEMENT_BYTES || claims.is_empty() || !every_claim_written {
+            let heads = self.lock_claims(claims).await?;
+            return Ok((heads, self.contexts(queries).await?));
+        }
+        let (bots, slots, counts) = claim_params(claims);
+        let (q_bots, q_slots, q_keys, q_ids) = query_params(queries);
+        let rows = sqlx::query(CLAIMS_AND_CONTEXTS)
+            .bind(q_bots)
+            .bind(q_slots)
+            .bind(q_keys)
+            .bind(q_ids)
+            .bind(bots)
+            .bind(slots)
+            .bind(&counts)
+            .fetch_all(&mut *self.tx)
+            .await
+            .map_err(StoreError::db("lock slots and read write contexts"))?;
+        if rows.len() != queries.len() {
+            return Err(StoreError::corrupt(
+                "ledger_slots",
+                format!("{} write contexts for {} writes", rows.len(), queries.len()),
+            ));
+        }
+        let mut by_slot: HashMap<(&str, u32), (SlotHead, Option<i64>)> = HashMap::new();
+        for (q, row) in queries.iter().zip(&rows) {
+            if let std::collections::hash_map::Entry::Vacant(slot) =
+                by_slot.entry((q.bot_id, q.slot_id))
+            {
+                slot.insert((slot_head(row)?, get(row, "seen_seq")?));
+            }
+        }
+        let mut fresh = true;
+        let heads = claims
+            .iter()
+            .zip(counts)
+            .map(|(c, n)| {
+                let (head, seen) =
+                    by_slot
+                        .remove(&(c.bot_id.as_str(), c.slot_id))
+                        .ok_or_else(|| {
+                            StoreError::corrupt("ledger_slots", "claimed slot not locked")
+                        })?;
+                fresh &= seen.unwrap_or(0) + n == head.seq;
+                Ok(first_reserved(head, n))
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        let contexts = if fresh {
+            rows.iter()
+                .map(context_from_row)
+                .collect::<StoreResult<_>>()?
+        } else {
+            debug!("a slot moved while the batch waited for its lock; reading its writes again");
+            self.contexts(queries).await?
+        };
+        Ok((heads, contexts))
     }
 
     /// Every query's key, position and the newest subsidy row of its slot,
@@ -162,11 +359,8 @@ impl PgTx {
         &mut self,
         queries: &[ContextQuery<'_>],
     ) -> StoreResult<Vec<WriteContext>> {
-        let sizes = queries
-            .iter()
-            .map(|q| FIXED_QUERY_BYTES + q.bot_id.len() + q.event_key.len());
         let mut contexts = Vec::with_capacity(queries.len());
-        for range in statement_ranges(sizes) {
+        for range in statement_ranges(query_sizes(queries)) {
             contexts.extend(self.contexts_in_one(&queries[range]).await?);
         }
         Ok(contexts)
@@ -177,10 +371,7 @@ impl PgTx {
         &mut self,
         queries: &[ContextQuery<'_>],
     ) -> StoreResult<Vec<WriteContext>> {
-        let bots: Vec<&str> = queries.iter().map(|q| q.bot_id).collect();
-        let slots: Vec<i64> = queries.iter().map(|q| i64::from(q.slot_id)).collect();
-        let keys: Vec<&str> = queries.iter().map(|q| q.event_key).collect();
-        let ids: Vec<i64> = queries.iter().map(|q| to_i64(q.position_id)).collect();
+        let (bots, slots, keys, ids) = query_params(queries);
         let rows = sqlx::query(CONTEXTS)
             .bind(bots)
             .bind(slots)
@@ -189,34 +380,7 @@ impl PgTx {
             .fetch_all(&mut *self.tx)
             .await
             .map_err(StoreError::db("read write contexts"))?;
-        rows.iter()
-            .map(|row| {
-                let key = match get::<Option<i64>>(row, "key_journal_id")? {
-                    Some(journal_id) => Some(EventKeyRecord {
-                        request_hash: get(row, "request_hash")?,
-                        position_id: to_u64("ledger_event_keys", get(row, "key_position_id")?)?,
-                        journal_id: to_u64("ledger_event_keys", journal_id)?,
-                    }),
-                    None => None,
-                };
-                let position = match get::<Option<i64>>(row, "position_id")? {
-                    Some(_) => Some(position_from_row(row)?),
-                    None => None,
-                };
-                let newest = match opt_totals(row, "cum_")? {
-                    Some(totals) => Some(CumulativeAt {
-                        slot_seq: get(row, "newest_seq")?,
-                        totals,
-                    }),
-                    None => None,
-                };
-                Ok(WriteContext {
-                    key,
-                    position,
-                    newest,
-                })
-            })
-            .collect()
+        rows.iter().map(context_from_row).collect()
     }
 
     /// Appends every row and records its key, in as few statements as
@@ -364,6 +528,94 @@ mod tests {
         assert_eq!(
             statement_ranges([1, STATEMENT_BYTES * 2, 1]),
             vec![0..1, 1..2, 2..3]
+        );
+    }
+
+    /// The one-statement lock and read takes its snapshot before it waits
+    /// for a slot's lock: a batch that waited must still see what the
+    /// lock's holder committed (its subsidy row, its reserved numbers).
+    #[tokio::test]
+    async fn a_batch_that_waited_for_a_slot_reads_what_the_holder_wrote() {
+        use std::time::Duration;
+
+        use crate::{
+            Ledger,
+            domain::position::tests::open_command,
+            store::{ContextQuery, SlotClaim, Store, StoreTx},
+        };
+
+        let Some(schema) = TestSchema::create("batch_waited_for_slot").await else {
+            return;
+        };
+        let store = PgStore::connect_with(&schema.url, 4)
+            .await
+            .expect("open postgres store");
+        let opened = Ledger::new(store.clone())
+            .open_position(open_command("bot", 0, "open-0"))
+            .await
+            .expect("open a position");
+        let position_id = opened.position.position_id;
+        let claims = vec![SlotClaim {
+            bot_id: "bot".into(),
+            slot_id: 0,
+            rows: 1,
+        }];
+
+        // The holder locks the slot and writes a subsidy row under it.
+        let mut holder = store.begin().await.expect("begin");
+        let heads = holder.lock_slots(&claims).await.expect("lock the slot");
+        let holder_seq = heads[0].seq;
+        sqlx::query(
+            "INSERT INTO position_journal (position_id, bot_id, slot_id, slot_seq, at, \
+               event_type, details, event_key, affects_subsidy, delta_churner_profit, \
+               delta_over_performance, delta_subsidy, delta_operator, cum_churner_profit, \
+               cum_over_performance, cum_subsidy, cum_operator) \
+             VALUES ($1, 'bot', 0, $2, now(), 'churner_profit', \
+               '{\"churner_profit\":{\"net_profit\":\"0.25\",\"churner_cycle_id\":\"c\"}}', \
+               'holder', true, 0.25, 0, 0, 0, 0.25, 0, 0, 0)",
+        )
+        .bind(i64::try_from(position_id).expect("id"))
+        .bind(holder_seq)
+        .execute(&mut *holder.tx)
+        .await
+        .expect("write under the lock");
+
+        // The batch claims the same slot and waits for the holder.
+        let waiting = {
+            let store = store.clone();
+            let claims = claims.clone();
+            tokio::spawn(async move {
+                let mut tx = store.begin().await.expect("begin");
+                let queries = [ContextQuery {
+                    bot_id: "bot",
+                    slot_id: 0,
+                    event_key: "batch-key",
+                    position_id,
+                }];
+                let read = tx.lock_and_read(&claims, &queries).await;
+                tx.commit().await.expect("commit");
+                read
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            !waiting.is_finished(),
+            "the batch did not wait for the lock"
+        );
+        holder.commit().await.expect("commit the holder");
+
+        let (heads, contexts) = waiting.await.expect("join").expect("lock and read");
+        assert_eq!(heads[0].seq, holder_seq + 1, "reserved after the holder");
+        let newest = contexts[0].newest.expect("the holder's subsidy row");
+        assert_eq!(newest.slot_seq, holder_seq);
+        assert_eq!(
+            newest.totals.churner_profit,
+            rust_decimal::Decimal::new(25, 2)
+        );
+        assert!(contexts[0].key.is_none());
+        assert_eq!(
+            contexts[0].position.as_ref().map(|p| p.position_id),
+            Some(position_id)
         );
     }
 

@@ -39,6 +39,9 @@ pub struct PgStore {
     pool: PgPool,
 }
 
+/// A pooled connection idle longer than this is pinged before it is lent.
+const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
+
 impl PgStore {
     /// Connects to `url` with the default pool size and runs the embedded
     /// migrations (concurrent starters are serialized by sqlx's migration lock).
@@ -53,6 +56,20 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(1))
             .acquire_timeout(Duration::from_secs(30))
+            // sqlx pings every connection it lends by default: a round trip
+            // per transaction, a fifth of a batch's. Only a connection idle
+            // for a while (a database restarted in a quiet spell) is
+            // checked; one that died under load fails its batch, whose
+            // writes are retried one by one and answered retryably.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for > PING_AFTER_IDLE {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect_with(options)
             .await
             .map_err(StoreError::db("connect postgres"))?;

@@ -382,6 +382,14 @@ impl StoreTx for PgTx {
         self.contexts(queries).await
     }
 
+    async fn lock_and_read(
+        &mut self,
+        claims: &[SlotClaim],
+        queries: &[ContextQuery<'_>],
+    ) -> StoreResult<(Vec<SlotHead>, Vec<WriteContext>)> {
+        PgTx::lock_and_read(self, claims, queries).await
+    }
+
     async fn append_rows(&mut self, rows: &[KeyedRow<'_>]) -> StoreResult<Vec<u64>> {
         self.append_all(rows).await
     }
