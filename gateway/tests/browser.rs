@@ -44,7 +44,21 @@ struct Driver {
 }
 
 impl Drop for Driver {
+    /// Ends the session first, so chromedriver closes the browser it
+    /// started: killing chromedriver alone leaves Chromium running. A plain
+    /// blocking request, since a drop (maybe during a panic) cannot await.
     fn drop(&mut self) {
+        use std::io::{Read, Write};
+        let addr = self.base.trim_start_matches("http://");
+        if let Ok(mut stream) = std::net::TcpStream::connect(addr) {
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+            let _ = write!(
+                stream,
+                "DELETE /session/{} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n",
+                self.session
+            );
+            let _ = stream.read_to_end(&mut Vec::new());
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
