@@ -275,6 +275,18 @@ pub(super) fn open_key_from_row(row: &impl Cells) -> StoreResult<OpenKeyRecord> 
     })
 }
 
+/// A slot's newest subsidy row as read beside other columns (`newest_seq`
+/// and the `cum_` totals; all null when the slot has none).
+pub(super) fn newest_subsidy(row: &impl Cells) -> StoreResult<Option<CumulativeAt>> {
+    match opt_totals(row, "cum_")? {
+        Some(totals) => Ok(Some(CumulativeAt {
+            slot_seq: row.int("newest_seq")?,
+            totals,
+        })),
+        None => Ok(None),
+    }
+}
+
 /// The slot state returned by [`LOCK_SLOT_TAIL`].
 pub(super) fn slot_head(row: &impl Cells) -> StoreResult<SlotHead> {
     Ok(SlotHead {

@@ -8,7 +8,6 @@ use rust_decimal::Decimal;
 use sqlx::{PgPool, postgres::PgRow};
 use tracing::debug;
 
-use crate::domain::subsidy::CumulativeAt;
 use crate::store::{
     ContextQuery, EventKeyRecord, KeyedRow, SlotClaim, SlotHead, StoreError, StoreResult,
     WriteContext, to_i64, to_u32, to_u64,
@@ -187,11 +186,24 @@ fn claim_params(claims: &[SlotClaim]) -> (Vec<&str>, Vec<i64>, Vec<i64>) {
     )
 }
 
-/// A locked slot's head with `seq` moved from the last reserved number
-/// (what the upsert returns) to the first of the `reserved`.
-fn first_reserved(mut head: SlotHead, reserved: i64) -> SlotHead {
-    head.seq = head.seq - reserved + 1;
-    head
+/// The head of each claim, in the claims' order, taken from the locked
+/// rows by `take`, with `seq` moved from the last reserved number (what the
+/// upsert returns) to the first of the claim's.
+fn reserved_heads<'c>(
+    claims: &'c [SlotClaim],
+    reserved: &[i64],
+    mut take: impl FnMut(&'c SlotClaim) -> Option<SlotHead>,
+) -> StoreResult<Vec<SlotHead>> {
+    claims
+        .iter()
+        .zip(reserved)
+        .map(|(c, n)| {
+            let mut head = take(c)
+                .ok_or_else(|| StoreError::corrupt("ledger_slots", "claimed slot not locked"))?;
+            head.seq = head.seq - n + 1;
+            Ok(head)
+        })
+        .collect()
 }
 
 /// The parameters of [`CONTEXTS`]: bots, slots, event keys, position ids.
@@ -227,13 +239,7 @@ fn context_from_row(row: &PgRow) -> StoreResult<WriteContext> {
         Some(_) => Some(position_from_row(row)?),
         None => None,
     };
-    let newest = match opt_totals(row, "cum_")? {
-        Some(totals) => Some(CumulativeAt {
-            slot_seq: get(row, "newest_seq")?,
-            totals,
-        }),
-        None => None,
-    };
+    let newest = newest_subsidy(row)?;
     Ok(WriteContext {
         key,
         position,
@@ -261,18 +267,9 @@ impl PgTx {
             );
             by_slot.insert(key, slot_head(row)?);
         }
-        claims
-            .iter()
-            .zip(counts)
-            .map(|(c, n)| {
-                let head = by_slot
-                    .remove(&(c.bot_id.clone(), c.slot_id))
-                    .ok_or_else(|| {
-                        StoreError::corrupt("ledger_slots", "claimed slot not locked")
-                    })?;
-                Ok(first_reserved(head, n))
-            })
-            .collect()
+        reserved_heads(claims, &counts, |c| {
+            by_slot.remove(&(c.bot_id.clone(), c.slot_id))
+        })
     }
 
     /// [`PgTx::lock_claims`] then [`PgTx::contexts`], in one round trip
@@ -326,21 +323,16 @@ impl PgTx {
                 slot.insert((slot_head(row)?, get(row, "seen_seq")?));
             }
         }
-        let mut fresh = true;
-        let heads = claims
-            .iter()
-            .zip(counts)
-            .map(|(c, n)| {
-                let (head, seen) =
-                    by_slot
-                        .remove(&(c.bot_id.as_str(), c.slot_id))
-                        .ok_or_else(|| {
-                            StoreError::corrupt("ledger_slots", "claimed slot not locked")
-                        })?;
-                fresh &= seen.unwrap_or(0) + n == head.seq;
-                Ok(first_reserved(head, n))
-            })
-            .collect::<StoreResult<Vec<_>>>()?;
+        let fresh = claims.iter().zip(&counts).all(|(c, n)| {
+            by_slot
+                .get(&(c.bot_id.as_str(), c.slot_id))
+                .is_some_and(|(head, seen)| seen.unwrap_or(0) + n == head.seq)
+        });
+        let heads = reserved_heads(claims, &counts, |c| {
+            by_slot
+                .remove(&(c.bot_id.as_str(), c.slot_id))
+                .map(|(head, _)| head)
+        })?;
         let contexts = if fresh {
             rows.iter()
                 .map(context_from_row)

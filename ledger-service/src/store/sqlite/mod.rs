@@ -238,13 +238,7 @@ impl Store for SqliteStore {
         .map_err(StoreError::db("read subsidy"))?;
         rows.iter()
             .map(|row| {
-                let newest = match opt_totals(row, "cum_")? {
-                    Some(totals) => Some(CumulativeAt {
-                        slot_seq: get(row, "newest_seq")?,
-                        totals,
-                    }),
-                    None => None,
-                };
+                let newest = newest_subsidy(row)?;
                 Ok(SlotSubsidyState {
                     slot_id: to_u32("ledger_slots", get(row, "slot_id")?)?,
                     snapshot: CumulativeAt {

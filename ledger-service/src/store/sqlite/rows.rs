@@ -10,7 +10,8 @@ use crate::store::{StoreError, StoreResult, sql::Cells};
 
 pub(super) use crate::store::sql::{
     EVENT_KEY_SQL, FOLDABLE, LOCK_SLOT_TAIL, OPEN_KEY_SQL, POSITION_COLUMNS, event_key_from_row,
-    journal_from_row, open_key_from_row, opt_totals, position_from_row, slot_head, totals,
+    journal_from_row, newest_subsidy, open_key_from_row, opt_totals, position_from_row, slot_head,
+    totals,
 };
 
 pub(super) const JOURNAL_COLUMNS: &str =
