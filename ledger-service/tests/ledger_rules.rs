@@ -562,3 +562,80 @@ async fn a_lingering_batch_never_delays_a_lone_writer() {
     let balance = ledger.subsidy_balance("linger", 0).await.unwrap();
     assert_eq!(balance.totals.balance(), dec!(7));
 }
+
+/// Two ledgers (as two processes) on one PostgreSQL credit the same slots
+/// at once. Their batches of appends read without locks, so they keep
+/// finding slots the other moved: those writes run again under locks,
+/// and every write must still be appended once, answered as fresh, at its
+/// own sequence, with the slot's balance the sum of its credits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_ledgers_appending_to_shared_slots_lose_and_repeat_nothing_postgres() {
+    const SLOTS: u32 = 4;
+    const WRITERS: usize = 6;
+    const WRITES: usize = 15;
+    let Some(schema) = TestSchema::create("unlocked_contention").await else {
+        return;
+    };
+    let ledgers = [
+        Ledger::open_postgres(&schema.url, 4).await.unwrap(),
+        Ledger::open_postgres(&schema.url, 4).await.unwrap(),
+    ];
+    let mut positions = Vec::new();
+    for slot in 0..SLOTS {
+        let opened = ledgers[0]
+            .open_position(open("shared", slot, &format!("o{slot}")))
+            .await
+            .unwrap();
+        positions.push(opened.position.position_id);
+    }
+    let tasks = (0..WRITERS * 2).map(|w| {
+        let ledger = ledgers[w % 2].clone();
+        let positions = positions.clone();
+        tokio::spawn(async move {
+            let mut seqs = Vec::new();
+            for n in 0..WRITES {
+                let p = positions[(w + n) % positions.len()];
+                let out = ledger
+                    .journal_event(credit(p, &format!("w{w}-{n}"), dec!(0.01)))
+                    .await
+                    .unwrap();
+                assert!(!out.replayed, "a first write answered as a replay");
+                seqs.push(out.entry.journal_id);
+            }
+            seqs
+        })
+    });
+    let mut ids: Vec<u64> = join_all(tasks)
+        .await
+        .into_iter()
+        .flat_map(Result::unwrap)
+        .collect();
+    let total = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), total, "two writes answered with one row");
+
+    let mut credited = 0;
+    for (slot, &p) in (0..SLOTS).zip(&positions) {
+        let page = ledgers[1]
+            .journal(&JournalScope::Position(p), 0, 1000)
+            .await
+            .unwrap();
+        let credits = page.entries.len() - 1; // and the `created` row
+        credited += credits;
+        let balance = ledgers[1].subsidy_balance("shared", slot).await.unwrap();
+        assert_eq!(
+            balance.totals.balance(),
+            Decimal::new(i64::try_from(credits).unwrap(), 2),
+            "slot {slot}"
+        );
+        assert!(
+            ledgers[1]
+                .subsidy_audit("shared", slot)
+                .await
+                .unwrap()
+                .is_consistent()
+        );
+    }
+    assert_eq!(credited, WRITERS * 2 * WRITES, "every write appended once");
+}

@@ -11,6 +11,13 @@
 //! ([`StoreTx::lock_slots`], [`StoreTx::write_contexts`],
 //! [`StoreTx::append_rows`]); their default bodies loop over the single-row
 //! primitives, and a networked backend answers each in one round trip.
+//!
+//! A networked backend may also offer a batch two round trips with no
+//! transaction held open between them ([`Store::read_unlocked`], then
+//! [`Store::append_if_unchanged`]): every change to a slot's state
+//! (positions, journal, compaction) moves the slot's `last_seq` under its
+//! lock, so a write that finds every `last_seq` as it read it knows the
+//! state its rules checked is still the state it writes on.
 
 use std::{collections::HashMap, future::Future};
 
@@ -155,6 +162,19 @@ pub struct KeyedRow<'a> {
     pub request_hash: &'a str,
 }
 
+/// What a batch read without locks ([`Store::read_unlocked`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnlockedRead {
+    /// Each claim's head, `seq` being the first number the claim would
+    /// reserve.
+    pub heads: Vec<SlotHead>,
+    /// Each claim's `last_seq` as read: the version
+    /// [`Store::append_if_unchanged`] checks.
+    pub seen: Vec<i64>,
+    /// Each query's context, in the queries' order.
+    pub contexts: Vec<WriteContext>,
+}
+
 /// What compaction folded for one slot.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FoldSums {
@@ -277,6 +297,35 @@ pub trait Store: Send + Sync + 'static {
             }
             Ok(slots)
         }
+    }
+
+    /// A batch's slot heads and write contexts, read in one consistent
+    /// statement without taking any lock. `None` when the backend has no
+    /// such read or the batch does not suit it (then the batch takes its
+    /// locks in a transaction): the default.
+    fn read_unlocked(
+        &self,
+        claims: &[SlotClaim],
+        queries: &[ContextQuery<'_>],
+    ) -> impl Future<Output = StoreResult<Option<UnlockedRead>>> + Send {
+        let _ = (claims, queries);
+        async { Ok(None) }
+    }
+
+    /// Appends `rows` and records their keys, reserving each claim's rows
+    /// in its slot, if the slot's `last_seq` has not moved from `seen`
+    /// (read by [`Store::read_unlocked`]); returns each row's journal id.
+    /// Each slot's rows are written atomically with that check, or not at
+    /// all (`None` ids: the slot moved). The default writes nothing.
+    fn append_if_unchanged(
+        &self,
+        claims: &[SlotClaim],
+        seen: &[i64],
+        rows: &[KeyedRow<'_>],
+    ) -> impl Future<Output = StoreResult<Vec<Option<u64>>>> + Send {
+        let _ = (claims, seen);
+        let none = vec![None; rows.len()];
+        async move { Ok(none) }
     }
 
     /// Audit of the SPEC §3.3 formula: the slot watermark and the sum of

@@ -3,13 +3,11 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Utc};
-use rust_decimal::Decimal;
 use sqlx::{PgPool, postgres::PgRow};
 use tracing::debug;
 
 use crate::store::{
-    ContextQuery, EventKeyRecord, KeyedRow, SlotClaim, SlotHead, StoreError, StoreResult,
+    ContextQuery, EventKeyRecord, SlotClaim, SlotHead, StoreError, StoreResult, UnlockedRead,
     WriteContext, to_i64, to_u32, to_u64,
 };
 
@@ -99,6 +97,15 @@ macro_rules! claim_slots {
     };
 }
 
+/// A slot's head (`l`), as [`slot_head`] reads it.
+macro_rules! head_columns {
+    () => {
+        "l.last_seq, l.watermark_churner_profit, l.watermark_over_performance, \
+         l.watermark_subsidy, l.watermark_operator, l.snapshot_seq, l.snapshot_churner_profit, \
+         l.snapshot_over_performance, l.snapshot_subsidy, l.snapshot_operator"
+    };
+}
+
 /// The write contexts of a batch: per write its event key, position and
 /// the newest subsidy row of its slot, in the writes' order.
 const CONTEXTS: &str = concat!(
@@ -127,13 +134,24 @@ const CLAIMS_AND_CONTEXTS: &str = concat!(
     claim_slots!("$5", "$6", "$7"),
     ") SELECT ",
     context_columns!(),
-    ", l.last_seq, l.watermark_churner_profit, l.watermark_over_performance, \
-       l.watermark_subsidy, l.watermark_operator, l.snapshot_seq, l.snapshot_churner_profit, \
-       l.snapshot_over_performance, l.snapshot_subsidy, l.snapshot_operator, \
-       (SELECT s.last_seq FROM ledger_slots s WHERE s.bot_id = t.bot AND s.slot_id = t.slot) \
+    ", ",
+    head_columns!(),
+    ", (SELECT s.last_seq FROM ledger_slots s WHERE s.bot_id = t.bot AND s.slot_id = t.slot) \
          AS seen_seq FROM ",
     context_lookups!(),
     " JOIN l ON l.bot_id = t.bot AND l.slot_id = t.slot ORDER BY t.ord"
+);
+
+/// [`CONTEXTS`] with each write's slot head, read without locks in one
+/// snapshot (see [`read_unlocked`]).
+const UNLOCKED: &str = concat!(
+    "SELECT ",
+    context_columns!(),
+    ", ",
+    head_columns!(),
+    " FROM ",
+    context_lookups!(),
+    " JOIN ledger_slots l ON l.bot_id = t.bot AND l.slot_id = t.slot ORDER BY t.ord"
 );
 
 /// Most bytes of parameters one batch statement should carry.
@@ -146,11 +164,7 @@ const CLAIMS_AND_CONTEXTS: &str = concat!(
 /// throughput under load (`ledger-bench`, 256 clients). Statements kept
 /// under one record never wait; the rest of the record is headroom for the
 /// estimate below.
-const STATEMENT_BYTES: usize = 12 * 1024;
-
-/// Bytes a row's fixed-size parameters take on the wire at most (ids,
-/// sequence, time, flags, eight decimals, array element headers).
-const FIXED_ROW_BYTES: usize = 320;
+pub(super) const STATEMENT_BYTES: usize = 12 * 1024;
 
 /// Bytes a write context query's fixed-size parameters take at most (slot,
 /// position id, ordinal, array element headers).
@@ -158,7 +172,9 @@ const FIXED_QUERY_BYTES: usize = 48;
 
 /// Splits `0..sizes.len()` into consecutive ranges whose summed sizes stay
 /// within [`STATEMENT_BYTES`]; a range holds at least one item.
-fn statement_ranges(sizes: impl IntoIterator<Item = usize>) -> Vec<std::ops::Range<usize>> {
+pub(super) fn statement_ranges(
+    sizes: impl IntoIterator<Item = usize>,
+) -> Vec<std::ops::Range<usize>> {
     let mut ranges = Vec::new();
     let (mut start, mut bytes, mut n) = (0, 0, 0);
     for size in sizes {
@@ -178,7 +194,7 @@ fn statement_ranges(sizes: impl IntoIterator<Item = usize>) -> Vec<std::ops::Ran
 
 /// The parameters of [`CLAIMS`]: bots, slots and rows to reserve (at
 /// least one each).
-fn claim_params(claims: &[SlotClaim]) -> (Vec<&str>, Vec<i64>, Vec<i64>) {
+pub(super) fn claim_params(claims: &[SlotClaim]) -> (Vec<&str>, Vec<i64>, Vec<i64>) {
     (
         claims.iter().map(|c| c.bot_id.as_str()).collect(),
         claims.iter().map(|c| i64::from(c.slot_id)).collect(),
@@ -223,6 +239,73 @@ fn query_sizes<'a>(queries: &'a [ContextQuery<'_>]) -> impl Iterator<Item = usiz
     queries
         .iter()
         .map(|q| FIXED_QUERY_BYTES + q.bot_id.len() + q.event_key.len())
+}
+
+/// Whether the heads of `claims` and the contexts of `queries` can be
+/// read in one statement: it fits [`STATEMENT_BYTES`], and every claimed
+/// slot has a write (the statement finds each head on a write's row).
+fn in_one_statement(claims: &[SlotClaim], queries: &[ContextQuery<'_>]) -> bool {
+    let bytes: usize = claims
+        .iter()
+        .map(|c| FIXED_QUERY_BYTES + c.bot_id.len())
+        .chain(query_sizes(queries))
+        .sum();
+    let written: std::collections::HashSet<(&str, u32)> =
+        queries.iter().map(|q| (q.bot_id, q.slot_id)).collect();
+    bytes <= STATEMENT_BYTES
+        && !claims.is_empty()
+        && claims
+            .iter()
+            .all(|c| written.contains(&(c.bot_id.as_str(), c.slot_id)))
+}
+
+/// [`crate::store::Store::read_unlocked`]: [`UNLOCKED`], one round trip
+/// outside any transaction. `None` when the batch does not fit one
+/// statement or a claimed slot has no row yet.
+pub(super) async fn read_unlocked(
+    pool: &PgPool,
+    claims: &[SlotClaim],
+    queries: &[ContextQuery<'_>],
+) -> StoreResult<Option<UnlockedRead>> {
+    if !in_one_statement(claims, queries) {
+        return Ok(None);
+    }
+    let (bots, slots, keys, ids) = query_params(queries);
+    let rows = sqlx::query(UNLOCKED)
+        .bind(bots)
+        .bind(slots)
+        .bind(keys)
+        .bind(ids)
+        .fetch_all(pool)
+        .await
+        .map_err(StoreError::db("read write contexts without locks"))?;
+    if rows.len() != queries.len() {
+        return Ok(None);
+    }
+    let mut by_slot: HashMap<(&str, u32), SlotHead> = HashMap::new();
+    for (q, row) in queries.iter().zip(&rows) {
+        if let std::collections::hash_map::Entry::Vacant(slot) =
+            by_slot.entry((q.bot_id, q.slot_id))
+        {
+            slot.insert(slot_head(row)?);
+        }
+    }
+    // Nothing is reserved yet: a claim's first number is `last_seq + 1`.
+    let mut seen = Vec::with_capacity(claims.len());
+    let heads = reserved_heads(claims, &vec![0; claims.len()], |c| {
+        let head = by_slot.remove(&(c.bot_id.as_str(), c.slot_id))?;
+        seen.push(head.seq);
+        Some(head)
+    })?;
+    let contexts = rows
+        .iter()
+        .map(context_from_row)
+        .collect::<StoreResult<_>>()?;
+    Ok(Some(UnlockedRead {
+        heads,
+        seen,
+        contexts,
+    }))
 }
 
 /// One row of [`CONTEXTS`] (or of [`CLAIMS_AND_CONTEXTS`]).
@@ -281,18 +364,7 @@ impl PgTx {
         claims: &[SlotClaim],
         queries: &[ContextQuery<'_>],
     ) -> StoreResult<(Vec<SlotHead>, Vec<WriteContext>)> {
-        let bytes: usize = claims
-            .iter()
-            .map(|c| FIXED_QUERY_BYTES + c.bot_id.len())
-            .chain(query_sizes(queries))
-            .sum();
-        // The statement finds each head on a write's row.
-        let written: std::collections::HashSet<(&str, u32)> =
-            queries.iter().map(|q| (q.bot_id, q.slot_id)).collect();
-        let every_claim_written = claims
-            .iter()
-            .all(|c| written.contains(&(c.bot_id.as_str(), c.slot_id)));
-        if bytes > STATEMENT_BYTES || claims.is_empty() || !every_claim_written {
+        if !in_one_statement(claims, queries) {
             let heads = self.lock_claims(claims).await?;
             return Ok((heads, self.contexts(queries).await?));
         }
@@ -373,132 +445,6 @@ impl PgTx {
             .await
             .map_err(StoreError::db("read write contexts"))?;
         rows.iter().map(context_from_row).collect()
-    }
-
-    /// Appends every row and records its key, in as few statements as
-    /// [`STATEMENT_BYTES`] allows; returns the journal ids in the rows'
-    /// order.
-    pub(super) async fn append_all(&mut self, rows: &[KeyedRow<'_>]) -> StoreResult<Vec<u64>> {
-        let details: Vec<String> = rows.iter().map(|r| r.row.details.to_json()).collect();
-        let sizes = rows.iter().zip(&details).map(|(r, d)| {
-            FIXED_ROW_BYTES
-                + r.row.bot_id.len()
-                + r.row.event_key.len()
-                + r.request_hash.len()
-                + d.len()
-        });
-        let mut ids = Vec::with_capacity(rows.len());
-        for range in statement_ranges(sizes) {
-            ids.extend(
-                self.append_in_one(&rows[range.clone()], &details[range])
-                    .await?,
-            );
-        }
-        Ok(ids)
-    }
-
-    /// Appends rows that fit one statement (`details`: each row's details
-    /// as JSON) and records their keys; returns their journal ids in order.
-    async fn append_in_one(
-        &mut self,
-        rows: &[KeyedRow<'_>],
-        details: &[String],
-    ) -> StoreResult<Vec<u64>> {
-        let n = rows.len();
-        let mut position_id = Vec::with_capacity(n);
-        let mut bot_id = Vec::with_capacity(n);
-        let mut slot_id = Vec::with_capacity(n);
-        let mut slot_seq = Vec::with_capacity(n);
-        let mut at: Vec<DateTime<Utc>> = Vec::with_capacity(n);
-        let mut event_type = Vec::with_capacity(n);
-        let mut event_key = Vec::with_capacity(n);
-        let mut affects = Vec::with_capacity(n);
-        let mut deltas: [Vec<Option<Decimal>>; 4] = Default::default();
-        let mut cums: [Vec<Option<Decimal>>; 4] = Default::default();
-        let mut hashes = Vec::with_capacity(n);
-        for (i, r) in rows.iter().enumerate() {
-            let row = &r.row;
-            position_id.push(to_i64(row.position_id));
-            bot_id.push(row.bot_id);
-            slot_id.push(i64::from(row.slot_id));
-            slot_seq.push(row.slot_seq);
-            at.push(row.at);
-            event_type.push(row.details.event_type().as_str());
-            event_key.push(row.event_key);
-            affects.push(row.subsidy.is_some());
-            let (d, c) = row.subsidy.unzip();
-            let parts = |t: Option<crate::domain::SubsidyTotals>| {
-                [
-                    t.map(|t| t.churner_profit),
-                    t.map(|t| t.over_performance),
-                    t.map(|t| t.subsidy),
-                    t.map(|t| t.operator),
-                ]
-            };
-            for (k, v) in parts(d).into_iter().enumerate() {
-                deltas[k].push(v);
-            }
-            for (k, v) in parts(c).into_iter().enumerate() {
-                cums[k].push(v);
-            }
-            hashes.push(r.request_hash);
-            debug_assert_eq!(hashes.len(), i + 1);
-        }
-        let [d0, d1, d2, d3] = deltas;
-        let [c0, c1, c2, c3] = cums;
-        let done = sqlx::query(
-            "WITH t AS (SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], \
-                 $4::bigint[], $5::timestamptz[], $6::text[], $7::text[], $8::text[], \
-                 $9::bool[], $10::numeric[], $11::numeric[], $12::numeric[], $13::numeric[], \
-                 $14::numeric[], $15::numeric[], $16::numeric[], $17::numeric[], $18::text[]) \
-                 WITH ORDINALITY AS t(position_id, bot_id, slot_id, slot_seq, at, event_type, \
-                   details, event_key, affects_subsidy, d0, d1, d2, d3, c0, c1, c2, c3, \
-                   request_hash, ord)), \
-             j AS (INSERT INTO position_journal (position_id, bot_id, slot_id, slot_seq, at, \
-                 event_type, details, event_key, affects_subsidy, delta_churner_profit, \
-                 delta_over_performance, delta_subsidy, delta_operator, cum_churner_profit, \
-                 cum_over_performance, cum_subsidy, cum_operator) \
-               SELECT position_id, bot_id, slot_id, slot_seq, at, event_type, details::jsonb, \
-                 event_key, affects_subsidy, d0, d1, d2, d3, c0, c1, c2, c3 FROM t ORDER BY ord \
-               RETURNING journal_id, bot_id, slot_id, slot_seq), \
-             k AS (INSERT INTO ledger_event_keys (bot_id, event_key, request_hash, \
-                 position_id, journal_id) \
-               SELECT t.bot_id, t.event_key, t.request_hash, t.position_id, j.journal_id \
-               FROM t JOIN j ON j.bot_id = t.bot_id AND j.slot_id = t.slot_id \
-                 AND j.slot_seq = t.slot_seq) \
-             SELECT t.ord, j.journal_id FROM t JOIN j ON j.bot_id = t.bot_id \
-               AND j.slot_id = t.slot_id AND j.slot_seq = t.slot_seq ORDER BY t.ord",
-        )
-        .bind(position_id)
-        .bind(bot_id)
-        .bind(slot_id)
-        .bind(slot_seq)
-        .bind(at)
-        .bind(event_type)
-        .bind(details)
-        .bind(event_key)
-        .bind(affects)
-        .bind(d0)
-        .bind(d1)
-        .bind(d2)
-        .bind(d3)
-        .bind(c0)
-        .bind(c1)
-        .bind(c2)
-        .bind(c3)
-        .bind(hashes)
-        .fetch_all(&mut *self.tx)
-        .await
-        .map_err(StoreError::db("append journal rows"))?;
-        if done.len() != n {
-            return Err(StoreError::corrupt(
-                "position_journal",
-                format!("appended {} rows of {n}", done.len()),
-            ));
-        }
-        done.iter()
-            .map(|row| to_u64("position_journal", get(row, "journal_id")?))
-            .collect()
     }
 }
 

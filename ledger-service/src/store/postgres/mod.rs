@@ -9,7 +9,9 @@
 //!
 //! A batch of writes takes its locks, reads its context and appends its
 //! rows in one statement each (arrays bound with `unnest`), so a batch of
-//! any size costs the same few round trips.
+//! any size costs the same few round trips. A batch of appends may instead
+//! read without locks and append in one statement that checks its slots
+//! did not move ([`Store::read_unlocked`], [`Store::append_if_unchanged`]).
 
 use std::{collections::HashMap, str::FromStr, time::Duration};
 
@@ -20,10 +22,11 @@ use sqlx::{
 
 use crate::domain::{JournalEntry, Position, SubsidyTotals, subsidy::CumulativeAt};
 use crate::store::{
-    EventKeyRecord, OpenKeyRecord, SlotSubsidyState, Store, StoreError, StoreResult, to_i64,
-    to_u32, to_u64,
+    ContextQuery, EventKeyRecord, KeyedRow, OpenKeyRecord, SlotClaim, SlotSubsidyState, Store,
+    StoreError, StoreResult, UnlockedRead, to_i64, to_u32, to_u64,
 };
 
+mod append;
 mod batch;
 mod rows;
 
@@ -293,6 +296,23 @@ impl Store for PgStore {
         position_ids: &[u64],
     ) -> StoreResult<HashMap<u64, (String, u32)>> {
         batch::position_slots(&self.pool, position_ids).await
+    }
+
+    async fn read_unlocked(
+        &self,
+        claims: &[SlotClaim],
+        queries: &[ContextQuery<'_>],
+    ) -> StoreResult<Option<UnlockedRead>> {
+        batch::read_unlocked(&self.pool, claims, queries).await
+    }
+
+    async fn append_if_unchanged(
+        &self,
+        claims: &[SlotClaim],
+        seen: &[i64],
+        rows: &[KeyedRow<'_>],
+    ) -> StoreResult<Vec<Option<u64>>> {
+        append::append_if_unchanged(&self.pool, claims, seen, rows).await
     }
 
     async fn subsidy_audit(
