@@ -305,36 +305,13 @@ pub(super) async fn append_if_unchanged(
 mod tests {
     use std::time::Duration;
 
-    use healgrid_tests::pg::TestSchema;
-
     use crate::{
-        Ledger,
-        domain::{EventDetails, position::tests::open_command},
+        domain::EventDetails,
         store::{
-            ContextQuery, KeyedRow, NewJournalRow, PgStore, SlotClaim, Store, StoreTx, UnlockedRead,
+            ContextQuery, KeyedRow, NewJournalRow, PgStore, Store, StoreTx, UnlockedRead,
+            postgres::fixture::{one_position, slot_claims as claims},
         },
     };
-
-    /// A store with one open position (bot `bot`, slot 0); its id.
-    async fn one_position(test: &str) -> Option<(TestSchema, PgStore, u64)> {
-        let schema = TestSchema::create(test).await?;
-        let store = PgStore::connect_with(&schema.url, 4)
-            .await
-            .expect("open postgres store");
-        let opened = Ledger::new(store.clone())
-            .open_position(open_command("bot", 0, "open-0"))
-            .await
-            .expect("open a position");
-        Some((schema, store, opened.position.position_id))
-    }
-
-    fn claims() -> Vec<SlotClaim> {
-        vec![SlotClaim {
-            bot_id: "bot".into(),
-            slot_id: 0,
-            rows: 1,
-        }]
-    }
 
     async fn read(store: &PgStore, position_id: u64, key: &str) -> UnlockedRead {
         let query = ContextQuery {

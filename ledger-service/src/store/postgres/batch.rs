@@ -282,14 +282,7 @@ pub(super) async fn read_unlocked(
     if rows.len() != queries.len() {
         return Ok(None);
     }
-    let mut by_slot: HashMap<(&str, u32), SlotHead> = HashMap::new();
-    for (q, row) in queries.iter().zip(&rows) {
-        if let std::collections::hash_map::Entry::Vacant(slot) =
-            by_slot.entry((q.bot_id, q.slot_id))
-        {
-            slot.insert(slot_head(row)?);
-        }
-    }
+    let mut by_slot = per_slot(queries, &rows, slot_head)?;
     // Nothing is reserved yet: a claim's first number is `last_seq + 1`.
     let mut seen = Vec::with_capacity(claims.len());
     let heads = reserved_heads(claims, &vec![0; claims.len()], |c| {
@@ -306,6 +299,24 @@ pub(super) async fn read_unlocked(
         seen,
         contexts,
     }))
+}
+
+/// `read` of the first of `rows` (one per query, in order) of each slot:
+/// the slot's columns, which every row of the slot repeats.
+fn per_slot<'q, T>(
+    queries: &[ContextQuery<'q>],
+    rows: &[PgRow],
+    read: impl Fn(&PgRow) -> StoreResult<T>,
+) -> StoreResult<HashMap<(&'q str, u32), T>> {
+    let mut by_slot = HashMap::new();
+    for (q, row) in queries.iter().zip(rows) {
+        if let std::collections::hash_map::Entry::Vacant(slot) =
+            by_slot.entry((q.bot_id, q.slot_id))
+        {
+            slot.insert(read(row)?);
+        }
+    }
+    Ok(by_slot)
 }
 
 /// One row of [`CONTEXTS`] (or of [`CLAIMS_AND_CONTEXTS`]).
@@ -387,14 +398,9 @@ impl PgTx {
                 format!("{} write contexts for {} writes", rows.len(), queries.len()),
             ));
         }
-        let mut by_slot: HashMap<(&str, u32), (SlotHead, Option<i64>)> = HashMap::new();
-        for (q, row) in queries.iter().zip(&rows) {
-            if let std::collections::hash_map::Entry::Vacant(slot) =
-                by_slot.entry((q.bot_id, q.slot_id))
-            {
-                slot.insert((slot_head(row)?, get(row, "seen_seq")?));
-            }
-        }
+        let mut by_slot = per_slot(queries, &rows, |row| {
+            Ok((slot_head(row)?, get::<Option<i64>>(row, "seen_seq")?))
+        })?;
         let fresh = claims.iter().zip(&counts).all(|(c, n)| {
             by_slot
                 .get(&(c.bot_id.as_str(), c.slot_id))
@@ -476,28 +482,16 @@ mod tests {
     async fn a_batch_that_waited_for_a_slot_reads_what_the_holder_wrote() {
         use std::time::Duration;
 
-        use crate::{
-            Ledger,
-            domain::position::tests::open_command,
-            store::{ContextQuery, SlotClaim, Store, StoreTx},
+        use crate::store::{
+            ContextQuery, Store, StoreTx,
+            postgres::fixture::{one_position, slot_claims},
         };
 
-        let Some(schema) = TestSchema::create("batch_waited_for_slot").await else {
+        let Some((_schema, store, position_id)) = one_position("batch_waited_for_slot").await
+        else {
             return;
         };
-        let store = PgStore::connect_with(&schema.url, 4)
-            .await
-            .expect("open postgres store");
-        let opened = Ledger::new(store.clone())
-            .open_position(open_command("bot", 0, "open-0"))
-            .await
-            .expect("open a position");
-        let position_id = opened.position.position_id;
-        let claims = vec![SlotClaim {
-            bot_id: "bot".into(),
-            slot_id: 0,
-            rows: 1,
-        }];
+        let claims = slot_claims();
 
         // The holder locks the slot and writes a subsidy row under it.
         let mut holder = store.begin().await.expect("begin");

@@ -28,6 +28,8 @@ use crate::store::{
 
 mod append;
 mod batch;
+#[cfg(test)]
+mod fixture;
 mod rows;
 
 pub use rows::DEFAULT_MAX_CONNECTIONS;
