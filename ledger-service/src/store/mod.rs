@@ -313,10 +313,11 @@ pub trait Store: Send + Sync + 'static {
     }
 
     /// Appends `rows` and records their keys, reserving each claim's rows
-    /// in its slot, if the slot's `last_seq` has not moved from `seen`
-    /// (read by [`Store::read_unlocked`]); returns each row's journal id.
-    /// Each slot's rows are written atomically with that check, or not at
-    /// all (`None` ids: the slot moved). The default writes nothing.
+    /// in its slot, in one atomic statement if no claimed slot's `last_seq`
+    /// moved from `seen` (read by [`Store::read_unlocked`]); returns each
+    /// row's journal id. No ids (and nothing written) when a slot moved or
+    /// the backend would not write the batch this way. The default never
+    /// writes.
     fn append_if_unchanged(
         &self,
         claims: &[SlotClaim],

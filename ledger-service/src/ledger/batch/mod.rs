@@ -31,7 +31,7 @@
 //! On PostgreSQL a batch of appends only (events; no reprice or close)
 //! first runs without a transaction held open: step 2 reads the heads and
 //! contexts in one statement without locks, step 3 runs the same rules
-//! ([`stage`]), and step 4 is one statement per few slots that locks them,
+//! ([`stage`]), and step 4 is one statement that locks them,
 //! checks that no slot's `last_seq` moved since the read (every change to a
 //! slot moves it under the slot's lock) and only then reserves and appends,
 //! committing on its own. That is two round trips instead of four (begin,
@@ -417,11 +417,11 @@ impl<S: Store> Ledger<S> {
 /// store failed, after which nothing of the failed step was written.
 ///
 /// Where the store offers it, the batch first runs unlocked: one read, the
-/// rules, and one statement per few slots that appends only if none of its
-/// slots moved since the read (two round trips, no transaction held open
-/// between them). A batch that moves positions (reprices, closes) runs as
-/// one transaction under its slots' locks, and so do the writes of slots
-/// that moved.
+/// rules, and one statement that appends only if none of its slots moved
+/// since the read (two round trips, no transaction held open between
+/// them). A batch that moves positions (reprices, closes) runs as one
+/// transaction under its slots' locks, and so do the writes the store did
+/// not append unlocked.
 async fn apply_batch<S: Store>(
     store: &S,
     batcher: &Batcher,
@@ -460,7 +460,8 @@ async fn apply_batch<S: Store>(
     }
     debug!(
         writes = again.len(),
-        "slots moved since the batch read them; their writes run under locks"
+        "writes not appended without locks (a slot moved, or the batch is too large); \
+         they run under locks"
     );
     // If this fails, the caller runs every write of the batch again, one by
     // one: those written above come back as replays of their keys.
