@@ -639,3 +639,110 @@ async fn two_ledgers_appending_to_shared_slots_lose_and_repeat_nothing_postgres(
     }
     assert_eq!(credited, WRITERS * 2 * WRITES, "every write appended once");
 }
+
+/// The `slot_seq` of the journal row written under `key`.
+async fn slot_seq_of(ledger: &Ledger<ledger_service::PgStore>, key: &str) -> i64 {
+    sqlx::query_scalar("SELECT slot_seq FROM position_journal WHERE event_key = $1")
+        .bind(key)
+        .fetch_one(ledger.store().pool())
+        .await
+        .unwrap()
+}
+
+/// A ledger remembers what it last wrote to a slot and appends its next
+/// writes there without reading. Whatever another writer does to the slot
+/// meanwhile (reserves numbers, credits it), the next write must land
+/// after it and count it; and a retried key is still answered as a replay.
+#[tokio::test]
+async fn a_remembered_slot_yields_to_other_writers_postgres() {
+    let Some(schema) = TestSchema::create("remembered_slot").await else {
+        return;
+    };
+    let a = Ledger::open_postgres(&schema.url, 2).await.unwrap();
+    let b = Ledger::open_postgres(&schema.url, 2).await.unwrap();
+    let p = a
+        .open_position(open("mem", 0, "o"))
+        .await
+        .unwrap()
+        .position
+        .position_id;
+    let k1 = a.journal_event(credit(p, "k1", dec!(1))).await.unwrap();
+    a.journal_event(credit(p, "k2", dec!(1))).await.unwrap();
+    let k2_seq = slot_seq_of(&a, "k2").await;
+
+    // Another process reserves five numbers in the slot.
+    sqlx::query("UPDATE ledger_slots SET last_seq = last_seq + 5 WHERE bot_id = 'mem'")
+        .execute(a.store().pool())
+        .await
+        .unwrap();
+    a.journal_event(credit(p, "k3", dec!(1))).await.unwrap();
+    assert_eq!(
+        slot_seq_of(&a, "k3").await,
+        k2_seq + 6,
+        "a write reused a number another writer reserved"
+    );
+
+    // Another ledger credits the slot; the next write counts it.
+    b.journal_event(credit(p, "k4", dec!(10))).await.unwrap();
+    let k5 = a.journal_event(credit(p, "k5", dec!(1))).await.unwrap();
+    assert_eq!(k5.subsidy.totals.balance(), dec!(14));
+    let k6 = a.journal_event(credit(p, "k6", dec!(1))).await.unwrap();
+    assert_eq!(k6.subsidy.totals.balance(), dec!(15));
+
+    // Retries, of a key written long ago and of the last one.
+    for (key, first) in [("k1", &k1), ("k6", &k6)] {
+        let again = a.journal_event(credit(p, key, dec!(1))).await.unwrap();
+        assert!(again.replayed, "{key} written twice");
+        assert_eq!(again.entry.journal_id, first.entry.journal_id);
+    }
+    let balance = b.subsidy_balance("mem", 0).await.unwrap();
+    assert_eq!(balance.totals.balance(), dec!(15));
+    assert!(b.subsidy_audit("mem", 0).await.unwrap().is_consistent());
+    let page = b.journal(&JournalScope::Position(p), 0, 100).await.unwrap();
+    assert_eq!(page.entries.len(), 7, "the `created` row and six credits");
+}
+
+/// A reprice in a slot the ledger remembers moves the position's exit
+/// (under the slot's lock), and the writes after it see the moved exit
+/// and the spent subsidy.
+#[tokio::test]
+async fn a_reprice_in_a_remembered_slot_moves_the_exit_postgres() {
+    let Some(schema) = TestSchema::create("remembered_reprice").await else {
+        return;
+    };
+    let ledger = Ledger::open_postgres(&schema.url, 2).await.unwrap();
+    let p = ledger
+        .open_position(open("mem", 0, "o"))
+        .await
+        .unwrap()
+        .position
+        .position_id;
+    ledger
+        .journal_event(credit(p, "c1", dec!(5)))
+        .await
+        .unwrap();
+    ledger
+        .journal_event(credit(p, "c2", dec!(1)))
+        .await
+        .unwrap();
+    let repriced = ledger
+        .reprice_position(debit(p, "d1", dec!(2)))
+        .await
+        .unwrap();
+    assert_eq!(repriced.subsidy.totals.balance(), dec!(4));
+    let position = ledger.position(p).await.unwrap();
+    assert_eq!(position.current_exit_price, dec!(0.199));
+    assert_eq!(position.times_repriced, 1);
+    let after = ledger
+        .journal_event(credit(p, "c3", dec!(1)))
+        .await
+        .unwrap();
+    assert_eq!(after.subsidy.totals.balance(), dec!(5));
+    assert!(
+        ledger
+            .subsidy_audit("mem", 0)
+            .await
+            .unwrap()
+            .is_consistent()
+    );
+}

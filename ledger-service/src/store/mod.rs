@@ -312,12 +312,20 @@ pub trait Store: Send + Sync + 'static {
         async { Ok(None) }
     }
 
+    /// Whether [`Store::append_if_unchanged`] can write at all: only then
+    /// is it worth remembering a slot's state to append there without
+    /// reading first. The default cannot.
+    fn appends_if_unchanged(&self) -> bool {
+        false
+    }
+
     /// Appends `rows` and records their keys, reserving each claim's rows
     /// in its slot, in one atomic statement if no claimed slot's `last_seq`
-    /// moved from `seen` (read by [`Store::read_unlocked`]); returns each
-    /// row's journal id. No ids (and nothing written) when a slot moved or
-    /// the backend would not write the batch this way. The default never
-    /// writes.
+    /// moved from `seen` (read by [`Store::read_unlocked`] or remembered
+    /// from the slot's last write) and none of the rows' keys is recorded;
+    /// returns each row's journal id. No ids (and nothing written) when a
+    /// slot moved, a key was recorded, or the backend would not write the
+    /// batch this way. The default never writes.
     fn append_if_unchanged(
         &self,
         claims: &[SlotClaim],

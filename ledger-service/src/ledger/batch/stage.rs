@@ -75,6 +75,18 @@ pub(super) struct Staging {
     replays: HashMap<usize, EventKeyRecord>,
     positions: BTreeMap<u64, PositionView>,
     rows: Vec<PendingRow>,
+    slots: Vec<SlotAfter>,
+}
+
+/// A claimed slot once the batch's rules ran.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct SlotAfter {
+    /// Its head as the batch read it (`seq`: the first number the batch
+    /// reserved there).
+    pub(super) head: SlotHead,
+    /// Its newest subsidy row after the batch's rows (the outer `None`:
+    /// no write of the batch read the slot's context).
+    pub(super) newest: Option<Option<CumulativeAt>>,
 }
 
 impl Staging {
@@ -89,8 +101,8 @@ impl Staging {
         let mut view: HashMap<(&str, u32), SlotView> = plan
             .claims
             .iter()
-            .zip(heads)
-            .map(|(c, head)| {
+            .zip(&heads)
+            .map(|(c, &head)| {
                 let slot = SlotView {
                     next_seq: head.seq,
                     snapshot: head.snapshot,
@@ -104,6 +116,7 @@ impl Staging {
             replays: HashMap::new(),
             positions: BTreeMap::new(),
             rows: Vec::new(),
+            slots: Vec::new(),
         };
         for ((i, bot_id, slot_id), ctx) in plan.found.iter().copied().zip(contexts) {
             if let Some(record) = ctx.key {
@@ -136,7 +149,34 @@ impl Staging {
             let result = stage(&jobs[i].write, pv, slot, bot_id, slot_id, i, &mut s.rows);
             s.results[i] = Some(result);
         }
+        s.slots = plan
+            .claims
+            .iter()
+            .zip(heads)
+            .map(|(c, head)| SlotAfter {
+                head,
+                newest: view
+                    .get(&(c.bot_id.as_str(), c.slot_id))
+                    .and_then(|v| v.newest),
+            })
+            .collect();
         s
+    }
+
+    /// Whether every write was accepted as new: none refused, none a
+    /// replay.
+    pub(super) fn all_fresh(&self) -> bool {
+        self.replays.is_empty() && self.results.iter().all(|r| matches!(r, Some(Ok(_))))
+    }
+
+    /// Each claimed slot after the rules, in the claims' order.
+    pub(super) fn slots(&self) -> &[SlotAfter] {
+        &self.slots
+    }
+
+    /// Each position a write of the batch read, as the batch left it.
+    pub(super) fn positions(&self) -> impl Iterator<Item = &Position> {
+        self.positions.values().map(|pv| &pv.position)
     }
 
     /// The rows to append, in staging order, with their request hashes.

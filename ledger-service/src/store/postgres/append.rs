@@ -61,7 +61,8 @@ const APPEND: &str = append_rows!("", "");
 
 /// The rows of a batch as a transaction of their own, written only if
 /// every claimed slot (`$19` bots, `$20` slots) still has the `last_seq`
-/// the batch read (`$21`); each then reserves its claim's rows (`$22`).
+/// the batch read (`$21`) and no row's key is recorded; each slot then
+/// reserves its claim's rows (`$22`).
 ///
 /// `c` locks the slots, in the order every batch locks them (bot id in
 /// byte order, then slot), so it never deadlocks with a batch holding
@@ -70,12 +71,22 @@ const APPEND: &str = append_rows!("", "");
 /// locked (READ COMMITTED re-checks a locked row's newest version), and
 /// one moved before it fails the check at once. Either way `ok` is false,
 /// nothing is reserved or appended, and the statement returns no row.
+///
+/// The key check lets a batch built from a slot's remembered state (which
+/// assumes its keys are new) meet a retried key without failing: the
+/// writes then run again and are answered as replays. A key another
+/// process records after this statement's snapshot still fails the
+/// key's primary key, as with the read batch. Each key is one index probe
+/// (`LIMIT 1` keeps the planner from hashing the whole key table).
 const APPEND_IF_UNCHANGED: &str = append_rows!(
     "c AS (SELECT s.bot_id FROM ledger_slots s \
        JOIN unnest($19::text[], $20::bigint[], $21::bigint[]) AS c(b, sl, seen) \
          ON s.bot_id = c.b AND s.slot_id = c.sl AND s.last_seq = c.seen \
        ORDER BY s.bot_id COLLATE \"C\", s.slot_id FOR UPDATE OF s), \
-     ok AS (SELECT count(*) = cardinality($19::text[]) AS ok FROM c), \
+     ok AS (SELECT count(*) = cardinality($19::text[]) \
+         AND NOT EXISTS (SELECT 1 FROM unnest($2::text[], $8::text[]) AS e(b, key) \
+           WHERE (SELECT 1 FROM ledger_event_keys k \
+             WHERE k.bot_id = e.b AND k.event_key = e.key LIMIT 1) IS NOT NULL) AS ok FROM c), \
      u AS (UPDATE ledger_slots s SET last_seq = s.last_seq + c.n \
        FROM unnest($19::text[], $20::bigint[], $22::bigint[]) AS c(b, sl, n) \
        WHERE s.bot_id = c.b AND s.slot_id = c.sl AND (SELECT ok FROM ok)), ",
@@ -363,6 +374,33 @@ mod tests {
 
         let fresh = read(&store, position_id, "late").await;
         assert!(append(&store, position_id, "late", &fresh).await.is_some());
+    }
+
+    /// A batch built from a slot's remembered state takes its keys as new.
+    /// A retried key must make it write nothing, and fail nothing, so that
+    /// the write runs again and is answered as a replay.
+    #[tokio::test]
+    async fn an_unlocked_batch_writes_nothing_when_a_key_is_recorded() {
+        let Some((_schema, store, position_id)) = one_position("unlocked_key_recorded").await
+        else {
+            return;
+        };
+        let first = read(&store, position_id, "retried").await;
+        assert!(
+            append(&store, position_id, "retried", &first)
+                .await
+                .is_some()
+        );
+        let moved = last_seq(&store).await;
+
+        // The slot did not move since this read; only the key is taken.
+        let unchanged = read(&store, position_id, "other").await;
+        assert_eq!(unchanged.seen[0], moved);
+        assert_eq!(
+            append(&store, position_id, "retried", &unchanged).await,
+            None
+        );
+        assert_eq!(last_seq(&store).await, moved, "nothing reserved");
     }
 
     /// A slot locked by another transaction when the append comes: the

@@ -308,6 +308,10 @@ impl Store for PgStore {
         batch::read_unlocked(&self.pool, claims, queries).await
     }
 
+    fn appends_if_unchanged(&self) -> bool {
+        true
+    }
+
     async fn append_if_unchanged(
         &self,
         claims: &[SlotClaim],
