@@ -312,11 +312,12 @@ pub trait Store: Send + Sync + 'static {
         async { Ok(None) }
     }
 
-    /// Whether [`Store::append_if_unchanged`] can write at all: only then
-    /// is it worth remembering a slot's state to append there without
-    /// reading first. The default cannot.
-    fn appends_if_unchanged(&self) -> bool {
-        false
+    /// Most writes a batch may have to run without locks: read by
+    /// [`Store::read_unlocked`], or staged from its slots' remembered state,
+    /// and written by [`Store::append_if_unchanged`]. Larger batches take
+    /// their locks. The default, zero: this backend never writes unlocked.
+    fn unlocked_max_writes(&self) -> usize {
+        0
     }
 
     /// Appends `rows` and records their keys, reserving each claim's rows

@@ -510,9 +510,10 @@ async fn apply_batch<S: Store>(
 }
 
 /// Appends `jobs` (planned as `plan`, reading `queries`) staged from
-/// their slots' remembered state, if every slot is remembered, every write
-/// is accepted as new and no slot moved since; `None` (nothing written, the
-/// slots forgotten) otherwise.
+/// their slots' remembered state, if the batch is small enough to run
+/// unlocked ([`Store::unlocked_max_writes`]), every slot is remembered,
+/// every write is accepted as new and no slot moved since; `None`
+/// (nothing written) otherwise.
 async fn append_known<S: Store>(
     store: &S,
     batcher: &Batcher,
@@ -520,6 +521,10 @@ async fn append_known<S: Store>(
     plan: &Plan<'_>,
     queries: &[ContextQuery<'_>],
 ) -> StoreResult<Option<Vec<Result<Applied, LedgerError>>>> {
+    if jobs.len() > store.unlocked_max_writes() {
+        // Too large for one guarded append: staging it would be wasted.
+        return Ok(None);
+    }
     let Some(read) = batcher.known.read(&plan.claims, queries) else {
         return Ok(None);
     };
@@ -595,7 +600,7 @@ async fn apply_locked<S: Store>(
     healgrid_proto::crash::reached_at(CrashPoint::BatchCommitted);
     // The locks reserved every claim's rows. A moved position's new state
     // is the database's to say (its close columns): forget its slot.
-    if store.appends_if_unchanged() && !moved {
+    if store.unlocked_max_writes() > 0 && !moved {
         batcher.known.learn(&plan.claims, &staging);
     } else {
         batcher.known.forget(&plan.claims);

@@ -259,13 +259,14 @@ fn in_one_statement(claims: &[SlotClaim], queries: &[ContextQuery<'_>]) -> bool 
             .all(|c| written.contains(&(c.bot_id.as_str(), c.slot_id)))
 }
 
-/// Most writes a batch may have to be read without locks: about as many
-/// rows as one unlocked append may carry (a journal row takes some 500
-/// bytes of parameters). A larger batch would be read for nothing, its
-/// append being too large for one statement, and that read costs the
-/// database as much as the locked one (measured: a quarter fewer calls at
-/// 64 writers when every large batch read twice).
-const UNLOCKED_MAX_WRITES: usize = STATEMENT_BYTES / 512;
+/// Most writes a batch may have to run without locks (read unlocked, or
+/// staged from remembered slots): about as many rows as one unlocked
+/// append may carry (a journal row takes some 500 bytes of parameters). A
+/// larger batch would be read or staged for nothing, its append being too
+/// large for one statement, and that read costs the database as much as
+/// the locked one (measured: a quarter fewer calls at 64 writers when
+/// every large batch read twice).
+pub(super) const UNLOCKED_MAX_WRITES: usize = STATEMENT_BYTES / 512;
 
 /// [`crate::store::Store::read_unlocked`]: [`UNLOCKED`], one round trip
 /// outside any transaction. `None` when the batch has more than

@@ -308,8 +308,8 @@ impl Store for PgStore {
         batch::read_unlocked(&self.pool, claims, queries).await
     }
 
-    fn appends_if_unchanged(&self) -> bool {
-        true
+    fn unlocked_max_writes(&self) -> usize {
+        batch::UNLOCKED_MAX_WRITES
     }
 
     async fn append_if_unchanged(
