@@ -153,6 +153,19 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// The exchange's answer to a placement, if this event is one: the
+    /// order and its txid (`None`: refused).
+    #[must_use]
+    pub fn placement_answer(&self) -> Option<(OrderId, Option<&str>)> {
+        match self {
+            Self::Placed { order_id, txid } => Some((*order_id, Some(txid))),
+            Self::PlaceFailed { order_id, .. } => Some((*order_id, None)),
+            _ => None,
+        }
+    }
+}
+
 /// An order the runtime must place.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderRequest {

@@ -301,12 +301,8 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
 
     /// Folds one exchange report into the churner and queues what follows.
     fn churn_event(&mut self, event: &ChurnEvent, market: Decimal, now: i64) {
-        match event {
-            ChurnEvent::Placed { order_id, txid } => {
-                self.release_awaiting_exit(order_id, Some(txid.as_str()));
-            }
-            ChurnEvent::PlaceFailed { order_id, .. } => self.release_awaiting_exit(order_id, None),
-            _ => {}
+        if let Some((order_id, txid)) = event.placement_answer() {
+            self.release_awaiting_exit(order_id, txid);
         }
         let still_needed = match event {
             ChurnEvent::Fill { order_id, .. } => churner::slot_of(order_id)

@@ -349,14 +349,8 @@ impl<E: Exchange, L: LedgerApi> Runtime<E, L> {
     /// out (which implies a state change worth committing).
     pub(crate) fn apply(&mut self, event: &Event) -> bool {
         let actions = transition(&mut self.engine, event, &self.cfg.engine);
-        match event {
-            Event::Placed { order_id, txid } => {
-                self.release_awaiting_exit(&order_id.to_string(), Some(txid.as_str()));
-            }
-            Event::PlaceFailed { order_id, .. } => {
-                self.release_awaiting_exit(&order_id.to_string(), None);
-            }
-            _ => {}
+        if let Some((order_id, txid)) = event.placement_answer() {
+            self.release_awaiting_exit(&order_id.to_string(), txid);
         }
         // Ticks, a new profit target and a new entry hold change state worth
         // keeping but not worth a commit of its own: they ride along with

@@ -55,6 +55,19 @@ pub enum ChurnEvent {
     },
 }
 
+impl ChurnEvent {
+    /// The exchange's answer to a placement, if this report is one: the
+    /// order and its txid (`None`: refused).
+    #[must_use]
+    pub fn placement_answer(&self) -> Option<(&str, Option<&str>)> {
+        match self {
+            Self::Placed { order_id, txid } => Some((order_id, Some(txid))),
+            Self::PlaceFailed { order_id, .. } => Some((order_id, None)),
+            _ => None,
+        }
+    }
+}
+
 /// Folds one exchange report into the book. `still_needed` is the
 /// subsidy the slot's parent still needs (profit routing), `market` the
 /// latest price (an exit never crosses it).
