@@ -170,27 +170,24 @@ impl<'r> RowParams<'r> {
             .collect()
     }
 
-    /// Binds the rows `range` as `$1` to `$18`.
+    /// Binds the rows `range` as `$1` to `$18`, borrowing the arrays.
     fn bind<'q>(
-        &self,
+        &'q self,
         range: std::ops::Range<usize>,
         query: Query<'q, Postgres, PgArguments>,
-    ) -> Query<'q, Postgres, PgArguments>
-    where
-        'r: 'q,
-    {
-        let [d0, d1, d2, d3] = self.deltas.each_ref().map(|v| v[range.clone()].to_vec());
-        let [c0, c1, c2, c3] = self.cums.each_ref().map(|v| v[range.clone()].to_vec());
+    ) -> Query<'q, Postgres, PgArguments> {
+        let [d0, d1, d2, d3] = self.deltas.each_ref().map(|v| &v[range.clone()]);
+        let [c0, c1, c2, c3] = self.cums.each_ref().map(|v| &v[range.clone()]);
         query
-            .bind(self.position_id[range.clone()].to_vec())
-            .bind(self.bot_id[range.clone()].to_vec())
-            .bind(self.slot_id[range.clone()].to_vec())
-            .bind(self.slot_seq[range.clone()].to_vec())
-            .bind(self.at[range.clone()].to_vec())
-            .bind(self.event_type[range.clone()].to_vec())
-            .bind(self.details[range.clone()].to_vec())
-            .bind(self.event_key[range.clone()].to_vec())
-            .bind(self.affects[range.clone()].to_vec())
+            .bind(&self.position_id[range.clone()])
+            .bind(&self.bot_id[range.clone()])
+            .bind(&self.slot_id[range.clone()])
+            .bind(&self.slot_seq[range.clone()])
+            .bind(&self.at[range.clone()])
+            .bind(&self.event_type[range.clone()])
+            .bind(&self.details[range.clone()])
+            .bind(&self.event_key[range.clone()])
+            .bind(&self.affects[range.clone()])
             .bind(d0)
             .bind(d1)
             .bind(d2)
@@ -199,7 +196,7 @@ impl<'r> RowParams<'r> {
             .bind(c1)
             .bind(c2)
             .bind(c3)
-            .bind(self.hashes[range].to_vec())
+            .bind(&self.hashes[range])
     }
 }
 
