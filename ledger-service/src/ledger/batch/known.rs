@@ -104,10 +104,21 @@ impl KnownSlots {
         })
     }
 
-    /// Learns the slots of a committed batch (`claims`, staged as
-    /// `staging`) that reserved its claims' rows. A slot no write of the
-    /// batch read is forgotten instead.
-    pub(super) fn learn(&self, claims: &[SlotClaim], staging: &Staging) {
+    /// Settles the slots of a committed batch (`claims`, staged as
+    /// `staging`): learns them if the batch `reserved` its claims' rows
+    /// and moved no position (a moved position's new state is the
+    /// database's to say: its close columns), else forgets them.
+    pub(super) fn settle(&self, claims: &[SlotClaim], staging: &Staging, reserved: bool) {
+        if reserved && staging.moved_positions().next().is_none() {
+            self.learn(claims, staging);
+        } else {
+            self.forget(claims);
+        }
+    }
+
+    /// Learns the slots of a committed batch that reserved its claims'
+    /// rows. A slot no write of the batch read is forgotten instead.
+    fn learn(&self, claims: &[SlotClaim], staging: &Staging) {
         let mut bots = self.lock();
         if bots.values().map(HashMap::len).sum::<usize>() >= SLOTS_LIMIT {
             bots.clear();

@@ -474,11 +474,8 @@ async fn apply_batch<S: Store>(
             .await?
     };
     healgrid_proto::crash::reached_at(CrashPoint::BatchCommitted);
-    if !rows.is_empty() && journal_ids.iter().all(Option::is_some) {
-        batcher.known.learn(&plan.claims, &staging);
-    } else {
-        batcher.known.forget(&plan.claims);
-    }
+    let reserved = !rows.is_empty() && journal_ids.iter().all(Option::is_some);
+    batcher.known.settle(&plan.claims, &staging, reserved);
     let answers = staging.answers(jobs, &journal_ids);
     let again: Vec<&Job> = jobs
         .iter()
@@ -552,7 +549,7 @@ async fn append_known<S: Store>(
         }
     };
     healgrid_proto::crash::reached_at(CrashPoint::BatchCommitted);
-    batcher.known.learn(&plan.claims, &staging);
+    batcher.known.settle(&plan.claims, &staging, true);
     Ok(Some(
         staging
             .answers(jobs, &journal_ids)
@@ -595,16 +592,13 @@ async fn apply_locked<S: Store>(
         }
     }
     healgrid_proto::crash::reached_at(CrashPoint::BatchAppended);
-    let moved = staging.moved_positions().next().is_some();
     tx.commit().await?;
     healgrid_proto::crash::reached_at(CrashPoint::BatchCommitted);
-    // The locks reserved every claim's rows. A moved position's new state
-    // is the database's to say (its close columns): forget its slot.
-    if store.unlocked_max_writes() > 0 && !moved {
-        batcher.known.learn(&plan.claims, &staging);
-    } else {
-        batcher.known.forget(&plan.claims);
-    }
+    // The locks reserved every claim's rows; remembering pays only where
+    // the store appends unlocked.
+    batcher
+        .known
+        .settle(&plan.claims, &staging, store.unlocked_max_writes() > 0);
     let ids: Vec<Option<u64>> = journal_ids.into_iter().map(Some).collect();
     staging
         .answers(jobs, &ids)
